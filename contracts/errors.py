@@ -2,7 +2,8 @@
 
     GatewayError
     +-- RequestRejected            the caller's fault; retrying the same request will not help
-    |   +-- InvalidRequest         malformed or semantically wrong input (field errors listed)
+    |   +-- InvalidRequest         malformed input (field errors listed)
+    |   |   +-- ValidationFailed   well-formed but breaks a business rule (field errors listed)
     |   +-- Unauthenticated        no or bad credentials
     |   +-- Forbidden              authenticated but not allowed (scope, legal entity, customer)
     |   +-- NotFound               no such resource (or not visible to this caller)
@@ -52,6 +53,7 @@ __all__ = [
     "UpstreamNotFound",
     "UpstreamRejected",
     "UpstreamUnavailable",
+    "ValidationFailed",
 ]
 
 
@@ -89,6 +91,10 @@ class InvalidRequest(RequestRejected):
     ) -> None:
         super().__init__(message, code=code)
         self.errors = tuple(errors)
+
+
+class ValidationFailed(InvalidRequest):
+    title = "Validation failed"
 
 
 class Unauthenticated(RequestRejected):

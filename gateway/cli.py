@@ -1,0 +1,295 @@
+"""`erp-gateway`: serve the gateway, migrate its database, manage clients and signing keys,
+run a vendor emulator alone, and compare contract versions."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from contracts.errors import GatewayError
+from contracts.scopes import SCOPES, TIERS
+from gateway import storage
+from gateway.clients import ClientRegistry
+from gateway.keys import KeyStore
+from gateway.logging import configure_logging
+from gateway.settings import Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+DEMO_CLIENT_FILE = "demo-client.json"
+VENDORS = ("salesforce", "stripe", "zendesk", "netsuite")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except SettingsError as exc:
+        print(f"erp-gateway: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except GatewayError as exc:
+        print(f"erp-gateway: {exc.message}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="erp-gateway", description=__doc__)
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", help="serve the gateway")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--server", choices=("granian", "uvicorn"), default="granian")
+    serve.set_defaults(run=_serve)
+
+    db = commands.add_parser("db", help="database schema").add_subparsers(title="db commands")
+    db.add_parser("upgrade", help="apply the migrations").set_defaults(run=_db_upgrade)
+
+    clients = commands.add_parser("clients", help="API clients").add_subparsers(
+        title="clients commands"
+    )
+    create = clients.add_parser("create", help="create a client (its secret is shown once)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", required=True, help=f"space-separated, of: {' '.join(sorted(SCOPES))}")
+    create.add_argument("--entities", help="comma-separated legal entities (default: all)")
+    create.add_argument("--customer", help="bind a portal client to one customer")
+    create.add_argument("--tier", choices=TIERS, default="bronze")
+    create.add_argument("--json", action="store_true", help="print only JSON on stdout")
+    create.set_defaults(run=_clients_create)
+    listing = clients.add_parser("list", help="list clients")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=_clients_list)
+    revoke = clients.add_parser("revoke", help="revoke a client")
+    revoke.add_argument("client_id")
+    revoke.set_defaults(run=_clients_revoke)
+
+    keys = commands.add_parser("keys", help="token signing keys").add_subparsers(title="keys commands")
+    keys.add_parser("rotate", help="make a new signing key current").set_defaults(run=_keys_rotate)
+
+    emulator = commands.add_parser("emulator", help="serve one vendor emulator alone")
+    emulator.add_argument("vendor", choices=VENDORS)
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, required=True)
+    emulator.set_defaults(run=_emulator)
+
+    contracts = commands.add_parser("contracts", help="canonical contracts").add_subparsers(
+        title="contracts commands"
+    )
+    diff = contracts.add_parser("diff", help="breaking changes between two versions")
+    diff.add_argument("old")
+    diff.add_argument("new")
+    diff.set_defaults(run=_contracts_diff)
+    return parser
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    return settings
+
+
+def _db_upgrade(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    storage.upgrade(settings.database_url)
+    print("database schema is up to date", file=sys.stderr)
+    return 0
+
+
+def _registry_call(settings: Settings, call: Any) -> Any:
+    async def run() -> Any:
+        engine = storage.create_engine(settings.database_url)
+        try:
+            return await call(ClientRegistry(engine))
+        finally:
+            await engine.dispose()
+
+    storage.upgrade(settings.database_url)
+    return asyncio.run(run())
+
+
+def _clients_create(args: argparse.Namespace) -> int:
+    settings = _settings()
+    entities = args.entities.split(",") if args.entities else None
+    created = _registry_call(
+        settings,
+        lambda registry: registry.create(
+            name=args.name,
+            scopes=args.scopes.split(),
+            tier=args.tier,
+            entities=entities,
+            customer=args.customer,
+        ),
+    )
+    payload = _client_json(created.client) | {"client_secret": created.client_secret}
+    if args.json:
+        print(json.dumps(payload))
+    else:
+        print(f"client_id:     {created.client.client_id}")
+        print(f"client_secret: {created.client_secret}   (shown once: store it now)")
+        print(f"scopes:        {' '.join(sorted(created.client.scopes))}")
+        print(f"tier:          {created.client.tier}")
+    return 0
+
+
+def _clients_list(args: argparse.Namespace) -> int:
+    settings = _settings()
+    listed = _registry_call(settings, lambda registry: registry.list())
+    rows = [_client_json(client) for client in listed]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        state = "revoked" if row["revoked_at"] else "active"
+        print(f"{row['client_id']}  {state:8} {row['tier']:7} {row['name']}  [{' '.join(row['scopes'])}]")
+    return 0
+
+
+def _clients_revoke(args: argparse.Namespace) -> int:
+    settings = _settings()
+    _registry_call(settings, lambda registry: registry.revoke(args.client_id))
+    print(f"revoked {args.client_id}; its tokens stop working within a minute", file=sys.stderr)
+    return 0
+
+
+def _client_json(client: Any) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "scopes": sorted(client.scopes),
+        "tier": client.tier,
+        "entities": sorted(client.entities) if client.entities is not None else None,
+        "customer": client.customer,
+        "created_at": client.created_at.isoformat(),
+        "revoked_at": client.revoked_at.isoformat() if client.revoked_at else None,
+    }
+
+
+def _keys_rotate(_args: argparse.Namespace) -> int:
+    settings = _settings()
+    kid = KeyStore(settings.signing_keys_dir).rotate()
+    print(f"new signing key {kid} is current; the previous key stays published", file=sys.stderr)
+    return 0
+
+
+def _contracts_diff(args: argparse.Namespace) -> int:
+    from contracts.compat import diff_versions
+
+    changes = diff_versions(args.old, args.new)
+    breaking = {name: items for name, items in changes.items() if items}
+    for name, items in sorted(breaking.items()):
+        for item in items:
+            print(f"{name}: {item}")
+    if not breaking:
+        print(f"no breaking changes from {args.old} to {args.new}", file=sys.stderr)
+    return 1 if breaking else 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.platforms import emulator_app
+
+    configure_logging()
+    uvicorn.run(emulator_app(args.vendor), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.host:
+        os.environ["ERPGW_HOST"] = args.host
+    if args.port:
+        os.environ["ERPGW_PORT"] = str(args.port)
+    settings = _settings()
+    storage.upgrade(settings.database_url)
+    KeyStore(settings.signing_keys_dir).ensure()
+    demo = _ensure_demo_client(settings) if settings.emulators else None
+    _print_banner(settings, demo)
+    if args.server == "uvicorn":
+        import uvicorn
+
+        uvicorn.run(
+            "gateway.app:create_app_from_env",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=args.workers,
+            log_level="warning",
+        )
+        return 0
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        "gateway.app:create_app_from_env",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,
+        workers=args.workers,
+        log_level="warning",  # type: ignore[arg-type]
+        backlog=2048,
+    ).serve()
+    return 0
+
+
+def _ensure_demo_client(settings: Settings) -> dict[str, Any]:
+    """The demo client holding every scope, created on first run and kept under var/."""
+    path = settings.var_dir / DEMO_CLIENT_FILE
+    stored = json.loads(path.read_text()) if path.exists() else None
+
+    async def ensure(registry: ClientRegistry) -> dict[str, Any]:
+        if stored is not None:
+            existing = await registry.get(stored["client_id"])
+            if existing is not None and existing.active:
+                return dict(stored)
+        created = await registry.create(name="demo", scopes=SCOPES, tier="gold")
+        return _client_json(created.client) | {"client_secret": created.client_secret}
+
+    demo: dict[str, Any] = _registry_call(settings, ensure)
+    if demo != stored:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _write_private(path, json.dumps(demo, indent=2))
+    return demo
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def _print_banner(settings: Settings, demo: dict[str, Any] | None) -> None:
+    base = settings.base_url
+    lines = [
+        "",
+        f"erp-gateway on {base}",
+        f"  docs            {base}/docs   (OpenAPI: {base}/docs/openapi.json)",
+        f"  ops console     {base}/ops",
+        f"  contracts       {base}/contracts",
+        f"  health          {base}/health/ready   metrics {base}/metrics",
+    ]
+    if demo is not None:
+        lines += [
+            "",
+            f"demo client (every scope; stored in {settings.var_dir / DEMO_CLIENT_FILE}):",
+            f"  client_id      {demo['client_id']}",
+            f"  client_secret  {demo['client_secret']}",
+            f"  get a token:   curl -s -u {demo['client_id']}:{demo['client_secret']} "
+            f"-d grant_type=client_credentials {base}/oauth/token",
+        ]
+    if settings.emulators:
+        from gateway.platforms import sandbox_banner
+
+        lines += ["", *sandbox_banner(base)]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,246 @@
+"""Every error of every route as RFC 9457 `application/problem+json`; the one place that does it.
+
+The table below maps each error class of `contracts.errors` to its HTTP status; Litestar's own
+HTTP exceptions (routing, validation, body size) keep theirs; anything else is a 500 whose
+body says nothing about internals (the traceback goes to the log with the correlation id).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import Scope, Send
+
+from contracts import errors as e
+
+__all__ = [
+    "PROBLEM_CONTENT_TYPE",
+    "ProblemBoundary",
+    "STATUS_BY_ERROR",
+    "exception_handlers",
+    "problem_response_parts",
+    "send_problem",
+]
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "urn:erp-gateway:problem:"
+
+STATUS_BY_ERROR: dict[type[e.GatewayError], int] = {
+    e.GatewayError: 500,
+    e.RequestRejected: 400,
+    e.InvalidRequest: 400,
+    e.ValidationFailed: 422,
+    e.OwnershipViolation: 422,
+    e.Unauthenticated: 401,
+    e.Forbidden: 403,
+    e.NotFound: 404,
+    e.Conflict: 409,
+    e.Gone: 410,
+    e.PayloadTooLarge: 413,
+    e.RateLimited: 429,
+    e.ServiceUnavailable: 503,
+    e.UpstreamError: 502,
+    e.UpstreamUnavailable: 503,
+    e.UpstreamRejected: 502,
+    e.UpstreamNotFound: 404,
+    e.UpstreamConflict: 409,
+    e.UpstreamInvalid: 422,
+    e.UpstreamAuthFailed: 502,
+    e.FlowAborted: 409,
+}
+"""Most specific class wins (the exception's MRO is walked)."""
+
+log = structlog.get_logger("gateway.errors")
+
+
+def problem_response_parts(
+    exc: BaseException, scope: Scope | None = None
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, problem body, extra headers) for any exception."""
+    if isinstance(exc, e.GatewayError):
+        status, body, headers = _gateway_problem(exc)
+    elif isinstance(exc, HTTPException):
+        status, body, headers = _http_problem(exc)
+    else:
+        status, body, headers = _internal_problem()
+    state: Mapping[str, Any] = (scope or {}).get("state", {})
+    if state.get("correlation_id"):
+        body["correlation_id"] = state["correlation_id"]
+    # Policies that refuse a request leave the headers their refusal should carry here
+    # (RateLimit fields on a 429, Sunset and Link on a 410).
+    for key in ("rate_limit_headers", "problem_headers"):
+        for name, value in state.get(key, ()):
+            headers.setdefault(name, value)
+    if scope is not None:
+        body.setdefault("instance", scope.get("path", ""))
+    if status >= 500 and not isinstance(exc, e.GatewayError | HTTPException):
+        log.error("unhandled_error", exc_info=exc, correlation_id=state.get("correlation_id"))
+    return status, body, headers
+
+
+def _status_of(exc: e.GatewayError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]  # type: ignore[index]
+    return 500
+
+
+def _gateway_problem(exc: e.GatewayError) -> tuple[int, dict[str, Any], dict[str, str]]:
+    status = _status_of(exc)
+    slug = exc.code or _slug(type(exc).__name__)
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + slug,
+        "title": exc.title,
+        "status": status,
+        "detail": exc.message,
+    }
+    if exc.code:
+        body["code"] = exc.code
+    field_errors = getattr(exc, "errors", ())
+    if field_errors:
+        body["errors"] = [{"pointer": f.pointer, "detail": f.detail} for f in field_errors]
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
+    if isinstance(exc, e.UpstreamError):
+        body["vendor"] = exc.vendor
+        if isinstance(exc, e.UpstreamUnavailable) and exc.timeout:
+            status = body["status"] = 504
+    if isinstance(exc, e.Unauthenticated):
+        headers["WWW-Authenticate"] = _www_authenticate(exc.error, exc.message)
+    elif isinstance(exc, e.Forbidden) and exc.required_scopes:
+        headers["WWW-Authenticate"] = _www_authenticate(
+            "insufficient_scope", exc.message, scope=" ".join(exc.required_scopes)
+        )
+        body["required_scopes"] = list(exc.required_scopes)
+    return status, body, headers
+
+
+def _http_problem(exc: HTTPException) -> tuple[int, dict[str, Any], dict[str, str]]:
+    status = exc.status_code
+    detail = exc.detail if status < 500 else "The gateway could not complete the request."
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": _reason(status),
+        "status": status,
+        "detail": detail,
+    }
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        body["errors"] = [_field_error(item) for item in exc.extra if isinstance(item, dict)]
+    headers = {k: v for k, v in (exc.headers or {}).items()}
+    return status, body, headers
+
+
+def _internal_problem() -> tuple[int, dict[str, Any], dict[str, str]]:
+    return (
+        500,
+        {
+            "type": "about:blank",
+            "title": "Internal Server Error",
+            "status": 500,
+            "detail": "The gateway could not complete the request.",
+        },
+        {},
+    )
+
+
+def _field_error(item: dict[str, Any]) -> dict[str, str]:
+    key = item.get("key") or ""
+    source = item.get("source") or "body"
+    pointer = f"/{key}" if source == "body" else f"{source}.{key}"
+    return {"pointer": pointer if key else f"/{source}", "detail": str(item.get("message", ""))}
+
+
+def _www_authenticate(error: str, description: str, scope: str | None = None) -> str:
+    parts = ['Bearer realm="erp-gateway"']
+    if error:
+        parts.append(f'error="{error}"')
+        parts.append(f'error_description="{_quote(description)}"')
+    if scope:
+        parts.append(f'scope="{scope}"')
+    return ", ".join(parts)
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "").replace('"', "'")
+
+
+def _slug(name: str) -> str:
+    out = "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")
+    return out
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _to_response(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    status, body, headers = problem_response_parts(exc, request.scope)
+    return Response(
+        content=msgspec.json.encode(body),
+        status_code=status,
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    e.GatewayError: _to_response,
+    HTTPException: _to_response,
+    Exception: _to_response,
+}
+"""Registered on the app: every exception a route raises becomes a problem response."""
+
+
+async def send_problem(scope: Scope, send: Send, exc: BaseException) -> int:
+    """Answer with the problem for `exc` directly over ASGI (for edge middleware). Returns
+    the status sent."""
+    status, body, headers = problem_response_parts(exc, scope)
+    payload = msgspec.json.encode(body)
+    raw_headers = [
+        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+        (b"content-length", str(len(payload)).encode()),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": payload, "more_body": False})
+    return status
+
+
+class ProblemBoundary:
+    """ASGI wrapper: an exception that escapes the route stack (raised by a policy middleware
+    or the router) is answered as problem+json through the outer layers' `send`, so tracing
+    headers and metrics see it like any other response."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            await send_problem(scope, send, exc)

@@ -1,0 +1,88 @@
+"""Prometheus metrics of the gateway itself: requests by route template, status and tier,
+latency, rate-limit refusals and authentication failures, served at `GET /metrics`."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from litestar import Response, get
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["GatewayMetrics", "MetricsMiddleware", "metrics_route"]
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class GatewayMetrics:
+    """The gateway's collectors, in a registry of their own (one per app)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "erpgw_http_requests_total",
+            "HTTP requests answered, by route template, method, status and client tier",
+            ("route", "method", "status", "tier"),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "erpgw_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template",
+            ("route", "method"),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "erpgw_auth_failures_total",
+            "Requests refused for a missing or invalid token, by reason",
+            ("reason",),
+            registry=self.registry,
+        )
+
+    def auth_failed(self, reason: str) -> None:
+        self.auth_failures.labels(reason or "missing_token").inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class MetricsMiddleware:
+    """ASGI wrapper counting every answered request once, with its route template."""
+
+    def __init__(self, app: Any, *, metrics: GatewayMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("path_template") or "unmatched"
+            user = scope.get("user")
+            tier = getattr(user, "tier", "anonymous")
+            method = scope["method"]
+            self.metrics.requests.labels(route, method, str(status), tier).inc()
+            self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
+
+
+@get(
+    "/metrics",
+    opt={"public": True, "rate_limit": False},
+    include_in_schema=False,
+    sync_to_thread=False,
+)
+def metrics_route(metrics: GatewayMetrics) -> Response[bytes]:
+    return Response(content=metrics.render(), media_type=CONTENT_TYPE_LATEST)

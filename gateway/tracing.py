@@ -1,0 +1,80 @@
+"""Trace context: accept or mint W3C `traceparent` and `X-Correlation-ID`, echo both, bind both
+to every log line and to the call context that outbound vendor calls carry on."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from typing import Any
+
+import structlog
+
+from contracts.context import CallContext, use_context
+
+__all__ = ["TracingMiddleware", "child_traceparent", "new_traceparent"]
+
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+ZERO_TRACE = "0" * 32
+ZERO_SPAN = "0" * 16
+
+
+def new_traceparent() -> str:
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def child_traceparent(parent: str | None) -> str:
+    """A traceparent for a call made on behalf of `parent`: same trace, new span."""
+    match = TRACEPARENT.match(parent or "")
+    if match is None:
+        return new_traceparent()
+    return f"00-{match.group(1)}-{secrets.token_hex(8)}-{match.group(3)}"
+
+
+class TracingMiddleware:
+    """Outermost ASGI wrapper: runs before routing so even a 404 carries the trace headers."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        traceparent, correlation_id = _incoming(scope["headers"])
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+        use_context(CallContext(correlation_id=correlation_id, traceparent=traceparent))
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+        echo = [
+            (b"traceparent", traceparent.encode()),
+            (b"x-correlation-id", correlation_id.encode()),
+        ]
+
+        async def send_with_trace(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *echo]
+            await send(message)
+
+        await self.app(scope, receive, send_with_trace)
+
+
+def _incoming(headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
+    traceparent: str | None = None
+    correlation_id: str | None = None
+    for name, value in headers:
+        if name == b"traceparent":
+            traceparent = value.decode("latin-1").strip().lower()
+        elif name == b"x-correlation-id":
+            correlation_id = value.decode("latin-1").strip()
+    if traceparent is None or not _valid_traceparent(traceparent):
+        traceparent = new_traceparent()
+    if correlation_id is None or not CORRELATION_ID.match(correlation_id):
+        correlation_id = uuid.uuid4().hex
+    return traceparent, correlation_id
+
+
+def _valid_traceparent(value: str) -> bool:
+    match = TRACEPARENT.match(value)
+    return bool(match) and match.group(1) != ZERO_TRACE and match.group(2) != ZERO_SPAN  # type: ignore[union-attr]

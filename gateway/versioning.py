@@ -1,0 +1,96 @@
+"""API version lifecycle: path majors (`/v1`, `/v2`), each current or deprecated.
+
+A deprecated version answers with `Deprecation: @<unix>` (RFC 9745), `Sunset: <HTTP-date>`
+(RFC 8594) and `Link` rels `deprecation` and `successor-version`; after its sunset it answers
+410. The registry comes from settings; the OpenAPI marks the deprecated operations.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from contracts.errors import Gone
+from gateway.settings import ApiVersionEntry
+
+__all__ = ["VersionRegistry", "VersioningMiddleware"]
+
+VERSIONED_PATH = re.compile(r"^/(?P<api>[a-z][a-z0-9/_-]*?)/(?P<major>v\d+)(?:/|$)")
+
+
+class VersionRegistry:
+    """Which API majors are deprecated, keyed by (api, major), e.g. ("system/crm", "v1")."""
+
+    def __init__(self, entries: Iterable[ApiVersionEntry] = ()) -> None:
+        self._entries = {(entry.api, entry.major): entry for entry in entries}
+
+    def lookup(self, path: str) -> ApiVersionEntry | None:
+        match = VERSIONED_PATH.match(path)
+        if match is None:
+            return None
+        return self._entries.get((match.group("api"), match.group("major")))
+
+    def deprecated_entries(self) -> list[ApiVersionEntry]:
+        return [e for e in self._entries.values() if e.status == "deprecated"]
+
+    def mark_openapi(self, schema: dict[str, Any]) -> None:
+        """Set `deprecated: true` on every operation of a deprecated version."""
+        for path, item in schema.get("paths", {}).items():
+            entry = self.lookup(path)
+            if entry is None or entry.status != "deprecated":
+                continue
+            for operation in item.values():
+                if isinstance(operation, dict) and "responses" in operation:
+                    operation["deprecated"] = True
+
+
+class VersioningMiddleware(ASGIMiddleware):
+    scopes = ("http",)  # type: ignore[assignment]
+
+    def __init__(
+        self, registry: VersionRegistry, *, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.registry = registry
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        entry = self.registry.lookup(scope["path"])
+        if entry is None or entry.status != "deprecated":
+            await next_app(scope, receive, send)
+            return
+        headers = _lifecycle_headers(entry)
+        if entry.sunset_at is not None and self.clock() >= entry.sunset_at:
+            scope.setdefault("state", {})["problem_headers"] = [
+                (name.decode(), value.decode()) for name, value in headers
+            ]
+            successor = f" Use {entry.successor} instead." if entry.successor else ""
+            raise Gone(
+                f"/{entry.api}/{entry.major} was retired on "
+                f"{format_datetime(entry.sunset_at, usegmt=True)}.{successor}"
+            )
+
+        async def send_with_lifecycle(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *headers]
+            await send(message)
+
+        await next_app(scope, receive, send_with_lifecycle)
+
+
+def _lifecycle_headers(entry: ApiVersionEntry) -> list[tuple[bytes, bytes]]:
+    headers: list[tuple[bytes, bytes]] = []
+    if entry.deprecated_at is not None:
+        headers.append((b"deprecation", f"@{int(entry.deprecated_at.timestamp())}".encode()))
+    if entry.sunset_at is not None:
+        headers.append((b"sunset", format_datetime(entry.sunset_at, usegmt=True).encode()))
+    links = ['</docs>; rel="deprecation"; type="text/html"']
+    if entry.successor:
+        links.append(f'<{entry.successor}>; rel="successor-version"')
+    headers.append((b"link", ", ".join(links).encode()))
+    return headers
