@@ -24,7 +24,8 @@ class CallContext(msgspec.Struct, frozen=True, kw_only=True):
     interactive traffic."""
 
 
-_context: ContextVar[CallContext] = ContextVar("erpgw_call_context", default=CallContext())
+# CallContext is frozen, so sharing one default instance is safe.
+_context: ContextVar[CallContext] = ContextVar("erpgw_call_context", default=CallContext())  # noqa: B039
 
 
 def current_context() -> CallContext:

@@ -250,7 +250,9 @@ def _handlers_by_operation(app: Litestar) -> dict[tuple[str, str], dict[str, Any
     return found
 
 
-def _complete_operation(path: str, method: str, operation: dict[str, Any], opt: dict[str, Any]) -> None:
+def _complete_operation(
+    path: str, method: str, operation: dict[str, Any], opt: dict[str, Any]
+) -> None:
     responses: dict[str, Any] = operation["responses"]
     problems = dict(COMMON_PROBLEMS)
     if not opt.get("public"):

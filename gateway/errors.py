@@ -14,14 +14,13 @@ import msgspec
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from litestar.types import Scope, Send
 
 from contracts import errors as e
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
-    "ProblemBoundary",
     "STATUS_BY_ERROR",
+    "ProblemBoundary",
     "exception_handlers",
     "problem_response_parts",
     "send_problem",
@@ -59,7 +58,7 @@ log = structlog.get_logger("gateway.errors")
 
 
 def problem_response_parts(
-    exc: BaseException, scope: Scope | None = None
+    exc: BaseException, scope: Any = None
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status, problem body, extra headers) for any exception."""
     if isinstance(exc, e.GatewayError):
@@ -68,7 +67,7 @@ def problem_response_parts(
         status, body, headers = _http_problem(exc)
     else:
         status, body, headers = _internal_problem()
-    state: Mapping[str, Any] = (scope or {}).get("state", {})
+    state: Mapping[str, Any] = scope.get("state", {}) if scope is not None else {}
     if state.get("correlation_id"):
         body["correlation_id"] = state["correlation_id"]
     # Policies that refuse a request leave the headers their refusal should carry here
@@ -86,7 +85,7 @@ def problem_response_parts(
 def _status_of(exc: e.GatewayError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls]  # type: ignore[index]
+            return STATUS_BY_ERROR[cls]
     return 500
 
 
@@ -203,7 +202,7 @@ exception_handlers: dict[type[Exception] | int, Any] = {
 """Registered on the app: every exception a route raises becomes a problem response."""
 
 
-async def send_problem(scope: Scope, send: Send, exc: BaseException) -> int:
+async def send_problem(scope: Any, send: Any, exc: BaseException) -> int:
     """Answer with the problem for `exc` directly over ASGI (for edge middleware). Returns
     the status sent."""
     status, body, headers = problem_response_parts(exc, scope)
@@ -226,7 +225,7 @@ class ProblemBoundary:
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Any, send: Send) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

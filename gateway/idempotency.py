@@ -114,7 +114,7 @@ class IdempotencyStore:
                     acquired=False,
                     replay=StoredResponse(
                         status=int(record["status_code"]),
-                        headers=[tuple(h) for h in json.loads(record["headers"])],  # type: ignore[misc]
+                        headers=[(str(n), str(v)) for n, v in json.loads(record["headers"])],
                         body=bytes(record["body"] or b""),
                     ),
                 )
@@ -126,9 +126,7 @@ class IdempotencyStore:
                 code="idempotency_key_in_flight",
             )
 
-    async def complete(
-        self, client_id: str, key: str, response: StoredResponse
-    ) -> None:
+    async def complete(self, client_id: str, key: str, response: StoredResponse) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
                 idempotency_records.update()
@@ -231,8 +229,10 @@ class IdempotencyMiddleware(ASGIMiddleware):
         self.store = store
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        mode = scope["route_handler"].opt.get("idempotency")
-        if mode not in ("required", "optional") or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        handler = scope["route_handler"]
+        mode = handler.opt.get("idempotency")
+        method: str = scope["method"]  # type: ignore[typeddict-item]
+        if mode not in ("required", "optional") or method in ("GET", "HEAD", "OPTIONS"):
             await next_app(scope, receive, send)
             return
         raw_key = _header(scope, b"idempotency-key")
@@ -327,7 +327,7 @@ def _replay_receive(body: bytes) -> Receive:
 
 def _fingerprint(scope: Scope, body: bytes) -> str:
     digest = hashlib.sha256()
-    digest.update(scope["method"].encode())
+    digest.update(scope["method"].encode())  # type: ignore[typeddict-item]
     digest.update(b"\0")
     digest.update(scope["path"].encode())
     digest.update(b"?")

@@ -39,6 +39,20 @@ class GatewayMetrics:
             ("reason",),
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, method: str, status: int, tier: str, seconds: float) -> None:
+        """Count one answered request (label children cached: `labels()` costs ~2 us a call)."""
+        key = (route, method, status, tier)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status), tier),
+                self.latency.labels(route, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def auth_failed(self, reason: str) -> None:
         self.auth_failures.labels(reason or "missing_token").inc()
@@ -73,9 +87,9 @@ class MetricsMiddleware:
             route = scope.get("path_template") or "unmatched"
             user = scope.get("user")
             tier = getattr(user, "tier", "anonymous")
-            method = scope["method"]
-            self.metrics.requests.labels(route, method, str(status), tier).inc()
-            self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
+            self.metrics.observe(
+                route, scope["method"], status, tier, time.perf_counter() - started
+            )
 
 
 @get(

@@ -3,9 +3,9 @@ to every log line and to the call context that outbound vendor calls carry on.""
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
-import uuid
 from typing import Any
 
 import structlog
@@ -69,9 +69,12 @@ def _incoming(headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
         elif name == b"x-correlation-id":
             correlation_id = value.decode("latin-1").strip()
     if traceparent is None or not _valid_traceparent(traceparent):
-        traceparent = new_traceparent()
+        random = os.urandom(24).hex()
+        traceparent = f"00-{random[:32]}-{random[32:]}-01"
+        # A request that starts a trace is correlated by its trace id: one random draw.
+        correlation_id = correlation_id or random[:32]
     if correlation_id is None or not CORRELATION_ID.match(correlation_id):
-        correlation_id = uuid.uuid4().hex
+        correlation_id = os.urandom(16).hex()
     return traceparent, correlation_id
 
 

@@ -1,0 +1,145 @@
+"""Shared bench plumbing: serve an app under granian in its own process, drive it with wrk,
+read the server's CPU time from /proc."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+__all__ = ["Load", "WrkResult", "free_port", "process_tree_cpu", "serve", "wrk"]
+
+ROOT = Path(__file__).resolve().parents[1]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve(
+    target: str, *, port: int, env: Mapping[str, str] | None = None, server: str = "granian"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Serve `module:factory` on 127.0.0.1:port in a child process until the block ends."""
+    command = (
+        [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host",
+         "127.0.0.1", "--port", str(port), "--workers", "1", "--log-level", "warning", target]
+        if server == "granian"
+        else [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1", "--port",
+              str(port), "--log-level", "warning", "--no-access-log", target]
+    )
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        _wait_ready(f"http://127.0.0.1:{port}", process)
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            httpx.get(f"{base}/health/live", timeout=1.0)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start within 60 s")
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_second: float
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    non_2xx: int
+
+
+@dataclass(frozen=True)
+class Load:
+    connections: int
+    seconds: int
+    threads: int = 2
+
+
+def wrk(url: str, load: Load, headers: Mapping[str, str] | None = None) -> WrkResult:
+    binary = shutil.which("wrk")
+    if binary is None:
+        raise SystemExit("wrk is not installed: apt-get install -y wrk")
+    command = [binary, f"-t{min(load.threads, load.connections)}", f"-c{load.connections}",
+               f"-d{load.seconds}s", "--latency"]
+    for name, value in (headers or {}).items():
+        command += ["-H", f"{name}: {value}"]
+    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    return WrkResult(
+        requests_per_second=float(_find(r"Requests/sec:\s+([\d.]+)", output)),
+        requests=int(_find(r"(\d+) requests in", output)),
+        p50_ms=_millis(_find(r"\s50%\s+([\d.]+\w+)", output)),
+        p99_ms=_millis(_find(r"\s99%\s+([\d.]+\w+)", output)),
+        non_2xx=int(_find(r"Non-2xx or 3xx responses: (\d+)", output, default="0")),
+    )
+
+
+def _find(pattern: str, text: str, default: str | None = None) -> str:
+    match = re.search(pattern, text)
+    if match is None:
+        if default is not None:
+            return default
+        raise RuntimeError(f"wrk output lacks {pattern!r}:\n{text}")
+    return match.group(1)
+
+
+def _millis(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def process_tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of `pid` and its descendants."""
+    total = 0.0
+    for child in [pid, *_descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return total
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return found
+    for child in map(int, children):
+        found += [child, *_descendants(child)]
+    return found
