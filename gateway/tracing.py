@@ -8,8 +8,6 @@ import re
 import secrets
 from typing import Any
 
-import structlog
-
 from contracts.context import CallContext, use_context
 
 __all__ = ["TracingMiddleware", "child_traceparent", "new_traceparent"]
@@ -44,9 +42,8 @@ class TracingMiddleware:
             return
         traceparent, correlation_id = _incoming(scope["headers"])
         scope.setdefault("state", {})["correlation_id"] = correlation_id
+        # Log lines pick the correlation id up from this context (see gateway/logging.py).
         use_context(CallContext(correlation_id=correlation_id, traceparent=traceparent))
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
         echo = [
             (b"traceparent", traceparent.encode()),
             (b"x-correlation-id", correlation_id.encode()),
