@@ -107,7 +107,8 @@ class EmulatedVendor:
             return
         path = _inner_path(scope)
         if path.startswith(CONTROL_PREFIX):
-            await self._control(scope, path, receive, send)
+            # A Litestar mount hands mounted apps the path with a trailing slash.
+            await self._control(scope, path.rstrip("/"), receive, send)
             return
         fault = await self._inject(path)
         if fault is not None:

@@ -1,0 +1,572 @@
+"""NetSuite SuiteTalk REST client: records and SuiteQL in, canonical contracts out.
+
+Writes that a flow may repeat are upserts by external id (`PUT /{type}/eid:{id}`), NetSuite's
+own idempotency mechanism; they are marked idempotent for the outbound retry policy. A create
+answers 204 with a `Location` naming the record, which is then read back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import msgspec
+
+from contracts.errors import InvalidRequest, UpstreamError, UpstreamNotFound
+from contracts.money import Money, from_decimal
+from contracts.v1 import (
+    ApprovalDecision,
+    ApprovalStatus,
+    ApprovalTask,
+    CreditMemo,
+    CreditMemoCreate,
+    Customer,
+    CustomerCreate,
+    Invoice,
+    InvoiceStatus,
+    JournalEntry,
+    JournalEntryCreate,
+    LegalEntity,
+    Page,
+    Payment,
+    PaymentStatus,
+    Product,
+    SalesOrder,
+    SalesOrderCreate,
+    SalesOrderLine,
+)
+from system_apis.erp.netsuite import mapping
+from system_apis.erp.netsuite._client_auth import TOKEN_PATH, NetSuiteAuth
+from system_apis.erp.netsuite._client_http import (
+    VENDOR,
+    Transport,
+    decode_cursor,
+    encode_cursor,
+)
+from system_apis.erp.netsuite._sandbox import (
+    SANDBOX_ACCOUNT_ID,
+    SANDBOX_CERTIFICATE_ID,
+    SANDBOX_CLIENT_ID,
+    sandbox_private_key_pem,
+)
+from system_apis.erp.netsuite._wire import (
+    ApprovalRecord,
+    Collection,
+    CreditMemoRecord,
+    CustomerPaymentRecord,
+    CustomerRecord,
+    InvoiceRecord,
+    ItemRecord,
+    JournalEntryRecord,
+    SalesOrderRecord,
+    SubsidiaryRecord,
+    SuiteQLPage,
+)
+from system_apis.erp.port import ReceivablesBalance
+
+__all__ = [
+    "APPROVAL_RECORD",
+    "NetSuiteClient",
+    "NetSuiteCredentials",
+    "credentials_from_env",
+    "sandbox_credentials",
+]
+
+# REST web services record API v1 is the only major version; record shapes follow the
+# account's release, so the client reads only fields present since 2020.1.
+RECORD = "/services/rest/record/v1"
+SUITEQL = "/services/rest/query/v1/suiteql"
+MAX_PAGE = 1000  # NetSuite's limit for record lists and SuiteQL pages.
+APPROVAL_RECORD = "customrecord_erpgw_approval"
+COLLECTIONS_FLAG = "in_collections"
+R = TypeVar("R")
+
+
+class NetSuiteCredentials(msgspec.Struct, frozen=True, kw_only=True):
+    """An integration's M2M credentials: client id, mapped certificate and its private key."""
+
+    account_id: str
+    client_id: str
+    certificate_id: str
+    private_key_pem: str
+    base_url: str
+    """`https://<account>.suitetalk.api.netsuite.com`, or the emulator's URL."""
+    algorithm: str | None = None
+    """PS256 for RSA keys, ES256 for EC keys unless set (e.g. RS256)."""
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url.rstrip("/") + TOKEN_PATH
+
+    def auth(self) -> NetSuiteAuth:
+        return NetSuiteAuth(client_id=self.client_id, certificate_id=self.certificate_id,
+                            private_key_pem=self.private_key_pem, token_url=self.token_url,
+                            algorithm=self.algorithm)
+
+
+def credentials_from_env(env: Mapping[str, str]) -> NetSuiteCredentials | None:
+    """Credentials from `ERPGW_NETSUITE_*`; None when NetSuite is not configured (emulator).
+
+    ACCOUNT_ID, CLIENT_ID, CERTIFICATE_ID and PRIVATE_KEY (PEM text) or PRIVATE_KEY_FILE;
+    BASE_URL and ALGORITHM are optional.
+    """
+    account = env.get("ERPGW_NETSUITE_ACCOUNT_ID", "").strip()
+    if not account:
+        return None
+    key = env.get("ERPGW_NETSUITE_PRIVATE_KEY", "")
+    key_file = env.get("ERPGW_NETSUITE_PRIVATE_KEY_FILE", "")
+    if not key and key_file:
+        with open(os.path.expanduser(key_file), encoding="utf-8") as handle:
+            key = handle.read()
+    given = {"CLIENT_ID": env.get("ERPGW_NETSUITE_CLIENT_ID"),
+             "CERTIFICATE_ID": env.get("ERPGW_NETSUITE_CERTIFICATE_ID"), "PRIVATE_KEY": key}
+    missing = [name for name, value in given.items() if not value]
+    if missing:
+        raise ValueError("NetSuite is partly configured; set " +
+                         ", ".join(f"ERPGW_NETSUITE_{name}" for name in missing))
+    host = account.lower().replace("_", "-")
+    return NetSuiteCredentials(
+        account_id=account,
+        client_id=env["ERPGW_NETSUITE_CLIENT_ID"],
+        certificate_id=env["ERPGW_NETSUITE_CERTIFICATE_ID"],
+        private_key_pem=key,
+        base_url=env.get("ERPGW_NETSUITE_BASE_URL")
+        or f"https://{host}.suitetalk.api.netsuite.com",
+        algorithm=env.get("ERPGW_NETSUITE_ALGORITHM") or None,
+    )
+
+
+def sandbox_credentials(base_url: str) -> NetSuiteCredentials:
+    """The emulator's fixed sandbox integration, reached at `base_url`."""
+    return NetSuiteCredentials(
+        account_id=SANDBOX_ACCOUNT_ID,
+        client_id=SANDBOX_CLIENT_ID,
+        certificate_id=SANDBOX_CERTIFICATE_ID,
+        private_key_pem=sandbox_private_key_pem(),
+        base_url=base_url.rstrip("/"),
+    )
+
+
+def _q_text(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _sql_id(value: str) -> str:
+    if not value.isdigit():
+        raise InvalidRequest(f"{value!r} is not a NetSuite internal id")
+    return value
+
+
+class NetSuiteClient:
+    """One NetSuite account through SuiteTalk REST web services."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        credentials: NetSuiteCredentials,
+        auth: httpx.Auth | None = None,
+        credit_item_id: str | None = None,
+    ) -> None:
+        self._transport = Transport(http, auth or credentials.auth())
+        self._directory: mapping.Directory | None = None
+        self._credit_item_id = credit_item_id
+
+    # ------------------------------------------------------------------ plumbing
+
+    async def _read(self, rtype: str, key: str, kind: type[R], *, expand: bool = False) -> R:
+        params = {"expandSubResources": "true"} if expand else None
+        response = await self._transport.send("GET", f"{RECORD}/{rtype}/{quote(key, safe=':')}",
+                                              params=params, what=f"read {rtype} {key}")
+        return self._transport.decode(response, kind, f"read {rtype} {key}")
+
+    async def _upsert(self, rtype: str, external_id: str, body: dict[str, Any]) -> str:
+        response = await self._transport.send(
+            "PUT", f"{RECORD}/{rtype}/eid:{quote(external_id, safe='')}", json=body,
+            idempotent=True, what=f"upsert {rtype} {external_id}",
+        )
+        return _location_id(response, rtype)
+
+    async def _patch(self, rtype: str, rid: str, body: dict[str, Any]) -> None:
+        await self._transport.send("PATCH", f"{RECORD}/{rtype}/{rid}", json=body,
+                                   what=f"update {rtype} {rid}")
+
+    async def _list_page(self, rtype: str, *, q: str | None, offset: int,
+                         limit: int) -> Collection:
+        params: dict[str, str | int] = {"limit": limit, "offset": offset}
+        if q:
+            params["q"] = q
+        response = await self._transport.send("GET", f"{RECORD}/{rtype}", params=params,
+                                              what=f"list {rtype}")
+        return self._transport.decode(response, Collection, f"list {rtype}")
+
+    async def iter_ids(self, rtype: str, *, q: str | None = None,
+                       page_size: int = MAX_PAGE) -> AsyncIterator[str]:
+        """Every id of a record list, page by page."""
+        offset, seen = 0, set[int]()
+        while True:
+            if offset in seen:
+                raise UpstreamError(f"NetSuite paging loop on {rtype}", vendor=VENDOR)
+            seen.add(offset)
+            page = await self._list_page(rtype, q=q, offset=offset, limit=page_size)
+            for item in page.items:
+                yield item.id
+            if not page.has_more or not page.items:
+                return
+            offset += len(page.items)
+
+    async def _page(self, rtype: str, kind: type[R], convert: Any, *, q: str | None,
+                    cursor: str | None, limit: int, expand: bool = False) -> Page[Any]:
+        offset = _offset(cursor)
+        page = await self._list_page(rtype, q=q, offset=offset, limit=limit)
+        directory = await self.directory()
+        data = []
+        for item in page.items:
+            record = await self._read(rtype, item.id, kind, expand=expand)
+            data.append(convert(record, directory))
+        more = page.has_more and bool(page.items)
+        return Page(data=data, next_cursor=encode_cursor(offset + len(page.items)) if more
+                    else None)
+
+    async def suiteql_page(self, query: str, *, limit: int = MAX_PAGE,
+                           offset: int = 0) -> SuiteQLPage:
+        """One page of a SuiteQL query (rows are strings; NULL columns are absent)."""
+        response = await self._transport.send(
+            "POST", SUITEQL, json={"q": query}, params={"limit": limit, "offset": offset},
+            headers={"Prefer": "transient"}, idempotent=True, what="SuiteQL query",
+        )
+        return self._transport.decode(response, SuiteQLPage, "SuiteQL query")
+
+    async def suiteql(self, query: str, *, page_size: int = MAX_PAGE
+                      ) -> AsyncIterator[dict[str, str]]:
+        """Every row of a SuiteQL query, following its pages."""
+        offset, seen = 0, set[int]()
+        while True:
+            if offset in seen:
+                raise UpstreamError("NetSuite SuiteQL paging loop", vendor=VENDOR)
+            seen.add(offset)
+            page = await self.suiteql_page(query, limit=page_size, offset=offset)
+            for row in page.items:
+                yield {key: str(value) for key, value in row.items() if key != "links"}
+            if not page.has_more or not page.items:
+                return
+            offset += len(page.items)
+
+    async def directory(self) -> mapping.Directory:
+        """The account's subsidiaries, currencies and terms (read once)."""
+        if self._directory is None:
+            subsidiaries = {row["id"]: row.get("externalid", row["id"]) async for row in
+                            self.suiteql("SELECT id, externalid FROM subsidiary ORDER BY id")}
+            currencies = {row["id"]: row["symbol"] async for row in
+                          self.suiteql("SELECT id, symbol FROM currency ORDER BY id")}
+            terms = {row["id"]: int(row["daysuntilnetdue"]) async for row in self.suiteql(
+                "SELECT id, daysuntilnetdue FROM term ORDER BY id") if "daysuntilnetdue" in row}
+            self._directory = mapping.Directory(currencies=currencies, subsidiaries=subsidiaries,
+                                                terms=terms)
+        return self._directory
+
+    def _require(self, directory: mapping.Directory, convert: Any, *args: Any) -> Any:
+        try:
+            return convert(*args, directory)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+
+    # ------------------------------------------------------------- legal entities
+
+    async def list_legal_entities(self) -> list[LegalEntity]:
+        directory = await self.directory()
+        return [mapping.to_legal_entity(await self._read("subsidiary", rid, SubsidiaryRecord),
+                                        directory)
+                async for rid in self.iter_ids("subsidiary")]
+
+    async def get_legal_entity(self, code: str) -> LegalEntity:
+        directory = await self.directory()
+        try:
+            rid = directory.subsidiary_id(code)
+        except ValueError as exc:
+            raise UpstreamNotFound(str(exc), vendor=VENDOR) from exc
+        record = await self._read("subsidiary", rid, SubsidiaryRecord)
+        return mapping.to_legal_entity(record, directory)
+
+    async def list_currencies(self) -> list[str]:
+        """ISO codes of the currencies enabled in the account."""
+        return sorted((await self.directory()).currencies.values())
+
+    # ------------------------------------------------------------------ customers
+
+    async def get_customer(self, customer_id: str) -> Customer:
+        record = await self._read("customer", customer_id, CustomerRecord)
+        return mapping.to_customer(record, await self.directory())
+
+    async def find_customer(self, *, external_id: str) -> Customer | None:
+        try:
+            return await self.get_customer(f"eid:{external_id}")
+        except UpstreamNotFound:
+            return None
+
+    async def upsert_customer(self, customer: CustomerCreate, *, external_id: str) -> Customer:
+        directory = await self.directory()
+        body = self._require(directory, mapping.from_customer_create, customer)
+        return await self.get_customer(await self._upsert("customer", external_id, body))
+
+    async def set_customer_collections(
+        self,
+        customer_id: str,
+        *,
+        payment_status: PaymentStatus | None,
+        credit_hold: bool | None = None,
+    ) -> Customer:
+        body: dict[str, Any] = {"custentity_collections_status": payment_status}
+        if credit_hold is not None:
+            body["creditHoldOverride"] = {"id": "ON" if credit_hold else "AUTO"}
+        await self._patch("customer", customer_id, body)
+        return await self.get_customer(customer_id)
+
+    async def list_customers(
+        self, *, legal_entity: str | None = None, q: str | None = None,
+        cursor: str | None = None, limit: int = 50,
+    ) -> Page[Customer]:
+        conditions = [q] if q else []
+        if legal_entity is not None:
+            sub = self._subsidiary_or_none(await self.directory(), legal_entity)
+            if sub is None:
+                return Page(data=[])
+            conditions.append(f"subsidiary ANY_OF [{sub}]")
+        return await self._page("customer", CustomerRecord, mapping.to_customer,
+                                q=" AND ".join(conditions) or None, cursor=cursor, limit=limit)
+
+    async def receivables_balance(self, customer_id: str) -> ReceivablesBalance:
+        record = await self._read("customer", customer_id, CustomerRecord)
+        currency = (await self.directory()).currency_code(record.currency)
+        return ReceivablesBalance(
+            customer_id=record.id,
+            balance=from_decimal(record.balance, currency) if record.balance is not None
+            else Money(amount=0, currency=currency),
+            overdue=from_decimal(record.overdue_balance, currency)
+            if record.overdue_balance is not None else Money(amount=0, currency=currency),
+        )
+
+    @staticmethod
+    def _subsidiary_or_none(directory: mapping.Directory, code: str) -> str | None:
+        try:
+            return directory.subsidiary_id(code)
+        except ValueError:
+            return None
+
+    # ---------------------------------------------------------------------- items
+
+    async def list_products(self, *, cursor: str | None = None,
+                            limit: int = 50) -> Page[Product]:
+        return await self._page("serviceSaleItem", ItemRecord,
+                                lambda record, _: mapping.to_product(record),
+                                q=None, cursor=cursor, limit=limit)
+
+    async def find_product(self, code: str) -> Product | None:
+        async for rid in self.iter_ids("serviceSaleItem", q=f"itemId IS {_q_text(code)}"):
+            return mapping.to_product(await self._read("serviceSaleItem", rid, ItemRecord))
+        return None
+
+    async def upsert_product(self, product: Product, *,
+                             prices: Mapping[str, int] | None = None) -> Product:
+        """Create or update the item whose external id is the product code."""
+        directory = await self.directory()
+        body = self._require(directory, lambda p, d: mapping.from_product(p, d, prices), product)
+        rid = await self._upsert("serviceSaleItem", product.code, body)
+        return mapping.to_product(await self._read("serviceSaleItem", rid, ItemRecord))
+
+    # --------------------------------------------------------------- sales orders
+
+    async def upsert_sales_order(self, order: SalesOrderCreate) -> SalesOrder:
+        lines = [await self._with_item(line) for line in order.lines]
+        order = msgspec.structs.replace(order, lines=lines)
+        body = self._require(await self.directory(), mapping.from_sales_order_create, order)
+        rid = await self._upsert("salesOrder", order.external_id, body)
+        return await self.get_sales_order(rid)
+
+    async def _with_item(self, line: SalesOrderLine) -> SalesOrderLine:
+        if line.item_id is not None or line.product_code is None:
+            return line
+        product = await self.find_product(line.product_code)
+        if product is None:
+            raise InvalidRequest(f"no NetSuite item for product code {line.product_code}")
+        return msgspec.structs.replace(line, item_id=product.id)
+
+    async def get_sales_order(self, order_id: str) -> SalesOrder:
+        record = await self._read("salesOrder", order_id, SalesOrderRecord, expand=True)
+        return mapping.to_sales_order(record, await self.directory())
+
+    async def list_sales_orders(
+        self, *, number: str | None = None, customer_id: str | None = None,
+        legal_entity: str | None = None, cursor: str | None = None, limit: int = 50,
+    ) -> Page[SalesOrder]:
+        conditions = []
+        if number:
+            conditions.append(f"tranId IS {_q_text(number)}")
+        if customer_id:
+            conditions.append(f"entity ANY_OF [{_sql_id(customer_id)}]")
+        if legal_entity:
+            sub = self._subsidiary_or_none(await self.directory(), legal_entity)
+            if sub is None:
+                return Page(data=[])
+            conditions.append(f"subsidiary ANY_OF [{sub}]")
+        return await self._page("salesOrder", SalesOrderRecord, mapping.to_sales_order,
+                                q=" AND ".join(conditions) or None, cursor=cursor, limit=limit,
+                                expand=True)
+
+    # ------------------------------------------------------------------- invoices
+
+    async def upsert_invoice(self, *, sales_order_id: str, external_id: str,
+                             memo: str | None = None) -> Invoice:
+        """Bill a sales order: an invoice created from it with the order's lines."""
+        order = await self._read("salesOrder", sales_order_id, SalesOrderRecord)
+        body: dict[str, Any] = {"entity": {"id": order.entity.id},
+                                "createdFrom": {"id": order.id}}
+        if memo is not None:
+            body["memo"] = memo
+        return await self.get_invoice(await self._upsert("invoice", external_id, body))
+
+    async def get_invoice(self, invoice_id: str) -> Invoice:
+        record = await self._read("invoice", invoice_id, InvoiceRecord, expand=True)
+        return mapping.to_invoice(record, await self.directory())
+
+    async def list_invoices(
+        self, *, customer_id: str | None = None, status: InvoiceStatus | None = None,
+        cursor: str | None = None, limit: int = 50,
+    ) -> Page[Invoice]:
+        where = ["type = 'CustInvc'"]
+        if customer_id:
+            where.append(f"entity = {_sql_id(customer_id)}")
+        if status is not None:
+            codes = {"open": "'A'", "paid": "'B'"}.get(status)
+            if codes is None:
+                return Page(data=[])
+            where.append(f"status = {codes}")
+        return await self._transaction_page("invoice", InvoiceRecord, mapping.to_invoice,
+                                            where, cursor=cursor, limit=limit)
+
+    async def mark_invoice_for_collections(
+        self, invoice_id: str, *, status: str | None = COLLECTIONS_FLAG
+    ) -> Invoice:
+        await self._patch("invoice", invoice_id, {"custbody_collections_status": status})
+        return await self.get_invoice(invoice_id)
+
+    async def _transaction_page(self, rtype: str, kind: type[R], convert: Any,
+                                where: list[str], *, cursor: str | None,
+                                limit: int) -> Page[Any]:
+        offset = _offset(cursor)
+        query = f"SELECT id FROM transaction WHERE {' AND '.join(where)} ORDER BY id"
+        page = await self.suiteql_page(query, limit=limit, offset=offset)
+        directory = await self.directory()
+        data = [convert(await self._read(rtype, str(row["id"]), kind, expand=True), directory)
+                for row in page.items]
+        more = page.has_more and bool(page.items)
+        return Page(data=data, next_cursor=encode_cursor(offset + len(page.items)) if more
+                    else None)
+
+    # --------------------------------------------------------------- credit memos
+
+    async def upsert_credit_memo(self, memo: CreditMemoCreate) -> CreditMemo:
+        item_id = self._credit_item_id
+        if item_id is None and memo.invoice_id:
+            invoice = await self._read("invoice", memo.invoice_id, InvoiceRecord, expand=True)
+            lines = invoice.item.items if invoice.item else []
+            item_id = lines[0].item.id if lines else None
+        if item_id is None:
+            raise InvalidRequest("a credit memo needs an invoice or a configured credit item")
+        directory = await self.directory()
+        body = self._require(directory,
+                             lambda m, d: mapping.from_credit_memo_create(m, d, item_id=item_id),
+                             memo)
+        rid = await self._upsert("creditMemo", memo.external_id, body)
+        return await self.get_credit_memo(rid)
+
+    async def get_credit_memo(self, memo_id: str) -> CreditMemo:
+        record = await self._read("creditMemo", memo_id, CreditMemoRecord)
+        return mapping.to_credit_memo(record, await self.directory())
+
+    async def list_credit_memos(self, *, customer_id: str | None = None,
+                                cursor: str | None = None, limit: int = 50) -> Page[CreditMemo]:
+        where = ["type = 'CustCred'"]
+        if customer_id:
+            where.append(f"entity = {_sql_id(customer_id)}")
+        return await self._transaction_page("creditMemo", CreditMemoRecord,
+                                            mapping.to_credit_memo, where, cursor=cursor,
+                                            limit=limit)
+
+    # ------------------------------------------------------- payments and journals
+
+    async def upsert_customer_payment(self, payment: Payment, *, external_id: str) -> Payment:
+        body = self._require(await self.directory(), mapping.from_payment, payment)
+        rid = await self._upsert("customerPayment", external_id, body)
+        record = await self._read("customerPayment", rid, CustomerPaymentRecord, expand=True)
+        return mapping.to_payment(record, await self.directory())
+
+    async def upsert_journal_entry(self, entry: JournalEntryCreate) -> JournalEntry:
+        body = self._require(await self.directory(), mapping.from_journal_entry_create, entry)
+        rid = await self._upsert("journalEntry", entry.external_id, body)
+        record = await self._read("journalEntry", rid, JournalEntryRecord, expand=True)
+        return mapping.to_journal_entry(record, await self.directory())
+
+    # ------------------------------------------------------------------ approvals
+
+    async def upsert_approval_task(self, task: ApprovalTask, *, external_id: str) -> ApprovalTask:
+        body = self._require(await self.directory(), mapping.from_approval_task, task)
+        return await self.get_approval_task(await self._upsert(APPROVAL_RECORD, external_id,
+                                                               body))
+
+    async def get_approval_task(self, task_id: str) -> ApprovalTask:
+        record = await self._read(APPROVAL_RECORD, task_id, ApprovalRecord)
+        return mapping.to_approval_task(record, await self.directory())
+
+    async def decide_approval_task(self, task_id: str, decision: ApprovalDecision, *,
+                                   decided_by: str) -> ApprovalTask:
+        return await self.set_approval_status(task_id, decision.decision, decided_by=decided_by,
+                                              reason=decision.reason)
+
+    async def set_approval_status(self, task_id: str, status: ApprovalStatus, *,
+                                  decided_by: str | None = None,
+                                  reason: str | None = None) -> ApprovalTask:
+        body: dict[str, Any] = {
+            "custrecord_status": status,
+            "custrecord_decided_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+        if decided_by is not None:
+            body["custrecord_decided_by"] = decided_by
+        if reason is not None:
+            body["custrecord_reason"] = reason
+        await self._patch(APPROVAL_RECORD, task_id, body)
+        return await self.get_approval_task(task_id)
+
+    async def list_approval_tasks(self, *, status: ApprovalStatus | None = None,
+                                  cursor: str | None = None,
+                                  limit: int = 50) -> Page[ApprovalTask]:
+        q = f"custrecord_status IS {_q_text(status)}" if status else None
+        return await self._page(APPROVAL_RECORD, ApprovalRecord, mapping.to_approval_task,
+                                q=q, cursor=cursor, limit=limit)
+
+
+def _offset(cursor: str | None) -> int:
+    try:
+        return decode_cursor(cursor)
+    except ValueError as exc:
+        raise InvalidRequest("invalid cursor") from exc
+
+
+def _location_id(response: httpx.Response, rtype: str) -> str:
+    """The internal id at the end of the `Location` of a 204 create or upsert."""
+    location = response.headers.get("Location", "")
+    rid = location.rstrip("/").rsplit("/", 1)[-1]
+    if not rid.isdigit():
+        raise UpstreamError(f"NetSuite wrote {rtype} but named no record ({location!r})",
+                            vendor=VENDOR, status=response.status_code,
+                            request_id=response.headers.get("X-N-OperationId"))
+    return str(rid)

@@ -1,0 +1,139 @@
+"""What the layers above need from the ERP (the financial system of record), in contracts.
+
+The NetSuite client implements this structurally; process flows and routes depend on it only.
+Every write that may be repeated (a retried flow step) carries the caller's external id, which
+the ERP upserts by, so a repeat is the same record.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from contracts.money import Money
+from contracts.v1 import (
+    ApprovalDecision,
+    ApprovalStatus,
+    ApprovalTask,
+    CreditMemo,
+    CreditMemoCreate,
+    Customer,
+    CustomerCreate,
+    Invoice,
+    InvoiceStatus,
+    JournalEntry,
+    JournalEntryCreate,
+    LegalEntity,
+    Page,
+    Payment,
+    PaymentStatus,
+    Product,
+    SalesOrder,
+    SalesOrderCreate,
+)
+
+__all__ = ["ErpPort", "ReceivablesBalance"]
+
+
+class ReceivablesBalance(msgspec.Struct, frozen=True, kw_only=True):
+    """What a customer owes, in the customer's currency."""
+
+    customer_id: str
+    balance: Money
+    overdue: Money
+
+
+@runtime_checkable
+class ErpPort(Protocol):
+    """The ERP operations flows and routes call (runtime-checkable: Litestar validates the
+    injected dependency against it)."""
+
+    async def list_legal_entities(self) -> list[LegalEntity]: ...
+
+    async def get_customer(self, customer_id: str) -> Customer: ...
+
+    async def find_customer(self, *, external_id: str) -> Customer | None: ...
+
+    async def upsert_customer(self, customer: CustomerCreate, *, external_id: str) -> Customer: ...
+
+    async def set_customer_collections(
+        self,
+        customer_id: str,
+        *,
+        payment_status: PaymentStatus | None,
+        credit_hold: bool | None = None,
+    ) -> Customer: ...
+
+    async def list_customers(
+        self, *, legal_entity: str | None = None, cursor: str | None = None, limit: int = 50
+    ) -> Page[Customer]: ...
+
+    async def list_products(
+        self, *, cursor: str | None = None, limit: int = 50
+    ) -> Page[Product]: ...
+
+    async def find_product(self, code: str) -> Product | None: ...
+
+    async def upsert_sales_order(self, order: SalesOrderCreate) -> SalesOrder: ...
+
+    async def get_sales_order(self, order_id: str) -> SalesOrder: ...
+
+    async def list_sales_orders(
+        self,
+        *,
+        number: str | None = None,
+        customer_id: str | None = None,
+        legal_entity: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[SalesOrder]: ...
+
+    async def upsert_invoice(
+        self, *, sales_order_id: str, external_id: str, memo: str | None = None
+    ) -> Invoice: ...
+
+    async def get_invoice(self, invoice_id: str) -> Invoice: ...
+
+    async def list_invoices(
+        self,
+        *,
+        customer_id: str | None = None,
+        status: InvoiceStatus | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Invoice]: ...
+
+    async def mark_invoice_for_collections(
+        self, invoice_id: str, *, status: str | None = "in_collections"
+    ) -> Invoice: ...
+
+    async def upsert_credit_memo(self, memo: CreditMemoCreate) -> CreditMemo: ...
+
+    async def list_credit_memos(
+        self, *, customer_id: str | None = None, cursor: str | None = None, limit: int = 50
+    ) -> Page[CreditMemo]: ...
+
+    async def upsert_customer_payment(self, payment: Payment, *, external_id: str) -> Payment: ...
+
+    async def upsert_journal_entry(self, entry: JournalEntryCreate) -> JournalEntry: ...
+
+    async def upsert_approval_task(
+        self, task: ApprovalTask, *, external_id: str
+    ) -> ApprovalTask: ...
+
+    async def get_approval_task(self, task_id: str) -> ApprovalTask: ...
+
+    async def decide_approval_task(
+        self, task_id: str, decision: ApprovalDecision, *, decided_by: str
+    ) -> ApprovalTask: ...
+
+    async def list_approval_tasks(
+        self,
+        *,
+        status: ApprovalStatus | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[ApprovalTask]: ...
+
+    async def receivables_balance(self, customer_id: str) -> ReceivablesBalance: ...
