@@ -41,7 +41,11 @@ def configure_logging(*, fmt: str = "console", level: str = "INFO") -> None:
     )
     logging.basicConfig(stream=sys.stderr, level=level, format="%(name)s %(levelname)s %(message)s")
     # Migrations run at every start; their step-by-step chatter is noise unless debugging.
-    logging.getLogger("alembic").setLevel(logging.WARNING if level != "DEBUG" else logging.DEBUG)
+    quiet = logging.WARNING if level != "DEBUG" else logging.DEBUG
+    logging.getLogger("alembic").setLevel(quiet)
+    # One line per vendor call would drown the access log; vendor calls are metered and
+    # recorded in vendor_calls instead.
+    logging.getLogger("httpx").setLevel(quiet)
 
 
 def _add_call_context(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -1,31 +1,91 @@
 """The four platforms behind the system APIs: for each, the real vendor when its credentials
-are configured, otherwise its built-in emulator mounted under `/_sandbox/<vendor>`."""
+are configured, otherwise its built-in emulator, mounted under `/_sandbox/<vendor>` outside
+the gateway's policies and reached by the vendor client in-process.
+
+Each vendor client gets an httpx client from `system_apis.http.build_vendor_http` (timeouts,
+retries, circuit breaker, quota budget, call recording, metrics); the client is provided to
+the routes as its domain's port (`crm`, `billing`, `support`, `erp`).
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+from litestar import asgi
 from litestar.di import Provide
+from litestar.handlers import ASGIRouteHandler
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.settings import Settings
+from gateway.vendor_calls import DatabaseCallRecorder
+from system_apis.http import (
+    OutboundMetrics,
+    Platform,
+    build_quota,
+    build_vendor_http,
+    default_policy,
+)
 
-__all__ = ["Platforms", "build_platforms"]
+__all__ = ["Platforms", "build_platforms", "emulator_app", "sandbox_banner"]
+
+SANDBOX_PREFIX = "/_sandbox"
+
+
+@dataclass
+class Vendor:
+    """One platform as wired: its client (the domain's port), and its emulator if emulated."""
+
+    name: Platform
+    client: Any
+    http: httpx.AsyncClient
+    emulator: Any | None = None
 
 
 @dataclass
 class Platforms:
+    vendors: dict[str, Vendor] = field(default_factory=dict)
     routers: list[Any] = field(default_factory=list)
     dependencies: dict[str, Provide] = field(default_factory=dict)
+    recorder: DatabaseCallRecorder | None = None
+    on_start: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def start(self) -> None:
-        return None
+        if self.recorder is not None:
+            self.recorder.start()
+        for hook in self.on_start:
+            await hook()
 
     async def stop(self) -> None:
-        return None
+        for vendor in self.vendors.values():
+            await vendor.http.aclose()
+        if self.recorder is not None:
+            await self.recorder.stop()
+
+
+@dataclass(frozen=True)
+class _Wiring:
+    """How to build one platform; the vendor-specific parts are in its package."""
+
+    name: Platform
+    domain: str
+    package: str
+    build: Callable[[Any, httpx.AsyncClient, Any], Any]
+    """(vendor client module, http client, credentials) -> the vendor client."""
+
+
+def _netsuite(module: Any, http: httpx.AsyncClient, credentials: Any) -> Any:
+    return module.NetSuiteClient(http, credentials=credentials)
+
+
+WIRINGS: tuple[_Wiring, ...] = (
+    _Wiring(name="netsuite", domain="erp", package="system_apis.erp.netsuite", build=_netsuite),
+)
 
 
 def build_platforms(
@@ -35,7 +95,80 @@ def build_platforms(
     redis: Redis | None,
     registry: CollectorRegistry,
 ) -> Platforms:
-    return Platforms()
+    platforms = Platforms(recorder=DatabaseCallRecorder(engine))
+    metrics = OutboundMetrics(registry)
+    for wiring in WIRINGS:
+        vendor = _build_vendor(wiring, settings, redis, metrics, platforms.recorder)
+        if vendor is None:
+            continue
+        platforms.vendors[wiring.name] = vendor
+        domain = importlib.import_module(f"system_apis.{wiring.domain}")
+        platforms.routers.append(domain.create_router())
+        platforms.dependencies[wiring.domain] = Provide(
+            _constant(vendor.client), use_cache=True, sync_to_thread=False
+        )
+        if vendor.emulator is not None:
+            platforms.routers.append(_mount(wiring.name, vendor.emulator.vendor))
+    return platforms
+
+
+def _build_vendor(
+    wiring: _Wiring,
+    settings: Settings,
+    redis: Redis | None,
+    metrics: OutboundMetrics,
+    recorder: DatabaseCallRecorder | None,
+) -> Vendor | None:
+    client_module = importlib.import_module(f"{wiring.package}.client")
+    credentials = client_module.credentials_from_env(settings.env)
+    emulator = None
+    transport: httpx.AsyncBaseTransport | None = None
+    if credentials is None:
+        if not settings.emulators:
+            return None
+        emulator = importlib.import_module(f"{wiring.package}.emulator").create_emulator()
+        prefix = f"{SANDBOX_PREFIX}/{wiring.name}"
+        base_url = f"{settings.base_url}{prefix}"
+        # In-process: each worker talks to its own emulator, never to another worker's.
+        transport = httpx.ASGITransport(app=emulator.vendor, root_path=prefix)
+        credentials = client_module.sandbox_credentials(base_url)
+    else:
+        base_url = credentials.base_url
+    policy = default_policy(wiring.name)
+    http = build_vendor_http(
+        wiring.name,
+        base_url=base_url,
+        transport=transport,
+        policy=policy,
+        quota=build_quota(policy, redis=redis),
+        recorder=recorder,
+        metrics=metrics,
+    )
+    client = wiring.build(client_module, http, credentials)
+    return Vendor(name=wiring.name, client=client, http=http, emulator=emulator)
+
+
+def _mount(vendor: str, app: Any) -> ASGIRouteHandler:
+    """The emulator as a plain ASGI app: no gateway auth, limits or problem+json there."""
+
+    @asgi(
+        f"{SANDBOX_PREFIX}/{vendor}",
+        is_mount=True,
+        copy_scope=True,
+        opt={"public": True, "rate_limit": False},
+        include_in_schema=False,
+    )
+    async def sandbox(scope: Any, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+
+    return sandbox
+
+
+def _constant(value: Any) -> Callable[[], Any]:
+    def dependency() -> Any:
+        return value
+
+    return dependency
 
 
 _EMULATOR_MODULES = {
@@ -48,8 +181,6 @@ _EMULATOR_MODULES = {
 
 def emulator_app(vendor: str) -> Any:
     """One vendor's emulator as a standalone ASGI app (`erp-gateway emulator <vendor>`)."""
-    import importlib
-
     module = importlib.import_module(_EMULATOR_MODULES[vendor])
     return module.create_emulator().vendor
 

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -21,7 +21,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_asgi(app: Any, *, port: int | None = None, lifespan: str = "auto") -> Iterator[str]:
+def serve_asgi(
+    app: Any, *, port: int | None = None, lifespan: Literal["auto", "on", "off"] = "auto"
+) -> Iterator[str]:
     """Run `app` under uvicorn on 127.0.0.1 until the block ends; yields its base URL."""
     port = port or free_port()
     config = uvicorn.Config(
