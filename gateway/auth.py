@@ -35,7 +35,7 @@ from gateway.keys import SIGNING_ALGORITHM, KeyStore
 
 __all__ = [
     "AuthenticationMiddleware",
-        "ExternalIdentityProvider",
+    "ExternalIdentityProvider",
     "TokenIssuer",
     "TokenValidator",
     "check_scopes",
@@ -200,6 +200,10 @@ class TokenValidator:
 
     async def _principal(self, claims: dict[str, Any], *, own: bool) -> Principal:
         client_id = str(claims.get("client_id") or claims["sub"])
+        if not own:
+            # An external IdP's client ids live in its own namespace: one that happens to
+            # equal one of ours must not share our client's quota or idempotency keys.
+            client_id = f"ext:{client_id}"
         scopes = frozenset(str(claims.get("scope", "")).split())
         entities = claims.get("entities")
         name = client_id

@@ -61,7 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     create = clients.add_parser("create", help="create a client (its secret is shown once)")
     create.add_argument("--name", required=True)
-    create.add_argument("--scopes", required=True, help=f"space-separated, of: {' '.join(sorted(SCOPES))}")
+    create.add_argument(
+        "--scopes", required=True, help=f"space-separated, of: {' '.join(sorted(SCOPES))}"
+    )
     create.add_argument("--entities", help="comma-separated legal entities (default: all)")
     create.add_argument("--customer", help="bind a portal client to one customer")
     create.add_argument("--tier", choices=TIERS, default="bronze")
@@ -74,7 +76,9 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("client_id")
     revoke.set_defaults(run=_clients_revoke)
 
-    keys = commands.add_parser("keys", help="token signing keys").add_subparsers(title="keys commands")
+    keys = commands.add_parser("keys", help="token signing keys").add_subparsers(
+        title="keys commands"
+    )
     keys.add_parser("rotate", help="make a new signing key current").set_defaults(run=_keys_rotate)
 
     emulator = commands.add_parser("emulator", help="serve one vendor emulator alone")
@@ -120,7 +124,7 @@ def _registry_call(settings: Settings, call: Any) -> Any:
 
 def _clients_create(args: argparse.Namespace) -> int:
     settings = _settings()
-    entities = args.entities.split(",") if args.entities else None
+    entities = args.entities.split(",") if args.entities is not None else None
     created = _registry_call(
         settings,
         lambda registry: registry.create(
@@ -151,7 +155,8 @@ def _clients_list(args: argparse.Namespace) -> int:
         return 0
     for row in rows:
         state = "revoked" if row["revoked_at"] else "active"
-        print(f"{row['client_id']}  {state:8} {row['tier']:7} {row['name']}  [{' '.join(row['scopes'])}]")
+        scopes = " ".join(row["scopes"])
+        print(f"{row['client_id']}  {state:8} {row['tier']:7} {row['name']}  [{scopes}]")
     return 0
 
 

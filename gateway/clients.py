@@ -67,6 +67,9 @@ class ClientRegistry:
         client_id = f"cl_{secrets.token_hex(8)}"
         secret = f"cs_{secrets.token_urlsafe(32)}"
         entity_set = frozenset(e.strip() for e in entities if e.strip()) if entities else None
+        if entities is not None and not entity_set:
+            # An empty list would be stored as "no restriction": all entities, not none.
+            raise InvalidRequest("entities were given but name no entity; omit them for all")
         client = ApiClient(
             client_id=client_id,
             name=name,

@@ -3,7 +3,8 @@
 `keys.json` in the directory lists the key ids, current signer first; the JWKS publishes the
 current key and the previous one (tokens signed before a rotation stay valid until they
 expire). Keys are created under an exclusive file lock, so two processes starting together
-never make two. Processes notice a rotation by the index file's modification time.
+never make two. Processes notice a rotation by the index file's identity: every write
+replaces it with a new file (a new inode), which a coarse modification time alone can miss.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class KeyStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._keys: list[SigningKey] = []
-        self._index_mtime: float | None = None
+        self._index_version: tuple[int, int] | None = None
 
     def ensure(self) -> None:
         """Create the directory and a first key if there is none (once across processes)."""
@@ -62,17 +63,19 @@ class KeyStore:
         return new_kid
 
     def reload(self) -> None:
+        # Version first: a rotation landing during the read is then seen on the next check.
+        version = self._version()
         kids = self._read_index()
         self._keys = [SigningKey(kid, self._load(kid)) for kid in kids]
-        self._index_mtime = self._index_path.stat().st_mtime
+        self._index_version = version
 
     def refresh_if_changed(self) -> None:
         """Pick up a rotation made by another process (a stat per call; cheap)."""
         try:
-            mtime = self._index_path.stat().st_mtime
+            version = self._version()
         except FileNotFoundError:
             return
-        if mtime != self._index_mtime:
+        if version != self._index_version:
             self.reload()
 
     @property
@@ -99,6 +102,10 @@ class KeyStore:
     @property
     def _index_path(self) -> Path:
         return self.directory / INDEX_FILE
+
+    def _version(self) -> tuple[int, int]:
+        stat = self._index_path.stat()
+        return stat.st_ino, stat.st_mtime_ns
 
     def _read_index(self) -> list[str]:
         data = json.loads(self._index_path.read_text())

@@ -174,9 +174,10 @@ def authorization_server_metadata(settings: Settings) -> dict[str, Any]:
         "jwks_uri": f"{base}/.well-known/jwks.json",
         "grant_types_supported": ["client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "response_types_supported": ["token"],
+        # No authorization endpoint: client credentials only, so no response types.
+        "response_types_supported": [],
         "scopes_supported": sorted(SCOPES),
-        "token_endpoint_auth_signing_alg_values_supported": [SIGNING_ALGORITHM],
+        "token_signing_alg_values_supported": [SIGNING_ALGORITHM],
         "service_documentation": f"{base}/docs",
     }
 

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 __all__ = ["ApiVersionEntry", "Settings", "SettingsError", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/erp-gateway.db"
 DEFAULT_RATE_LIMIT_TIERS = "bronze=60/minute;silver=600/minute;gold=6000/minute;anonymous=30/minute"
+_URL_PASSWORD = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?[^:/?#@]*):.*@")
+"""`user:password@` in a URL, up to its last `@` (hiding too much beats showing a password)."""
 
 
 class SettingsError(ValueError):
@@ -86,6 +89,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     host = reader.text("ERPGW_HOST", "127.0.0.1")
     port = reader.integer("ERPGW_PORT", 8000, minimum=1, maximum=65535)
     var_dir = Path(reader.text("ERPGW_VAR_DIR", "var"))
+    external_issuer = reader.optional("ERPGW_EXTERNAL_ISSUER")
+    external_jwks_url = reader.url("ERPGW_EXTERNAL_JWKS_URL", schemes=("http", "https"))
+    if (external_issuer is None) != (external_jwks_url is None):
+        missing = (
+            "ERPGW_EXTERNAL_JWKS_URL" if external_jwks_url is None else "ERPGW_EXTERNAL_ISSUER"
+        )
+        raise SettingsError(f"{missing}: required with the other ERPGW_EXTERNAL_* setting")
     return Settings(
         database_url=reader.database_url("ERPGW_DATABASE_URL", DEFAULT_DATABASE_URL),
         redis_url=reader.url("ERPGW_REDIS_URL", schemes=("redis", "rediss", "unix")),
@@ -94,8 +104,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         issuer=reader.url("ERPGW_ISSUER", schemes=("http", "https")) or f"http://{host}:{port}",
         audience=reader.text("ERPGW_AUDIENCE", "erp-gateway"),
         signing_keys_dir=Path(reader.text("ERPGW_SIGNING_KEYS_DIR", str(var_dir / "keys"))),
-        external_issuer=reader.optional("ERPGW_EXTERNAL_ISSUER"),
-        external_jwks_url=reader.url("ERPGW_EXTERNAL_JWKS_URL", schemes=("http", "https")),
+        external_issuer=external_issuer,
+        external_jwks_url=external_jwks_url,
         log_format=reader.choice("ERPGW_LOG_FORMAT", ("console", "json"), "console"),  # type: ignore[arg-type]
         log_level=reader.choice(
             "ERPGW_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO", upper=True
@@ -173,16 +183,17 @@ class _Reader:
         raw = self.optional(name)
         if raw is None:
             return None
-        parts = urlsplit(raw)
-        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+        parts = _split(name, raw)
+        web = parts.scheme in ("http", "https")
+        if parts.scheme not in schemes or not (parts.netloc if web else parts.netloc or parts.path):
             raise SettingsError(
                 f"{name}: expected a URL with scheme {' or '.join(schemes)}, got {_redact(raw)!r}"
             )
-        return raw.rstrip("/") if parts.scheme in ("http", "https") else raw
+        return raw.rstrip("/") if web else raw
 
     def database_url(self, name: str, default: str) -> str:
         raw = self.text(name, default)
-        scheme = urlsplit(raw).scheme
+        scheme = _split(name, raw).scheme
         if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
             raise SettingsError(
                 f"{name}: expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://..., "
@@ -206,6 +217,8 @@ class _Reader:
             return ()
         try:
             entries = json.loads(raw)
+            if not isinstance(entries, list):
+                raise ValueError("the value is not a JSON list")
             return tuple(_version_entry(item) for item in entries)
         except (ValueError, TypeError, KeyError) as exc:
             raise SettingsError(
@@ -214,7 +227,14 @@ class _Reader:
             ) from None
 
 
-def _version_entry(item: dict[str, str]) -> ApiVersionEntry:
+def _version_entry(item: object) -> ApiVersionEntry:
+    if not isinstance(item, dict):
+        raise ValueError(f"entry {item!r} is not an object")
+    for key in ("api", "major", "status", "deprecated_at", "sunset_at", "successor"):
+        required = key in ("api", "major")
+        if (required or item.get(key) is not None) and not isinstance(item.get(key), str):
+            raise ValueError(f"{key} must be a string, got {item.get(key)!r}")
+
     def when(key: str) -> datetime | None:
         value = item.get(key)
         if value is None:
@@ -228,16 +248,20 @@ def _version_entry(item: dict[str, str]) -> ApiVersionEntry:
     return ApiVersionEntry(
         api=item["api"].strip("/"),
         major=item["major"],
-        status=status,  # type: ignore[arg-type]
+        status=status,
         deprecated_at=when("deprecated_at"),
         sunset_at=when("sunset_at"),
         successor=item.get("successor"),
     )
 
 
+def _split(name: str, raw: str) -> SplitResult:
+    try:
+        return urlsplit(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: {_redact(raw)!r} is not a valid URL") from None
+
+
 def _redact(url: str) -> str:
-    """Hide a password in a URL before it is printed."""
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@")
-    return url
+    """Hide a password in a URL before it is printed (also in URLs that do not parse)."""
+    return _URL_PASSWORD.sub(r"\1:***@", url)

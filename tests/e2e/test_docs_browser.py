@@ -19,15 +19,14 @@ def test_docs_page_renders_every_operation(tmp_path: Path) -> None:
     with serve_asgi(app) as base_url, chromium_page() as page:
         document = httpx.get(f"{base_url}/docs/openapi.json").json()
         expected = sum(
-            1
-            for item in document["paths"].values()
-            for method in item
-            if method in HTTP_METHODS
+            1 for item in document["paths"].values() for method in item if method in HTTP_METHODS
         )
         foreign: list[str] = []
         page.on(
             "request",
-            lambda request: None if request.url.startswith(base_url) else foreign.append(request.url),
+            lambda request: (
+                None if request.url.startswith(base_url) else foreign.append(request.url)
+            ),
         )
 
         page.goto(f"{base_url}/docs")

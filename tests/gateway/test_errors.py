@@ -13,7 +13,14 @@ from litestar import get, post
 
 from contracts import errors as e
 from gateway.errors import STATUS_BY_ERROR
-from tests.support.apps import AppClient, app_client, bearer, gateway_app, new_client_token, settings_for
+from tests.support.apps import (
+    AppClient,
+    app_client,
+    bearer,
+    gateway_app,
+    new_client_token,
+    settings_for,
+)
 
 
 class Widget(msgspec.Struct, forbid_unknown_fields=True):
@@ -60,8 +67,7 @@ def _assert_problem(response: Any, status: int) -> dict[str, Any]:
 
 def test_every_error_class_has_a_status() -> None:
     classes = [
-        obj for obj in vars(e).values()
-        if isinstance(obj, type) and issubclass(obj, e.GatewayError)
+        obj for obj in vars(e).values() if isinstance(obj, type) and issubclass(obj, e.GatewayError)
     ]
     assert set(classes) <= set(STATUS_BY_ERROR)
 
@@ -165,6 +171,7 @@ async def test_health_and_metrics(client: AppClient) -> None:
 
     metrics = (await client.get("/metrics")).text
 
-    assert 'erpgw_http_requests_total{method="GET",route="/system/crm/v1/explode",status="500",tier="gold"} 1.0' in metrics
+    explode = 'route="/system/crm/v1/explode",status="500",tier="gold"'
+    assert f'erpgw_http_requests_total{{method="GET",{explode}}} 1.0' in metrics
     assert "erpgw_http_request_duration_seconds_bucket" in metrics
     assert 'erpgw_auth_failures_total{reason="invalid_token"} 1.0' in metrics

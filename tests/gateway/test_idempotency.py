@@ -12,9 +12,16 @@ import msgspec
 import pytest
 from litestar import post
 
-from gateway.idempotency import parse_idempotency_key
 from contracts.errors import InvalidRequest
-from tests.support.apps import AppClient, app_client, bearer, gateway_app, new_client_token, settings_for
+from gateway.idempotency import parse_idempotency_key
+from tests.support.apps import (
+    AppClient,
+    app_client,
+    bearer,
+    gateway_app,
+    new_client_token,
+    settings_for,
+)
 
 
 class Order(msgspec.Struct):
@@ -60,9 +67,7 @@ def calls() -> Calls:
 
 
 @pytest.fixture
-async def client(
-    tmp_path: Path, database_url: str, calls: Calls
-) -> AsyncIterator[AppClient]:
+async def client(tmp_path: Path, database_url: str, calls: Calls) -> AsyncIterator[AppClient]:
     app = gateway_app(settings_for(tmp_path, database_url), order_route(calls))
     async with app_client(app) as test_client:
         yield test_client
@@ -76,8 +81,12 @@ async def _token(client: AppClient) -> dict[str, str]:
 async def test_retry_replays_the_first_answer(client: AppClient, calls: Calls) -> None:
     auth = await _token(client)
     headers = {**auth, "Idempotency-Key": "order-1"}
-    first = await client.post("/process/v1/test-orders", json={"sku": "A", "quantity": 2}, headers=headers)
-    again = await client.post("/process/v1/test-orders", json={"sku": "A", "quantity": 2}, headers=headers)
+    first = await client.post(
+        "/process/v1/test-orders", json={"sku": "A", "quantity": 2}, headers=headers
+    )
+    again = await client.post(
+        "/process/v1/test-orders", json={"sku": "A", "quantity": 2}, headers=headers
+    )
 
     assert first.status_code == 201
     assert "idempotent-replayed" not in first.headers
@@ -92,7 +101,9 @@ async def test_same_key_with_another_body_is_422(client: AppClient, calls: Calls
     auth = await _token(client)
     headers = {**auth, "Idempotency-Key": "order-2"}
     await client.post("/process/v1/test-orders", json={"sku": "A", "quantity": 1}, headers=headers)
-    other = await client.post("/process/v1/test-orders", json={"sku": "A", "quantity": 9}, headers=headers)
+    other = await client.post(
+        "/process/v1/test-orders", json={"sku": "A", "quantity": 9}, headers=headers
+    )
 
     assert other.status_code == 422
     assert other.headers["content-type"] == "application/problem+json"
@@ -102,7 +113,9 @@ async def test_same_key_with_another_body_is_422(client: AppClient, calls: Calls
 
 async def test_missing_key_is_400(client: AppClient, calls: Calls) -> None:
     auth = await _token(client)
-    response = await client.post("/process/v1/test-orders", json={"sku": "A", "quantity": 1}, headers=auth)
+    response = await client.post(
+        "/process/v1/test-orders", json={"sku": "A", "quantity": 1}, headers=auth
+    )
 
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
@@ -114,8 +127,12 @@ async def test_keys_are_scoped_per_client(client: AppClient, calls: Calls) -> No
     first_client = await _token(client)
     second_client = await _token(client)
     body = {"sku": "A", "quantity": 1}
-    one = await client.post("/process/v1/test-orders", json=body, headers={**first_client, "Idempotency-Key": "shared"})
-    two = await client.post("/process/v1/test-orders", json=body, headers={**second_client, "Idempotency-Key": "shared"})
+    one = await client.post(
+        "/process/v1/test-orders", json=body, headers={**first_client, "Idempotency-Key": "shared"}
+    )
+    two = await client.post(
+        "/process/v1/test-orders", json=body, headers={**second_client, "Idempotency-Key": "shared"}
+    )
 
     assert one.status_code == two.status_code == 201
     assert "idempotent-replayed" not in two.headers
@@ -161,7 +178,9 @@ async def test_invalid_keys_are_400(client: AppClient, calls: Calls) -> None:
     auth = await _token(client)
     for key in ("x" * 256, "has space", '"unterminated'):
         response = await client.post(
-            "/process/v1/test-orders", json={"sku": "A", "quantity": 1}, headers={**auth, "Idempotency-Key": key}
+            "/process/v1/test-orders",
+            json={"sku": "A", "quantity": 1},
+            headers={**auth, "Idempotency-Key": key},
         )
         assert response.status_code == 400, key
         assert response.json()["code"] == "idempotency_key_invalid"
@@ -171,7 +190,8 @@ async def test_invalid_keys_are_400(client: AppClient, calls: Calls) -> None:
 async def test_refused_requests_claim_no_key(client: AppClient, calls: Calls) -> None:
     _, token = await new_client_token(client, ["process:read"])
     refused = await client.post(
-        "/process/v1/test-orders", json={"sku": "A", "quantity": 1},
+        "/process/v1/test-orders",
+        json={"sku": "A", "quantity": 1},
         headers={**bearer(token), "Idempotency-Key": "k"},
     )
     assert refused.status_code == 403
@@ -190,7 +210,9 @@ async def test_hundred_concurrent_requests_run_the_handler_once(
         *(client.post("/process/v1/test-orders", json=body, headers=headers) for _ in range(100))
     )
 
-    firsts = [r for r in responses if r.status_code == 201 and "idempotent-replayed" not in r.headers]
+    firsts = [
+        r for r in responses if r.status_code == 201 and "idempotent-replayed" not in r.headers
+    ]
     replays = [r for r in responses if r.headers.get("idempotent-replayed") == "true"]
     in_flight = [r for r in responses if r.status_code == 409]
     assert calls.count == 1

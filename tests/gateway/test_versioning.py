@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from litestar import get
 
-from tests.support.apps import AppClient, app_client, bearer, gateway_app, new_client_token, settings_for
+from tests.support.apps import (
+    AppClient,
+    app_client,
+    bearer,
+    gateway_app,
+    new_client_token,
+    settings_for,
+)
 
 
 @get("/system/crm/v1/ping", opt={"scopes": ["crm:read"]}, sync_to_thread=False)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-from typing import Any
-
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import httpx
 from litestar import Litestar

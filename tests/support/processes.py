@@ -66,7 +66,9 @@ def start_gateway(env: Mapping[str, str], log: Path, *, port: int | None = None)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"gateway exited with {process.returncode}: {log.read_text()[-3000:]}")
+            raise AssertionError(
+                f"gateway exited with {process.returncode}: {log.read_text()[-3000:]}"
+            )
         try:
             if httpx.get(f"{gateway.base_url}/health/live", timeout=1).status_code == 200:
                 return gateway
@@ -77,7 +79,9 @@ def start_gateway(env: Mapping[str, str], log: Path, *, port: int | None = None)
 
 
 @contextmanager
-def gateway_processes(count: int, env: Mapping[str, str], tmp: Path) -> Iterator[list[GatewayProcess]]:
+def gateway_processes(
+    count: int, env: Mapping[str, str], tmp: Path
+) -> Iterator[list[GatewayProcess]]:
     """`count` gateway processes sharing `env` (database, Redis, keys)."""
     started: list[GatewayProcess] = []
     try:
@@ -91,6 +95,17 @@ def gateway_processes(count: int, env: Mapping[str, str], tmp: Path) -> Iterator
 
 def create_client(env: Mapping[str, str], *, scopes: str, tier: str = "bronze") -> dict[str, str]:
     created: dict[str, str] = json.loads(
-        cli("clients", "create", "--name", "proc-test", "--scopes", scopes, "--tier", tier, "--json", env=env)
+        cli(
+            "clients",
+            "create",
+            "--name",
+            "proc-test",
+            "--scopes",
+            scopes,
+            "--tier",
+            tier,
+            "--json",
+            env=env,
+        )
     )
     return created

@@ -18,9 +18,7 @@ def vendor_specs_dir() -> Path:
     path = (REPO_ROOT / raw).resolve() if raw else None
     if path is not None and path.is_dir():
         return path
-    reason = (
-        f"vendor specs directory {path} not found" if path else "ERPGW_VENDOR_SPECS is not set"
-    )
+    reason = f"vendor specs directory {path} not found" if path else "ERPGW_VENDOR_SPECS is not set"
     if services_required():
         pytest.fail(f"{reason} (ERPGW_REQUIRE_SERVICES=1)")
     pytest.skip(reason)
