@@ -33,7 +33,13 @@ from gateway.logging import AccessLogMiddleware, configure_logging
 from gateway.metrics import GatewayMetrics, MetricsMiddleware, metrics_route
 from gateway.oauth import OAUTH_ROUTES
 from gateway.platforms import Platforms, build_platforms
-from gateway.rate_limits import RateLimitConfig, RateLimiter, RateLimitMiddleware, parse_tiers
+from gateway.rate_limits import (
+    RateLimitConfig,
+    RateLimiter,
+    RateLimitMiddleware,
+    parse_tiers,
+    storage_uri_for,
+)
 from gateway.settings import Settings, load_settings
 from gateway.tracing import TracingMiddleware
 from gateway.versioning import VersioningMiddleware, VersionRegistry
@@ -157,11 +163,10 @@ def _policies(gateway: Gateway) -> list[Any]:
 
 
 def _rate_limit_config(settings: Settings) -> RateLimitConfig:
-    storage_uri = "async+" + settings.redis_url if settings.redis_url else "async+memory://"
     return RateLimitConfig(
         tiers=parse_tiers(settings.rate_limit_tiers),
         strategy=settings.rate_limit_strategy,
-        storage_uri=storage_uri,
+        storage_uri=storage_uri_for(settings.redis_url),
         on_store_error=settings.rate_limit_on_store_error,
     )
 

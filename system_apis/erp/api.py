@@ -5,13 +5,13 @@ Each list is cursor-paged and shows only records of the legal entities the calle
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar, get_args
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from litestar import Request, Router, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery, Parameter
 
-from contracts.errors import FieldError, InvalidRequest, NotFound, UpstreamNotFound
+from contracts.errors import InvalidRequest, NotFound, UpstreamNotFound
 from contracts.principal import Principal
 from contracts.v1 import (
     ApprovalStatus,
@@ -26,13 +26,15 @@ from contracts.v1 import (
     SalesOrder,
 )
 from system_apis.erp.port import ErpPort
+from system_apis.paging import DEFAULT_LIMIT, PageCursor, PageLimit
 
 __all__ = ["create_router"]
 
 T = TypeVar("T")
 _READ: dict[str, Any] = {"scopes": ["erp:read"], "rate_limit_group": "system"}
-_DEFAULT_LIMIT = 50
-_MAX_LIMIT = 100
+RecordId = Annotated[
+    str, Parameter(pattern=r"^[0-9]{1,18}$", description="The ERP's internal record id")
+]
 
 
 def create_router() -> Router:
@@ -53,26 +55,6 @@ def _principal(request: Request[Any, Any, Any]) -> Principal:
     if not isinstance(user, Principal):
         raise InvalidRequest("no authenticated caller")
     return user
-
-
-def _limit(limit: int | None) -> int:
-    if limit is None:
-        return _DEFAULT_LIMIT
-    if not 1 <= limit <= _MAX_LIMIT:
-        raise InvalidRequest(
-            "limit out of range",
-            errors=[FieldError(pointer="limit", detail=f"between 1 and {_MAX_LIMIT}")],
-        )
-    return limit
-
-
-def _choice(name: str, value: str | None, allowed: Sequence[str]) -> Any:
-    if value is not None and value not in allowed:
-        raise InvalidRequest(
-            f"unknown {name}",
-            errors=[FieldError(pointer=name, detail=f"one of {', '.join(allowed)}")],
-        )
-    return value
 
 
 def _visible(page: Page[T], principal: Principal, entity: Callable[[T], str | None]) -> Page[T]:
@@ -100,63 +82,62 @@ async def list_legal_entities(request: Request[Any, Any, Any], erp: ErpPort) -> 
 
 @get("/customers", opt=_READ)
 async def list_customers(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None, legal_entity: FromQuery[str | None] = None,
+    request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT, legal_entity: FromQuery[str | None] = None,
 ) -> Page[Customer]:
     page = await erp.list_customers(legal_entity=legal_entity, cursor=cursor,
-                                    limit=_limit(limit))
+                                    limit=limit)
     return _visible(page, _principal(request), lambda c: c.legal_entity)
 
 
 @get("/customers/{customer_id:str}", opt=_READ)
 async def get_customer(request: Request[Any, Any, Any], erp: ErpPort,
-                       customer_id: FromPath[str]) -> Customer:
+                       customer_id: RecordId) -> Customer:
     return await _one(_principal(request), f"customer {customer_id}",
                       erp.get_customer(customer_id), lambda c: c.legal_entity)
 
 
 @get("/items", opt=_READ)
 async def list_items(
-    erp: ErpPort, cursor: FromQuery[str | None] = None, limit: FromQuery[int | None] = None
+    erp: ErpPort, cursor: PageCursor = None, limit: PageLimit = DEFAULT_LIMIT
 ) -> Page[Product]:
-    return await erp.list_products(cursor=cursor, limit=_limit(limit))
+    return await erp.list_products(cursor=cursor, limit=limit)
 
 
 @get("/sales-orders", opt=_READ)
 async def list_sales_orders(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None, number: FromQuery[str | None] = None,
+    request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT, number: FromQuery[str | None] = None,
     customer: FromQuery[str | None] = None,
     legal_entity: FromQuery[str | None] = None,
 ) -> Page[SalesOrder]:
     page = await erp.list_sales_orders(number=number, customer_id=customer,
                                        legal_entity=legal_entity, cursor=cursor,
-                                       limit=_limit(limit))
+                                       limit=limit)
     return _visible(page, _principal(request), lambda o: o.legal_entity)
 
 
 @get("/sales-orders/{order_id:str}", opt=_READ)
 async def get_sales_order(request: Request[Any, Any, Any], erp: ErpPort,
-                          order_id: FromPath[str]) -> SalesOrder:
+                          order_id: RecordId) -> SalesOrder:
     return await _one(_principal(request), f"sales order {order_id}",
                       erp.get_sales_order(order_id), lambda o: o.legal_entity)
 
 
 @get("/invoices", opt=_READ)
 async def list_invoices(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None, customer: FromQuery[str | None] = None,
-    status: FromQuery[str | None] = None,
+    request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT, customer: FromQuery[str | None] = None,
+    status: FromQuery[InvoiceStatus | None] = None,
 ) -> Page[Invoice]:
-    chosen: InvoiceStatus | None = _choice("status", status, get_args(InvoiceStatus))
-    page = await erp.list_invoices(customer_id=customer, status=chosen, cursor=cursor,
-                                   limit=_limit(limit))
+    page = await erp.list_invoices(customer_id=customer, status=status, cursor=cursor,
+                                   limit=limit)
     return _visible(page, _principal(request), lambda i: i.legal_entity)
 
 
 @get("/invoices/{invoice_id:str}", opt=_READ)
 async def get_invoice(
-    request: Request[Any, Any, Any], erp: ErpPort, invoice_id: FromPath[str]
+    request: Request[Any, Any, Any], erp: ErpPort, invoice_id: RecordId
 ) -> Invoice:
     return await _one(_principal(request), f"invoice {invoice_id}",
                       erp.get_invoice(invoice_id), lambda i: i.legal_entity)
@@ -164,25 +145,24 @@ async def get_invoice(
 
 @get("/credit-memos", opt=_READ)
 async def list_credit_memos(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None, customer: FromQuery[str | None] = None,
+    request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT, customer: FromQuery[str | None] = None,
 ) -> Page[CreditMemo]:
-    page = await erp.list_credit_memos(customer_id=customer, cursor=cursor, limit=_limit(limit))
+    page = await erp.list_credit_memos(customer_id=customer, cursor=cursor, limit=limit)
     return _visible(page, _principal(request), lambda m: m.legal_entity)
 
 
 @get("/approvals", opt=_READ)
 async def list_approvals(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None, status: FromQuery[str | None] = None,
+    request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT, status: FromQuery[ApprovalStatus | None] = None,
 ) -> Page[ApprovalTask]:
-    chosen: ApprovalStatus | None = _choice("status", status, get_args(ApprovalStatus))
-    page = await erp.list_approval_tasks(status=chosen, cursor=cursor, limit=_limit(limit))
+    page = await erp.list_approval_tasks(status=status, cursor=cursor, limit=limit)
     return _visible(page, _principal(request), lambda t: t.legal_entity)
 
 
 @get("/approvals/{task_id:str}", opt=_READ)
 async def get_approval(request: Request[Any, Any, Any], erp: ErpPort,
-                       task_id: FromPath[str]) -> ApprovalTask:
+                       task_id: RecordId) -> ApprovalTask:
     return await _one(_principal(request), f"approval {task_id}",
                       erp.get_approval_task(task_id), lambda t: t.legal_entity)

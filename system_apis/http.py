@@ -1,0 +1,111 @@
+"""The shared outbound HTTP policy every vendor client's requests go through.
+
+Vendor clients receive an `httpx.AsyncClient` from `build_vendor_http`; its transport is a
+`PolicyTransport` that adds, generically for every platform: correlation headers
+(`traceparent`, `X-Correlation-ID`), a total deadline per request, retries with backoff for
+idempotent requests only (honouring `Retry-After`), a circuit breaker per platform, quota
+budgets (in Redis when given, else in process) that serve interactive callers first, a record
+of every attempt and Prometheus metrics. Clients mark a request that is safe to repeat despite
+its method with `extensions={"erpgw_idempotent": True}`, and may name its path template with
+`extensions={"erpgw_path_template": "/v1/things/{id}"}`.
+
+Besides the last response or httpx error, a request may end in
+`contracts.errors.UpstreamUnavailable` with `code="circuit_open"` or `code="quota_exhausted"`
+(and `retry_after`), raised before the network is touched.
+
+Wiring, once per platform in the app factory (one `OutboundMetrics` per registry for all)::
+
+    policy = default_policy("salesforce")
+    quota = build_quota(policy, redis=redis)  # None: in-process budget
+    http = build_vendor_http(
+        "salesforce", base_url=url, auth=auth, policy=policy, quota=quota,
+        recorder=recorder, metrics=metrics,
+        observe=usage_hook,  # the vendor package reads its usage header, calls quota.report_usage
+    )
+
+Emulated runs pass `transport=httpx.ASGITransport(app=emulator.vendor)`.
+"""
+
+from __future__ import annotations
+
+from system_apis._outbound.breaker import BreakerState, CircuitBreaker
+from system_apis._outbound.clients import (
+    DEFAULT_LIMITS,
+    DEFAULT_TRANSPORT,
+    TransportKind,
+    build_transport,
+    build_vendor_http,
+)
+from system_apis._outbound.metrics import OutboundMetrics
+from system_apis._outbound.policy import (
+    BreakerSettings,
+    ConcurrencyQuota,
+    DailyQuota,
+    Platform,
+    PlatformPolicy,
+    Priority,
+    QuotaSettings,
+    RateQuota,
+    RetrySettings,
+    Timeouts,
+    default_policy,
+)
+from system_apis._outbound.quota import (
+    LocalConcurrencyBudget,
+    LocalDailyBudget,
+    LocalRateBudget,
+    QuotaBudget,
+    QuotaExhaustedError,
+    QuotaPermit,
+    build_quota,
+)
+from system_apis._outbound.recording import (
+    CallRecorder,
+    InMemoryCallRecorder,
+    VendorCall,
+    path_template,
+)
+from system_apis._outbound.retry import IDEMPOTENT_EXTENSION, is_idempotent
+from system_apis._outbound.transport import (
+    CORRELATION_HEADER,
+    PATH_TEMPLATE_EXTENSION,
+    PolicyTransport,
+)
+
+__all__ = [
+    "CORRELATION_HEADER",
+    "DEFAULT_LIMITS",
+    "DEFAULT_TRANSPORT",
+    "IDEMPOTENT_EXTENSION",
+    "PATH_TEMPLATE_EXTENSION",
+    "BreakerSettings",
+    "BreakerState",
+    "CallRecorder",
+    "CircuitBreaker",
+    "ConcurrencyQuota",
+    "DailyQuota",
+    "InMemoryCallRecorder",
+    "LocalConcurrencyBudget",
+    "LocalDailyBudget",
+    "LocalRateBudget",
+    "OutboundMetrics",
+    "Platform",
+    "PlatformPolicy",
+    "PolicyTransport",
+    "Priority",
+    "QuotaBudget",
+    "QuotaExhaustedError",
+    "QuotaPermit",
+    "QuotaSettings",
+    "RateQuota",
+    "RetrySettings",
+    "Timeouts",
+    "TransportKind",
+    "VendorCall",
+    "build_quota",
+    "build_transport",
+    "build_vendor_http",
+    "default_policy",
+    "is_idempotent",
+    "path_template",
+]
