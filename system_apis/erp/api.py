@@ -26,7 +26,7 @@ from contracts.v1 import (
     SalesOrder,
 )
 from system_apis.erp.port import ErpPort
-from system_apis.paging import DEFAULT_LIMIT, PageCursor, PageLimit
+from system_apis.params import DEFAULT_LIMIT, LegalEntityFilter, PageCursor, PageLimit
 
 __all__ = ["create_router"]
 
@@ -34,6 +34,10 @@ T = TypeVar("T")
 _READ: dict[str, Any] = {"scopes": ["erp:read"], "rate_limit_group": "system"}
 RecordId = Annotated[
     str, Parameter(pattern=r"^[0-9]{1,18}$", description="The ERP's internal record id")
+]
+CustomerFilter = Annotated[
+    str | None,
+    Parameter(query="customer", pattern=r"^[0-9]{1,18}$", description="ERP customer id"),
 ]
 
 
@@ -83,7 +87,7 @@ async def list_legal_entities(request: Request[Any, Any, Any], erp: ErpPort) -> 
 @get("/customers", opt=_READ)
 async def list_customers(
     request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
-    limit: PageLimit = DEFAULT_LIMIT, legal_entity: FromQuery[str | None] = None,
+    limit: PageLimit = DEFAULT_LIMIT, legal_entity: LegalEntityFilter = None,
 ) -> Page[Customer]:
     page = await erp.list_customers(legal_entity=legal_entity, cursor=cursor,
                                     limit=limit)
@@ -108,8 +112,8 @@ async def list_items(
 async def list_sales_orders(
     request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT, number: FromQuery[str | None] = None,
-    customer: FromQuery[str | None] = None,
-    legal_entity: FromQuery[str | None] = None,
+    customer: CustomerFilter = None,
+    legal_entity: LegalEntityFilter = None,
 ) -> Page[SalesOrder]:
     page = await erp.list_sales_orders(number=number, customer_id=customer,
                                        legal_entity=legal_entity, cursor=cursor,
@@ -127,7 +131,7 @@ async def get_sales_order(request: Request[Any, Any, Any], erp: ErpPort,
 @get("/invoices", opt=_READ)
 async def list_invoices(
     request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
-    limit: PageLimit = DEFAULT_LIMIT, customer: FromQuery[str | None] = None,
+    limit: PageLimit = DEFAULT_LIMIT, customer: CustomerFilter = None,
     status: FromQuery[InvoiceStatus | None] = None,
 ) -> Page[Invoice]:
     page = await erp.list_invoices(customer_id=customer, status=status, cursor=cursor,
@@ -146,7 +150,7 @@ async def get_invoice(
 @get("/credit-memos", opt=_READ)
 async def list_credit_memos(
     request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
-    limit: PageLimit = DEFAULT_LIMIT, customer: FromQuery[str | None] = None,
+    limit: PageLimit = DEFAULT_LIMIT, customer: CustomerFilter = None,
 ) -> Page[CreditMemo]:
     page = await erp.list_credit_memos(customer_id=customer, cursor=cursor, limit=limit)
     return _visible(page, _principal(request), lambda m: m.legal_entity)

@@ -1,4 +1,4 @@
-"""Query parameters every canonical list route shares: an opaque cursor and a page size.
+"""Query parameters the canonical list routes share: cursor, page size, legal entity.
 
 Declared once with their bounds so that the OpenAPI states them and Litestar refuses a value
 outside them (400 with the field named) before a route runs.
@@ -10,7 +10,7 @@ from typing import Annotated
 
 from litestar.params import Parameter
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "PageCursor", "PageLimit"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "LegalEntityFilter", "PageCursor", "PageLimit"]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
@@ -26,5 +26,13 @@ PageCursor = Annotated[
         min_length=1,
         max_length=512,
         description="The `next_cursor` of the previous page",
+    ),
+]
+LegalEntityFilter = Annotated[
+    str | None,
+    Parameter(
+        query="legal_entity",
+        pattern=r"^[A-Z0-9_-]{2,16}$",
+        description="Only records of this legal entity (ERP subsidiary code, e.g. US01)",
     ),
 ]
