@@ -27,6 +27,7 @@ from gateway.vendor_calls import DatabaseCallRecorder
 from system_apis.http import (
     OutboundMetrics,
     Platform,
+    QuotaBudget,
     build_quota,
     build_vendor_http,
     default_policy,
@@ -75,16 +76,41 @@ class _Wiring:
     name: Platform
     domain: str
     package: str
-    build: Callable[[Any, httpx.AsyncClient, Any], Any]
-    """(vendor client module, http client, credentials) -> the vendor client."""
+    build: Callable[[Any, httpx.AsyncClient, Any, QuotaBudget | None], Any]
+    """(vendor client module, http client, credentials, quota) -> the vendor client."""
+    base_url: Callable[[Any], str]
+    """Where the real platform is, from its credentials."""
 
 
-def _netsuite(module: Any, http: httpx.AsyncClient, credentials: Any) -> Any:
+def _salesforce(
+    module: Any, http: httpx.AsyncClient, credentials: Any, quota: QuotaBudget | None
+) -> Any:
+    # Salesforce reports the day's API usage on every answer; the budget follows it.
+    on_usage = quota.report_usage if quota is not None else None
+    return module.SalesforceClient(http, credentials, on_usage=on_usage)
+
+
+def _netsuite(
+    module: Any, http: httpx.AsyncClient, credentials: Any, _quota: QuotaBudget | None
+) -> Any:
     return module.NetSuiteClient(http, credentials=credentials)
 
 
 WIRINGS: tuple[_Wiring, ...] = (
-    _Wiring(name="netsuite", domain="erp", package="system_apis.erp.netsuite", build=_netsuite),
+    _Wiring(
+        name="salesforce",
+        domain="crm",
+        package="system_apis.crm.salesforce",
+        build=_salesforce,
+        base_url=lambda credentials: credentials.login_url,
+    ),
+    _Wiring(
+        name="netsuite",
+        domain="erp",
+        package="system_apis.erp.netsuite",
+        build=_netsuite,
+        base_url=lambda credentials: credentials.base_url,
+    ),
 )
 
 
@@ -133,32 +159,39 @@ def _build_vendor(
         transport = httpx.ASGITransport(app=emulator.vendor, root_path=prefix)
         credentials = client_module.sandbox_credentials(base_url)
     else:
-        base_url = credentials.base_url
+        base_url = wiring.base_url(credentials)
     policy = default_policy(wiring.name)
+    quota = build_quota(policy, redis=redis)
     http = build_vendor_http(
         wiring.name,
         base_url=base_url,
         transport=transport,
         policy=policy,
-        quota=build_quota(policy, redis=redis),
+        quota=quota,
         recorder=recorder,
         metrics=metrics,
     )
-    client = wiring.build(client_module, http, credentials)
+    client = wiring.build(client_module, http, credentials, quota)
     return Vendor(name=wiring.name, client=client, http=http, emulator=emulator)
 
 
 def _mount(vendor: str, app: Any) -> ASGIRouteHandler:
     """The emulator as a plain ASGI app: no gateway auth, limits or problem+json there."""
+    prefix = f"{SANDBOX_PREFIX}/{vendor}"
 
     @asgi(
-        f"{SANDBOX_PREFIX}/{vendor}",
+        prefix,
         is_mount=True,
         copy_scope=True,
         opt={"public": True, "rate_limit": False},
         include_in_schema=False,
     )
     async def sandbox(scope: Any, receive: Any, send: Any) -> None:
+        # Litestar hands a mount the path below the prefix without setting root_path; the
+        # ASGI convention (and the in-process transport) is path = root_path + the rest.
+        root = scope.get("root_path", "") + prefix
+        scope["root_path"] = root
+        scope["path"] = root + scope["path"]
         await app(scope, receive, send)
 
     return sandbox

@@ -1,0 +1,8 @@
+"""The CRM system API: its port, its canonical routes and the Salesforce adapter."""
+
+from __future__ import annotations
+
+from system_apis.crm.api import create_router
+from system_apis.crm.port import CrmPort
+
+__all__ = ["CrmPort", "create_router"]

@@ -1,0 +1,90 @@
+"""The CRM port: what the process and experience layers need from the CRM, in contracts.
+
+`SalesforceClient` implements it structurally; tests use a fake with the same errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from contracts.v1 import (
+    Contact,
+    ContactCreate,
+    Customer,
+    CustomerCreate,
+    CustomerPatch,
+    Deal,
+    DealPatch,
+    Page,
+    Price,
+    Product,
+)
+
+__all__ = ["CrmPort"]
+
+
+# Runtime-checkable: Litestar checks an injected dependency against its annotation.
+@runtime_checkable
+class CrmPort(Protocol):
+    """Accounts, contacts, deals and the catalog of the CRM of record.
+
+    Ids are the CRM's own record ids. Errors are `contracts.errors` upstream errors
+    (UpstreamNotFound for an unknown id, UpstreamUnavailable when the CRM cannot answer now).
+    """
+
+    async def get_account(self, account_id: str) -> Customer:
+        """One account as a customer."""
+        ...
+
+    async def list_accounts(
+        self,
+        *,
+        legal_entities: Collection[str] | None = None,
+        name: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Customer]:
+        """A page of accounts of the given legal entities (None: all) whose name contains
+        `name`; pass the page's `next_cursor` back as `cursor`."""
+        ...
+
+    async def update_account(self, account_id: str, patch: CustomerPatch) -> Customer:
+        """Write the patch's fields; returns the account as it now is."""
+        ...
+
+    async def upsert_account(
+        self, customer: Customer | CustomerCreate, *, external_id: str
+    ) -> tuple[str, bool]:
+        """Create or update the account keyed by `external_id`: (CRM id, created). Safe to
+        repeat with the same key."""
+        ...
+
+    async def list_contacts(self, account_id: str) -> list[Contact]:
+        """The contacts of an account."""
+        ...
+
+    async def create_contacts(self, contacts: Sequence[ContactCreate]) -> list[str]:
+        """Create contacts all or none; returns their ids in order."""
+        ...
+
+    async def get_deal(self, opportunity_id: str) -> Deal:
+        """A deal with its lines."""
+        ...
+
+    async def list_won_deals(self, *, since: datetime, limit: int = 200) -> list[Deal]:
+        """Deals won and changed after `since`, oldest change first."""
+        ...
+
+    async def update_deal(self, opportunity_id: str, patch: DealPatch) -> None:
+        """Write back integration fields (ERP order number, subscription id, status)."""
+        ...
+
+    async def list_products(self, *, active_only: bool = False) -> list[Product]:
+        """The product catalog."""
+        ...
+
+    async def list_prices(self, *, currency: str | None = None) -> list[Price]:
+        """List prices of the standard price book, optionally of one currency."""
+        ...

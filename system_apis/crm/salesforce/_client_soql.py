@@ -1,0 +1,96 @@
+"""SOQL text the client builds, with every value quoted so input stays data, and its cursors."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
+
+from contracts.errors import FieldError, InvalidRequest, UpstreamNotFound
+from system_apis.crm.salesforce._client_http import VENDOR
+
+__all__ = [
+    "account_filters",
+    "checked_id",
+    "decode_cursor",
+    "encode_cursor",
+    "select",
+    "soql_datetime",
+    "soql_string",
+]
+
+_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
+
+
+def select(
+    fields: Sequence[str],
+    sobject: str,
+    conditions: Sequence[str] = (),
+    order: str | None = None,
+    limit: int | None = None,
+) -> str:
+    soql = f"SELECT {', '.join(fields)} FROM {sobject}"
+    if conditions:
+        soql += " WHERE " + " AND ".join(conditions)
+    if order:
+        soql += f" ORDER BY {order}"
+    if limit is not None:
+        soql += f" LIMIT {limit}"
+    return soql
+
+
+def account_filters(legal_entities: Collection[str] | None, name: str | None) -> list[str]:
+    conditions = []
+    if legal_entities is not None:
+        # An empty set of visible entities must match nothing, not everything.
+        values = ", ".join(soql_string(e) for e in sorted(legal_entities)) or "''"
+        conditions.append(f"Legal_Entity__c IN ({values})")
+    if name:
+        conditions.append(f"Name LIKE {soql_string('%' + _like_escape(name) + '%', like=True)}")
+    return conditions
+
+
+def soql_string(value: str, *, like: bool = False) -> str:
+    """A SOQL string literal; backslashes and quotes escaped so input stays data."""
+    escaped = value if like else value.replace("\\", "\\\\")
+    return "'" + escaped.replace("'", "\\'") + "'"
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def soql_datetime(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("the watermark must be timezone-aware")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def checked_id(value: str, what: str) -> str:
+    """A record id is 15 or 18 letters and digits; anything else cannot exist (no call)."""
+    if not _ID.match(value):
+        raise UpstreamNotFound(f"no Salesforce {what} {value!r}", vendor=VENDOR, status=404)
+    return value
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(f"after:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        text = ""
+    prefix, _, last_id = text.partition(":")
+    if prefix != "after" or not _ID.match(last_id):
+        raise InvalidRequest(
+            "invalid cursor", errors=[FieldError(pointer="cursor", detail="not a cursor we gave")]
+        )
+    return last_id
+
+

@@ -1,0 +1,454 @@
+"""Salesforce REST API client: accounts, contacts, opportunities and the catalog as contracts.
+
+Reads go through SOQL (`/query`, paged by `nextRecordsUrl`) or sObject rows; writes are PATCHes
+of the fields the CRM owns, upserts by external id (Salesforce has no idempotency key, so an
+upsert on an external id is how a create is made safe to repeat) and sObject Collections.
+Every answer's `Sforce-Limit-Info` updates `api_usage` for the outbound quota budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import quote as url_quote
+
+import httpx
+import msgspec
+
+from contracts.errors import (
+    FieldError,
+    InvalidRequest,
+    UpstreamError,
+    UpstreamInvalid,
+    UpstreamNotFound,
+)
+from contracts.v1 import (
+    Contact,
+    ContactCreate,
+    Customer,
+    CustomerCreate,
+    CustomerPatch,
+    Deal,
+    DealPatch,
+    Page,
+    Price,
+    Product,
+)
+from system_apis.crm.salesforce._client_auth import (
+    SalesforceAuth,
+    SalesforceCredentials,
+    TokenGrant,
+    credentials_from_env,
+    sandbox_credentials,
+)
+from system_apis.crm.salesforce._client_http import (
+    VENDOR,
+    classify,
+    field_errors,
+    parse_usage,
+    request_id,
+    transport_error,
+)
+from system_apis.crm.salesforce._client_soql import (
+    account_filters,
+    checked_id,
+    decode_cursor,
+    encode_cursor,
+    select,
+    soql_datetime,
+    soql_string,
+)
+from system_apis.crm.salesforce.mapping import (
+    ACCOUNT_FIELDS,
+    CONTACT_FIELDS,
+    LINE_FIELDS,
+    OPPORTUNITY_FIELDS,
+    PRICE_FIELDS,
+    PRODUCT_FIELDS,
+    AccountRecord,
+    CollectionRequest,
+    ContactRecord,
+    LineRecord,
+    MappingError,
+    OpportunityRecord,
+    PricebookEntryRecord,
+    Product2Record,
+    QueryPage,
+    SaveResult,
+    from_contact_create,
+    from_customer,
+    from_customer_patch,
+    from_deal_patch,
+    record_id,
+    to_contact,
+    to_customer,
+    to_deal,
+    to_price,
+    to_product,
+)
+
+__all__ = [
+    "API_VERSION",
+    "SalesforceClient",
+    "SalesforceCredentials",
+    "credentials_from_env",
+    "sandbox_credentials",
+]
+
+API_VERSION = "62.0"
+"""Winter '25. Pinned because the answers this client decodes are that version's (an upsert
+that updates answers 200 with `created: false`; older versions answer 204). Move it on purpose,
+after the emulator and a sandbox org agree on the new version's shapes."""
+MAX_COLLECTION = 200
+"""sObject Collections take at most 200 records per request."""
+_IDS_PER_QUERY = 200
+"""Ids per `IN (...)` list: keeps a SOQL statement well under its 100,000-character limit."""
+
+R = TypeVar("R")
+T = TypeVar("T")
+_encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+class SalesforceClient:
+    """One org's REST API through the httpx client the app factory built."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        credentials: SalesforceCredentials,
+        *,
+        default_legal_entity: str | None = None,
+        on_usage: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self._http = http
+        self._auth = SalesforceAuth(credentials)
+        self._token_lock = asyncio.Lock()
+        self._default_legal_entity = default_legal_entity
+        self._on_usage = on_usage
+        self._usage: tuple[int, int] | None = None
+
+    @property
+    def api_usage(self) -> tuple[int, int] | None:
+        """(calls used, daily limit) from the latest `Sforce-Limit-Info`; None before any."""
+        return self._usage
+
+    # -- accounts ------------------------------------------------------------------------
+
+    async def get_account(self, account_id: str) -> Customer:
+        record = await self._get_row("Account", account_id, ACCOUNT_FIELDS, AccountRecord)
+        return self._customer(record)
+
+    async def list_accounts(
+        self,
+        *,
+        legal_entities: Collection[str] | None = None,
+        name: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Customer]:
+        """One page of accounts ordered by id; `cursor` is the previous page's `next_cursor`."""
+        conditions = account_filters(legal_entities, name)
+        after = decode_cursor(cursor)
+        if after is not None:
+            conditions.append(f"Id > {soql_string(after)}")
+        soql = select(ACCOUNT_FIELDS, "Account", conditions, order="Id", limit=limit + 1)
+        records = [r async for r in self._query(soql, AccountRecord, sobject="Account")]
+        data = [self._customer(record) for record in records[:limit]]
+        more = len(records) > limit and data
+        return Page(data=data, next_cursor=encode_cursor(data[-1].id) if more else None)
+
+    async def iter_accounts(
+        self, *, legal_entities: Collection[str] | None = None, name: str | None = None
+    ) -> AsyncIterator[Customer]:
+        """Every matching account, following `nextRecordsUrl` batch after batch."""
+        soql = select(ACCOUNT_FIELDS, "Account", account_filters(legal_entities, name), "Id")
+        async for record in self._query(soql, AccountRecord, sobject="Account"):
+            yield self._customer(record)
+
+    async def update_account(self, account_id: str, patch: CustomerPatch) -> Customer:
+        """Write the patch's fields to the account; returns the account as it now is."""
+        body = from_customer_patch(patch)
+        if body:
+            await self._send(
+                "PATCH", self._row_path("Account", account_id), body=body, sobject="Account",
+                template="sobjects/Account/{id}",
+            )
+        return await self.get_account(account_id)
+
+    async def upsert_account(
+        self,
+        customer: Customer | CustomerCreate,
+        *,
+        external_id: str,
+        field: str = "Canonical_Id__c",
+    ) -> tuple[str, bool]:
+        """Create or update the account whose `field` is `external_id`: (id, created).
+
+        Safe to repeat: the same external id always lands on the same record.
+        """
+        path = f"sobjects/Account/{field}/{url_quote(external_id, safe='')}"
+        response = await self._send(
+            "PATCH", _data(path), body=from_customer(customer), sobject="Account",
+            idempotent=True, template=f"sobjects/Account/{field}/{{value}}",
+        )
+        if response.status_code == 204:
+            # Versions before 46.0 answer an update by upsert with an empty 204.
+            account = await self._find_account(field, external_id)
+            return account, False
+        result = self._decode(response, SaveResult)
+        return result.id or "", bool(result.created)
+
+    # -- contacts ------------------------------------------------------------------------
+
+    async def list_contacts(self, account_id: str) -> list[Contact]:
+        account = checked_id(account_id, "account")
+        soql = select(
+            CONTACT_FIELDS, "Contact", [f"AccountId = {soql_string(account)}"], "LastName, Id"
+        )
+        return [
+            self._mapped(to_contact, record)
+            async for record in self._query(soql, ContactRecord, sobject="Contact")
+        ]
+
+    async def create_contacts(self, contacts: Sequence[ContactCreate]) -> list[str]:
+        """Create up to 200 contacts in one call, all or none; returns their ids in order."""
+        if not 1 <= len(contacts) <= MAX_COLLECTION:
+            raise InvalidRequest(
+                f"between 1 and {MAX_COLLECTION} contacts per call",
+                errors=[FieldError(pointer="", detail=f"got {len(contacts)}")],
+            )
+        body = CollectionRequest(
+            all_or_none=True,
+            records=[
+                {"attributes": {"type": "Contact"}, **from_contact_create(c)} for c in contacts
+            ],
+        )
+        response = await self._send(
+            "POST", _data("composite/sobjects"), body=msgspec.to_builtins(body),
+            sobject="Contact", template="composite/sobjects",
+        )
+        results = self._decode(response, list[SaveResult])
+        return _saved_ids(results, response)
+
+    # -- opportunities -------------------------------------------------------------------
+
+    async def get_deal(self, opportunity_id: str) -> Deal:
+        """An opportunity with its line items (product code from each line's product)."""
+        opportunity = checked_id(opportunity_id, "opportunity")
+        soql = select(OPPORTUNITY_FIELDS, "Opportunity", [f"Id = {soql_string(opportunity)}"])
+        records = [r async for r in self._query(soql, OpportunityRecord, sobject="Opportunity")]
+        if not records:
+            raise UpstreamNotFound(
+                f"Salesforce opportunity {opportunity} not found", vendor=VENDOR, status=404
+            )
+        return (await self._with_lines(records))[0]
+
+    async def list_won_deals(self, *, since: datetime, limit: int = 200) -> list[Deal]:
+        """Deals won and changed after `since` (the poller's watermark), oldest first."""
+        conditions = ["IsWon = true", f"SystemModstamp > {soql_datetime(since)}"]
+        soql = select(OPPORTUNITY_FIELDS, "Opportunity", conditions, "SystemModstamp", limit)
+        records = [r async for r in self._query(soql, OpportunityRecord, sobject="Opportunity")]
+        return await self._with_lines(records)
+
+    async def update_deal(self, opportunity_id: str, patch: DealPatch) -> None:
+        """Write back to the opportunity (ERP order number, subscription id, status)."""
+        body = from_deal_patch(patch)
+        if body:
+            await self._send(
+                "PATCH", self._row_path("Opportunity", opportunity_id), body=body,
+                sobject="Opportunity", template="sobjects/Opportunity/{id}",
+            )
+
+    # -- catalog -------------------------------------------------------------------------
+
+    async def list_products(self, *, active_only: bool = False) -> list[Product]:
+        conditions = ["IsActive = true"] if active_only else []
+        soql = select(PRODUCT_FIELDS, "Product2", conditions, "ProductCode")
+        return [
+            self._mapped(to_product, record)
+            async for record in self._query(soql, Product2Record, sobject="Product2")
+        ]
+
+    async def list_prices(self, *, currency: str | None = None) -> list[Price]:
+        """The standard price book's entries, optionally of one currency."""
+        conditions = ["Pricebook2.IsStandard = true"]
+        if currency is not None:
+            conditions.append(f"CurrencyIsoCode = {soql_string(currency)}")
+        soql = select(PRICE_FIELDS, "PricebookEntry", conditions, "Product2.ProductCode, Id")
+        return [
+            self._mapped(to_price, record)
+            async for record in self._query(soql, PricebookEntryRecord, sobject="PricebookEntry")
+        ]
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _with_lines(self, records: list[OpportunityRecord]) -> list[Deal]:
+        ids = [record_id(record) for record in records]
+        lines: dict[str, list[LineRecord]] = {key: [] for key in ids}
+        for start in range(0, len(ids), _IDS_PER_QUERY):
+            chunk = ", ".join(soql_string(i) for i in ids[start : start + _IDS_PER_QUERY])
+            soql = select(LINE_FIELDS, "OpportunityLineItem", [f"OpportunityId IN ({chunk})"],
+                           "Id")
+            async for line in self._query(soql, LineRecord, sobject="OpportunityLineItem"):
+                lines.setdefault(line.opportunity_id or "", []).append(line)
+        return [self._mapped(to_deal, r, lines[record_id(r)]) for r in records]
+
+    async def _find_account(self, field: str, value: str) -> str:
+        soql = select(("Id",), "Account", [f"{field} = {soql_string(value)}"], limit=1)
+        async for record in self._query(soql, AccountRecord, sobject="Account"):
+            return record_id(record)
+        raise UpstreamNotFound(f"no Salesforce account with {field} {value}", vendor=VENDOR)
+
+    async def _get_row(
+        self, sobject: str, raw_id: str, fields: Sequence[str], record_type: type[R]
+    ) -> R:
+        response = await self._send(
+            "GET", self._row_path(sobject, raw_id), params={"fields": ",".join(fields)},
+            sobject=sobject, template=f"sobjects/{sobject}/{{id}}",
+        )
+        return self._decode(response, record_type)
+
+    async def _query(
+        self, soql: str, record_type: type[R], *, sobject: str
+    ) -> AsyncIterator[R]:
+        """Every record of a SOQL query, batch after batch, with loop detection."""
+        page_type = QueryPage[record_type]  # type: ignore[valid-type]
+        response = await self._send(
+            "GET", _data("query"), params={"q": soql}, sobject=sobject, template="query"
+        )
+        seen: set[str] = set()
+        while True:
+            page: QueryPage[R] = self._decode(response, page_type)
+            for record in page.records:
+                yield record
+            link = _next_cursor(page)
+            if link is None:
+                return
+            if link in seen:
+                raise UpstreamError(
+                    f"Salesforce query paging loops at {link}", vendor=VENDOR,
+                    code="pagination_loop",
+                )
+            seen.add(link)
+            response = await self._send(
+                "GET", link, sobject=sobject, template="query/{locator}", link=True
+            )
+
+    async def _send(
+        self,
+        method: str,
+        target: str,
+        *,
+        template: str,
+        sobject: str | None = None,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        idempotent: bool = False,
+        link: bool = False,
+    ) -> httpx.Response:
+        grant = await self._grant()
+        # Our paths hang off instance_url (which may carry a path prefix); links Salesforce
+        # emits (nextRecordsUrl) are host-absolute paths and resolve against its origin.
+        url = (
+            str(httpx.URL(grant.instance_url).join(target))
+            if link
+            else grant.instance_url + target
+        )
+        headers = {"Accept": "application/json"}
+        content = None
+        if body is not None:
+            content = _encoder.encode(body)
+            headers["Content-Type"] = "application/json"
+        extensions: dict[str, Any] = {
+            "erpgw_path_template": f"/services/data/v{API_VERSION}/{template}"
+        }
+        if idempotent:
+            extensions["erpgw_idempotent"] = True
+        request = self._http.build_request(
+            method, url, params=params, content=content, headers=headers, extensions=extensions
+        )
+        try:
+            response = await self._http.send(request, auth=self._auth)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, f"{method} {template}") from exc
+        self._note_usage(response)
+        if response.status_code >= 300:
+            raise classify(response, sobject=sobject)
+        return response
+
+    async def _grant(self) -> TokenGrant:
+        if self._auth.grant is not None:
+            return self._auth.grant
+        async with self._token_lock:
+            if self._auth.grant is None:
+                try:
+                    response = await self._http.send(self._auth.token_request())
+                except httpx.HTTPError as exc:
+                    raise transport_error(exc, "token request") from exc
+                self._note_usage(response)
+                return self._auth.accept(response)
+            return self._auth.grant
+
+    def _note_usage(self, response: httpx.Response) -> None:
+        usage = parse_usage(response)
+        if usage is not None:
+            self._usage = usage
+            if self._on_usage is not None:
+                self._on_usage(*usage)
+
+    def _row_path(self, sobject: str, raw_id: str) -> str:
+        return _data(f"sobjects/{sobject}/{checked_id(raw_id, sobject.lower())}")
+
+    def _decode(self, response: httpx.Response, record_type: type[T]) -> T:
+        try:
+            return msgspec.json.decode(response.content, type=record_type)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise UpstreamError(
+                f"Salesforce answer to {response.request.url.path} unreadable: {exc}",
+                vendor=VENDOR, status=response.status_code, request_id=request_id(response),
+                code="unreadable_response",
+            ) from exc
+
+    def _customer(self, record: AccountRecord) -> Customer:
+        return self._mapped(
+            lambda r: to_customer(r, default_legal_entity=self._default_legal_entity), record
+        )
+
+    def _mapped(self, convert: Callable[..., T], *args: Any) -> T:
+        try:
+            return convert(*args)
+        except MappingError as exc:
+            raise UpstreamError(
+                f"Salesforce record cannot be mapped: {exc}", vendor=VENDOR,
+                code="unmappable_record",
+            ) from exc
+
+
+def _saved_ids(results: list[SaveResult], response: httpx.Response) -> list[str]:
+    failed = [
+        result for result in results
+        if not result.success
+        and not any(e.code == "ALL_OR_NONE_OPERATION_ROLLED_BACK" for e in result.errors)
+    ]
+    if failed or not all(result.success and result.id for result in results):
+        errors = [error for result in failed for error in result.errors]
+        raise UpstreamInvalid(
+            f"Salesforce refused {len(failed)} of {len(results)} records (none were saved)",
+            vendor=VENDOR, status=response.status_code, request_id=request_id(response),
+            code=errors[0].code if errors else None,
+            errors=field_errors(errors, "Contact"),
+        )
+    return [result.id or "" for result in results]
+
+
+def _next_cursor(page: QueryPage[Any]) -> str | None:
+    """The next batch's URL; None when the query is done or a batch came back empty."""
+    if page.done or not page.records:
+        return None
+    return page.next_records_url
+
+
+def _data(rest: str) -> str:
+    return f"/services/data/v{API_VERSION}/{rest}"
