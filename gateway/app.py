@@ -23,14 +23,14 @@ from gateway.auth import (
     TokenIssuer,
     TokenValidator,
 )
-from gateway.body_limit import BodyLimitMiddleware
 from gateway.clients import ClientRegistry
-from gateway.errors import ProblemBoundary, exception_handlers
+from gateway.edge import EdgeMiddleware
+from gateway.errors import exception_handlers
 from gateway.health import HEALTH_ROUTES
 from gateway.idempotency import IdempotencyMiddleware, IdempotencyStore
 from gateway.keys import KeyStore
-from gateway.logging import AccessLogMiddleware, configure_logging
-from gateway.metrics import GatewayMetrics, MetricsMiddleware, metrics_route
+from gateway.logging import configure_logging
+from gateway.metrics import GatewayMetrics, metrics_route
 from gateway.oauth import OAUTH_ROUTES
 from gateway.platforms import Platforms, build_platforms
 from gateway.rate_limits import (
@@ -41,7 +41,6 @@ from gateway.rate_limits import (
     storage_uri_for,
 )
 from gateway.settings import Settings, load_settings
-from gateway.tracing import TracingMiddleware
 from gateway.versioning import VersioningMiddleware, VersionRegistry
 
 __all__ = ["Gateway", "create_app", "create_app_from_env"]
@@ -195,16 +194,13 @@ def _constant(value: Any) -> Callable[[], Any]:
 
 
 def _edge(inner: Any, gateway: Gateway) -> Any:
-    """What every request passes before routing, outermost first: trace headers (so even a
-    404 echoes them), metrics and the access line (they see the final status), the problem
-    boundary (errors raised by policies become problem+json through the layers above), and
-    the body size limit (before anything reads the body)."""
-    app: Any = BodyLimitMiddleware(inner, max_bytes=gateway.settings.max_body_bytes)
-    app = ProblemBoundary(app)
-    if gateway.settings.access_log:
-        app = AccessLogMiddleware(app)
-    app = MetricsMiddleware(app, metrics=gateway.metrics)
-    return TracingMiddleware(app)
+    """Wrap the app in what every request passes before routing (see gateway/edge.py)."""
+    return EdgeMiddleware(
+        inner,
+        max_body_bytes=gateway.settings.max_body_bytes,
+        metrics=gateway.metrics,
+        access_log=gateway.settings.access_log,
+    )
 
 
 def _lifespan(

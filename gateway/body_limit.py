@@ -9,39 +9,36 @@ from __future__ import annotations
 from typing import Any
 
 from contracts.errors import PayloadTooLarge
-from gateway.errors import send_problem
 
-__all__ = ["BodyLimitMiddleware"]
+__all__ = ["declared_too_large", "limited_receive"]
 
 
-class BodyLimitMiddleware:
-    def __init__(self, app: Any, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+def declared_too_large(scope: Any, max_bytes: int) -> PayloadTooLarge | None:
+    """The refusal for a declared `Content-Length` over the limit, before reading a byte."""
+    declared = _content_length(scope["headers"])
+    if declared is not None and declared > max_bytes:
+        return _too_large(max_bytes)
+    return None
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = _content_length(scope["headers"])
-        if declared is not None and declared > self.max_bytes:
-            await send_problem(scope, send, self._too_large())
-            return
-        received = 0
 
-        async def counting_receive() -> Any:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise self._too_large()
-            return message
+def limited_receive(receive: Any, max_bytes: int) -> Any:
+    """`receive` that raises `PayloadTooLarge` the moment a streamed body passes the limit."""
+    received = 0
 
-        await self.app(scope, counting_receive, send)
+    async def counting_receive() -> Any:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > max_bytes:
+                raise _too_large(max_bytes)
+        return message
 
-    def _too_large(self) -> PayloadTooLarge:
-        return PayloadTooLarge(f"request bodies are limited to {self.max_bytes} bytes")
+    return counting_receive
+
+
+def _too_large(max_bytes: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request bodies are limited to {max_bytes} bytes")
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

@@ -20,7 +20,6 @@ from contracts import errors as e
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "STATUS_BY_ERROR",
-    "ProblemBoundary",
     "exception_handlers",
     "problem_response_parts",
     "send_problem",
@@ -215,31 +214,3 @@ async def send_problem(scope: Any, send: Any, exc: BaseException) -> int:
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": payload, "more_body": False})
     return status
-
-
-class ProblemBoundary:
-    """ASGI wrapper: an exception that escapes the route stack (raised by a policy middleware
-    or the router) is answered as problem+json through the outer layers' `send`, so tracing
-    headers and metrics see it like any other response."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracking_send)
-        except Exception as exc:
-            if started:
-                raise
-            await send_problem(scope, send, exc)

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 from typing import Any
 
 import structlog
 
 from contracts.context import current_context
 
-__all__ = ["AccessLogMiddleware", "configure_logging"]
+__all__ = ["access_line", "configure_logging"]
 
 
 def configure_logging(*, fmt: str = "console", level: str = "INFO") -> None:
@@ -63,36 +62,18 @@ def _add_call_context(_logger: Any, _method: str, event: dict[str, Any]) -> dict
     return event
 
 
-class AccessLogMiddleware:
-    """ASGI wrapper writing one line per request: correlation id, client, route, status,
-    latency."""
+_access = structlog.get_logger("gateway.access")
 
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.log = structlog.get_logger("gateway.access")
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def capture(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            user = scope.get("user")
-            self.log.info(
-                "request",
-                method=scope["method"],
-                route=scope.get("path_template") or "unmatched",
-                status=status,
-                client_id=getattr(user, "client_id", None),
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            )
+def access_line(scope: Any, status: int, seconds: float) -> None:
+    """One line per request: route template (never the URL: it may carry search terms),
+    status, client and latency; the correlation id comes from the call context."""
+    user = scope.get("user")
+    _access.info(
+        "request",
+        method=scope["method"],
+        route=scope.get("path_template") or "unmatched",
+        status=status,
+        client_id=getattr(user, "client_id", None),
+        latency_ms=round(seconds * 1000, 3),
+    )

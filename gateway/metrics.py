@@ -3,14 +3,13 @@ latency, rate-limit refusals and authentication failures, served at `GET /metric
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from litestar import Response, get
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["GatewayMetrics", "MetricsMiddleware", "metrics_route"]
+__all__ = ["GatewayMetrics", "metrics_route"]
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -59,37 +58,6 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class MetricsMiddleware:
-    """ASGI wrapper counting every answered request once, with its route template."""
-
-    def __init__(self, app: Any, *, metrics: GatewayMetrics) -> None:
-        self.app = app
-        self.metrics = metrics
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def capture(message: Any) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            route = scope.get("path_template") or "unmatched"
-            user = scope.get("user")
-            tier = getattr(user, "tier", "anonymous")
-            self.metrics.observe(
-                route, scope["method"], status, tier, time.perf_counter() - started
-            )
 
 
 @get(

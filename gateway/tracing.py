@@ -10,7 +10,7 @@ from typing import Any
 
 from contracts.context import CallContext, use_context
 
-__all__ = ["TracingMiddleware", "child_traceparent", "new_traceparent"]
+__all__ = ["begin_trace", "child_traceparent", "new_traceparent"]
 
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -30,31 +30,16 @@ def child_traceparent(parent: str | None) -> str:
     return f"00-{match.group(1)}-{secrets.token_hex(8)}-{match.group(3)}"
 
 
-class TracingMiddleware:
-    """Outermost ASGI wrapper: runs before routing so even a 404 carries the trace headers."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        traceparent, correlation_id = _incoming(scope["headers"])
-        scope.setdefault("state", {})["correlation_id"] = correlation_id
-        # Log lines pick the correlation id up from this context (see gateway/logging.py).
-        use_context(CallContext(correlation_id=correlation_id, traceparent=traceparent))
-        echo = [
-            (b"traceparent", traceparent.encode()),
-            (b"x-correlation-id", correlation_id.encode()),
-        ]
-
-        async def send_with_trace(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *echo]
-            await send(message)
-
-        await self.app(scope, receive, send_with_trace)
+def begin_trace(scope: Any) -> list[tuple[bytes, bytes]]:
+    """Accept or mint the request's trace context, make it current (log lines and outbound
+    vendor calls read it from `contracts.context`), and return the headers that echo it."""
+    traceparent, correlation_id = _incoming(scope["headers"])
+    scope.setdefault("state", {})["correlation_id"] = correlation_id
+    use_context(CallContext(correlation_id=correlation_id, traceparent=traceparent))
+    return [
+        (b"traceparent", traceparent.encode()),
+        (b"x-correlation-id", correlation_id.encode()),
+    ]
 
 
 def _incoming(headers: list[tuple[bytes, bytes]]) -> tuple[str, str]:
