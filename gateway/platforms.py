@@ -90,6 +90,12 @@ def _salesforce(
     return module.SalesforceClient(http, credentials, on_usage=on_usage)
 
 
+def _zendesk(
+    module: Any, http: httpx.AsyncClient, credentials: Any, _quota: QuotaBudget | None
+) -> Any:
+    return module.ZendeskClient(http, credentials=credentials)
+
+
 def _netsuite(
     module: Any, http: httpx.AsyncClient, credentials: Any, _quota: QuotaBudget | None
 ) -> Any:
@@ -103,6 +109,13 @@ WIRINGS: tuple[_Wiring, ...] = (
         package="system_apis.crm.salesforce",
         build=_salesforce,
         base_url=lambda credentials: credentials.login_url,
+    ),
+    _Wiring(
+        name="zendesk",
+        domain="support",
+        package="system_apis.support.zendesk",
+        build=_zendesk,
+        base_url=lambda credentials: credentials.base_url,
     ),
     _Wiring(
         name="netsuite",
