@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import docs, storage
 from gateway.auth import (
-    AuthenticationMiddleware,
+    Authenticator,
     ExternalIdentityProvider,
     TokenIssuer,
     TokenValidator,
@@ -27,21 +27,21 @@ from gateway.clients import ClientRegistry
 from gateway.edge import EdgeMiddleware
 from gateway.errors import exception_handlers
 from gateway.health import HEALTH_ROUTES
-from gateway.idempotency import IdempotencyMiddleware, IdempotencyStore
+from gateway.idempotency import IdempotencyPolicy, IdempotencyStore
 from gateway.keys import KeyStore
 from gateway.logging import configure_logging
 from gateway.metrics import GatewayMetrics, metrics_route
 from gateway.oauth import OAUTH_ROUTES
 from gateway.platforms import Platforms, build_platforms
+from gateway.policies import RoutePolicies
 from gateway.rate_limits import (
     RateLimitConfig,
     RateLimiter,
-    RateLimitMiddleware,
     parse_tiers,
     storage_uri_for,
 )
 from gateway.settings import Settings, load_settings
-from gateway.versioning import VersioningMiddleware, VersionRegistry
+from gateway.versioning import VersionRegistry
 
 __all__ = ["Gateway", "create_app", "create_app_from_env"]
 
@@ -147,18 +147,16 @@ def _build(settings: Settings) -> Gateway:
 
 
 def _policies(gateway: Gateway) -> list[Any]:
-    """The per-route policies, outermost first. Order matters: who is calling and whether the
-    route allows it (a 401 or 403 spends no quota), then their quota, then the version's
-    lifecycle (installed only when a version is deprecated: each layer costs ~3 us a
-    request), and last the Idempotency-Key claim (a refused request claims nothing)."""
-    policies: list[Any] = [
-        AuthenticationMiddleware(gateway.validator, on_failure=gateway.metrics.auth_failed),
-        RateLimitMiddleware(gateway.rate_limiter),
+    return [
+        RoutePolicies(
+            authenticator=Authenticator(
+                gateway.validator, on_failure=gateway.metrics.auth_failed
+            ),
+            rate_limiter=gateway.rate_limiter,
+            versions=gateway.versions,
+            idempotency=IdempotencyPolicy(gateway.idempotency),
+        )
     ]
-    if gateway.versions.deprecated_entries():
-        policies.append(VersioningMiddleware(gateway.versions))
-    policies.append(IdempotencyMiddleware(gateway.idempotency))
-    return policies
 
 
 def _rate_limit_config(settings: Settings) -> RateLimitConfig:

@@ -25,8 +25,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Scope
 
 from contracts.errors import Forbidden, Unauthenticated
 from contracts.principal import Principal
@@ -34,7 +33,7 @@ from gateway.clients import ApiClient, ClientRegistry
 from gateway.keys import SIGNING_ALGORITHM, KeyStore
 
 __all__ = [
-    "AuthenticationMiddleware",
+    "Authenticator",
     "ExternalIdentityProvider",
     "TokenIssuer",
     "TokenValidator",
@@ -278,16 +277,14 @@ def _check_claims(claims: dict[str, Any], *, issuer: str, audience: str, now: fl
         raise Unauthenticated(f"the token is not valid here: {reason}") from exc
 
 
-class AuthenticationMiddleware(ASGIMiddleware):
-    """Puts the caller's `Principal` in `scope["user"]` and refuses it (403) unless it holds
-    every scope the route declares in `opt["scopes"]`; routes with `opt["public"]` skip it.
+class Authenticator:
+    """Establishes who is calling and whether the route allows it: puts the caller's
+    `Principal` in `scope["user"]`, or raises 401 (no valid token) or 403 (a scope the route
+    declares in `opt["scopes"]` is missing).
 
-    Authorization is decided here, from the token alone, rather than in a later layer or a
-    route guard: Litestar copies the handler for every guard call (~20 us a request) and each
-    middleware layer costs ~3 us, and a refused request should claim no Idempotency-Key."""
-
-    scopes = ("http",)  # type: ignore[assignment]
-    exclude_opt_key = "public"
+    Authorization is decided here, from the token alone, rather than in a route guard:
+    Litestar copies the handler for every guard call (~20 us a request), and a refused
+    request must spend no quota and claim no Idempotency-Key."""
 
     def __init__(
         self, validator: TokenValidator, on_failure: Callable[[str], None] | None = None
@@ -295,7 +292,7 @@ class AuthenticationMiddleware(ASGIMiddleware):
         self.validator = validator
         self.on_failure = on_failure
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+    async def authenticate(self, scope: Scope) -> Principal:
         try:
             principal = await self.validator.validate(_bearer_token(scope))
         except Unauthenticated as exc:
@@ -304,7 +301,7 @@ class AuthenticationMiddleware(ASGIMiddleware):
             raise
         scope["user"] = principal
         check_scopes(principal, scope["route_handler"])
-        await next_app(scope, receive, send)
+        return principal
 
 
 def _bearer_token(scope: Scope) -> str:

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -28,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.errors import Conflict, InvalidRequest, ValidationFailed
 from gateway.storage import idempotency_records
 
-__all__ = ["IdempotencyMiddleware", "IdempotencyStore", "parse_idempotency_key"]
+__all__ = ["IdempotencyPolicy", "IdempotencyStore", "parse_idempotency_key"]
 
 MAX_KEY_LENGTH = 255
 BARE_KEY = re.compile(r"^[A-Za-z0-9._~:/+=\-]+$")
@@ -220,21 +219,20 @@ class IdempotencyStore:
         )
 
 
-class IdempotencyMiddleware(ASGIMiddleware):
-    """Runs only on routes whose `opt["idempotency"]` is `required` or `optional`."""
-
-    scopes = ("http",)  # type: ignore[assignment]
+class IdempotencyPolicy:
+    """Runs a request of a route whose `opt["idempotency"]` is `required` or `optional`."""
 
     def __init__(self, store: IdempotencyStore) -> None:
         self.store = store
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        handler = scope["route_handler"]
-        mode = handler.opt.get("idempotency")
+    @staticmethod
+    def applies_to(scope: Scope) -> bool:
+        mode = scope["route_handler"].opt.get("idempotency")
         method: str = scope["method"]  # type: ignore[typeddict-item]
-        if mode not in ("required", "optional") or method in ("GET", "HEAD", "OPTIONS"):
-            await next_app(scope, receive, send)
-            return
+        return mode in ("required", "optional") and method not in ("GET", "HEAD", "OPTIONS")
+
+    async def run(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        mode = scope["route_handler"].opt.get("idempotency")
         raw_key = _header(scope, b"idempotency-key")
         if raw_key is None:
             if mode == "required":

@@ -283,6 +283,42 @@ class RateLimiter:
         """The middleware to put in the app's middleware list."""
         return RateLimitMiddleware(self)
 
+    async def admit(self, scope: Scope) -> tuple[tuple[bytes, bytes], ...]:
+        """Count one request against its caller's policy; returns the RateLimit fields to add
+        to the response, or raises `RateLimited` (with the fields left on
+        `scope["state"]["rate_limit_headers"]` for the 429)."""
+        group: str = scope["route_handler"].opt.get("rate_limit_group", DEFAULT_GROUP)
+        user = scope.get("user")
+        tiers = self.config.tiers
+        if isinstance(user, Principal):
+            policy = tiers.policy(user.tier, group)
+            key = f"c:{user.client_id}/{group}"
+        else:
+            policy = tiers.policy(ANONYMOUS, group)
+            key = f"ip:{self.config.client_address(scope)}/{group}"
+        decision = await self.acquire(key, policy)
+        if not decision.allowed:
+            scope.setdefault("state", {})["rate_limit_headers"] = [
+                ("RateLimit-Policy", policy.policy_header.decode()),
+                ("RateLimit", decision.rate_limit_field()),
+            ]
+            raise RateLimited(
+                f"rate limit {decision.name} ({decision.limit} per {decision.window} s) "
+                f"is spent; retry in {decision.retry_after} s",
+                retry_after=decision.retry_after,
+            )
+        return (
+            (b"ratelimit-policy", policy.policy_header),
+            (b"ratelimit", decision.rate_limit_field().encode()),
+        )
+
+    def applies_to(self, scope: Scope) -> bool:
+        """False for routes that opted out (`opt["rate_limit"] = False` or the exclude key)."""
+        opt = scope["route_handler"].opt
+        return opt.get("rate_limit", True) is not False and not opt.get(
+            self.config.exclude_opt_key
+        )
+
     async def acquire(self, key: str, limit: RatePolicy | RateLimitItem) -> Decision:
         """One permit for `key` under every rate of `limit`, or a refusal saying when to retry.
 
@@ -359,33 +395,9 @@ class RateLimitMiddleware(ASGIMiddleware):
         self.limiter = limiter
         self.exclude_opt_key = limiter.config.exclude_opt_key
         self.should_bypass_for_scope = _opted_out
-        self._tiers = limiter.config.tiers
-        self._client_address = limiter.config.client_address
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        group: str = scope["route_handler"].opt.get("rate_limit_group", DEFAULT_GROUP)
-        user = scope.get("user")
-        if isinstance(user, Principal):
-            policy = self._tiers.policy(user.tier, group)
-            key = f"c:{user.client_id}/{group}"
-        else:
-            policy = self._tiers.policy(ANONYMOUS, group)
-            key = f"ip:{self._client_address(scope)}/{group}"
-        decision = await self.limiter.acquire(key, policy)
-        if not decision.allowed:
-            scope.setdefault("state", {})["rate_limit_headers"] = [
-                ("RateLimit-Policy", policy.policy_header.decode()),
-                ("RateLimit", decision.rate_limit_field()),
-            ]
-            raise RateLimited(
-                f"rate limit {decision.name} ({decision.limit} per {decision.window} s) "
-                f"is spent; retry in {decision.retry_after} s",
-                retry_after=decision.retry_after,
-            )
-        extra = (
-            (b"ratelimit-policy", policy.policy_header),
-            (b"ratelimit", decision.rate_limit_field().encode()),
-        )
+        extra = await self.limiter.admit(scope)
 
         async def send_with_fields(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -8,18 +8,17 @@ A deprecated version answers with `Deprecation: @<unix>` (RFC 9745), `Sunset: <H
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import datetime
 from email.utils import format_datetime
 from typing import Any
 
-from litestar.middleware import ASGIMiddleware
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Scope
 
 from contracts.errors import Gone
 from gateway.settings import ApiVersionEntry
 
-__all__ = ["VersionRegistry", "VersioningMiddleware"]
+__all__ = ["VersionRegistry"]
 
 VERSIONED_PATH = re.compile(r"^/(?P<api>[a-z][a-z0-9/_-]*?)/(?P<major>v\d+)(?:/|$)")
 
@@ -36,6 +35,24 @@ class VersionRegistry:
             return None
         return self._entries.get((match.group("api"), match.group("major")))
 
+    def lifecycle_headers(self, scope: Scope, now: datetime) -> tuple[tuple[bytes, bytes], ...]:
+        """The Deprecation, Sunset and Link fields for a deprecated version's answer; raises
+        `Gone` after its sunset (leaving the same fields for the 410)."""
+        entry = self.lookup(scope["path"])
+        if entry is None or entry.status != "deprecated":
+            return ()
+        headers = _lifecycle_headers(entry)
+        if entry.sunset_at is not None and now >= entry.sunset_at:
+            scope.setdefault("state", {})["problem_headers"] = [
+                (name.decode(), value.decode()) for name, value in headers
+            ]
+            successor = f" Use {entry.successor} instead." if entry.successor else ""
+            raise Gone(
+                f"/{entry.api}/{entry.major} was retired on "
+                f"{format_datetime(entry.sunset_at, usegmt=True)}.{successor}"
+            )
+        return tuple(headers)
+
     def deprecated_entries(self) -> list[ApiVersionEntry]:
         return [e for e in self._entries.values() if e.status == "deprecated"]
 
@@ -48,39 +65,6 @@ class VersionRegistry:
             for operation in item.values():
                 if isinstance(operation, dict) and "responses" in operation:
                     operation["deprecated"] = True
-
-
-class VersioningMiddleware(ASGIMiddleware):
-    scopes = ("http",)  # type: ignore[assignment]
-
-    def __init__(
-        self, registry: VersionRegistry, *, clock: Callable[[], datetime] | None = None
-    ) -> None:
-        self.registry = registry
-        self.clock = clock or (lambda: datetime.now(UTC))
-
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        entry = self.registry.lookup(scope["path"])
-        if entry is None or entry.status != "deprecated":
-            await next_app(scope, receive, send)
-            return
-        headers = _lifecycle_headers(entry)
-        if entry.sunset_at is not None and self.clock() >= entry.sunset_at:
-            scope.setdefault("state", {})["problem_headers"] = [
-                (name.decode(), value.decode()) for name, value in headers
-            ]
-            successor = f" Use {entry.successor} instead." if entry.successor else ""
-            raise Gone(
-                f"/{entry.api}/{entry.major} was retired on "
-                f"{format_datetime(entry.sunset_at, usegmt=True)}.{successor}"
-            )
-
-        async def send_with_lifecycle(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *headers]
-            await send(message)
-
-        await next_app(scope, receive, send_with_lifecycle)
 
 
 def _lifecycle_headers(entry: ApiVersionEntry) -> list[tuple[bytes, bytes]]:
