@@ -65,6 +65,9 @@ class Platforms:
     async def stop(self) -> None:
         for vendor in self.vendors.values():
             await vendor.http.aclose()
+            close = getattr(vendor.emulator, "aclose", None)
+            if close is not None:
+                await close()
         if self.recorder is not None:
             await self.recorder.stop()
 
@@ -90,6 +93,12 @@ def _salesforce(
     return module.SalesforceClient(http, credentials, on_usage=on_usage)
 
 
+def _stripe(
+    module: Any, http: httpx.AsyncClient, credentials: Any, _quota: QuotaBudget | None
+) -> Any:
+    return module.StripeClient(http, credentials=credentials)
+
+
 def _zendesk(
     module: Any, http: httpx.AsyncClient, credentials: Any, _quota: QuotaBudget | None
 ) -> Any:
@@ -109,6 +118,13 @@ WIRINGS: tuple[_Wiring, ...] = (
         package="system_apis.crm.salesforce",
         build=_salesforce,
         base_url=lambda credentials: credentials.login_url,
+    ),
+    _Wiring(
+        name="stripe",
+        domain="billing",
+        package="system_apis.billing.stripe",
+        build=_stripe,
+        base_url=lambda credentials: credentials.base_url,
     ),
     _Wiring(
         name="zendesk",

@@ -1,0 +1,203 @@
+"""What the layers above need from the billing platform (Stripe), in canonical contracts.
+
+The Stripe client implements this structurally; flows and routes depend on it only. Every write
+takes the caller's idempotency key (a flow passes `{workflow_id}:{step}`), so a repeated step is
+the same billing request, not a second one.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Protocol, runtime_checkable
+
+from contracts.money import Money
+from contracts.v1 import (
+    CollectionMethod,
+    CreditNote,
+    CreditNoteCreate,
+    Customer,
+    CustomerCreate,
+    CustomerPatch,
+    EventEnvelope,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    Page,
+    Price,
+    Product,
+    Subscription,
+    SubscriptionCreate,
+    SubscriptionPatch,
+    SubscriptionStatus,
+)
+
+__all__ = ["BillingPort", "ProrationBehavior", "SubscriptionFilter"]
+
+ProrationBehavior = Literal["create_prorations", "none", "always_invoice"]
+"""How a mid-period change is billed: prorations on the next invoice, none, or invoiced now."""
+SubscriptionFilter = SubscriptionStatus | Literal["all"]
+"""A subscription status to list by; `all` includes canceled ones (left out by default)."""
+
+
+@runtime_checkable
+class BillingPort(Protocol):
+    """The billing operations flows and routes call.
+
+    Runtime-checkable because Litestar checks an injected dependency against its annotation.
+    """
+
+    # customers
+
+    async def get_customer(self, customer_id: str) -> Customer: ...
+
+    async def find_customer(self, *, crm_account_id: str) -> Customer | None: ...
+
+    async def create_customer(
+        self,
+        customer: CustomerCreate,
+        *,
+        crm_account_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Customer: ...
+
+    async def update_customer(
+        self, customer_id: str, patch: CustomerPatch, *, idempotency_key: str | None = None
+    ) -> Customer: ...
+
+    async def list_customers(
+        self, *, email: str | None = None, cursor: str | None = None, limit: int = 50
+    ) -> Page[Customer]: ...
+
+    # catalog
+
+    async def list_products(
+        self, *, active: bool | None = None, cursor: str | None = None, limit: int = 50
+    ) -> Page[Product]: ...
+
+    async def find_product(self, code: str) -> Product | None: ...
+
+    async def get_price(self, price_id: str) -> Price: ...
+
+    async def list_prices(
+        self,
+        *,
+        product_id: str | None = None,
+        currency: str | None = None,
+        active: bool | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Price]: ...
+
+    async def find_price(self, *, product_code: str, currency: str) -> Price | None: ...
+
+    # subscriptions
+
+    async def create_subscription(
+        self, subscription: SubscriptionCreate, *, idempotency_key: str | None = None
+    ) -> Subscription: ...
+
+    async def get_subscription(self, subscription_id: str) -> Subscription: ...
+
+    async def list_subscriptions(
+        self,
+        *,
+        customer_id: str | None = None,
+        status: SubscriptionFilter | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Subscription]: ...
+
+    async def update_subscription(
+        self,
+        subscription_id: str,
+        patch: SubscriptionPatch,
+        *,
+        proration_behavior: ProrationBehavior = "create_prorations",
+        idempotency_key: str | None = None,
+    ) -> Subscription: ...
+
+    async def cancel_subscription(
+        self,
+        subscription_id: str,
+        *,
+        prorate: bool = False,
+        invoice_now: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Subscription: ...
+
+    # invoices
+
+    async def create_invoice_item(
+        self,
+        *,
+        customer_id: str,
+        price_id: str | None = None,
+        amount: Money | None = None,
+        quantity: int = 1,
+        description: str | None = None,
+        subscription_id: str | None = None,
+        invoice_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> InvoiceLine: ...
+
+    async def create_invoice(
+        self,
+        *,
+        customer_id: str,
+        collection_method: CollectionMethod = "charge_automatically",
+        days_until_due: int | None = None,
+        subscription_id: str | None = None,
+        include_pending_items: bool = True,
+        auto_advance: bool | None = None,
+        description: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Invoice: ...
+
+    async def finalize_invoice(
+        self, invoice_id: str, *, idempotency_key: str | None = None
+    ) -> Invoice: ...
+
+    async def pay_invoice(
+        self,
+        invoice_id: str,
+        *,
+        payment_method: str | None = None,
+        paid_out_of_band: bool = False,
+        idempotency_key: str | None = None,
+    ) -> Invoice: ...
+
+    async def void_invoice(
+        self, invoice_id: str, *, idempotency_key: str | None = None
+    ) -> Invoice: ...
+
+    async def get_invoice(self, invoice_id: str) -> Invoice: ...
+
+    async def list_invoices(
+        self,
+        *,
+        customer_id: str | None = None,
+        status: InvoiceStatus | None = None,
+        subscription_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Invoice]: ...
+
+    # credit notes
+
+    async def create_credit_note(
+        self, credit_note: CreditNoteCreate, *, idempotency_key: str | None = None
+    ) -> CreditNote: ...
+
+    async def get_credit_note(self, credit_note_id: str) -> CreditNote: ...
+
+    async def list_credit_notes(
+        self,
+        *,
+        invoice_id: str | None = None,
+        customer_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[CreditNote]: ...
+
+    # events
+
+    async def get_event(self, event_id: str) -> EventEnvelope: ...

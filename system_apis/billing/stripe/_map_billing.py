@@ -1,0 +1,308 @@
+"""Stripe subscriptions, invoices, payment intents and credit notes <-> canonical billing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, get_args
+
+from msgspec import UnsetType
+
+from contracts.errors import FieldError, InvalidRequest
+from contracts.v1 import (
+    CreditNote,
+    CreditNoteCreate,
+    CreditNoteLine,
+    CreditNoteLineInput,
+    CreditNoteReason,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    Payment,
+    PaymentState,
+    Subscription,
+    SubscriptionCreate,
+    SubscriptionItem,
+    SubscriptionPatch,
+    SubscriptionStatus,
+)
+from system_apis.billing.stripe._amounts import (
+    decimal_minor,
+    to_minor_units,
+    to_stripe_amount,
+    unit_amount,
+)
+from system_apis.billing.stripe._conventions import (
+    META_DEAL,
+    META_LEGAL_ENTITY,
+    META_NETSUITE_ID,
+    META_PRODUCT_CODE,
+    META_REASON,
+    META_SALES_ORDER,
+    UNASSIGNED_ENTITY,
+    customer_id_of,
+    day,
+    entity_of,
+    ref_id,
+    refs,
+    timestamp,
+)
+from system_apis.billing.stripe._form import FormParams
+from system_apis.billing.stripe._wire import (
+    CreditNoteLineWire,
+    CreditNoteWire,
+    InvoiceLineWire,
+    InvoiceWire,
+    PaymentIntentWire,
+    ProductWire,
+    SubscriptionItemWire,
+    SubscriptionWire,
+)
+
+__all__ = [
+    "from_credit_note_create",
+    "from_subscription_create",
+    "from_subscription_patch",
+    "to_credit_note",
+    "to_invoice",
+    "to_invoice_line",
+    "to_payment",
+    "to_subscription",
+]
+
+_STRIPE_REASONS = ("duplicate", "fraudulent", "order_change", "product_unsatisfactory")
+_SUBSCRIPTION_STATUSES = get_args(SubscriptionStatus)
+_INVOICE_STATUSES = get_args(InvoiceStatus)
+
+
+def to_subscription(wire: SubscriptionWire) -> Subscription:
+    """The canonical subscription (`incomplete_expired` reads as canceled)."""
+    currency = wire.currency.upper()
+    status = "canceled" if wire.status == "incomplete_expired" else wire.status
+    if status not in _SUBSCRIPTION_STATUSES:
+        status = "incomplete"
+    return Subscription(
+        id=wire.id,
+        customer_id=customer_id_of(wire.customer),
+        status=status,  # type: ignore[arg-type]  # checked against the Literal above
+        currency=currency,
+        current_period_start=timestamp(wire.current_period_start),
+        current_period_end=timestamp(wire.current_period_end),
+        cancel_at_period_end=wire.cancel_at_period_end,
+        canceled_at=timestamp(wire.canceled_at),
+        collection_method="send_invoice"
+        if wire.collection_method == "send_invoice"
+        else ("charge_automatically"),
+        days_until_due=wire.days_until_due,
+        items=[_subscription_item(item, currency) for item in wire.items.data],
+        deal_id=wire.metadata.get(META_DEAL),
+        legal_entity=entity_of(wire.metadata, wire.customer),
+        refs=refs(wire.id),
+    )
+
+
+def from_subscription_create(create: SubscriptionCreate) -> FormParams:
+    """`POST /v1/subscriptions` parameters."""
+    metadata = {META_DEAL: create.deal_id, META_LEGAL_ENTITY: create.legal_entity}
+    return {
+        "customer": create.customer_id,
+        "currency": create.currency.lower(),
+        "items": [{"price": item.price_id, "quantity": item.quantity} for item in create.items],
+        "collection_method": create.collection_method,
+        "days_until_due": create.days_until_due,
+        "metadata": {key: value for key, value in metadata.items() if value is not None} or None,
+    }
+
+
+def from_subscription_patch(
+    patch: SubscriptionPatch, *, current: SubscriptionWire, proration_behavior: str
+) -> FormParams:
+    """`POST /v1/subscriptions/{id}` parameters; `items` replaces the whole item list.
+
+    A price already on the subscription keeps its item (only the quantity changes), a new
+    price adds an item, and an item whose price is left out is deleted.
+    """
+    params: dict[str, Any] = {}
+    if not isinstance(patch.items, UnsetType):
+        wanted = {item.price_id: item.quantity for item in patch.items}
+        existing = {item.price.id: item for item in current.items.data}
+        changes: list[dict[str, Any]] = []
+        for item in current.items.data:
+            if item.price.id not in wanted:
+                changes.append({"id": item.id, "deleted": True})
+            elif wanted[item.price.id] != item.quantity:
+                changes.append({"id": item.id, "quantity": wanted[item.price.id]})
+        for price_id, quantity in wanted.items():
+            if price_id not in existing:
+                changes.append({"price": price_id, "quantity": quantity})
+        if changes:
+            params["items"] = changes
+            params["proration_behavior"] = proration_behavior
+    if not isinstance(patch.cancel_at_period_end, UnsetType):
+        params["cancel_at_period_end"] = patch.cancel_at_period_end
+    return params
+
+
+def _subscription_item(wire: SubscriptionItemWire, currency: str) -> SubscriptionItem:
+    price = wire.price
+    product = price.product
+    return SubscriptionItem(
+        id=wire.id,
+        price_id=price.id,
+        product_id=product.id if isinstance(product, ProductWire) else product,
+        product_code=price.metadata.get(META_PRODUCT_CODE),
+        quantity=wire.quantity if wire.quantity is not None else 1,
+        unit_amount=unit_amount(price, currency),
+        refs=refs(wire.id),
+    )
+
+
+def to_invoice(wire: InvoiceWire, *, lines: Sequence[InvoiceLineWire] | None = None) -> Invoice:
+    """The canonical invoice; `lines` are all its lines when Stripe paged them."""
+    currency = wire.currency.upper()
+    status = wire.status if wire.status in _INVOICE_STATUSES else "draft"
+    transitions = wire.status_transitions
+    metadata = wire.metadata or {}
+    details = wire.subscription_details.metadata if wire.subscription_details else None
+    return Invoice(
+        id=wire.id,
+        customer_id=customer_id_of(wire.customer),
+        subscription_id=ref_id(wire.subscription),
+        number=wire.number,
+        status=status,  # type: ignore[arg-type]  # checked against the Literal above
+        currency=currency,
+        lines=[
+            to_invoice_line(line, currency)
+            for line in (lines if lines is not None else wire.lines.data)
+        ],
+        subtotal=to_minor_units(wire.subtotal, currency),
+        tax=to_minor_units(wire.tax or 0, currency),
+        total=to_minor_units(wire.total, currency),
+        amount_due=to_minor_units(wire.amount_due, currency),
+        amount_paid=to_minor_units(wire.amount_paid, currency),
+        amount_remaining=to_minor_units(wire.amount_remaining, currency),
+        due_date=day(wire.due_date),
+        issued_at=timestamp(transitions.finalized_at) if transitions else None,
+        paid_at=timestamp(transitions.paid_at) if transitions else None,
+        legal_entity=entity_of({**(details or {}), **metadata}, wire.customer) or UNASSIGNED_ENTITY,
+        sales_order_id=metadata.get(META_SALES_ORDER),
+        refs=refs(wire.id, netsuite=metadata.get(META_NETSUITE_ID)),
+    )
+
+
+def to_invoice_line(wire: InvoiceLineWire, currency: str) -> InvoiceLine:
+    """An invoice line (or a pending invoice item's line) in canonical minor units."""
+    price = wire.price
+    product = price.product if price else None
+    unit = unit_amount(price, currency) if price and price.billing_scheme == "per_unit" else None
+    if unit is None or wire.proration:
+        unit = decimal_minor(wire.unit_amount_excluding_tax, currency)
+    period = wire.period
+    return InvoiceLine(
+        id=wire.id,
+        description=wire.description,
+        quantity=wire.quantity if wire.quantity is not None else 1,
+        unit_amount=unit,
+        amount=to_minor_units(wire.amount, currency),
+        period_start=timestamp(period.start) if period else None,
+        period_end=timestamp(period.end) if period else None,
+        product_id=product.id if isinstance(product, ProductWire) else product,
+        price_id=price.id if price else None,
+        refs=refs(wire.invoice_item or wire.id),
+    )
+
+
+def to_payment(wire: PaymentIntentWire, *, legal_entity: str | None = None) -> Payment:
+    """A payment intent as the canonical payment against its invoice."""
+    currency = wire.currency.upper()
+    states: dict[str, PaymentState] = {"succeeded": "succeeded", "canceled": "failed"}
+    state: PaymentState = states.get(wire.status, "pending")
+    received = wire.amount_received if state == "succeeded" else wire.amount
+    customer = wire.customer
+    return Payment(
+        id=wire.id,
+        invoice_id=ref_id(wire.invoice),
+        customer_id=customer_id_of(customer) if customer is not None else "",
+        amount=to_minor_units(received, currency),
+        currency=currency,
+        status=state,
+        received_at=timestamp(wire.created) if state == "succeeded" else None,
+        method="card" if "card" in wire.payment_method_types else "other",
+        legal_entity=legal_entity or entity_of(wire.metadata, customer) or UNASSIGNED_ENTITY,
+        refs=refs(wire.id),
+    )
+
+
+def to_credit_note(wire: CreditNoteWire) -> CreditNote:
+    """The canonical credit note; a reason Stripe lacks comes back from metadata."""
+    currency = wire.currency.upper()
+    metadata = wire.metadata or {}
+    reason = metadata.get(META_REASON) or wire.reason
+    known: tuple[str, ...] = get_args(CreditNoteReason)
+    return CreditNote(
+        id=wire.id,
+        invoice_id=ref_id(wire.invoice) or "",
+        customer_id=customer_id_of(wire.customer),
+        currency=currency,
+        amount=to_minor_units(wire.total if wire.total is not None else wire.amount, currency),
+        reason=reason if reason in known else None,  # type: ignore[arg-type]
+        status="void" if wire.status == "void" else "issued",
+        lines=[_credit_note_line(line, currency) for line in wire.lines.data],
+        memo=wire.memo,
+        created_at=timestamp(wire.created),
+        legal_entity=entity_of(metadata, wire.customer),
+        refs=refs(wire.id),
+    )
+
+
+def from_credit_note_create(create: CreditNoteCreate, *, invoice: InvoiceWire) -> FormParams:
+    """`POST /v1/credit_notes` parameters; the currency must be the invoice's."""
+    currency = invoice.currency.upper()
+    if create.currency != currency:
+        raise InvalidRequest(
+            f"credit note currency {create.currency} is not that of invoice {invoice.id}",
+            errors=[FieldError(pointer="/currency", detail=f"the invoice is in {currency}")],
+        )
+    stripe_reason = create.reason if create.reason in _STRIPE_REASONS else None
+    params: dict[str, Any] = {
+        "invoice": invoice.id,
+        "reason": stripe_reason,
+        "memo": create.memo,
+        "metadata": {META_REASON: create.reason} if create.reason and not stripe_reason else None,
+    }
+    if create.amount is not None:
+        params["amount"] = to_stripe_amount(create.amount, currency)
+    else:
+        params["lines"] = [_credit_line_params(line, currency) for line in create.lines]
+    return params
+
+
+def _credit_line_params(line: CreditNoteLineInput, currency: str) -> dict[str, Any]:
+    amount = to_stripe_amount(line.amount, currency)
+    if line.invoice_line_id:
+        return {
+            "type": "invoice_line_item",
+            "invoice_line_item": line.invoice_line_id,
+            "amount": amount,
+        }
+    quantity = line.quantity if amount % line.quantity == 0 else 1
+    return {
+        "type": "custom_line_item",
+        "description": line.description or "Credit",
+        "quantity": quantity,
+        "unit_amount": amount // quantity,
+    }
+
+
+def _credit_note_line(wire: CreditNoteLineWire, currency: str) -> CreditNoteLine:
+    unit = wire.unit_amount
+    return CreditNoteLine(
+        id=wire.id,
+        description=wire.description,
+        quantity=wire.quantity if wire.quantity is not None else 1,
+        unit_amount=to_minor_units(unit, currency)
+        if unit is not None
+        else (decimal_minor(wire.unit_amount_decimal, currency)),
+        amount=to_minor_units(wire.amount, currency),
+        invoice_line_id=wire.invoice_line_item,
+        refs=refs(wire.id),
+    )

@@ -1,0 +1,111 @@
+"""Stripe webhook signatures: verify what Stripe (or the sandbox) sent, and sign like Stripe.
+
+`Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]` where each v1 is the HMAC-SHA256 of
+`"{t}.{raw_body}"` keyed by an endpoint's `whsec_...` secret
+(https://docs.stripe.com/webhooks#verify-manually). During a secret roll Stripe signs with both
+secrets, and the receiver holds both too, so a payload is genuine when any v1 matches any
+configured secret. Timestamps further than `tolerance` seconds from now are refused (replays).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from contracts.errors import FieldError, InvalidRequest, Unauthenticated
+
+__all__ = ["DEFAULT_TOLERANCE", "sign_webhook", "verify_webhook"]
+
+DEFAULT_TOLERANCE = 300
+"""Stripe's SDKs refuse signatures older (or newer) than five minutes."""
+_SCHEME = "v1"
+
+
+def sign_webhook(payload: bytes, secret: str, timestamp: int) -> str:
+    """The `Stripe-Signature` header value for `payload` signed with `secret` at `timestamp`."""
+    return f"t={timestamp},{_SCHEME}={_digest(payload, secret, timestamp)}"
+
+
+def verify_webhook(
+    payload: bytes,
+    header: str,
+    secrets: Sequence[str],
+    *,
+    tolerance: int = DEFAULT_TOLERANCE,
+    now: int | None = None,
+) -> dict[str, Any]:
+    """The decoded event if `header` proves `payload` came from Stripe, else an error.
+
+    Raises:
+        InvalidRequest: the header is malformed, or the payload is not a JSON object.
+        Unauthenticated: no signature matches (`invalid_signature`) or the timestamp is
+            outside the tolerance (`stale_timestamp`).
+    """
+    timestamp, signatures = _parse_header(header)
+    if isinstance(secrets, str):
+        secrets = [secrets]  # one secret given bare, not a sequence of its characters
+    if not any(
+        hmac.compare_digest(_digest(payload, secret, timestamp), signature)
+        for secret in secrets
+        for signature in signatures
+    ):
+        raise Unauthenticated(
+            "No Stripe-Signature v1 signature matches the payload for the configured secrets",
+            error="invalid_signature",
+            code="invalid_signature",
+        )
+    current = int(time.time()) if now is None else now
+    if abs(current - timestamp) > tolerance:
+        raise Unauthenticated(
+            f"Stripe-Signature timestamp {timestamp} is more than {tolerance}s from now",
+            error="stale_timestamp",
+            code="stale_timestamp",
+        )
+    return _decode(payload)
+
+
+def _digest(payload: bytes, secret: str, timestamp: int) -> str:
+    signed = str(timestamp).encode() + b"." + payload
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def _parse_header(header: str) -> tuple[int, list[str]]:
+    timestamps: list[str] = []
+    signatures: list[str] = []
+    for part in header.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep:
+            raise _malformed(f"element {part.strip()!r} is not key=value")
+        if key == "t":
+            timestamps.append(value)
+        elif key == _SCHEME:
+            signatures.append(value)
+    if len(timestamps) != 1 or not timestamps[0].isdigit():
+        raise _malformed("it needs exactly one numeric t=<unix time>")
+    if not signatures:
+        raise _malformed("it has no v1 signature")
+    return int(timestamps[0]), signatures
+
+
+def _malformed(reason: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Malformed Stripe-Signature header: {reason}",
+        errors=[FieldError(pointer="Stripe-Signature", detail=reason)],
+        code="malformed_signature",
+    )
+
+
+def _decode(payload: bytes) -> dict[str, Any]:
+    try:
+        event = json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidRequest(
+            "Stripe webhook payload is not valid JSON", code="invalid_payload"
+        ) from exc
+    if not isinstance(event, dict):
+        raise InvalidRequest("Stripe webhook payload is not a JSON object", code="invalid_payload")
+    return event
