@@ -26,6 +26,7 @@ test: install
 bench: install
 	$(BIN)/python bench/gateway_overhead.py
 	$(BIN)/python bench/outbound.py
+	$(BIN)/python bench/system_read.py
 
 lint: install
 	$(BIN)/ruff check contracts system_apis process_apis experience_apis gateway tests bench

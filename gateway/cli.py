@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("vendor", choices=VENDORS)
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, required=True)
+    emulator.add_argument(
+        "--no-limits", action="store_true", help="turn off the vendor's own rate limits"
+    )
     emulator.set_defaults(run=_emulator)
 
     contracts = commands.add_parser("contracts", help="canonical contracts").add_subparsers(
@@ -206,7 +209,8 @@ def _emulator(args: argparse.Namespace) -> int:
     from gateway.platforms import emulator_app
 
     configure_logging()
-    uvicorn.run(emulator_app(args.vendor), host=args.host, port=args.port, log_level="warning")
+    app = emulator_app(args.vendor, limits=not args.no_limits)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 

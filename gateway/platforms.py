@@ -190,7 +190,7 @@ def _build_vendor(
     else:
         base_url = wiring.base_url(credentials)
     policy = default_policy(wiring.name)
-    quota = build_quota(policy, redis=redis)
+    quota = build_quota(policy, redis=redis) if settings.vendor_quotas else None
     http = build_vendor_http(
         wiring.name,
         base_url=base_url,
@@ -241,10 +241,21 @@ _EMULATOR_MODULES = {
 }
 
 
-def emulator_app(vendor: str) -> Any:
-    """One vendor's emulator as a standalone ASGI app (`erp-gateway emulator <vendor>`)."""
+_UNLIMITED: dict[str, dict[str, Any]] = {
+    # What turns each emulator's own rate or concurrency limit off (benchmarks, load tests).
+    "salesforce": {"daily_api_limit": 1_000_000_000},
+    "stripe": {"rate_limit_per_second": None},
+    "zendesk": {"rate_limit_per_minute": None},
+    "netsuite": {"concurrency_limit": None},
+}
+
+
+def emulator_app(vendor: str, *, limits: bool = True) -> Any:
+    """One vendor's emulator as a standalone ASGI app (`erp-gateway emulator <vendor>`);
+    `limits=False` turns off the vendor's own rate or concurrency limit."""
     module = importlib.import_module(_EMULATOR_MODULES[vendor])
-    return module.create_emulator().vendor
+    kwargs: dict[str, Any] = {} if limits else _UNLIMITED[vendor]
+    return module.create_emulator(**kwargs).vendor
 
 
 def sandbox_banner(base_url: str) -> list[str]:

@@ -74,6 +74,10 @@ class Settings:
     var_dir: Path = Path("var")
     emulators: bool = True
     """Mount the in-process vendor emulators under `/_sandbox/<vendor>`."""
+    vendor_quotas: bool = True
+    """Keep each vendor's client-side quota budget (Stripe 25/s, NetSuite 5 concurrent, ...).
+    Off only where the vendor's own limits were raised, or against unlimited emulators in
+    benchmarks: the vendor's 429s still apply."""
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
     """The raw environment the settings came from, for vendor packages' credentials."""
 
@@ -129,6 +133,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_base_url=reader.url("ERPGW_PUBLIC_BASE_URL", schemes=("http", "https")),
         var_dir=var_dir,
         emulators=reader.boolean("ERPGW_EMULATORS", True),
+        vendor_quotas=reader.boolean("ERPGW_VENDOR_QUOTAS", True),
         env=env,
     )
 

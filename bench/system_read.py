@@ -1,0 +1,169 @@
+"""A system API read through the gateway against a bare proxy on the same transport.
+
+The Stripe emulator runs in its own process with its rate limit off and a few customers; the
+gateway (granian, Redis rate limits when reachable) is pointed at it as at the real Stripe,
+and serves `GET /system/billing/v1/customers?limit=10` (auth, rate limit, outbound policy,
+mapping to canonical contracts, call recording); the bare proxy forwards the same vendor GET
+with httpx on the aiohttp transport and returns the bytes. wrk drives each at 64 connections;
+prints requests/s of both and the ratio (goal >= 0.8), measured in one run.
+
+    .venv/bin/python bench/system_read.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._harness import Load, free_port, serve, wrk
+from bench.gateway_overhead import _redis_url, _token
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET_KEY = "sk_test_erpgw_sandbox"
+VENDOR_PATH = "/v1/customers?limit=10"
+GATEWAY_PATH = "/system/billing/v1/customers?limit=10"
+LOAD = Load(connections=64, seconds=6)
+WARMUP = Load(connections=16, seconds=1)
+CUSTOMERS = 10
+
+
+def main() -> None:
+    emulator_port = free_port()
+    emulator = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("erp-gateway")),
+            "emulator",
+            "stripe",
+            "--port",
+            str(emulator_port),
+            "--no-limits",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    upstream = f"http://127.0.0.1:{emulator_port}"
+    try:
+        _wait(upstream)
+        asyncio.run(_seed(upstream))
+        bare = _bare(upstream)
+        through = _gateway(upstream)
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=10)
+    print(f"{'':40}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    print(
+        f"{'bare proxy (httpx + aiohttp transport)':40}{bare.requests_per_second:>10.0f}"
+        f"{bare.p50_ms:>9.2f}{bare.p99_ms:>9.2f}"
+    )
+    print(
+        f"{'gateway system API read':40}{through.requests_per_second:>10.0f}"
+        f"{through.p50_ms:>9.2f}{through.p99_ms:>9.2f}"
+    )
+    ratio = through.requests_per_second / bare.requests_per_second
+    print(f"ratio gateway/bare: {ratio:.2f}   goal >= 0.8")
+
+
+def _bare(upstream: str) -> WrkResult:
+    port = free_port()
+    env = {
+        "ERPGW_BENCH_UPSTREAM": upstream,
+        "ERPGW_BENCH_UPSTREAM_PATH": VENDOR_PATH,
+        "ERPGW_BENCH_UPSTREAM_KEY": SECRET_KEY,
+    }
+    with serve("bench._proxy:proxy_app", port=port, env=env):
+        url = f"http://127.0.0.1:{port}/proxy"
+        wrk(url, WARMUP)
+        return wrk(url, LOAD)
+
+
+def _gateway(upstream: str) -> WrkResult:
+    with tempfile.TemporaryDirectory() as tmp:
+        redis_url = _redis_url()
+        env = {
+            "ERPGW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db",
+            "ERPGW_VAR_DIR": tmp,
+            "ERPGW_SIGNING_KEYS_DIR": f"{tmp}/keys",
+            "ERPGW_LOG_FORMAT": "json",
+            "ERPGW_ACCESS_LOG": "false",
+            "ERPGW_RATE_LIMIT_TIERS": "gold=100000000/minute;anonymous=100000000/minute",
+            "ERPGW_STRIPE_SECRET_KEY": SECRET_KEY,
+            "ERPGW_STRIPE_BASE_URL": upstream,
+            # The emulator's limit is off; so is our client-side budget for it (25/s).
+            "ERPGW_VENDOR_QUOTAS": "false",
+            **({"ERPGW_REDIS_URL": redis_url} if redis_url else {}),
+        }
+        client = _create_client_with(env, "billing:read")
+        port = free_port()
+        with serve("gateway.app:create_app_from_env", port=port, env=env):
+            headers = {"Authorization": f"Bearer {_token(port, client)}"}
+            url = f"http://127.0.0.1:{port}{GATEWAY_PATH}"
+            wrk(url, WARMUP, headers)
+            result = wrk(url, LOAD, headers)
+            if result.non_2xx:
+                raise SystemExit(f"gateway answered {result.non_2xx} non-2xx")
+            return result
+
+
+def _create_client_with(env: dict[str, str], scopes: str) -> dict[str, str]:
+    script = Path(sys.executable).with_name("erp-gateway")
+    import json
+
+    output = subprocess.run(
+        [
+            str(script),
+            "clients",
+            "create",
+            "--name",
+            "bench",
+            "--scopes",
+            scopes,
+            "--tier",
+            "gold",
+            "--json",
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    created: dict[str, str] = json.loads(output)
+    return created
+
+
+async def _seed(upstream: str) -> None:
+    async with httpx.AsyncClient(base_url=upstream, auth=(SECRET_KEY, "")) as http:
+        for index in range(CUSTOMERS):
+            response = await http.post(
+                "/v1/customers",
+                data={
+                    "name": f"Bench {index}",
+                    "metadata[legal_entity]": "US01",
+                    "metadata[currency]": "usd",
+                },
+            )
+            response.raise_for_status()
+
+
+def _wait(upstream: str) -> None:
+    import time
+
+    for _ in range(100):
+        try:
+            httpx.get(upstream + "/_emulator/faults", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit("the Stripe emulator did not start")
+
+
+if __name__ == "__main__":
+    main()
