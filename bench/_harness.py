@@ -36,11 +36,38 @@ def serve(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Serve `module:factory` on 127.0.0.1:port in a child process until the block ends."""
     command = (
-        [sys.executable, "-m", "granian", "--interface", "asgi", "--factory", "--host",
-         "127.0.0.1", "--port", str(port), "--workers", "1", "--log-level", "warning", target]
+        [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            target,
+        ]
         if server == "granian"
-        else [sys.executable, "-m", "uvicorn", "--factory", "--host", "127.0.0.1", "--port",
-              str(port), "--log-level", "warning", "--no-access-log", target]
+        else [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            target,
+        ]
     )
     process = subprocess.Popen(
         command,
@@ -94,8 +121,13 @@ def wrk(url: str, load: Load, headers: Mapping[str, str] | None = None) -> WrkRe
     binary = shutil.which("wrk")
     if binary is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
-    command = [binary, f"-t{min(load.threads, load.connections)}", f"-c{load.connections}",
-               f"-d{load.seconds}s", "--latency"]
+    command = [
+        binary,
+        f"-t{min(load.threads, load.connections)}",
+        f"-c{load.connections}",
+        f"-d{load.seconds}s",
+        "--latency",
+    ]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout

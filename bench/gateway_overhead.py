@@ -47,7 +47,9 @@ def main() -> None:
     _report(bare, results, redis_url)
 
 
-def _measure(name: str, target: str, env: dict[str, str], headers: dict[str, str]) -> dict[str, float]:
+def _measure(
+    name: str, target: str, env: dict[str, str], headers: dict[str, str]
+) -> dict[str, float]:
     port = free_port()
     with serve(target, port=port, env=env) as process:
         return _run(process.pid, f"http://127.0.0.1:{port}{ROUTE}", headers)
@@ -69,19 +71,33 @@ def _run(pid: int, url: str, headers: dict[str, str]) -> dict[str, float]:
     }
 
 
-def _report(bare: dict[str, float], results: dict[str, dict[str, float]], redis_url: str | None) -> None:
+def _report(
+    bare: dict[str, float], results: dict[str, dict[str, float]], redis_url: str | None
+) -> None:
     quiet = results["false"]
     logged = results["true"]
     print(f"rate-limit store: {redis_url or 'in-process memory (Redis unreachable)'}")
     print(f"{'':28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU us/req':>12}")
-    for name, row in (("bare route", bare), ("gateway, access log off", quiet), ("gateway, access log on", logged)):
-        print(f"{name:28}{row['rps']:>10.0f}{row['p50']:>9.3f}{row['p99']:>9.3f}{row['cpu_us']:>12.1f}")
-    print(f"throughput ratio (gateway/bare, log off): {quiet['rps'] / bare['rps']:.2f}   goal >= 0.6")
+    for name, row in (
+        ("bare route", bare),
+        ("gateway, access log off", quiet),
+        ("gateway, access log on", logged),
+    ):
+        print(
+            f"{name:28}{row['rps']:>10.0f}{row['p50']:>9.3f}{row['p99']:>9.3f}{row['cpu_us']:>12.1f}"
+        )
+    print(
+        f"throughput ratio (gateway/bare, log off): {quiet['rps'] / bare['rps']:.2f}   goal >= 0.6"
+    )
     print(f"throughput ratio (gateway/bare, log on):  {logged['rps'] / bare['rps']:.2f}")
-    print(f"added latency at 4 connections: p50 {quiet['p50'] - bare['p50']:+.3f} ms (goal <= 0.8), "
-          f"p99 {quiet['p99'] - bare['p99']:+.3f} ms (goal <= 1.5)")
-    print(f"added CPU per request: {quiet['cpu_us'] - bare['cpu_us']:.1f} us (log off), "
-          f"{logged['cpu_us'] - bare['cpu_us']:.1f} us (log on)")
+    print(
+        f"added latency at 4 connections: p50 {quiet['p50'] - bare['p50']:+.3f} ms (goal <= 0.8), "
+        f"p99 {quiet['p99'] - bare['p99']:+.3f} ms (goal <= 1.5)"
+    )
+    print(
+        f"added CPU per request: {quiet['cpu_us'] - bare['cpu_us']:.1f} us (log off), "
+        f"{logged['cpu_us'] - bare['cpu_us']:.1f} us (log on)"
+    )
 
 
 def _redis_url() -> str | None:
@@ -112,9 +128,22 @@ def _gateway_env(tmp: Path, redis_url: str | None) -> dict[str, str]:
 def _create_client(env: dict[str, str]) -> dict[str, str]:
     script = Path(sys.executable).with_name("erp-gateway")
     output = subprocess.run(
-        [str(script), "clients", "create", "--name", "bench", "--scopes", "crm:read",
-         "--tier", "gold", "--json"],
-        env={**os.environ, **env}, capture_output=True, text=True, check=True,
+        [
+            str(script),
+            "clients",
+            "create",
+            "--name",
+            "bench",
+            "--scopes",
+            "crm:read",
+            "--tier",
+            "gold",
+            "--json",
+        ],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     created: dict[str, str] = json.loads(output)
     return created
