@@ -22,7 +22,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._harness import Load, free_port, process_tree_cpu, serve, wrk  # noqa: E402
+from bench._harness import Load, free_port, process_tree_cpu, serve, wrk
 
 ROUTE = "/system/crm/v1/bench-ping"
 HIGH = Load(connections=64, seconds=6)

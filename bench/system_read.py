@@ -23,7 +23,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._harness import Load, free_port, serve, wrk
+from bench._harness import Load, WrkResult, free_port, serve, wrk
 from bench.gateway_overhead import _redis_url, _token
 
 ROOT = Path(__file__).resolve().parents[1]
