@@ -25,6 +25,7 @@ from litestar.static_files import create_static_files_router
 from contracts import schema as contract_schemas
 from contracts.scopes import SCOPE_DESCRIPTIONS
 from contracts.v1 import Problem
+from gateway.idempotency import IDEMPOTENCY_KEY_PATTERN
 from gateway.versioning import VersionRegistry
 
 __all__ = ["complete_openapi", "contracts_routes", "docs_assets_router", "openapi_config"]
@@ -296,7 +297,7 @@ def _declare_idempotency_header(operation: dict[str, Any], *, required: bool) ->
             "in": "header",
             "required": required,
             "description": "Retries with the same key replay the first answer",
-            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
         }
     )
 

@@ -27,11 +27,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.errors import Conflict, InvalidRequest, ValidationFailed
 from gateway.storage import idempotency_records
 
-__all__ = ["IdempotencyPolicy", "IdempotencyStore", "parse_idempotency_key"]
+__all__ = [
+    "IDEMPOTENCY_KEY_PATTERN",
+    "IdempotencyPolicy",
+    "IdempotencyStore",
+    "parse_idempotency_key",
+]
 
 MAX_KEY_LENGTH = 255
 BARE_KEY = re.compile(r"^[A-Za-z0-9._~:/+=\-]+$")
 QUOTED_KEY = re.compile(r'^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"$')
+IDEMPOTENCY_KEY_PATTERN = (
+    r'^(?:[A-Za-z0-9._~:/+=\-]{1,255}|"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\]){1,255}")$'
+)
+"""What `parse_idempotency_key` accepts, as the OpenAPI states it: a token, or a quoted
+structured-field string of 1 to 255 characters."""
 LOCK_SECONDS = 60
 """A claim older than this with no answer is taken as abandoned (its process died)."""
 REPLAY_HEADER_DENYLIST = frozenset(

@@ -1,0 +1,30 @@
+"""A tiny escalation flow for the approval tests: it waits for a finance approval, then
+issues a credit or records the refusal."""
+
+from __future__ import annotations
+
+from process_apis.durable import FlowInstance, flow, flow_class, flow_step, wait_for_approval
+from tests.process_apis.example_flow import FakePlatform
+
+__all__ = ["ApprovalFlows"]
+
+
+@flow_class()
+class ApprovalFlows(FlowInstance):
+    def __init__(self, name: str, platform: FakePlatform, *, timeout: float) -> None:
+        super().__init__(name)
+        self.platform = platform
+        self.timeout = timeout
+
+    @flow_step(system="stripe", retries=0)
+    async def issue_credit(self, case_id: str) -> str:
+        return await self.platform.call("issue_credit", case_id)
+
+    @flow()
+    async def escalate(self, case_id: str) -> str:
+        answer = await wait_for_approval("finance_approval", timeout_seconds=self.timeout)
+        if answer is None:
+            return "timed out"
+        if answer != "approved":
+            return "refused"
+        return await self.issue_credit(case_id)

@@ -1,0 +1,76 @@
+"""Fixtures for the process layer: a migrated SQLite app database per test, a fake platform,
+the example order flows, and a launched flow engine (DBOS is one per process, so each test
+launches and shuts down its own)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway import storage
+from process_apis.durable import FlowEngine
+from process_apis.flows import Flow, FlowReader
+from tests.process_apis.example_flow import FakePlatform, OrderFlows
+
+FAST: dict[str, Any] = {
+    "poll_interval_seconds": 0.05,
+    "heartbeat_seconds": 0.2,
+    "executor_timeout_seconds": 2.0,
+}
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path}/gateway.db"
+    storage.upgrade(url)
+    return url
+
+
+@pytest.fixture
+def platform() -> FakePlatform:
+    return FakePlatform()
+
+
+@pytest.fixture
+def orders(platform: FakePlatform) -> OrderFlows:
+    # Configured instances are registered with DBOS for good: one name per test.
+    return OrderFlows(f"orders-{uuid.uuid4().hex[:8]}", platform)
+
+
+@pytest.fixture
+async def engine(
+    database_url: str, tmp_path: Path, orders: OrderFlows
+) -> AsyncIterator[FlowEngine]:
+    flow_engine = FlowEngine(
+        database_url=database_url, var_dir=tmp_path, executor_id="test-executor", **FAST
+    )
+    await flow_engine.launch()
+    try:
+        yield flow_engine
+    finally:
+        await flow_engine.shutdown()
+
+
+@pytest.fixture
+def reader(database_url: str) -> FlowReader:
+    return FlowReader(storage.create_engine(database_url))
+
+
+async def wait_for_status(
+    reader: FlowReader, flow_id: str, *statuses: str, within: float = 15.0
+) -> Flow:
+    """Poll the flow resource until the flow reaches one of `statuses`."""
+    deadline = time.monotonic() + within
+    flow = None
+    while time.monotonic() < deadline:
+        flow = await reader.get(flow_id)
+        if flow is not None and flow.status in statuses:
+            return flow
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"flow {flow_id} did not reach {statuses}: {flow}")
