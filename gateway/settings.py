@@ -20,7 +20,10 @@ from urllib.parse import SplitResult, urlsplit
 __all__ = ["ApiVersionEntry", "Settings", "SettingsError", "load_settings"]
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/erp-gateway.db"
-DEFAULT_RATE_LIMIT_TIERS = "bronze=60/minute;silver=600/minute;gold=6000/minute;anonymous=30/minute"
+DEFAULT_RATE_LIMIT_TIERS = (
+    "bronze=60/minute;silver=600/minute;gold=6000/minute;anonymous=30/minute;"
+    "anonymous.webhooks=1200/minute"
+)
 _URL_PASSWORD = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?[^:/?#@]*):.*@")
 """`user:password@` in a URL, up to its last `@` (hiding too much beats showing a password)."""
 

@@ -1,28 +1,45 @@
-"""Query parameters the canonical list routes share: cursor, page size, legal entity.
+"""What the canonical routes share about their inputs: the list routes' cursor, page size and
+legal entity, the refusal of a repeated query parameter, and the OpenAPI schema of a body.
 
-Declared once with their bounds so that the OpenAPI states them and Litestar refuses a value
-outside them (400 with the field named) before a route runs.
+Parameters are declared once with their bounds so that the OpenAPI states them and Litestar
+refuses a value outside them (400 with the field named) before a route runs.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections import Counter
+from typing import Annotated, Any
 
-from litestar.params import Parameter
+import msgspec
+from litestar import Request
+from litestar.params import BodyKwarg, QueryParameter
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "LegalEntityFilter", "PageCursor", "PageLimit"]
+from contracts.errors import FieldError, InvalidRequest
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
+    "LegalEntityFilter",
+    "PageCursor",
+    "PageLimit",
+    "exact_body",
+    "refuse_repeated_query",
+]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 100
+_SHAPE = ("type", "properties", "required", "additionalProperties")
+_PYTHON_SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+"""What `\\s` matches in a Python (msgspec) pattern: more than in ECMA-262, OpenAPI's dialect."""
 
 PageLimit = Annotated[
     int,
-    Parameter(query="limit", ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}"),
+    QueryParameter(name="limit", ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}"),
 ]
 PageCursor = Annotated[
     str | None,
-    Parameter(
-        query="cursor",
+    QueryParameter(
+        name="cursor",
         min_length=1,
         max_length=512,
         description="The `next_cursor` of the previous page",
@@ -30,9 +47,79 @@ PageCursor = Annotated[
 ]
 LegalEntityFilter = Annotated[
     str | None,
-    Parameter(
-        query="legal_entity",
+    QueryParameter(
+        name="legal_entity",
         pattern=r"^[A-Z0-9_-]{2,16}$",
         description="Only records of this legal entity (ERP subsidiary code, e.g. US01)",
     ),
 ]
+
+
+async def refuse_repeated_query(request: Request[Any, Any, Any]) -> None:
+    """A router's `before_request`: refuse (400) a query parameter given more than once.
+
+    Litestar would keep the last value of `?name=a&name=b` and drop the others without a word;
+    the routes using this take no list parameters, so a repeated one is a client error.
+    """
+    counts = Counter(key for key, _ in request.query_params.multi_items())
+    repeated = sorted(key for key, count in counts.items() if count > 1)
+    if repeated:
+        raise InvalidRequest(
+            "query parameter given more than once",
+            errors=[FieldError(pointer=f"query.{key}", detail="give it once") for key in repeated],
+        )
+
+
+def exact_body(struct: type[msgspec.Struct]) -> BodyKwarg:
+    """A JSON body documented exactly as msgspec decodes it: `Annotated[T, exact_body(T)]`.
+
+    Litestar's generated schema for a Struct leaves out what msgspec enforces: that unknown
+    fields are refused (`forbid_unknown_fields`, nested structs included) and bounds equal to
+    zero (`ge=0`). A client trusting that schema sends bodies the route refuses with 400, so
+    the body's schema is msgspec's own, nested definitions inlined, each `\\s` in a pattern
+    spelled out as the characters Python matches with it.
+    """
+    document = msgspec.json.schema(struct)
+    definitions: dict[str, Any] = document.get("$defs", {})
+    schema = _inline(definitions[struct.__name__], definitions)
+    return BodyKwarg(schema_extra={key: schema[key] for key in _SHAPE if key in schema})
+
+
+def _inline(node: Any, definitions: dict[str, Any]) -> Any:
+    """`node` with each `#/$defs/...` reference replaced by the definition it names."""
+    if isinstance(node, list):
+        return [_inline(item, definitions) for item in node]
+    if not isinstance(node, dict):
+        return node
+    reference = node.get("$ref")
+    if isinstance(reference, str) and reference.startswith("#/$defs/"):
+        return _inline(definitions[reference.removeprefix("#/$defs/")], definitions)
+    return {
+        key: _portable(value) if key == "pattern" and isinstance(value, str)
+        else _inline(value, definitions)
+        for key, value in node.items()
+    }
+
+
+def _portable(pattern: str) -> str:
+    """`pattern` with `\\s` replaced by the class Python gives it, so that an ECMA-262 reader
+    of the OpenAPI accepts exactly the strings msgspec accepts."""
+    out: list[str] = []
+    in_class = False
+    index = 0
+    while index < len(pattern):
+        if pattern[index] == "\\" and index + 1 < len(pattern):
+            escape = pattern[index:index + 2]
+            if escape == r"\s":
+                out.append(_PYTHON_SPACE if in_class else f"[{_PYTHON_SPACE}]")
+            else:
+                out.append(escape)
+            index += 2
+            continue
+        if pattern[index] == "[" and not in_class:
+            in_class = True
+        elif pattern[index] == "]" and in_class:
+            in_class = False
+        out.append(pattern[index])
+        index += 1
+    return "".join(out)

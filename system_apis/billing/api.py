@@ -6,12 +6,14 @@ the caller may see; a record of another entity reads as not found.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar, get_args
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 from litestar import Request, Router, get
+from litestar.di import NamedDependency
+from litestar.params import PathParameter, QueryParameter
 
-from contracts.errors import FieldError, InvalidRequest, NotFound, UpstreamNotFound
+from contracts.errors import InvalidRequest, NotFound, UpstreamNotFound
 from contracts.principal import Principal
 from contracts.v1 import (
     CreditNote,
@@ -22,17 +24,70 @@ from contracts.v1 import (
     Price,
     Product,
     Subscription,
-    SubscriptionStatus,
 )
-from system_apis.billing.port import BillingPort
+from system_apis.billing.port import BillingPort, SubscriptionFilter
+from system_apis.params import (
+    DEFAULT_LIMIT,
+    PageCursor,
+    PageLimit,
+    refuse_repeated_query,
+)
 
 __all__ = ["create_router"]
 
 T = TypeVar("T")
 _READ: dict[str, Any] = {"scopes": ["billing:read"], "rate_limit_group": "system"}
-_DEFAULT_LIMIT = 50
-_MAX_LIMIT = 100
-_SUBSCRIPTION_FILTERS = (*get_args(SubscriptionStatus), "all")
+
+
+def _stripe_id(prefix: str) -> str:
+    """The pattern of a Stripe object id: its type's prefix, `_`, letters and digits."""
+    return f"^{prefix}_[A-Za-z0-9]{{1,64}}$"
+
+
+SubscriptionId = Annotated[
+    str, PathParameter(pattern=_stripe_id("sub"), description="Stripe subscription id (sub_...)")
+]
+InvoiceId = Annotated[
+    str, PathParameter(pattern=_stripe_id("in"), description="Stripe invoice id (in_...)")
+]
+CustomerFilter = Annotated[
+    str | None,
+    QueryParameter(
+        name="customer", pattern=_stripe_id("cus"), description="Stripe customer id (cus_...)"
+    ),
+]
+ProductFilter = Annotated[
+    str | None,
+    QueryParameter(
+        name="product", pattern=_stripe_id("prod"), description="Stripe product id (prod_...)"
+    ),
+]
+InvoiceFilter = Annotated[
+    str | None,
+    QueryParameter(
+        name="invoice", pattern=_stripe_id("in"), description="Stripe invoice id (in_...)"
+    ),
+]
+EmailFilter = Annotated[
+    str | None,
+    QueryParameter(
+        name="email",
+        min_length=1,
+        max_length=512,
+        description="Only customers with exactly this email address",
+    ),
+]
+SubscriptionStatusFilter = Annotated[
+    SubscriptionFilter | None,
+    QueryParameter(
+        name="status",
+        description="Only subscriptions in this status (`all`: canceled ones included)",
+    ),
+]
+InvoiceStatusFilter = Annotated[
+    InvoiceStatus | None,
+    QueryParameter(name="status", description="Only invoices in this status"),
+]
 
 
 def create_router() -> Router:
@@ -50,61 +105,65 @@ def create_router() -> Router:
             list_credit_notes,
         ],
         tags=["billing"],
+        before_request=refuse_repeated_query,
     )
 
 
 @get("/customers", opt=_READ)
 async def list_customers(
     request: Request[Any, Any, Any],
-    billing: BillingPort,
-    cursor: str | None = None,
-    limit: int | None = None,
-    email: str | None = None,
+    billing: NamedDependency[BillingPort],
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    email: EmailFilter = None,
 ) -> Page[Customer]:
     """Billing customers, each with its legal entity."""
-    page = await billing.list_customers(email=email, cursor=cursor, limit=_limit(limit))
+    page = await billing.list_customers(email=email, cursor=cursor, limit=limit)
     return _visible(page, _principal(request), lambda customer: customer.legal_entity)
 
 
 @get("/products", opt=_READ)
 async def list_products(
-    billing: BillingPort, cursor: str | None = None, limit: int | None = None
+    billing: NamedDependency[BillingPort],
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[Product]:
     """The billing catalog's products."""
-    return await billing.list_products(cursor=cursor, limit=_limit(limit))
+    return await billing.list_products(cursor=cursor, limit=limit)
 
 
 @get("/prices", opt=_READ)
 async def list_prices(
-    billing: BillingPort,
-    cursor: str | None = None,
-    limit: int | None = None,
-    product: str | None = None,
+    billing: NamedDependency[BillingPort],
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    product: ProductFilter = None,
 ) -> Page[Price]:
     """Prices, optionally of one product."""
-    return await billing.list_prices(product_id=product, cursor=cursor, limit=_limit(limit))
+    return await billing.list_prices(product_id=product, cursor=cursor, limit=limit)
 
 
 @get("/subscriptions", opt=_READ)
 async def list_subscriptions(
     request: Request[Any, Any, Any],
-    billing: BillingPort,
-    cursor: str | None = None,
-    limit: int | None = None,
-    customer: str | None = None,
-    status: str | None = None,
+    billing: NamedDependency[BillingPort],
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    customer: CustomerFilter = None,
+    status: SubscriptionStatusFilter = None,
 ) -> Page[Subscription]:
     """Subscriptions, optionally of one customer or in one status (`all` includes canceled)."""
-    chosen = _choice("status", status, _SUBSCRIPTION_FILTERS)
     page = await billing.list_subscriptions(
-        customer_id=customer, status=chosen, cursor=cursor, limit=_limit(limit)
+        customer_id=customer, status=status, cursor=cursor, limit=limit
     )
     return _visible(page, _principal(request), lambda subscription: subscription.legal_entity)
 
 
 @get("/subscriptions/{subscription_id:str}", opt=_READ)
 async def get_subscription(
-    request: Request[Any, Any, Any], billing: BillingPort, subscription_id: str
+    request: Request[Any, Any, Any],
+    billing: NamedDependency[BillingPort],
+    subscription_id: SubscriptionId,
 ) -> Subscription:
     """One subscription with its items."""
     return await _one(
@@ -118,23 +177,24 @@ async def get_subscription(
 @get("/invoices", opt=_READ)
 async def list_invoices(
     request: Request[Any, Any, Any],
-    billing: BillingPort,
-    cursor: str | None = None,
-    limit: int | None = None,
-    customer: str | None = None,
-    status: str | None = None,
+    billing: NamedDependency[BillingPort],
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    customer: CustomerFilter = None,
+    status: InvoiceStatusFilter = None,
 ) -> Page[Invoice]:
     """Invoices, optionally of one customer or in one status."""
-    chosen = _choice("status", status, get_args(InvoiceStatus))
     page = await billing.list_invoices(
-        customer_id=customer, status=chosen, cursor=cursor, limit=_limit(limit)
+        customer_id=customer, status=status, cursor=cursor, limit=limit
     )
     return _visible(page, _principal(request), lambda invoice: invoice.legal_entity)
 
 
 @get("/invoices/{invoice_id:str}", opt=_READ)
 async def get_invoice(
-    request: Request[Any, Any, Any], billing: BillingPort, invoice_id: str
+    request: Request[Any, Any, Any],
+    billing: NamedDependency[BillingPort],
+    invoice_id: InvoiceId,
 ) -> Invoice:
     """One invoice with all its lines."""
     return await _one(
@@ -148,15 +208,15 @@ async def get_invoice(
 @get("/credit-notes", opt=_READ)
 async def list_credit_notes(
     request: Request[Any, Any, Any],
-    billing: BillingPort,
-    cursor: str | None = None,
-    limit: int | None = None,
-    invoice: str | None = None,
-    customer: str | None = None,
+    billing: NamedDependency[BillingPort],
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    invoice: InvoiceFilter = None,
+    customer: CustomerFilter = None,
 ) -> Page[CreditNote]:
     """Credit notes, optionally of one invoice or one customer."""
     page = await billing.list_credit_notes(
-        invoice_id=invoice, customer_id=customer, cursor=cursor, limit=_limit(limit)
+        invoice_id=invoice, customer_id=customer, cursor=cursor, limit=limit
     )
     return _visible(page, _principal(request), lambda note: note.legal_entity)
 
@@ -166,26 +226,6 @@ def _principal(request: Request[Any, Any, Any]) -> Principal:
     if not isinstance(user, Principal):
         raise InvalidRequest("no authenticated caller")
     return user
-
-
-def _limit(limit: int | None) -> int:
-    if limit is None:
-        return _DEFAULT_LIMIT
-    if not 1 <= limit <= _MAX_LIMIT:
-        raise InvalidRequest(
-            "limit out of range",
-            errors=[FieldError(pointer="limit", detail=f"between 1 and {_MAX_LIMIT}")],
-        )
-    return limit
-
-
-def _choice(name: str, value: str | None, allowed: Sequence[str]) -> Any:
-    if value is not None and value not in allowed:
-        raise InvalidRequest(
-            f"unknown {name}",
-            errors=[FieldError(pointer=name, detail=f"one of {', '.join(allowed)}")],
-        )
-    return value
 
 
 def _visible(page: Page[T], principal: Principal, entity: Callable[[T], str | None]) -> Page[T]:

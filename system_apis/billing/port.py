@@ -75,6 +75,10 @@ class BillingPort(Protocol):
 
     async def find_product(self, code: str) -> Product | None: ...
 
+    async def create_product(
+        self, product: Product, *, idempotency_key: str | None = None
+    ) -> Product: ...
+
     async def get_price(self, price_id: str) -> Price: ...
 
     async def list_prices(
@@ -88,6 +92,10 @@ class BillingPort(Protocol):
     ) -> Page[Price]: ...
 
     async def find_price(self, *, product_code: str, currency: str) -> Price | None: ...
+
+    async def create_price(
+        self, price: Price, *, lookup_key: str | None = None, idempotency_key: str | None = None
+    ) -> Price: ...
 
     # subscriptions
 

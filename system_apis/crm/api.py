@@ -10,53 +10,85 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from litestar import Request, Router, get, patch
-from litestar.params import FromPath, FromQuery
+from litestar import Request, Response, Router, get, patch, route
+from litestar.di import NamedDependency
+from litestar.enums import HttpMethod
+from litestar.params import PathParameter, QueryParameter
+from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from contracts.errors import FieldError, InvalidRequest, NotFound, UpstreamNotFound
 from contracts.ownership import check_write
 from contracts.principal import Principal
 from contracts.v1 import Contact, Customer, CustomerPatch, Deal, Page
 from system_apis.crm.port import CrmPort
+from system_apis.params import (
+    DEFAULT_LIMIT,
+    LegalEntityFilter,
+    PageCursor,
+    PageLimit,
+    exact_body,
+    refuse_repeated_query,
+)
 
 __all__ = ["create_router"]
 
 T = TypeVar("T")
 _READ: dict[str, Any] = {"scopes": ["crm:read"], "rate_limit_group": "system"}
 _WRITE: dict[str, Any] = {"scopes": ["crm:write"], "rate_limit_group": "system"}
-_DEFAULT_LIMIT = 50
-_MAX_LIMIT = 100
 _SYSTEM = "salesforce"
+_SALESFORCE_ID = r"^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$"
+
+AccountId = Annotated[
+    str,
+    PathParameter(
+        pattern=_SALESFORCE_ID, description="Salesforce Account id (15 or 18 characters)"
+    ),
+]
+OpportunityId = Annotated[
+    str,
+    PathParameter(
+        pattern=_SALESFORCE_ID, description="Salesforce Opportunity id (15 or 18 characters)"
+    ),
+]
+NameFilter = Annotated[
+    str | None,
+    QueryParameter(
+        name="name", min_length=1, max_length=255,
+        description="Only accounts whose name contains this text",
+    ),
+]
 
 
 def create_router() -> Router:
     """The `/system/crm/v1` router; the app provides the `crm` dependency (a CrmPort)."""
     return Router(
         path="/system/crm/v1",
-        route_handlers=[list_accounts, get_account, list_contacts, get_opportunity,
-                        update_account],
+        # account_options first: a path registered without an OPTIONS handler gets Litestar's.
+        route_handlers=[list_accounts, account_options, get_account, update_account,
+                        list_contacts, get_opportunity],
         tags=["crm"],
+        before_request=refuse_repeated_query,
     )
 
 
 @get("/accounts", opt=_READ)
 async def list_accounts(
     request: Request[Any, Any, Any],
-    crm: CrmPort,
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None,
-    legal_entity: FromQuery[str | None] = None,
-    name: FromQuery[str | None] = None,
+    crm: NamedDependency[CrmPort],
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    legal_entity: LegalEntityFilter = None,
+    name: NameFilter = None,
 ) -> Page[Customer]:
     """Accounts as customers, filtered by legal entity and by a part of the name."""
     principal = _principal(request)
     page = await crm.list_accounts(
         legal_entities=_entities(principal, legal_entity),
-        name=name or None,
+        name=name,
         cursor=cursor,
-        limit=_limit(limit),
+        limit=limit,
     )
     data = [c for c in page.data if principal.may_see_entity(c.legal_entity)]
     return Page(data=data, next_cursor=page.next_cursor)
@@ -64,7 +96,7 @@ async def list_accounts(
 
 @get("/accounts/{account_id:str}", opt=_READ)
 async def get_account(
-    request: Request[Any, Any, Any], crm: CrmPort, account_id: FromPath[str]
+    request: Request[Any, Any, Any], crm: NamedDependency[CrmPort], account_id: AccountId,
 ) -> Customer:
     return await _visible_one(
         _principal(request), f"account {account_id}", crm.get_account(account_id),
@@ -75,10 +107,10 @@ async def get_account(
 @get("/accounts/{account_id:str}/contacts", opt=_READ)
 async def list_contacts(
     request: Request[Any, Any, Any],
-    crm: CrmPort,
-    account_id: FromPath[str],
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int | None] = None,
+    crm: NamedDependency[CrmPort],
+    account_id: AccountId,
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[Contact]:
     principal = _principal(request)
     await _visible_one(
@@ -86,8 +118,8 @@ async def list_contacts(
         lambda c: c.legal_entity,
     )
     contacts = await crm.list_contacts(account_id)
-    start, size = _decode_offset(cursor), _limit(limit)
-    end = start + size
+    start = _decode_offset(cursor)
+    end = start + limit
     return Page(
         data=contacts[start:end],
         next_cursor=_encode_offset(end) if end < len(contacts) else None,
@@ -96,7 +128,9 @@ async def list_contacts(
 
 @get("/opportunities/{opportunity_id:str}", opt=_READ)
 async def get_opportunity(
-    request: Request[Any, Any, Any], crm: CrmPort, opportunity_id: FromPath[str]
+    request: Request[Any, Any, Any],
+    crm: NamedDependency[CrmPort],
+    opportunity_id: OpportunityId,
 ) -> Deal:
     """A deal with its lines."""
     return await _visible_one(
@@ -107,7 +141,10 @@ async def get_opportunity(
 
 @patch("/accounts/{account_id:str}", opt=_WRITE)
 async def update_account(
-    request: Request[Any, Any, Any], crm: CrmPort, account_id: FromPath[str], data: CustomerPatch
+    request: Request[Any, Any, Any],
+    crm: NamedDependency[CrmPort],
+    account_id: AccountId,
+    data: Annotated[CustomerPatch, exact_body(CustomerPatch)],
 ) -> Customer:
     """Write CRM-owned customer fields; a field another system owns is refused (422)."""
     check_write("Customer", _SYSTEM, data.fields_set())
@@ -122,6 +159,24 @@ async def update_account(
         raise NotFound(f"account {account_id} not found") from exc
 
 
+_ACCOUNT_METHODS = ", ".join(
+    sorted({*get_account.http_methods, *update_account.http_methods, HttpMethod.OPTIONS})
+)
+
+
+@route(
+    "/accounts/{account_id:str}",
+    http_method=HttpMethod.OPTIONS,
+    include_in_schema=False,
+    opt={"rate_limit_group": "system"},
+    sync_to_thread=False,
+)
+def account_options() -> Response[None]:
+    """The methods of an account. Litestar 2 builds a path's automatic OPTIONS answer when
+    the path's first handler is registered, so it would leave out PATCH (litestar#4169)."""
+    return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": _ACCOUNT_METHODS})
+
+
 def _principal(request: Request[Any, Any, Any]) -> Principal:
     user = request.scope.get("user")
     if not isinstance(user, Principal):
@@ -134,17 +189,6 @@ def _entities(principal: Principal, requested: str | None) -> frozenset[str] | N
     if requested:
         return frozenset({requested}) if principal.may_see_entity(requested) else frozenset()
     return principal.entities
-
-
-def _limit(limit: int | None) -> int:
-    if limit is None:
-        return _DEFAULT_LIMIT
-    if not 1 <= limit <= _MAX_LIMIT:
-        raise InvalidRequest(
-            "limit out of range",
-            errors=[FieldError(pointer="limit", detail=f"between 1 and {_MAX_LIMIT}")],
-        )
-    return limit
 
 
 async def _visible_one(

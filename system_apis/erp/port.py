@@ -7,6 +7,7 @@ the ERP upserts by, so a repeat is the same record.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -75,6 +76,13 @@ class ErpPort(Protocol):
 
     async def find_product(self, code: str) -> Product | None: ...
 
+    async def upsert_product(
+        self, product: Product, *, prices: Mapping[str, int] | None = None
+    ) -> Product:
+        """Create or update the item whose external id is the product code; `prices` maps
+        ISO currency -> unit price in minor units."""
+        ...
+
     async def upsert_sales_order(self, order: SalesOrderCreate) -> SalesOrder: ...
 
     async def get_sales_order(self, order_id: str) -> SalesOrder: ...
@@ -127,6 +135,18 @@ class ErpPort(Protocol):
     async def decide_approval_task(
         self, task_id: str, decision: ApprovalDecision, *, decided_by: str
     ) -> ApprovalTask: ...
+
+    async def set_approval_status(
+        self,
+        task_id: str,
+        status: ApprovalStatus,
+        *,
+        decided_by: str | None = None,
+        reason: str | None = None,
+    ) -> ApprovalTask:
+        """Move a task to any status (e.g. `expired` when nobody decided in time, or back to
+        `pending` when the wait is reopened)."""
+        ...
 
     async def list_approval_tasks(
         self,

@@ -7,13 +7,13 @@ see, as if they did not exist.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, cast, get_args
+from typing import Annotated, Any
 
 from litestar import Request, Router, get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery
+from litestar.params import PathParameter, QueryParameter
 
-from contracts.errors import FieldError, InvalidRequest, NotFound, UpstreamNotFound
+from contracts.errors import NotFound, UpstreamNotFound
 from contracts.principal import Principal
 from contracts.v1 import (
     CasePriority,
@@ -23,24 +23,44 @@ from contracts.v1 import (
     Page,
     SupportCase,
 )
+from system_apis.params import (
+    DEFAULT_LIMIT,
+    PageCursor,
+    PageLimit,
+    refuse_repeated_query,
+)
 from system_apis.support.port import SupportPort
 
 __all__ = ["create_router"]
 
 _OPT: dict[str, Any] = {"scopes": ["support:read"], "rate_limit_group": "system"}
-_PRIORITIES: tuple[str, ...] = get_args(CasePriority)
-_STATUSES: tuple[str, ...] = get_args(CaseStatus)
+_ZENDESK_ID = r"^[0-9]{1,19}$"
 AuthedRequest = Request[Principal, Any, Any]
+OrganizationId = Annotated[
+    str, PathParameter(pattern=_ZENDESK_ID, description="Zendesk organization id (numeric)")
+]
+OrganizationFilter = Annotated[
+    str | None,
+    QueryParameter(
+        name="organization", pattern=_ZENDESK_ID,
+        description="Only cases of this Zendesk organization id (numeric)",
+    ),
+]
+PriorityFilter = Annotated[
+    CasePriority | None, QueryParameter(name="priority", description="Only cases of this priority")
+]
+StatusFilter = Annotated[
+    CaseStatus | None, QueryParameter(name="status", description="Only cases in this status")
+]
 
 
 @get("/organizations", opt=_OPT)
 async def list_organizations(
     request: AuthedRequest,
     support: NamedDependency[SupportPort],
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int] = 50,
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[Customer]:
-    _check_limit(limit)
     page = await support.list_organizations(cursor=cursor, limit=limit)
     principal = request.user
     visible = [c for c in page.data if principal.may_see_entity(c.legal_entity)]
@@ -50,7 +70,7 @@ async def list_organizations(
 @get("/organizations/{organization_id:str}", opt=_OPT)
 async def get_organization(
     request: AuthedRequest, support: NamedDependency[SupportPort],
-    organization_id: FromPath[str],
+    organization_id: OrganizationId,
 ) -> Customer:
     return await _visible_organization(request.user, support, organization_id)
 
@@ -59,28 +79,19 @@ async def get_organization(
 async def list_cases(
     request: AuthedRequest,
     support: NamedDependency[SupportPort],
-    organization: FromQuery[str | None] = None,
-    priority: FromQuery[str | None] = None,
-    status: FromQuery[str | None] = None,
-    cursor: FromQuery[str | None] = None,
-    limit: FromQuery[int] = 50,
+    organization: OrganizationFilter = None,
+    priority: PriorityFilter = None,
+    status: StatusFilter = None,
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[SupportCase]:
-    _check_limit(limit)
-    problems = [
-        FieldError(pointer=name, detail=f"must be one of {', '.join(allowed)}")
-        for name, value, allowed in (("priority", priority, _PRIORITIES),
-                                     ("status", status, _STATUSES))
-        if value is not None and value not in allowed
-    ]
-    if problems:
-        raise InvalidRequest("Invalid case filter", errors=problems)
     principal = request.user
     if organization is not None:
         await _visible_organization(principal, support, organization)
     return await support.list_cases(
         organization_id=organization,
-        priority=cast("CasePriority | None", priority),
-        status=cast("CaseStatus | None", status),
+        priority=priority,
+        status=status,
         entities=principal.entities, cursor=cursor, limit=limit,
     )
 
@@ -88,7 +99,7 @@ async def list_cases(
 @get("/entitlements/{organization_id:str}", opt=_OPT)
 async def get_entitlement(
     request: AuthedRequest, support: NamedDependency[SupportPort],
-    organization_id: FromPath[str],
+    organization_id: OrganizationId,
 ) -> Entitlement:
     _, entitlement = await asyncio.gather(
         _visible_organization(request.user, support, organization_id),
@@ -105,6 +116,7 @@ def create_router() -> Router:
         path="/system/support/v1",
         route_handlers=[list_organizations, get_organization, list_cases, get_entitlement],
         tags=["system: support"],
+        before_request=refuse_repeated_query,
     )
 
 
@@ -126,10 +138,3 @@ async def _entitlement(support: SupportPort, organization_id: str) -> Entitlemen
     except UpstreamNotFound as exc:
         raise NotFound(f"No organization {organization_id}") from exc
 
-
-def _check_limit(limit: int) -> None:
-    if not 1 <= limit <= 100:
-        raise InvalidRequest(
-            "limit must be between 1 and 100",
-            errors=[FieldError(pointer="limit", detail="must be between 1 and 100")],
-        )

@@ -7,7 +7,7 @@ contracts it returns); a canonical customer id finds its organization through
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -23,7 +23,18 @@ from contracts.v1 import (
     SupportCasePatch,
 )
 
-__all__ = ["SupportPort"]
+__all__ = ["CaseComment", "SupportPort"]
+
+
+class CaseComment(Protocol):
+    """One comment on a case as the support platform returns it (the canonical contracts have
+    no comment type)."""
+
+    @property
+    def body(self) -> str: ...
+
+    @property
+    def public(self) -> bool: ...
 
 
 @runtime_checkable
@@ -76,6 +87,10 @@ class SupportPort(Protocol):
         self, case_id: str, body: str, *, author_id: str | None = None
     ) -> None:
         """A note support staff see and the customer does not."""
+        ...
+
+    async def list_comments(self, case_id: str) -> Sequence[CaseComment]:
+        """Every comment on the case, oldest first (internal notes included)."""
         ...
 
     async def get_first_response_at(self, case_id: str) -> datetime | None:

@@ -484,7 +484,13 @@ def test_parse_tiers_defaults():
     tiers = parse_tiers("")
 
     limits = {name: rates[0].amount for name, rates in tiers.rates.items()}
-    assert limits == {"bronze": 60, "silver": 600, "gold": 6000, "anonymous": 30}
+    assert limits == {
+        "bronze": 60,
+        "silver": 600,
+        "gold": 6000,
+        "anonymous": 30,
+        "anonymous.webhooks": 1200,
+    }
 
 
 @pytest.mark.parametrize(

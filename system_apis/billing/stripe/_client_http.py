@@ -12,7 +12,7 @@ import base64
 import binascii
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import httpx
 import msgspec
@@ -71,7 +71,7 @@ class Transport:
             headers["Idempotency-Key"] = idempotency_key
             # Stripe replays a keyed request instead of repeating it, so the policy may retry it.
             extensions[IDEMPOTENT_EXTENSION] = True
-        url = f"{self._base}{path}"
+        url = f"{self._base}{_quote_segments(path)}"
         content: bytes | None = None
         if method == "POST":
             headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -107,6 +107,12 @@ class Transport:
             raise UpstreamUnavailable(
                 f"Stripe {what} answered an unreadable body: {exc}", vendor=VENDOR
             ) from exc
+
+
+def _quote_segments(path: str) -> str:
+    """`path` with each segment percent-encoded: an id in it is data, never URL syntax (a
+    control character, `?` or `#` in an id must not break or reshape the request)."""
+    return "/".join(quote(segment, safe="") for segment in path.split("/"))
 
 
 def classify(response: httpx.Response, what: str) -> UpstreamError:

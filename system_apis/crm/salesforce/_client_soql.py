@@ -21,7 +21,7 @@ __all__ = [
     "soql_string",
 ]
 
-_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
+_ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")  # fullmatch: `$` lets "\n" through
 
 
 def select(
@@ -70,7 +70,7 @@ def soql_datetime(moment: datetime) -> str:
 
 def checked_id(value: str, what: str) -> str:
     """A record id is 15 or 18 letters and digits; anything else cannot exist (no call)."""
-    if not _ID.match(value):
+    if not _ID.fullmatch(value):
         raise UpstreamNotFound(f"no Salesforce {what} {value!r}", vendor=VENDOR, status=404)
     return value
 
@@ -87,7 +87,7 @@ def decode_cursor(cursor: str | None) -> str | None:
     except (binascii.Error, UnicodeDecodeError):
         text = ""
     prefix, _, last_id = text.partition(":")
-    if prefix != "after" or not _ID.match(last_id):
+    if prefix != "after" or not _ID.fullmatch(last_id):
         raise InvalidRequest(
             "invalid cursor", errors=[FieldError(pointer="cursor", detail="not a cursor we gave")]
         )

@@ -210,3 +210,35 @@ async def test_filters_credit_notes(world: dict[str, Any]) -> None:
     assert ids(by_invoice) == [us["note"].id]
     assert ids(by_customer) == [de["note"].id]
     assert ids(us_view) == [us["note"].id]
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("subscriptions", {"status": ""}),
+        ("subscriptions", {"customer": "not-a-customer"}),
+        ("invoices", {"status": ""}),
+        ("invoices", {"customer": "sub_x"}),
+        ("prices", {"product": "price_x"}),
+        ("credit-notes", {"invoice": "in_"}),
+        ("customers", {"email": ""}),
+        ("customers", {"limit": -1}),
+        ("customers", [("email", "a@b.test"), ("email", "c@d.test")]),
+    ],
+)
+async def test_refuses_malformed_filters(
+    world: dict[str, Any], path: str, params: dict[str, Any] | list[tuple[str, str]]
+) -> None:
+    response = await world["client"].get(f"{API}/{path}", params=params)
+    assert response.status_code == 400, response.text
+
+
+@pytest.mark.parametrize("kind", ["subscriptions", "invoices"])
+async def test_ids_must_look_like_stripe_ids(world: dict[str, Any], kind: str) -> None:
+    client = world["client"]
+    prefix = {"subscriptions": "sub", "invoices": "in"}[kind]
+    assert (await client.get(f"{API}/{kind}/{prefix}_nope")).status_code == 404
+    # Python's `$` also matches before a final newline: the client sends it escaped.
+    assert (await client.get(f"{API}/{kind}/{prefix}_nope%0A")).status_code == 404
+    for malformed in ("nope", "cus_nope", f"{prefix}_%C3%A9", f"{prefix}_a%04b"):
+        assert (await client.get(f"{API}/{kind}/{malformed}")).status_code == 400

@@ -3,10 +3,12 @@ ownership of written fields."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar, Request, Response
 from litestar.di import Provide
@@ -14,6 +16,7 @@ from litestar.testing import AsyncTestClient
 
 from contracts.errors import InvalidRequest, NotFound, OwnershipViolation
 from contracts.principal import Principal
+from contracts.v1 import CustomerPatch
 from system_apis.crm import create_router
 from system_apis.crm.salesforce import SalesforceClient, SalesforceEmulator, sandbox_credentials
 from system_apis.crm.salesforce._ids import seeded_id
@@ -67,7 +70,13 @@ async def test_accounts_page_with_cursor(port: SalesforceClient) -> None:
         assert len(second["data"]) == 1 and second["next_cursor"] is None
         names = {c["legal_name"] for c in body["data"] + second["data"]}
         assert len(names) == 4
-        assert (await client.get(f"{BASE}/accounts", params={"limit": 0})).status_code == 400
+        for limit in (0, -1, 101):
+            refused = await client.get(f"{BASE}/accounts", params={"limit": limit})
+            assert refused.status_code == 400
+        assert (await client.get(f"{BASE}/accounts", params={"name": ""})).status_code == 400
+        twice = await client.get(f"{BASE}/accounts", params=[("name", "acme"), ("name", "x")])
+        assert (twice.status_code, twice.json()["errors"]) == (
+            400, [{"pointer": "query.name", "detail": "give it once"}])
         assert (await client.get(f"{BASE}/accounts", params={"cursor": "x"})).status_code == 400
 
 
@@ -102,7 +111,13 @@ async def test_account_and_unknown_ids(port: SalesforceClient) -> None:
         assert account["legal_name"] == "Acme Robotics Inc."
         assert account["refs"] == {"salesforce": ACME}
         assert (await client.get(f"{BASE}/accounts/001ak0000000000AAA")).status_code == 404
-        assert (await client.get(f"{BASE}/accounts/not-an-id")).status_code == 404
+        # Python's `$` also matches before a final newline: the client still knows no such id.
+        assert (await client.get(f"{BASE}/accounts/{ACME}%0A")).status_code == 404
+        for malformed in ("not-an-id", "001ak0000000000A", "001ak0000000000AAA%3F"):
+            assert (await client.get(f"{BASE}/accounts/{malformed}")).status_code == 400
+            assert (await client.get(f"{BASE}/accounts/{malformed}/contacts")).status_code == 400
+            assert (await client.get(f"{BASE}/opportunities/{malformed}")).status_code == 400
+            assert (await client.patch(f"{BASE}/accounts/{malformed}", json={})).status_code == 400
 
 
 async def test_contacts_of_an_account_page(port: SalesforceClient) -> None:
@@ -156,3 +171,42 @@ async def test_patch_of_a_field_another_system_owns_is_refused(port: SalesforceC
         assert unchanged["phone"] is None and unchanged["payment_terms_days"] == 30
         bad = await client.patch(f"{BASE}/accounts/{ACME}", json={"nickname": "x"})
         assert bad.status_code == 400
+
+
+async def test_options_lists_every_method_of_an_account(port: SalesforceClient) -> None:
+    async with AsyncTestClient(_app(port, EVERYTHING)) as client:
+        account = await client.options(f"{BASE}/accounts/{ACME}")
+        assert (account.status_code, account.headers["allow"]) == (204, "GET, OPTIONS, PATCH")
+        contacts = await client.options(f"{BASE}/accounts/{ACME}/contacts")
+        assert contacts.headers["allow"] == "GET, OPTIONS"
+
+
+async def test_patch_body_schema_refuses_what_the_route_refuses(port: SalesforceClient) -> None:
+    document = _app(port, EVERYTHING).openapi_schema.to_schema()
+    body = document["paths"][f"{BASE}/accounts/{{account_id}}"]["patch"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    if "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    assert schema["additionalProperties"] is False
+    address = schema["properties"]["billing_address"]["anyOf"][0]
+    assert address["additionalProperties"] is False
+    terms = schema["properties"]["payment_terms_days"]["anyOf"][0]
+    assert (terms["minimum"], terms["maximum"]) == (0, 365)
+
+
+async def test_patch_body_patterns_mean_what_msgspec_enforces(port: SalesforceClient) -> None:
+    document = _app(port, EVERYTHING).openapi_schema.to_schema()
+    body = document["paths"][f"{BASE}/accounts/{{account_id}}"]["patch"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    if "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    documented = schema["properties"]["email"]["anyOf"][0]["pattern"]
+    assert "\\s" not in documented
+    for code in [*range(0x3001), 0xFEFF]:
+        email = f"a{chr(code)}@b.test"
+        try:
+            msgspec.convert({"email": email}, CustomerPatch)
+            accepted = True
+        except msgspec.ValidationError:
+            accepted = False
+        assert accepted == bool(re.search(documented, email)), hex(code)

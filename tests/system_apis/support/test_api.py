@@ -9,6 +9,7 @@ import httpx
 import pytest
 from litestar import Litestar, Request, Response
 from litestar.di import Provide
+from litestar.exceptions import ValidationException
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
 
@@ -37,9 +38,15 @@ def _app(port: ZendeskClient, principal: Principal) -> Litestar:
         fields = [e.pointer for e in getattr(exc, "errors", ())]
         return Response({"title": str(exc), "fields": fields}, status_code=status)
 
+    def invalid(request: Request[Any, Any, Any],
+                exc: ValidationException) -> Response[dict[str, Any]]:
+        fields = [e["key"] for e in exc.extra or () if isinstance(e, dict)]
+        return Response({"title": exc.detail, "fields": fields}, status_code=400)
+
     return Litestar(route_handlers=[create_router()], middleware=[set_user],
                     dependencies={"support": Provide(lambda: port, sync_to_thread=False)},
-                    exception_handlers={NotFound: problem, InvalidRequest: problem})
+                    exception_handlers={NotFound: problem, InvalidRequest: problem,
+                                        ValidationException: invalid})
 
 
 @pytest.fixture
@@ -65,7 +72,7 @@ async def test_lists_organizations_page_by_page(port: ZendeskClient) -> None:
             if cursor is None:
                 break
         assert len(names) == 4
-        for limit in (0, 101):
+        for limit in (0, -1, 101):
             refused = await client.get(f"{BASE}/organizations", params={"limit": limit})
             assert (refused.status_code, refused.json()["fields"]) == (400, ["limit"])
 
@@ -84,8 +91,13 @@ async def test_organizations_are_limited_to_the_callers_entities(port: ZendeskCl
 async def test_unknown_organizations_are_not_found(port: ZendeskClient) -> None:
     async with AsyncTestClient(_app(port, EVERYTHING)) as client:
         assert (await client.get(f"{BASE}/organizations/42")).status_code == 404
-        assert (await client.get(f"{BASE}/organizations/not-an-id")).status_code == 404
         assert (await client.get(f"{BASE}/entitlements/42")).status_code == 404
+        assert (await client.get(f"{BASE}/organizations/42%0A")).status_code == 404
+        for malformed in ("not-an-id", "\u0664\u0662", "-42", "12345678901234567890"):
+            assert (await client.get(f"{BASE}/organizations/{malformed}")).status_code == 400
+            assert (await client.get(f"{BASE}/entitlements/{malformed}")).status_code == 400
+            cases = await client.get(f"{BASE}/cases", params={"organization": malformed})
+            assert cases.status_code == 400
 
 
 async def test_cases_filter_by_organization_priority_and_status(port: ZendeskClient) -> None:
@@ -104,7 +116,11 @@ async def test_cases_filter_by_organization_priority_and_status(port: ZendeskCli
             "limit": 100, "cursor": paged["next_cursor"]})).json()
         assert len(rest["data"]) == 7 and rest["next_cursor"] is None
         bad = await client.get(f"{BASE}/cases", params={"priority": "asap", "status": "done"})
-        assert (bad.status_code, bad.json()["fields"]) == (400, ["priority", "status"])
+        assert (bad.status_code, sorted(bad.json()["fields"])) == (400, ["priority", "status"])
+        empty = await client.get(f"{BASE}/cases", params={"status": ""})
+        assert (empty.status_code, empty.json()["fields"]) == (400, ["status"])
+        twice = await client.get(f"{BASE}/cases", params=[("status", "open"), ("status", "new")])
+        assert (twice.status_code, twice.json()["fields"]) == (400, ["query.status"])
 
 
 async def test_cases_are_limited_to_the_callers_entities(port: ZendeskClient) -> None:
