@@ -14,10 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
+from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from contracts.errors import FieldError, InvalidRequest
 from gateway.auth import Authenticator
 from gateway.idempotency import IdempotencyPolicy
 from gateway.rate_limits import RateLimiter
@@ -45,7 +48,13 @@ class RoutePolicies(ASGIMiddleware):
         self.clock = clock or (lambda: datetime.now(UTC))
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        opt = scope["route_handler"].opt
+        handler = scope["route_handler"]
+        if not isinstance(handler, HTTPRouteHandler):
+            # Mounted ASGI apps (the vendor sandboxes) answer as their vendor would.
+            await next_app(scope, receive, send)
+            return
+        opt = handler.opt
+        _refuse_repeated_query_parameters(scope)
         if not opt.get("public"):
             await self.authenticator.authenticate(scope)
         extra: tuple[tuple[bytes, bytes], ...] = ()
@@ -59,6 +68,24 @@ class RoutePolicies(ASGIMiddleware):
             await self.idempotency.run(scope, receive, send, next_app)
         else:
             await next_app(scope, receive, send)
+
+
+def _refuse_repeated_query_parameters(scope: Scope) -> None:
+    """No route takes a list in its query: `?status=a&status=b` would silently keep one value,
+    so it is refused instead (400 naming the parameter)."""
+    raw: bytes = scope.get("query_string", b"")
+    if not raw or b"&" not in raw:
+        return
+    names = [unquote_plus(part.split("=", 1)[0]) for part in raw.decode("latin-1").split("&")]
+    repeated = sorted({name for name in names if name and names.count(name) > 1})
+    if repeated:
+        raise InvalidRequest(
+            "each query parameter may be given once",
+            errors=[
+                FieldError(pointer=f"query.{name}", detail="given more than once")
+                for name in repeated
+            ],
+        )
 
 
 def _with_headers(send: Send, extra: tuple[tuple[bytes, bytes], ...]) -> Send:

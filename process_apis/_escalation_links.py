@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
 
 import msgspec
 
@@ -28,7 +27,6 @@ from system_apis.erp.port import ErpPort
 from system_apis.support.port import SupportPort
 
 __all__ = [
-    "AccountNotes",
     "CaseSnapshot",
     "CreditTerms",
     "ErpAccount",
@@ -47,15 +45,6 @@ MAX_PAGES = 100
 ERP_EXTERNAL_ID_PREFIX = "eid:"
 """NetSuite addresses a record by its external id as `eid:<external id>`."""
 _NEVER = datetime.min.replace(tzinfo=UTC)
-
-
-@runtime_checkable
-class AccountNotes(Protocol):
-    """A CRM adapter that can attach a note to an account (not part of `CrmPort` yet)."""
-
-    async def add_account_note(
-        self, account_id: str, *, title: str, body: str, external_id: str
-    ) -> str: ...
 
 
 class CreditTerms(msgspec.Struct, frozen=True, kw_only=True):

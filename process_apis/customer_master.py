@@ -2,10 +2,11 @@
 
 For each platform the flow first looks for the customer it already has, then creates it:
 a recorded cross-reference; the platform's own link to the account (Stripe customer metadata
-`crm_account_id`, NetSuite customer externalId and Zendesk organization `external_id` both set
-to the canonical id); the tax id; the exact name and country. A second customer for one account
-is never created: creates are keyed (Stripe Idempotency-Key, NetSuite and Zendesk upserts by
-the canonical id). No compensation: a failure waits in the exception queue.
+`crm_account_id`, with the canonical id beside it in `canonical_id`; NetSuite customer
+externalId and Zendesk organization `external_id` both set to the canonical id); the tax id;
+the exact name and country. A second customer for one account is never created: creates are
+keyed (Stripe Idempotency-Key, NetSuite and Zendesk upserts by the canonical id). No
+compensation: a failure waits in the exception queue.
 
 Owner teams follow `exceptions.owner_for`: outages and refused credentials go to integration,
 the ERP steps to finance, the support steps to support ops.
@@ -170,6 +171,7 @@ class CustomerMaster(FlowInstance):
             created = await self.billing.create_customer(
                 customer_create(account),
                 crm_account_id=account.id,
+                canonical_id=canonical_customer_id(account.id),
                 idempotency_key=_shared_key(account.id, "create_billing_customer"),
             )
         except UpstreamConflict as exc:

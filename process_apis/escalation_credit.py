@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Literal
 
 import msgspec
-import structlog
 
 from contracts.errors import Conflict, NotFound
 from contracts.ownership import check_write
@@ -34,7 +33,6 @@ from contracts.v1 import (
 )
 from process_apis._durable_extras import publish
 from process_apis._escalation_links import (
-    AccountNotes,
     CaseSnapshot,
     CreditTerms,
     ErpAccount,
@@ -89,8 +87,6 @@ ESCALATED_RISK: RiskLevel = "high"
 REQUESTED_BY = "erp-gateway"
 INSTANCE_NAME = "escalation"
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 7 * 24 * 3600.0
-
-log = structlog.get_logger("process_apis.escalation_credit")
 
 _registered: dict[str, EscalationFlows] = {}
 """The instances registered with DBOS in this process, by name (DBOS's registry is per
@@ -336,13 +332,10 @@ class EscalationFlows(FlowInstance):
 
     @flow_step(system="salesforce", owner="revenue_ops")
     async def note_rejection_on_account(self, crm_account_id: str, title: str, body: str) -> None:
-        if not isinstance(self.crm, AccountNotes):
-            # The CRM adapter cannot write notes yet; the refusal stays on the ERP approval
-            # task and the flow.
-            log.warning("account_note_unsupported", account=crm_account_id, title=title)
-            return
+        # Salesforce notes take no idempotency key: the adapter looks for a note of this title
+        # (unique to the flow) before writing, so a retry whose answer was lost writes none.
         note_id = await self.crm.add_account_note(
-            crm_account_id, title=title, body=body, external_id=current_idempotency_key()
+            crm_account_id, title=title, body=body, idempotency_key=current_idempotency_key()
         )
         report_external_ids(salesforce_note=note_id)
 
@@ -461,9 +454,8 @@ class EscalationFlows(FlowInstance):
     ) -> ServiceCredit:
         await self.note_rejection_on_account(
             credit.crm_account_id or "",
-            f"Service credit {credit.month} rejected",
-            f"{describe_credit(credit)} was rejected by {decision.actor}: {decision.reason} "
-            f"{_marker(credit)}",
+            _rejection_title(credit),
+            _rejection_note(credit, decision),
         )
         await self.close_approval_task(task_id, decision)
         credit = msgspec.structs.replace(credit, status="rejected")
@@ -473,6 +465,18 @@ class EscalationFlows(FlowInstance):
 
 def _memo(credit: ServiceCredit, decision: CreditDecision) -> str:
     return f"{describe_credit(credit)}; approved by {decision.actor}: {decision.reason}"[:1000]
+
+
+def _rejection_title(credit: ServiceCredit) -> str:
+    """The account note's title, one per flow: the CRM adapter finds a repeated note by it."""
+    return f"Service credit rejected ({credit.id})"
+
+
+def _rejection_note(credit: ServiceCredit, decision: CreditDecision) -> str:
+    return (
+        f"{describe_credit(credit)} was rejected by {decision.actor}.\n"
+        f"Reason: {decision.reason}"
+    )
 
 
 def _marker(credit: ServiceCredit) -> str:

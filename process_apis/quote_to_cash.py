@@ -40,6 +40,7 @@ from process_apis.customer_master import (
     VENDOR_RETRIES,
     CustomerLinks,
     CustomerMaster,
+    canonical_customer_id,
     retry_later_if_in_progress,
 )
 from process_apis.durable import (
@@ -222,7 +223,7 @@ class QuoteToCash(FlowInstance):
         self, order: Order, customer_id: str, prices: dict[str, str]
     ) -> str:
         """One subscription of the recurring lines, invoiced (not charged) on the account's
-        payment terms."""
+        payment terms; its metadata names the deal and the canonical customer."""
         subscription = SubscriptionCreate(
             customer_id=customer_id,
             currency=order.currency,
@@ -238,7 +239,9 @@ class QuoteToCash(FlowInstance):
         )
         try:
             created = await self.billing.create_subscription(
-                subscription, idempotency_key=current_idempotency_key()
+                subscription,
+                canonical_id=canonical_customer_id(order.account.id),
+                idempotency_key=current_idempotency_key(),
             )
         except UpstreamConflict as exc:
             raise retry_later_if_in_progress(exc) from exc

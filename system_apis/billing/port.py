@@ -56,6 +56,7 @@ class BillingPort(Protocol):
         customer: CustomerCreate,
         *,
         crm_account_id: str | None = None,
+        canonical_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Customer: ...
 
@@ -100,7 +101,11 @@ class BillingPort(Protocol):
     # subscriptions
 
     async def create_subscription(
-        self, subscription: SubscriptionCreate, *, idempotency_key: str | None = None
+        self,
+        subscription: SubscriptionCreate,
+        *,
+        canonical_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Subscription: ...
 
     async def get_subscription(self, subscription_id: str) -> Subscription: ...

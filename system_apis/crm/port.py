@@ -9,6 +9,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+import msgspec
+
 from contracts.v1 import (
     Contact,
     ContactCreate,
@@ -22,7 +24,15 @@ from contracts.v1 import (
     Product,
 )
 
-__all__ = ["CrmPort"]
+__all__ = ["AccountNote", "CrmPort"]
+
+
+class AccountNote(msgspec.Struct, frozen=True, kw_only=True):
+    """A note on an account: its CRM id, title and text."""
+
+    id: str
+    title: str
+    body: str
 
 
 # Runtime-checkable: Litestar checks an injected dependency against its annotation.
@@ -59,6 +69,18 @@ class CrmPort(Protocol):
     ) -> tuple[str, bool]:
         """Create or update the account keyed by `external_id`: (CRM id, created). Safe to
         repeat with the same key."""
+        ...
+
+    async def add_account_note(
+        self, account_id: str, *, title: str, body: str, idempotency_key: str | None = None
+    ) -> str:
+        """Attach a note to an account; returns the note's id. Safe to repeat: a note of that
+        title already on the account is returned instead of writing a second one, so give each
+        note a title of its own."""
+        ...
+
+    async def list_account_notes(self, account_id: str) -> list[AccountNote]:
+        """The notes of an account, oldest first."""
         ...
 
     async def list_contacts(self, account_id: str) -> list[Contact]:

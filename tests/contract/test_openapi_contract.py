@@ -15,6 +15,7 @@ import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from jsonschema import Draft202012Validator
 from schemathesis.checks import CHECKS, load_all_checks
 
 from contracts.scopes import SCOPES
@@ -28,6 +29,7 @@ PATH_PARAMETER = re.compile(r"{(\w+)}")
 
 answered: dict[str, set[int]] = defaultdict(set)
 known_ids: dict[str, list[str]] = {}
+id_schemas: dict[str, dict[str, Any]] = {}
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,8 @@ def _drop_cursors(document: dict[str, Any]) -> None:
         for operation in item.values():
             if isinstance(operation, dict) and "parameters" in operation:
                 operation["parameters"] = [
-                    p for p in operation["parameters"]
+                    p
+                    for p in operation["parameters"]
                     if not (p.get("in") == "query" and p.get("name") == "cursor")
                 ]
 
@@ -93,6 +96,15 @@ def _harvest_ids(gateway: dict[str, str], document: dict[str, Any]) -> None:
         ids = [str(item["id"]) for item in items if isinstance(item, dict) and "id" in item]
         if ids:
             known_ids[path] = ids[:5]
+            id_schemas[path] = _last_path_parameter_schema(paths[path])
+
+
+def _last_path_parameter_schema(item: dict[str, Any]) -> dict[str, Any]:
+    for operation in item.values():
+        for parameter in operation.get("parameters", []) if isinstance(operation, dict) else []:
+            if parameter.get("in") == "path":
+                return dict(parameter.get("schema", {}))
+    return {}
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
@@ -104,6 +116,10 @@ def map_path_parameters(context: Any, path_parameters: dict[str, Any]) -> dict[s
     if not ids or not path_parameters:
         return path_parameters
     name = PATH_PARAMETER.findall(context.operation.path)[-1]
+    schema = id_schemas.get(context.operation.path, {})
+    if not Draft202012Validator(schema).is_valid(path_parameters.get(name)):
+        # A deliberately invalid id (negative testing) must stay invalid.
+        return path_parameters
     index = abs(hash(str(path_parameters))) % (len(ids) + 1)
     if index < len(ids):
         path_parameters[name] = ids[index]

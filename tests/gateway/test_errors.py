@@ -175,3 +175,11 @@ async def test_health_and_metrics(client: AppClient) -> None:
     assert f'erpgw_http_requests_total{{method="GET",{explode}}} 1.0' in metrics
     assert "erpgw_http_request_duration_seconds_bucket" in metrics
     assert 'erpgw_auth_failures_total{reason="invalid_token"} 1.0' in metrics
+
+
+async def test_repeated_query_parameter_is_400(client: AppClient) -> None:
+    response = await client.get(
+        "/system/crm/v1/explode?limit=1&limit=2", headers=await _auth(client)
+    )
+    body = _assert_problem(response, 400)
+    assert body["errors"] == [{"pointer": "query.limit", "detail": "given more than once"}]

@@ -73,6 +73,13 @@ async def test_sync_makes_the_account_a_customer_everywhere_once(q2c: Harness) -
     assert stripe_customer["name"] == "Acme Robotics Inc."
     assert stripe_customer["metadata"]["legal_entity"] == "US01"
     assert stripe_customer["metadata"]["tax_id"] == "US-94-1234567"
+    assert stripe_customer["metadata"]["crm_account_id"] == account
+    assert stripe_customer["metadata"]["canonical_id"] == canonical_customer_id(account)
+    # Read back through the client, the canonical id sits beside the other platforms' ids.
+    read_back = await q2c.port("stripe").get_customer(stripe_customer["id"])
+    assert read_back.id == stripe_customer["id"]
+    assert read_back.refs["canonical"] == canonical_customer_id(account)
+    assert read_back.refs["salesforce"] == account
     erp_customer = await q2c.port("netsuite").find_customer(
         external_id=canonical_customer_id(account)
     )

@@ -218,6 +218,22 @@ async def test_escalation_rejected_records_the_refusal(client: AppClient) -> Non
     assert notes.data == []
     memos = await erp.list_credit_memos(customer_id=acme.erp_customer_id)
     assert memos.data == []
+    crm = vendor(client, "salesforce")
+    account_notes = await crm.list_account_notes(acme.crm_account_id)
+    assert [note.title for note in account_notes] == [
+        f"Service credit rejected ({acme.credit_id})"
+    ]
+    assert "Outage was customer-side" in account_notes[0].body
+    assert f"{ACME_CREDIT // 100}.{ACME_CREDIT % 100:02d} USD" in account_notes[0].body
+    assert f"rejected by {credit['decided_by']}" in account_notes[0].body
+
+    # The note written again under the flow's title (a retry whose first answer was lost)
+    # is the same note.
+    repeated = await crm.add_account_note(
+        acme.crm_account_id, title=account_notes[0].title, body="repeated body"
+    )
+    assert repeated == account_notes[0].id
+    assert await crm.list_account_notes(acme.crm_account_id) == account_notes
 
 
 async def test_validation_lists_every_problem(client: AppClient) -> None:

@@ -70,6 +70,8 @@ async def test_books_a_won_deal_in_every_platform(q2c: Harness, deal_key: str) -
     customer = customers[0]
     assert customer["name"] == expected["name"]
     assert customer["metadata"]["legal_entity"] == expected["entity"]
+    assert customer["metadata"]["crm_account_id"] == account
+    assert customer["metadata"]["canonical_id"] == canonical_customer_id(account)
     assert steps["create_billing_customer"]["external_ids"] == {"stripe_customer": customer["id"]}
     subscriptions = await q2c.stripe.objects("/v1/subscriptions", customer=customer["id"])
     assert len(subscriptions) == 1
@@ -77,6 +79,7 @@ async def test_books_a_won_deal_in_every_platform(q2c: Harness, deal_key: str) -
     assert subscription["collection_method"] == "send_invoice"
     assert subscription["days_until_due"] == expected["terms"]
     assert subscription["metadata"]["deal_id"] == opportunity
+    assert subscription["metadata"]["canonical_id"] == canonical_customer_id(account)
     assert subscription["currency"] == expected["currency"].lower()
     items = {
         item["price"]["metadata"]["product_code"]: item["quantity"]

@@ -43,9 +43,16 @@ class BillingOperations(ClientBase):
     # subscriptions -----------------------------------------------------------------------------
 
     async def create_subscription(
-        self, subscription: SubscriptionCreate, *, idempotency_key: str | None = None
+        self,
+        subscription: SubscriptionCreate,
+        *,
+        canonical_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Subscription:
-        params = {**mapping.from_subscription_create(subscription), "expand": ["customer"]}
+        params = {
+            **mapping.from_subscription_create(subscription, canonical_id=canonical_id),
+            "expand": ["customer"],
+        }
         wire = await self.post_json(
             "/v1/subscriptions", params, SubscriptionWire, idempotency_key, "subscription create"
         )

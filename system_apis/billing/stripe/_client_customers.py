@@ -23,10 +23,15 @@ class CustomerOperations(ClientBase):
         customer: CustomerCreate,
         *,
         crm_account_id: str | None = None,
+        canonical_id: str | None = None,
         test_clock: str | None = None,
         idempotency_key: str | None = None,
     ) -> Customer:
-        params = {**mapping.from_customer_create(customer, crm_account_id=crm_account_id)}
+        params = {
+            **mapping.from_customer_create(
+                customer, crm_account_id=crm_account_id, canonical_id=canonical_id
+            )
+        }
         params["test_clock"] = test_clock
         wire = await self.post_json(
             "/v1/customers", params, CustomerWire, idempotency_key, "customer create"

@@ -1,7 +1,8 @@
 """How the gateway's data sits in Stripe: metadata keys, cross-references, legal entity, time.
 
 Stripe has no field for several canonical ones; they travel in `metadata` under the keys below.
-Canonical ids are Stripe's ids, with the other platforms' ids in `refs`. Invoices,
+Canonical ids are Stripe's ids, with the other platforms' ids in `refs` (and a customer's
+gateway-wide canonical id, `metadata[canonical_id]`, as `refs["canonical"]`). Invoices,
 subscriptions and credit notes take the legal entity of their customer: their own
 `metadata[legal_entity]`, else the (expanded) customer's.
 """
@@ -16,6 +17,7 @@ from system_apis.billing.stripe._wire import CustomerWire, InvoiceRefWire
 __all__ = [
     "DEFAULT_CURRENCY",
     "META_BILLING_INTERVAL",
+    "META_CANONICAL_ID",
     "META_CRM_ACCOUNT",
     "META_CURRENCY",
     "META_DEAL",
@@ -43,6 +45,9 @@ __all__ = [
 SYSTEM: Final = "stripe"
 META_CRM_ACCOUNT: Final = "crm_account_id"
 """The Salesforce Account id a Stripe customer mirrors (what the customer search looks up)."""
+META_CANONICAL_ID: Final = "canonical_id"
+"""The gateway's canonical customer id (`cus-...`): on a customer, and on a subscription to
+name its customer; read back into the customer's `refs["canonical"]`."""
 META_LEGAL_ENTITY: Final = "legal_entity"
 META_CURRENCY: Final = "currency"
 """The billing currency agreed for a customer before Stripe fixes `currency` on first use."""

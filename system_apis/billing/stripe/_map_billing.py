@@ -32,6 +32,7 @@ from system_apis.billing.stripe._amounts import (
     unit_amount,
 )
 from system_apis.billing.stripe._conventions import (
+    META_CANONICAL_ID,
     META_DEAL,
     META_LEGAL_ENTITY,
     META_NETSUITE_ID,
@@ -100,9 +101,15 @@ def to_subscription(wire: SubscriptionWire) -> Subscription:
     )
 
 
-def from_subscription_create(create: SubscriptionCreate) -> FormParams:
-    """`POST /v1/subscriptions` parameters."""
-    metadata = {META_DEAL: create.deal_id, META_LEGAL_ENTITY: create.legal_entity}
+def from_subscription_create(
+    create: SubscriptionCreate, *, canonical_id: str | None = None
+) -> FormParams:
+    """`POST /v1/subscriptions` parameters; `canonical_id` is the customer's canonical id."""
+    metadata = {
+        META_DEAL: create.deal_id,
+        META_LEGAL_ENTITY: create.legal_entity,
+        META_CANONICAL_ID: canonical_id,
+    }
     return {
         "customer": create.customer_id,
         "currency": create.currency.lower(),

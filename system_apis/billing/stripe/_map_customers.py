@@ -8,6 +8,7 @@ from contracts.errors import FieldError, InvalidRequest
 from contracts.v1 import Address, AddressInput, Customer, CustomerCreate, CustomerPatch
 from system_apis.billing.stripe._conventions import (
     DEFAULT_CURRENCY,
+    META_CANONICAL_ID,
     META_CRM_ACCOUNT,
     META_CURRENCY,
     META_LEGAL_ENTITY,
@@ -27,7 +28,10 @@ __all__ = ["from_customer_create", "from_customer_patch", "to_customer"]
 
 
 def to_customer(wire: CustomerWire) -> Customer:
-    """The canonical customer; legal entity and agreed currency come from metadata."""
+    """The canonical customer; legal entity and agreed currency come from metadata.
+
+    `id` is the Stripe id; the gateway's canonical id, when written, is `refs["canonical"]`.
+    """
     meta = wire.metadata
     address = _address(wire.address)
     return Customer(
@@ -47,19 +51,23 @@ def to_customer(wire: CustomerWire) -> Customer:
         if wire.delinquent is None
         else ("past_due" if wire.delinquent else "current"),
         refs=refs(
-            wire.id, salesforce=meta.get(META_CRM_ACCOUNT), netsuite=meta.get(META_NETSUITE_ID)
+            wire.id,
+            salesforce=meta.get(META_CRM_ACCOUNT),
+            netsuite=meta.get(META_NETSUITE_ID),
+            canonical=meta.get(META_CANONICAL_ID),
         ),
     )
 
 
 def from_customer_create(
-    create: CustomerCreate, *, crm_account_id: str | None = None
+    create: CustomerCreate, *, crm_account_id: str | None = None, canonical_id: str | None = None
 ) -> FormParams:
     """`POST /v1/customers` parameters for a new customer."""
     metadata = {
         META_LEGAL_ENTITY: create.legal_entity,
         META_CURRENCY: create.currency,
         META_CRM_ACCOUNT: crm_account_id,
+        META_CANONICAL_ID: canonical_id,
         META_TAX_ID: create.tax_id,
         META_WEBSITE: create.website,
         META_PAYMENT_TERMS: str_or_none(create.payment_terms_days),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from system_apis.billing.stripe._amounts import to_minor_units, to_stripe_amount
 from system_apis.billing.stripe._conventions import (
+    META_CANONICAL_ID,
     META_CRM_ACCOUNT,
     META_CURRENCY,
     META_DEAL,
@@ -61,6 +62,7 @@ from system_apis.billing.stripe._wire import (
 )
 
 __all__ = [
+    "META_CANONICAL_ID",
     "META_CRM_ACCOUNT",
     "META_CURRENCY",
     "META_DEAL",

@@ -24,6 +24,7 @@ __all__ = [
 
 KEY_PREFIXES: dict[str, str] = {
     "Account": "001",
+    "Note": "002",
     "Contact": "003",
     "Opportunity": "006",
     "OpportunityLineItem": "00k",

@@ -38,7 +38,12 @@ DEFAULT_CURRENCY = "USD"
 _CLOSED_STAGES = {"Closed Won": True, "Closed Lost": False}
 # Deleting a parent deletes these children, as Salesforce's master-detail cascade does.
 _CASCADE = {
-    "Account": (("Contact", "AccountId"), ("Opportunity", "AccountId"), ("Contract", "AccountId")),
+    "Account": (
+        ("Contact", "AccountId"),
+        ("Opportunity", "AccountId"),
+        ("Contract", "AccountId"),
+        ("Note", "ParentId"),
+    ),
     "Opportunity": (("OpportunityLineItem", "OpportunityId"),),
 }
 
@@ -394,7 +399,9 @@ def _derive_contract(org: EmulatedOrg, record: Record, creating: bool) -> None:
 
 
 def _derive_defaults(org: EmulatedOrg, record: Record, creating: bool) -> None:
-    for name, default in (("CurrencyIsoCode", DEFAULT_CURRENCY), ("IsActive", False)):
+    for name, default in (
+        ("CurrencyIsoCode", DEFAULT_CURRENCY), ("IsActive", False), ("IsPrivate", False)
+    ):
         if name in record and record[name] is None:
             record[name] = default
     if "IsStandard" in record and record["IsStandard"] is None:
@@ -415,6 +422,7 @@ _DERIVE: dict[str, Callable[[EmulatedOrg, Record, bool], None]] = {
     "Account": _derive_defaults,
     "Product2": _derive_defaults,
     "Pricebook2": _derive_defaults,
+    "Note": _derive_defaults,
 }
 
 

@@ -192,6 +192,14 @@ OBJECTS: dict[str, ObjectSpec] = {
             _ro("EndDate", "date"),
             _CURRENCY,
         )),
+        # Classic notes; ParentId is polymorphic in Salesforce, the gateway notes accounts only.
+        ObjectSpec("Note", (
+            *_SYSTEM,
+            _ref("ParentId", "Account", required=True, updateable=False),
+            FieldSpec("Title", required=True),
+            FieldSpec("Body"),
+            FieldSpec("IsPrivate", "boolean"),
+        )),
     )
 }
 

@@ -2,7 +2,8 @@
 
 Reads go through SOQL (`/query`, paged by `nextRecordsUrl`) or sObject rows; writes are PATCHes
 of the fields the CRM owns, upserts by external id (Salesforce has no idempotency key, so an
-upsert on an external id is how a create is made safe to repeat) and sObject Collections.
+upsert on an external id is how a create is made safe to repeat; a note, which has no external
+id, is looked up by its title first) and sObject Collections.
 Every answer's `Sforce-Limit-Info` updates `api_usage` for the outbound quota budget.
 """
 
@@ -36,6 +37,7 @@ from contracts.v1 import (
     Price,
     Product,
 )
+from system_apis.crm.port import AccountNote
 from system_apis.crm.salesforce._client_auth import (
     SalesforceAuth,
     SalesforceCredentials,
@@ -77,6 +79,7 @@ from system_apis.crm.salesforce.mapping import (
     Product2Record,
     QueryPage,
     SaveResult,
+    SObjectRecord,
     from_contact_create,
     from_customer,
     from_customer_patch,
@@ -105,10 +108,18 @@ MAX_COLLECTION = 200
 """sObject Collections take at most 200 records per request."""
 _IDS_PER_QUERY = 200
 """Ids per `IN (...)` list: keeps a SOQL statement well under its 100,000-character limit."""
+NOTE_FIELDS = ("Id", "Title", "Body")
+MAX_NOTE_BODY = 32000
+"""A Note's Body holds at most 32,000 characters."""
 
 R = TypeVar("R")
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder(decimal_format="number")
+
+
+class NoteRecord(SObjectRecord, kw_only=True):
+    title: str | None = msgspec.field(default=None, name="Title")
+    body: str | None = msgspec.field(default=None, name="Body")
 
 
 class SalesforceClient:
@@ -232,6 +243,43 @@ class SalesforceClient:
         results = self._decode(response, list[SaveResult])
         return _saved_ids(results, response)
 
+    # -- notes ---------------------------------------------------------------------------
+
+    async def add_account_note(
+        self, account_id: str, *, title: str, body: str, idempotency_key: str | None = None
+    ) -> str:
+        """Attach a note to the account; returns its id.
+
+        Notes take no idempotency key and have no external id field, so the title is the key:
+        a note of that title already on the account (an earlier attempt whose answer was lost)
+        is returned instead of creating a second one. `idempotency_key` is accepted for the
+        port's sake and not sent.
+        """
+        account = checked_id(account_id, "account")
+        existing = await self._find_note(account, title)
+        if existing is not None:
+            return existing
+        response = await self._send(
+            "POST", _data("sobjects/Note"), sobject="Note", template="sobjects/Note",
+            body={
+                "ParentId": account,
+                "Title": title,
+                "Body": body[:MAX_NOTE_BODY],
+                "IsPrivate": False,
+            },
+        )
+        return self._decode(response, SaveResult).id or ""
+
+    async def list_account_notes(self, account_id: str) -> list[AccountNote]:
+        """The account's notes, oldest first."""
+        account = checked_id(account_id, "account")
+        soql = select(
+            NOTE_FIELDS, "Note", [f"ParentId = {soql_string(account)}"], "CreatedDate, Id"
+        )
+        return [
+            _note(record) async for record in self._query(soql, NoteRecord, sobject="Note")
+        ]
+
     # -- opportunities -------------------------------------------------------------------
 
     async def get_deal(self, opportunity_id: str) -> Deal:
@@ -300,6 +348,15 @@ class SalesforceClient:
         async for record in self._query(soql, AccountRecord, sobject="Account"):
             return record_id(record)
         raise UpstreamNotFound(f"no Salesforce account with {field} {value}", vendor=VENDOR)
+
+    async def _find_note(self, account: str, title: str) -> str | None:
+        conditions = [f"ParentId = {soql_string(account)}", f"Title = {soql_string(title)}"]
+        soql = select(("Id", "Title"), "Note", conditions, "CreatedDate, Id")
+        async for record in self._query(soql, NoteRecord, sobject="Note"):
+            # SOQL compares strings case-insensitively; the title is matched exactly.
+            if record.title == title:
+                return record_id(record)
+        return None
 
     async def _get_row(
         self, sobject: str, raw_id: str, fields: Sequence[str], record_type: type[R]
@@ -441,6 +498,10 @@ def _saved_ids(results: list[SaveResult], response: httpx.Response) -> list[str]
             errors=field_errors(errors, "Contact"),
         )
     return [result.id or "" for result in results]
+
+
+def _note(record: NoteRecord) -> AccountNote:
+    return AccountNote(id=record_id(record), title=record.title or "", body=record.body or "")
 
 
 def _next_cursor(page: QueryPage[Any]) -> str | None:
