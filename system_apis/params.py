@@ -7,14 +7,10 @@ refuses a value outside them (400 with the field named) before a route runs.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request
 from litestar.params import BodyKwarg, QueryParameter
-
-from contracts.errors import FieldError, InvalidRequest
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -23,7 +19,6 @@ __all__ = [
     "PageCursor",
     "PageLimit",
     "exact_body",
-    "refuse_repeated_query",
 ]
 
 DEFAULT_LIMIT = 50
@@ -53,21 +48,6 @@ LegalEntityFilter = Annotated[
         description="Only records of this legal entity (ERP subsidiary code, e.g. US01)",
     ),
 ]
-
-
-async def refuse_repeated_query(request: Request[Any, Any, Any]) -> None:
-    """A router's `before_request`: refuse (400) a query parameter given more than once.
-
-    Litestar would keep the last value of `?name=a&name=b` and drop the others without a word;
-    the routes using this take no list parameters, so a repeated one is a client error.
-    """
-    counts = Counter(key for key, _ in request.query_params.multi_items())
-    repeated = sorted(key for key, count in counts.items() if count > 1)
-    if repeated:
-        raise InvalidRequest(
-            "query parameter given more than once",
-            errors=[FieldError(pointer=f"query.{key}", detail="give it once") for key in repeated],
-        )
 
 
 def exact_body(struct: type[msgspec.Struct]) -> BodyKwarg:

@@ -30,7 +30,6 @@ from system_apis.params import (
     DEFAULT_LIMIT,
     PageCursor,
     PageLimit,
-    refuse_repeated_query,
 )
 
 __all__ = ["create_router"]
@@ -105,7 +104,6 @@ def create_router() -> Router:
             list_credit_notes,
         ],
         tags=["billing"],
-        before_request=refuse_repeated_query,
     )
 
 

@@ -29,7 +29,6 @@ from system_apis.params import (
     PageCursor,
     PageLimit,
     exact_body,
-    refuse_repeated_query,
 )
 
 __all__ = ["create_router"]
@@ -69,7 +68,6 @@ def create_router() -> Router:
         route_handlers=[list_accounts, account_options, get_account, update_account,
                         list_contacts, get_opportunity],
         tags=["crm"],
-        before_request=refuse_repeated_query,
     )
 
 

@@ -27,7 +27,6 @@ from system_apis.params import (
     DEFAULT_LIMIT,
     PageCursor,
     PageLimit,
-    refuse_repeated_query,
 )
 from system_apis.support.port import SupportPort
 
@@ -116,7 +115,6 @@ def create_router() -> Router:
         path="/system/support/v1",
         route_handlers=[list_organizations, get_organization, list_cases, get_entitlement],
         tags=["system: support"],
-        before_request=refuse_repeated_query,
     )
 
 
