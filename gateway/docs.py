@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Litestar, Request, Router, get
@@ -18,7 +18,8 @@ from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import OpenAPIRenderPlugin
-from litestar.openapi.spec import Components, Tag
+from litestar.openapi.spec import Components, Example, Tag
+from litestar.params import PathParameter
 from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 
@@ -181,7 +182,18 @@ def contracts_index() -> list[dict[str, Any]]:
     media_type="application/schema+json",
     sync_to_thread=False,
 )
-def contract_schema(version: str, document: str) -> dict[str, Any]:
+def contract_schema(
+    version: Annotated[
+        str, PathParameter(examples=[Example(summary="The first version", value="v1")])
+    ],
+    document: Annotated[
+        str,
+        PathParameter(
+            examples=[Example(summary="A customer", value="Customer.schema.json")],
+            description="`{Name}.schema.json`; `GET /contracts` lists the names",
+        ),
+    ],
+) -> dict[str, Any]:
     name = document.removesuffix(".schema.json")
     if (
         version not in contract_schemas.VERSIONS
