@@ -6,15 +6,12 @@ the caller may see; a record of another entity reads as not found.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from litestar import Request, Router, get
 from litestar.di import NamedDependency
 from litestar.params import PathParameter, QueryParameter
 
-from contracts.errors import InvalidRequest, NotFound, UpstreamNotFound
-from contracts.principal import Principal
 from contracts.v1 import (
     CreditNote,
     Customer,
@@ -31,10 +28,10 @@ from system_apis.params import (
     PageCursor,
     PageLimit,
 )
+from system_apis.visibility import caller, visible, visible_one
 
 __all__ = ["create_router"]
 
-T = TypeVar("T")
 _READ: dict[str, Any] = {"scopes": ["billing:read"], "rate_limit_group": "system"}
 
 
@@ -117,7 +114,7 @@ async def list_customers(
 ) -> Page[Customer]:
     """Billing customers, each with its legal entity."""
     page = await billing.list_customers(email=email, cursor=cursor, limit=limit)
-    return _visible(page, _principal(request), lambda customer: customer.legal_entity)
+    return visible(page, caller(request), lambda customer: customer.legal_entity)
 
 
 @get("/products", opt=_READ)
@@ -154,7 +151,7 @@ async def list_subscriptions(
     page = await billing.list_subscriptions(
         customer_id=customer, status=status, cursor=cursor, limit=limit
     )
-    return _visible(page, _principal(request), lambda subscription: subscription.legal_entity)
+    return visible(page, caller(request), lambda subscription: subscription.legal_entity)
 
 
 @get("/subscriptions/{subscription_id:str}", opt=_READ)
@@ -164,8 +161,8 @@ async def get_subscription(
     subscription_id: SubscriptionId,
 ) -> Subscription:
     """One subscription with its items."""
-    return await _one(
-        _principal(request),
+    return await visible_one(
+        caller(request),
         f"subscription {subscription_id}",
         billing.get_subscription(subscription_id),
         lambda subscription: subscription.legal_entity,
@@ -185,7 +182,7 @@ async def list_invoices(
     page = await billing.list_invoices(
         customer_id=customer, status=status, cursor=cursor, limit=limit
     )
-    return _visible(page, _principal(request), lambda invoice: invoice.legal_entity)
+    return visible(page, caller(request), lambda invoice: invoice.legal_entity)
 
 
 @get("/invoices/{invoice_id:str}", opt=_READ)
@@ -195,8 +192,8 @@ async def get_invoice(
     invoice_id: InvoiceId,
 ) -> Invoice:
     """One invoice with all its lines."""
-    return await _one(
-        _principal(request),
+    return await visible_one(
+        caller(request),
         f"invoice {invoice_id}",
         billing.get_invoice(invoice_id),
         lambda invoice: invoice.legal_entity,
@@ -216,28 +213,9 @@ async def list_credit_notes(
     page = await billing.list_credit_notes(
         invoice_id=invoice, customer_id=customer, cursor=cursor, limit=limit
     )
-    return _visible(page, _principal(request), lambda note: note.legal_entity)
+    return visible(page, caller(request), lambda note: note.legal_entity)
 
 
-def _principal(request: Request[Any, Any, Any]) -> Principal:
-    user = request.scope.get("user")
-    if not isinstance(user, Principal):
-        raise InvalidRequest("no authenticated caller")
-    return user
 
 
-def _visible(page: Page[T], principal: Principal, entity: Callable[[T], str | None]) -> Page[T]:
-    data = [item for item in page.data if principal.may_see_entity(entity(item))]
-    return Page(data=data, next_cursor=page.next_cursor)
 
-
-async def _one(
-    principal: Principal, what: str, fetch: Awaitable[T], entity: Callable[[T], str | None]
-) -> T:
-    try:
-        record = await fetch
-    except UpstreamNotFound as exc:
-        raise NotFound(f"{what} not found") from exc
-    if not principal.may_see_entity(entity(record)):
-        raise NotFound(f"{what} not found")
-    return record

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get, patch, route
 from litestar.di import NamedDependency
@@ -30,10 +29,10 @@ from system_apis.params import (
     PageLimit,
     exact_body,
 )
+from system_apis.visibility import caller, visible_one
 
 __all__ = ["create_router"]
 
-T = TypeVar("T")
 _READ: dict[str, Any] = {"scopes": ["crm:read"], "rate_limit_group": "system"}
 _WRITE: dict[str, Any] = {"scopes": ["crm:write"], "rate_limit_group": "system"}
 _SYSTEM = "salesforce"
@@ -81,7 +80,7 @@ async def list_accounts(
     name: NameFilter = None,
 ) -> Page[Customer]:
     """Accounts as customers, filtered by legal entity and by a part of the name."""
-    principal = _principal(request)
+    principal = caller(request)
     page = await crm.list_accounts(
         legal_entities=_entities(principal, legal_entity),
         name=name,
@@ -96,8 +95,8 @@ async def list_accounts(
 async def get_account(
     request: Request[Any, Any, Any], crm: NamedDependency[CrmPort], account_id: AccountId,
 ) -> Customer:
-    return await _visible_one(
-        _principal(request), f"account {account_id}", crm.get_account(account_id),
+    return await visible_one(
+        caller(request), f"account {account_id}", crm.get_account(account_id),
         lambda c: c.legal_entity,
     )
 
@@ -110,8 +109,8 @@ async def list_contacts(
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[Contact]:
-    principal = _principal(request)
-    await _visible_one(
+    principal = caller(request)
+    await visible_one(
         principal, f"account {account_id}", crm.get_account(account_id),
         lambda c: c.legal_entity,
     )
@@ -131,8 +130,8 @@ async def get_opportunity(
     opportunity_id: OpportunityId,
 ) -> Deal:
     """A deal with its lines."""
-    return await _visible_one(
-        _principal(request), f"opportunity {opportunity_id}", crm.get_deal(opportunity_id),
+    return await visible_one(
+        caller(request), f"opportunity {opportunity_id}", crm.get_deal(opportunity_id),
         lambda d: d.legal_entity,
     )
 
@@ -146,8 +145,8 @@ async def update_account(
 ) -> Customer:
     """Write CRM-owned customer fields; a field another system owns is refused (422)."""
     check_write("Customer", _SYSTEM, data.fields_set())
-    principal = _principal(request)
-    await _visible_one(
+    principal = caller(request)
+    await visible_one(
         principal, f"account {account_id}", crm.get_account(account_id),
         lambda c: c.legal_entity,
     )
@@ -175,11 +174,6 @@ def account_options() -> Response[None]:
     return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": _ACCOUNT_METHODS})
 
 
-def _principal(request: Request[Any, Any, Any]) -> Principal:
-    user = request.scope.get("user")
-    if not isinstance(user, Principal):
-        raise InvalidRequest("no authenticated caller")
-    return user
 
 
 def _entities(principal: Principal, requested: str | None) -> frozenset[str] | None:
@@ -189,16 +183,6 @@ def _entities(principal: Principal, requested: str | None) -> frozenset[str] | N
     return principal.entities
 
 
-async def _visible_one(
-    principal: Principal, what: str, fetch: Awaitable[T], entity: Callable[[T], str | None]
-) -> T:
-    try:
-        record = await fetch
-    except UpstreamNotFound as exc:
-        raise NotFound(f"{what} not found") from exc
-    if not principal.may_see_entity(entity(record)):
-        raise NotFound(f"{what} not found")
-    return record
 
 
 def _encode_offset(offset: int) -> str:

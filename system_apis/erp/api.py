@@ -5,14 +5,11 @@ Each list is cursor-paged and shows only records of the legal entities the calle
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from litestar import Request, Router, get
 from litestar.params import FromQuery, Parameter
 
-from contracts.errors import InvalidRequest, NotFound, UpstreamNotFound
-from contracts.principal import Principal
 from contracts.v1 import (
     ApprovalStatus,
     ApprovalTask,
@@ -27,10 +24,10 @@ from contracts.v1 import (
 )
 from system_apis.erp.port import ErpPort
 from system_apis.params import DEFAULT_LIMIT, LegalEntityFilter, PageCursor, PageLimit
+from system_apis.visibility import caller, visible, visible_one
 
 __all__ = ["create_router"]
 
-T = TypeVar("T")
 _READ: dict[str, Any] = {"scopes": ["erp:read"], "rate_limit_group": "system"}
 RecordId = Annotated[
     str, Parameter(pattern=r"^[0-9]{1,18}$", description="The ERP's internal record id")
@@ -54,32 +51,15 @@ def create_router() -> Router:
     )
 
 
-def _principal(request: Request[Any, Any, Any]) -> Principal:
-    user = request.scope.get("user")
-    if not isinstance(user, Principal):
-        raise InvalidRequest("no authenticated caller")
-    return user
 
 
-def _visible(page: Page[T], principal: Principal, entity: Callable[[T], str | None]) -> Page[T]:
-    data = [item for item in page.data if principal.may_see_entity(entity(item))]
-    return Page(data=data, next_cursor=page.next_cursor)
 
 
-async def _one(principal: Principal, what: str, fetch: Awaitable[T],
-               entity: Callable[[T], str | None]) -> T:
-    try:
-        record = await fetch
-    except UpstreamNotFound as exc:
-        raise NotFound(f"{what} not found") from exc
-    if not principal.may_see_entity(entity(record)):
-        raise NotFound(f"{what} not found")
-    return record
 
 
 @get("/legal-entities", opt=_READ)
 async def list_legal_entities(request: Request[Any, Any, Any], erp: ErpPort) -> Page[LegalEntity]:
-    principal = _principal(request)
+    principal = caller(request)
     entities = await erp.list_legal_entities()
     return Page(data=[e for e in entities if principal.may_see_entity(e.code)])
 
@@ -91,13 +71,13 @@ async def list_customers(
 ) -> Page[Customer]:
     page = await erp.list_customers(legal_entity=legal_entity, cursor=cursor,
                                     limit=limit)
-    return _visible(page, _principal(request), lambda c: c.legal_entity)
+    return visible(page, caller(request), lambda c: c.legal_entity)
 
 
 @get("/customers/{customer_id:str}", opt=_READ)
 async def get_customer(request: Request[Any, Any, Any], erp: ErpPort,
                        customer_id: RecordId) -> Customer:
-    return await _one(_principal(request), f"customer {customer_id}",
+    return await visible_one(caller(request), f"customer {customer_id}",
                       erp.get_customer(customer_id), lambda c: c.legal_entity)
 
 
@@ -118,13 +98,13 @@ async def list_sales_orders(
     page = await erp.list_sales_orders(number=number, customer_id=customer,
                                        legal_entity=legal_entity, cursor=cursor,
                                        limit=limit)
-    return _visible(page, _principal(request), lambda o: o.legal_entity)
+    return visible(page, caller(request), lambda o: o.legal_entity)
 
 
 @get("/sales-orders/{order_id:str}", opt=_READ)
 async def get_sales_order(request: Request[Any, Any, Any], erp: ErpPort,
                           order_id: RecordId) -> SalesOrder:
-    return await _one(_principal(request), f"sales order {order_id}",
+    return await visible_one(caller(request), f"sales order {order_id}",
                       erp.get_sales_order(order_id), lambda o: o.legal_entity)
 
 
@@ -136,14 +116,14 @@ async def list_invoices(
 ) -> Page[Invoice]:
     page = await erp.list_invoices(customer_id=customer, status=status, cursor=cursor,
                                    limit=limit)
-    return _visible(page, _principal(request), lambda i: i.legal_entity)
+    return visible(page, caller(request), lambda i: i.legal_entity)
 
 
 @get("/invoices/{invoice_id:str}", opt=_READ)
 async def get_invoice(
     request: Request[Any, Any, Any], erp: ErpPort, invoice_id: RecordId
 ) -> Invoice:
-    return await _one(_principal(request), f"invoice {invoice_id}",
+    return await visible_one(caller(request), f"invoice {invoice_id}",
                       erp.get_invoice(invoice_id), lambda i: i.legal_entity)
 
 
@@ -153,7 +133,7 @@ async def list_credit_memos(
     limit: PageLimit = DEFAULT_LIMIT, customer: CustomerFilter = None,
 ) -> Page[CreditMemo]:
     page = await erp.list_credit_memos(customer_id=customer, cursor=cursor, limit=limit)
-    return _visible(page, _principal(request), lambda m: m.legal_entity)
+    return visible(page, caller(request), lambda m: m.legal_entity)
 
 
 @get("/approvals", opt=_READ)
@@ -162,11 +142,11 @@ async def list_approvals(
     limit: PageLimit = DEFAULT_LIMIT, status: FromQuery[ApprovalStatus | None] = None,
 ) -> Page[ApprovalTask]:
     page = await erp.list_approval_tasks(status=status, cursor=cursor, limit=limit)
-    return _visible(page, _principal(request), lambda t: t.legal_entity)
+    return visible(page, caller(request), lambda t: t.legal_entity)
 
 
 @get("/approvals/{task_id:str}", opt=_READ)
 async def get_approval(request: Request[Any, Any, Any], erp: ErpPort,
                        task_id: RecordId) -> ApprovalTask:
-    return await _one(_principal(request), f"approval {task_id}",
+    return await visible_one(caller(request), f"approval {task_id}",
                       erp.get_approval_task(task_id), lambda t: t.legal_entity)
