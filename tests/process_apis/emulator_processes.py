@@ -57,7 +57,7 @@ def emulator_processes(log_dir: Path, *, limits: bool = True) -> Iterator[dict[s
 
 def gateway_env(urls: Mapping[str, str]) -> dict[str, str]:
     """The `ERPGW_<VENDOR>_*` credentials of the emulators' sandbox accounts at `urls`."""
-    from system_apis.erp.netsuite._sandbox import sandbox_private_key_pem
+    from sandbox.credentials import NETSUITE
 
     return {
         "ERPGW_SALESFORCE_CLIENT_ID": "erpgw-sandbox",
@@ -71,7 +71,7 @@ def gateway_env(urls: Mapping[str, str]) -> dict[str, str]:
         "ERPGW_NETSUITE_ACCOUNT_ID": "ERPGW_SANDBOX",
         "ERPGW_NETSUITE_CLIENT_ID": "erpgw-sandbox",
         "ERPGW_NETSUITE_CERTIFICATE_ID": "erpgw-sandbox-cert",
-        "ERPGW_NETSUITE_PRIVATE_KEY": sandbox_private_key_pem(),
+        "ERPGW_NETSUITE_PRIVATE_KEY": NETSUITE.private_key_pem,
         "ERPGW_NETSUITE_BASE_URL": urls["netsuite"],
     }
 

@@ -17,8 +17,8 @@ from contracts.v1 import (
     SubscriptionItemInput,
 )
 from process_apis.customer_master import canonical_customer_id
-from system_apis.billing.stripe._emulator.seed import price_id_for
-from system_apis.crm.salesforce._ids import seeded_id
+from sandbox.salesforce.ids import seeded_id
+from sandbox.stripe.seed import price_id_for
 from tests.support.apps import AppClient
 
 __all__ = ["MRR", "Acme", "seed_acme", "vendor"]

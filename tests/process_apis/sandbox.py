@@ -22,7 +22,7 @@ _encoder = msgspec.json.Encoder(decimal_format="number")
 
 def seeded_id(kind: str, key: str) -> str:
     """The id the Salesforce emulator gives a demo record, e.g. of ("Account", "acme")."""
-    from system_apis.crm.salesforce._ids import seeded_id as salesforce_seeded_id
+    from sandbox.salesforce.ids import seeded_id as salesforce_seeded_id
 
     return salesforce_seeded_id(kind, key)
 

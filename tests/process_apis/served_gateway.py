@@ -26,14 +26,14 @@ from contracts.v1 import (
 )
 from gateway import storage
 from gateway.clients import ClientRegistry
+from gateway.platforms import netsuite_sandbox_credentials as netsuite_sandbox
+from gateway.platforms import salesforce_sandbox_credentials as salesforce_sandbox
+from gateway.platforms import stripe_sandbox_credentials as stripe_sandbox
+from sandbox.salesforce.ids import seeded_id
+from sandbox.stripe.emulator import price_id_for
 from system_apis.billing.stripe import StripeClient
-from system_apis.billing.stripe import sandbox_credentials as stripe_sandbox
-from system_apis.billing.stripe.emulator import price_id_for
-from system_apis.crm.salesforce._ids import seeded_id
 from system_apis.crm.salesforce.client import SalesforceClient
-from system_apis.crm.salesforce.client import sandbox_credentials as salesforce_sandbox
 from system_apis.erp.netsuite.client import NetSuiteClient
-from system_apis.erp.netsuite.client import sandbox_credentials as netsuite_sandbox
 from tests.support.apps import gateway_app, settings_for
 from tests.support.servers import free_port, serve_asgi
 

@@ -1,4 +1,4 @@
-"""Stripe Billing: the client (with its mapping to contracts), webhook signatures, the emulator."""
+"""Stripe Billing: the client (with its mapping to contracts) and webhook signatures."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from system_apis.billing.stripe.client import (
     StripeClient,
     StripeCredentials,
     credentials_from_env,
-    sandbox_credentials,
 )
-from system_apis.billing.stripe.emulator import StripeEmulator, create_emulator
 from system_apis.billing.stripe.webhooks import sign_webhook, verify_webhook
 
 __all__ = [
@@ -18,10 +16,7 @@ __all__ = [
     "StripeAuth",
     "StripeClient",
     "StripeCredentials",
-    "StripeEmulator",
-    "create_emulator",
     "credentials_from_env",
-    "sandbox_credentials",
     "sign_webhook",
     "verify_webhook",
 ]

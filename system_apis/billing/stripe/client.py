@@ -20,7 +20,6 @@ from system_apis.billing.stripe._client_billing import BillingOperations, Prorat
 from system_apis.billing.stripe._client_catalog import CatalogOperations
 from system_apis.billing.stripe._client_customers import CustomerOperations
 from system_apis.billing.stripe._client_http import Transport
-from system_apis.billing.stripe._sandbox import SANDBOX_SECRET_KEY, SANDBOX_WEBHOOK_SECRET
 
 __all__ = [
     "MAX_PAGE",
@@ -30,7 +29,6 @@ __all__ = [
     "StripeClient",
     "StripeCredentials",
     "credentials_from_env",
-    "sandbox_credentials",
 ]
 
 STRIPE_VERSION = "2023-08-16"
@@ -63,15 +61,6 @@ def credentials_from_env(env: Mapping[str, str]) -> StripeCredentials | None:
         secret_key=key,
         base_url=env.get("ERPGW_STRIPE_BASE_URL", "").strip() or DEFAULT_BASE_URL,
         webhook_secrets=tuple(part.strip() for part in secrets.split(",") if part.strip()),
-    )
-
-
-def sandbox_credentials(base_url: str) -> StripeCredentials:
-    """The emulator's fixed sandbox key and webhook secret, for the emulator at `base_url`."""
-    return StripeCredentials(
-        secret_key=SANDBOX_SECRET_KEY,
-        base_url=base_url,
-        webhook_secrets=(SANDBOX_WEBHOOK_SECRET,),
     )
 
 

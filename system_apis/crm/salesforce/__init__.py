@@ -1,4 +1,4 @@
-"""Salesforce (CRM): REST API client, mapping to the canonical contracts, and emulator."""
+"""Salesforce (CRM): REST API client and mapping to the canonical contracts."""
 
 from __future__ import annotations
 
@@ -7,16 +7,11 @@ from system_apis.crm.salesforce.client import (
     SalesforceClient,
     SalesforceCredentials,
     credentials_from_env,
-    sandbox_credentials,
 )
-from system_apis.crm.salesforce.emulator import SalesforceEmulator, create_emulator
 
 __all__ = [
     "API_VERSION",
     "SalesforceClient",
     "SalesforceCredentials",
-    "SalesforceEmulator",
-    "create_emulator",
     "credentials_from_env",
-    "sandbox_credentials",
 ]

@@ -20,7 +20,6 @@ from joserfc.jwk import RSAKey
 
 from contracts.errors import UpstreamAuthFailed
 from system_apis.crm.salesforce._client_http import VENDOR, classify, request_id
-from system_apis.crm.salesforce._sandbox import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET
 from system_apis.crm.salesforce._wire import TokenResponse
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "SalesforceCredentials",
     "TokenGrant",
     "credentials_from_env",
-    "sandbox_credentials",
 ]
 
 LOGIN_AUDIENCE = "https://login.salesforce.com"
@@ -86,16 +84,6 @@ def credentials_from_env(env: Mapping[str, str]) -> SalesforceCredentials | None
         username=env.get("ERPGW_SALESFORCE_USERNAME", "").strip() or None,
         private_key_pem=key,
         audience=env.get("ERPGW_SALESFORCE_AUDIENCE", "").strip() or LOGIN_AUDIENCE,
-    )
-
-
-def sandbox_credentials(base_url: str) -> SalesforceCredentials:
-    """The emulator's fixed sandbox app (client credentials) at `base_url`."""
-    return SalesforceCredentials(
-        login_url=base_url.rstrip("/"),
-        client_id=SANDBOX_CLIENT_ID,
-        client_secret=SANDBOX_CLIENT_SECRET,
-        audience=base_url.rstrip("/"),
     )
 
 

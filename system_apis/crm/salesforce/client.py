@@ -43,7 +43,6 @@ from system_apis.crm.salesforce._client_auth import (
     SalesforceCredentials,
     TokenGrant,
     credentials_from_env,
-    sandbox_credentials,
 )
 from system_apis.crm.salesforce._client_http import (
     VENDOR,
@@ -97,7 +96,6 @@ __all__ = [
     "SalesforceClient",
     "SalesforceCredentials",
     "credentials_from_env",
-    "sandbox_credentials",
 ]
 
 API_VERSION = "62.0"

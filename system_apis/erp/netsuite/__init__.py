@@ -1,4 +1,4 @@
-"""NetSuite (ERP): SuiteTalk REST client, mapping to canonical contracts, and emulator."""
+"""NetSuite (ERP): SuiteTalk REST client and mapping to canonical contracts."""
 
 from __future__ import annotations
 
@@ -6,15 +6,10 @@ from system_apis.erp.netsuite.client import (
     NetSuiteClient,
     NetSuiteCredentials,
     credentials_from_env,
-    sandbox_credentials,
 )
-from system_apis.erp.netsuite.emulator import NetSuiteEmulator, create_emulator
 
 __all__ = [
     "NetSuiteClient",
     "NetSuiteCredentials",
-    "NetSuiteEmulator",
-    "create_emulator",
     "credentials_from_env",
-    "sandbox_credentials",
 ]

@@ -47,12 +47,6 @@ from system_apis.erp.netsuite._client_http import (
     decode_cursor,
     encode_cursor,
 )
-from system_apis.erp.netsuite._sandbox import (
-    SANDBOX_ACCOUNT_ID,
-    SANDBOX_CERTIFICATE_ID,
-    SANDBOX_CLIENT_ID,
-    sandbox_private_key_pem,
-)
 from system_apis.erp.netsuite._wire import (
     ApprovalRecord,
     Collection,
@@ -73,7 +67,6 @@ __all__ = [
     "NetSuiteClient",
     "NetSuiteCredentials",
     "credentials_from_env",
-    "sandbox_credentials",
 ]
 
 # REST web services record API v1 is the only major version; record shapes follow the
@@ -137,17 +130,6 @@ def credentials_from_env(env: Mapping[str, str]) -> NetSuiteCredentials | None:
         base_url=env.get("ERPGW_NETSUITE_BASE_URL")
         or f"https://{host}.suitetalk.api.netsuite.com",
         algorithm=env.get("ERPGW_NETSUITE_ALGORITHM") or None,
-    )
-
-
-def sandbox_credentials(base_url: str) -> NetSuiteCredentials:
-    """The emulator's fixed sandbox integration, reached at `base_url`."""
-    return NetSuiteCredentials(
-        account_id=SANDBOX_ACCOUNT_ID,
-        client_id=SANDBOX_CLIENT_ID,
-        certificate_id=SANDBOX_CERTIFICATE_ID,
-        private_key_pem=sandbox_private_key_pem(),
-        base_url=base_url.rstrip("/"),
     )
 
 

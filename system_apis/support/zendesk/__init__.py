@@ -1,4 +1,4 @@
-"""Zendesk Support: client, mapping to the canonical contracts, webhook signatures, emulator."""
+"""Zendesk Support: client, mapping to the canonical contracts, webhook signatures."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from system_apis.support.zendesk.client import (
     ZendeskClient,
     ZendeskCredentials,
     credentials_from_env,
-    sandbox_credentials,
 )
-from system_apis.support.zendesk.emulator import ZendeskEmulator, create_emulator
 from system_apis.support.zendesk.mapping import TicketComment, case_from_ticket_event
 from system_apis.support.zendesk.webhooks import sign_webhook, verify_webhook
 
@@ -18,11 +16,8 @@ __all__ = [
     "WebhookInfo",
     "ZendeskClient",
     "ZendeskCredentials",
-    "ZendeskEmulator",
     "case_from_ticket_event",
-    "create_emulator",
     "credentials_from_env",
-    "sandbox_credentials",
     "sign_webhook",
     "verify_webhook",
 ]

@@ -1,4 +1,4 @@
-"""Zendesk credentials: from the environment, or the emulator's fixed sandbox account."""
+"""Zendesk credentials, from the environment."""
 
 from __future__ import annotations
 
@@ -10,17 +10,9 @@ import msgspec
 from system_apis.support.zendesk._client_auth import ZendeskApiTokenAuth, ZendeskOAuthAuth
 
 __all__ = [
-    "SANDBOX_API_TOKEN",
-    "SANDBOX_EMAIL",
-    "SANDBOX_WEBHOOK_SECRET",
     "ZendeskCredentials",
     "credentials_from_env",
-    "sandbox_credentials",
 ]
-
-SANDBOX_EMAIL = "sandbox@erpgw.test"
-SANDBOX_API_TOKEN = "erpgw-sandbox-token"
-SANDBOX_WEBHOOK_SECRET = "erpgw-sandbox-webhook-secret"
 
 
 class ZendeskCredentials(msgspec.Struct, frozen=True, kw_only=True):
@@ -68,11 +60,3 @@ def credentials_from_env(env: Mapping[str, str]) -> ZendeskCredentials | None:
     )
     return ZendeskCredentials(base_url=base_url.rstrip("/"), email=email, api_token=token,
                               oauth_token=oauth, webhook_secrets=secrets)
-
-
-def sandbox_credentials(base_url: str) -> ZendeskCredentials:
-    """The emulator's fixed sandbox account, reached at `base_url`."""
-    return ZendeskCredentials(
-        base_url=base_url.rstrip("/"), email=SANDBOX_EMAIL, api_token=SANDBOX_API_TOKEN,
-        webhook_secrets=(SANDBOX_WEBHOOK_SECRET,),
-    )

@@ -28,12 +28,8 @@ from contracts.v1 import (
 )
 from system_apis.support.zendesk import mapping
 from system_apis.support.zendesk._client_credentials import (
-    SANDBOX_API_TOKEN,
-    SANDBOX_EMAIL,
-    SANDBOX_WEBHOOK_SECRET,
     ZendeskCredentials,
     credentials_from_env,
-    sandbox_credentials,
 )
 from system_apis.support.zendesk._client_http import VENDOR, Transport, next_cursor, unmappable
 from system_apis.support.zendesk._client_views import (
@@ -67,14 +63,10 @@ from system_apis.support.zendesk._wire import (
 )
 
 __all__ = [
-    "SANDBOX_API_TOKEN",
-    "SANDBOX_EMAIL",
-    "SANDBOX_WEBHOOK_SECRET",
     "WebhookInfo",
     "ZendeskClient",
     "ZendeskCredentials",
     "credentials_from_env",
-    "sandbox_credentials",
 ]
 
 _TICKET_SIDELOADS = "users,organizations,metric_sets"

@@ -17,9 +17,11 @@ from litestar.testing import AsyncTestClient
 from contracts.errors import InvalidRequest, NotFound, OwnershipViolation
 from contracts.principal import Principal
 from contracts.v1 import CustomerPatch
+from gateway.platforms import salesforce_sandbox_credentials as sandbox_credentials
+from sandbox.salesforce import SalesforceEmulator
+from sandbox.salesforce.ids import seeded_id
 from system_apis.crm import create_router
-from system_apis.crm.salesforce import SalesforceClient, SalesforceEmulator, sandbox_credentials
-from system_apis.crm.salesforce._ids import seeded_id
+from system_apis.crm.salesforce import SalesforceClient
 
 BASE = "/system/crm/v1"
 EVERYTHING = Principal(client_id="ops", name="Ops", scopes=frozenset({"crm:read", "crm:write"}))

@@ -16,8 +16,10 @@ from litestar.testing import AsyncTestClient
 from contracts.errors import InvalidRequest, NotFound
 from contracts.principal import Principal
 from contracts.v1 import Customer
+from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
+from sandbox.zendesk import ZendeskEmulator
 from system_apis.support import create_router
-from system_apis.support.zendesk import ZendeskClient, ZendeskEmulator, sandbox_credentials
+from system_apis.support.zendesk import ZendeskClient
 from tests.system_apis.support.zendesk.seed import ACME, GLOBEX, UMBRELLA, org_id
 
 BASE = "/system/support/v1"

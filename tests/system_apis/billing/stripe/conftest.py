@@ -8,7 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from system_apis.billing.stripe import StripeClient, StripeEmulator, sandbox_credentials
+from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from sandbox.stripe import StripeEmulator
+from system_apis.billing.stripe import StripeClient
 from tests.support.servers import serve_asgi
 from tests.system_apis.billing.stripe.openapi_check import (
     SpecValidator,

@@ -22,14 +22,14 @@ from contracts.v1 import (
     SubscriptionItemInput,
     SubscriptionPatch,
 )
+from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from sandbox.stripe import StripeEmulator
 from system_apis.billing.port import BillingPort
 from system_apis.billing.stripe import (
     STRIPE_VERSION,
     StripeClient,
     StripeCredentials,
-    StripeEmulator,
     credentials_from_env,
-    sandbox_credentials,
 )
 
 

@@ -10,8 +10,8 @@ import pytest
 
 import system_apis.billing as billing_package
 import system_apis.billing.stripe as stripe_package
-from system_apis.billing.stripe import StripeEmulator
-from system_apis.billing.stripe.emulator import price_id_for
+from sandbox.stripe import StripeEmulator
+from sandbox.stripe.emulator import price_id_for
 from tests.system_apis.billing.stripe.openapi_check import SpecValidator, ValidatingTransport
 
 KEY = ("sk_test_erpgw_sandbox", "")

@@ -12,9 +12,11 @@ from contracts.errors import (
     UpstreamUnavailable,
 )
 from contracts.v1 import CustomerCreate, SubscriptionCreate, SubscriptionItemInput
-from system_apis.billing.stripe import StripeClient, StripeEmulator, sandbox_credentials
+from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from sandbox.stripe import StripeEmulator
+from sandbox.stripe.emulator import product_id_for
+from system_apis.billing.stripe import StripeClient
 from system_apis.billing.stripe.client import StripeCredentials
-from system_apis.billing.stripe.emulator import product_id_for
 from tests.support.servers import serve_asgi
 from tests.system_apis.billing.stripe.conftest import set_faults
 

@@ -26,10 +26,12 @@ from contracts.v1 import (
     SubscriptionCreate,
     SubscriptionItemInput,
 )
-from system_apis.billing.stripe import StripeClient, StripeEmulator, sandbox_credentials
-from system_apis.billing.stripe._emulator.forms import parse_form
+from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from sandbox.stripe import StripeEmulator
+from sandbox.stripe.emulator import price_id_for, product_id_for
+from sandbox.stripe.forms import parse_form
+from system_apis.billing.stripe import StripeClient
 from system_apis.billing.stripe._form import encode_form
-from system_apis.billing.stripe.emulator import price_id_for, product_id_for
 from system_apis.billing.stripe.mapping import to_minor_units, to_stripe_amount
 
 ROUND_TRIPS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -10,7 +10,9 @@ from litestar import Litestar, asgi
 
 from contracts.money import Money
 from contracts.v1 import CustomerCreate
-from system_apis.billing.stripe import StripeClient, StripeEmulator, sandbox_credentials
+from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from sandbox.stripe import StripeEmulator
+from system_apis.billing.stripe import StripeClient
 from tests.support.servers import serve_asgi
 
 PREFIX = "/_sandbox/stripe"

@@ -20,7 +20,8 @@ from contracts.v1 import (
     SubscriptionItemInput,
     SubscriptionPatch,
 )
-from system_apis.billing.stripe import StripeClient, sandbox_credentials
+from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from system_apis.billing.stripe import StripeClient
 from tests.system_apis.billing.stripe.openapi_check import ValidatingTransport, spec_validator
 
 EXPECTED = {

@@ -13,13 +13,9 @@ import pytest
 from contracts.errors import InvalidRequest, Unauthenticated, UpstreamInvalid
 from contracts.money import Money
 from contracts.v1 import CustomerCreate, SubscriptionCreate, SubscriptionItemInput
-from system_apis.billing.stripe import (
-    StripeClient,
-    StripeEmulator,
-    sandbox_credentials,
-    sign_webhook,
-    verify_webhook,
-)
+from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from sandbox.stripe import StripeEmulator
+from system_apis.billing.stripe import StripeClient, sign_webhook, verify_webhook
 from tests.support.servers import serve_asgi
 from tests.system_apis.billing.stripe.openapi_check import optional_validator
 

@@ -7,7 +7,9 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from system_apis.crm.salesforce import SalesforceClient, SalesforceEmulator, sandbox_credentials
+from gateway.platforms import salesforce_sandbox_credentials as sandbox_credentials
+from sandbox.salesforce import SalesforceEmulator
+from system_apis.crm.salesforce import SalesforceClient
 from tests.support.servers import serve_asgi
 
 PAGE_SIZE = 2

@@ -16,14 +16,11 @@ from contracts.errors import (
     UpstreamUnavailable,
 )
 from contracts.v1 import Address, ContactCreate, CustomerCreate, CustomerPatch, DealPatch
+from gateway.platforms import salesforce_sandbox_credentials as sandbox_credentials
+from sandbox.salesforce import SalesforceEmulator
+from sandbox.salesforce.ids import seeded_id
 from system_apis.crm import CrmPort
-from system_apis.crm.salesforce import (
-    SalesforceClient,
-    SalesforceCredentials,
-    SalesforceEmulator,
-    sandbox_credentials,
-)
-from system_apis.crm.salesforce._ids import seeded_id
+from system_apis.crm.salesforce import SalesforceClient, SalesforceCredentials
 from tests.system_apis.crm.salesforce.conftest import Served
 
 ACME = seeded_id("Account", "acme")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from system_apis.crm.salesforce import credentials_from_env, sandbox_credentials
+from gateway.platforms import salesforce_sandbox_credentials as sandbox_credentials
+from system_apis.crm.salesforce import credentials_from_env
 
 
 def test_no_client_id_means_use_the_emulator() -> None:

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc.jwk import RSAKey
 
-from system_apis.crm.salesforce import SalesforceEmulator
-from system_apis.crm.salesforce._ids import is_record_id, seeded_id
+from sandbox.salesforce import SalesforceEmulator
+from sandbox.salesforce.ids import is_record_id, seeded_id
 from tests.system_apis.crm.salesforce.conftest import Served, token_for
 
 DATA = "/services/data/v62.0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from system_apis.crm.salesforce._ids import (
+from sandbox.salesforce.ids import (
     checksum,
     counter_id,
     is_record_id,

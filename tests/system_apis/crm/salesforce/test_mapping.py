@@ -21,7 +21,7 @@ from contracts.v1 import (
     DealLine,
     DealPatch,
 )
-from system_apis.crm.salesforce._ids import counter_id
+from sandbox.salesforce.ids import counter_id
 from system_apis.crm.salesforce.mapping import (
     AccountRecord,
     ContactRecord,

@@ -6,9 +6,9 @@ import httpx
 import pytest
 
 from contracts.errors import UpstreamInvalid, UpstreamNotFound
+from sandbox.salesforce.ids import seeded_id
 from system_apis.crm.port import AccountNote
 from system_apis.crm.salesforce import SalesforceClient
-from system_apis.crm.salesforce._ids import seeded_id
 from tests.system_apis.crm.salesforce.conftest import Served, token_for
 
 DATA = "/services/data/v62.0"

@@ -8,7 +8,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from system_apis.crm.salesforce._soql import (
+from sandbox.salesforce.soql import (
     And,
     Comparison,
     FieldPath,

@@ -22,7 +22,8 @@ from contracts.v1 import (
     SalesOrderCreate,
     SalesOrderLine,
 )
-from system_apis.erp.netsuite import NetSuiteClient, NetSuiteEmulator
+from sandbox.netsuite import NetSuiteEmulator
+from system_apis.erp.netsuite import NetSuiteClient
 from system_apis.erp.port import ErpPort
 
 ACME = CustomerCreate(legal_name="Acme Robotics Inc.", legal_entity="US01", currency="USD",

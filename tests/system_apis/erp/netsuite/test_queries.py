@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from system_apis.erp.netsuite._emulator_query import parse_filter
-from system_apis.erp.netsuite._emulator_suiteql import parse_suiteql
-from system_apis.erp.netsuite._emulator_wire import WireError
+from sandbox.netsuite.errors import WireError
+from sandbox.netsuite.query import parse_filter
+from sandbox.netsuite.suiteql import parse_suiteql
 
 ROWS: list[dict[str, Any]] = [
     {"id": "1", "companyname": "Acme Robotics", "email": "ada@acme.test",

@@ -9,7 +9,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from system_apis.support.zendesk import ZendeskClient, ZendeskEmulator, sandbox_credentials
+from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
+from sandbox.zendesk import ZendeskEmulator
+from system_apis.support.zendesk import ZendeskClient
 from tests.support.servers import serve_asgi
 from tests.support.vendor_specs import vendor_specs_dir
 from tests.system_apis.support.zendesk.spec import ResponseValidator, load_spec

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from system_apis.support.zendesk._emulator_records import stable_id
+from sandbox.zendesk.records import stable_id
 
 __all__ = ["ACME", "GLOBEX", "INITECH", "UMBRELLA", "org_id", "user_id"]
 

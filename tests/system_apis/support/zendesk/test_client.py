@@ -9,8 +9,9 @@ import pytest
 
 from contracts.errors import UpstreamConflict, UpstreamInvalid, UpstreamNotFound
 from contracts.v1 import ContactCreate, Customer, Entitlement, SupportCaseCreate, SupportCasePatch
+from sandbox.zendesk import ZendeskEmulator
 from system_apis.support.port import SupportPort
-from system_apis.support.zendesk import ZendeskClient, ZendeskEmulator
+from system_apis.support.zendesk import ZendeskClient
 from tests.support.vendor_specs import vendor_specs_dir
 from tests.system_apis.support.zendesk.seed import ACME, GLOBEX, org_id, user_id
 from tests.system_apis.support.zendesk.spec import ResponseValidator

@@ -10,13 +10,10 @@ import pytest
 
 from contracts.errors import UpstreamRejected, UpstreamUnavailable
 from contracts.v1 import Customer, SupportCaseCreate
-from system_apis.support.zendesk import (
-    ZendeskClient,
-    ZendeskEmulator,
-    credentials_from_env,
-    sandbox_credentials,
-)
-from system_apis.support.zendesk.client import SANDBOX_WEBHOOK_SECRET
+from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
+from sandbox.credentials import ZENDESK
+from sandbox.zendesk import ZendeskEmulator
+from system_apis.support.zendesk import ZendeskClient, credentials_from_env
 
 
 def test_credentials_from_env() -> None:
@@ -44,7 +41,7 @@ def test_credentials_from_env() -> None:
 def test_sandbox_credentials_verify_sandbox_deliveries() -> None:
     sandbox = sandbox_credentials("http://127.0.0.1:8000/_sandbox/zendesk/")
     assert sandbox.base_url == "http://127.0.0.1:8000/_sandbox/zendesk"
-    assert sandbox.webhook_secrets == (SANDBOX_WEBHOOK_SECRET,)
+    assert sandbox.webhook_secrets == (ZENDESK.webhook_secret,)
 
 
 async def test_marks_requests_safe_to_retry_for_the_outbound_policy() -> None:

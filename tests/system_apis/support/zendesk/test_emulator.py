@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from system_apis.support.zendesk import ZendeskEmulator
+from sandbox.zendesk import ZendeskEmulator
 from tests.system_apis.support.zendesk.seed import ACME, GLOBEX, org_id, user_id
 
 AUTH = httpx.BasicAuth("sandbox@erpgw.test/token", "erpgw-sandbox-token")

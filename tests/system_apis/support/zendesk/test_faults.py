@@ -13,9 +13,11 @@ from contracts.errors import (
     UpstreamNotFound,
     UpstreamUnavailable,
 )
-from system_apis.support.zendesk import ZendeskClient, ZendeskEmulator, sandbox_credentials
+from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
+from sandbox.credentials import ZENDESK
+from sandbox.zendesk import ZendeskEmulator
+from system_apis.support.zendesk import ZendeskClient
 from system_apis.support.zendesk._client_auth import ZendeskApiTokenAuth, ZendeskOAuthAuth
-from system_apis.support.zendesk.emulator import SANDBOX_OAUTH_TOKEN
 from tests.system_apis.support.zendesk.seed import ACME, org_id
 
 
@@ -112,7 +114,7 @@ async def test_wrong_credentials_fail_authentication(base_url: str) -> None:
         with pytest.raises(UpstreamAuthFailed) as refused:
             await wrong.list_organizations()
         assert refused.value.status == 401
-        oauth = ZendeskClient(http, auth=ZendeskOAuthAuth(SANDBOX_OAUTH_TOKEN))
+        oauth = ZendeskClient(http, auth=ZendeskOAuthAuth(ZENDESK.oauth_token))
         assert len((await oauth.list_organizations()).data) == 4
 
 

@@ -10,7 +10,9 @@ from litestar import Litestar, asgi
 from litestar.types import Receive, Scope, Send
 
 from contracts.v1 import SupportCaseCreate
-from system_apis.support.zendesk import ZendeskClient, ZendeskEmulator, sandbox_credentials
+from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
+from sandbox.zendesk import ZendeskEmulator
+from system_apis.support.zendesk import ZendeskClient
 from tests.support.servers import serve_asgi
 from tests.system_apis.support.zendesk.seed import ACME, org_id
 

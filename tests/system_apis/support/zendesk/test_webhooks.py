@@ -13,12 +13,9 @@ import pytest
 
 from contracts.errors import InvalidRequest, Unauthenticated
 from contracts.v1 import SupportCaseCreate, SupportCasePatch
-from system_apis.support.zendesk import (
-    ZendeskClient,
-    ZendeskEmulator,
-    sandbox_credentials,
-    verify_webhook,
-)
+from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
+from sandbox.zendesk import ZendeskEmulator
+from system_apis.support.zendesk import ZendeskClient, verify_webhook
 from system_apis.support.zendesk.mapping import MappingError, case_from_ticket_event
 from system_apis.support.zendesk.webhooks import sign_webhook
 from tests.support.servers import serve_asgi

@@ -1,0 +1,356 @@
+"""The emulator's in-memory NetSuite account: records by type, external ids, computed fields.
+
+Stored records hold only what was written (references as `{"id": ...}`); amounts derived from
+other records (an invoice's amount remaining, a customer's balance, statuses) are computed on
+every read, so deleting or changing a payment can never leave a stale balance behind.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from sandbox import demo_data
+from sandbox.netsuite.errors import WireError
+from sandbox.netsuite.records import TRANSACTIONS, TYPES, TypeSpec
+
+__all__ = ["READ_ONLY", "RecordStore"]
+
+READ_ONLY = frozenset({
+    "links", "id", "total", "subtotal", "amountRemaining", "amountPaid", "balance",
+    "overdueBalance", "status", "applied", "unapplied", "createdDate", "dateCreated",
+    "lastModifiedDate", "created", "lastModified",
+})
+_ID_START = {"customer": 1001, "item": 201, "transaction": 5001, "approval": 1,
+             "subsidiary": 3, "currency": 5, "term": 9}
+_CURRENCIES = {"USD": ("1", "US Dollar", "$"), "EUR": ("4", "Euro", "€")}
+_TERMS = (("1", "Net 15", 15), ("2", "Net 30", 30), ("3", "Net 60", 60),
+          ("4", "Due on receipt", 0), ("7", "Net 14", 14), ("8", "Net 45", 45))
+_STATUS_CODES = {
+    "salesOrder": {"Pending Fulfillment": "B", "Billed": "G"},
+    "invoice": {"Open": "A", "Paid In Full": "B"},
+    "creditMemo": {"Open": "A", "Fully Applied": "B"},
+    "customerPayment": {"Not Deposited": "C"},
+    "journalEntry": {"Approved for Posting": "B"},
+}
+SUITEQL_TYPES = {"salesOrder": "SalesOrd", "invoice": "CustInvc", "creditMemo": "CustCred",
+                 "customerPayment": "CustPymt", "journalEntry": "Journal"}
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class RecordStore:
+    """Records of one NetSuite account, keyed by record type and internal id."""
+
+    def __init__(self, *, today: Callable[[], dt.date] | None = None) -> None:
+        self.today = today or (lambda: dt.datetime.now(dt.UTC).date())
+        self.records: dict[str, dict[str, dict[str, Any]]] = {}
+        self.external: dict[str, dict[str, str]] = {}
+        self.idempotency: dict[tuple[str, str], str] = {}
+        self.counters: dict[str, int] = {}
+        self.tran_counters: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ lifecycle and seed
+
+    def reset(self, *, seed: bool) -> None:
+        self.records = {name: {} for name in TYPES}
+        self.external = {name: {} for name in TYPES}
+        self.idempotency = {}
+        self.counters = dict(_ID_START)
+        self.tran_counters = {}
+        self._seed_references()
+        if seed:
+            self._seed_demo()
+
+    def _seed_references(self) -> None:
+        for code, (cid, name, sign) in _CURRENCIES.items():
+            self._put("currency", cid, {"name": name, "symbol": code, "displaySymbol": sign,
+                                        "currencyPrecision": 2, "isBaseCurrency": code == "USD",
+                                        "externalId": code})
+        for tid, name, days in _TERMS:
+            self._put("term", tid, {"name": name, "daysUntilNetDue": days})
+
+    def _seed_demo(self) -> None:
+        for entity in demo_data.LEGAL_ENTITIES:
+            currency = _CURRENCIES[entity.currency][0]
+            self._put("subsidiary", entity.netsuite_subsidiary_id, {
+                "name": entity.name, "legalName": entity.name, "country": entity.country,
+                "currency": {"id": currency}, "externalId": entity.code, "isInactive": False,
+                "_allowedCurrencies": [currency],
+            })
+        for product in demo_data.PRODUCTS:
+            prices = [
+                {"currency": {"id": _CURRENCIES[code][0]}, "priceLevel": {"id": "1"},
+                 "price": Decimal(amount).scaleb(-2)}
+                for code, amount in product.unit_amounts.items()
+            ]
+            self._put("serviceSaleItem", product.netsuite_item_id, {
+                "itemId": product.code, "externalId": product.code,
+                "displayName": product.name, "salesDescription": product.name,
+                "custitem_erpgw_billing_interval": product.billing_interval,
+                "isInactive": False, "price": prices,
+            })
+
+    def _put(self, rtype: str, rid: str, body: dict[str, Any]) -> None:
+        spec = TYPES[rtype]
+        stamp = _now()
+        record = {**body, spec.created: stamp, spec.modified: stamp}
+        self.records[rtype][rid] = record
+        if body.get("externalId"):
+            self.external[rtype][str(body["externalId"])] = rid
+
+    # ------------------------------------------------------------------------------ lookups
+
+    def spec(self, rtype: str) -> TypeSpec:
+        if rtype not in TYPES:
+            raise WireError(404, "NONEXISTENT_ID", f"Record type '{rtype}' does not exist.")
+        return TYPES[rtype]
+
+    def exists(self, rtype: str, rid: str) -> bool:
+        return rid in self.records.get(rtype, {})
+
+    def record(self, rtype: str, rid: str) -> dict[str, Any]:
+        self.spec(rtype)
+        try:
+            return self.records[rtype][rid]
+        except KeyError:
+            raise WireError(
+                404, "NONEXISTENT_ID",
+                "The record instance does not exist. Provide a valid record instance ID.",
+            ) from None
+
+    def id_for_external(self, rtype: str, external_id: str, *, path: str | None = None) -> str:
+        rid = self.external.get(rtype, {}).get(external_id)
+        if rid is None:
+            if path is not None:
+                raise WireError(400, "INVALID_CONTENT",
+                                f"Invalid external ID {external_id} for field {path}.", path=path)
+            raise WireError(
+                404, "NONEXISTENT_ID",
+                "The record instance does not exist. Provide a valid record instance ID.",
+            )
+        return rid
+
+    def resolve(self, rtype: str, key: str) -> str:
+        """An internal id from a path key: `123` or `eid:<externalId>`."""
+        self.spec(rtype)
+        if key.startswith("eid:"):
+            return self.id_for_external(rtype, key[4:])
+        if not key.isdigit():
+            raise WireError(400, "INVALID_ID", f"Invalid record instance ID '{key}'.")
+        self.record(rtype, key)
+        return key
+
+    def ids(self, rtype: str) -> list[str]:
+        self.spec(rtype)
+        return sorted(self.records[rtype], key=int)
+
+    def term_days(self, term_id: str | None) -> int:
+        term = self.records["term"].get(term_id or "")
+        return int(term["daysUntilNetDue"]) if term else 30
+
+    def next_tran_id(self, prefix: str) -> str:
+        number = self.tran_counters.get(prefix, 1000) + 1
+        self.tran_counters[prefix] = number
+        return f"{prefix}{number}"
+
+    # ------------------------------------------------------------------------------- writes
+
+    def create(self, rtype: str, body: dict[str, Any], *, idempotency_key: str | None = None,
+               external_id: str | None = None) -> str:
+        spec = self.spec(rtype)
+        if idempotency_key and (rtype, idempotency_key) in self.idempotency:
+            return self.idempotency[(rtype, idempotency_key)]
+        record = _writable(body)
+        if external_id is not None:
+            record["externalId"] = external_id
+        self._check_external_free(rtype, record.get("externalId"), None)
+        spec.normalize(self, record, None)
+        rid = str(self.counters[spec.id_group])
+        self.counters[spec.id_group] += 1
+        stamp = _now()
+        record[spec.created] = record[spec.modified] = stamp
+        self.records[rtype][rid] = record
+        if record.get("externalId"):
+            self.external[rtype][str(record["externalId"])] = rid
+        if idempotency_key:
+            self.idempotency[(rtype, idempotency_key)] = rid
+        return rid
+
+    def update(self, rtype: str, rid: str, body: dict[str, Any]) -> None:
+        spec = self.spec(rtype)
+        current = self.record(rtype, rid)
+        merged = {**copy.deepcopy(current), **_writable(body)}
+        self._check_external_free(rtype, merged.get("externalId"), rid)
+        spec.normalize(self, merged, rid)
+        merged[spec.modified] = _now()
+        old_external = current.get("externalId")
+        self.records[rtype][rid] = merged
+        if old_external and old_external != merged.get("externalId"):
+            self.external[rtype].pop(str(old_external), None)
+        if merged.get("externalId"):
+            self.external[rtype][str(merged["externalId"])] = rid
+
+    def upsert(self, rtype: str, external_id: str, body: dict[str, Any]) -> tuple[str, bool]:
+        """Create or update by external id; returns (id, created)."""
+        rid = self.external.get(rtype, {}).get(external_id) if rtype in TYPES else None
+        if rid is None:
+            return self.create(rtype, body, external_id=external_id), True
+        self.update(rtype, rid, {**body, "externalId": external_id})
+        return rid, False
+
+    def delete(self, rtype: str, rid: str) -> None:
+        record = self.record(rtype, rid)
+        if any(True for _ in self._dependents(rtype, rid)):
+            raise WireError(400, "USER_ERROR",
+                            "This record cannot be deleted because it has dependent records.")
+        del self.records[rtype][rid]
+        if record.get("externalId"):
+            self.external[rtype].pop(str(record["externalId"]), None)
+
+    def _check_external_free(self, rtype: str, external_id: Any, rid: str | None) -> None:
+        if external_id is None:
+            return
+        holder = self.external[rtype].get(str(external_id))
+        if holder is not None and holder != rid:
+            raise WireError(400, "USER_ERROR",
+                            "A record with this external ID already exists.", path="externalId")
+
+    def _dependents(self, rtype: str, rid: str) -> Iterator[tuple[str, str]]:
+        for other_type, spec in TYPES.items():
+            for other_id, record in self.records[other_type].items():
+                refs = [record.get(name) for name, target in spec.refs.items() if target == rtype]
+                lines = record.get(spec.sublist or "", []) or []
+                refs += [line.get(name) for line in lines if isinstance(line, dict)
+                         for name, target in spec.line_refs.items() if target == rtype]
+                if any(isinstance(ref, dict) and ref.get("id") == rid for ref in refs):
+                    yield other_type, other_id
+
+    # ---------------------------------------------------------------------- computed fields
+
+    def _settlements(self, invoice_id: str) -> Iterator[tuple[str, str, Decimal]]:
+        """(type, id, amount) applied to one invoice, in the order they were recorded."""
+        invoice = self.records["invoice"][invoice_id]
+        remaining = _total(invoice)
+        events: list[tuple[int, str, str]] = []
+        for cm_id, memo in self.records["creditMemo"].items():
+            if memo.get("createdFrom", {}).get("id") == invoice_id:
+                events.append((int(cm_id), "creditMemo", cm_id))
+        for pay_id, payment in self.records["customerPayment"].items():
+            if any(line["doc"]["id"] == invoice_id for line in payment.get("apply", [])):
+                events.append((int(pay_id), "customerPayment", pay_id))
+        for _, rtype, rid in sorted(events):
+            record = self.records[rtype][rid]
+            if rtype == "creditMemo":
+                amount = min(_total(record), max(remaining, Decimal(0)))
+            else:
+                amount = sum((line["amount"] for line in record["apply"]
+                              if line["doc"]["id"] == invoice_id), Decimal(0))
+            remaining -= amount
+            yield rtype, rid, amount
+
+    def invoice_remaining(self, invoice_id: str, *, exclude: str | None = None) -> Decimal:
+        invoice = self.records["invoice"][invoice_id]
+        applied = sum((amount for _, rid, amount in self._settlements(invoice_id)
+                       if rid != exclude), Decimal(0))
+        return _total(invoice) - applied
+
+    def credit_applied(self, memo_id: str) -> Decimal:
+        invoice_id = self.records["creditMemo"][memo_id].get("createdFrom", {}).get("id")
+        if invoice_id is None or invoice_id not in self.records["invoice"]:
+            return Decimal(0)
+        return sum((amount for _, rid, amount in self._settlements(invoice_id)
+                    if rid == memo_id), Decimal(0))
+
+    def view(self, rtype: str, rid: str) -> dict[str, Any]:
+        """The record as read: stored fields plus the fields NetSuite computes."""
+        record = copy.deepcopy(self.record(rtype, rid))
+        record["id"] = rid
+        if rtype in TRANSACTIONS:
+            _TRANSACTION_VIEWS[rtype](self, rid, record)
+        elif rtype == "customer":
+            record.update(self._customer_balances(rid))
+        return {key: value for key, value in record.items() if not key.startswith("_")}
+
+    def _customer_balances(self, customer_id: str) -> dict[str, Decimal]:
+        balance = overdue = Decimal(0)
+        today = self.today().isoformat()
+        for iid, invoice in self.records["invoice"].items():
+            if invoice["entity"]["id"] == customer_id:
+                remaining = self.invoice_remaining(iid)
+                balance += remaining
+                if invoice.get("dueDate", today) < today:
+                    overdue += remaining
+        for mid, memo in self.records["creditMemo"].items():
+            if memo["entity"]["id"] == customer_id:
+                balance -= _total(memo) - self.credit_applied(mid)
+        for payment in self.records["customerPayment"].values():
+            if payment["customer"]["id"] == customer_id:
+                balance -= payment["payment"] - _applied(payment)
+        return {"balance": balance, "overdueBalance": overdue}
+
+    def status_code(self, rtype: str, status: str) -> str:
+        return _STATUS_CODES.get(rtype, {}).get(status, status)
+
+
+def _writable(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: copy.deepcopy(value) for key, value in body.items()
+            if key not in READ_ONLY and not key.startswith("_")}
+
+
+def _total(record: dict[str, Any]) -> Decimal:
+    return sum((line["amount"] for line in record.get("item", [])), Decimal(0))
+
+
+def _applied(payment: dict[str, Any]) -> Decimal:
+    return sum((line["amount"] for line in payment.get("apply", [])), Decimal(0))
+
+
+def _status(record: dict[str, Any], text: str) -> None:
+    record["status"] = {"id": text, "refName": text}
+
+
+def _view_order(store: RecordStore, rid: str, record: dict[str, Any]) -> None:
+    record["total"] = record["subtotal"] = _total(record)
+    billed = any(inv.get("createdFrom", {}).get("id") == rid
+                 for inv in store.records["invoice"].values())
+    _status(record, "Billed" if billed else "Pending Fulfillment")
+
+
+def _view_invoice(store: RecordStore, rid: str, record: dict[str, Any]) -> None:
+    total = _total(record)
+    remaining = store.invoice_remaining(rid)
+    record.update(total=total, subtotal=total, amountRemaining=remaining,
+                  amountPaid=total - remaining)
+    _status(record, "Paid In Full" if remaining <= 0 else "Open")
+
+
+def _view_credit_memo(store: RecordStore, rid: str, record: dict[str, Any]) -> None:
+    total = _total(record)
+    applied = store.credit_applied(rid)
+    record.update(total=total, subtotal=total, applied=applied, amountRemaining=total - applied)
+    _status(record, "Fully Applied" if total - applied <= 0 else "Open")
+
+
+def _view_payment(store: RecordStore, rid: str, record: dict[str, Any]) -> None:
+    applied = _applied(record)
+    record.update(total=record["payment"], applied=applied, unapplied=record["payment"] - applied)
+    _status(record, "Not Deposited")
+
+
+def _view_journal(store: RecordStore, rid: str, record: dict[str, Any]) -> None:
+    _status(record, "Approved for Posting")
+
+
+_TRANSACTION_VIEWS: dict[str, Callable[[RecordStore, str, dict[str, Any]], None]] = {
+    "salesOrder": _view_order,
+    "invoice": _view_invoice,
+    "creditMemo": _view_credit_memo,
+    "customerPayment": _view_payment,
+    "journalEntry": _view_journal,
+}
