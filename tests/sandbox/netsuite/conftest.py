@@ -1,0 +1,11 @@
+"""Fixtures: the NetSuite emulator served over loopback (shared with the client's tests)."""
+
+from __future__ import annotations
+
+from tests.system_apis.erp.netsuite.conftest import (  # noqa: F401 (fixtures)
+    base_url,
+    client,
+    emulator,
+    http,
+    served,
+)
