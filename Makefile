@@ -29,8 +29,9 @@ bench: install
 	$(BIN)/python bench/system_read.py
 
 lint: install
-	$(BIN)/ruff check contracts system_apis process_apis experience_apis gateway tests bench
+	$(BIN)/ruff check contracts system_apis process_apis experience_apis sandbox gateway tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
