@@ -4,6 +4,8 @@ An emulator is a Litestar app speaking one vendor's wire format. `EmulatedVendor
 a plain ASGI app that answers `/_emulator/reset` and `/_emulator/faults` itself (never affected
 by the faults it sets) and injects outages, errors, latency and rate limiting on every other
 path, in the vendor's own error shape, counting what it served so a chaos test can prove it.
+Writes to the control API take `Content-Type: application/json` only (else 415), so no
+cross-site form can reach it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 CONTROL_PREFIX = "/_emulator"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -140,6 +143,14 @@ class EmulatedVendor:
     async def _control(self, scope: Scope, path: str, receive: Receive, send: Send) -> None:
         method = scope["method"]
         body = await _read_body(receive)
+        if method not in _SAFE_METHODS and not _is_json(scope):
+            # A cross-site HTML form (or a "simple" fetch) can only send form or text bodies,
+            # never application/json, so it cannot reset an emulator or set its faults.
+            await _respond_json(send, 415, {
+                "error": "unsupported_media_type",
+                "detail": "the control API accepts only Content-Type: application/json",
+            })
+            return
         if path == f"{CONTROL_PREFIX}/reset" and method == "POST":
             self.reset()
             await _respond_json(send, 200, {"reset": True})
@@ -161,6 +172,15 @@ class EmulatedVendor:
             "faults": msgspec.to_builtins(self.faults),
             "counters": msgspec.to_builtins(self.counters),
         }
+
+
+def _is_json(scope: Scope) -> bool:
+    """Whether the request says its body is JSON (`application/json`, parameters allowed)."""
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-type":
+            media_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+            return media_type == "application/json"
+    return False
 
 
 def _inner_path(scope: Scope) -> str:

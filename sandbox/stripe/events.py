@@ -6,6 +6,7 @@ import fnmatch
 from urllib.parse import urlsplit
 
 from sandbox.credentials import STRIPE
+from sandbox.loopback import LOOPBACK_HOSTS, is_loopback_url
 from sandbox.stripe.errors import invalid_request
 from sandbox.stripe.params import Params
 from sandbox.stripe.render import created_filter, page, render
@@ -124,4 +125,11 @@ def _url(params: Params, *, required: bool) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise invalid_request(f"Invalid URL: {url}", param="url", code="url_invalid")
+    if not is_loopback_url(url):
+        raise invalid_request(
+            f"Invalid URL: {url}. The sandbox delivers webhooks only to loopback URLs "
+            f"({LOOPBACK_HOSTS}).",
+            param="url",
+            code="url_invalid",
+        )
     return url

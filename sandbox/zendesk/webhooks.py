@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 import httpx
 import msgspec
 
+from sandbox.loopback import LOOPBACK_HOSTS, is_loopback_url
 from sandbox.zendesk.errors import ZendeskApiError
 from sandbox.zendesk.records import Comment, Ticket, TicketEvent, User
 from sandbox.zendesk.render import iso
@@ -289,6 +290,10 @@ def _webhook_problems(
     parsed = urlparse(endpoint) if isinstance(endpoint, str) else None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
         problems.append(("endpoint", "endpoint must be an absolute http(s) URL"))
+    elif not is_loopback_url(str(endpoint)):
+        problems.append(
+            ("endpoint", f"the sandbox delivers only to loopback endpoints ({LOOPBACK_HOSTS})")
+        )
     if method not in _HTTP_METHODS:
         problems.append(("http_method", f"http_method must be one of {', '.join(_HTTP_METHODS)}"))
     if fmt not in _FORMATS:

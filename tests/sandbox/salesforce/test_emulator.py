@@ -166,7 +166,7 @@ async def test_seeded_ids_are_deterministic_and_survive_reset(served: Served,
     gone = await http.get(f"{DATA}/sobjects/Account/{acme}", headers=headers)
     assert gone.status_code == 404
     assert gone.json()[0]["errorCode"] == "ENTITY_IS_DELETED"
-    reset = await http.post("/_emulator/reset")
+    reset = await http.post("/_emulator/reset", json={})
     assert reset.status_code == 200
     headers = await _auth(http)
     after = await http.get(f"{DATA}/sobjects/Account/{acme}", headers=headers)

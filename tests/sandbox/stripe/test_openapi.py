@@ -159,7 +159,7 @@ async def _scenario(stripe: StripeClient, base_url: str, http: httpx.AsyncClient
     events = await stripe.list_events(created_gte=datetime.now(UTC) - timedelta(hours=1))
     await stripe.get_event(events.data[0].id)
     endpoint = await stripe.create_webhook_endpoint(
-        "https://example.test/hook", enabled_events=["*"]
+        "http://127.0.0.1:8000/hook", enabled_events=["*"]
     )
     await stripe.list_webhook_endpoints()
     await stripe.delete_webhook_endpoint(endpoint.id)

@@ -98,7 +98,7 @@ async def test_control_api_answers_under_the_prefix(mounted: tuple[ZendeskEmulat
         down = await http.get(f"{PREFIX}/api/v2/tickets.json", auth=AUTH)
         assert (down.status_code, down.json()["error"]) == (503, "Service Unavailable")
         assert (await http.get(f"{PREFIX}/_emulator/faults")).json()["counters"]["outage"] == 1
-        assert (await http.post(f"{PREFIX}/_emulator/reset")).json() == {"reset": True}
+        assert (await http.post(f"{PREFIX}/_emulator/reset", json={})).json() == {"reset": True}
         assert (await http.get(f"{PREFIX}/api/v2/tickets.json", auth=AUTH)).status_code == 200
 
 

@@ -395,7 +395,7 @@ async def test_reads_events_and_manages_webhook_endpoints(stripe: StripeClient) 
     events = await stripe.list_events(types=["customer.created"])
     event = await stripe.get_event(events.data[0].id)
     endpoint = await stripe.create_webhook_endpoint(
-        "https://gateway.test/webhooks/stripe", enabled_events=["invoice.paid"]
+        "http://127.0.0.1:8000/webhooks/stripe", enabled_events=["invoice.paid"]
     )
     listed = await stripe.list_webhook_endpoints()
     await stripe.delete_webhook_endpoint(endpoint.id)

@@ -128,7 +128,7 @@ async def test_control_api_resets_to_the_seed(
     products_before = [p.id for p in (await stripe.list_products()).data]
     await set_faults(base_url, outage=True)
     async with httpx.AsyncClient() as raw:
-        reset = await raw.post(f"{base_url}/_emulator/reset")
+        reset = await raw.post(f"{base_url}/_emulator/reset", json={})
     state = await fault_state(base_url)
 
     assert reset.json() == {"reset": True}

@@ -323,5 +323,5 @@ async def test_not_found_fault_is_upstream_not_found(served: Served, http: httpx
 async def test_reset_restores_the_seed(served: Served, http: httpx.AsyncClient,
                                        client: SalesforceClient) -> None:
     await client.update_account(ACME, CustomerPatch(legal_name="Renamed"))
-    await http.post("/_emulator/reset")
+    await http.post("/_emulator/reset", json={})
     assert (await client.get_account(ACME)).legal_name == "Acme Robotics Inc."

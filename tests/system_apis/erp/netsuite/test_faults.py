@@ -114,7 +114,7 @@ async def test_control_api_reset_restores_the_seed(
     created = await client.upsert_customer(
         CustomerCreate(legal_name="Temp", legal_entity="US01", currency="USD"),
         external_id="temp")
-    assert (await http.post("/_emulator/reset")).json() == {"reset": True}
+    assert (await http.post("/_emulator/reset", json={})).json() == {"reset": True}
     fresh = NetSuiteClient(http, credentials=sandbox_credentials(str(http.base_url)))
     assert await fresh.find_customer(external_id="temp") is None
     again = await fresh.upsert_customer(

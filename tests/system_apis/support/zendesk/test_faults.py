@@ -125,7 +125,7 @@ async def test_read_only_token_may_not_write() -> None:
         client = ZendeskClient(http, auth=ZendeskOAuthAuth("read-only"))
         assert (await client.get_organization(org_id(ACME))).legal_entity == "US01"
         with pytest.raises(UpstreamAuthFailed) as refused:
-            await client.create_webhook(name="x", endpoint="https://gw.test/hook")
+            await client.create_webhook(name="x", endpoint="http://127.0.0.1:8000/hook")
     assert refused.value.status == 403
     assert "Forbidden" in refused.value.message
 
@@ -151,12 +151,12 @@ async def test_reset_restores_the_seed(
     before = [c.id for c in (await client.list_organizations(limit=100)).data]
     await _set_faults(http, outage=True)
     # The control API is never affected by the faults it sets.
-    reset = await http.post("/_emulator/reset")
+    reset = await http.post("/_emulator/reset", json={})
     assert reset.json() == {"reset": True}
     await client.upsert_organization(
         (await client.get_organization(org_id(ACME))), external_id="cus_acme")
     assert (await client.find_organization("cus_acme")) is not None
-    await http.post("/_emulator/reset")
+    await http.post("/_emulator/reset", json={})
     assert await client.find_organization("cus_acme") is None
     assert [c.id for c in (await client.list_organizations(limit=100)).data] == before
     state = (await http.get("/_emulator/faults")).json()

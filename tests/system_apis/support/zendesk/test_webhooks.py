@@ -200,11 +200,11 @@ async def test_deliveries_use_the_given_http_client() -> None:
         transport = httpx.ASGITransport(app=emulator.vendor)
         async with httpx.AsyncClient(transport=transport, base_url="https://z.test") as http:
             client = ZendeskClient(http, credentials=sandbox_credentials("https://z.test"))
-            await client.create_webhook(name="gw", endpoint="https://gateway.test/webhooks")
+            await client.create_webhook(name="gw", endpoint="http://127.0.0.1:8000/webhooks")
             await client.update_case("3", SupportCasePatch(tags=["vip"]))
             await emulator.drain_webhooks()
     [request] = delivered
-    assert (request.method, str(request.url)) == ("POST", "https://gateway.test/webhooks")
+    assert (request.method, str(request.url)) == ("POST", "http://127.0.0.1:8000/webhooks")
     payload = verify_webhook(request.content, request.headers["x-zendesk-webhook-signature"],
                              request.headers["x-zendesk-webhook-signature-timestamp"], [SECRET])
     assert payload["type"] == "zen:event-type:ticket.tags_changed"

@@ -1,0 +1,67 @@
+"""The control API every emulator answers: JSON writes only, so no cross-site form reaches it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from sandbox import netsuite, salesforce, stripe, zendesk
+
+VENDORS = {
+    "salesforce": salesforce.create_emulator,
+    "stripe": stripe.create_emulator,
+    "zendesk": zendesk.create_emulator,
+    "netsuite": netsuite.create_emulator,
+}
+
+
+@pytest.fixture(params=sorted(VENDORS))
+async def control(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    emulator = VENDORS[request.param]()
+    transport = httpx.ASGITransport(app=emulator.vendor)
+    async with httpx.AsyncClient(transport=transport, base_url="http://emulator.test") as http:
+        yield http
+    close = getattr(emulator, "aclose", None)
+    if close is not None:
+        await close()
+
+
+@pytest.mark.parametrize(
+    ("path", "content", "content_type"),
+    [
+        # What an HTML form can send: urlencoded, multipart and text/plain bodies.
+        ("/_emulator/faults", b"outage=true", "application/x-www-form-urlencoded"),
+        ("/_emulator/faults", b'{"outage": true}', "text/plain"),
+        ("/_emulator/faults", b"--b\r\n\r\n--b--", "multipart/form-data; boundary=b"),
+        ("/_emulator/faults", b'{"outage": true}', None),
+        ("/_emulator/reset", b"", None),
+        ("/_emulator/reset", b"", "application/x-www-form-urlencoded"),
+    ],
+)
+async def test_refuses_writes_that_are_not_json(
+    control: httpx.AsyncClient, path: str, content: bytes, content_type: str | None
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    refused = await control.post(path, content=content, headers=headers)
+
+    assert refused.status_code == 415
+    assert refused.headers["content-type"] == "application/json"
+    assert refused.json()["error"] == "unsupported_media_type"
+    state = (await control.get("/_emulator/faults")).json()
+    assert state["faults"]["outage"] is False
+
+
+async def test_takes_json_writes(control: httpx.AsyncClient) -> None:
+    faults = await control.post(
+        "/_emulator/faults",
+        content=b'{"outage": true}',
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
+    assert faults.status_code == 200
+    assert faults.json()["faults"]["outage"] is True
+
+    reset = await control.post("/_emulator/reset", json={})
+    assert reset.json() == {"reset": True}
+    assert (await control.get("/_emulator/faults")).json()["faults"]["outage"] is False
