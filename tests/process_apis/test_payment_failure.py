@@ -13,7 +13,7 @@ import pytest
 
 from contracts.errors import UpstreamInvalid
 from process_apis.payment_failure import collections_step
-from system_apis.billing.stripe.webhooks import sign_webhook
+from sandbox.stripe.webhooks import sign_webhook
 from tests.process_apis.served_gateway import Customer, Served, eventually, served_gateway
 
 

@@ -18,8 +18,8 @@ import pytest
 from contracts.v1 import CustomerCreate
 from process_apis.webhooks import FlowStart, WebhookEvent
 from sandbox.salesforce.ids import seeded_id
-from system_apis.billing.stripe.webhooks import sign_webhook as stripe_sign
-from system_apis.support.zendesk.webhooks import sign_webhook as zendesk_sign
+from sandbox.stripe.webhooks import sign_webhook as stripe_sign
+from sandbox.zendesk.webhooks import sign_webhook as zendesk_sign
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
 from tests.support.apps import AppClient, app_client, bearer, gateway_app, new_client_token
 from tests.support.apps import settings_for as base_settings

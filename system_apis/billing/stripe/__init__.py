@@ -1,4 +1,4 @@
-"""Stripe Billing: the client (with its mapping to contracts) and webhook signatures."""
+"""Stripe Billing: the client (with its mapping to contracts) and webhook verification."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from system_apis.billing.stripe.client import (
     StripeCredentials,
     credentials_from_env,
 )
-from system_apis.billing.stripe.webhooks import sign_webhook, verify_webhook
+from system_apis.billing.stripe.webhooks import verify_webhook
 
 __all__ = [
     "STRIPE_VERSION",
@@ -17,6 +17,5 @@ __all__ = [
     "StripeClient",
     "StripeCredentials",
     "credentials_from_env",
-    "sign_webhook",
     "verify_webhook",
 ]

@@ -1,4 +1,4 @@
-"""Stripe webhook signatures: verify what Stripe (or the sandbox) sent, and sign like Stripe.
+"""Stripe webhook signatures: verify that Stripe (or the sandbox) sent a delivery.
 
 `Stripe-Signature: t=<unix>,v1=<hex>[,v1=<hex>...]` where each v1 is the HMAC-SHA256 of
 `"{t}.{raw_body}"` keyed by an endpoint's `whsec_...` secret
@@ -18,16 +18,11 @@ from typing import Any
 
 from contracts.errors import FieldError, InvalidRequest, Unauthenticated
 
-__all__ = ["DEFAULT_TOLERANCE", "sign_webhook", "verify_webhook"]
+__all__ = ["DEFAULT_TOLERANCE", "verify_webhook"]
 
 DEFAULT_TOLERANCE = 300
 """Stripe's SDKs refuse signatures older (or newer) than five minutes."""
 _SCHEME = "v1"
-
-
-def sign_webhook(payload: bytes, secret: str, timestamp: int) -> str:
-    """The `Stripe-Signature` header value for `payload` signed with `secret` at `timestamp`."""
-    return f"t={timestamp},{_SCHEME}={_digest(payload, secret, timestamp)}"
 
 
 def verify_webhook(

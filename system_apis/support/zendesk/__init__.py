@@ -1,4 +1,4 @@
-"""Zendesk Support: client, mapping to the canonical contracts, webhook signatures."""
+"""Zendesk Support: client, mapping to the canonical contracts, webhook verification."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from system_apis.support.zendesk.client import (
     credentials_from_env,
 )
 from system_apis.support.zendesk.mapping import TicketComment, case_from_ticket_event
-from system_apis.support.zendesk.webhooks import sign_webhook, verify_webhook
+from system_apis.support.zendesk.webhooks import verify_webhook
 
 __all__ = [
     "TicketComment",
@@ -18,6 +18,5 @@ __all__ = [
     "ZendeskCredentials",
     "case_from_ticket_event",
     "credentials_from_env",
-    "sign_webhook",
     "verify_webhook",
 ]

@@ -1,4 +1,4 @@
-"""Zendesk webhook signatures: how the sandbox signs deliveries and how the gateway checks them.
+"""Zendesk webhook signatures: how the gateway checks a delivery (the sandbox signs its own).
 
 Zendesk signs each delivery with `X-Zendesk-Webhook-Signature` =
 base64(HMAC-SHA256(signing secret, timestamp + body)) where the timestamp is the string sent in
@@ -25,7 +25,6 @@ __all__ = [
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "WEBHOOK_ID_HEADER",
-    "sign_webhook",
     "verify_webhook",
 ]
 
@@ -36,12 +35,6 @@ DEFAULT_TOLERANCE_SECONDS = 300
 """A delivery older (or newer) than this is refused, so a captured request cannot be replayed."""
 
 _SHA256_DIGEST_SIZE = 32
-
-
-def sign_webhook(body: bytes, secret: str, timestamp: str) -> str:
-    """The signature Zendesk puts in `X-Zendesk-Webhook-Signature` for this body and timestamp."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
 
 
 def verify_webhook(

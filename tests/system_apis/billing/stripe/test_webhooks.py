@@ -15,7 +15,8 @@ from contracts.money import Money
 from contracts.v1 import CustomerCreate, SubscriptionCreate, SubscriptionItemInput
 from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
 from sandbox.stripe import StripeEmulator
-from system_apis.billing.stripe import StripeClient, sign_webhook, verify_webhook
+from sandbox.stripe.webhooks import sign_webhook
+from system_apis.billing.stripe import StripeClient, verify_webhook
 from tests.support.servers import serve_asgi
 from tests.system_apis.billing.stripe.openapi_check import optional_validator
 

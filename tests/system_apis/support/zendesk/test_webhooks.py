@@ -15,9 +15,9 @@ from contracts.errors import InvalidRequest, Unauthenticated
 from contracts.v1 import SupportCaseCreate, SupportCasePatch
 from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
 from sandbox.zendesk import ZendeskEmulator
+from sandbox.zendesk.webhooks import sign_webhook
 from system_apis.support.zendesk import ZendeskClient, verify_webhook
 from system_apis.support.zendesk.mapping import MappingError, case_from_ticket_event
-from system_apis.support.zendesk.webhooks import sign_webhook
 from tests.support.servers import serve_asgi
 from tests.system_apis.support.zendesk.seed import ACME, org_id
 
