@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from sandbox import demo_data
 from sandbox.netsuite.errors import WireError
 from sandbox.netsuite.records import TRANSACTIONS, TYPES, TypeSpec
+from sandbox.netsuite.seed import seed_demo, seed_references
 
 __all__ = ["READ_ONLY", "RecordStore"]
 
@@ -26,9 +26,6 @@ READ_ONLY = frozenset({
 })
 _ID_START = {"customer": 1001, "item": 201, "transaction": 5001, "approval": 1,
              "subsidiary": 3, "currency": 5, "term": 9}
-_CURRENCIES = {"USD": ("1", "US Dollar", "$"), "EUR": ("4", "Euro", "€")}
-_TERMS = (("1", "Net 15", 15), ("2", "Net 30", 30), ("3", "Net 60", 60),
-          ("4", "Due on receipt", 0), ("7", "Net 14", 14), ("8", "Net 45", 45))
 _STATUS_CODES = {
     "salesOrder": {"Pending Fulfillment": "B", "Billed": "G"},
     "invoice": {"Open": "A", "Paid In Full": "B"},
@@ -55,7 +52,7 @@ class RecordStore:
         self.counters: dict[str, int] = {}
         self.tran_counters: dict[str, int] = {}
 
-    # ------------------------------------------------------------------ lifecycle and seed
+    # ------------------------------------------------------------------------- lifecycle
 
     def reset(self, *, seed: bool) -> None:
         self.records = {name: {} for name in TYPES}
@@ -63,40 +60,12 @@ class RecordStore:
         self.idempotency = {}
         self.counters = dict(_ID_START)
         self.tran_counters = {}
-        self._seed_references()
+        seed_references(self)
         if seed:
-            self._seed_demo()
+            seed_demo(self)
 
-    def _seed_references(self) -> None:
-        for code, (cid, name, sign) in _CURRENCIES.items():
-            self._put("currency", cid, {"name": name, "symbol": code, "displaySymbol": sign,
-                                        "currencyPrecision": 2, "isBaseCurrency": code == "USD",
-                                        "externalId": code})
-        for tid, name, days in _TERMS:
-            self._put("term", tid, {"name": name, "daysUntilNetDue": days})
-
-    def _seed_demo(self) -> None:
-        for entity in demo_data.LEGAL_ENTITIES:
-            currency = _CURRENCIES[entity.currency][0]
-            self._put("subsidiary", entity.netsuite_subsidiary_id, {
-                "name": entity.name, "legalName": entity.name, "country": entity.country,
-                "currency": {"id": currency}, "externalId": entity.code, "isInactive": False,
-                "_allowedCurrencies": [currency],
-            })
-        for product in demo_data.PRODUCTS:
-            prices = [
-                {"currency": {"id": _CURRENCIES[code][0]}, "priceLevel": {"id": "1"},
-                 "price": Decimal(amount).scaleb(-2)}
-                for code, amount in product.unit_amounts.items()
-            ]
-            self._put("serviceSaleItem", product.netsuite_item_id, {
-                "itemId": product.code, "externalId": product.code,
-                "displayName": product.name, "salesDescription": product.name,
-                "custitem_erpgw_billing_interval": product.billing_interval,
-                "isInactive": False, "price": prices,
-            })
-
-    def _put(self, rtype: str, rid: str, body: dict[str, Any]) -> None:
+    def put(self, rtype: str, rid: str, body: dict[str, Any]) -> None:
+        """Store a record as given, under a chosen id (the seed's fixed ids)."""
         spec = TYPES[rtype]
         stamp = _now()
         record = {**body, spec.created: stamp, spec.modified: stamp}
