@@ -7,24 +7,28 @@ imports nothing of ours but `contracts` (import-linter contracts in `pyproject.t
 ```
 sandbox/
   control.py       the control API every emulator answers (`/_emulator/reset`,
-                   `/_emulator/faults`: JSON only) and the fault injection it drives
+                   `/_emulator/faults`: JSON writes only) and the fault injection it drives
   credentials.py   the fixed sandbox credentials each emulator accepts (plain values)
   demo_data.py     the demo company every emulator is seeded from
+  loopback.py      the rule for webhook URLs: loopback hosts only
   <vendor>/        salesforce/, stripe/, zendesk/, netsuite/, one layout for all:
     __init__.py    exports `<Vendor>Emulator` and `create_emulator(**options)`
-    emulator.py    that class: state, reset, fault rendering, the ASGI app it serves
-    front.py       what every request passes first: auth check, the vendor's rate or
-                   concurrency limit, request ids
-    auth.py        the vendor's token endpoint or credential check (where it has one)
-    store.py       the records held in memory and the write rules the vendor applies
-    errors.py      the vendor's error bodies and the exception the routes raise
-    render.py      records rendered as the vendor's JSON (where rendering is apart)
+    emulator.py    that class: state, reset, fault rendering, and `vendor`, the ASGI app
+                   to serve or mount
+    front.py       what every request passes before its route: credential check, the
+                   vendor's rate or concurrency limit, request ids, idempotency
     routes*.py     the HTTP endpoints (`routes_<area>.py` when there are several)
-    seed.py        the demo data loaded on reset, with deterministic ids
-    webhooks.py    webhook endpoints (loopback URLs only) and signed deliveries
-    ids.py         the vendor's id format (where it has one)
-    ...            further modules named for the vendor concept they model (Salesforce
-                   `soql.py`, NetSuite `suiteql.py`, Stripe `invoicing.py`, Zendesk `tickets.py`)
+    store.py       the records held in memory and the write rules the vendor applies
+    seed.py        the demo company loaded on reset, under deterministic ids
+    errors.py      the vendor's error bodies and the exception the routes raise
+    render.py      records rendered as the vendor's JSON (Salesforce: in query.py)
+    auth.py        a token endpoint, where the vendor has one (Salesforce, NetSuite)
+    webhooks.py    webhook endpoints and signed deliveries, where the vendor sends them
+                   (Stripe, Zendesk)
+    context.py     what a route knows of the request it serves (Salesforce, Stripe, Zendesk)
+    ...            further modules named for the vendor concept they model: ids.py,
+                   Salesforce soql.py/query.py/schema.py, NetSuite suiteql.py/records.py,
+                   Stripe invoicing.py/cycle.py/app.py (its Litestar app), Zendesk tickets.py
 ```
 
 Responses are plain JSON shaped like each vendor's documentation, never built from the

@@ -5,15 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from sandbox.stripe import (
-    catalog,
-    clocks,
-    credit_notes,
-    customers,
-    events,
-    invoices,
-    subscriptions,
-)
+from sandbox.stripe import routes_catalog as catalog
+from sandbox.stripe import routes_clocks as clocks
+from sandbox.stripe import routes_credit_notes as credit_notes
+from sandbox.stripe import routes_customers as customers
+from sandbox.stripe import routes_events as events
+from sandbox.stripe import routes_invoices as invoices
+from sandbox.stripe import routes_subscriptions as subscriptions
 from sandbox.stripe.params import Params
 from sandbox.stripe.store import Obj, Store
 

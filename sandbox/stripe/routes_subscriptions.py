@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sandbox.stripe import cycle, invoicing
 from sandbox.stripe.errors import invalid_request
-from sandbox.stripe.invoices import new_invoice_item
 from sandbox.stripe.params import Params
 from sandbox.stripe.pricing import add_interval
 from sandbox.stripe.render import created_filter, page, render
+from sandbox.stripe.routes_invoices import new_invoice_item
 from sandbox.stripe.store import Obj, Store, changed
 
 __all__ = [
