@@ -2,7 +2,7 @@
 
 Each `normalize_*` checks one request body merged over the stored record and fills what
 NetSuite fills (document numbers, defaults, line amounts); computed fields (totals, remaining
-amounts, balances, statuses) are derived on every read in `_emulator_store`.
+amounts, balances, statuses) are derived on every read in `store.py`.
 """
 
 from __future__ import annotations
