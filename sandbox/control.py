@@ -178,7 +178,7 @@ def _is_json(scope: Scope) -> bool:
     """Whether the request says its body is JSON (`application/json`, parameters allowed)."""
     for name, value in scope.get("headers", ()):
         if name.lower() == b"content-type":
-            media_type = value.decode("latin-1").split(";", 1)[0].strip().lower()
+            media_type: str = value.decode("latin-1").split(";", 1)[0].strip().lower()
             return media_type == "application/json"
     return False
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import httpx
 import pytest
 
 from sandbox import netsuite, salesforce, stripe, zendesk
 
-VENDORS = {
+VENDORS: dict[str, Callable[[], Any]] = {
     "salesforce": salesforce.create_emulator,
     "stripe": stripe.create_emulator,
     "zendesk": zendesk.create_emulator,
