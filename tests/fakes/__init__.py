@@ -7,6 +7,7 @@ and takes injected faults (`fake.fail_next("create_invoice", fake.unavailable())
 
 from __future__ import annotations
 
+from tests.fakes.crm import FakeCrm
 from tests.fakes.erp import FakeErp
 
-__all__ = ["FakeErp"]
+__all__ = ["FakeCrm", "FakeErp"]
