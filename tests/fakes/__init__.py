@@ -9,5 +9,6 @@ from __future__ import annotations
 
 from tests.fakes.crm import FakeCrm
 from tests.fakes.erp import FakeErp
+from tests.fakes.support import FakeSupport
 
-__all__ = ["FakeCrm", "FakeErp"]
+__all__ = ["FakeCrm", "FakeErp", "FakeSupport"]
