@@ -7,8 +7,9 @@ and takes injected faults (`fake.fail_next("create_invoice", fake.unavailable())
 
 from __future__ import annotations
 
+from tests.fakes.billing import FakeBilling
 from tests.fakes.crm import FakeCrm
 from tests.fakes.erp import FakeErp
 from tests.fakes.support import FakeSupport
 
-__all__ = ["FakeCrm", "FakeErp", "FakeSupport"]
+__all__ = ["FakeBilling", "FakeCrm", "FakeErp", "FakeSupport"]
