@@ -95,12 +95,13 @@ class FakeCrm(FakePort):
         legal_entity: str,
         currency: str,
         external_id: str | None = None,
+        updated_at: datetime | None = None,
         **fields: Any,
     ) -> Customer:
         """An account the org already holds; `fields` are other `Customer` fields."""
         rid = self._new_id("Account")
         account = Customer(id=rid, legal_name=legal_name, legal_entity=legal_entity,
-                           currency=currency, updated_at=self.now(),
+                           currency=currency, updated_at=updated_at or self.now(),
                            refs={VENDOR: rid, **fields.pop("refs", {})}, **fields)
         self.accounts[rid] = account
         if external_id is not None:
@@ -142,8 +143,10 @@ class FakeCrm(FakePort):
         close_date: date | None = None,
         legal_entity: str | None = None,
         currency: str | None = None,
+        updated_at: datetime | None = None,
     ) -> Deal:
-        """An opportunity with lines `(product code, quantity)` priced from the price book."""
+        """An opportunity with lines `(product code, quantity)` priced from the price book;
+        `updated_at` is its SystemModstamp (what `list_won_deals` filters on)."""
         account = self.accounts[account_id]
         deal_currency = currency or account.currency
         rid = self._new_id("Opportunity")
@@ -162,7 +165,7 @@ class FakeCrm(FakePort):
             close_date=close_date, currency=deal_currency,
             amount=sum(line.total_amount for line in deal_lines) if deal_lines else None,
             lines=deal_lines, legal_entity=legal_entity or account.legal_entity,
-            updated_at=self.now(), refs={VENDOR: rid},
+            updated_at=updated_at or self.now(), refs={VENDOR: rid},
         )
         return self.deals[rid]
 
@@ -259,7 +262,7 @@ class FakeCrm(FakePort):
     async def add_account_note(
         self, account_id: str, *, title: str, body: str, idempotency_key: str | None = None
     ) -> str:
-        account = _checked(account_id, "account")
+        account = _soql_id(account_id, "account")
         for note_id, note in self.notes.items():
             if self.note_parents[note_id] == _full(account) and note.title == title:
                 return note_id
@@ -274,14 +277,14 @@ class FakeCrm(FakePort):
 
     @operation
     async def list_account_notes(self, account_id: str) -> list[AccountNote]:
-        account = _full(_checked(account_id, "account"))
+        account = _full(_soql_id(account_id, "account"))
         return [note for rid, note in self.notes.items() if self.note_parents[rid] == account]
 
     # ------------------------------------------------------------------ contacts
 
     @operation
     async def list_contacts(self, account_id: str) -> list[Contact]:
-        account = _full(_checked(account_id, "account"))
+        account = _full(_soql_id(account_id, "account"))
         found = [c for c in self.contacts.values() if c.customer_id == account]
         return sorted(found, key=lambda c: (c.last_name.casefold(), c.id))
 
@@ -317,6 +320,7 @@ class FakeCrm(FakePort):
 
     @operation
     async def get_deal(self, opportunity_id: str) -> Deal:
+        _soql_id(opportunity_id, "opportunity")
         return self.deals[self._existing(self.deals, opportunity_id, "opportunity")]
 
     @operation
@@ -373,6 +377,19 @@ class FakeCrm(FakePort):
 def _checked(value: str, what: str) -> str:
     if not _ID.fullmatch(value):
         raise UpstreamNotFound(f"no Salesforce {what} {value!r}", vendor=VENDOR, status=404)
+    return value
+
+
+def _soql_id(value: str, what: str) -> str:
+    """An id a SOQL filter names: as `_checked`, and an 18-character id whose case-safety
+    suffix is wrong is refused by the query (Salesforce answers 400)."""
+    _checked(value, what)
+    if len(value) == 18 and value[15:].upper() != sf_checksum(value[:15]):
+        raise UpstreamInvalid(
+            f"Salesforce query answered 400 INVALID_QUERY_FILTER_OPERATOR: invalid ID field: "
+            f"{value}", vendor=VENDOR, status=400, code="INVALID_QUERY_FILTER_OPERATOR",
+            errors=[FieldError(pointer="", detail=f"invalid ID field: {value}")],
+        )
     return value
 
 
