@@ -48,6 +48,7 @@ def operation(
         self._raise_fault(name, applied=True)
         return result
 
+    call.__fake_operation__ = True  # type: ignore[attr-defined]
     return call
 
 
@@ -87,7 +88,7 @@ class FakePort:
         `applied=True` lets each call take effect first (the vendor wrote the record, the
         answer was lost): a retry must then find the first result, not make a second one.
         """
-        if method.startswith("_") or not callable(getattr(self, method, None)):
+        if not getattr(getattr(self, method, None), "__fake_operation__", False):
             raise AttributeError(f"{type(self).__name__} has no port method {method!r}")
         self._faults.setdefault(method, deque()).extend(
             _Fault(error, applied) for _ in range(times)

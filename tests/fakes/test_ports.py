@@ -64,5 +64,8 @@ def test_exported_members() -> None:
 def test_fail_next_refuses_a_method_the_port_lacks(
     fake: type[FakePort], port: type[Any]
 ) -> None:
-    with pytest.raises(AttributeError):
-        fake().fail_next("no_such_method", RuntimeError("x"))
+    for name in ("no_such_method", "seed_product", "now", "_page"):
+        with pytest.raises(AttributeError):
+            fake().fail_next(name, RuntimeError("x"))
+    for name in _port_methods(port):
+        fake().fail_next(name, RuntimeError("x"))
