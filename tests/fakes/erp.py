@@ -408,14 +408,15 @@ class FakeErp(FakePort):
 
     @operation
     async def upsert_sales_order(self, order: SalesOrderCreate) -> SalesOrder:
-        items = [self._line_item(line) for line in order.lines]
+        item_ids = [self._line_item(line) for line in order.lines]
         self._entity(order.legal_entity)
         self._currency_enabled(order.currency)
         self._party(order.customer_id, order.legal_entity, order.currency, "entity")
         lines = []
-        for index, (line, item) in enumerate(zip(order.lines, items, strict=True)):
-            if item.id not in self._items:
-                raise _invalid(f"item.items[{index}].item", item.id, "item")
+        for index, (line, item_id) in enumerate(zip(order.lines, item_ids, strict=True)):
+            item = self._items.get(item_id)
+            if item is None:
+                raise _invalid(f"item.items[{index}].item", item_id, "item")
             lines.append(_Line(item_id=item.id, quantity=line.quantity, rate=line.unit_amount,
                                description=line.description or item.name))
         rid = self._eids.get("salesOrder", {}).get(order.external_id)
@@ -802,17 +803,16 @@ class FakeErp(FakePort):
                            "The customer does not belong to the subsidiary of this transaction.")
         self._currency_allowed(legal_entity, currency)
 
-    def _line_item(self, line: SalesOrderLine) -> _Item:
+    def _line_item(self, line: SalesOrderLine) -> str:
+        """The item id of a line: its own, else the item of its product code."""
         if line.item_id is not None:
-            return self._items.get(line.item_id) or _Item(
-                id=line.item_id, code="", name="", description=None, billing_interval="",
-                active=False)
+            return line.item_id
         if line.product_code is None:
             raise InvalidRequest("line None has no NetSuite item id")
         item = self._item_by_code(line.product_code)
         if item is None:
             raise InvalidRequest(f"no NetSuite item for product code {line.product_code}")
-        return item
+        return item.id
 
     def _item_by_code(self, code: str) -> _Item | None:
         return next((item for item in self._by_id(self._items) if item.code == code), None)
