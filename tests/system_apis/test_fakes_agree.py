@@ -249,8 +249,28 @@ async def erp_journal_and_approval(erp: ErpPort) -> Any:
     )
 
 
+async def erp_collections_and_catalog(erp: ErpPort) -> Any:
+    customer = await erp.upsert_customer(ACME, external_id="acct-acme")
+    flagged = await erp.set_customer_collections(customer.id, payment_status="delinquent",
+                                                 credit_hold=True)
+    cleared = await erp.set_customer_collections(customer.id, payment_status=None)
+    renamed = await erp.upsert_customer(msgspec.structs.replace(ACME, legal_name="Acme Inc.",
+                                                                email=None),
+                                        external_id="acct-acme")
+    products = await erp.list_products(limit=2)
+    rest = await erp.list_products(cursor=products.next_cursor, limit=10)
+    return (
+        flagged.payment_status, cleared.payment_status, (renamed.legal_name, renamed.email),
+        [p.code for p in products.data], [p.code for p in rest.data], rest.next_cursor,
+        await outcome(erp.set_customer_collections("999999", payment_status="current")),
+        await outcome(erp.receivables_balance("999999")),
+        (await erp.receivables_balance(customer.id)).overdue,
+    )
+
+
 @pytest.mark.parametrize("scenario", [erp_customer_upserted_twice, erp_unknown_ids,
-                                      erp_order_to_cash, erp_journal_and_approval],
+                                      erp_order_to_cash, erp_journal_and_approval,
+                                      erp_collections_and_catalog],
                          ids=lambda s: s.__name__)
 async def test_erp_fake_agrees_with_netsuite(scenario: Scenario, netsuite: ErpPort) -> None:
     assert await scenario(fake_erp()) == await scenario(netsuite)
@@ -399,7 +419,27 @@ async def billing_declined_payment(billing: BillingPort) -> Any:
             (await billing.get_customer(customer.id)).payment_status)
 
 
+async def billing_customer_patched(billing: BillingPort) -> Any:
+    customer = await billing.create_customer(msgspec.structs.replace(
+        ACME, country="US", website="https://acme.test"))
+    patched = await billing.update_customer(customer.id, CustomerPatch(
+        legal_name="Acme Inc.", website=None, country="DE", phone="+49 30 1234"))
+    refused = await outcome(billing.update_customer(customer.id,
+                                                    CustomerPatch(risk_level="high")))
+    products = await billing.list_products(limit=100)
+    return (
+        (customer.country, customer.website, customer.billing_address),
+        (patched.legal_name, patched.website, patched.country, patched.phone,
+         patched.legal_entity, patched.currency), refused,
+        await outcome(billing.update_customer("cus_nope", CustomerPatch(phone="1"))),
+        sorted(p.code for p in products.data),
+        await billing.find_product("NOPE"), await billing.find_price(product_code="SEAT",
+                                                                     currency="JPY"),
+    )
+
+
 @pytest.mark.parametrize("scenario", [billing_customer_created_twice, billing_unknown_ids,
+                                      billing_customer_patched,
                                       billing_invoice_lifecycle, billing_subscription_lifecycle,
                                       billing_declined_payment],
                          ids=lambda s: s.__name__)
@@ -517,8 +557,21 @@ async def crm_won_deal_amounts(crm: CrmPort) -> Any:
     )
 
 
+async def crm_account_patched(crm: CrmPort) -> Any:
+    account_id, _ = await crm.upsert_account(msgspec.structs.replace(ACME, country="US"),
+                                             external_id="cus-patch")
+    patched = await crm.update_account(account_id, CustomerPatch(
+        phone="+1 555 0100", payment_status="past_due", country="DE", email=None))
+    unchanged = await crm.update_account(account_id, CustomerPatch())
+    return (
+        (patched.phone, patched.payment_status, patched.country, patched.email,
+         patched.legal_name), unchanged == patched,
+    )
+
+
 @pytest.mark.parametrize("scenario", [crm_account_upserted_twice, crm_unknown_ids,
-                                      crm_notes_and_contacts, crm_won_deal_amounts],
+                                      crm_notes_and_contacts, crm_won_deal_amounts,
+                                      crm_account_patched],
                          ids=lambda s: s.__name__)
 async def test_crm_fake_agrees_with_salesforce(scenario: Scenario, salesforce: CrmPort) -> None:
     assert await scenario(fake_crm()) == await scenario(salesforce)
