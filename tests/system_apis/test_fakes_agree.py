@@ -55,16 +55,24 @@ from tests.fakes.crm import sf_checksum
 
 def _sandbox() -> SimpleNamespace:
     """The emulators, their sandbox credentials and the demo data: the one place this file
-    imports them (they are moving to the `sandbox` package)."""
-    from system_apis import demo_data
-    from system_apis.billing.stripe import StripeEmulator
-    from system_apis.billing.stripe import sandbox_credentials as stripe_credentials
-    from system_apis.crm.salesforce import SalesforceEmulator
-    from system_apis.crm.salesforce import sandbox_credentials as salesforce_credentials
-    from system_apis.erp.netsuite import NetSuiteEmulator
-    from system_apis.erp.netsuite import sandbox_credentials as netsuite_credentials
-    from system_apis.support.zendesk import ZendeskEmulator
-    from system_apis.support.zendesk import sandbox_credentials as zendesk_credentials
+    imports them."""
+    from gateway.platforms import (
+        netsuite_sandbox_credentials as netsuite_credentials,
+    )
+    from gateway.platforms import (
+        salesforce_sandbox_credentials as salesforce_credentials,
+    )
+    from gateway.platforms import (
+        stripe_sandbox_credentials as stripe_credentials,
+    )
+    from gateway.platforms import (
+        zendesk_sandbox_credentials as zendesk_credentials,
+    )
+    from sandbox import demo_data
+    from sandbox.netsuite import NetSuiteEmulator
+    from sandbox.salesforce import SalesforceEmulator
+    from sandbox.stripe import StripeEmulator
+    from sandbox.zendesk import ZendeskEmulator
 
     return SimpleNamespace(
         demo=demo_data,
