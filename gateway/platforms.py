@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.settings import Settings
 from gateway.vendor_calls import DatabaseCallRecorder
-from system_apis.http import (
+from system_apis.outbound import (
     OutboundMetrics,
     Platform,
     QuotaBudget,

@@ -30,7 +30,7 @@ from contracts.errors import (
 )
 from system_apis.billing.stripe._form import FormParams, encode_form
 from system_apis.billing.stripe._wire import ErrorBodyWire, ErrorWire, ListWire
-from system_apis.http import IDEMPOTENT_EXTENSION, PATH_TEMPLATE_EXTENSION
+from system_apis.outbound import IDEMPOTENT_EXTENSION, PATH_TEMPLATE_EXTENSION
 
 __all__ = [
     "VENDOR",

@@ -24,7 +24,7 @@ from contracts.errors import (
     UpstreamRejected,
     UpstreamUnavailable,
 )
-from system_apis.http import IDEMPOTENT_EXTENSION, PATH_TEMPLATE_EXTENSION
+from system_apis.outbound import IDEMPOTENT_EXTENSION, PATH_TEMPLATE_EXTENSION
 from system_apis.support.zendesk._wire import ErrorBody, ErrorObject, ListPage
 from system_apis.support.zendesk.mapping import MappingError
 

@@ -28,16 +28,16 @@ Emulated runs pass `transport=httpx.ASGITransport(app=emulator.vendor)`.
 
 from __future__ import annotations
 
-from system_apis._outbound.breaker import BreakerState, CircuitBreaker
-from system_apis._outbound.clients import (
+from system_apis.outbound._breaker import BreakerState, CircuitBreaker
+from system_apis.outbound._clients import (
     DEFAULT_LIMITS,
     DEFAULT_TRANSPORT,
     TransportKind,
     build_transport,
     build_vendor_http,
 )
-from system_apis._outbound.metrics import OutboundMetrics
-from system_apis._outbound.policy import (
+from system_apis.outbound._metrics import OutboundMetrics
+from system_apis.outbound._policy import (
     BreakerSettings,
     ConcurrencyQuota,
     DailyQuota,
@@ -50,7 +50,7 @@ from system_apis._outbound.policy import (
     Timeouts,
     default_policy,
 )
-from system_apis._outbound.quota import (
+from system_apis.outbound._quota import (
     LocalConcurrencyBudget,
     LocalDailyBudget,
     LocalRateBudget,
@@ -59,14 +59,14 @@ from system_apis._outbound.quota import (
     QuotaPermit,
     build_quota,
 )
-from system_apis._outbound.recording import (
+from system_apis.outbound._recording import (
     CallRecorder,
     InMemoryCallRecorder,
     VendorCall,
     path_template,
 )
-from system_apis._outbound.retry import IDEMPOTENT_EXTENSION, is_idempotent
-from system_apis._outbound.transport import (
+from system_apis.outbound._retry import IDEMPOTENT_EXTENSION, is_idempotent
+from system_apis.outbound._transport import (
     CORRELATION_HEADER,
     PATH_TEMPLATE_EXTENSION,
     PolicyTransport,

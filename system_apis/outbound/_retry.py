@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from system_apis._outbound.policy import RetrySettings
+from system_apis.outbound._policy import RetrySettings
 
 __all__ = [
     "IDEMPOTENT_EXTENSION",

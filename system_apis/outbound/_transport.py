@@ -22,13 +22,13 @@ import httpx
 
 from contracts.context import CallContext, current_context
 from contracts.errors import UpstreamUnavailable
-from system_apis._outbound.breaker import CircuitBreaker, CircuitOpenError, Probe
-from system_apis._outbound.correlation import child_traceparent, new_correlation_id
-from system_apis._outbound.metrics import OutboundMetrics, status_class
-from system_apis._outbound.policy import PlatformPolicy
-from system_apis._outbound.quota import QuotaBudget, QuotaExhaustedError, QuotaPermit
-from system_apis._outbound.recording import CallRecorder, VendorCall, path_template
-from system_apis._outbound.retry import (
+from system_apis.outbound._breaker import CircuitBreaker, CircuitOpenError, Probe
+from system_apis.outbound._correlation import child_traceparent, new_correlation_id
+from system_apis.outbound._metrics import OutboundMetrics, status_class
+from system_apis.outbound._policy import PlatformPolicy
+from system_apis.outbound._quota import QuotaBudget, QuotaExhaustedError, QuotaPermit
+from system_apis.outbound._recording import CallRecorder, VendorCall, path_template
+from system_apis.outbound._retry import (
     backoff_delay,
     is_idempotent,
     is_retryable_error,
