@@ -1,4 +1,5 @@
-"""The shared outbound HTTP policy every vendor client's requests go through.
+"""The one vendor-call helper: the outbound HTTP policy every vendor client's requests go
+through, the error table, the Retry-After reader, and the cursor codec and paginator.
 
 Vendor clients receive an `httpx.AsyncClient` from `build_vendor_http`; its transport is a
 `PolicyTransport` that adds, generically for every platform: correlation headers
@@ -24,6 +25,10 @@ Wiring, once per platform in the app factory (one `OutboundMetrics` per registry
     )
 
 Emulated runs pass `transport=httpx.ASGITransport(app=emulator.vendor)`.
+
+A vendor package turns an error answer into a contracts error through its `ErrorTable` (its
+wire reader and its rows before `DEFAULT_ERRORS`): `raise ERRORS.error_for(response, ...)`,
+and a transport failure through `raise ERRORS.unavailable(exc, what) from exc`.
 """
 
 from __future__ import annotations
@@ -35,6 +40,13 @@ from system_apis.outbound._clients import (
     TransportKind,
     build_transport,
     build_vendor_http,
+)
+from system_apis.outbound._errors import (
+    DEFAULT_ERRORS,
+    TRANSPORT_ERROR_CODE,
+    ErrorRule,
+    ErrorTable,
+    Fault,
 )
 from system_apis.outbound._metrics import OutboundMetrics
 from system_apis.outbound._policy import (
@@ -66,6 +78,7 @@ from system_apis.outbound._recording import (
     path_template,
 )
 from system_apis.outbound._retry import IDEMPOTENT_EXTENSION, is_idempotent
+from system_apis.outbound._retry_after import MAX_RETRY_AFTER, retry_after_of, retry_after_seconds
 from system_apis.outbound._transport import (
     CORRELATION_HEADER,
     PATH_TEMPLATE_EXTENSION,
@@ -74,16 +87,22 @@ from system_apis.outbound._transport import (
 
 __all__ = [
     "CORRELATION_HEADER",
+    "DEFAULT_ERRORS",
     "DEFAULT_LIMITS",
     "DEFAULT_TRANSPORT",
     "IDEMPOTENT_EXTENSION",
+    "MAX_RETRY_AFTER",
     "PATH_TEMPLATE_EXTENSION",
+    "TRANSPORT_ERROR_CODE",
     "BreakerSettings",
     "BreakerState",
     "CallRecorder",
     "CircuitBreaker",
     "ConcurrencyQuota",
     "DailyQuota",
+    "ErrorRule",
+    "ErrorTable",
+    "Fault",
     "InMemoryCallRecorder",
     "LocalConcurrencyBudget",
     "LocalDailyBudget",
@@ -108,4 +127,6 @@ __all__ = [
     "default_policy",
     "is_idempotent",
     "path_template",
+    "retry_after_of",
+    "retry_after_seconds",
 ]

@@ -32,8 +32,8 @@ from system_apis.outbound._retry import (
     backoff_delay,
     is_idempotent,
     is_retryable_error,
-    retry_after_seconds,
 )
+from system_apis.outbound._retry_after import retry_after_of
 
 __all__ = ["CORRELATION_HEADER", "PATH_TEMPLATE_EXTENSION", "PolicyTransport"]
 
@@ -247,7 +247,7 @@ class PolicyTransport(httpx.AsyncBaseTransport):
             retry_after = None
         elif outcome.status in self.policy.retry.retry_statuses:
             assert outcome.response is not None
-            retry_after = retry_after_seconds(outcome.response.headers.get("Retry-After"))
+            retry_after = retry_after_of(outcome.response)
         else:
             return None
         room = call.deadline - time.monotonic() - _MIN_ATTEMPT_SECONDS

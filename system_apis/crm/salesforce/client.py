@@ -46,12 +46,11 @@ from system_apis.crm.salesforce._client_auth import (
     sandbox_credentials,
 )
 from system_apis.crm.salesforce._client_http import (
+    ERRORS,
     VENDOR,
-    classify,
     field_errors,
     parse_usage,
     request_id,
-    transport_error,
 )
 from system_apis.crm.salesforce._client_soql import (
     account_filters,
@@ -429,10 +428,10 @@ class SalesforceClient:
         try:
             response = await self._http.send(request, auth=self._auth)
         except httpx.HTTPError as exc:
-            raise transport_error(exc, f"{method} {template}") from exc
+            raise ERRORS.unavailable(exc, f"{method} {template}") from exc
         self._note_usage(response)
         if response.status_code >= 300:
-            raise classify(response, sobject=sobject)
+            raise ERRORS.error_for(response, sobject=sobject)
         return response
 
     async def _grant(self) -> TokenGrant:
@@ -443,7 +442,7 @@ class SalesforceClient:
                 try:
                     response = await self._http.send(self._auth.token_request())
                 except httpx.HTTPError as exc:
-                    raise transport_error(exc, "token request") from exc
+                    raise ERRORS.unavailable(exc, "token request") from exc
                 self._note_usage(response)
                 return self._auth.accept(response)
             return self._auth.grant
