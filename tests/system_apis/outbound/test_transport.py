@@ -13,7 +13,6 @@ from prometheus_client import CollectorRegistry
 
 import system_apis.outbound as http_policy
 from contracts.context import CallContext, use_context
-from system_apis.outbound._retry import retry_after_seconds
 from system_apis.outbound import (
     InMemoryCallRecorder,
     OutboundMetrics,
@@ -23,6 +22,7 @@ from system_apis.outbound import (
     build_vendor_http,
     is_idempotent,
     path_template,
+    retry_after_seconds,
 )
 from tests.support.servers import serve_asgi
 from tests.system_apis.outbound.upstream import Reply, ScriptedUpstream, fast_policy, policy_client
