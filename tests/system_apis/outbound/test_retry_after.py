@@ -31,7 +31,7 @@ def test_any_text_is_a_wait_in_range_or_none(value: str) -> None:
     assert wait is None or 0.0 <= wait <= MAX_RETRY_AFTER
 
 
-@given(st.text(alphabet=st.characters(blacklist_categories=("Nd",)), min_size=1))
+@given(st.text(alphabet=st.characters(exclude_categories=["Nd"]), min_size=1))
 def test_text_without_digits_is_none(value: str) -> None:
     assert retry_after_seconds(value, now=NOW) is None
 
