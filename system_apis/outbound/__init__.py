@@ -26,6 +26,10 @@ Wiring, once per platform in the app factory (one `OutboundMetrics` per registry
 
 Emulated runs pass `transport=httpx.ASGITransport(app=emulator.vendor)`.
 
+Lists hand out `encode_cursor(position, list_name=...)` and read them back with
+`decode_cursor` (a cursor of another list is an `InvalidRequest` naming the parameter);
+`paginate(fetch, next_token, ...)` walks a vendor's pages with loop detection.
+
 A vendor package turns an error answer into a contracts error through its `ErrorTable` (its
 wire reader and its rows before `DEFAULT_ERRORS`): `raise ERRORS.error_for(response, ...)`,
 and a transport failure through `raise ERRORS.unavailable(exc, what) from exc`.
@@ -41,6 +45,13 @@ from system_apis.outbound._clients import (
     build_transport,
     build_vendor_http,
 )
+from system_apis.outbound._cursor import (
+    CURSOR_VERSION,
+    Offset,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+)
 from system_apis.outbound._errors import (
     DEFAULT_ERRORS,
     TRANSPORT_ERROR_CODE,
@@ -49,6 +60,7 @@ from system_apis.outbound._errors import (
     Fault,
 )
 from system_apis.outbound._metrics import OutboundMetrics
+from system_apis.outbound._paging import PAGINATION_LOOP, paginate
 from system_apis.outbound._policy import (
     BreakerSettings,
     ConcurrencyQuota,
@@ -87,11 +99,13 @@ from system_apis.outbound._transport import (
 
 __all__ = [
     "CORRELATION_HEADER",
+    "CURSOR_VERSION",
     "DEFAULT_ERRORS",
     "DEFAULT_LIMITS",
     "DEFAULT_TRANSPORT",
     "IDEMPOTENT_EXTENSION",
     "MAX_RETRY_AFTER",
+    "PAGINATION_LOOP",
     "PATH_TEMPLATE_EXTENSION",
     "TRANSPORT_ERROR_CODE",
     "BreakerSettings",
@@ -107,6 +121,7 @@ __all__ = [
     "LocalConcurrencyBudget",
     "LocalDailyBudget",
     "LocalRateBudget",
+    "Offset",
     "OutboundMetrics",
     "Platform",
     "PlatformPolicy",
@@ -124,8 +139,12 @@ __all__ = [
     "build_quota",
     "build_transport",
     "build_vendor_http",
+    "decode_cursor",
     "default_policy",
+    "encode_cursor",
+    "invalid_cursor",
     "is_idempotent",
+    "paginate",
     "path_template",
     "retry_after_of",
     "retry_after_seconds",
