@@ -1,4 +1,4 @@
-"""How the Stripe client talks HTTP: one request path, Stripe's rows of the error table, cursors.
+"""How the Stripe client talks HTTP: one request path and Stripe's rows of the error table.
 
 Every call goes through `Transport.call`, which form-encodes the parameters, passes the
 caller's idempotency key in Stripe's `Idempotency-Key` header (marking the request safe to
@@ -14,9 +14,6 @@ carrying Stripe's request id through `ERRORS`. Stripe's rows before the default 
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -25,14 +22,12 @@ import msgspec
 
 from contracts.errors import (
     FieldError,
-    InvalidRequest,
     UpstreamConflict,
     UpstreamInvalid,
-    UpstreamRejected,
     UpstreamUnavailable,
 )
 from system_apis.billing.stripe._form import FormParams, encode_form
-from system_apis.billing.stripe._wire import ErrorBodyWire, ErrorWire, ListWire
+from system_apis.billing.stripe._wire import ErrorBodyWire, ErrorWire
 from system_apis.outbound import (
     IDEMPOTENT_EXTENSION,
     PATH_TEMPLATE_EXTENSION,
@@ -46,13 +41,9 @@ __all__ = [
     "IN_FLIGHT_RETRY_AFTER",
     "VENDOR",
     "Transport",
-    "decode_cursor",
-    "encode_cursor",
-    "iterate",
 ]
 
 VENDOR = "stripe"
-_CURSOR_PREFIX = "sa:"
 IN_FLIGHT_RETRY_AFTER = 1.0
 """Seconds to wait for a request Stripe still runs under the same idempotency key."""
 T = TypeVar("T")
@@ -164,49 +155,3 @@ ERRORS = ErrorTable(
     ),
 )
 """Stripe's error table (see the module docstring)."""
-
-
-def encode_cursor(last_id: str) -> str:
-    """An opaque page cursor: Stripe's `starting_after` id, base64url-encoded."""
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    """The `starting_after` id inside a cursor from `encode_cursor`; None for the first page."""
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raw = ""
-    if not raw.startswith(_CURSOR_PREFIX) or len(raw) == len(_CURSOR_PREFIX):
-        raise InvalidRequest(
-            "invalid cursor", errors=[FieldError(pointer="cursor", detail="not a cursor we issued")]
-        )
-    return raw[len(_CURSOR_PREFIX) :]
-
-
-async def iterate(
-    fetch: Callable[[str | None], Awaitable[ListWire[T]]], *, what: str
-) -> AsyncIterator[T]:
-    """Every object of a Stripe list, page after page; stops on an empty or last page."""
-    seen: set[str] = set()
-    after: str | None = None
-    while True:
-        page = await fetch(after)
-        for item in page.data:
-            yield item
-        if not page.has_more or not page.data:
-            return
-        after = _last_id(page)
-        if after in seen:
-            raise UpstreamRejected(
-                f"Stripe {what} pagination loop detected at {after}", vendor=VENDOR
-            )
-        seen.add(after)
-
-
-def _last_id(page: ListWire[Any]) -> str:
-    last = page.data[-1]
-    identifier = last.get("id") if isinstance(last, Mapping) else getattr(last, "id", None)
-    return str(identifier)
