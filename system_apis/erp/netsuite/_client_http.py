@@ -13,7 +13,6 @@ NetSuite names its errors by `o:errorCode` whatever the status, so its rows come
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -31,7 +30,7 @@ from contracts.errors import (
 from system_apis.erp.netsuite._wire import ErrorDocument
 from system_apis.outbound import ErrorRule, ErrorTable, Fault
 
-__all__ = ["ERRORS", "VENDOR", "Transport", "decode_cursor", "encode_cursor"]
+__all__ = ["ERRORS", "VENDOR", "Transport"]
 
 VENDOR = "netsuite"
 T = TypeVar("T")
@@ -137,23 +136,3 @@ ERRORS = ErrorTable(
     fallback=UpstreamInvalid,
 )
 """NetSuite's error table (see the module docstring)."""
-
-
-def encode_cursor(offset: int) -> str:
-    """An opaque cursor for a list offset."""
-    return base64.urlsafe_b64encode(f"ns:{offset}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int:
-    """The offset in a cursor from `encode_cursor`; ValueError for anything else."""
-    if not cursor:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, number = text.partition(":")
-        offset = int(number)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("invalid cursor") from exc
-    if prefix != "ns" or offset < 0:
-        raise ValueError("invalid cursor")
-    return offset

@@ -44,8 +44,6 @@ from system_apis.erp.netsuite._client_auth import TOKEN_PATH, NetSuiteAuth
 from system_apis.erp.netsuite._client_http import (
     VENDOR,
     Transport,
-    decode_cursor,
-    encode_cursor,
 )
 from system_apis.erp.netsuite._sandbox import (
     SANDBOX_ACCOUNT_ID,
@@ -67,6 +65,7 @@ from system_apis.erp.netsuite._wire import (
     SuiteQLPage,
 )
 from system_apis.erp.port import ReceivablesBalance
+from system_apis.outbound import Offset, decode_cursor, encode_cursor
 
 __all__ = [
     "APPROVAL_RECORD",
@@ -226,7 +225,8 @@ class NetSuiteClient:
 
     async def _page(self, rtype: str, kind: type[R], convert: Any, *, q: str | None,
                     cursor: str | None, limit: int, expand: bool = False) -> Page[Any]:
-        offset = _offset(cursor)
+        pages = f"{VENDOR}:{rtype}"
+        offset = decode_cursor(cursor, list_name=pages, position=Offset) or 0
         page = await self._list_page(rtype, q=q, offset=offset, limit=limit)
         directory = await self.directory()
         data = []
@@ -234,8 +234,8 @@ class NetSuiteClient:
             record = await self._read(rtype, item.id, kind, expand=expand)
             data.append(convert(record, directory))
         more = page.has_more and bool(page.items)
-        return Page(data=data, next_cursor=encode_cursor(offset + len(page.items)) if more
-                    else None)
+        next_cursor = encode_cursor(offset + len(page.items), list_name=pages) if more else None
+        return Page(data=data, next_cursor=next_cursor)
 
     async def suiteql_page(self, query: str, *, limit: int = MAX_PAGE,
                            offset: int = 0) -> SuiteQLPage:
@@ -462,15 +462,16 @@ class NetSuiteClient:
     async def _transaction_page(self, rtype: str, kind: type[R], convert: Any,
                                 where: list[str], *, cursor: str | None,
                                 limit: int) -> Page[Any]:
-        offset = _offset(cursor)
+        pages = f"{VENDOR}:{rtype}"
+        offset = decode_cursor(cursor, list_name=pages, position=Offset) or 0
         query = f"SELECT id FROM transaction WHERE {' AND '.join(where)} ORDER BY id"
         page = await self.suiteql_page(query, limit=limit, offset=offset)
         directory = await self.directory()
         data = [convert(await self._read(rtype, str(row["id"]), kind, expand=True), directory)
                 for row in page.items]
         more = page.has_more and bool(page.items)
-        return Page(data=data, next_cursor=encode_cursor(offset + len(page.items)) if more
-                    else None)
+        next_cursor = encode_cursor(offset + len(page.items), list_name=pages) if more else None
+        return Page(data=data, next_cursor=next_cursor)
 
     # --------------------------------------------------------------- credit memos
 
@@ -552,13 +553,6 @@ class NetSuiteClient:
         q = f"custrecord_status IS {_q_text(status)}" if status else None
         return await self._page(APPROVAL_RECORD, ApprovalRecord, mapping.to_approval_task,
                                 q=q, cursor=cursor, limit=limit)
-
-
-def _offset(cursor: str | None) -> int:
-    try:
-        return decode_cursor(cursor)
-    except ValueError as exc:
-        raise InvalidRequest("invalid cursor") from exc
 
 
 def _location_id(response: httpx.Response, rtype: str) -> str:
