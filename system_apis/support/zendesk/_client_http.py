@@ -25,6 +25,7 @@ from system_apis.outbound import (
     ErrorRule,
     ErrorTable,
     Fault,
+    paginate,
 )
 from system_apis.support.zendesk._wire import ErrorBody, ErrorObject, ListPage
 from system_apis.support.zendesk.mapping import MappingError
@@ -111,22 +112,15 @@ class Transport:
 
         Raises UpstreamRejected when Zendesk hands back a cursor it already gave (a loop).
         """
-        seen: set[str] = set()
-        while True:
+        async def fetch(after: str | None) -> P:
             query: dict[str, str | int] = {**(params or {}), "page[size]": MAX_PAGE_SIZE}
-            if cursor is not None:
-                query["page[after]"] = cursor
-            page = await self.get(template, kind, params=query, path_params=path_params)
+            if after is not None:
+                query["page[after]"] = after
+            return await self.get(template, kind, params=query, path_params=path_params)
+
+        async for page in paginate(fetch, next_cursor, vendor=VENDOR,
+                                   what=f"Zendesk list {template}", start=cursor):
             yield page
-            cursor = next_cursor(page)
-            if cursor is None:
-                return
-            if cursor in seen:
-                raise UpstreamRejected(
-                    f"Zendesk repeated cursor {cursor!r} while listing {template}: loop detected",
-                    vendor=VENDOR, code="pagination_loop",
-                )
-            seen.add(cursor)
 
 
 def next_cursor(page: ListPage) -> str | None:
