@@ -7,7 +7,7 @@ vendor hands back twice is a loop, refused rather than followed for ever (as
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable
 from typing import TypeVar
 
 from contracts.errors import UpstreamRejected
@@ -28,7 +28,7 @@ async def paginate(
     vendor: str,
     what: str,
     start: K | None = None,
-) -> AsyncIterator[P]:
+) -> AsyncGenerator[P, None]:
     """Every page of a list: `fetch(start)`, then `fetch(next_token(page))` until it is None.
 
     Raises:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
@@ -101,19 +102,22 @@ class ClientBase:
 
     async def search(self, path: str, query: str, kind: type[W], limit: int) -> list[W]:
         found: list[W] = []
-        page: str | None = None
-        seen: set[str] = set()
-        while len(found) < limit:
+        if limit <= 0:
+            return found
+
+        async def fetch(page: str | None) -> SearchResultWire[W]:
             params = {"query": query, "limit": min(MAX_PAGE, limit - len(found)), "page": page}
             content = await self.transport.call(
                 "GET", path, template=path, params=params, what="search"
             )
-            result = Transport.decode(content, SearchResultWire[kind], "search")  # type: ignore[valid-type]
-            found.extend(result.data)
-            if not result.has_more or not result.next_page or result.next_page in seen:
-                break
-            page = result.next_page
-            seen.add(page)
+            return Transport.decode(content, SearchResultWire[kind], "search")  # type: ignore[valid-type]
+
+        pages = paginate(fetch, _next_search_page, vendor=VENDOR, what="Stripe search")
+        async with aclosing(pages):
+            async for result in pages:
+                found.extend(result.data)
+                if len(found) >= limit:
+                    break
         return found[:limit]
 
 
@@ -128,6 +132,10 @@ def _next_after(wire: ListWire[Any]) -> str | None:
     last = wire.data[-1]
     identifier = last.get("id") if isinstance(last, Mapping) else getattr(last, "id", None)
     return str(identifier)
+
+
+def _next_search_page(result: SearchResultWire[Any]) -> str | None:
+    return result.next_page if result.has_more and result.next_page else None
 
 
 async def _items(pages: AsyncIterator[ListWire[W]]) -> AsyncIterator[W]:

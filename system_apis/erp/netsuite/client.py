@@ -65,7 +65,7 @@ from system_apis.erp.netsuite._wire import (
     SuiteQLPage,
 )
 from system_apis.erp.port import ReceivablesBalance
-from system_apis.outbound import Offset, decode_cursor, encode_cursor
+from system_apis.outbound import Offset, decode_cursor, encode_cursor, paginate
 
 __all__ = [
     "APPROVAL_RECORD",
@@ -211,17 +211,14 @@ class NetSuiteClient:
     async def iter_ids(self, rtype: str, *, q: str | None = None,
                        page_size: int = MAX_PAGE) -> AsyncIterator[str]:
         """Every id of a record list, page by page."""
-        offset, seen = 0, set[int]()
-        while True:
-            if offset in seen:
-                raise UpstreamError(f"NetSuite paging loop on {rtype}", vendor=VENDOR)
-            seen.add(offset)
-            page = await self._list_page(rtype, q=q, offset=offset, limit=page_size)
+        async def fetch(offset: int | None) -> tuple[int, Collection]:
+            start = offset or 0
+            return start, await self._list_page(rtype, q=q, offset=start, limit=page_size)
+
+        async for _, page in paginate(fetch, _next_offset, vendor=VENDOR,
+                                      what=f"NetSuite list {rtype}"):
             for item in page.items:
                 yield item.id
-            if not page.has_more or not page.items:
-                return
-            offset += len(page.items)
 
     async def _page(self, rtype: str, kind: type[R], convert: Any, *, q: str | None,
                     cursor: str | None, limit: int, expand: bool = False) -> Page[Any]:
@@ -249,17 +246,14 @@ class NetSuiteClient:
     async def suiteql(self, query: str, *, page_size: int = MAX_PAGE
                       ) -> AsyncIterator[dict[str, str]]:
         """Every row of a SuiteQL query, following its pages."""
-        offset, seen = 0, set[int]()
-        while True:
-            if offset in seen:
-                raise UpstreamError("NetSuite SuiteQL paging loop", vendor=VENDOR)
-            seen.add(offset)
-            page = await self.suiteql_page(query, limit=page_size, offset=offset)
+        async def fetch(offset: int | None) -> tuple[int, SuiteQLPage]:
+            start = offset or 0
+            return start, await self.suiteql_page(query, limit=page_size, offset=start)
+
+        async for _, page in paginate(fetch, _next_offset, vendor=VENDOR,
+                                      what="NetSuite SuiteQL query"):
             for row in page.items:
                 yield {key: str(value) for key, value in row.items() if key != "links"}
-            if not page.has_more or not page.items:
-                return
-            offset += len(page.items)
 
     async def directory(self) -> mapping.Directory:
         """The account's subsidiaries, currencies and terms (read once)."""
@@ -553,6 +547,12 @@ class NetSuiteClient:
         q = f"custrecord_status IS {_q_text(status)}" if status else None
         return await self._page(APPROVAL_RECORD, ApprovalRecord, mapping.to_approval_task,
                                 q=q, cursor=cursor, limit=limit)
+
+
+def _next_offset(fetched: tuple[int, Collection | SuiteQLPage]) -> int | None:
+    """The offset of the page after one fetched at `start`; None after the last page."""
+    start, page = fetched
+    return start + len(page.items) if page.has_more and page.items else None
 
 
 def _location_id(response: httpx.Response, rtype: str) -> str:
