@@ -143,8 +143,8 @@ ERRORS = ErrorTable(
     name="Stripe",
     read=read_fault,
     overrides=(
-        # https://docs.stripe.com/error-codes#idempotency-key-in-use; the emulator names only
-        # the type, as older API versions did.
+        # https://docs.stripe.com/error-codes#idempotency-key-in-use; the sandbox emulator
+        # names only the type, so both rows.
         ErrorRule(409, UpstreamUnavailable, code="idempotency_key_in_use",
                   retry_after=IN_FLIGHT_RETRY_AFTER),
         ErrorRule(409, UpstreamUnavailable, code="idempotency_error",
