@@ -141,7 +141,7 @@ def _aiohttp_fetch(upstream: str) -> tuple[Fetch, Callable[[], Awaitable[None]]]
 
 
 def _httpx_client(kind: str) -> httpx.AsyncClient:
-    from system_apis.http import (
+    from system_apis.outbound import (
         DEFAULT_TRANSPORT,
         CircuitBreaker,
         InMemoryCallRecorder,
@@ -328,7 +328,7 @@ def _report(results: list[Result]) -> None:
             continue
         ratio = f"{result.rps / base:.2f}x" if base else "n/a"
         print(f"  {LABELS[result.kind]:<55} {result.rps:>9,.0f}  {ratio}")
-    from system_apis.http import DEFAULT_TRANSPORT
+    from system_apis.outbound import DEFAULT_TRANSPORT
 
     bare = rps.get("httpx-aiohttp" if DEFAULT_TRANSPORT == "aiohttp" else "httpx")
     if bare and "policy" in rps:

@@ -2,7 +2,7 @@
 are configured, otherwise its built-in emulator, mounted under `/_sandbox/<vendor>` outside
 the gateway's policies and reached by the vendor client in-process.
 
-Each vendor client gets an httpx client from `system_apis.http.build_vendor_http` (timeouts,
+Each vendor client gets an httpx client from `system_apis.outbound.build_vendor_http` (timeouts,
 retries, circuit breaker, quota budget, call recording, metrics); the client is provided to
 the routes as its domain's port (`crm`, `billing`, `support`, `erp`).
 """
@@ -28,7 +28,7 @@ from sandbox import credentials as sandbox_values
 from system_apis.billing.stripe.client import StripeCredentials
 from system_apis.crm.salesforce.client import SalesforceCredentials
 from system_apis.erp.netsuite.client import NetSuiteCredentials
-from system_apis.http import (
+from system_apis.outbound import (
     OutboundMetrics,
     Platform,
     QuotaBudget,

@@ -14,7 +14,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.storage import vendor_calls
-from system_apis.http import VendorCall
+from system_apis.outbound import VendorCall
 
 __all__ = ["DatabaseCallRecorder"]
 

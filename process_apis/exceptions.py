@@ -267,7 +267,7 @@ class ExceptionQueue:
         if principal.entities is not None:
             statement = statement.where(exceptions.c.legal_entity.in_(sorted(principal.entities)))
         if cursor:
-            created_at, last_id = decode_cursor(cursor)
+            created_at, last_id = decode_cursor(cursor, list_name="process:exceptions")
             statement = statement.where(
                 sa.or_(
                     exceptions.c.created_at > created_at,
@@ -278,9 +278,10 @@ class ExceptionQueue:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(statement)).all()
         page = [_entry(row) for row in rows[:limit]]
-        next_cursor = (
-            encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-        )
+        next_cursor = None
+        if len(rows) > limit:
+            last = page[-1]
+            next_cursor = encode_cursor(last.created_at, last.id, list_name="process:exceptions")
         return Page[ExceptionEntry](data=page, next_cursor=next_cursor)
 
     async def get(self, exception_id: str, *, principal: Principal) -> ExceptionEntry:

@@ -262,7 +262,7 @@ class FlowReader:
         """Newest first; `next_cursor` continues after the last flow of this page."""
         statement = sa.select(flows).where(*_filters(query, principal))
         if query.cursor:
-            created_at, last_id = decode_cursor(query.cursor)
+            created_at, last_id = decode_cursor(query.cursor, list_name="process:flows")
             statement = statement.where(
                 sa.or_(
                     flows.c.created_at < created_at,
@@ -275,7 +275,9 @@ class FlowReader:
             page = rows[: query.limit]
             steps = await _steps_of(conn, [row.id for row in page])
         data = [_flow(row, steps.get(row.id, [])) for row in page]
-        cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > len(page) else None
+        cursor = None
+        if len(rows) > len(page):
+            cursor = encode_cursor(page[-1].created_at, page[-1].id, list_name="process:flows")
         return Page[Flow](data=data, next_cursor=cursor)
 
 

@@ -8,19 +8,16 @@ readers put UTC back with `as_utc`).
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 
-from contracts.errors import FieldError, InvalidRequest
+from system_apis import outbound
 
 __all__ = [
     "Executor",
@@ -170,25 +167,20 @@ def insert_for(executor: Executor, table: sa.Table) -> Any:
     return sqlite.insert(table)
 
 
-def encode_cursor(created_at: datetime, row_id: str) -> str:
-    """An opaque page cursor: the sort key of the last row of a page."""
+def encode_cursor(created_at: datetime, row_id: str, *, list_name: str) -> str:
+    """An opaque page cursor of the list `list_name`: the sort key of the last row of a page."""
     stamp = as_utc(created_at)
     assert stamp is not None
-    raw = msgspec.json.encode([stamp.isoformat(), row_id])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return outbound.encode_cursor((stamp, row_id), list_name=list_name)
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """The sort key in `cursor`; InvalidRequest when it is not one we issued."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        stamp, row_id = msgspec.json.decode(base64.urlsafe_b64decode(padded), type=tuple[str, str])
-        return datetime.fromisoformat(stamp).astimezone(UTC), row_id
-    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise InvalidRequest(
-            "The cursor is not one this API returned",
-            errors=[FieldError(pointer="cursor", detail="unknown cursor")],
-        ) from exc
+def decode_cursor(cursor: str, *, list_name: str) -> tuple[datetime, str]:
+    """The sort key in `cursor`; InvalidRequest naming `cursor` when this list did not issue it."""
+    position = outbound.decode_cursor(cursor, list_name=list_name, position=tuple[datetime, str])
+    if position is None:
+        raise outbound.invalid_cursor()
+    created_at, row_id = position
+    return created_at.astimezone(UTC), row_id
 
 
 def create_process_engine(url: str) -> AsyncEngine:

@@ -7,8 +7,6 @@ fields the CRM owns (`contracts.ownership`); any other field is refused naming i
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get, patch, route
@@ -17,11 +15,12 @@ from litestar.enums import HttpMethod
 from litestar.params import PathParameter, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from contracts.errors import FieldError, InvalidRequest, NotFound, UpstreamNotFound
+from contracts.errors import NotFound, UpstreamNotFound
 from contracts.ownership import check_write
 from contracts.principal import Principal
 from contracts.v1 import Contact, Customer, CustomerPatch, Deal, Page
 from system_apis.crm.port import CrmPort
+from system_apis.outbound import Offset, decode_cursor, encode_cursor
 from system_apis.params import (
     DEFAULT_LIMIT,
     LegalEntityFilter,
@@ -115,11 +114,12 @@ async def list_contacts(
         lambda c: c.legal_entity,
     )
     contacts = await crm.list_contacts(account_id)
-    start = _decode_offset(cursor)
+    pages = f"crm:/accounts/{account_id}/contacts"
+    start = decode_cursor(cursor, list_name=pages, position=Offset) or 0
     end = start + limit
     return Page(
         data=contacts[start:end],
-        next_cursor=_encode_offset(end) if end < len(contacts) else None,
+        next_cursor=encode_cursor(end, list_name=pages) if end < len(contacts) else None,
     )
 
 
@@ -181,24 +181,3 @@ def _entities(principal: Principal, requested: str | None) -> frozenset[str] | N
     if requested:
         return frozenset({requested}) if principal.may_see_entity(requested) else frozenset()
     return principal.entities
-
-
-
-
-def _encode_offset(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode().rstrip("=")
-
-
-def _decode_offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        text = ""
-    prefix, _, number = text.partition(":")
-    if prefix != "offset" or not number.isdigit():
-        raise InvalidRequest(
-            "invalid cursor", errors=[FieldError(pointer="cursor", detail="not a cursor we gave")]
-        )
-    return int(number)

@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import aclosing
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+import msgspec
 
 from contracts.v1 import Page
-from system_apis.billing.stripe._client_http import (
-    Transport,
-    decode_cursor,
-    encode_cursor,
-)
-from system_apis.billing.stripe._client_http import iterate as iterate_pages
+from system_apis.billing.stripe._client_http import VENDOR, Transport
 from system_apis.billing.stripe._form import FormParams
 from system_apis.billing.stripe._wire import ListWire, SearchResultWire
+from system_apis.outbound import decode_cursor, encode_cursor, paginate
 
 __all__ = [
     "MAX_PAGE",
     "ClientBase",
     "created_range",
-    "next_cursor",
     "quote_search",
     "to_page",
 ]
 
 MAX_PAGE = 100  # Stripe's list `limit` is at most 100.
+StripeId = Annotated[str, msgspec.Meta(min_length=1)]
+"""A cursor's position: the `starting_after` id of the next page."""
 W = TypeVar("W")
 C = TypeVar("C")
 
@@ -74,14 +74,19 @@ class ClientBase:
         cursor: str | None,
         limit: int,
         what: str,
-    ) -> ListWire[W]:
+    ) -> Page[W]:
+        """One page of the list at `path`, its cursor bound to that list."""
+        pages = f"{VENDOR}:{path}"
         params = {
             **query,
             "limit": min(max(limit, 1), MAX_PAGE),
-            "starting_after": decode_cursor(cursor),
+            "starting_after": decode_cursor(cursor, list_name=pages, position=StripeId),
         }
         content = await self.transport.call("GET", path, template=path, params=params, what=what)
-        return Transport.decode(content, ListWire[kind], what)  # type: ignore[valid-type]
+        wire: ListWire[W] = Transport.decode(content, ListWire[kind], what)  # type: ignore[valid-type]
+        after = _next_after(wire)
+        next_cursor = None if after is None else encode_cursor(after, list_name=pages)
+        return Page(data=wire.data, next_cursor=next_cursor)
 
     def iterate(
         self, path: str, query: FormParams, kind: type[W], what: str, *, template: str | None = None
@@ -93,34 +98,50 @@ class ClientBase:
             )
             return Transport.decode(content, ListWire[kind], what)  # type: ignore[valid-type]
 
-        return iterate_pages(fetch, what=what)
+        return _items(paginate(fetch, _next_after, vendor=VENDOR, what=f"Stripe {what}"))
 
     async def search(self, path: str, query: str, kind: type[W], limit: int) -> list[W]:
         found: list[W] = []
-        page: str | None = None
-        seen: set[str] = set()
-        while len(found) < limit:
+        if limit <= 0:
+            return found
+
+        async def fetch(page: str | None) -> SearchResultWire[W]:
             params = {"query": query, "limit": min(MAX_PAGE, limit - len(found)), "page": page}
             content = await self.transport.call(
                 "GET", path, template=path, params=params, what="search"
             )
-            result = Transport.decode(content, SearchResultWire[kind], "search")  # type: ignore[valid-type]
-            found.extend(result.data)
-            if not result.has_more or not result.next_page or result.next_page in seen:
-                break
-            page = result.next_page
-            seen.add(page)
+            return Transport.decode(content, SearchResultWire[kind], "search")  # type: ignore[valid-type]
+
+        pages = paginate(fetch, _next_search_page, vendor=VENDOR, what="Stripe search")
+        async with aclosing(pages):
+            async for result in pages:
+                found.extend(result.data)
+                if len(found) >= limit:
+                    break
         return found[:limit]
 
 
-def to_page(wire: ListWire[W], convert: Callable[[W], C]) -> Page[C]:
-    return Page(data=[convert(item) for item in wire.data], next_cursor=next_cursor(wire))
+def to_page(page: Page[W], convert: Callable[[W], C]) -> Page[C]:
+    return Page(data=[convert(item) for item in page.data], next_cursor=page.next_cursor)
 
 
-def next_cursor(wire: ListWire[Any]) -> str | None:
+def _next_after(wire: ListWire[Any]) -> str | None:
+    """The `starting_after` of the page after `wire`: its last id, None on the last page."""
     if not wire.has_more or not wire.data:
         return None
-    return encode_cursor(wire.data[-1].id)
+    last = wire.data[-1]
+    identifier = last.get("id") if isinstance(last, Mapping) else getattr(last, "id", None)
+    return str(identifier)
+
+
+def _next_search_page(result: SearchResultWire[Any]) -> str | None:
+    return result.next_page if result.has_more and result.next_page else None
+
+
+async def _items(pages: AsyncIterator[ListWire[W]]) -> AsyncIterator[W]:
+    async for page in pages:
+        for item in page.data:
+            yield item
 
 
 def created_range(gte: datetime | None, lte: datetime | None) -> dict[str, int] | None:

@@ -23,7 +23,7 @@ from contracts.v1 import (
 )
 from system_apis.billing.port import ProrationBehavior, SubscriptionFilter
 from system_apis.billing.stripe import mapping
-from system_apis.billing.stripe._client_base import ClientBase, created_range, next_cursor, to_page
+from system_apis.billing.stripe._client_base import ClientBase, created_range, to_page
 from system_apis.billing.stripe._client_http import Transport
 from system_apis.billing.stripe._form import FormParams
 from system_apis.billing.stripe._wire import (
@@ -232,7 +232,7 @@ class BillingOperations(ClientBase):
         }
         wire = await self.list_page("/v1/invoices", query, InvoiceWire, cursor, limit, "invoices")
         invoices = [await self._full_invoice(item) for item in wire.data]
-        return Page(data=invoices, next_cursor=next_cursor(wire))
+        return Page(data=invoices, next_cursor=wire.next_cursor)
 
     async def finalize_invoice(
         self, invoice_id: str, *, idempotency_key: str | None = None

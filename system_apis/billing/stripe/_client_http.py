@@ -1,16 +1,19 @@
-"""How the Stripe client talks HTTP: one request path, one error classification, cursors.
+"""How the Stripe client talks HTTP: one request path and Stripe's rows of the error table.
 
 Every call goes through `Transport.call`, which form-encodes the parameters, passes the
 caller's idempotency key in Stripe's `Idempotency-Key` header (marking the request safe to
 retry for the outbound policy), and turns every failure into a `contracts.errors` error
-carrying Stripe's request id.
+carrying Stripe's request id through `ERRORS`. Stripe's rows before the default table:
+
+    409 idempotency_key_in_use / idempotency_error  -> UpstreamUnavailable, retry in 1 s
+        (another request with the same key is still in flight; it will finish)
+    400 idempotency_error (same key, other params)  -> UpstreamConflict
+    409 anything else                               -> UpstreamConflict
+    402 (card declined, payment required)           -> UpstreamInvalid
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -19,30 +22,30 @@ import msgspec
 
 from contracts.errors import (
     FieldError,
-    InvalidRequest,
-    UpstreamAuthFailed,
     UpstreamConflict,
-    UpstreamError,
     UpstreamInvalid,
-    UpstreamNotFound,
-    UpstreamRejected,
     UpstreamUnavailable,
 )
 from system_apis.billing.stripe._form import FormParams, encode_form
-from system_apis.billing.stripe._wire import ErrorBodyWire, ErrorWire, ListWire
-from system_apis.http import IDEMPOTENT_EXTENSION, PATH_TEMPLATE_EXTENSION
+from system_apis.billing.stripe._wire import ErrorBodyWire, ErrorWire
+from system_apis.outbound import (
+    IDEMPOTENT_EXTENSION,
+    PATH_TEMPLATE_EXTENSION,
+    ErrorRule,
+    ErrorTable,
+    Fault,
+)
 
 __all__ = [
+    "ERRORS",
+    "IN_FLIGHT_RETRY_AFTER",
     "VENDOR",
     "Transport",
-    "classify",
-    "decode_cursor",
-    "encode_cursor",
-    "iterate",
 ]
 
 VENDOR = "stripe"
-_CURSOR_PREFIX = "sa:"
+IN_FLIGHT_RETRY_AFTER = 1.0
+"""Seconds to wait for a request Stripe still runs under the same idempotency key."""
 T = TypeVar("T")
 
 
@@ -87,17 +90,11 @@ class Transport:
                 auth=self._auth,
                 extensions=extensions,
             )
-        except httpx.TimeoutException as exc:
-            raise UpstreamUnavailable(
-                f"Stripe {what} timed out", vendor=VENDOR, timeout=True
-            ) from exc
         except httpx.TransportError as exc:
-            raise UpstreamUnavailable(
-                f"Stripe {what} failed to connect: {exc}", vendor=VENDOR
-            ) from exc
+            raise ERRORS.unavailable(exc, what) from exc
         if response.is_success:
             return response.content
-        raise classify(response, what)
+        raise ERRORS.error_for(response, what)
 
     @staticmethod
     def decode(content: bytes, kind: type[T], what: str) -> T:
@@ -115,35 +112,23 @@ def _quote_segments(path: str) -> str:
     return "/".join(quote(segment, safe="") for segment in path.split("/"))
 
 
-def classify(response: httpx.Response, what: str) -> UpstreamError:
-    """The contracts error for a non-2xx Stripe answer (the one place statuses are read)."""
-    status = response.status_code
+def read_fault(response: httpx.Response, what: str) -> Fault:
+    """A Stripe error answer: `{"error": {"type", "code", "message", "param", ...}}`."""
     request_id = response.headers.get("request-id")
     error = _error_body(response)
     detail = error.message or response.reason_phrase
     kind = f"{error.type}/{error.code}" if error.code else error.type
-    message = f"Stripe {what} answered {status} ({kind}): {detail} [request {request_id}]"
-    common: dict[str, Any] = {"vendor": VENDOR, "status": status, "request_id": request_id}
-    if status == 429 or status >= 500:
-        return UpstreamUnavailable(
-            message, retry_after=_retry_after(response), code=error.code, **common
-        )
-    if status in (401, 403):
-        return UpstreamAuthFailed(message, code=error.code, **common)
-    if status == 404:
-        return UpstreamNotFound(message, code=error.code, **common)
-    if status == 409 or error.type == "idempotency_error":
-        return UpstreamConflict(message, code=error.code or error.type, **common)
-    if status in (400, 402, 422):
-        field = error.param or ("payment_method" if error.type == "card_error" else "")
-        code = error.decline_code if error.code == "card_declined" else error.code
-        return UpstreamInvalid(
-            message,
-            errors=[FieldError(pointer=field, detail=detail)] if field else [],
-            code=code or error.code,
-            **common,
-        )
-    return UpstreamRejected(message, code=error.code, **common)
+    # A declined card names why in `decline_code` (https://docs.stripe.com/declines/codes).
+    code = (error.decline_code or error.code) if error.code == "card_declined" else error.code
+    field = error.param or ("payment_method" if error.type == "card_error" else "")
+    return Fault(
+        message=f"Stripe {what} answered {response.status_code} ({kind}): {detail} "
+        f"[request {request_id}]",
+        code=code,
+        kind=error.type,
+        request_id=request_id,
+        errors=[FieldError(pointer=field, detail=detail)] if field else [],
+    )
 
 
 def _error_body(response: httpx.Response) -> ErrorBodyWire:
@@ -153,55 +138,20 @@ def _error_body(response: httpx.Response) -> ErrorBodyWire:
         return ErrorBodyWire(type="api_error", message=response.text[:200] or None)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    raw = response.headers.get("retry-after")
-    try:
-        return float(raw) if raw is not None else None
-    except ValueError:
-        return None
-
-
-def encode_cursor(last_id: str) -> str:
-    """An opaque page cursor: Stripe's `starting_after` id, base64url-encoded."""
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    """The `starting_after` id inside a cursor from `encode_cursor`; None for the first page."""
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raw = ""
-    if not raw.startswith(_CURSOR_PREFIX) or len(raw) == len(_CURSOR_PREFIX):
-        raise InvalidRequest(
-            "invalid cursor", errors=[FieldError(pointer="cursor", detail="not a cursor we issued")]
-        )
-    return raw[len(_CURSOR_PREFIX) :]
-
-
-async def iterate(
-    fetch: Callable[[str | None], Awaitable[ListWire[T]]], *, what: str
-) -> AsyncIterator[T]:
-    """Every object of a Stripe list, page after page; stops on an empty or last page."""
-    seen: set[str] = set()
-    after: str | None = None
-    while True:
-        page = await fetch(after)
-        for item in page.data:
-            yield item
-        if not page.has_more or not page.data:
-            return
-        after = _last_id(page)
-        if after in seen:
-            raise UpstreamRejected(
-                f"Stripe {what} pagination loop detected at {after}", vendor=VENDOR
-            )
-        seen.add(after)
-
-
-def _last_id(page: ListWire[Any]) -> str:
-    last = page.data[-1]
-    identifier = last.get("id") if isinstance(last, Mapping) else getattr(last, "id", None)
-    return str(identifier)
+ERRORS = ErrorTable(
+    VENDOR,
+    name="Stripe",
+    read=read_fault,
+    overrides=(
+        # https://docs.stripe.com/error-codes#idempotency-key-in-use; the sandbox emulator
+        # names only the type, so both rows.
+        ErrorRule(409, UpstreamUnavailable, code="idempotency_key_in_use",
+                  retry_after=IN_FLIGHT_RETRY_AFTER),
+        ErrorRule(409, UpstreamUnavailable, code="idempotency_error",
+                  retry_after=IN_FLIGHT_RETRY_AFTER, default_code="idempotency_key_in_use"),
+        ErrorRule(400, UpstreamConflict, code="idempotency_error", kind_as_code=True),
+        ErrorRule(409, UpstreamConflict, kind_as_code=True),
+        ErrorRule(402, UpstreamInvalid),
+    ),
+)
+"""Stripe's error table (see the module docstring)."""

@@ -19,7 +19,7 @@ from authlib.oauth2.rfc7523 import JWTBearerGrant
 from joserfc.jwk import RSAKey
 
 from contracts.errors import UpstreamAuthFailed
-from system_apis.crm.salesforce._client_http import VENDOR, classify, request_id
+from system_apis.crm.salesforce._client_http import TOKEN_ERRORS, VENDOR, request_id
 from system_apis.crm.salesforce._wire import TokenResponse
 
 __all__ = [
@@ -116,7 +116,7 @@ class SalesforceAuth(httpx.Auth):
     def accept(self, response: httpx.Response) -> TokenGrant:
         """Cache the grant of a token answer, or raise what the refusal means."""
         if response.status_code != 200:
-            raise classify(response, token=True)
+            raise TOKEN_ERRORS.error_for(response)
         try:
             answer = msgspec.json.decode(response.content, type=TokenResponse)
         except msgspec.DecodeError as exc:

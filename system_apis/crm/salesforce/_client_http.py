@@ -1,18 +1,18 @@
-"""The one place that turns Salesforce answers and httpx failures into contracts errors.
+"""Salesforce's wire facts for the error table: how its refusals read, where it differs.
 
-    429, 5xx, timeouts, connection errors     -> UpstreamUnavailable (retry_after when known)
+Salesforce's rows before the default table (`system_apis.outbound.DEFAULT_ERRORS`):
+
     403 REQUEST_LIMIT_EXCEEDED (daily quota)  -> UpstreamUnavailable, retry after UTC midnight
-    401, 403, token endpoint refusals         -> UpstreamAuthFailed
-    404 (NOT_FOUND, ENTITY_IS_DELETED)        -> UpstreamNotFound
-    300 (several records match), 409          -> UpstreamConflict
-    other 4xx                                 -> UpstreamInvalid with the fields it names
+    300 (several records match)               -> UpstreamConflict
+    any other status                          -> UpstreamInvalid with the fields it names
+
+The token endpoint has its own table: 429 and 5xx retry, anything else is UpstreamAuthFailed.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 
 import httpx
 import msgspec
@@ -21,24 +21,23 @@ from contracts.errors import (
     FieldError,
     UpstreamAuthFailed,
     UpstreamConflict,
-    UpstreamError,
     UpstreamInvalid,
-    UpstreamNotFound,
     UpstreamUnavailable,
 )
 from system_apis.crm.salesforce._wire import ErrorEntry, OAuthError
 from system_apis.crm.salesforce.mapping import canonical_pointer
+from system_apis.outbound import ErrorRule, ErrorTable, Fault
 
 __all__ = [
+    "ERRORS",
     "REQUEST_ID_HEADER",
+    "TOKEN_ERRORS",
     "VENDOR",
-    "classify",
     "error_entries",
     "field_errors",
     "parse_usage",
     "request_id",
     "seconds_until_quota_reset",
-    "transport_error",
 ]
 
 VENDOR = "salesforce"
@@ -74,49 +73,16 @@ def error_entries(response: httpx.Response) -> list[ErrorEntry]:
         return []
 
 
-def transport_error(exc: httpx.HTTPError, what: str) -> UpstreamUnavailable:
-    """A timeout or connection failure: always worth retrying later."""
-    timeout = isinstance(exc, httpx.TimeoutException)
-    kind = "timed out" if timeout else f"failed ({type(exc).__name__})"
-    return UpstreamUnavailable(
-        f"Salesforce {what} {kind}", vendor=VENDOR, timeout=timeout, code="transport_error"
-    )
-
-
-def classify(
-    response: httpx.Response, *, sobject: str | None = None, token: bool = False
-) -> UpstreamError:
-    """The contracts error for a Salesforce refusal (the caller raises it `from` the cause)."""
-    status = response.status_code
+def read_fault(response: httpx.Response, *, sobject: str | None = None) -> Fault:
+    """A refusal of the data API: its first error code and message, the fields it names."""
     rid = request_id(response)
-    if token:
-        return _token_refusal(response, rid)
     entries = error_entries(response)
     code = entries[0].code if entries else None
-    text = f"Salesforce {_what(response)} answered {status}"
+    text = f"Salesforce {_what(response)} answered {response.status_code}"
     if entries:
         text += f" {code}: {entries[0].message.strip()}"
     text += f" (request id {rid})" if rid else ""
-    if status == 429 or status >= 500:
-        return UpstreamUnavailable(
-            text, vendor=VENDOR, status=status, request_id=rid, code=code,
-            retry_after=_retry_after(response),
-        )
-    if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
-        return UpstreamUnavailable(
-            text, vendor=VENDOR, status=status, request_id=rid, code=code,
-            retry_after=float(seconds_until_quota_reset()),
-        )
-    if status in (401, 403):
-        return UpstreamAuthFailed(text, vendor=VENDOR, status=status, request_id=rid, code=code)
-    if status == 404:
-        return UpstreamNotFound(text, vendor=VENDOR, status=status, request_id=rid, code=code)
-    if status in (300, 409):
-        return UpstreamConflict(text, vendor=VENDOR, status=status, request_id=rid, code=code)
-    return UpstreamInvalid(
-        text, vendor=VENDOR, status=status, request_id=rid, code=code,
-        errors=field_errors(entries, sobject),
-    )
+    return Fault(message=text, code=code, request_id=rid, errors=field_errors(entries, sobject))
 
 
 def field_errors(entries: list[ErrorEntry], sobject: str | None) -> list[FieldError]:
@@ -129,22 +95,17 @@ def field_errors(entries: list[ErrorEntry], sobject: str | None) -> list[FieldEr
     return errors
 
 
-def _token_refusal(response: httpx.Response, rid: str | None) -> UpstreamError:
-    status = response.status_code
-    if status == 429 or status >= 500:
-        return UpstreamUnavailable(
-            f"Salesforce token endpoint answered {status}", vendor=VENDOR, status=status,
-            request_id=rid, retry_after=_retry_after(response),
-        )
+def read_token_fault(response: httpx.Response) -> Fault:
+    """A refusal of the token endpoint: its OAuth error, when the body is one."""
     try:
         refusal = _oauth_error.decode(response.content)
         reason = f"{refusal.error}: {refusal.error_description or ''}".strip()
         code: str | None = refusal.error
     except msgspec.DecodeError:
         reason, code = response.text[:200], None
-    return UpstreamAuthFailed(
-        f"Salesforce refused our credentials ({status} {reason})", vendor=VENDOR,
-        status=status, request_id=rid, code=code,
+    return Fault(
+        message=f"Salesforce refused our credentials ({response.status_code} {reason})",
+        code=code, request_id=request_id(response),
     )
 
 
@@ -153,16 +114,29 @@ def _what(response: httpx.Response) -> str:
     return f"{request.method} {request.url.path}"
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+ERRORS = ErrorTable(
+    VENDOR,
+    name="Salesforce",
+    read=read_fault,
+    overrides=(
+        # The org's daily API allowance is spent: a 403, but it comes back with the new day.
+        ErrorRule(403, UpstreamUnavailable, code="REQUEST_LIMIT_EXCEEDED",
+                  retry_after=lambda: float(seconds_until_quota_reset())),
+        ErrorRule(300, UpstreamConflict),  # an external id matching several records
+    ),
+    fallback=UpstreamInvalid,
+)
+"""The data API's refusals (any status of 300 or more)."""
+
+_TOKEN_UNAVAILABLE = "Salesforce token endpoint answered {status}"
+TOKEN_ERRORS = ErrorTable(
+    VENDOR,
+    name="Salesforce",
+    read=read_token_fault,
+    rules=(
+        ErrorRule(429, UpstreamUnavailable, message=_TOKEN_UNAVAILABLE),
+        ErrorRule(range(500, 600), UpstreamUnavailable, message=_TOKEN_UNAVAILABLE),
+    ),
+    fallback=UpstreamAuthFailed,
+)
+"""The token endpoint's refusals: retry on 429 and 5xx, else our credentials were refused."""

@@ -1,27 +1,32 @@
-"""SOQL text the client builds, with every value quoted so input stays data, and its cursors."""
+"""SOQL text the client builds, with every value quoted so input stays data."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
+from typing import Annotated
 
-from contracts.errors import FieldError, InvalidRequest, UpstreamNotFound
+import msgspec
+
+from contracts.errors import UpstreamNotFound
 from system_apis.crm.salesforce._client_http import VENDOR
 
 __all__ = [
+    "ACCOUNTS_LIST",
+    "RecordId",
     "account_filters",
     "checked_id",
-    "decode_cursor",
-    "encode_cursor",
     "select",
     "soql_datetime",
     "soql_string",
 ]
 
 _ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")  # fullmatch: `$` lets "\n" through
+ACCOUNTS_LIST = "salesforce:Account"
+"""The list our account cursors page (their position: the last account id of a page)."""
+RecordId = Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?\Z")]
+"""A record id, as a cursor position must hold one: it is quoted into SOQL."""
 
 
 def select(
@@ -73,24 +78,3 @@ def checked_id(value: str, what: str) -> str:
     if not _ID.fullmatch(value):
         raise UpstreamNotFound(f"no Salesforce {what} {value!r}", vendor=VENDOR, status=404)
     return value
-
-
-def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(f"after:{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    if not cursor:
-        return None
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        text = ""
-    prefix, _, last_id = text.partition(":")
-    if prefix != "after" or not _ID.fullmatch(last_id):
-        raise InvalidRequest(
-            "invalid cursor", errors=[FieldError(pointer="cursor", detail="not a cursor we gave")]
-        )
-    return last_id
-
-

@@ -45,18 +45,17 @@ from system_apis.crm.salesforce._client_auth import (
     credentials_from_env,
 )
 from system_apis.crm.salesforce._client_http import (
+    ERRORS,
     VENDOR,
-    classify,
     field_errors,
     parse_usage,
     request_id,
-    transport_error,
 )
 from system_apis.crm.salesforce._client_soql import (
+    ACCOUNTS_LIST,
+    RecordId,
     account_filters,
     checked_id,
-    decode_cursor,
-    encode_cursor,
     select,
     soql_datetime,
     soql_string,
@@ -90,6 +89,7 @@ from system_apis.crm.salesforce.mapping import (
     to_price,
     to_product,
 )
+from system_apis.outbound import decode_cursor, encode_cursor, paginate
 
 __all__ = [
     "API_VERSION",
@@ -159,14 +159,15 @@ class SalesforceClient:
     ) -> Page[Customer]:
         """One page of accounts ordered by id; `cursor` is the previous page's `next_cursor`."""
         conditions = account_filters(legal_entities, name)
-        after = decode_cursor(cursor)
+        after = decode_cursor(cursor, list_name=ACCOUNTS_LIST, position=RecordId)
         if after is not None:
             conditions.append(f"Id > {soql_string(after)}")
         soql = select(ACCOUNT_FIELDS, "Account", conditions, order="Id", limit=limit + 1)
         records = [r async for r in self._query(soql, AccountRecord, sobject="Account")]
         data = [self._customer(record) for record in records[:limit]]
         more = len(records) > limit and data
-        return Page(data=data, next_cursor=encode_cursor(data[-1].id) if more else None)
+        next_cursor = encode_cursor(data[-1].id, list_name=ACCOUNTS_LIST) if more else None
+        return Page(data=data, next_cursor=next_cursor)
 
     async def iter_accounts(
         self, *, legal_entities: Collection[str] | None = None, name: str | None = None
@@ -370,26 +371,22 @@ class SalesforceClient:
     ) -> AsyncIterator[R]:
         """Every record of a SOQL query, batch after batch, with loop detection."""
         page_type = QueryPage[record_type]  # type: ignore[valid-type]
-        response = await self._send(
-            "GET", _data("query"), params={"q": soql}, sobject=sobject, template="query"
-        )
-        seen: set[str] = set()
-        while True:
+
+        async def fetch(link: str | None) -> QueryPage[R]:
+            if link is None:
+                response = await self._send(
+                    "GET", _data("query"), params={"q": soql}, sobject=sobject, template="query"
+                )
+            else:
+                response = await self._send(
+                    "GET", link, sobject=sobject, template="query/{locator}", link=True
+                )
             page: QueryPage[R] = self._decode(response, page_type)
+            return page
+
+        async for page in paginate(fetch, _next_cursor, vendor=VENDOR, what="Salesforce query"):
             for record in page.records:
                 yield record
-            link = _next_cursor(page)
-            if link is None:
-                return
-            if link in seen:
-                raise UpstreamError(
-                    f"Salesforce query paging loops at {link}", vendor=VENDOR,
-                    code="pagination_loop",
-                )
-            seen.add(link)
-            response = await self._send(
-                "GET", link, sobject=sobject, template="query/{locator}", link=True
-            )
 
     async def _send(
         self,
@@ -427,10 +424,10 @@ class SalesforceClient:
         try:
             response = await self._http.send(request, auth=self._auth)
         except httpx.HTTPError as exc:
-            raise transport_error(exc, f"{method} {template}") from exc
+            raise ERRORS.unavailable(exc, f"{method} {template}") from exc
         self._note_usage(response)
         if response.status_code >= 300:
-            raise classify(response, sobject=sobject)
+            raise ERRORS.error_for(response, sobject=sobject)
         return response
 
     async def _grant(self) -> TokenGrant:
@@ -441,7 +438,7 @@ class SalesforceClient:
                 try:
                     response = await self._http.send(self._auth.token_request())
                 except httpx.HTTPError as exc:
-                    raise transport_error(exc, "token request") from exc
+                    raise ERRORS.unavailable(exc, "token request") from exc
                 self._note_usage(response)
                 return self._auth.accept(response)
             return self._auth.grant

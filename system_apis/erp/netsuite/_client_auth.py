@@ -20,6 +20,7 @@ from joserfc.jwk import ECKey, RSAKey
 
 from contracts.errors import UpstreamAuthFailed, UpstreamUnavailable
 from system_apis.erp.netsuite._wire import ErrorDocument, TokenResponse
+from system_apis.outbound import ErrorRule, ErrorTable, Fault
 
 __all__ = ["ASSERTION_TYPE", "NetSuiteAuth", "sign_assertion"]
 
@@ -125,18 +126,8 @@ class NetSuiteAuth(httpx.Auth):
                              extensions={"erpgw_idempotent": True})
 
     def _accept(self, response: httpx.Response) -> None:
-        request_id = response.headers.get("X-N-OperationId")
-        if response.status_code == 429 or response.status_code >= 500:
-            raise UpstreamUnavailable(
-                f"NetSuite token endpoint answered {response.status_code}",
-                vendor="netsuite", status=response.status_code, request_id=request_id,
-                retry_after=_retry_after(response),
-            )
         if response.status_code != 200:
-            raise UpstreamAuthFailed(
-                f"NetSuite refused the client credentials ({_oauth_error(response)})",
-                vendor="netsuite", status=response.status_code, request_id=request_id,
-            )
+            raise TOKEN_ERRORS.error_for(response)
         try:
             token = msgspec.json.decode(response.content, type=TokenResponse)
         except msgspec.DecodeError as exc:
@@ -146,11 +137,11 @@ class NetSuiteAuth(httpx.Auth):
         self._expires_at = self._clock() + max(token.expires_in - _REFRESH_MARGIN, 1)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers["Retry-After"])
-    except (KeyError, ValueError):
-        return None
+def _token_fault(response: httpx.Response) -> Fault:
+    return Fault(
+        message=f"NetSuite refused the client credentials ({_oauth_error(response)})",
+        request_id=response.headers.get("X-N-OperationId"),
+    )
 
 
 def _oauth_error(response: httpx.Response) -> str:
@@ -163,3 +154,17 @@ def _oauth_error(response: httpx.Response) -> str:
     document = msgspec.convert(body, ErrorDocument) if isinstance(body, dict) else None
     codes = [d.error_code for d in document.details if d.error_code] if document else []
     return ", ".join(codes) or f"status {response.status_code}"
+
+
+_TOKEN_UNAVAILABLE = "NetSuite token endpoint answered {status}"
+TOKEN_ERRORS = ErrorTable(
+    "netsuite",
+    name="NetSuite",
+    read=_token_fault,
+    rules=(
+        ErrorRule(429, UpstreamUnavailable, message=_TOKEN_UNAVAILABLE),
+        ErrorRule(range(500, 600), UpstreamUnavailable, message=_TOKEN_UNAVAILABLE),
+    ),
+    fallback=UpstreamAuthFailed,
+)
+"""The token endpoint's refusals: retry on 429 and 5xx, else our credentials were refused."""

@@ -1,12 +1,18 @@
-"""The client's one door to NetSuite: send a request, classify every failure, decode bodies.
+"""The client's one door to NetSuite: send a request, map every failure, decode bodies.
 
-Errors become `contracts.errors` in `classify` only, with NetSuite's `X-N-OperationId` (the
-id its support traces a request by) in the message.
+Errors become `contracts.errors` through `ERRORS` (the error table with NetSuite's wire reader),
+with NetSuite's `X-N-OperationId` (the id its support traces a request by) in the message.
+NetSuite names its errors by `o:errorCode` whatever the status, so its rows come first:
+
+    429, CONCURRENCY_LIMIT_EXCEEDED, SSS_REQUEST_LIMIT_EXCEEDED -> UpstreamUnavailable (1 s)
+    5xx                                                         -> UpstreamUnavailable
+    401, 403, INVALID_LOGIN, INSUFFICIENT_PERMISSION            -> UpstreamAuthFailed
+    NONEXISTENT_ID                                              -> UpstreamNotFound
+    any other status the default table does not name            -> UpstreamInvalid
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -16,15 +22,15 @@ import msgspec
 from contracts.errors import (
     FieldError,
     UpstreamAuthFailed,
-    UpstreamConflict,
     UpstreamError,
     UpstreamInvalid,
     UpstreamNotFound,
     UpstreamUnavailable,
 )
 from system_apis.erp.netsuite._wire import ErrorDocument
+from system_apis.outbound import ErrorRule, ErrorTable, Fault
 
-__all__ = ["VENDOR", "Transport", "classify", "decode_cursor", "encode_cursor"]
+__all__ = ["ERRORS", "VENDOR", "Transport"]
 
 VENDOR = "netsuite"
 T = TypeVar("T")
@@ -60,14 +66,10 @@ class Transport:
         )
         try:
             response = await self.http.send(request, auth=self.auth)
-        except httpx.TimeoutException as exc:
-            raise UpstreamUnavailable(f"NetSuite timed out on {what}", vendor=VENDOR,
-                                      timeout=True) from exc
         except httpx.HTTPError as exc:
-            raise UpstreamUnavailable(f"NetSuite unreachable on {what}: {exc}",
-                                      vendor=VENDOR) from exc
+            raise ERRORS.unavailable(exc, what) from exc
         if response.status_code >= 400:
-            error = classify(response, what)
+            error = ERRORS.error_for(response, what)
             raise error from httpx.HTTPStatusError(
                 str(error), request=response.request, response=response
             )
@@ -85,29 +87,16 @@ class Transport:
             ) from exc
 
 
-def classify(response: httpx.Response, what: str) -> UpstreamError:
-    """The contracts error for a NetSuite error answer."""
-    status = response.status_code
+def read_fault(response: httpx.Response, what: str) -> Fault:
+    """A NetSuite error document (RFC 7807 style, details in `o:errorDetails`)."""
     request_id = response.headers.get("X-N-OperationId")
     document = _error_document(response)
     codes = [detail.error_code for detail in document.details if detail.error_code]
     code = codes[0] if codes else None
     text = "; ".join(detail.detail for detail in document.details if detail.detail)
-    message = f"NetSuite {what}: {status} {code or ''} {text}".strip()
+    message = f"NetSuite {what}: {response.status_code} {code or ''} {text}".strip()
     if request_id:
         message += f" (operation {request_id})"
-    common: dict[str, Any] = {"vendor": VENDOR, "status": status, "request_id": request_id,
-                              "code": code}
-    if status == 429 or code in ("CONCURRENCY_LIMIT_EXCEEDED", "SSS_REQUEST_LIMIT_EXCEEDED"):
-        return UpstreamUnavailable(message, retry_after=_retry_after(response) or 1.0, **common)
-    if status >= 500:
-        return UpstreamUnavailable(message, retry_after=_retry_after(response), **common)
-    if status in (401, 403) or code in ("INVALID_LOGIN", "INSUFFICIENT_PERMISSION"):
-        return UpstreamAuthFailed(message, **common)
-    if status == 404 or code == "NONEXISTENT_ID":
-        return UpstreamNotFound(message, **common)
-    if status == 409:
-        return UpstreamConflict(message, **common)
     errors = [
         FieldError(
             pointer=detail.error_path or detail.error_query_param or detail.error_header or "",
@@ -115,7 +104,7 @@ def classify(response: httpx.Response, what: str) -> UpstreamError:
         )
         for detail in document.details
     ]
-    return UpstreamInvalid(message, errors=errors, **common)
+    return Fault(message=message, code=code, request_id=request_id, errors=errors)
 
 
 def _error_document(response: httpx.Response) -> ErrorDocument:
@@ -125,28 +114,25 @@ def _error_document(response: httpx.Response) -> ErrorDocument:
         return ErrorDocument()
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(float(response.headers["Retry-After"]), 0.0)
-    except (KeyError, ValueError):
-        return None
+_BUSY = 1.0
+"""Seconds to wait when NetSuite refuses for concurrency without a Retry-After."""
 
-
-def encode_cursor(offset: int) -> str:
-    """An opaque cursor for a list offset."""
-    return base64.urlsafe_b64encode(f"ns:{offset}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int:
-    """The offset in a cursor from `encode_cursor`; ValueError for anything else."""
-    if not cursor:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, number = text.partition(":")
-        offset = int(number)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("invalid cursor") from exc
-    if prefix != "ns" or offset < 0:
-        raise ValueError("invalid cursor")
-    return offset
+ERRORS = ErrorTable(
+    VENDOR,
+    name="NetSuite",
+    read=read_fault,
+    overrides=(
+        # https://docs.oracle.com/en/cloud/saas/netsuite/ns-online-help/section_156268771716.html
+        ErrorRule(None, UpstreamUnavailable, code="CONCURRENCY_LIMIT_EXCEEDED", retry_after=_BUSY),
+        ErrorRule(None, UpstreamUnavailable, code="SSS_REQUEST_LIMIT_EXCEEDED", retry_after=_BUSY),
+        ErrorRule(429, UpstreamUnavailable, retry_after=_BUSY),
+        ErrorRule(range(500, 600), UpstreamUnavailable),
+        ErrorRule(401, UpstreamAuthFailed),
+        ErrorRule(403, UpstreamAuthFailed),
+        ErrorRule(None, UpstreamAuthFailed, code="INVALID_LOGIN"),
+        ErrorRule(None, UpstreamAuthFailed, code="INSUFFICIENT_PERMISSION"),
+        ErrorRule(None, UpstreamNotFound, code="NONEXISTENT_ID"),
+    ),
+    fallback=UpstreamInvalid,
+)
+"""NetSuite's error table (see the module docstring)."""

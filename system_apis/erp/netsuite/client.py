@@ -44,8 +44,6 @@ from system_apis.erp.netsuite._client_auth import TOKEN_PATH, NetSuiteAuth
 from system_apis.erp.netsuite._client_http import (
     VENDOR,
     Transport,
-    decode_cursor,
-    encode_cursor,
 )
 from system_apis.erp.netsuite._wire import (
     ApprovalRecord,
@@ -61,6 +59,7 @@ from system_apis.erp.netsuite._wire import (
     SuiteQLPage,
 )
 from system_apis.erp.port import ReceivablesBalance
+from system_apis.outbound import Offset, decode_cursor, encode_cursor, paginate
 
 __all__ = [
     "APPROVAL_RECORD",
@@ -194,21 +193,19 @@ class NetSuiteClient:
     async def iter_ids(self, rtype: str, *, q: str | None = None,
                        page_size: int = MAX_PAGE) -> AsyncIterator[str]:
         """Every id of a record list, page by page."""
-        offset, seen = 0, set[int]()
-        while True:
-            if offset in seen:
-                raise UpstreamError(f"NetSuite paging loop on {rtype}", vendor=VENDOR)
-            seen.add(offset)
-            page = await self._list_page(rtype, q=q, offset=offset, limit=page_size)
+        async def fetch(offset: int | None) -> tuple[int, Collection]:
+            start = offset or 0
+            return start, await self._list_page(rtype, q=q, offset=start, limit=page_size)
+
+        async for _, page in paginate(fetch, _next_offset, vendor=VENDOR,
+                                      what=f"NetSuite list {rtype}"):
             for item in page.items:
                 yield item.id
-            if not page.has_more or not page.items:
-                return
-            offset += len(page.items)
 
     async def _page(self, rtype: str, kind: type[R], convert: Any, *, q: str | None,
                     cursor: str | None, limit: int, expand: bool = False) -> Page[Any]:
-        offset = _offset(cursor)
+        pages = f"{VENDOR}:{rtype}"
+        offset = decode_cursor(cursor, list_name=pages, position=Offset) or 0
         page = await self._list_page(rtype, q=q, offset=offset, limit=limit)
         directory = await self.directory()
         data = []
@@ -216,8 +213,8 @@ class NetSuiteClient:
             record = await self._read(rtype, item.id, kind, expand=expand)
             data.append(convert(record, directory))
         more = page.has_more and bool(page.items)
-        return Page(data=data, next_cursor=encode_cursor(offset + len(page.items)) if more
-                    else None)
+        next_cursor = encode_cursor(offset + len(page.items), list_name=pages) if more else None
+        return Page(data=data, next_cursor=next_cursor)
 
     async def suiteql_page(self, query: str, *, limit: int = MAX_PAGE,
                            offset: int = 0) -> SuiteQLPage:
@@ -231,17 +228,14 @@ class NetSuiteClient:
     async def suiteql(self, query: str, *, page_size: int = MAX_PAGE
                       ) -> AsyncIterator[dict[str, str]]:
         """Every row of a SuiteQL query, following its pages."""
-        offset, seen = 0, set[int]()
-        while True:
-            if offset in seen:
-                raise UpstreamError("NetSuite SuiteQL paging loop", vendor=VENDOR)
-            seen.add(offset)
-            page = await self.suiteql_page(query, limit=page_size, offset=offset)
+        async def fetch(offset: int | None) -> tuple[int, SuiteQLPage]:
+            start = offset or 0
+            return start, await self.suiteql_page(query, limit=page_size, offset=start)
+
+        async for _, page in paginate(fetch, _next_offset, vendor=VENDOR,
+                                      what="NetSuite SuiteQL query"):
             for row in page.items:
                 yield {key: str(value) for key, value in row.items() if key != "links"}
-            if not page.has_more or not page.items:
-                return
-            offset += len(page.items)
 
     async def directory(self) -> mapping.Directory:
         """The account's subsidiaries, currencies and terms (read once)."""
@@ -444,15 +438,16 @@ class NetSuiteClient:
     async def _transaction_page(self, rtype: str, kind: type[R], convert: Any,
                                 where: list[str], *, cursor: str | None,
                                 limit: int) -> Page[Any]:
-        offset = _offset(cursor)
+        pages = f"{VENDOR}:{rtype}"
+        offset = decode_cursor(cursor, list_name=pages, position=Offset) or 0
         query = f"SELECT id FROM transaction WHERE {' AND '.join(where)} ORDER BY id"
         page = await self.suiteql_page(query, limit=limit, offset=offset)
         directory = await self.directory()
         data = [convert(await self._read(rtype, str(row["id"]), kind, expand=True), directory)
                 for row in page.items]
         more = page.has_more and bool(page.items)
-        return Page(data=data, next_cursor=encode_cursor(offset + len(page.items)) if more
-                    else None)
+        next_cursor = encode_cursor(offset + len(page.items), list_name=pages) if more else None
+        return Page(data=data, next_cursor=next_cursor)
 
     # --------------------------------------------------------------- credit memos
 
@@ -536,11 +531,10 @@ class NetSuiteClient:
                                 q=q, cursor=cursor, limit=limit)
 
 
-def _offset(cursor: str | None) -> int:
-    try:
-        return decode_cursor(cursor)
-    except ValueError as exc:
-        raise InvalidRequest("invalid cursor") from exc
+def _next_offset(fetched: tuple[int, Collection | SuiteQLPage]) -> int | None:
+    """The offset of the page after one fetched at `start`; None after the last page."""
+    start, page = fetched
+    return start + len(page.items) if page.has_more and page.items else None
 
 
 def _location_id(response: httpx.Response, rtype: str) -> str:

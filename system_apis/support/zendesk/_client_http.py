@@ -1,14 +1,14 @@
-"""The Zendesk client's one door to the API: send, classify every failure, decode, page.
+"""The Zendesk client's one door to the API: send, map every failure, decode, page.
 
-Failures become `contracts.errors` in `classify` only, with Zendesk's `X-Request-Id` (the id
-its support traces a request by) in the message.
+Failures become `contracts.errors` through `ERRORS` (the error table with Zendesk's wire reader),
+with Zendesk's `X-Request-Id` (the id its support traces a request by) in the message. Zendesk's
+one row before the default table: a reused Idempotency-Key with another body (400
+IdempotentRequestError) is an UpstreamConflict.
 """
 
 from __future__ import annotations
 
-import email.utils
-import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 
 import httpx
@@ -16,23 +16,25 @@ import msgspec
 
 from contracts.errors import (
     FieldError,
-    UpstreamAuthFailed,
     UpstreamConflict,
-    UpstreamError,
-    UpstreamInvalid,
-    UpstreamNotFound,
     UpstreamRejected,
-    UpstreamUnavailable,
 )
-from system_apis.http import IDEMPOTENT_EXTENSION, PATH_TEMPLATE_EXTENSION
+from system_apis.outbound import (
+    IDEMPOTENT_EXTENSION,
+    PATH_TEMPLATE_EXTENSION,
+    ErrorRule,
+    ErrorTable,
+    Fault,
+    paginate,
+)
 from system_apis.support.zendesk._wire import ErrorBody, ErrorObject, ListPage
 from system_apis.support.zendesk.mapping import MappingError
 
 __all__ = [
+    "ERRORS",
     "MAX_PAGE_SIZE",
     "VENDOR",
     "Transport",
-    "classify",
     "decode",
     "next_cursor",
     "unmappable",
@@ -81,9 +83,13 @@ class Transport:
         )
         try:
             response = await self.http.send(request, auth=self.auth or httpx.USE_CLIENT_DEFAULT)
-            response.raise_for_status()
         except httpx.HTTPError as exc:
-            raise classify(exc) from exc
+            raise ERRORS.unavailable(exc, f"{method} {template}") from exc
+        if response.is_error:
+            error = ERRORS.error_for(response)
+            raise error from httpx.HTTPStatusError(
+                str(error), request=response.request, response=response
+            )
         return response
 
     async def call(self, method: str, template: str, kind: type[T], **kwargs: Any) -> T:
@@ -106,22 +112,15 @@ class Transport:
 
         Raises UpstreamRejected when Zendesk hands back a cursor it already gave (a loop).
         """
-        seen: set[str] = set()
-        while True:
+        async def fetch(after: str | None) -> P:
             query: dict[str, str | int] = {**(params or {}), "page[size]": MAX_PAGE_SIZE}
-            if cursor is not None:
-                query["page[after]"] = cursor
-            page = await self.get(template, kind, params=query, path_params=path_params)
+            if after is not None:
+                query["page[after]"] = after
+            return await self.get(template, kind, params=query, path_params=path_params)
+
+        async for page in paginate(fetch, next_cursor, vendor=VENDOR,
+                                   what=f"Zendesk list {template}", start=cursor):
             yield page
-            cursor = next_cursor(page)
-            if cursor is None:
-                return
-            if cursor in seen:
-                raise UpstreamRejected(
-                    f"Zendesk repeated cursor {cursor!r} while listing {template}: loop detected",
-                    vendor=VENDOR, code="pagination_loop",
-                )
-            seen.add(cursor)
 
 
 def next_cursor(page: ListPage) -> str | None:
@@ -148,33 +147,16 @@ def unmappable(exc: MappingError) -> UpstreamRejected:
     return UpstreamRejected(str(exc), vendor=VENDOR, code="unmappable_record")
 
 
-def classify(exc: httpx.HTTPError) -> UpstreamError:
-    """The contracts error for a failed Zendesk call: transport failure or error status."""
-    if isinstance(exc, httpx.TimeoutException):
-        return UpstreamUnavailable(f"Zendesk timed out: {exc!r}", vendor=VENDOR, timeout=True)
-    if not isinstance(exc, httpx.HTTPStatusError):
-        return UpstreamUnavailable(f"Zendesk unreachable: {exc!r}", vendor=VENDOR)
-    response = exc.response
-    status = response.status_code
+def read_fault(response: httpx.Response) -> Fault:
+    """A Zendesk error answer, in any of its shapes (see `ErrorBody`)."""
     body = _error_body(response.content)
-    request_id = _request_id(response)
-    message = (
-        f"Zendesk answered {response.request.method} {response.request.url.path} with "
-        f"{status}: {_summary(body)}{_request_id_note(response)}"
+    return Fault(
+        message=f"Zendesk answered {response.request.method} {response.request.url.path} "
+        f"with {response.status_code}: {_summary(body)}{_request_id_note(response)}",
+        code=_code(body),
+        request_id=_request_id(response),
+        errors=_field_errors(body),
     )
-    context: dict[str, Any] = {"vendor": VENDOR, "status": status, "request_id": request_id,
-                               "code": _code(body)}
-    if status == 429 or status >= 500:
-        return UpstreamUnavailable(message, retry_after=_retry_after(response), **context)
-    if status in (401, 403):
-        return UpstreamAuthFailed(message, **context)
-    if status == 404:
-        return UpstreamNotFound(message, **context)
-    if status == 409 or _code(body) == "IdempotentRequestError":
-        return UpstreamConflict(message, **context)
-    if status in (400, 422):
-        return UpstreamInvalid(message, errors=_field_errors(body), **context)
-    return UpstreamRejected(message, **context)
 
 
 _ERROR_DECODER = msgspec.json.Decoder(ErrorBody)
@@ -217,19 +199,6 @@ def _field_errors(body: ErrorBody) -> list[FieldError]:
     return errors
 
 
-def _retry_after(response: httpx.Response, now: Callable[[], float] = time.time) -> float | None:
-    raw = response.headers.get("retry-after")
-    if raw is None:
-        return None
-    if raw.strip().isdigit():
-        return float(raw.strip())
-    try:
-        moment = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment.timestamp() - now())
-
-
 def _request_id(response: httpx.Response) -> str | None:
     return next((response.headers[h] for h in _REQUEST_ID_HEADERS if h in response.headers),
                 None)
@@ -238,3 +207,15 @@ def _request_id(response: httpx.Response) -> str | None:
 def _request_id_note(response: httpx.Response) -> str:
     request_id = _request_id(response)
     return f" (request id {request_id})" if request_id else ""
+
+
+ERRORS = ErrorTable(
+    VENDOR,
+    name="Zendesk",
+    read=read_fault,
+    overrides=(
+        # https://developer.zendesk.com/api-reference/introduction/idempotency/
+        ErrorRule(400, UpstreamConflict, code="IdempotentRequestError"),
+    ),
+)
+"""Zendesk's error table (see the module docstring)."""

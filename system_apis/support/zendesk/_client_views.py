@@ -4,14 +4,22 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import Annotated
 
 import msgspec
 
 from contracts.errors import UpstreamNotFound
 from contracts.v1 import SupportCase
+from system_apis.outbound import decode_cursor, encode_cursor
 from system_apis.support.zendesk import mapping
-from system_apis.support.zendesk._client_http import MAX_PAGE_SIZE, VENDOR, unmappable
+from system_apis.support.zendesk._client_http import (
+    MAX_PAGE_SIZE,
+    VENDOR,
+    next_cursor,
+    unmappable,
+)
 from system_apis.support.zendesk._wire import (
+    ListPage,
     OrganizationWire,
     TicketsPage,
     TicketWire,
@@ -22,7 +30,9 @@ from system_apis.support.zendesk._wire import (
 __all__ = [
     "API",
     "WebhookInfo",
+    "ZendeskCursor",
     "numeric",
+    "our_cursor",
     "page_params",
     "select_cases",
     "tickets_path",
@@ -33,6 +43,8 @@ __all__ = [
 
 API = "/api/v2"
 """Zendesk Support has one API version, v2; every path is pinned to it here."""
+ZendeskCursor = Annotated[str, msgspec.Meta(min_length=1)]
+"""A position in one of our cursors: Zendesk's own `after_cursor`."""
 
 
 class WebhookInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,11 +57,21 @@ class WebhookInfo(msgspec.Struct, frozen=True, kw_only=True):
     subscriptions: tuple[str, ...]
 
 
-def page_params(cursor: str | None, limit: int) -> dict[str, str | int]:
+def page_params(cursor: str | None, limit: int, *, list_name: str) -> dict[str, str | int]:
+    """The query of one page: our cursor (made by `our_cursor` for `list_name`) unwrapped into
+    Zendesk's own `page[after]`."""
     params: dict[str, str | int] = {"page[size]": max(1, min(limit, MAX_PAGE_SIZE))}
-    if cursor:
-        params["page[after]"] = cursor
+    after = decode_cursor(cursor, list_name=list_name, position=ZendeskCursor)
+    if after is not None:
+        params["page[after]"] = after
     return params
+
+
+def our_cursor(page: ListPage, *, list_name: str) -> str | None:
+    """The cursor we hand out for the page after `page`: Zendesk's, wrapped and bound to the
+    list, so a cursor of another list (or none of ours) is refused before Zendesk sees it."""
+    after = next_cursor(page)
+    return None if after is None else encode_cursor(after, list_name=list_name)
 
 
 def tickets_path(organization_id: str | None) -> tuple[str, dict[str, str | int]]:

@@ -26,16 +26,18 @@ from contracts.v1 import (
     SupportCaseCreate,
     SupportCasePatch,
 )
+from system_apis.outbound import paginate
 from system_apis.support.zendesk import mapping
 from system_apis.support.zendesk._client_credentials import (
     ZendeskCredentials,
     credentials_from_env,
 )
-from system_apis.support.zendesk._client_http import VENDOR, Transport, next_cursor, unmappable
+from system_apis.support.zendesk._client_http import VENDOR, Transport, unmappable
 from system_apis.support.zendesk._client_views import (
     API,
     WebhookInfo,
     numeric,
+    our_cursor,
     page_params,
     select_cases,
     tickets_path,
@@ -107,10 +109,13 @@ class ZendeskClient:
     ) -> Page[Customer]:
         """One cursor page of organizations; those lacking a legal entity or currency (no
         canonical customer) are left out."""
+        pages = f"{VENDOR}:{API}/organizations"
         page = await self._transport.get(
-            f"{API}/organizations", OrganizationsPage, params=page_params(cursor, limit)
+            f"{API}/organizations", OrganizationsPage,
+            params=page_params(cursor, limit, list_name=pages),
         )
-        return Page(data=self._customers(page.organizations), next_cursor=next_cursor(page))
+        return Page(data=self._customers(page.organizations),
+                    next_cursor=our_cursor(page, list_name=pages))
 
     async def iter_organizations(self) -> AsyncIterator[Customer]:
         async for page in self._transport.pages(f"{API}/organizations", OrganizationsPage):
@@ -219,12 +224,13 @@ class ZendeskClient:
         entity, so those filters apply to each page here: a page may hold fewer than `limit`.
         """
         template, path_params = tickets_path(organization_id)
+        pages = f"{VENDOR}:{template.format(**path_params)}"
         page = await self._transport.get(
             template, TicketsPage, path_params=path_params,
-            params={**page_params(cursor, limit), "include": _TICKET_SIDELOADS},
+            params={**page_params(cursor, limit, list_name=pages), "include": _TICKET_SIDELOADS},
         )
         cases = select_cases(page, priority=priority, status=status, entities=entities)
-        return Page(data=cases, next_cursor=next_cursor(page))
+        return Page(data=cases, next_cursor=our_cursor(page, list_name=pages))
 
     async def iter_cases(
         self,
@@ -399,20 +405,18 @@ class ZendeskClient:
     async def _export(
         self, template: str, kind: type[TicketExportPage] | type[UserExportPage], since: datetime
     ) -> AsyncIterator[Any]:
-        params: dict[str, str | int] = {"start_time": int(since.timestamp())}
-        seen: set[str] = set()
-        while True:
-            page = await self._transport.get(template, kind, params=params)
+        async def fetch(after: str | None) -> Any:
+            params: dict[str, str | int] = (
+                {"start_time": int(since.timestamp())} if after is None else {"cursor": after}
+            )
+            return await self._transport.get(template, kind, params=params)
+
+        def next_export(page: Any) -> str | None:
+            return None if page.end_of_stream or not page.after_cursor else page.after_cursor
+
+        async for page in paginate(fetch, next_export, vendor=VENDOR,
+                                   what=f"Zendesk export {template}"):
             yield page
-            if page.end_of_stream or not page.after_cursor:
-                return
-            if page.after_cursor in seen:
-                raise UpstreamRejected(
-                    f"Zendesk repeated export cursor on {template}: loop detected",
-                    vendor=VENDOR, code="pagination_loop",
-                )
-            seen.add(page.after_cursor)
-            params = {"cursor": page.after_cursor}
 
     def _customer(self, org: OrganizationWire) -> Customer:
         try:

@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from contracts.errors import InvalidRequest, UpstreamConflict, UpstreamInvalid, UpstreamNotFound
+from contracts.errors import (
+    InvalidRequest,
+    UpstreamConflict,
+    UpstreamInvalid,
+    UpstreamNotFound,
+    UpstreamUnavailable,
+)
 from contracts.money import Money
 from contracts.v1 import (
     AddressInput,
@@ -75,6 +81,43 @@ async def test_reuse_of_a_key_with_other_parameters_is_a_conflict(stripe: Stripe
     with pytest.raises(UpstreamConflict) as caught:
         await stripe.create_customer(acme(legal_name="Other"), idempotency_key="cm:2")
     assert caught.value.request_id and caught.value.request_id.startswith("req_")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        # The emulator names the type only; Stripe's API also names the code.
+        {"type": "idempotency_error", "message": "another in-progress request"},
+        {"type": "idempotency_error", "code": "idempotency_key_in_use",
+         "message": "another in-progress request"},
+    ],
+)
+async def test_a_key_still_in_flight_is_retried_later(error: dict[str, str]) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        assert request.headers["Idempotency-Key"] == "cm:3"
+        return httpx.Response(409, json={"error": error}, headers={"Request-Id": "req_409"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        stripe = StripeClient(http, credentials=sandbox_credentials("https://stripe.test"))
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await stripe.create_customer(acme(), idempotency_key="cm:3")
+
+    assert (caught.value.status, caught.value.code) == (409, "idempotency_key_in_use")
+    assert (caught.value.retry_after, caught.value.request_id) == (1.0, "req_409")
+    assert "another in-progress request" in caught.value.message
+
+
+async def test_another_conflict_is_not_retried() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = {"error": {"type": "invalid_request_error", "message": "Lock timeout"}}
+        return httpx.Response(409, json=body)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        stripe = StripeClient(http, credentials=sandbox_credentials("https://stripe.test"))
+        with pytest.raises(UpstreamConflict) as caught:
+            await stripe.create_customer(acme(), idempotency_key="cm:4")
+
+    assert caught.value.code == "invalid_request_error"
 
 
 async def test_reads_updates_and_finds_customers(stripe: StripeClient) -> None:

@@ -14,7 +14,7 @@ import msgspec
 
 from contracts.errors import UpstreamError, UpstreamInvalid, UpstreamNotFound
 from system_apis.billing.stripe import mapping
-from system_apis.billing.stripe._client_http import classify
+from system_apis.billing.stripe._client_http import ERRORS
 from tests.support.vendor_specs import vendor_specs_dir
 
 SKIPPED = {
@@ -69,7 +69,7 @@ def _endpoint(raw: bytes) -> int:
 def _error(status: int, expected: type[UpstreamError]) -> Callable[[bytes], int]:
     def parse(raw: bytes) -> int:
         response = httpx.Response(status, content=raw, headers={"request-id": "req_sample"})
-        error = classify(response, "sample")
+        error = ERRORS.error_for(response, "sample")
         assert isinstance(error, expected) and error.request_id == "req_sample"
         assert error.code
         return 1

@@ -17,7 +17,7 @@ import msgspec
 import pytest
 
 from contracts.errors import UpstreamInvalid, UpstreamNotFound
-from system_apis.crm.salesforce._client_http import classify, error_entries
+from system_apis.crm.salesforce._client_http import ERRORS, error_entries
 from system_apis.crm.salesforce.mapping import (
     CollectionRequest,
     ContactRecord,
@@ -48,14 +48,14 @@ def _error_array(raw: bytes) -> None:
     response = httpx.Response(400, content=raw, request=httpx.Request("GET", "http://sf.test/x"))
     entries = error_entries(response)
     assert entries and all(entry.code and entry.message for entry in entries)
-    error = classify(response, sobject="Contact")
+    error = ERRORS.error_for(response, sobject="Contact")
     assert isinstance(error, UpstreamInvalid)
     assert entries[0].code in str(error)
 
 
 def _not_found(raw: bytes) -> None:
     response = httpx.Response(404, content=raw, request=httpx.Request("GET", "http://sf.test/x"))
-    assert isinstance(classify(response), UpstreamNotFound)
+    assert isinstance(ERRORS.error_for(response), UpstreamNotFound)
     assert error_entries(response)[0].code == "ENTITY_IS_DELETED"
 
 

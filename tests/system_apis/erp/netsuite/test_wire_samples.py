@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from contracts.errors import UpstreamAuthFailed, UpstreamInvalid, UpstreamNotFound
-from system_apis.erp.netsuite._client_http import classify
+from system_apis.erp.netsuite._client_http import ERRORS
 from system_apis.erp.netsuite._wire import Collection, ErrorDocument, SuiteQLPage
 from tests.support.vendor_specs import vendor_specs_dir
 
@@ -39,7 +39,7 @@ DOCUMENTED_ERRORS = [
 def test_documented_errors_classify(status: int, body: dict[str, object],
                                     error: type[Exception]) -> None:
     response = httpx.Response(status, json=body, request=httpx.Request("GET", "https://x"))
-    classified = classify(response, "read")
+    classified = ERRORS.error_for(response, "read")
     assert isinstance(classified, error)
     if isinstance(classified, UpstreamInvalid):
         assert classified.errors[0].pointer == "item.items[0].item"

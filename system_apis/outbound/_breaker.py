@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from enum import Enum
 
-from system_apis._outbound.policy import BreakerSettings
+from system_apis.outbound._policy import BreakerSettings
 
 __all__ = ["BreakerState", "CircuitBreaker", "CircuitOpenError", "Probe"]
 

@@ -3,7 +3,7 @@
 A budget is asked for a permit before every attempt and given it back afterwards. Batch
 traffic may use only `batch_share` of a budget; interactive traffic may use all of it. When
 the budget is spent the caller waits up to its deadline, then gets `QuotaExhaustedError`.
-These in-process budgets are exact for one process; `system_apis._outbound.quota_redis` shares
+These in-process budgets are exact for one process; `system_apis.outbound._quota_redis` shares
 them across replicas and falls back to these when Redis is unreachable.
 """
 
@@ -16,7 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from system_apis._outbound.policy import (
+from system_apis.outbound._policy import (
     ConcurrencyQuota,
     DailyQuota,
     PlatformPolicy,
@@ -97,7 +97,7 @@ def build_quota(
         return None
     if redis is not None:
         # Imported here so a gateway without Redis never loads the Redis budget code.
-        from system_apis._outbound.quota_redis import KEY_PREFIX, build_redis_quota
+        from system_apis.outbound._quota_redis import KEY_PREFIX, build_redis_quota
 
         return build_redis_quota(policy, redis, key_prefix=key_prefix or KEY_PREFIX)
     return build_local_quota(policy.name, policy.quota)

@@ -10,7 +10,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from system_apis._outbound.breaker import CircuitBreaker
+from system_apis.outbound._breaker import CircuitBreaker
 
 __all__ = ["OutboundMetrics", "status_class"]
 

@@ -11,10 +11,9 @@ import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
-import system_apis.http as http_policy
+import system_apis.outbound as http_policy
 from contracts.context import CallContext, use_context
-from system_apis._outbound.retry import retry_after_seconds
-from system_apis.http import (
+from system_apis.outbound import (
     InMemoryCallRecorder,
     OutboundMetrics,
     PlatformPolicy,
@@ -23,9 +22,10 @@ from system_apis.http import (
     build_vendor_http,
     is_idempotent,
     path_template,
+    retry_after_seconds,
 )
 from tests.support.servers import serve_asgi
-from tests.system_apis.outbound_support import Reply, ScriptedUpstream, fast_policy, policy_client
+from tests.system_apis.outbound.upstream import Reply, ScriptedUpstream, fast_policy, policy_client
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"

@@ -9,13 +9,11 @@ sent as a connect error, and a duplicated create costs more than a failed call.
 
 from __future__ import annotations
 
-import email.utils
 import random
-from datetime import UTC, datetime
 
 import httpx
 
-from system_apis._outbound.policy import RetrySettings
+from system_apis.outbound._policy import RetrySettings
 
 __all__ = [
     "IDEMPOTENT_EXTENSION",
@@ -23,7 +21,6 @@ __all__ = [
     "backoff_delay",
     "is_idempotent",
     "is_retryable_error",
-    "retry_after_seconds",
 ]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
@@ -50,24 +47,6 @@ def is_idempotent(request: httpx.Request) -> bool:
 def is_retryable_error(exc: Exception) -> bool:
     """Whether a transport failure may go away on another attempt."""
     return isinstance(exc, _RETRYABLE_ERRORS)
-
-
-def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
-    """The delay a `Retry-After` value asks for (delta-seconds or HTTP-date), None if absent
-    or unreadable."""
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    now = now or datetime.now(UTC)
-    return max(0.0, (when - now).total_seconds())
 
 
 def backoff_delay(settings: RetrySettings, attempt: int, rng: random.Random) -> float:

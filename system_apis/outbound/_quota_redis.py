@@ -22,14 +22,14 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from system_apis._outbound.policy import (
+from system_apis.outbound._policy import (
     ConcurrencyQuota,
     DailyQuota,
     PlatformPolicy,
     QuotaSettings,
     RateQuota,
 )
-from system_apis._outbound.quota import (
+from system_apis.outbound._quota import (
     QuotaBudget,
     QuotaExhaustedError,
     QuotaPermit,

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from system_apis.http import (
+from system_apis.outbound import (
     BreakerSettings,
     CallRecorder,
     CircuitBreaker,

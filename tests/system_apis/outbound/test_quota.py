@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from contracts.context import CallContext, use_context
 from contracts.errors import UpstreamUnavailable
-from system_apis.http import (
+from system_apis.outbound import (
     ConcurrencyQuota,
     DailyQuota,
     OutboundMetrics,
@@ -25,7 +25,7 @@ from system_apis.http import (
     build_quota,
 )
 from tests.support.servers import free_port
-from tests.system_apis.outbound_support import policy_client
+from tests.system_apis.outbound.upstream import policy_client
 
 
 class InFlight:

@@ -9,12 +9,12 @@ from typing import Literal
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from system_apis._outbound.breaker import CircuitBreaker
-from system_apis._outbound.metrics import OutboundMetrics
-from system_apis._outbound.policy import Platform, PlatformPolicy, default_policy
-from system_apis._outbound.quota import QuotaBudget
-from system_apis._outbound.recording import CallRecorder
-from system_apis._outbound.transport import PolicyTransport
+from system_apis.outbound._breaker import CircuitBreaker
+from system_apis.outbound._metrics import OutboundMetrics
+from system_apis.outbound._policy import Platform, PlatformPolicy, default_policy
+from system_apis.outbound._quota import QuotaBudget
+from system_apis.outbound._recording import CallRecorder
+from system_apis.outbound._transport import PolicyTransport
 
 __all__ = [
     "DEFAULT_LIMITS",

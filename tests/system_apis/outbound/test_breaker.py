@@ -9,8 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from contracts.errors import UpstreamUnavailable
-from system_apis.http import BreakerSettings, BreakerState, CircuitBreaker, OutboundMetrics
-from tests.system_apis.outbound_support import Reply, ScriptedUpstream, fast_policy, policy_client
+from system_apis.outbound import BreakerSettings, BreakerState, CircuitBreaker, OutboundMetrics
+from tests.system_apis.outbound.upstream import Reply, ScriptedUpstream, fast_policy, policy_client
 
 
 class FakeClock:

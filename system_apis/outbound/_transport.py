@@ -22,18 +22,18 @@ import httpx
 
 from contracts.context import CallContext, current_context
 from contracts.errors import UpstreamUnavailable
-from system_apis._outbound.breaker import CircuitBreaker, CircuitOpenError, Probe
-from system_apis._outbound.correlation import child_traceparent, new_correlation_id
-from system_apis._outbound.metrics import OutboundMetrics, status_class
-from system_apis._outbound.policy import PlatformPolicy
-from system_apis._outbound.quota import QuotaBudget, QuotaExhaustedError, QuotaPermit
-from system_apis._outbound.recording import CallRecorder, VendorCall, path_template
-from system_apis._outbound.retry import (
+from system_apis.outbound._breaker import CircuitBreaker, CircuitOpenError, Probe
+from system_apis.outbound._correlation import child_traceparent, new_correlation_id
+from system_apis.outbound._metrics import OutboundMetrics, status_class
+from system_apis.outbound._policy import PlatformPolicy
+from system_apis.outbound._quota import QuotaBudget, QuotaExhaustedError, QuotaPermit
+from system_apis.outbound._recording import CallRecorder, VendorCall, path_template
+from system_apis.outbound._retry import (
     backoff_delay,
     is_idempotent,
     is_retryable_error,
-    retry_after_seconds,
 )
+from system_apis.outbound._retry_after import retry_after_of
 
 __all__ = ["CORRELATION_HEADER", "PATH_TEMPLATE_EXTENSION", "PolicyTransport"]
 
@@ -247,7 +247,7 @@ class PolicyTransport(httpx.AsyncBaseTransport):
             retry_after = None
         elif outcome.status in self.policy.retry.retry_statuses:
             assert outcome.response is not None
-            retry_after = retry_after_seconds(outcome.response.headers.get("Retry-After"))
+            retry_after = retry_after_of(outcome.response)
         else:
             return None
         room = call.deadline - time.monotonic() - _MIN_ATTEMPT_SECONDS

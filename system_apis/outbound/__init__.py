@@ -1,4 +1,5 @@
-"""The shared outbound HTTP policy every vendor client's requests go through.
+"""The one vendor-call helper: the outbound HTTP policy every vendor client's requests go
+through, the error table, the Retry-After reader, and the cursor codec and paginator.
 
 Vendor clients receive an `httpx.AsyncClient` from `build_vendor_http`; its transport is a
 `PolicyTransport` that adds, generically for every platform: correlation headers
@@ -24,20 +25,43 @@ Wiring, once per platform in the app factory (one `OutboundMetrics` per registry
     )
 
 Emulated runs pass `transport=httpx.ASGITransport(app=emulator.vendor)`.
+
+Lists hand out `encode_cursor(position, list_name=...)` and read them back with
+`decode_cursor` (a cursor of another list is an `InvalidRequest` naming the parameter);
+`paginate(fetch, next_token, ...)` walks a vendor's pages with loop detection.
+
+A vendor package turns an error answer into a contracts error through its `ErrorTable` (its
+wire reader and its rows before `DEFAULT_ERRORS`): `raise ERRORS.error_for(response, ...)`,
+and a transport failure through `raise ERRORS.unavailable(exc, what) from exc`.
 """
 
 from __future__ import annotations
 
-from system_apis._outbound.breaker import BreakerState, CircuitBreaker
-from system_apis._outbound.clients import (
+from system_apis.outbound._breaker import BreakerState, CircuitBreaker
+from system_apis.outbound._clients import (
     DEFAULT_LIMITS,
     DEFAULT_TRANSPORT,
     TransportKind,
     build_transport,
     build_vendor_http,
 )
-from system_apis._outbound.metrics import OutboundMetrics
-from system_apis._outbound.policy import (
+from system_apis.outbound._cursor import (
+    CURSOR_VERSION,
+    Offset,
+    decode_cursor,
+    encode_cursor,
+    invalid_cursor,
+)
+from system_apis.outbound._errors import (
+    DEFAULT_ERRORS,
+    TRANSPORT_ERROR_CODE,
+    ErrorRule,
+    ErrorTable,
+    Fault,
+)
+from system_apis.outbound._metrics import OutboundMetrics
+from system_apis.outbound._paging import PAGINATION_LOOP, paginate
+from system_apis.outbound._policy import (
     BreakerSettings,
     ConcurrencyQuota,
     DailyQuota,
@@ -50,7 +74,7 @@ from system_apis._outbound.policy import (
     Timeouts,
     default_policy,
 )
-from system_apis._outbound.quota import (
+from system_apis.outbound._quota import (
     LocalConcurrencyBudget,
     LocalDailyBudget,
     LocalRateBudget,
@@ -59,14 +83,15 @@ from system_apis._outbound.quota import (
     QuotaPermit,
     build_quota,
 )
-from system_apis._outbound.recording import (
+from system_apis.outbound._recording import (
     CallRecorder,
     InMemoryCallRecorder,
     VendorCall,
     path_template,
 )
-from system_apis._outbound.retry import IDEMPOTENT_EXTENSION, is_idempotent
-from system_apis._outbound.transport import (
+from system_apis.outbound._retry import IDEMPOTENT_EXTENSION, is_idempotent
+from system_apis.outbound._retry_after import MAX_RETRY_AFTER, retry_after_of, retry_after_seconds
+from system_apis.outbound._transport import (
     CORRELATION_HEADER,
     PATH_TEMPLATE_EXTENSION,
     PolicyTransport,
@@ -74,20 +99,29 @@ from system_apis._outbound.transport import (
 
 __all__ = [
     "CORRELATION_HEADER",
+    "CURSOR_VERSION",
+    "DEFAULT_ERRORS",
     "DEFAULT_LIMITS",
     "DEFAULT_TRANSPORT",
     "IDEMPOTENT_EXTENSION",
+    "MAX_RETRY_AFTER",
+    "PAGINATION_LOOP",
     "PATH_TEMPLATE_EXTENSION",
+    "TRANSPORT_ERROR_CODE",
     "BreakerSettings",
     "BreakerState",
     "CallRecorder",
     "CircuitBreaker",
     "ConcurrencyQuota",
     "DailyQuota",
+    "ErrorRule",
+    "ErrorTable",
+    "Fault",
     "InMemoryCallRecorder",
     "LocalConcurrencyBudget",
     "LocalDailyBudget",
     "LocalRateBudget",
+    "Offset",
     "OutboundMetrics",
     "Platform",
     "PlatformPolicy",
@@ -105,7 +139,13 @@ __all__ = [
     "build_quota",
     "build_transport",
     "build_vendor_http",
+    "decode_cursor",
     "default_policy",
+    "encode_cursor",
+    "invalid_cursor",
     "is_idempotent",
+    "paginate",
     "path_template",
+    "retry_after_of",
+    "retry_after_seconds",
 ]

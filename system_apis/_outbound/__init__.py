@@ -1,1 +1,0 @@
-"""The outbound HTTP policy's implementation modules; import from `system_apis.http` instead."""
