@@ -26,7 +26,8 @@ def settings_for(tmp_path: Path, database_url: str | None = None, **env: str) ->
         "ERPGW_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
         "ERPGW_LOG_FORMAT": "json",
         "ERPGW_ACCESS_LOG": "false",
-        "ERPGW_EMULATORS": "false",
+        "ERPGW_SANDBOX": "true",
+        "ERPGW_SANDBOX_VENDORS": "none",
         **env,
     }
     return load_settings(values)

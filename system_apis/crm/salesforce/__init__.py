@@ -6,7 +6,6 @@ from system_apis.crm.salesforce.client import (
     API_VERSION,
     SalesforceClient,
     SalesforceCredentials,
-    credentials_from_env,
     sandbox_credentials,
 )
 from system_apis.crm.salesforce.emulator import SalesforceEmulator, create_emulator
@@ -17,6 +16,5 @@ __all__ = [
     "SalesforceCredentials",
     "SalesforceEmulator",
     "create_emulator",
-    "credentials_from_env",
     "sandbox_credentials",
 ]

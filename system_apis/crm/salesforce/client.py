@@ -42,7 +42,6 @@ from system_apis.crm.salesforce._client_auth import (
     SalesforceAuth,
     SalesforceCredentials,
     TokenGrant,
-    credentials_from_env,
     sandbox_credentials,
 )
 from system_apis.crm.salesforce._client_http import (
@@ -96,7 +95,6 @@ __all__ = [
     "API_VERSION",
     "SalesforceClient",
     "SalesforceCredentials",
-    "credentials_from_env",
     "sandbox_credentials",
 ]
 

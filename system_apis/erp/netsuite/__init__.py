@@ -5,7 +5,6 @@ from __future__ import annotations
 from system_apis.erp.netsuite.client import (
     NetSuiteClient,
     NetSuiteCredentials,
-    credentials_from_env,
     sandbox_credentials,
 )
 from system_apis.erp.netsuite.emulator import NetSuiteEmulator, create_emulator
@@ -15,6 +14,5 @@ __all__ = [
     "NetSuiteCredentials",
     "NetSuiteEmulator",
     "create_emulator",
-    "credentials_from_env",
     "sandbox_credentials",
 ]
