@@ -67,6 +67,8 @@ TEST_ONLY_VARIABLES: dict[str, str] = {
     "ERPGW_TEST_DATABASE_URL": "tests: PostgreSQL for the integration tests",
     "ERPGW_TEST_REDIS_URL": "tests: Redis for the integration tests",
 }
+_REPLACED: dict[str, str] = {"ERPGW_EMULATORS": "ERPGW_SANDBOX"}
+"""Variables the gateway no longer reads, and what replaced them."""
 _URL_PASSWORD = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*://)?[^:/?#@]*):.*@")
 """`user:password@` in a URL, up to its last `@` (hiding too much beats showing a password)."""
 _REDACTED = "***"
@@ -863,6 +865,8 @@ def _refuse_unknown(source: Mapping[str, str], known: set[str]) -> None:
             continue
         if name.startswith(TEST_ONLY_PREFIXES):
             continue
+        if name in _REPLACED:
+            raise SettingsError(f"{name}: no longer a setting; did you mean {_REPLACED[name]}?")
         close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]}?" if close else ""
         raise SettingsError(f"{name}: not a setting of the gateway{hint}")

@@ -183,7 +183,7 @@ async def served_gateway(tmp_path: Path) -> AsyncIterator[Served]:
     port = free_port()
     settings = settings_for(
         tmp_path,
-        ERPGW_SANDBOX_VENDORS="salesforce,stripe,zendesk,netsuite",
+        emulated=True,
         ERPGW_PORT=str(port),
         ERPGW_RATE_LIMIT_TIERS="gold=100000/minute;anonymous=100000/minute",
     )
