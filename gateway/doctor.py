@@ -42,7 +42,7 @@ class Check:
     detail: str
 
     def line(self) -> str:
-        return f"{self.name:<22} {'ok' if self.ok else 'failed'}  {self.detail}"
+        return f"{self.name:<22} {'ok' if self.ok else 'failed':<7} {self.detail}"
 
 
 async def run_checks(settings: Settings) -> list[Check]:
@@ -109,7 +109,13 @@ async def _redis(url: str) -> str:
 
 async def _keys(settings: Settings) -> str:
     keys = KeyStore(settings.signing_keys_dir)
-    await asyncio.to_thread(keys.reload)
+    try:
+        await asyncio.to_thread(keys.reload)
+    except FileNotFoundError:
+        raise _Failed(
+            f"no signing keys in {settings.signing_keys_dir} (`serve` or "
+            "`erp-gateway keys rotate` makes the first)"
+        ) from None
     return f"current key {keys.current.kid} in {settings.signing_keys_dir}"
 
 
@@ -117,7 +123,7 @@ async def _vendors(settings: Settings) -> list[Check]:
     engine = storage.create_engine(settings.database_url)
     try:
         platforms = build_platforms(
-            settings, engine=engine, redis=None, registry=CollectorRegistry()
+            settings, engine=engine, redis=None, registry=CollectorRegistry(), record_calls=False
         )
     except Exception as exc:
         await engine.dispose()
@@ -127,7 +133,9 @@ async def _vendors(settings: Settings) -> list[Check]:
         for vendor in VENDORS:
             wired = platforms.vendors.get(vendor)
             if wired is None:
-                checks.append(Check(vendor, not settings.is_live(vendor), "not wired"))
+                sandbox = settings.sandbox.enabled
+                why = "not wired (not in ERPGW_SANDBOX_VENDORS)" if sandbox else "no credentials"
+                checks.append(Check(vendor, sandbox, why))
                 continue
             kind = "emulated" if wired.emulator is not None else "live"
             checks.append(await _guarded(vendor, _probe(vendor, wired.client, kind)))
@@ -142,6 +150,12 @@ async def _probe(vendor: str, client: Any, kind: str) -> str:
     return f"{kind}: authenticated call answered"
 
 
+class _Failed(Exception):
+    """A check failed for a reason its message says in full."""
+
+
 def _why(exc: BaseException) -> str:
+    if isinstance(exc, _Failed):
+        return str(exc)
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {redact_url(text)}" if text else type(exc).__name__

@@ -214,8 +214,11 @@ def build_platforms(
     engine: AsyncEngine,
     redis: Redis | None,
     registry: CollectorRegistry,
+    record_calls: bool = True,
 ) -> Platforms:
-    platforms = Platforms(recorder=DatabaseCallRecorder(engine))
+    """Each vendor, live or emulated; `record_calls=False` keeps no `vendor_calls` rows (for
+    `erp-gateway doctor`, which may run before the schema exists)."""
+    platforms = Platforms(recorder=DatabaseCallRecorder(engine) if record_calls else None)
     metrics = OutboundMetrics(registry)
     for wiring in WIRINGS:
         vendor = _build_vendor(wiring, settings, redis, metrics, platforms.recorder)

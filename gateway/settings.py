@@ -966,13 +966,55 @@ def _shown(item: Variable, value: Any) -> str:
 
 def markdown_table() -> str:
     """The README's configuration table, generated from the schema."""
-    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines = ["| variable | type | default | meaning |", "|---|---|---|---|"]
     for item in variables():
-        lines.append(f"| `{item.name}` | {_default_text(item)} | {item.meaning} |")
+        secret = " (secret)" if item.secret else ""
+        lines.append(
+            f"| `{item.name}` | {_type_text(item)}{secret} | {_default_text(item)} "
+            f"| {item.meaning} |"
+        )
     for name, meaning in TEST_ONLY_VARIABLES.items():
-        lines.append(f"| `{name}` | unset | {meaning} (not read by the gateway) |")
-    lines.append("| `ERPGW_BENCH_*` | unset | benchmarks' own settings (not read by the gateway) |")
+        lines.append(f"| `{name}` | text | unset | {meaning} (not read by the gateway) |")
+    lines.append(
+        "| `ERPGW_BENCH_*` | text | unset | benchmarks' own settings (not read by the gateway) |"
+    )
     return "\n".join(lines)
+
+
+def _type_text(item: Variable) -> str:
+    kind = _without_none(item.type)
+    check = item.options.get("check")
+    minimum, maximum = item.options.get("minimum"), item.options.get("maximum")
+    named = {
+        _database_url: "URL",
+        _api_versions: "JSON",
+        _sandbox_vendors: "vendor list",
+        _console_secret: "64 hex digits",
+        _pem: "PEM",
+        _rate_limit_tiers: "rate list",
+    }
+    if check in named:
+        return named[check]
+    if check is not None:
+        return "URL"
+    if kind is bool:
+        return "true/false"
+    if kind in (int, float):
+        word = "integer" if kind is int else "number"
+        if item.options.get("positive"):
+            return f"{word} > 0"
+        if minimum is not None and maximum is not None:
+            return f"{word} {minimum}..{maximum}"
+        return f"{word} >= {minimum}" if minimum is not None else word
+    if typing.get_origin(kind) is Literal:
+        return " / ".join(f"`{choice}`" for choice in typing.get_args(kind))
+    if kind is Path:
+        return "path"
+    if kind == tuple[str, ...]:
+        return "comma list"
+    if kind is datetime:
+        return "RFC 3339 time"
+    return "text"
 
 
 def _default_text(item: Variable) -> str:
