@@ -223,8 +223,10 @@ async def test_a_live_app_mounts_no_emulator_makes_no_demo_client_and_refuses_sa
             count = sa.text("SELECT count(*) FROM api_clients")
             clients = (await connection.execute(count)).scalar()
             inbox = (
-                await connection.execute(sa.text("SELECT event_type FROM webhook_inbox"))
-            ).scalars().all()
+                (await connection.execute(sa.text("SELECT event_type FROM webhook_inbox")))
+                .scalars()
+                .all()
+            )
 
     assert [response.status_code for response in mounts] == [404] * 4
     assert all(vendor.emulator is None for vendor in gateway.platforms.vendors.values())

@@ -19,11 +19,13 @@ def test_no_client_id_means_salesforce_is_not_live() -> None:
 
 
 def test_salesforce_client_credentials() -> None:
-    settings = load_settings({
-        "ERPGW_SALESFORCE_CLIENT_ID": "3MVG9",
-        "ERPGW_SALESFORCE_CLIENT_SECRET": "secret",
-        "ERPGW_SALESFORCE_LOGIN_URL": "https://acme.my.salesforce.com",
-    })
+    settings = load_settings(
+        {
+            "ERPGW_SALESFORCE_CLIENT_ID": "3MVG9",
+            "ERPGW_SALESFORCE_CLIENT_SECRET": "secret",
+            "ERPGW_SALESFORCE_LOGIN_URL": "https://acme.my.salesforce.com",
+        }
+    )
     creds = credentials_for("salesforce", settings)
     assert creds.login_url == "https://acme.my.salesforce.com"
     assert not creds.uses_jwt
@@ -32,12 +34,14 @@ def test_salesforce_client_credentials() -> None:
 def test_salesforce_jwt_credentials_from_a_key_file(tmp_path: Path) -> None:
     key = tmp_path / "server.key"
     key.write_text("-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n")
-    settings = load_settings({
-        "ERPGW_SALESFORCE_CLIENT_ID": "3MVG9",
-        "ERPGW_SALESFORCE_USERNAME": "integration@acme.com",
-        "ERPGW_SALESFORCE_PRIVATE_KEY_FILE": str(key),
-        "ERPGW_SALESFORCE_AUDIENCE": "https://test.salesforce.com",
-    })
+    settings = load_settings(
+        {
+            "ERPGW_SALESFORCE_CLIENT_ID": "3MVG9",
+            "ERPGW_SALESFORCE_USERNAME": "integration@acme.com",
+            "ERPGW_SALESFORCE_PRIVATE_KEY_FILE": str(key),
+            "ERPGW_SALESFORCE_AUDIENCE": "https://test.salesforce.com",
+        }
+    )
     creds = credentials_for("salesforce", settings)
     assert creds.uses_jwt
     assert creds.login_url == "https://login.salesforce.com"
@@ -86,18 +90,32 @@ def test_stripe_credentials() -> None:
 
 def test_zendesk_credentials() -> None:
     assert not load_settings({}).is_live("zendesk")
-    token = credentials_for("zendesk", load_settings({
-        "ERPGW_ZENDESK_SUBDOMAIN": "northwind", "ERPGW_ZENDESK_EMAIL": "ops@northwind.test",
-        "ERPGW_ZENDESK_API_TOKEN": "t0k", "ERPGW_ZENDESK_WEBHOOK_SECRETS": "new, old"}))
+    token = credentials_for(
+        "zendesk",
+        load_settings(
+            {
+                "ERPGW_ZENDESK_SUBDOMAIN": "northwind",
+                "ERPGW_ZENDESK_EMAIL": "ops@northwind.test",
+                "ERPGW_ZENDESK_API_TOKEN": "t0k",
+                "ERPGW_ZENDESK_WEBHOOK_SECRETS": "new, old",
+            }
+        ),
+    )
     assert token.base_url == "https://northwind.zendesk.com"
     assert token.webhook_secrets == ("new", "old")
     request = httpx.Request("GET", "https://northwind.zendesk.com/api/v2/tickets")
     next(token.auth().auth_flow(request))
     expected = base64.b64encode(b"ops@northwind.test/token:t0k").decode()
     assert request.headers["Authorization"] == f"Basic {expected}"
-    oauth = credentials_for("zendesk", load_settings({
-        "ERPGW_ZENDESK_BASE_URL": "https://help.example.test/",
-        "ERPGW_ZENDESK_OAUTH_TOKEN": "oa"}))
+    oauth = credentials_for(
+        "zendesk",
+        load_settings(
+            {
+                "ERPGW_ZENDESK_BASE_URL": "https://help.example.test/",
+                "ERPGW_ZENDESK_OAUTH_TOKEN": "oa",
+            }
+        ),
+    )
     assert oauth.base_url == "https://help.example.test"
     request = httpx.Request("GET", "https://help.example.test/api/v2/tickets")
     next(oauth.auth().auth_flow(request))
@@ -107,12 +125,17 @@ def test_zendesk_credentials() -> None:
 def test_netsuite_credentials_from_a_key_file(tmp_path: Path) -> None:
     key = tmp_path / "netsuite.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n")
-    creds = credentials_for("netsuite", load_settings({
-        "ERPGW_NETSUITE_ACCOUNT_ID": "1234567_SB1",
-        "ERPGW_NETSUITE_CLIENT_ID": "client",
-        "ERPGW_NETSUITE_CERTIFICATE_ID": "cert",
-        "ERPGW_NETSUITE_PRIVATE_KEY_FILE": str(key),
-    }))
+    creds = credentials_for(
+        "netsuite",
+        load_settings(
+            {
+                "ERPGW_NETSUITE_ACCOUNT_ID": "1234567_SB1",
+                "ERPGW_NETSUITE_CLIENT_ID": "client",
+                "ERPGW_NETSUITE_CERTIFICATE_ID": "cert",
+                "ERPGW_NETSUITE_PRIVATE_KEY_FILE": str(key),
+            }
+        ),
+    )
     assert creds.base_url == "https://1234567-sb1.suitetalk.api.netsuite.com"
     assert creds.private_key_pem == key.read_text()
     assert creds.algorithm is None
