@@ -709,6 +709,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     experience: ExperienceSettings = msgspec.field(default_factory=ExperienceSettings)
     process: ProcessSettings = msgspec.field(default_factory=ProcessSettings)
 
+    def __post_init__(self) -> None:
+        if not self.issuer:
+            msgspec.structs.force_setattr(self, "issuer", f"http://{self.host}:{self.port}")
+
     @property
     def base_url(self) -> str:
         return self.public_base_url or f"http://{self.host}:{self.port}"
@@ -831,11 +835,7 @@ def _build(tree: dict[str, Any]) -> Settings:
             ("process", ProcessSettings),
         )
     }
-    host = tree.get("host", "127.0.0.1")
-    port = tree.get("port", 8000)
-    var_dir = tree.get("var_dir", Path("var"))
-    tree.setdefault("issuer", f"http://{host}:{port}")
-    tree.setdefault("signing_keys_dir", var_dir / "keys")
+    tree.setdefault("signing_keys_dir", tree.get("var_dir", Path("var")) / "keys")
     return Settings(**tree, **nested)
 
 
