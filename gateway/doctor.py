@@ -55,7 +55,7 @@ async def run_checks(settings: Settings) -> list[Check]:
     checks += await _vendors(settings)
     for source in ("stripe", "zendesk"):
         if settings.is_live(source):
-            secrets = settings.vendor(source).webhook_secrets  # type: ignore[union-attr]
+            secrets = settings.webhook_secrets(source)
             name = f"ERPGW_{source.upper()}_WEBHOOK_SECRETS"
             checks.append(
                 Check(

@@ -722,6 +722,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         chosen: VendorSettings = getattr(self, name)
         return chosen
 
+    def webhook_secrets(self, source: str) -> tuple[str, ...]:
+        """The configured signing secrets of `source`'s webhooks (Stripe, Zendesk)."""
+        if source == "stripe":
+            return self.stripe.webhook_secrets
+        if source == "zendesk":
+            return self.zendesk.webhook_secrets
+        return ()
+
     def is_live(self, vendor: str) -> bool:
         """Whether `vendor` has credentials configured (it is then never emulated)."""
         return _is_configured(self.vendor(vendor))
