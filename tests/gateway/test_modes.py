@@ -12,14 +12,16 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 
 from gateway import storage
 from gateway.platforms import sandbox_banner
-from gateway.settings import SettingsError, load_settings
+from gateway.settings import VENDORS, SettingsError, load_settings
 from system_apis.billing.stripe.webhooks import sign_webhook as stripe_sign
 from tests.support.apps import app_client, gateway_app
+from tests.support.processes import start_gateway
 
 SCRIPT = Path(sys.executable).parent / "erp-gateway"
 UNREACHABLE = "http://127.0.0.1:9"
@@ -267,3 +269,54 @@ def test_a_live_app_imports_no_emulator_module(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == ""
+
+
+def test_a_served_live_gateway_names_its_live_vendors_and_makes_no_demo_client(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **local(tmp_path),
+        "ERPGW_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
+        **CREDENTIALS,
+        **WEBHOOK_SECRETS,
+    }
+    gateway = start_gateway(env, tmp_path / "serve.log")
+    try:
+        sandbox = httpx.get(f"{gateway.base_url}/_sandbox/stripe/v1/customers", timeout=5)
+    finally:
+        gateway.stop()
+    banner = (tmp_path / "serve.log").read_text()
+
+    assert sandbox.status_code == 404
+    assert "mode: live" in banner
+    assert all(f"{vendor:<11} live" in banner for vendor in VENDORS)
+    assert "demo client" not in banner
+    assert not (tmp_path / "demo-client.json").exists()
+
+
+def test_a_served_sandbox_gateway_makes_the_demo_client_and_says_what_is_emulated(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **local(tmp_path),
+        "ERPGW_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
+        "ERPGW_SANDBOX": "true",
+        "ERPGW_SANDBOX_VENDORS": "stripe",
+    }
+    gateway = start_gateway(env, tmp_path / "serve.log")
+    try:
+        demo = json.loads((tmp_path / "demo-client.json").read_text())
+        token = httpx.post(
+            f"{gateway.base_url}/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(demo["client_id"], demo["client_secret"]),
+            timeout=5,
+        )
+    finally:
+        gateway.stop()
+    banner = (tmp_path / "serve.log").read_text()
+
+    assert token.status_code == 200
+    assert "mode: sandbox" in banner
+    assert f"{'stripe':<11} emulated" in banner
+    assert f"{'zendesk':<11} not wired" in banner
