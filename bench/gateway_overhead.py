@@ -115,7 +115,8 @@ def _gateway_env(tmp: Path, redis_url: str | None) -> dict[str, str]:
         "ERPGW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db",
         "ERPGW_VAR_DIR": str(tmp),
         "ERPGW_SIGNING_KEYS_DIR": str(tmp / "keys"),
-        "ERPGW_EMULATORS": "false",
+        "ERPGW_SANDBOX": "true",
+        "ERPGW_SANDBOX_VENDORS": "none",
         "ERPGW_LOG_FORMAT": "json",
         # High enough never to refuse, so every request takes the full admission path.
         "ERPGW_RATE_LIMIT_TIERS": "gold=100000000/minute;anonymous=100000000/minute",

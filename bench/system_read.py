@@ -93,6 +93,7 @@ def _gateway(upstream: str) -> WrkResult:
             "ERPGW_VAR_DIR": tmp,
             "ERPGW_SIGNING_KEYS_DIR": f"{tmp}/keys",
             "ERPGW_LOG_FORMAT": "json",
+            "ERPGW_SANDBOX": "true",
             "ERPGW_ACCESS_LOG": "false",
             "ERPGW_RATE_LIMIT_TIERS": "gold=100000000/minute;anonymous=100000000/minute",
             "ERPGW_STRIPE_SECRET_KEY": SECRET_KEY,

@@ -11,7 +11,6 @@ from experience_apis._layer import (
     ExperienceConfig,
     ExperienceLayer,
     build_experience_layer,
-    config_from_env,
     create_routers,
 )
 from experience_apis.compose import InMemoryViewCache, RedisViewCache, ViewCache
@@ -26,7 +25,6 @@ __all__ = [
     "VendorLinks",
     "ViewCache",
     "build_experience_layer",
-    "config_from_env",
     "console_secret",
     "create_routers",
 ]

@@ -25,7 +25,6 @@ from experience_apis.console import (
     Console,
     VendorLinks,
     console_routes,
-    vendor_links_from_env,
 )
 from experience_apis.console._reads import ConsoleReads
 
@@ -33,7 +32,6 @@ __all__ = [
     "ExperienceConfig",
     "ExperienceLayer",
     "build_experience_layer",
-    "config_from_env",
     "create_routers",
 ]
 
@@ -52,24 +50,6 @@ class ExperienceConfig:
     """Where the console links records to in each vendor's own UI."""
     secure_cookies: bool = False
     """Mark the console's sign-in cookie `Secure` (set it when served over HTTPS)."""
-
-
-def config_from_env(env: Mapping[str, str]) -> ExperienceConfig:
-    """`ERPGW_VIEW_CACHE_SECONDS`, `ERPGW_VIEW_STALE_SECONDS`, `ERPGW_VIEW_BUDGET_<SOURCE>`
-    (seconds), the console's vendor links (`console.vendor_links_from_env`), and Secure
-    cookies when `ERPGW_PUBLIC_BASE_URL` is https."""
-    budgets = {
-        name: float(env[f"ERPGW_VIEW_BUDGET_{name.upper()}"])
-        for name in ("crm", "billing", "support", "erp", "process")
-        if env.get(f"ERPGW_VIEW_BUDGET_{name.upper()}")
-    }
-    return ExperienceConfig(
-        fresh_seconds=float(env.get("ERPGW_VIEW_CACHE_SECONDS") or 5.0),
-        stale_seconds=float(env.get("ERPGW_VIEW_STALE_SECONDS") or 300.0),
-        budgets=budgets,
-        vendor_links=vendor_links_from_env(env),
-        secure_cookies=env.get("ERPGW_PUBLIC_BASE_URL", "").startswith("https://"),
-    )
 
 
 def create_routers(*extra: Any) -> list[Any]:

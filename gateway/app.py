@@ -18,11 +18,12 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from experience_apis import (
+    ExperienceConfig,
     ExperienceLayer,
     build_experience_layer,
-    config_from_env,
     console_secret,
 )
+from experience_apis.console import vendor_links
 from gateway import docs, storage
 from gateway.auth import (
     Authenticator,
@@ -38,6 +39,7 @@ from gateway.idempotency import IdempotencyPolicy, IdempotencyStore
 from gateway.keys import KeyStore
 from gateway.logging import configure_logging
 from gateway.metrics import GatewayMetrics, metrics_route
+from gateway.modes import check_mode, webhook_secrets
 from gateway.oauth import OAUTH_ROUTES
 from gateway.platforms import Platforms, build_platforms
 from gateway.policies import RoutePolicies
@@ -56,7 +58,6 @@ from process_apis.quote_to_cash_api import build as build_quote_to_cash
 from process_apis.webhooks import (
     WebhookIntake,
     build_intake,
-    secrets_from_env,
     subscribe_quote_to_cash,
 )
 
@@ -95,7 +96,13 @@ class Gateway:
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
+    """The gateway for `settings` (default: the environment's).
+
+    Raises:
+        SettingsError: a live gateway without complete credentials and webhook secrets.
+    """
     settings = settings or load_settings()
+    check_mode(settings)
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     gateway = _build(settings)
     app = Litestar(
@@ -173,14 +180,14 @@ def _build(settings: Settings) -> Gateway:
         experience=build_experience_layer(
             engine=engine,
             redis=redis,
-            config=config_from_env(settings.env),
+            config=_experience_config(settings),
             authenticator=clients,
-            console_secret=console_secret(settings.var_dir, settings.env),
+            console_secret=console_secret(settings.var_dir, settings.experience.console_secret),
         ),
         process=build_process_layer(
             database_url=settings.database_url,
             var_dir=settings.var_dir,
-            executor_id=settings.env.get("ERPGW_EXECUTOR_ID") or None,
+            executor_id=settings.process.executor_id,
             executor_prefix=f"{settings.host}:{settings.port}",
             engine=engine,
             registry=metrics.registry,
@@ -209,7 +216,7 @@ def _quote_to_cash(gateway: Gateway) -> QuoteToCashService | None:
         database=gateway.engine,
         flow_engine=gateway.process.engine,
         flow_reader=gateway.process.reader,
-        env=gateway.settings.env,
+        env=_process_env(gateway.settings),
     )
 
 
@@ -225,7 +232,7 @@ def _escalation(gateway: Gateway) -> escalation_api.EscalationWiring | None:
         billing=ports["stripe"],
         support=ports["zendesk"],
         erp=ports["netsuite"],
-        env=gateway.settings.env,
+        env=_process_env(gateway.settings),
     )
 
 
@@ -248,7 +255,7 @@ def _webhooks(gateway: Gateway) -> WebhookIntake:
     """Webhook intake and the payment flows Stripe's events start (built before the flow
     engine launches); quote-to-cash and escalation subscribe to its dispatcher. With the
     emulators, their webhooks are pointed at this gateway when the platforms start."""
-    intake = build_intake(database=gateway.engine, secrets=secrets_from_env(gateway.settings.env))
+    intake = build_intake(database=gateway.engine, secrets=webhook_secrets(gateway.settings))
     vendors = gateway.platforms.vendors
     ports = {name: vendor.client for name, vendor in vendors.items()}
     if {"stripe", "netsuite", "salesforce"} <= ports.keys():
@@ -268,6 +275,38 @@ def _webhooks(gateway: Gateway) -> WebhookIntake:
         )
     )
     return intake
+
+
+def _experience_config(settings: Settings) -> ExperienceConfig:
+    chosen = settings.experience
+    return ExperienceConfig(
+        fresh_seconds=chosen.view_cache_seconds,
+        stale_seconds=chosen.view_stale_seconds,
+        budgets=chosen.budgets,
+        vendor_links=vendor_links(
+            salesforce=chosen.console_salesforce_url,
+            stripe=chosen.console_stripe_url,
+            netsuite=chosen.console_netsuite_url,
+            zendesk=chosen.console_zendesk_url,
+            netsuite_account=settings.netsuite.account_id,
+            zendesk_subdomain=settings.zendesk.subdomain,
+            stripe_live=(settings.stripe.secret_key or "").startswith("sk_live_"),
+        ),
+        secure_cookies=(settings.public_base_url or "").startswith("https://"),
+    )
+
+
+def _process_env(settings: Settings) -> dict[str, str]:
+    """The process settings in the shape the flow modules still take (`env`).
+    TODO(#8): pass typed values once the process layer takes them."""
+    chosen = settings.process
+    values = {
+        "ERPGW_CRM_POLL_SECONDS": repr(chosen.crm_poll_seconds),
+        "ERPGW_APPROVAL_TIMEOUT_SECONDS": repr(chosen.approval_timeout_seconds),
+    }
+    if chosen.crm_poll_since is not None:
+        values["ERPGW_CRM_POLL_SINCE"] = chosen.crm_poll_since.isoformat()
+    return values
 
 
 def _policies(gateway: Gateway) -> list[Any]:

@@ -1,5 +1,5 @@
-"""`erp-gateway`: serve the gateway, migrate its database, manage clients and signing keys,
-run a vendor emulator alone, and compare contract versions."""
+"""`erp-gateway`: serve the gateway, show and check its configuration, migrate its database,
+manage clients and signing keys, run a vendor emulator alone, and compare contract versions."""
 
 from __future__ import annotations
 
@@ -18,7 +18,14 @@ from gateway import storage
 from gateway.clients import ClientRegistry
 from gateway.keys import KeyStore
 from gateway.logging import configure_logging
-from gateway.settings import Settings, SettingsError, load_settings
+from gateway.settings import (
+    Settings,
+    SettingsError,
+    effective_settings,
+    export_overrides,
+    load_settings,
+    markdown_table,
+)
 
 __all__ = ["main"]
 
@@ -52,6 +59,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     serve.add_argument("--server", choices=("granian", "uvicorn"), default="granian")
     serve.set_defaults(run=_serve)
+
+    config = commands.add_parser(
+        "config", help="print the effective settings (secrets redacted)"
+    )
+    config.add_argument(
+        "--markdown", action="store_true", help="print the README's table of every variable"
+    )
+    config.set_defaults(run=_config)
+    doctor = commands.add_parser(
+        "doctor", help="check the database, Redis, signing keys, vendors and webhook secrets"
+    )
+    doctor.set_defaults(run=_doctor)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(title="db commands")
     db.add_parser("upgrade", help="apply the migrations").set_defaults(run=_db_upgrade)
@@ -100,8 +119,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings() -> Settings:
-    settings = load_settings()
+def _settings(overrides: dict[str, str] | None = None) -> Settings:
+    settings = load_settings(overrides=overrides)
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     return settings
 
@@ -206,7 +225,7 @@ def _contracts_diff(args: argparse.Namespace) -> int:
 def _emulator(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.platforms import emulator_app
+    from gateway.sandbox_wiring import emulator_app
 
     configure_logging()
     app = emulator_app(args.vendor, limits=not args.no_limits)
@@ -214,21 +233,53 @@ def _emulator(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
-    if args.host:
-        os.environ["ERPGW_HOST"] = args.host
-    if args.port:
-        os.environ["ERPGW_PORT"] = str(args.port)
+def _config(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(markdown_table())
+        return 0
+    settings = load_settings()
+    rows = effective_settings(settings)
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+    return 0
+
+
+def _doctor(_args: argparse.Namespace) -> int:
+    from gateway.doctor import run_checks
+
     settings = _settings()
+    checks = asyncio.run(run_checks(settings))
+    for check in checks:
+        print(check.line(), flush=True)
+    return 0 if all(check.ok for check in checks) else 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from gateway.modes import check_mode
+
+    overrides = {
+        name: str(value)
+        for name, value in (("ERPGW_HOST", args.host), ("ERPGW_PORT", args.port))
+        if value
+    }
+    settings = _settings(overrides)
+    check_mode(settings)
+    # The workers read their settings from the environment they inherit.
+    export_overrides(overrides)
     storage.upgrade(settings.database_url)
     KeyStore(settings.signing_keys_dir).ensure()
-    demo = _ensure_demo_client(settings) if settings.emulators else None
+    demo = _ensure_demo_client(settings) if settings.sandbox.enabled else None
     _print_banner(settings, demo)
     if args.server == "uvicorn":
         import uvicorn
 
+        # One uvicorn worker serves in this process; several run as children to watch us.
+        factory = "gateway.workers:worker_app" if args.workers > 1 else (
+            "gateway.app:create_app_from_env"
+        )
         uvicorn.run(
-            "gateway.app:create_app_from_env",
+            factory,
             factory=True,
             host=settings.host,
             port=settings.port,
@@ -240,7 +291,7 @@ def _serve(args: argparse.Namespace) -> int:
     from granian.constants import Interfaces
 
     Granian(
-        "gateway.app:create_app_from_env",
+        "gateway.workers:worker_app",
         factory=True,
         address=settings.host,
         port=settings.port,
@@ -297,8 +348,7 @@ def _print_banner(settings: Settings, demo: dict[str, Any] | None) -> None:
             f"  get a token:   curl -s -u {demo['client_id']}:{demo['client_secret']} "
             f"-d grant_type=client_credentials {base}/oauth/token",
         ]
-    if settings.emulators:
-        from gateway.platforms import sandbox_banner
+    from gateway.platforms import sandbox_banner
 
-        lines += ["", *sandbox_banner(base)]
+    lines += ["", *sandbox_banner(settings)]
     print("\n".join(lines), flush=True)

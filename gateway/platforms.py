@@ -1,6 +1,8 @@
 """The four platforms behind the system APIs: for each, the real vendor when its credentials
-are configured, otherwise its built-in emulator, mounted under `/_sandbox/<vendor>` outside
-the gateway's policies and reached by the vendor client in-process.
+are configured; in sandbox mode otherwise its built-in emulator, mounted under
+`/_sandbox/<vendor>` outside the gateway's policies and reached by the vendor client
+in-process. Live mode mounts no emulator and imports none (`gateway.modes` refuses to start
+a live gateway unless every vendor has credentials).
 
 Each vendor client gets an httpx client from `system_apis.outbound.build_vendor_http` (timeouts,
 retries, circuit breaker, quota budget, call recording, metrics); the client is provided to
@@ -12,6 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,12 +25,14 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.settings import Settings
+from gateway.settings import (
+    NetSuiteSettings,
+    SalesforceSettings,
+    Settings,
+    StripeSettings,
+    ZendeskSettings,
+)
 from gateway.vendor_calls import DatabaseCallRecorder
-from sandbox import credentials as sandbox_values
-from system_apis.billing.stripe.client import StripeCredentials
-from system_apis.crm.salesforce.client import SalesforceCredentials
-from system_apis.erp.netsuite.client import NetSuiteCredentials
 from system_apis.outbound import (
     OutboundMetrics,
     Platform,
@@ -36,19 +41,8 @@ from system_apis.outbound import (
     build_vendor_http,
     default_policy,
 )
-from system_apis.support.zendesk.client import ZendeskCredentials
 
-__all__ = [
-    "Platforms",
-    "build_platforms",
-    "emulator_app",
-    "netsuite_sandbox_credentials",
-    "salesforce_sandbox_credentials",
-    "sandbox_banner",
-    "sandbox_credentials",
-    "stripe_sandbox_credentials",
-    "zendesk_sandbox_credentials",
-]
+__all__ = ["Platforms", "build_platforms", "credentials_for", "sandbox_banner"]
 
 SANDBOX_PREFIX = "/_sandbox"
 
@@ -98,6 +92,8 @@ class _Wiring:
     """(vendor client module, http client, credentials, quota) -> the vendor client."""
     base_url: Callable[[Any], str]
     """Where the real platform is, from its credentials."""
+    credentials: Callable[[Any, Any], Any]
+    """(vendor client module, the vendor's settings) -> its credentials."""
 
 
 def _salesforce(
@@ -126,6 +122,56 @@ def _netsuite(
     return module.NetSuiteClient(http, credentials=credentials)
 
 
+def _salesforce_credentials(module: Any, settings: SalesforceSettings) -> Any:
+    key = (settings.private_key or "").strip() or None
+    if key is None and settings.private_key_file is not None:
+        key = _read_key(settings.private_key_file)
+    return module.SalesforceCredentials(
+        login_url=settings.login_url,
+        client_id=settings.client_id,
+        client_secret=settings.client_secret,
+        username=settings.username,
+        private_key_pem=key,
+        audience=settings.audience,
+    )
+
+
+def _stripe_credentials(module: Any, settings: StripeSettings) -> Any:
+    return module.StripeCredentials(
+        secret_key=settings.secret_key,
+        base_url=settings.base_url,
+        webhook_secrets=settings.webhook_secrets,
+    )
+
+
+def _zendesk_credentials(module: Any, settings: ZendeskSettings) -> Any:
+    return module.ZendeskCredentials(
+        base_url=(settings.url or "").rstrip("/"),
+        email=settings.email,
+        api_token=settings.api_token,
+        oauth_token=settings.oauth_token,
+        webhook_secrets=settings.webhook_secrets,
+    )
+
+
+def _netsuite_credentials(module: Any, settings: NetSuiteSettings) -> Any:
+    key = settings.private_key or ""
+    if not key and settings.private_key_file is not None:
+        key = _read_key(settings.private_key_file)
+    return module.NetSuiteCredentials(
+        account_id=settings.account_id,
+        client_id=settings.client_id,
+        certificate_id=settings.certificate_id,
+        private_key_pem=key,
+        base_url=settings.url,
+        algorithm=settings.algorithm,
+    )
+
+
+def _read_key(path: Path) -> str:
+    return path.expanduser().read_text(encoding="utf-8")
+
+
 WIRINGS: tuple[_Wiring, ...] = (
     _Wiring(
         name="salesforce",
@@ -133,6 +179,7 @@ WIRINGS: tuple[_Wiring, ...] = (
         package="system_apis.crm.salesforce",
         build=_salesforce,
         base_url=lambda credentials: credentials.login_url,
+        credentials=_salesforce_credentials,
     ),
     _Wiring(
         name="stripe",
@@ -140,6 +187,7 @@ WIRINGS: tuple[_Wiring, ...] = (
         package="system_apis.billing.stripe",
         build=_stripe,
         base_url=lambda credentials: credentials.base_url,
+        credentials=_stripe_credentials,
     ),
     _Wiring(
         name="zendesk",
@@ -147,6 +195,7 @@ WIRINGS: tuple[_Wiring, ...] = (
         package="system_apis.support.zendesk",
         build=_zendesk,
         base_url=lambda credentials: credentials.base_url,
+        credentials=_zendesk_credentials,
     ),
     _Wiring(
         name="netsuite",
@@ -154,6 +203,7 @@ WIRINGS: tuple[_Wiring, ...] = (
         package="system_apis.erp.netsuite",
         build=_netsuite,
         base_url=lambda credentials: credentials.base_url,
+        credentials=_netsuite_credentials,
     ),
 )
 
@@ -164,8 +214,11 @@ def build_platforms(
     engine: AsyncEngine,
     redis: Redis | None,
     registry: CollectorRegistry,
+    record_calls: bool = True,
 ) -> Platforms:
-    platforms = Platforms(recorder=DatabaseCallRecorder(engine))
+    """Each vendor, live or emulated; `record_calls=False` keeps no `vendor_calls` rows (for
+    `erp-gateway doctor`, which may run before the schema exists)."""
+    platforms = Platforms(recorder=DatabaseCallRecorder(engine) if record_calls else None)
     metrics = OutboundMetrics(registry)
     for wiring in WIRINGS:
         vendor = _build_vendor(wiring, settings, redis, metrics, platforms.recorder)
@@ -190,20 +243,22 @@ def _build_vendor(
     recorder: DatabaseCallRecorder | None,
 ) -> Vendor | None:
     client_module = importlib.import_module(f"{wiring.package}.client")
-    credentials = client_module.credentials_from_env(settings.env)
     emulator = None
     transport: httpx.AsyncBaseTransport | None = None
-    if credentials is None:
-        if not settings.emulators:
-            return None
-        emulator = importlib.import_module(_EMULATOR_MODULES[wiring.name]).create_emulator()
+    if settings.is_live(wiring.name):
+        credentials = credentials_for(wiring.name, settings)
+        base_url = wiring.base_url(credentials)
+    elif settings.is_emulated(wiring.name):
+        from gateway import sandbox_wiring  # sandbox mode only: a live gateway loads no sandbox
+
+        emulator = sandbox_wiring.create_emulator(wiring.name)
         prefix = f"{SANDBOX_PREFIX}/{wiring.name}"
         base_url = f"{settings.base_url}{prefix}"
         # In-process: each worker talks to its own emulator, never to another worker's.
         transport = httpx.ASGITransport(app=emulator.vendor, root_path=prefix)
-        credentials = sandbox_credentials(wiring.name, base_url)
+        credentials = sandbox_wiring.sandbox_credentials(wiring.name, base_url)
     else:
-        base_url = wiring.base_url(credentials)
+        return None
     policy = default_policy(wiring.name)
     quota = build_quota(policy, redis=redis) if settings.vendor_quotas else None
     http = build_vendor_http(
@@ -217,6 +272,14 @@ def _build_vendor(
     )
     client = wiring.build(client_module, http, credentials, quota)
     return Vendor(name=wiring.name, client=client, http=http, emulator=emulator)
+
+
+def credentials_for(vendor: str, settings: Settings) -> Any:
+    """The vendor package's credentials built from the vendor's settings (complete ones:
+    `load_settings` refuses a partly configured vendor)."""
+    wiring = next(item for item in WIRINGS if item.name == vendor)
+    module = importlib.import_module(f"{wiring.package}.client")
+    return wiring.credentials(module, settings.vendor(vendor))
 
 
 def _mount(vendor: str, app: Any) -> ASGIRouteHandler:
@@ -248,95 +311,22 @@ def _constant(value: Any) -> Callable[[], Any]:
     return dependency
 
 
-_EMULATOR_MODULES = {
-    "salesforce": "sandbox.salesforce",
-    "stripe": "sandbox.stripe",
-    "zendesk": "sandbox.zendesk",
-    "netsuite": "sandbox.netsuite",
-}
-"""Imported only when an emulator is wanted, so a live gateway loads none of them."""
+def sandbox_banner(settings: Settings) -> list[str]:
+    """What `serve` prints about each vendor: live (and where), emulated (with the fixed
+    sandbox credentials) or not wired."""
+    from gateway import sandbox_wiring  # sandbox mode only: a live gateway loads no sandbox
 
-
-def salesforce_sandbox_credentials(base_url: str) -> SalesforceCredentials:
-    """The Salesforce emulator's sandbox app (client credentials), reached at `base_url`."""
-    return SalesforceCredentials(
-        login_url=base_url.rstrip("/"),
-        client_id=sandbox_values.SALESFORCE.client_id,
-        client_secret=sandbox_values.SALESFORCE.client_secret,
-        audience=base_url.rstrip("/"),
-    )
-
-
-def stripe_sandbox_credentials(base_url: str) -> StripeCredentials:
-    """The Stripe emulator's secret key and webhook secret, reached at `base_url`."""
-    return StripeCredentials(
-        secret_key=sandbox_values.STRIPE.secret_key,
-        base_url=base_url,
-        webhook_secrets=(sandbox_values.STRIPE.webhook_secret,),
-    )
-
-
-def zendesk_sandbox_credentials(base_url: str) -> ZendeskCredentials:
-    """The Zendesk emulator's API user and webhook secret, reached at `base_url`."""
-    return ZendeskCredentials(
-        base_url=base_url.rstrip("/"),
-        email=sandbox_values.ZENDESK.email,
-        api_token=sandbox_values.ZENDESK.api_token,
-        webhook_secrets=(sandbox_values.ZENDESK.webhook_secret,),
-    )
-
-
-def netsuite_sandbox_credentials(base_url: str) -> NetSuiteCredentials:
-    """The NetSuite emulator's sandbox integration (certificate and key), reached at `base_url`."""
-    return NetSuiteCredentials(
-        account_id=sandbox_values.NETSUITE.account_id,
-        client_id=sandbox_values.NETSUITE.client_id,
-        certificate_id=sandbox_values.NETSUITE.certificate_id,
-        private_key_pem=sandbox_values.NETSUITE.private_key_pem,
-        base_url=base_url.rstrip("/"),
-    )
-
-
-_SANDBOX_CREDENTIALS: dict[str, Callable[[str], Any]] = {
-    "salesforce": salesforce_sandbox_credentials,
-    "stripe": stripe_sandbox_credentials,
-    "zendesk": zendesk_sandbox_credentials,
-    "netsuite": netsuite_sandbox_credentials,
-}
-
-
-def sandbox_credentials(vendor: str, base_url: str) -> Any:
-    """The vendor client's credentials for its emulator at `base_url` (`sandbox.credentials`)."""
-    return _SANDBOX_CREDENTIALS[vendor](base_url)
-
-
-_UNLIMITED: dict[str, dict[str, Any]] = {
-    # What turns each emulator's own rate or concurrency limit off (benchmarks, load tests).
-    "salesforce": {"daily_api_limit": 1_000_000_000},
-    "stripe": {"rate_limit_per_second": None},
-    "zendesk": {"rate_limit_per_minute": None},
-    "netsuite": {"concurrency_limit": None},
-}
-
-
-def emulator_app(vendor: str, *, limits: bool = True) -> Any:
-    """One vendor's emulator as a standalone ASGI app (`erp-gateway emulator <vendor>`);
-    `limits=False` turns off the vendor's own rate or concurrency limit."""
-    module = importlib.import_module(_EMULATOR_MODULES[vendor])
-    kwargs: dict[str, Any] = {} if limits else _UNLIMITED[vendor]
-    return module.create_emulator(**kwargs).vendor
-
-
-def sandbox_banner(base_url: str) -> list[str]:
-    """What `make run` prints about the emulators and their fixed sandbox credentials."""
-    return [
-        "vendor emulators (sandbox credentials are fixed; see README):",
-        f"  salesforce  {base_url}/_sandbox/salesforce   "
-        "client erpgw-sandbox / erpgw-sandbox-secret",
-        f"  stripe      {base_url}/_sandbox/stripe       key sk_test_erpgw_sandbox, "
-        "webhook secret whsec_erpgw_sandbox",
-        f"  zendesk     {base_url}/_sandbox/zendesk      "
-        "sandbox@erpgw.test / token erpgw-sandbox-token",
-        f"  netsuite    {base_url}/_sandbox/netsuite     client erpgw-sandbox "
-        "(certificate key in sandbox.credentials)",
-    ]
+    mode = "sandbox" if settings.sandbox.enabled else "live"
+    lines = [f"mode: {mode} (vendors: live, or emulated with fixed sandbox credentials)"]
+    for wiring in WIRINGS:
+        name = wiring.name
+        if settings.is_live(name):
+            where = wiring.base_url(credentials_for(name, settings))
+            lines.append(f"  {name:<11} live      {where}")
+        elif settings.is_emulated(name):
+            prefix = f"{settings.base_url}{SANDBOX_PREFIX}/{name}"
+            note = sandbox_wiring.SANDBOX_NOTES[name]
+            lines.append(f"  {name:<11} emulated  {prefix:<42} {note}")
+        else:
+            lines.append(f"  {name:<11} not wired (not in ERPGW_SANDBOX_VENDORS)")
+    return lines

@@ -11,7 +11,7 @@ from experience_apis.console._signin import (
     ConsoleClient,
     console_secret,
 )
-from experience_apis.console._vendor_links import VendorLinks, vendor_links_from_env
+from experience_apis.console._vendor_links import VendorLinks, vendor_links
 from experience_apis.console._web import Console
 
 __all__ = [
@@ -21,5 +21,5 @@ __all__ = [
     "VendorLinks",
     "console_routes",
     "console_secret",
-    "vendor_links_from_env",
+    "vendor_links",
 ]

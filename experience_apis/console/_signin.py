@@ -44,7 +44,6 @@ ACT_SCOPE = "ops:replay"
 SIGN_IN_SECONDS = 8 * 3600
 COOKIE = "erpgw_console"
 SECRET_FILE = "console-cookie.key"
-SECRET_ENV = "ERPGW_CONSOLE_SECRET"
 
 
 @runtime_checkable
@@ -127,15 +126,13 @@ def cookie_middleware(secret: bytes, *, secure: bool) -> Callable[[ASGIApp], ASG
     return wrap
 
 
-def console_secret(var_dir: Path, env: Mapping[str, str]) -> bytes:
-    """The cookie key: `ERPGW_CONSOLE_SECRET` (64 hex digits; set it when replicas do not
-    share `var/`), else `<var_dir>/console-cookie.key`, made on first use (mode 0600)."""
-    configured = env.get(SECRET_ENV, "").strip()
-    if configured:
-        key = bytes.fromhex(configured)
-        if len(key) != 32:
-            raise ValueError(f"{SECRET_ENV} must be 32 bytes as 64 hex digits")
-        return key
+def console_secret(var_dir: Path, configured: bytes | None = None) -> bytes:
+    """The cookie key: the configured one (32 bytes; set it when replicas do not share
+    `var/`), else `<var_dir>/console-cookie.key`, made on first use (mode 0600)."""
+    if configured is not None:
+        if len(configured) != 32:
+            raise ValueError("the console cookie key must be 32 bytes")
+        return configured
     path = var_dir / SECRET_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     try:

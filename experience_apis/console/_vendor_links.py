@@ -9,10 +9,9 @@ own prefix, says which page.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["VendorLinks", "vendor_links_from_env"]
+__all__ = ["VendorLinks", "vendor_links"]
 
 # Stripe object id prefixes -> dashboard path (https://docs.stripe.com/dashboard/basics).
 _STRIPE_PATHS = {
@@ -100,19 +99,25 @@ class VendorLinks:
         return f"{self.stripe.rstrip('/')}/{path}/{external_id}"
 
 
-def vendor_links_from_env(env: Mapping[str, str]) -> VendorLinks:
-    """Links from `ERPGW_CONSOLE_{SALESFORCE,STRIPE,NETSUITE,ZENDESK}_URL`, else from the
-    vendors' own settings (NetSuite account id, Zendesk subdomain; Stripe's test dashboard
-    unless a live key is configured)."""
-    account = env.get("ERPGW_NETSUITE_ACCOUNT_ID", "").strip().lower().replace("_", "-")
-    subdomain = env.get("ERPGW_ZENDESK_SUBDOMAIN", "").strip()
-    live = env.get("ERPGW_STRIPE_SECRET_KEY", "").startswith("sk_live_")
+def vendor_links(
+    *,
+    salesforce: str | None = None,
+    stripe: str | None = None,
+    netsuite: str | None = None,
+    zendesk: str | None = None,
+    netsuite_account: str | None = None,
+    zendesk_subdomain: str | None = None,
+    stripe_live: bool = False,
+) -> VendorLinks:
+    """Links to each vendor's own UI: the configured base URLs, else from the vendors' own
+    settings (NetSuite account id, Zendesk subdomain; Stripe's test dashboard unless a live
+    key is configured)."""
+    account = (netsuite_account or "").strip().lower().replace("_", "-")
+    subdomain = (zendesk_subdomain or "").strip()
     return VendorLinks(
-        salesforce=env.get("ERPGW_CONSOLE_SALESFORCE_URL") or None,
-        stripe=env.get("ERPGW_CONSOLE_STRIPE_URL")
-        or ("https://dashboard.stripe.com" if live else "https://dashboard.stripe.com/test"),
-        netsuite=env.get("ERPGW_CONSOLE_NETSUITE_URL")
-        or (f"https://{account}.app.netsuite.com" if account else None),
-        zendesk=env.get("ERPGW_CONSOLE_ZENDESK_URL")
-        or (f"https://{subdomain}.zendesk.com" if subdomain else None),
+        salesforce=salesforce or None,
+        stripe=stripe
+        or ("https://dashboard.stripe.com" if stripe_live else "https://dashboard.stripe.com/test"),
+        netsuite=netsuite or (f"https://{account}.app.netsuite.com" if account else None),
+        zendesk=zendesk or (f"https://{subdomain}.zendesk.com" if subdomain else None),
     )

@@ -26,7 +26,7 @@ PATH_PARAMETER = re.compile(r"{(\w+)}")
 
 
 async def test_every_list_refuses_a_cursor_it_did_not_issue(tmp_path: Path) -> None:
-    app = gateway_app(settings_for(tmp_path, ERPGW_EMULATORS="true"))
+    app = gateway_app(settings_for(tmp_path, emulated=True))
     async with app_client(app) as client:
         _, token = await new_client_token(client, READ_SCOPES)
         document = (await client.get("/docs/openapi.json")).json()

@@ -39,7 +39,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     tmp: Path = tmp_path_factory.mktemp("contract")
     gateway_settings = settings_for(
         tmp,
-        ERPGW_EMULATORS="true",
+        emulated=True,
         ERPGW_RATE_LIMIT_TIERS="gold=1000000/minute;anonymous=1000000/minute",
     )
     app = gateway_app(gateway_settings)

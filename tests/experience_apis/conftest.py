@@ -93,7 +93,7 @@ class World:
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    settings = settings_for(tmp_path, ERPGW_EMULATORS="true")
+    settings = settings_for(tmp_path, emulated=True)
     storage.upgrade(settings.database_url)
     engine = storage.create_engine(settings.database_url)
     platforms = build_platforms(settings, engine=engine, redis=None, registry=CollectorRegistry())

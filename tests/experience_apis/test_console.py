@@ -232,7 +232,7 @@ def eventually(check: Callable[[], bool], *, timeout: float = 20.0, every: float
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    settings = settings_for(tmp_path, ERPGW_EMULATORS="true")
+    settings = settings_for(tmp_path, emulated=True)
     app = gateway_app(settings)
     billing = app.state.gateway.platforms.vendors["stripe"].client
     flows = ConsoleDemoFlows(f"console-demo-{uuid.uuid4().hex[:8]}", billing)

@@ -20,7 +20,7 @@ from tests.support.apps import (
 
 @pytest.fixture
 async def gateway(tmp_path: Path) -> AsyncIterator[AppClient]:
-    app = gateway_app(settings_for(tmp_path, ERPGW_EMULATORS="true"))
+    app = gateway_app(settings_for(tmp_path, emulated=True))
     async with app_client(app) as client:
         yield client
 

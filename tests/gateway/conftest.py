@@ -25,7 +25,8 @@ def gateway_env(tmp_path: Path) -> dict[str, str]:
         "ERPGW_VAR_DIR": str(tmp_path),
         "ERPGW_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
         "ERPGW_LOG_FORMAT": "json",
-        "ERPGW_EMULATORS": "false",
+        "ERPGW_SANDBOX": "true",
+        "ERPGW_SANDBOX_VENDORS": "none",
     }
 
 

@@ -27,7 +27,8 @@ def test_two_processes_share_one_limit(tmp_path: Path, redis_url: str) -> None:
         "ERPGW_VAR_DIR": str(tmp_path),
         "ERPGW_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
         "ERPGW_REDIS_URL": redis_url,
-        "ERPGW_EMULATORS": "false",
+        "ERPGW_SANDBOX": "true",
+        "ERPGW_SANDBOX_VENDORS": "none",
         "ERPGW_ACCESS_LOG": "false",
         # Per hour, so that the window does not slide during the few seconds of the test.
         "ERPGW_RATE_LIMIT_TIERS": f"bronze={LIMIT}/hour;anonymous=1000/minute",

@@ -30,7 +30,7 @@ def test_defaults() -> None:
     assert settings.token_ttl_seconds == 900
     assert settings.max_body_bytes == 1_048_576
     assert settings.api_versions == ()
-    assert settings.emulators is True
+    assert settings.sandbox.enabled is False
     assert settings.base_url == "http://127.0.0.1:8000"
 
 
@@ -44,7 +44,7 @@ def test_values_are_read_and_normalised() -> None:
             "ERPGW_LOG_FORMAT": "JSON",
             "ERPGW_LOG_LEVEL": "debug",
             "ERPGW_ACCESS_LOG": "off",
-            "ERPGW_EMULATORS": "no",
+            "ERPGW_SANDBOX": "yes",
             "ERPGW_REDIS_URL": "redis://cache:6379/0",
             "ERPGW_DATABASE_URL": "postgresql+asyncpg://gw:pw@db/gw",
         }
@@ -56,7 +56,7 @@ def test_values_are_read_and_normalised() -> None:
     assert settings.log_format == "json"
     assert settings.log_level == "DEBUG"
     assert settings.access_log is False
-    assert settings.emulators is False
+    assert settings.sandbox.enabled is True
     assert settings.redis_url == "redis://cache:6379/0"
     assert settings.base_url == "http://0.0.0.0:9000"
 
@@ -78,7 +78,7 @@ def test_blank_values_mean_the_default() -> None:
         ("ERPGW_LOG_FORMAT", "xml"),
         ("ERPGW_LOG_LEVEL", "chatty"),
         ("ERPGW_ACCESS_LOG", "maybe"),
-        ("ERPGW_EMULATORS", "2"),
+        ("ERPGW_SANDBOX", "2"),
         ("ERPGW_DATABASE_URL", "mysql://x"),
         ("ERPGW_DATABASE_URL", "postgresql+asyncpg://[::1/db"),
         ("ERPGW_REDIS_URL", "http://cache:6379"),

@@ -56,10 +56,12 @@ def emulator_processes(log_dir: Path, *, limits: bool = True) -> Iterator[dict[s
 
 
 def gateway_env(urls: Mapping[str, str]) -> dict[str, str]:
-    """The `ERPGW_<VENDOR>_*` credentials of the emulators' sandbox accounts at `urls`."""
+    """The `ERPGW_<VENDOR>_*` credentials of the emulators' sandbox accounts at `urls`, in
+    sandbox mode (the deliveries are signed with the sandbox webhook secrets)."""
     from sandbox.credentials import NETSUITE
 
     return {
+        "ERPGW_SANDBOX": "true",
         "ERPGW_SALESFORCE_CLIENT_ID": "erpgw-sandbox",
         "ERPGW_SALESFORCE_CLIENT_SECRET": "erpgw-sandbox-secret",
         "ERPGW_SALESFORCE_LOGIN_URL": urls["salesforce"],

@@ -114,7 +114,7 @@ class Harness:
 @asynccontextmanager
 async def harness(tmp_path: Path, **env: str) -> AsyncIterator[Harness]:
     settings = settings_for(
-        tmp_path, ERPGW_EMULATORS="true", ERPGW_EXECUTOR_ID=f"q2c-{uuid.uuid4().hex[:6]}", **env
+        tmp_path, emulated=True, ERPGW_EXECUTOR_ID=f"q2c-{uuid.uuid4().hex[:6]}", **env
     )
     async with app_client(gateway_app(settings)) as client:
         _, token = await new_client_token(client, SCOPES)

@@ -26,9 +26,9 @@ from contracts.v1 import (
 )
 from gateway import storage
 from gateway.clients import ClientRegistry
-from gateway.platforms import netsuite_sandbox_credentials as netsuite_sandbox
-from gateway.platforms import salesforce_sandbox_credentials as salesforce_sandbox
-from gateway.platforms import stripe_sandbox_credentials as stripe_sandbox
+from gateway.sandbox_wiring import netsuite_sandbox_credentials as netsuite_sandbox
+from gateway.sandbox_wiring import salesforce_sandbox_credentials as salesforce_sandbox
+from gateway.sandbox_wiring import stripe_sandbox_credentials as stripe_sandbox
 from sandbox.salesforce.ids import seeded_id
 from sandbox.stripe.emulator import price_id_for
 from system_apis.billing.stripe import StripeClient
@@ -183,7 +183,7 @@ async def served_gateway(tmp_path: Path) -> AsyncIterator[Served]:
     port = free_port()
     settings = settings_for(
         tmp_path,
-        ERPGW_EMULATORS="true",
+        emulated=True,
         ERPGW_PORT=str(port),
         ERPGW_RATE_LIMIT_TIERS="gold=100000/minute;anonymous=100000/minute",
     )

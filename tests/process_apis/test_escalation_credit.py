@@ -40,7 +40,7 @@ class Callers:
 
 async def open_gateway(tmp_path: Path, **env: str) -> AsyncIterator[AppClient]:
     settings = settings_for(
-        tmp_path, ERPGW_EMULATORS="true", ERPGW_EXECUTOR_ID="escalation-test", **env
+        tmp_path, emulated=True, ERPGW_EXECUTOR_ID="escalation-test", **env
     )
     async with app_client(gateway_app(settings)) as client:
         yield client

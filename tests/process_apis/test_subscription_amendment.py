@@ -28,7 +28,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[AppClient]:
-    settings = settings_for(tmp_path, ERPGW_EMULATORS="true", ERPGW_EXECUTOR_ID="amend-test")
+    settings = settings_for(tmp_path, emulated=True, ERPGW_EXECUTOR_ID="amend-test")
     async with app_client(gateway_app(settings)) as opened:
         yield opened
 

@@ -101,7 +101,7 @@ async def wait_for_flow(
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[AppClient]:
-    async with app_client(gateway_app(settings_for(tmp_path, ERPGW_EMULATORS="true"))) as c:
+    async with app_client(gateway_app(settings_for(tmp_path, emulated=True))) as c:
         yield c
 
 

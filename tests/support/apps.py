@@ -18,15 +18,19 @@ from gateway.settings import Settings, load_settings
 __all__ = ["AppClient", "app_client", "bearer", "gateway_app", "new_client_token", "settings_for"]
 
 
-def settings_for(tmp_path: Path, database_url: str | None = None, **env: str) -> Settings:
-    """Settings for one test: SQLite in `tmp_path` unless `database_url` is given."""
+def settings_for(
+    tmp_path: Path, database_url: str | None = None, *, emulated: bool = False, **env: str
+) -> Settings:
+    """Settings for one test, in sandbox mode: SQLite in `tmp_path` unless `database_url` is
+    given; the four vendors emulated when `emulated`, else none wired (unless configured)."""
     values = {
         "ERPGW_DATABASE_URL": database_url or f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
         "ERPGW_VAR_DIR": str(tmp_path),
         "ERPGW_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
         "ERPGW_LOG_FORMAT": "json",
         "ERPGW_ACCESS_LOG": "false",
-        "ERPGW_EMULATORS": "false",
+        "ERPGW_SANDBOX": "true",
+        "ERPGW_SANDBOX_VENDORS": "salesforce,stripe,zendesk,netsuite" if emulated else "none",
         **env,
     }
     return load_settings(values)

@@ -56,16 +56,16 @@ from tests.fakes.crm import sf_checksum
 def _sandbox() -> SimpleNamespace:
     """The emulators, their sandbox credentials and the demo data: the one place this file
     imports them."""
-    from gateway.platforms import (
+    from gateway.sandbox_wiring import (
         netsuite_sandbox_credentials as netsuite_credentials,
     )
-    from gateway.platforms import (
+    from gateway.sandbox_wiring import (
         salesforce_sandbox_credentials as salesforce_credentials,
     )
-    from gateway.platforms import (
+    from gateway.sandbox_wiring import (
         stripe_sandbox_credentials as stripe_credentials,
     )
-    from gateway.platforms import (
+    from gateway.sandbox_wiring import (
         zendesk_sandbox_credentials as zendesk_credentials,
     )
     from sandbox import demo_data

@@ -48,6 +48,8 @@ class StripeCredentials(msgspec.Struct, frozen=True, kw_only=True):
     """Every secret a delivery may be signed with (two while a secret is being rolled)."""
 
 
+# TODO(#8): remove once process_apis takes typed webhook secrets; the gateway builds these
+# credentials from its settings schema (gateway/settings.py).
 def credentials_from_env(env: Mapping[str, str]) -> StripeCredentials | None:
     """Credentials from `ERPGW_STRIPE_*`; None when Stripe is not configured (use the emulator).
 

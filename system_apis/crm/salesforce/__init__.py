@@ -6,12 +6,10 @@ from system_apis.crm.salesforce.client import (
     API_VERSION,
     SalesforceClient,
     SalesforceCredentials,
-    credentials_from_env,
 )
 
 __all__ = [
     "API_VERSION",
     "SalesforceClient",
     "SalesforceCredentials",
-    "credentials_from_env",
 ]

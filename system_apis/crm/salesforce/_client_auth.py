@@ -10,8 +10,7 @@ gets one fresh token and one retry.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Callable, Mapping
-from pathlib import Path
+from collections.abc import AsyncGenerator, Callable
 
 import httpx
 import msgspec
@@ -28,7 +27,6 @@ __all__ = [
     "SalesforceAuth",
     "SalesforceCredentials",
     "TokenGrant",
-    "credentials_from_env",
 ]
 
 LOGIN_AUDIENCE = "https://login.salesforce.com"
@@ -62,29 +60,6 @@ class SalesforceCredentials(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def uses_jwt(self) -> bool:
         return bool(self.username and self.private_key_pem)
-
-
-def credentials_from_env(env: Mapping[str, str]) -> SalesforceCredentials | None:
-    """Read `ERPGW_SALESFORCE_*`; None when no client id is set (use the emulator).
-
-    Variables: CLIENT_ID, LOGIN_URL (default https://login.salesforce.com), CLIENT_SECRET,
-    USERNAME with PRIVATE_KEY (PEM text) or PRIVATE_KEY_FILE (a path), AUDIENCE.
-    """
-    client_id = env.get("ERPGW_SALESFORCE_CLIENT_ID", "").strip()
-    if not client_id:
-        return None
-    key = env.get("ERPGW_SALESFORCE_PRIVATE_KEY", "").replace("\\n", "\n").strip() or None
-    key_file = env.get("ERPGW_SALESFORCE_PRIVATE_KEY_FILE", "").strip()
-    if key is None and key_file:
-        key = Path(key_file).read_text()
-    return SalesforceCredentials(
-        login_url=env.get("ERPGW_SALESFORCE_LOGIN_URL", "").strip() or LOGIN_AUDIENCE,
-        client_id=client_id,
-        client_secret=env.get("ERPGW_SALESFORCE_CLIENT_SECRET", "").strip() or None,
-        username=env.get("ERPGW_SALESFORCE_USERNAME", "").strip() or None,
-        private_key_pem=key,
-        audience=env.get("ERPGW_SALESFORCE_AUDIENCE", "").strip() or LOGIN_AUDIENCE,
-    )
 
 
 class TokenGrant(msgspec.Struct, frozen=True, kw_only=True):

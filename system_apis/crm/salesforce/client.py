@@ -42,7 +42,6 @@ from system_apis.crm.salesforce._client_auth import (
     SalesforceAuth,
     SalesforceCredentials,
     TokenGrant,
-    credentials_from_env,
 )
 from system_apis.crm.salesforce._client_http import (
     ERRORS,
@@ -95,7 +94,6 @@ __all__ = [
     "API_VERSION",
     "SalesforceClient",
     "SalesforceCredentials",
-    "credentials_from_env",
 ]
 
 API_VERSION = "62.0"

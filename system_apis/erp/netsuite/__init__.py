@@ -5,11 +5,9 @@ from __future__ import annotations
 from system_apis.erp.netsuite.client import (
     NetSuiteClient,
     NetSuiteCredentials,
-    credentials_from_env,
 )
 
 __all__ = [
     "NetSuiteClient",
     "NetSuiteCredentials",
-    "credentials_from_env",
 ]

@@ -8,7 +8,6 @@ answers 204 with a `Location` naming the record, which is then read back.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -65,7 +64,6 @@ __all__ = [
     "APPROVAL_RECORD",
     "NetSuiteClient",
     "NetSuiteCredentials",
-    "credentials_from_env",
 ]
 
 # REST web services record API v1 is the only major version; record shapes follow the
@@ -98,38 +96,6 @@ class NetSuiteCredentials(msgspec.Struct, frozen=True, kw_only=True):
         return NetSuiteAuth(client_id=self.client_id, certificate_id=self.certificate_id,
                             private_key_pem=self.private_key_pem, token_url=self.token_url,
                             algorithm=self.algorithm)
-
-
-def credentials_from_env(env: Mapping[str, str]) -> NetSuiteCredentials | None:
-    """Credentials from `ERPGW_NETSUITE_*`; None when NetSuite is not configured (emulator).
-
-    ACCOUNT_ID, CLIENT_ID, CERTIFICATE_ID and PRIVATE_KEY (PEM text) or PRIVATE_KEY_FILE;
-    BASE_URL and ALGORITHM are optional.
-    """
-    account = env.get("ERPGW_NETSUITE_ACCOUNT_ID", "").strip()
-    if not account:
-        return None
-    key = env.get("ERPGW_NETSUITE_PRIVATE_KEY", "")
-    key_file = env.get("ERPGW_NETSUITE_PRIVATE_KEY_FILE", "")
-    if not key and key_file:
-        with open(os.path.expanduser(key_file), encoding="utf-8") as handle:
-            key = handle.read()
-    given = {"CLIENT_ID": env.get("ERPGW_NETSUITE_CLIENT_ID"),
-             "CERTIFICATE_ID": env.get("ERPGW_NETSUITE_CERTIFICATE_ID"), "PRIVATE_KEY": key}
-    missing = [name for name, value in given.items() if not value]
-    if missing:
-        raise ValueError("NetSuite is partly configured; set " +
-                         ", ".join(f"ERPGW_NETSUITE_{name}" for name in missing))
-    host = account.lower().replace("_", "-")
-    return NetSuiteCredentials(
-        account_id=account,
-        client_id=env["ERPGW_NETSUITE_CLIENT_ID"],
-        certificate_id=env["ERPGW_NETSUITE_CERTIFICATE_ID"],
-        private_key_pem=key,
-        base_url=env.get("ERPGW_NETSUITE_BASE_URL")
-        or f"https://{host}.suitetalk.api.netsuite.com",
-        algorithm=env.get("ERPGW_NETSUITE_ALGORITHM") or None,
-    )
 
 
 def _q_text(value: str) -> str:

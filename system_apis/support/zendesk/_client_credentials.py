@@ -34,6 +34,8 @@ class ZendeskCredentials(msgspec.Struct, frozen=True, kw_only=True):
         raise ValueError("Zendesk credentials need an email and API token, or an OAuth token")
 
 
+# TODO(#8): remove once process_apis takes typed webhook secrets; the gateway builds these
+# credentials from its settings schema (gateway/settings.py).
 def credentials_from_env(env: Mapping[str, str]) -> ZendeskCredentials | None:
     """Credentials from `ERPGW_ZENDESK_*`; None when Zendesk is not configured (emulator).
 

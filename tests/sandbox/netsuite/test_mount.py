@@ -10,7 +10,7 @@ import pytest
 from litestar import Litestar, asgi
 
 from contracts.v1 import CustomerCreate
-from gateway.platforms import netsuite_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import netsuite_sandbox_credentials as sandbox_credentials
 from sandbox.netsuite import NetSuiteEmulator
 from system_apis.erp.netsuite import NetSuiteClient
 from tests.support.servers import serve_asgi

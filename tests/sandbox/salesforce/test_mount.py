@@ -9,7 +9,7 @@ import pytest
 from litestar import Litestar, asgi
 from litestar.types import Receive, Scope, Send
 
-from gateway.platforms import salesforce_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import salesforce_sandbox_credentials as sandbox_credentials
 from sandbox.salesforce import SalesforceEmulator
 from system_apis.crm.salesforce import SalesforceClient, SalesforceCredentials
 from tests.support.servers import serve_asgi

@@ -10,7 +10,7 @@ from litestar import Litestar, asgi
 
 from contracts.money import Money
 from contracts.v1 import CustomerCreate
-from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import stripe_sandbox_credentials as sandbox_credentials
 from sandbox.stripe import StripeEmulator
 from system_apis.billing.stripe import StripeClient
 from tests.support.servers import serve_asgi

@@ -20,7 +20,7 @@ from contracts.v1 import (
     SubscriptionItemInput,
     SubscriptionPatch,
 )
-from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import stripe_sandbox_credentials as sandbox_credentials
 from system_apis.billing.stripe import StripeClient
 from tests.system_apis.billing.stripe.openapi_check import ValidatingTransport, spec_validator
 

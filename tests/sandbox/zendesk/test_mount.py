@@ -10,7 +10,7 @@ from litestar import Litestar, asgi
 from litestar.types import Receive, Scope, Send
 
 from contracts.v1 import SupportCaseCreate
-from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import zendesk_sandbox_credentials as sandbox_credentials
 from sandbox.zendesk import ZendeskEmulator
 from system_apis.support.zendesk import ZendeskClient
 from tests.support.servers import serve_asgi

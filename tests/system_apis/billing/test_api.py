@@ -18,7 +18,7 @@ from contracts.errors import GatewayError, InvalidRequest, NotFound
 from contracts.money import Money
 from contracts.principal import Principal
 from contracts.v1 import CreditNoteCreate, CustomerCreate, SubscriptionCreate, SubscriptionItemInput
-from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import stripe_sandbox_credentials as sandbox_credentials
 from sandbox.stripe import StripeEmulator
 from sandbox.stripe.emulator import price_id_for, product_id_for
 from system_apis.billing import create_router

@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 from contracts.errors import InvalidRequest, NotFound, OwnershipViolation
 from contracts.principal import Principal
 from contracts.v1 import CustomerPatch
-from gateway.platforms import salesforce_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import salesforce_sandbox_credentials as sandbox_credentials
 from sandbox.salesforce import SalesforceEmulator
 from sandbox.salesforce.ids import seeded_id
 from system_apis.crm import create_router

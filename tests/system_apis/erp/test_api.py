@@ -15,7 +15,7 @@ from litestar.testing import AsyncTestClient
 from contracts.errors import InvalidRequest, NotFound
 from contracts.principal import Principal
 from contracts.v1 import ApprovalTask, CustomerCreate, SalesOrderCreate, SalesOrderLine
-from gateway.platforms import netsuite_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import netsuite_sandbox_credentials as sandbox_credentials
 from sandbox.netsuite import NetSuiteEmulator
 from system_apis.erp import create_router
 from system_apis.erp.netsuite import NetSuiteClient

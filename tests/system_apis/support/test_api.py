@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from contracts.errors import InvalidRequest, NotFound
 from contracts.principal import Principal
 from contracts.v1 import Customer
-from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import zendesk_sandbox_credentials as sandbox_credentials
 from sandbox.zendesk import ZendeskEmulator
 from system_apis.support import create_router
 from system_apis.support.zendesk import ZendeskClient

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import stripe_sandbox_credentials as sandbox_credentials
 from sandbox.stripe import StripeEmulator
 from system_apis.billing.stripe import StripeClient
 from tests.support.servers import serve_asgi

@@ -28,7 +28,7 @@ from contracts.v1 import (
     SubscriptionItemInput,
     SubscriptionPatch,
 )
-from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import stripe_sandbox_credentials as sandbox_credentials
 from sandbox.stripe import StripeEmulator
 from system_apis.billing.port import BillingPort
 from system_apis.billing.stripe import (

@@ -12,7 +12,7 @@ from contracts.errors import (
     UpstreamUnavailable,
 )
 from contracts.v1 import CustomerCreate, SubscriptionCreate, SubscriptionItemInput
-from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import stripe_sandbox_credentials as sandbox_credentials
 from sandbox.stripe import StripeEmulator
 from sandbox.stripe.emulator import product_id_for
 from system_apis.billing.stripe import StripeClient

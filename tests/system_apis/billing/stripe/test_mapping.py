@@ -26,7 +26,7 @@ from contracts.v1 import (
     SubscriptionCreate,
     SubscriptionItemInput,
 )
-from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import stripe_sandbox_credentials as sandbox_credentials
 from sandbox.stripe import StripeEmulator
 from sandbox.stripe.emulator import price_id_for, product_id_for
 from sandbox.stripe.forms import parse_form

@@ -13,7 +13,7 @@ import pytest
 from contracts.errors import InvalidRequest, Unauthenticated, UpstreamInvalid
 from contracts.money import Money
 from contracts.v1 import CustomerCreate, SubscriptionCreate, SubscriptionItemInput
-from gateway.platforms import stripe_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import stripe_sandbox_credentials as sandbox_credentials
 from sandbox.stripe import StripeEmulator
 from sandbox.stripe.webhooks import sign_webhook
 from system_apis.billing.stripe import StripeClient, verify_webhook

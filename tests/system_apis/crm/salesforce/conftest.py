@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from gateway.platforms import salesforce_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import salesforce_sandbox_credentials as sandbox_credentials
 from sandbox.salesforce import SalesforceEmulator
 from system_apis.crm.salesforce import SalesforceClient
 from tests.support.servers import serve_asgi

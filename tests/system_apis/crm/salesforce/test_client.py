@@ -16,7 +16,7 @@ from contracts.errors import (
     UpstreamUnavailable,
 )
 from contracts.v1 import Address, ContactCreate, CustomerCreate, CustomerPatch, DealPatch
-from gateway.platforms import salesforce_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import salesforce_sandbox_credentials as sandbox_credentials
 from sandbox.salesforce import SalesforceEmulator
 from sandbox.salesforce.ids import seeded_id
 from system_apis.crm import CrmPort

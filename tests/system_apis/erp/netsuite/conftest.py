@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from gateway.platforms import netsuite_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import netsuite_sandbox_credentials as sandbox_credentials
 from sandbox.netsuite import NetSuiteEmulator
 from system_apis.erp.netsuite import NetSuiteClient
 from tests.support.servers import serve_asgi

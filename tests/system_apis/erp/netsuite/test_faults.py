@@ -13,7 +13,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from contracts.errors import UpstreamAuthFailed, UpstreamUnavailable
-from gateway.platforms import netsuite_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import netsuite_sandbox_credentials as sandbox_credentials
 from sandbox.netsuite import NetSuiteEmulator
 from system_apis.erp.netsuite import NetSuiteClient
 from system_apis.erp.netsuite._client_auth import ASSERTION_TYPE, sign_assertion

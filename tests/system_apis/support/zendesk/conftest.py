@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import zendesk_sandbox_credentials as sandbox_credentials
 from sandbox.zendesk import ZendeskEmulator
 from system_apis.support.zendesk import ZendeskClient
 from tests.support.servers import serve_asgi

@@ -10,7 +10,7 @@ import pytest
 
 from contracts.errors import UpstreamRejected, UpstreamUnavailable
 from contracts.v1 import Customer, SupportCaseCreate
-from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import zendesk_sandbox_credentials as sandbox_credentials
 from sandbox.credentials import ZENDESK
 from sandbox.zendesk import ZendeskEmulator
 from system_apis.support.zendesk import ZendeskClient, credentials_from_env

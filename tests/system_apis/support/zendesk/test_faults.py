@@ -13,7 +13,7 @@ from contracts.errors import (
     UpstreamNotFound,
     UpstreamUnavailable,
 )
-from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import zendesk_sandbox_credentials as sandbox_credentials
 from sandbox.credentials import ZENDESK
 from sandbox.zendesk import ZendeskEmulator
 from system_apis.support.zendesk import ZendeskClient

@@ -13,7 +13,7 @@ import pytest
 
 from contracts.errors import InvalidRequest, Unauthenticated
 from contracts.v1 import SupportCaseCreate, SupportCasePatch
-from gateway.platforms import zendesk_sandbox_credentials as sandbox_credentials
+from gateway.sandbox_wiring import zendesk_sandbox_credentials as sandbox_credentials
 from sandbox.zendesk import ZendeskEmulator
 from sandbox.zendesk.webhooks import sign_webhook
 from system_apis.support.zendesk import ZendeskClient, verify_webhook

@@ -1,0 +1,46 @@
+"""Server worker processes that never outlive `erp-gateway serve`.
+
+granian and uvicorn stop their workers when the parent shuts down, but a parent killed by
+SIGKILL (or the OOM killer) runs no shutdown: its workers were re-parented and kept serving
+the port. Each worker therefore watches its parent and exits as soon as it is gone.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from litestar import Litestar
+
+__all__ = ["POLL_SECONDS", "exit_with_parent", "worker_app"]
+
+POLL_SECONDS = 0.2
+"""How often a worker looks at its parent: the port is free within about this long."""
+
+
+def exit_with_parent(parent_pid: int | None = None) -> threading.Thread:
+    """Start a daemon thread that ends this process when `parent_pid` (default: the current
+    parent) is no longer its parent. A polled `getppid()` also covers a parent that dies by
+    SIGKILL, which `prctl(PR_SET_PDEATHSIG)` would only catch for the spawning thread."""
+    parent = os.getppid() if parent_pid is None else parent_pid
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(POLL_SECONDS)
+        # The parent is gone: nobody will stop this worker or collect its answers. Exit at
+        # once; a graceful shutdown would wait for connections no one supervises.
+        os._exit(1)
+
+    thread = threading.Thread(target=watch, name="erpgw-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def worker_app() -> Litestar:
+    """The ASGI factory `erp-gateway serve` hands the server: the gateway for the
+    environment's settings, in a worker that exits with its parent."""
+    from gateway.app import create_app_from_env
+
+    exit_with_parent()
+    return create_app_from_env()
