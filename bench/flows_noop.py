@@ -34,7 +34,7 @@ from dbos import DBOS
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway import storage
-from process_apis.durable import (
+from process_apis.engine.durable import (
     FlowEngine,
     FlowInstance,
     flow,

@@ -49,11 +49,13 @@ from gateway.rate_limits import (
 )
 from gateway.settings import Settings, load_settings
 from gateway.versioning import VersionRegistry
-from process_apis import escalation_api, payment_failure, subscription_amendment_api
-from process_apis.api import ProcessLayer, build_process_layer
-from process_apis.quote_to_cash_api import QuoteToCashService
-from process_apis.quote_to_cash_api import build as build_quote_to_cash
-from process_apis.webhooks import (
+from process_apis.amendment import routes as subscription_amendment_api
+from process_apis.engine.routes import ProcessLayer, build_process_layer
+from process_apis.escalation import routes as escalation_api
+from process_apis.payment_failure import flow as payment_failure
+from process_apis.quote_to_cash.routes import QuoteToCashService
+from process_apis.quote_to_cash.routes import build as build_quote_to_cash
+from process_apis.webhooks.intake import (
     WebhookIntake,
     build_intake,
     secrets_from_env,

@@ -24,8 +24,8 @@ from experience_apis.console._signin import (
     start_sign_in,
 )
 from experience_apis.console._web import Console, ConsoleDep, EngineDep, QueueDep, flow_url, html
-from process_apis.durable import Decision, FlowEngine
-from process_apis.exceptions import ExceptionEntry, ExceptionQueue
+from process_apis.engine.durable import Decision, FlowEngine
+from process_apis.engine.exceptions import ExceptionEntry, ExceptionQueue
 
 __all__ = ["ACTIONS"]
 

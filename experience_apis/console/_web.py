@@ -29,9 +29,9 @@ from experience_apis.console._signin import (
     current_operator,
 )
 from experience_apis.console._vendor_links import VendorLinks
-from process_apis.durable import FlowEngine
-from process_apis.exceptions import ExceptionQueue
-from process_apis.flows import FlowReader
+from process_apis.engine.durable import FlowEngine
+from process_apis.engine.exceptions import ExceptionQueue
+from process_apis.engine.flows import FlowReader
 
 __all__ = [
     "STATIC_DIR",

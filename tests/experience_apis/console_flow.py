@@ -11,7 +11,7 @@ from litestar import Response, post
 from litestar.di import NamedDependency
 
 from contracts.v1 import CustomerCreate
-from process_apis.durable import (
+from process_apis.engine.durable import (
     FlowEngine,
     FlowInstance,
     current_idempotency_key,

@@ -3,7 +3,7 @@ issues a credit or records the refusal."""
 
 from __future__ import annotations
 
-from process_apis.durable import FlowInstance, flow, flow_class, flow_step, wait_for_approval
+from process_apis.engine.durable import FlowInstance, flow, flow_class, flow_step, wait_for_approval
 from tests.process_apis.example_flow import FakePlatform
 
 __all__ = ["ApprovalFlows"]

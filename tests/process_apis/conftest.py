@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from gateway import storage
-from process_apis.durable import FlowEngine
-from process_apis.flows import Flow, FlowReader
+from process_apis.engine.durable import FlowEngine
+from process_apis.engine.flows import Flow, FlowReader
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
 
 FAST: dict[str, Any] = {

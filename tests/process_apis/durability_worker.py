@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 from gateway import storage
-from process_apis.durable import FlowEngine, FlowInstance, flow, flow_class, flow_step
-from process_apis.flows import FlowReader
+from process_apis.engine.durable import FlowEngine, FlowInstance, flow, flow_class, flow_step
+from process_apis.engine.flows import FlowReader
 
 
 @flow_class()

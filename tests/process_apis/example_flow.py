@@ -11,7 +11,7 @@ from collections import Counter
 
 import msgspec
 
-from process_apis.durable import (
+from process_apis.engine.durable import (
     FlowInstance,
     current_idempotency_key,
     flow,

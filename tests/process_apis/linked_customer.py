@@ -16,7 +16,7 @@ from contracts.v1 import (
     SubscriptionCreate,
     SubscriptionItemInput,
 )
-from process_apis.customer_master import canonical_customer_id
+from process_apis.customer_master.flow import canonical_customer_id
 from system_apis.billing.stripe._emulator.seed import price_id_for
 from system_apis.crm.salesforce._ids import seeded_id
 from tests.support.apps import AppClient

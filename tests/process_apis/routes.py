@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry
 from contracts.principal import Principal
 from gateway import storage
 from gateway.errors import exception_handlers
-from process_apis.api import create_router
-from process_apis.durable import FlowEngine
-from process_apis.exceptions import ExceptionQueue
-from process_apis.flows import FlowReader
+from process_apis.engine.durable import FlowEngine
+from process_apis.engine.exceptions import ExceptionQueue
+from process_apis.engine.flows import FlowReader
+from process_apis.engine.routes import create_router
 
 OPERATOR = Principal(
     client_id="ops-client-1",

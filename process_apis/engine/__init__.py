@@ -1,0 +1,47 @@
+"""The flow engine: durable flows on DBOS Transact, the flow resource, the exception queue and
+the operations service. Flow modules are written with `flow_class`, `flow`, `flow_step`,
+registered with `FlowEngine.register` and run by the engine; see `process_apis.engine.durable`.
+"""
+
+from process_apis.engine.durable import (
+    APPLICATION_VERSION,
+    Decision,
+    FlowEngine,
+    FlowHandle,
+    FlowInstance,
+    current_idempotency_key,
+    flow,
+    flow_class,
+    flow_step,
+    report_external_ids,
+    wait_for_approval,
+)
+from process_apis.engine.exceptions import ExceptionEntry, ExceptionQueue, OwnerTeam, owner_for
+from process_apis.engine.flows import Flow, FlowQuery, FlowReader, FlowStatus, FlowStep
+from process_apis.engine.routes import ProcessLayer, build_process_layer, create_router
+
+__all__ = [
+    "APPLICATION_VERSION",
+    "Decision",
+    "ExceptionEntry",
+    "ExceptionQueue",
+    "Flow",
+    "FlowEngine",
+    "FlowHandle",
+    "FlowInstance",
+    "FlowQuery",
+    "FlowReader",
+    "FlowStatus",
+    "FlowStep",
+    "OwnerTeam",
+    "ProcessLayer",
+    "build_process_layer",
+    "create_router",
+    "current_idempotency_key",
+    "flow",
+    "flow_class",
+    "flow_step",
+    "owner_for",
+    "report_external_ids",
+    "wait_for_approval",
+]

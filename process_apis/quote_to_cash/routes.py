@@ -1,0 +1,296 @@
+"""Quote-to-cash and customer-master routes, and their wiring (`build`).
+
+    POST /process/v1/quote-to-cash {"opportunity_id": ...}   book a won deal
+    POST /process/v1/customers/{crm_account_id}/sync          make an account a customer
+
+Both need scope `process:write` and an `Idempotency-Key`, check what they are given before a
+flow starts (422 listing every field problem) and answer 202 with the flow resource and its
+`Location`; asking again for the same deal or account (under any key) answers the same flow.
+The routes take one dependency by name, `quote_to_cash` (a `QuoteToCashService`), and use the
+process layer's flow engine and reader through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+import msgspec
+import structlog
+from litestar import Request, Response, Router, post
+from litestar.di import NamedDependency, Provide
+from litestar.openapi.spec import Example
+from litestar.params import Body, PathParameter
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.context import current_context
+from contracts.errors import RequestRejected
+from contracts.principal import Principal
+from contracts.v1 import Deal
+from process_apis.cross_references import CrossReferences
+from process_apis.customer_master.flow import FLOW_TYPE as CUSTOMER_FLOW_TYPE
+from process_apis.customer_master.flow import CustomerMaster, customer_flow_id
+from process_apis.engine.durable import FlowEngine
+from process_apis.engine.flows import Flow, FlowReader
+from process_apis.engine.routes import flow_location
+from process_apis.quote_to_cash.flow import FLOW_TYPE, QuoteToCash, flow_id_for, instance_names
+from process_apis.quote_to_cash.orders import OrderDesk
+from process_apis.quote_to_cash.won_deals import WonDealPoller
+from system_apis.billing.port import BillingPort
+from system_apis.crm.port import CrmPort
+from system_apis.erp.port import ErpPort
+from system_apis.support.port import SupportPort
+
+__all__ = [
+    "POLL_SECONDS_ENV",
+    "QuoteToCashRequest",
+    "QuoteToCashService",
+    "build",
+    "create_router",
+    "poller_settings",
+]
+
+POLL_SECONDS_ENV: Final = "ERPGW_CRM_POLL_SECONDS"
+POLL_SINCE_ENV: Final = "ERPGW_CRM_POLL_SINCE"
+PREFIX: Final = "/process/v1"
+_WRITE: dict[str, Any] = {
+    "scopes": ["process:write"],
+    "idempotency": "required",
+    "rate_limit_group": "process",
+}
+_STRICT_BODY = Body(schema_extra={"additionalProperties": False})
+AuthedRequest = Request[Principal, Any, Any]
+# The sandbox's demo company (Acme Robotics and its won platform deal) as examples, so the
+# docs page and contract tests can book a real deal against the emulators.
+DEMO_ACCOUNT_ID: Final = "001akMjmrpCRjZzABL"
+DEMO_OPPORTUNITY_ID: Final = "006akIXeyrlubMYADY"
+AccountId = Annotated[
+    str,
+    PathParameter(
+        min_length=1,
+        max_length=64,
+        description="The CRM account id",
+        examples=[Example(summary="The sandbox's demo account", value=DEMO_ACCOUNT_ID)],
+    ),
+]
+
+log = structlog.get_logger("process_apis.quote_to_cash.flow")
+
+
+class QuoteToCashRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    opportunity_id: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=64, examples=[DEMO_OPPORTUNITY_ID])
+    ]
+    """The CRM opportunity (won) to book."""
+
+
+@dataclass
+class QuoteToCashService:
+    """Quote-to-cash and the customer master as the app runs them: the flows, the order
+    checks, and the won-deal poller (a background task from `start` to `stop`)."""
+
+    engine: FlowEngine
+    reader: FlowReader
+    desk: OrderDesk
+    customers: CustomerMaster
+    flows: QuoteToCash
+    poller: WonDealPoller | None = None
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def routers(self) -> list[Router]:
+        return [create_router()]
+
+    @property
+    def dependencies(self) -> dict[str, Provide]:
+        def dependency() -> QuoteToCashService:
+            return self
+
+        return {"quote_to_cash": Provide(dependency, use_cache=True, sync_to_thread=False)}
+
+    async def start(self) -> None:
+        """Start the poller (after the flow engine launched)."""
+        if self.poller is not None and self._task is None:
+            self._task = asyncio.create_task(self.poller.run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def book(self, opportunity_id: str, *, principal: Principal) -> Flow:
+        """The quote-to-cash flow of a deal: the one that exists, or a new one once the deal
+        passes its checks."""
+        flow_id = flow_id_for(opportunity_id)
+        existing = await self.reader.get(flow_id, principal=principal)
+        if existing is not None:
+            return existing
+        order = await self.desk.order_for(opportunity_id, principal=principal)
+        await self.engine.start(
+            FLOW_TYPE,
+            flow_id,
+            self.flows.run,
+            order,
+            correlation_id=current_context().correlation_id,
+            crm_account=order.account.id,
+            legal_entity=order.legal_entity,
+        )
+        return await self._flow(flow_id)
+
+    async def book_won(self, deal: Deal) -> None:
+        """Book a deal the poller found, unless it is booked or cannot be (logged)."""
+        if deal.integration_status == "synced" or deal.erp_order_number:
+            return
+        flow_id = flow_id_for(deal.id)
+        if await self.reader.get(flow_id) is not None:
+            return
+        try:
+            order = await self.desk.order_of(deal, principal=None)
+        except RequestRejected as exc:
+            # The deal cannot be booked as it is (a platform that cannot answer now is not
+            # caught: the poll fails and the deal is read again next time).
+            log.warning("won_deal_not_booked", opportunity_id=deal.id, error=exc.message,
+                        problems=[e.detail for e in getattr(exc, "errors", ())])
+            return
+        await self.engine.start(
+            FLOW_TYPE, flow_id, self.flows.run, order,
+            crm_account=order.account.id, legal_entity=order.legal_entity,
+        )
+
+    async def sync_customer(self, crm_account_id: str, *, principal: Principal) -> Flow:
+        """The customer-master flow of an account (the existing one, or a new one)."""
+        flow_id = customer_flow_id(crm_account_id)
+        existing = await self.reader.get(flow_id, principal=principal)
+        if existing is not None:
+            return existing
+        account = await self.desk.customer_for(crm_account_id, principal=principal)
+        await self.engine.start(
+            CUSTOMER_FLOW_TYPE,
+            flow_id,
+            self.customers.sync,
+            account,
+            correlation_id=current_context().correlation_id,
+            crm_account=account.id,
+            legal_entity=account.legal_entity,
+        )
+        return await self._flow(flow_id)
+
+    async def _flow(self, flow_id: str) -> Flow:
+        flow = await self.reader.get(flow_id)
+        assert flow is not None, "a started flow has a record"
+        return flow
+
+
+@post(
+    "/quote-to-cash",
+    opt=_WRITE,
+    status_code=202,
+    summary="Book a won deal: customer, catalog, subscription, sales order, write-back",
+)
+async def start_quote_to_cash(
+    request: AuthedRequest,
+    quote_to_cash: NamedDependency[QuoteToCashService],
+    data: Annotated[QuoteToCashRequest, _STRICT_BODY],
+) -> Response[Flow]:
+    flow = await quote_to_cash.book(data.opportunity_id, principal=request.user)
+    return Response(flow, status_code=202, headers={"Location": flow_location(flow.id)})
+
+
+@post(
+    "/customers/{crm_account_id:str}/sync",
+    opt=_WRITE,
+    status_code=202,
+    summary="Make a CRM account a customer in billing, the ERP and support",
+)
+async def sync_customer(
+    request: AuthedRequest,
+    quote_to_cash: NamedDependency[QuoteToCashService],
+    crm_account_id: AccountId,
+) -> Response[Flow]:
+    flow = await quote_to_cash.sync_customer(crm_account_id, principal=request.user)
+    return Response(flow, status_code=202, headers={"Location": flow_location(flow.id)})
+
+
+def create_router() -> Router:
+    """The quote-to-cash and customer-master routes (dependency: `quote_to_cash`)."""
+    return Router(
+        path=PREFIX, route_handlers=[start_quote_to_cash, sync_customer], tags=["process"]
+    )
+
+
+def build(
+    *,
+    crm: CrmPort,
+    billing: BillingPort,
+    support: SupportPort,
+    erp: ErpPort,
+    database: AsyncEngine,
+    flow_engine: FlowEngine,
+    flow_reader: FlowReader,
+    env: Mapping[str, str],
+) -> QuoteToCashService:
+    """Quote-to-cash and the customer master for the app factory; call it before the flow
+    engine launches (DBOS must know the flow instances then).
+
+    `env` may turn the won-deal poller on: `ERPGW_CRM_POLL_SECONDS` (seconds between polls;
+    0, the default, is off) and `ERPGW_CRM_POLL_SINCE` (an RFC 3339 time the first poll
+    starts from; default: when polling starts).
+
+    Raises:
+        ValueError: a poller setting is not valid.
+    """
+    poll_seconds, poll_since = poller_settings(env)
+    references = CrossReferences(database)
+    customers_name, flows_name = instance_names()
+    customers = CustomerMaster(
+        customers_name, billing=billing, erp=erp, support=support, references=references
+    )
+    flows = QuoteToCash(
+        flows_name, customers=customers, crm=crm, billing=billing, erp=erp,
+        references=references,
+    )
+    service = QuoteToCashService(
+        engine=flow_engine,
+        reader=flow_reader,
+        desk=OrderDesk(crm=crm, erp=erp),
+        customers=customers,
+        flows=flows,
+    )
+    if poll_seconds > 0:
+        service.poller = WonDealPoller(
+            crm=crm,
+            book=service.book_won,
+            watermarks=references,
+            interval_seconds=poll_seconds,
+            since=poll_since,
+        )
+    return service
+
+
+def poller_settings(env: Mapping[str, str]) -> tuple[float, datetime | None]:
+    """(`ERPGW_CRM_POLL_SECONDS`, `ERPGW_CRM_POLL_SINCE`) read from `env`.
+
+    Raises:
+        ValueError: seconds that are not a number >= 0, or a time that is not RFC 3339.
+    """
+    raw = env.get(POLL_SECONDS_ENV, "").strip() or "0"
+    try:
+        seconds = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{POLL_SECONDS_ENV} must be a number of seconds, got {raw!r}") from exc
+    if seconds < 0:
+        raise ValueError(f"{POLL_SECONDS_ENV} must not be negative, got {raw!r}")
+    since_text = env.get(POLL_SINCE_ENV, "").strip()
+    if not since_text:
+        return seconds, None
+    try:
+        since = datetime.fromisoformat(since_text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{POLL_SINCE_ENV} must be an RFC 3339 time, got {since_text!r}") from exc
+    return seconds, since if since.tzinfo else since.replace(tzinfo=UTC)
