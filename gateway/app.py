@@ -6,8 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -55,12 +56,9 @@ from process_apis.escalation import routes as escalation_api
 from process_apis.payment_failure import flow as payment_failure
 from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.quote_to_cash.routes import build as build_quote_to_cash
-from process_apis.webhooks.intake import (
-    WebhookIntake,
-    build_intake,
-    secrets_from_env,
-    subscribe_quote_to_cash,
-)
+from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
+from system_apis.billing.stripe.client import credentials_from_env as stripe_credentials
+from system_apis.support.zendesk.client import credentials_from_env as zendesk_credentials
 
 __all__ = ["Gateway", "create_app", "create_app_from_env"]
 
@@ -181,7 +179,6 @@ def _build(settings: Settings) -> Gateway:
         ),
         process=build_process_layer(
             database_url=settings.database_url,
-            var_dir=settings.var_dir,
             executor_id=settings.env.get("ERPGW_EXECUTOR_ID") or None,
             executor_prefix=f"{settings.host}:{settings.port}",
             engine=engine,
@@ -211,7 +208,7 @@ def _quote_to_cash(gateway: Gateway) -> QuoteToCashService | None:
         database=gateway.engine,
         flow_engine=gateway.process.engine,
         flow_reader=gateway.process.reader,
-        env=gateway.settings.env,
+        **_poller_settings(gateway.settings.env),
     )
 
 
@@ -227,7 +224,7 @@ def _escalation(gateway: Gateway) -> escalation_api.EscalationWiring | None:
         billing=ports["stripe"],
         support=ports["zendesk"],
         erp=ports["netsuite"],
-        env=gateway.settings.env,
+        approval_timeout_seconds=_approval_timeout(gateway.settings.env),
     )
 
 
@@ -250,11 +247,12 @@ def _webhooks(gateway: Gateway) -> WebhookIntake:
     """Webhook intake and the payment flows Stripe's events start (built before the flow
     engine launches); quote-to-cash and escalation subscribe to its dispatcher. With the
     emulators, their webhooks are pointed at this gateway when the platforms start."""
-    intake = build_intake(database=gateway.engine, secrets=secrets_from_env(gateway.settings.env))
+    intake = build_intake(database=gateway.engine, secrets=_webhook_secrets(gateway.settings.env))
     vendors = gateway.platforms.vendors
     ports = {name: vendor.client for name, vendor in vendors.items()}
     if {"stripe", "netsuite", "salesforce"} <= ports.keys():
         payment_failure.build(
+            engine=gateway.process.engine,
             intake=intake, billing=ports["stripe"], erp=ports["netsuite"], crm=ports["salesforce"]
         )
     if gateway.quote_to_cash is not None:
@@ -270,6 +268,55 @@ def _webhooks(gateway: Gateway) -> WebhookIntake:
         )
     )
     return intake
+
+
+def _poller_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The won-deal poller's `poll_seconds` (`ERPGW_CRM_POLL_SECONDS`, 0 = off) and
+    `poll_since` (`ERPGW_CRM_POLL_SINCE`, RFC 3339); ValueError naming a bad one."""
+    raw = env.get("ERPGW_CRM_POLL_SECONDS", "").strip() or "0"
+    try:
+        seconds = float(raw)
+    except ValueError as exc:
+        raise ValueError(
+            f"ERPGW_CRM_POLL_SECONDS must be a number of seconds, got {raw!r}"
+        ) from exc
+    if seconds < 0:
+        raise ValueError(f"ERPGW_CRM_POLL_SECONDS must not be negative, got {raw!r}")
+    text = env.get("ERPGW_CRM_POLL_SINCE", "").strip()
+    try:
+        since = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except ValueError as exc:
+        raise ValueError(f"ERPGW_CRM_POLL_SINCE must be an RFC 3339 time, got {text!r}") from exc
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    return {"poll_seconds": seconds, "poll_since": since}
+
+
+def _approval_timeout(env: Mapping[str, str]) -> float:
+    """`ERPGW_APPROVAL_TIMEOUT_SECONDS` (default 7 days); ValueError naming it when bad."""
+    raw = env.get("ERPGW_APPROVAL_TIMEOUT_SECONDS", "").strip()
+    try:
+        value = float(raw) if raw else 7 * 24 * 3600.0
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ValueError(
+            f"ERPGW_APPROVAL_TIMEOUT_SECONDS must be a positive number of seconds: {raw!r}"
+        )
+    return value
+
+
+def _webhook_secrets(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """Each configured vendor's webhook secrets (current and previous while rotating); a
+    source left out gets the sandbox's from the intake."""
+    secrets: dict[str, tuple[str, ...]] = {}
+    stripe = stripe_credentials(env)
+    if stripe is not None:
+        secrets["stripe"] = tuple(stripe.webhook_secrets)
+    zendesk = zendesk_credentials(env)
+    if zendesk is not None:
+        secrets["zendesk"] = tuple(zendesk.webhook_secrets)
+    return secrets
 
 
 def _policies(gateway: Gateway) -> list[Any]:

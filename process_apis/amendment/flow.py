@@ -54,19 +54,14 @@ __all__ = [
     "ItemChange",
     "SubscriptionAmendments",
     "amendment_id",
-    "build",
     "new_items",
 ]
 
 FLOW_TYPE = "subscription_amendment"
-INSTANCE_NAME = "subscription-amendment"
 NOTHING_TO_INVOICE = "invoice_no_customer_line_items"
 """Stripe's error code for an invoice with no pending items to bill."""
 _HASH_LENGTH = 16
 
-_registered: dict[str, SubscriptionAmendments] = {}
-"""The instances registered with DBOS in this process, by name (DBOS's registry is per
-process too)."""
 
 
 class ItemChange(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,30 +128,12 @@ def new_items(subscription: Subscription, changes: Sequence[ItemChange]) -> list
     ]
 
 
-def build(
-    *, crm: CrmPort, billing: BillingPort, erp: ErpPort, name: str = INSTANCE_NAME
-) -> SubscriptionAmendments:
-    """The amendment flows on these ports; call before the flow engine launches. Building
-    again in the same process rebinds the instance DBOS already knows under `name` (DBOS
-    refuses a second instance of one name, and every process must use the same name)."""
-    flows = _registered.get(name)
-    if flows is None:
-        flows = SubscriptionAmendments(name, crm=crm, billing=billing, erp=erp)
-        _registered[name] = flows
-    else:
-        flows.bind(crm=crm, billing=billing, erp=erp)
-    return flows
-
-
-@flow_class()
+@flow_class("subscription-amendment")
 class SubscriptionAmendments(FlowInstance):
     """The amendment flow and its steps."""
 
-    def __init__(self, name: str, *, crm: CrmPort, billing: BillingPort, erp: ErpPort) -> None:
-        super().__init__(name)
-        self.bind(crm=crm, billing=billing, erp=erp)
-
-    def bind(self, *, crm: CrmPort, billing: BillingPort, erp: ErpPort) -> None:
+    def __init__(self, *, crm: CrmPort, billing: BillingPort, erp: ErpPort) -> None:
+        super().__init__()
         self.crm = crm
         self.billing = billing
         self.erp = erp

@@ -26,7 +26,6 @@ from process_apis.amendment.flow import (
     ItemChange,
     SubscriptionAmendments,
     amendment_id,
-    build,
     new_items,
 )
 from process_apis.engine.durable import FlowEngine, FlowHandle
@@ -228,7 +227,7 @@ def mount(
     erp: ErpPort,
 ) -> AmendmentWiring:
     """Build the flows (call before the engine launches), the service and its router."""
-    flows = build(crm=crm, billing=billing, erp=erp)
+    flows = engine.register(SubscriptionAmendments, crm=crm, billing=billing, erp=erp)
     service = AmendmentService(flows=flows, engine=engine, billing=billing, reader=reader)
     return AmendmentWiring(service=service, routers=[create_router(service)])
 

@@ -133,21 +133,20 @@ def matches_name(candidate: Customer, account: Customer) -> bool:
     return candidate.legal_name == account.legal_name and same_country
 
 
-@flow_class()
+@flow_class("customer-master")
 class CustomerMaster(FlowInstance):
     """The customer master's steps (used by every flow that needs a customer) and its own
     flow, `sync`, started by `POST /process/v1/customers/{crm_account_id}/sync`."""
 
     def __init__(
         self,
-        name: str,
         *,
         billing: BillingPort,
         erp: ErpPort,
         support: SupportPort,
         references: CrossReferences,
     ) -> None:
-        super().__init__(name)
+        super().__init__()
         self.billing = billing
         self.erp = erp
         self.support = support

@@ -64,8 +64,8 @@ class ExecutorRegistry:
                 .values(heartbeat_at=stale)
             )
 
-    async def dead(self, *, excluding: str) -> tuple[list[str], datetime]:
-        """Executors with a stale heartbeat (never `excluding`), and the cutoff used."""
+    async def dead(self, *, excluding: str) -> list[str]:
+        """Executors with a stale heartbeat (never `excluding`)."""
         cutoff = utcnow() - self._timeout
         async with self._db.connect() as conn:
             rows = await conn.execute(
@@ -73,13 +73,30 @@ class ExecutorRegistry:
                     executors.c.heartbeat_at < cutoff, executors.c.id != excluding
                 )
             )
-            return [row.id for row in rows], cutoff
+            return [row.id for row in rows]
 
-    async def forget(self, executor_id: str, *, cutoff: datetime) -> None:
-        """Drop a recovered executor's row, unless it came back to life meanwhile."""
+    async def lease(self, executor_id: str) -> datetime | None:
+        """Take a dead executor's recovery: its heartbeat renewed at once if still stale (one
+        atomic update, so only one engine wins). Returns the lease's stamp, or None when the
+        executor is alive again or another engine took it first."""
+        now = utcnow()
+        async with self._db.begin() as conn:
+            result = await conn.execute(
+                sa.update(executors)
+                .where(
+                    executors.c.id == executor_id,
+                    executors.c.heartbeat_at < now - self._timeout,
+                )
+                .values(heartbeat_at=now)
+            )
+            taken = result.rowcount == 1
+        return now if taken else None
+
+    async def forget(self, executor_id: str, *, lease: datetime) -> None:
+        """Drop a recovered executor's row, unless it beat again since `lease`."""
         async with self._db.begin() as conn:
             await conn.execute(
                 sa.delete(executors).where(
-                    executors.c.id == executor_id, executors.c.heartbeat_at < cutoff
+                    executors.c.id == executor_id, executors.c.heartbeat_at <= lease
                 )
             )

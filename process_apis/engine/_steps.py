@@ -5,11 +5,11 @@ routes can check an edited input without touching the engine.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import inspect
 import re
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,12 +32,13 @@ __all__ = [
     "StepFailure",
     "StepScope",
     "StepSpec",
-    "call_step",
+    "circuit_wait",
     "current_idempotency_key",
     "current_step",
     "refs_of",
     "register_step",
     "report_external_ids",
+    "running",
     "step_spec",
     "validate_step_input",
 ]
@@ -214,16 +215,10 @@ class StepSpec:
         return head, {name: getattr(value, name) for name in names}
 
 
-async def call_step(
-    fn: Callable[..., Awaitable[R]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    scope: StepScope,
-    correlation_id: str | None,
-) -> R:
-    """The step's own code, with its idempotency key and call context (batch priority for the
-    outbound policy) set. An open circuit waits until it may close and calls again without
-    spending one of the step's attempts: the platform was never asked."""
+@contextlib.contextmanager
+def running(scope: StepScope, correlation_id: str | None) -> Iterator[None]:
+    """While a step's code runs: its idempotency key, and the call context the outbound policy
+    reads (batch priority, the flow and step on every vendor call)."""
     previous = current_context()
     use_context(
         CallContext(
@@ -237,16 +232,15 @@ async def call_step(
     )
     token = _scope.set(scope)
     try:
-        while True:
-            try:
-                return await fn(*args, **kwargs)
-            except UpstreamUnavailable as exc:
-                if exc.code != "circuit_open":
-                    raise
-                await asyncio.sleep(max(exc.retry_after or 1.0, CIRCUIT_WAIT_FLOOR_SECONDS))
+        yield
     finally:
         _scope.reset(token)
         use_context(previous)
+
+
+def circuit_wait(exc: UpstreamUnavailable) -> float:
+    """How long a step waits on an open circuit before calling again."""
+    return max(exc.retry_after or 1.0, CIRCUIT_WAIT_FLOOR_SECONDS)
 
 
 def refs_of(result: Any) -> dict[str, str]:

@@ -1,12 +1,13 @@
 """Durable flows on DBOS Transact: the engine, and the decorators a flow module is written with.
 The only module that imports `dbos`.
 
-A flow reads as business steps; ports are constructor arguments of a flow class:
+A flow reads as business steps; ports are constructor arguments of a flow class, and the
+engine builds the instance (`engine.register(OrderFlows, billing=billing)`, before launch):
 
-    @flow_class()
+    @flow_class("orders")
     class OrderFlows(FlowInstance):
-        def __init__(self, billing: BillingPort) -> None:
-            super().__init__("orders")
+        def __init__(self, *, billing: BillingPort) -> None:
+            super().__init__()
             self.billing = billing
 
         @flow_step(system="stripe", retries=5)
@@ -21,13 +22,16 @@ A flow reads as business steps; ports are constructor arguments of a flow class:
         async def run(self, order_id: str) -> None:
             await self.create_invoice(order_id)
 
+    flows = engine.register(OrderFlows, billing=billing)
+    await engine.launch()
     handle = await engine.start("order", f"order:{order_id}", flows.run, order_id)
 
-Steps retry `UpstreamUnavailable` (DBOS step retries; an open circuit waits without spending an
-attempt). A step that still fails, or fails in a way retrying cannot fix, opens an exception
-for its owner team, marks the flow `failed`, and waits durably for an operator: retry (the
-failed step runs again, maybe with an edited input; finished steps never rerun) or resolve (the
-flow ends `cancelled`). Flow and exception transitions are written in DBOS datasource
+Steps retry `UpstreamUnavailable`, whatever the platform (DBOS step retries, defaults
+`STEP_RETRIES`, `STEP_INTERVAL_SECONDS`, `STEP_BACKOFF_RATE`; an open circuit waits without
+spending an attempt). A step that still fails, or fails in a way retrying cannot fix, opens an
+exception for its owner team, marks the flow `failed`, and waits durably for an operator:
+retry (the failed step runs again, maybe with an edited input; finished steps never rerun) or
+resolve (the flow ends `cancelled`). Flow and exception transitions are written in DBOS datasource
 transactions (exactly once); per-attempt step records are upserts keyed by flow and step.
 """
 
@@ -42,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, ClassVar, Literal, ParamSpec, TypeVar, cast
 
 import msgspec
 import sqlalchemy as sa
@@ -59,7 +63,7 @@ from dbos import (
 from dbos import error as dbos_errors
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.errors import Conflict, ServiceUnavailable
+from contracts.errors import Conflict, ServiceUnavailable, UpstreamUnavailable
 from process_apis.engine import _steps
 from process_apis.engine._executors import ExecutorRegistry
 from process_apis.engine._steps import (
@@ -72,11 +76,14 @@ from process_apis.engine._steps import (
 from process_apis.engine.exceptions import OwnerTeam, close_exception, owner_for, stop_at_step
 from process_apis.engine.flows import (
     FlowMeta,
+    UnfinishedFlow,
     create_flow,
+    fail_unfinished,
     record_attempt,
     record_step_outcome,
     set_flow_status,
     start_running,
+    unfinished_flows,
 )
 from process_apis.engine.store import create_process_engine, utcnow
 
@@ -104,9 +111,22 @@ APP_NAME = "erp-gateway"
 FLOWS_QUEUE = "flows"
 DECISION_TOPIC = "erpgw.operator"
 DECISION_WAIT_SECONDS = 24 * 3600.0
+ORPHAN_GRACE_SECONDS = 30.0
+"""A pending flow record younger than this may still be getting its workflow (a start writes
+the record first); only older ones count as missing their workflow."""
+RECONCILE_BATCH = 200
+_RESUMABLE = frozenset({"CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
+_FINISHED = frozenset({"SUCCESS", "ERROR"})
+STEP_RETRIES = 3
+"""Further attempts of a step after an `UpstreamUnavailable`, unless the step says otherwise."""
+STEP_INTERVAL_SECONDS = 1.0
+"""The wait before a step's first retry."""
+STEP_BACKOFF_RATE = 2.0
+"""How much each further wait grows."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
+F = TypeVar("F", bound="FlowInstance")
 
 log = structlog.get_logger("process_apis.engine.durable")
 
@@ -114,6 +134,11 @@ _active: FlowEngine | None = None
 """The launched engine. DBOS is one instance per process and runs recovered and queued flows
 from its own threads, where nothing of the caller's context is visible; flows find the engine
 (its database) here."""
+
+_instances: dict[type[FlowInstance], FlowInstance] = {}
+"""The one instance of each flow class in this process: DBOS keeps the instances it knows for
+the life of the process and refuses a second one under a known name, and every process must
+use the same name so that one recovers another's flows."""
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,13 +171,27 @@ class FlowHandle:
 
 
 class FlowInstance(DBOSConfiguredInstance):
-    """Base of flow classes whose steps use ports held by the instance. The name identifies the
-    instance when another process recovers its flows: build every instance before launch."""
+    """Base of flow classes whose steps use ports held by the instance (constructor keyword
+    arguments). Instances come from `FlowEngine.register`, which hands them to DBOS under the
+    class's `flow_name` before DBOS launches."""
+
+    flow_name: ClassVar[str] = ""
+    """Set by `flow_class(name)`: how DBOS finds the instance when it recovers its flows."""
+
+    def __init__(self) -> None:
+        # Not DBOSConfiguredInstance.__init__: the engine registers the instance at launch.
+        self.config_name = self.flow_name
 
 
-def flow_class(name: str | None = None) -> Callable[[type[R]], type[R]]:
-    """Declare a class holding flows and steps (DBOS needs to know it for recovery)."""
-    return DBOS.dbos_class(name)
+def flow_class(name: str) -> Callable[[type[F]], type[F]]:
+    """Declare a flow class and the name of its instance (the same in every process, so that
+    one process recovers another's flows)."""
+
+    def declare(cls: type[F]) -> type[F]:
+        cls.flow_name = name
+        return DBOS.dbos_class()(cls)
+
+    return declare
 
 
 class _Resolved(BaseException):
@@ -202,9 +241,9 @@ def flow(
 def flow_step(
     *,
     system: str,
-    retries: int = 3,
-    interval_seconds: float = 1.0,
-    backoff_rate: float = 2.0,
+    retries: int = STEP_RETRIES,
+    interval_seconds: float = STEP_INTERVAL_SECONDS,
+    backoff_rate: float = STEP_BACKOFF_RATE,
     owner: OwnerTeam | None = None,
     input: type[msgspec.Struct] | None = None,
     name: str | None = None,
@@ -214,8 +253,8 @@ def flow_step(
     Args:
         system: the platform it calls (`stripe`, `netsuite`, ...): shown on the flow, and one
             input of the owner rule.
-        retries: further attempts after an `UpstreamUnavailable`, `interval_seconds` apart,
-            growing by `backoff_rate`. Other errors are not retried.
+        retries: further attempts after an `UpstreamUnavailable` (from any platform),
+            `interval_seconds` apart, growing by `backoff_rate`. Other errors are not retried.
         owner: the team that owns its failures; default `exceptions.owner_for(...)`.
         input: the Struct of its single argument, checked when an operator edits the input;
             by default the contract is built from the step's signature.
@@ -233,10 +272,6 @@ def flow_step(
         )
         _steps.register_step(spec)
 
-        @functools.wraps(fn)
-        async def attempt(*args: Any, **kwargs: Any) -> R:
-            return await _run_attempt(spec, fn, args, kwargs)
-
         durable = DBOS.step(
             name=spec.ref,
             retries_allowed=retries > 0,
@@ -244,7 +279,7 @@ def flow_step(
             interval_seconds=interval_seconds,
             backoff_rate=backoff_rate,
             should_retry=_retryable,
-        )(attempt)
+        )(_attempt_of(spec, fn))
 
         @functools.wraps(fn)
         async def call(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -277,18 +312,20 @@ class FlowEngine:
     """Runs the process layer's flows on DBOS: one per process, launched in the app's lifespan
     on the app's event loop (DBOS then runs queued and recovered async flows on that loop).
 
-    The system database is `<var_dir>/dbos.sqlite` (WAL) unless the app database is PostgreSQL,
-    which then holds DBOS's tables too (schema `system_schema`). Flows run from the `flows`
-    queue, at most `worker_concurrency` at once in this process and `global_concurrency` in
-    all. Each engine writes a heartbeat to `executors`; an engine whose heartbeat is older than
-    `executor_timeout_seconds` is taken for dead, and a live one recovers its pending flows.
+    All state follows `database_url`: DBOS's system database is the SQLite file beside the app
+    database (`<name>.dbos.sqlite`, WAL), or the PostgreSQL app database itself (schema
+    `system_schema`). Flows run from the `flows` queue, at most `worker_concurrency` at once in
+    this process and `global_concurrency` in all. Each engine writes a heartbeat to
+    `executors`; an engine whose heartbeat is older than `executor_timeout_seconds` is taken
+    for dead, and a live one resumes its pending flows (DBOS's `list_workflows` and
+    `resume_workflow`). A flow record whose workflow is missing or already finished is
+    reported at launch and when read (`reconcile`): resumed if it can be, else `failed`.
     """
 
     def __init__(
         self,
         *,
         database_url: str,
-        var_dir: Path,
         executor_id: str | None = None,
         executor_prefix: str = "local",
         system_database_url: str | None = None,
@@ -311,7 +348,7 @@ class FlowEngine:
             poll_interval_seconds: how often queues and message waits poll the database.
         """
         self._database_url = database_url
-        self._var_dir = var_dir
+        self._registered: dict[type[FlowInstance], dict[str, Any]] = {}
         self._fixed_executor_id = executor_id
         self._executor_prefix = executor_prefix
         self._system_database_url = system_database_url
@@ -355,7 +392,7 @@ class FlowEngine:
         # Before DBOS runs anything: a process that dies from here on has a heartbeat to expire.
         await self._executors.beat(self._executor_id)
         system_url = self._system_database_url or default_system_database_url(
-            self._database_url, self._var_dir
+            self._database_url
         )
         if system_url.startswith("sqlite"):
             await asyncio.to_thread(_prepare_sqlite, system_url)
@@ -365,7 +402,9 @@ class FlowEngine:
                 self._database_url, engine=self._db, schema=self._system_schema
             )
             _active = self
-            # On the loop on purpose: DBOS adopts the running loop for async flows.
+            self._hand_instances_to_dbos()
+            # On the loop on purpose: DBOS adopts the running loop for async flows. DBOS
+            # resumes this executor id's pending flows itself as it launches.
             DBOS.launch()
             self._queue = await DBOS.register_queue_async(
                 FLOWS_QUEUE,
@@ -383,6 +422,37 @@ class FlowEngine:
             asyncio.create_task(self._every(self.recover_dead_executors)),
         ]
         log.info("flow_engine_launched", executor_id=self._executor_id, system=_redact(system_url))
+        try:
+            await self.reconcile_unfinished()
+        except Exception as exc:
+            log.warning("flow_reconcile_failed", error=str(exc))
+
+    def register(self, flow_type: type[F], /, **ports: Any) -> F:
+        """The instance of `flow_type` this engine runs, on `ports` (its constructor's keyword
+        arguments). Register every flow class before `launch`, so DBOS knows each instance
+        before it recovers flows.
+
+        One instance per class lives in a process (DBOS keeps what it was given for the life
+        of the process); an engine launched later in the same process (tests) binds it to
+        that engine's ports as it launches.
+        """
+        if self._queue is not None:
+            raise RuntimeError(f"register {flow_type.__name__} before the flow engine launches")
+        if not flow_type.flow_name:
+            raise TypeError(f"{flow_type.__name__} is not declared with @flow_class(name)")
+        instance = _instances.get(flow_type)
+        if instance is None:
+            instance = _instances[flow_type] = flow_type(**ports)
+        self._registered[flow_type] = ports
+        return cast(F, instance)
+
+    def _hand_instances_to_dbos(self) -> None:
+        """Bind each registered instance to this engine's ports and register it with DBOS
+        (after `DBOS(config)`, before `DBOS.launch()`)."""
+        for flow_type, ports in self._registered.items():
+            instance = _instances[flow_type]
+            flow_type.__init__(instance, **ports)
+            DBOSConfiguredInstance.__init__(instance, flow_type.flow_name)
 
     async def shutdown(self) -> None:
         """Stop DBOS; flows in flight stay pending and resume on the next launch of this
@@ -465,18 +535,96 @@ class FlowEngine:
         return _steps.validate_step_input(step_ref, raw)
 
     async def recover_dead_executors(self) -> list[str]:
-        """Recover the pending flows of every executor whose heartbeat is stale; never this
-        one's, nor a live one's. Returns the executors recovered."""
+        """Resume the pending flows of every executor whose heartbeat is stale; never this
+        one's, nor a live one's. Returns the executors recovered.
+
+        A live engine first takes a lease on the dead executor (its heartbeat renewed, so no
+        other engine recovers it meanwhile; should this one die too, the lease runs out), then
+        puts each of its pending flows back on the flows queue (`DBOS.resume_workflow`), whose
+        atomic claim gives each to exactly one executor, and forgets the dead one.
+        """
         registry = self._require_executors()
-        dead, cutoff = await registry.dead(excluding=self.executor_id)
+        dead = await registry.dead(excluding=self.executor_id)
+        recovered: list[str] = []
         for executor_id in dead:
-            # DBOS 3.4 has no public call for this; it is what its admin recovery endpoint
-            # runs: the PENDING flows of that executor go back to their queue, whose atomic
-            # claim lets exactly one live executor take each (a repeat finds nothing).
-            await asyncio.to_thread(DBOS._recover_pending_workflows, [executor_id])
-            await registry.forget(executor_id, cutoff=cutoff)
-            log.warning("executor_recovered", dead=executor_id, by=self.executor_id)
-        return dead
+            lease = await registry.lease(executor_id)
+            if lease is None:
+                continue
+            pending = await DBOS.list_workflows_async(
+                status=["PENDING", "ENQUEUED"],
+                executor_id=executor_id,
+                load_input=False,
+                load_output=False,
+            )
+            for workflow in pending:
+                await DBOS.resume_workflow_async(workflow.workflow_id, queue_name=FLOWS_QUEUE)
+            await registry.forget(executor_id, lease=lease)
+            recovered.append(executor_id)
+            log.warning(
+                "executor_recovered", dead=executor_id, by=self.executor_id, flows=len(pending)
+            )
+        return recovered
+
+    async def reconcile(self, flow_id: str) -> bool:
+        """Check an unfinished flow record against its durable workflow: a workflow that
+        stopped without finishing (cancelled, out of recovery attempts) is resumed; one that is
+        missing (past `ORPHAN_GRACE_SECONDS`: a start writes the record just before its
+        workflow) or finished without saying so fails the flow with the reason. Returns True
+        when the record changed or the flow was resumed."""
+        db = self._require_db()
+        self._require_queue()
+        async with db.connect() as conn:
+            unfinished = await unfinished_flows(conn, flow_ids=[flow_id])
+        if not unfinished:
+            return False
+        status = await DBOS.get_workflow_status_async(flow_id)
+        return await self._reconcile_one(unfinished[0], status.status if status else None)
+
+    async def reconcile_unfinished(self) -> int:
+        """`reconcile` every unfinished flow record (at launch); returns how many changed."""
+        db = self._require_db()
+        async with db.connect() as conn:
+            records = await unfinished_flows(conn)
+        changed = 0
+        for start in range(0, len(records), RECONCILE_BATCH):
+            batch = records[start : start + RECONCILE_BATCH]
+            statuses = {
+                status.workflow_id: status.status
+                for status in await DBOS.list_workflows_async(
+                    workflow_ids=[record.id for record in batch],
+                    load_input=False,
+                    load_output=False,
+                )
+            }
+            for record in batch:
+                changed += await self._reconcile_one(record, statuses.get(record.id))
+        return changed
+
+    async def _reconcile_one(self, record: UnfinishedFlow, workflow_status: str | None) -> bool:
+        if workflow_status in _RESUMABLE:
+            log.warning("flow_resumed", flow_id=record.id, workflow_status=workflow_status)
+            await DBOS.resume_workflow_async(record.id, queue_name=FLOWS_QUEUE)
+            return True
+        if workflow_status is None:
+            age = (utcnow() - record.created_at).total_seconds()
+            if record.status == "pending" and age < ORPHAN_GRACE_SECONDS:
+                return False
+            reason = (
+                "Its durable workflow is missing (the engine's system database does not "
+                "hold it); start the flow again under a new key"
+            )
+        elif workflow_status in _FINISHED:
+            reason = (
+                f"Its durable workflow had already ended ({workflow_status}) without recording "
+                "it here: the key ran before against another database"
+            )
+        else:
+            return False
+        async with self._require_db().begin() as conn:
+            changed = await fail_unfinished(conn, record.id, reason=reason, now=utcnow())
+        if changed:
+            log.warning("flow_without_workflow", flow_id=record.id, reason=reason)
+        return changed
 
     # -- inside flows (workflow code: deterministic, replayed on recovery) ---------------
 
@@ -646,11 +794,17 @@ def sync_database_url(url: str) -> str:
     )
 
 
-def default_system_database_url(database_url: str, var_dir: Path) -> str:
-    """PostgreSQL app database: the same database; otherwise `<var_dir>/dbos.sqlite`."""
+def default_system_database_url(database_url: str) -> str:
+    """Where DBOS keeps its state, so that one URL holds all state: a PostgreSQL app database
+    itself; beside a SQLite app database file, `<name>.dbos.sqlite` (`var/erp-gateway.db` ->
+    `var/erp-gateway.dbos.sqlite`)."""
     if database_url.startswith("postgresql"):
         return sync_database_url(database_url)
-    return f"sqlite:///{var_dir / 'dbos.sqlite'}"
+    url = sa.make_url(database_url)
+    if not url.database or url.database == ":memory:":
+        raise ValueError("the flow engine needs a file or server database, not an in-memory one")
+    path = Path(url.database)
+    return f"sqlite:///{path.with_name(path.stem + '.dbos.sqlite')}"
 
 
 def _engine() -> FlowEngine:
@@ -659,38 +813,55 @@ def _engine() -> FlowEngine:
     return _active
 
 
-async def _run_attempt(
-    spec: StepSpec, fn: Callable[..., Awaitable[R]], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> R:
-    """One attempt of a step, inside DBOS's step and its retries: records the attempt and its
-    outcome, and hands DBOS a `StepFailure`, which it can record and replay."""
-    scope, call = _flow_scope.get(), _call_name.get()
-    if scope is None or call is None:
-        return await fn(*args, **kwargs)
-    engine, flow_id = _engine(), scope.meta.id
-    step = StepScope(flow_id=flow_id, name=call)
-    try:
-        # DBOS's step id orders the steps as the flow ran them.
-        position = DBOS.step_id or 0
-        await engine._write(record_attempt, flow_id, call, system=spec.system, position=position)
-        result = await _steps.call_step(fn, args, kwargs, step, scope.meta.correlation_id)
-    except Exception as exc:
-        failure = StepFailure.of(exc)
-        with contextlib.suppress(Exception):
+def _attempt_of(
+    spec: StepSpec, fn: Callable[..., Awaitable[R]]
+) -> Callable[..., Coroutine[Any, Any, R]]:
+    """What DBOS runs as the step, once per attempt: records the attempt and its outcome, runs
+    the step's code with its idempotency key and call context (an open circuit waits there
+    without spending an attempt: the platform was never asked), and hands DBOS a
+    `StepFailure`, which it can record and replay."""
+
+    @functools.wraps(fn)
+    async def attempt(*args: Any, **kwargs: Any) -> R:
+        scope, call = _flow_scope.get(), _call_name.get()
+        if scope is None or call is None:
+            return await fn(*args, **kwargs)
+        engine, flow_id = _engine(), scope.meta.id
+        step = StepScope(flow_id=flow_id, name=call)
+        try:
+            # DBOS's step id orders the steps as the flow ran them.
+            position = DBOS.step_id or 0
             await engine._write(
-                record_step_outcome, flow_id, call, status="running", error=failure.cause
+                record_attempt, flow_id, call, system=spec.system, position=position
             )
-        raise failure from exc
-    ids = {**_steps.refs_of(result), **step.external_ids}
-    try:
-        await engine._write(
-            record_step_outcome, flow_id, call, status="succeeded", external_ids=ids
-        )
-    except Exception as exc:
-        # The platform did the work: a record we could not write must not fail the step
-        # (an operator retry would only repeat the call).
-        log.warning("step_record_failed", flow_id=flow_id, step=call, error=str(exc))
-    return result
+            with _steps.running(step, scope.meta.correlation_id):
+                while True:
+                    try:
+                        result = await fn(*args, **kwargs)
+                        break
+                    except UpstreamUnavailable as exc:
+                        if exc.code != "circuit_open":
+                            raise
+                        await asyncio.sleep(_steps.circuit_wait(exc))
+        except Exception as exc:
+            failure = StepFailure.of(exc)
+            with contextlib.suppress(Exception):
+                await engine._write(
+                    record_step_outcome, flow_id, call, status="running", error=failure.cause
+                )
+            raise failure from exc
+        ids = {**_steps.refs_of(result), **step.external_ids}
+        try:
+            await engine._write(
+                record_step_outcome, flow_id, call, status="succeeded", external_ids=ids
+            )
+        except Exception as exc:
+            # The platform did the work: a record we could not write must not fail the step
+            # (an operator retry would only repeat the call).
+            log.warning("step_record_failed", flow_id=flow_id, step=call, error=str(exc))
+        return result
+
+    return attempt
 
 
 def _retryable(exc: BaseException) -> bool:

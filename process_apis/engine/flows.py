@@ -35,16 +35,21 @@ __all__ = [
     "FlowStatus",
     "FlowStep",
     "StepStatus",
+    "UnfinishedFlow",
     "create_flow",
+    "fail_unfinished",
     "read_flow_meta",
     "record_attempt",
     "record_step_outcome",
     "set_flow_status",
     "start_running",
+    "unfinished_flows",
 ]
 
 FlowStatus = Literal["pending", "running", "waiting_approval", "succeeded", "failed", "cancelled"]
 StepStatus = Literal["running", "succeeded", "failed"]
+UNFINISHED: tuple[FlowStatus, ...] = ("pending", "running", "waiting_approval")
+"""Statuses of a flow whose workflow should still be running or waiting."""
 
 
 class FlowStep(msgspec.Struct, frozen=True, kw_only=True):
@@ -171,6 +176,45 @@ async def set_flow_status(
         .where(flows.c.id == flow_id)
         .values(status=status, reason=reason, updated_at=now)
     )
+
+
+class UnfinishedFlow(msgspec.Struct, frozen=True, kw_only=True):
+    """A flow record not (yet) ended, as the engine checks it against its workflow."""
+
+    id: str
+    status: FlowStatus
+    created_at: datetime
+
+
+async def unfinished_flows(
+    executor: Executor, *, flow_ids: list[str] | None = None
+) -> list[UnfinishedFlow]:
+    """Flow records still pending, running or waiting (of `flow_ids` when given)."""
+    statement = sa.select(flows.c.id, flows.c.status, flows.c.created_at).where(
+        flows.c.status.in_(UNFINISHED)
+    )
+    if flow_ids is not None:
+        statement = statement.where(flows.c.id.in_(flow_ids))
+    rows = await executor.execute(statement.order_by(flows.c.created_at))
+    found = []
+    for row in rows:
+        created_at = as_utc(row.created_at)
+        assert created_at is not None
+        found.append(UnfinishedFlow(id=row.id, status=row.status, created_at=created_at))
+    return found
+
+
+async def fail_unfinished(
+    executor: Executor, flow_id: str, *, reason: str, now: datetime
+) -> bool:
+    """End a flow `failed` with `reason`, unless it ended meanwhile; True when it did."""
+    result = await executor.execute(
+        sa.update(flows)
+        .where(flows.c.id == flow_id, flows.c.status.in_(UNFINISHED))
+        .values(status="failed", reason=reason, updated_at=now)
+        .returning(flows.c.id)
+    )
+    return result.first() is not None
 
 
 async def start_running(

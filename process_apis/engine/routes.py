@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -280,7 +279,6 @@ class ProcessLayer:
 def build_process_layer(
     *,
     database_url: str,
-    var_dir: Path,
     executor_id: str | None,
     executor_prefix: str,
     engine: AsyncEngine,
@@ -291,7 +289,6 @@ def build_process_layer(
     return ProcessLayer(
         engine=FlowEngine(
             database_url=database_url,
-            var_dir=var_dir,
             executor_id=executor_id,
             executor_prefix=executor_prefix,
         ),

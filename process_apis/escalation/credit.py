@@ -76,7 +76,6 @@ __all__ = [
     "Escalation",
     "EscalationFlows",
     "OverdueApproval",
-    "build",
     "credit_id_for",
 ]
 
@@ -86,12 +85,8 @@ CREDIT_EVENT = "service_credit"
 ESCALATED_RISK: RiskLevel = "high"
 """A sev-1 escalation puts the account at the top risk level (never lowers it)."""
 REQUESTED_BY = "erp-gateway"
-INSTANCE_NAME = "escalation"
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 7 * 24 * 3600.0
 
-_registered: dict[str, EscalationFlows] = {}
-"""The instances registered with DBOS in this process, by name (DBOS's registry is per
-process too)."""
 
 
 class Escalation(msgspec.Struct, frozen=True, kw_only=True):
@@ -129,52 +124,12 @@ def credit_id_for(organization_id: str, month: str) -> str:
     return f"escalation:{organization_id}:{month}"
 
 
-def build(
-    *,
-    crm: CrmPort,
-    billing: BillingPort,
-    support: SupportPort,
-    erp: ErpPort,
-    approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS,
-    name: str = INSTANCE_NAME,
-) -> EscalationFlows:
-    """The escalation flows on these ports; call before the flow engine launches.
-
-    Every process must register the instance under the same `name` so one can recover
-    another's flows. DBOS keeps a registered instance for the life of the process and refuses
-    a second one of that name, so building again (another app in the same process) rebinds
-    the registered instance to the new ports.
-    """
-    flows = _registered.get(name)
-    if flows is None:
-        flows = EscalationFlows(
-            name,
-            crm=crm,
-            billing=billing,
-            support=support,
-            erp=erp,
-            approval_timeout_seconds=approval_timeout_seconds,
-        )
-        _registered[name] = flows
-    else:
-        flows.bind(
-            crm=crm,
-            billing=billing,
-            support=support,
-            erp=erp,
-            approval_timeout_seconds=approval_timeout_seconds,
-        )
-    return flows
-
-
-@flow_class()
+@flow_class("escalation")
 class EscalationFlows(FlowInstance):
-    """The escalation flow and its steps; ports are held by the instance (one per process,
-    registered under one name before the engine launches)."""
+    """The escalation flow and its steps; ports are held by the instance."""
 
     def __init__(
         self,
-        name: str,
         *,
         crm: CrmPort,
         billing: BillingPort,
@@ -182,26 +137,7 @@ class EscalationFlows(FlowInstance):
         erp: ErpPort,
         approval_timeout_seconds: float,
     ) -> None:
-        super().__init__(name)
-        self.bind(
-            crm=crm,
-            billing=billing,
-            support=support,
-            erp=erp,
-            approval_timeout_seconds=approval_timeout_seconds,
-        )
-
-    def bind(
-        self,
-        *,
-        crm: CrmPort,
-        billing: BillingPort,
-        support: SupportPort,
-        erp: ErpPort,
-        approval_timeout_seconds: float,
-    ) -> None:
-        """Hold these ports (a second app built in the same process rebinds the instance DBOS
-        already knows under this name)."""
+        super().__init__()
         self.crm = crm
         self.billing = billing
         self.support = support

@@ -45,7 +45,6 @@ from process_apis.escalation.credit import (
     CreditDecision,
     Escalation,
     EscalationFlows,
-    build,
     credit_id_for,
 )
 from process_apis.escalation.service_credit import ServiceCredit, billing_month
@@ -57,19 +56,16 @@ from system_apis.support.port import SupportPort
 from system_apis.support.zendesk.mapping import MappingError, case_from_ticket_event
 
 __all__ = [
-    "APPROVAL_TIMEOUT_ENV",
     "DecisionRequest",
     "EscalationAccepted",
     "EscalationRequest",
     "EscalationService",
     "EscalationWiring",
-    "approval_timeout_from_env",
     "create_router",
     "mount",
 ]
 
 PREFIX = "/process/v1"
-APPROVAL_TIMEOUT_ENV = "ERPGW_APPROVAL_TIMEOUT_SECONDS"
 ZENDESK_TICKET_EVENTS = "zen:event-type:ticket."
 _WRITE: dict[str, Any] = {
     "scopes": ["process:write"],
@@ -336,20 +332,6 @@ def create_router(service: EscalationService) -> Router:
     )
 
 
-def approval_timeout_from_env(env: Mapping[str, str]) -> float:
-    """`ERPGW_APPROVAL_TIMEOUT_SECONDS` (default 7 days); ValueError naming it when bad."""
-    raw = env.get(APPROVAL_TIMEOUT_ENV, "").strip()
-    if not raw:
-        return DEFAULT_APPROVAL_TIMEOUT_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise ValueError(f"{APPROVAL_TIMEOUT_ENV} must be a positive number of seconds: {raw!r}")
-    return value
-
-
 def mount(
     *,
     engine: FlowEngine,
@@ -357,16 +339,22 @@ def mount(
     billing: BillingPort,
     support: SupportPort,
     erp: ErpPort,
-    env: Mapping[str, str],
+    approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS,
 ) -> EscalationWiring:
-    """Build the flows (call before the engine launches), the service and its router.
-    Zendesk ticket events reach it once `service.subscribe(intake.dispatcher)` is called."""
-    flows = build(
+    """Register the flows (call before the engine launches), the service and its router.
+    Zendesk ticket events reach it once `service.subscribe(intake.dispatcher)` is called.
+
+    Args:
+        approval_timeout_seconds: how long a service credit waits for finance's decision
+            before it goes to the exception queue (default 7 days).
+    """
+    flows = engine.register(
+        EscalationFlows,
         crm=crm,
         billing=billing,
         support=support,
         erp=erp,
-        approval_timeout_seconds=approval_timeout_from_env(env),
+        approval_timeout_seconds=approval_timeout_seconds,
     )
     service = EscalationService(flows=flows, engine=engine, support=support)
     return EscalationWiring(service=service, routers=[create_router(service)])

@@ -11,13 +11,13 @@ from the order's) waits in the exception queue for finance.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, Final
 
 from contracts.errors import Conflict, UpstreamNotFound
 from contracts.v1 import Invoice, Payment, SalesOrder
 from process_apis.customer_master.flow import canonical_customer_id
 from process_apis.engine.durable import (
+    FlowEngine,
     FlowInstance,
     flow,
     flow_class,
@@ -44,17 +44,12 @@ FLOW_TYPE: Final = "invoice_posting"
 PAYMENT_FLOW_TYPE: Final = "payment_posting"
 FINALIZED: Final = "invoice.finalized"
 PAID: Final = "invoice.paid"
-NAME: Final = "invoice_posting"
 RETRIES: Final = 6
 """Further attempts of a step while its platform is unavailable (the outbound policy retries
 inside each attempt too)."""
 RETRY_INTERVAL: Final = 0.5
 PAGE: Final = 100
 
-_instances = itertools.count()
-"""DBOS keeps configured instances for the life of the process, by class and name; the first
-instance keeps the plain name (so another process recovers its flows), further ones in the
-same process (test apps) are numbered."""
 
 
 def order_external_id(opportunity_id: str) -> str:
@@ -76,12 +71,12 @@ def stripe_legal_entity(event: WebhookEvent) -> str | None:
     return None
 
 
-@flow_class()
+@flow_class("invoice_posting")
 class InvoicePostingFlows(FlowInstance):
     """Stripe invoices and payments into NetSuite."""
 
-    def __init__(self, name: str, *, billing: BillingPort, erp: ErpPort) -> None:
-        super().__init__(name)
+    def __init__(self, *, billing: BillingPort, erp: ErpPort) -> None:
+        super().__init__()
         self.billing = billing
         self.erp = erp
 
@@ -241,13 +236,10 @@ class InvoicePostingFlows(FlowInstance):
 
 
 def build(
-    *, billing: BillingPort, erp: ErpPort, dispatcher: WebhookDispatcher
+    *, engine: FlowEngine, billing: BillingPort, erp: ErpPort, dispatcher: WebhookDispatcher
 ) -> InvoicePostingFlows:
     """The flows, subscribed to Stripe's invoice events (build before the engine launches)."""
-    count = next(_instances)
-    flows = InvoicePostingFlows(
-        NAME if count == 0 else f"{NAME}-{count + 1}", billing=billing, erp=erp
-    )
+    flows = engine.register(InvoicePostingFlows, billing=billing, erp=erp)
     flows.subscribe(dispatcher)
     return flows
 

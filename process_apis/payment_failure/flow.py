@@ -17,7 +17,6 @@ settlement as its compensation (`settle`).
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, Final, Literal
 
 import msgspec
@@ -27,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.money import Money, format_decimal
 from contracts.ownership import check_write
 from contracts.v1 import CustomerPatch, Invoice, PaymentStatus, RiskLevel
-from process_apis.engine.durable import FlowInstance, flow, flow_class, flow_step
+from process_apis.engine.durable import FlowEngine, FlowInstance, flow, flow_class, flow_step
 from process_apis.engine.exceptions import close_exception, new_exception_id, open_exception
 from process_apis.engine.store import exceptions, utcnow
 from process_apis.invoice_posting import flow as invoice_posting
@@ -61,7 +60,6 @@ RECOVERY_FLOW_TYPE: Final = "payment_recovery"
 STATUS_FLOW_TYPE: Final = "payment_status"
 FAILED: Final = "invoice.payment_failed"
 SUBSCRIPTION_UPDATED: Final = "customer.subscription.updated"
-NAME: Final = "payment_failure"
 COLLECTIONS: Final = "collections"
 """`AppliedVersions` kind: an invoice's collections state."""
 SUBSCRIPTION: Final = "subscription"
@@ -80,8 +78,6 @@ _MIRRORED_STATUS: Final[dict[str, PaymentStatus]] = {
 _RISK_ORDER: Final[tuple[RiskLevel, ...]] = ("low", "medium", "high")
 _OPEN: Final = ("open", "retrying")
 
-_instances = itertools.count()
-"""See `invoice_posting._instances`: the first instance in a process keeps the plain name."""
 
 Outcome = Literal["in_collections", "superseded", "settled", "not_in_collections"]
 
@@ -108,13 +104,12 @@ def collections_step(stripe_customer_id: str, stripe_invoice_id: str) -> str:
     return f"{ITEM_STEP_PREFIX}{stripe_customer_id}:{stripe_invoice_id}"
 
 
-@flow_class()
+@flow_class("payment_failure")
 class PaymentFailureFlows(FlowInstance):
     """Collections on a failed payment, their settlement on payment, the payment-status mirror."""
 
     def __init__(
         self,
-        name: str,
         *,
         posting: InvoicePostingFlows,
         erp: ErpPort,
@@ -122,7 +117,7 @@ class PaymentFailureFlows(FlowInstance):
         versions: AppliedVersions,
         database: AsyncEngine,
     ) -> None:
-        super().__init__(name)
+        super().__init__()
         self.posting = posting
         self.erp = erp
         self.crm = crm
@@ -347,14 +342,20 @@ class PaymentFailureFlows(FlowInstance):
 
 
 def build(
-    *, intake: WebhookIntake, billing: BillingPort, erp: ErpPort, crm: CrmPort
+    *,
+    engine: FlowEngine,
+    intake: WebhookIntake,
+    billing: BillingPort,
+    erp: ErpPort,
+    crm: CrmPort,
 ) -> PaymentFailureFlows:
-    """The payment flows the app factory builds before the engine launches: invoice posting
-    and these, subscribed to Stripe's invoice, payment and subscription events."""
-    posting = invoice_posting.build(billing=billing, erp=erp, dispatcher=intake.dispatcher)
-    count = next(_instances)
-    flows = PaymentFailureFlows(
-        NAME if count == 0 else f"{NAME}-{count + 1}",
+    """The payment flows the app factory registers before the engine launches: invoice
+    posting and these, subscribed to Stripe's invoice, payment and subscription events."""
+    posting = invoice_posting.build(
+        engine=engine, billing=billing, erp=erp, dispatcher=intake.dispatcher
+    )
+    flows = engine.register(
+        PaymentFailureFlows,
         posting=posting,
         erp=erp,
         crm=crm,

@@ -16,7 +16,6 @@ catalog and pricing steps to revenue ops, ERP postings to finance.
 
 from __future__ import annotations
 
-import itertools
 from typing import Final
 
 import msgspec
@@ -62,7 +61,6 @@ __all__ = [
     "QuoteToCash",
     "QuoteToCashResult",
     "flow_id_for",
-    "instance_names",
 ]
 
 FLOW_TYPE: Final = "quote_to_cash"
@@ -72,10 +70,6 @@ PRODUCT: Final = "product"
 """Cross-reference entity of a catalog product (its product code)."""
 SYNCED: Final = "synced"
 
-_builds = itertools.count()
-"""Flow instances built in this process. DBOS keeps one registry per process and refuses a
-second instance under a name it knows; the first build (the only one a deployed process makes)
-keeps the plain names, so a restarted process finds the flows its predecessor left."""
 
 
 class BookedOrder(msgspec.Struct, frozen=True, kw_only=True):
@@ -99,21 +93,13 @@ def flow_id_for(opportunity_id: str) -> str:
     return f"q2c:{opportunity_id}"
 
 
-def instance_names() -> tuple[str, str]:
-    """(customer master, quote-to-cash) names for the flow instances of one app build."""
-    number = next(_builds)
-    suffix = "" if number == 0 else f"-{number + 1}"
-    return f"customer-master{suffix}", f"quote-to-cash{suffix}"
-
-
-@flow_class()
+@flow_class("quote-to-cash")
 class QuoteToCash(FlowInstance):
     """The quote-to-cash flow (`run`) and its steps; customer steps are the customer
     master's."""
 
     def __init__(
         self,
-        name: str,
         *,
         customers: CustomerMaster,
         crm: CrmPort,
@@ -121,7 +107,7 @@ class QuoteToCash(FlowInstance):
         erp: ErpPort,
         references: CrossReferences,
     ) -> None:
-        super().__init__(name)
+        super().__init__()
         self.customers = customers
         self.crm = crm
         self.billing = billing

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -37,7 +36,7 @@ from process_apis.customer_master.flow import CustomerMaster, customer_flow_id
 from process_apis.engine.durable import FlowEngine
 from process_apis.engine.flows import Flow, FlowReader
 from process_apis.engine.routes import flow_location
-from process_apis.quote_to_cash.flow import FLOW_TYPE, QuoteToCash, flow_id_for, instance_names
+from process_apis.quote_to_cash.flow import FLOW_TYPE, QuoteToCash, flow_id_for
 from process_apis.quote_to_cash.orders import OrderDesk
 from process_apis.quote_to_cash.won_deals import WonDealPoller
 from system_apis.billing.port import BillingPort
@@ -46,16 +45,12 @@ from system_apis.erp.port import ErpPort
 from system_apis.support.port import SupportPort
 
 __all__ = [
-    "POLL_SECONDS_ENV",
     "QuoteToCashRequest",
     "QuoteToCashService",
     "build",
     "create_router",
-    "poller_settings",
 ]
 
-POLL_SECONDS_ENV: Final = "ERPGW_CRM_POLL_SECONDS"
-POLL_SINCE_ENV: Final = "ERPGW_CRM_POLL_SINCE"
 PREFIX: Final = "/process/v1"
 _WRITE: dict[str, Any] = {
     "scopes": ["process:write"],
@@ -233,26 +228,23 @@ def build(
     database: AsyncEngine,
     flow_engine: FlowEngine,
     flow_reader: FlowReader,
-    env: Mapping[str, str],
+    poll_seconds: float = 0.0,
+    poll_since: datetime | None = None,
 ) -> QuoteToCashService:
     """Quote-to-cash and the customer master for the app factory; call it before the flow
-    engine launches (DBOS must know the flow instances then).
+    engine launches (the flows are registered with it).
 
-    `env` may turn the won-deal poller on: `ERPGW_CRM_POLL_SECONDS` (seconds between polls;
-    0, the default, is off) and `ERPGW_CRM_POLL_SINCE` (an RFC 3339 time the first poll
-    starts from; default: when polling starts).
-
-    Raises:
-        ValueError: a poller setting is not valid.
+    Args:
+        poll_seconds: seconds between looks for won deals in the CRM; 0 (the default) turns
+            the won-deal poller off.
+        poll_since: where a gateway that never polled starts; None: when polling starts.
     """
-    poll_seconds, poll_since = poller_settings(env)
     references = CrossReferences(database)
-    customers_name, flows_name = instance_names()
-    customers = CustomerMaster(
-        customers_name, billing=billing, erp=erp, support=support, references=references
+    customers = flow_engine.register(
+        CustomerMaster, billing=billing, erp=erp, support=support, references=references
     )
-    flows = QuoteToCash(
-        flows_name, customers=customers, crm=crm, billing=billing, erp=erp,
+    flows = flow_engine.register(
+        QuoteToCash, customers=customers, crm=crm, billing=billing, erp=erp,
         references=references,
     )
     service = QuoteToCashService(
@@ -271,26 +263,3 @@ def build(
             since=poll_since,
         )
     return service
-
-
-def poller_settings(env: Mapping[str, str]) -> tuple[float, datetime | None]:
-    """(`ERPGW_CRM_POLL_SECONDS`, `ERPGW_CRM_POLL_SINCE`) read from `env`.
-
-    Raises:
-        ValueError: seconds that are not a number >= 0, or a time that is not RFC 3339.
-    """
-    raw = env.get(POLL_SECONDS_ENV, "").strip() or "0"
-    try:
-        seconds = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{POLL_SECONDS_ENV} must be a number of seconds, got {raw!r}") from exc
-    if seconds < 0:
-        raise ValueError(f"{POLL_SECONDS_ENV} must not be negative, got {raw!r}")
-    since_text = env.get(POLL_SINCE_ENV, "").strip()
-    if not since_text:
-        return seconds, None
-    try:
-        since = datetime.fromisoformat(since_text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ValueError(f"{POLL_SINCE_ENV} must be an RFC 3339 time, got {since_text!r}") from exc
-    return seconds, since if since.tzinfo else since.replace(tzinfo=UTC)

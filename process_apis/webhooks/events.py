@@ -12,16 +12,13 @@ import msgspec
 
 from contracts.errors import FieldError, InvalidRequest, Unauthenticated
 from system_apis.billing.stripe import webhooks as stripe_signatures
-from system_apis.billing.stripe.client import credentials_from_env as stripe_credentials
 from system_apis.support.zendesk import webhooks as zendesk_signatures
-from system_apis.support.zendesk.client import credentials_from_env as zendesk_credentials
 
 __all__ = [
     "SANDBOX_SECRETS",
     "SalesforceCallout",
     "WebhookEvent",
     "callout_event",
-    "secrets_from_env",
     "verify_stripe",
     "verify_zendesk",
 ]
@@ -48,19 +45,6 @@ class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
     body for Salesforce."""
     changes: dict[str, Any] | None = None
     """What changed: Stripe `data.previous_attributes`, Zendesk `event`."""
-
-
-def secrets_from_env(env: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
-    """Signing secrets by source: each configured vendor's `webhook_secrets` (current and
-    previous while rotating), else the sandbox's."""
-    secrets = dict(SANDBOX_SECRETS)
-    stripe = stripe_credentials(env)
-    if stripe is not None:
-        secrets["stripe"] = tuple(stripe.webhook_secrets)
-    zendesk = zendesk_credentials(env)
-    if zendesk is not None:
-        secrets["zendesk"] = tuple(zendesk.webhook_secrets)
-    return secrets
 
 
 def verify_stripe(

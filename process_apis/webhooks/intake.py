@@ -56,7 +56,6 @@ from process_apis.webhooks.events import (
     SalesforceCallout,
     WebhookEvent,
     callout_event,
-    secrets_from_env,
     verify_stripe,
     verify_zendesk,
 )
@@ -84,7 +83,6 @@ __all__ = [
     "build_intake",
     "create_router",
     "register_sandbox_webhooks",
-    "secrets_from_env",
     "subscribe_quote_to_cash",
 ]
 
@@ -380,8 +378,8 @@ def create_router() -> Router:
 def build_intake(
     *, database: AsyncEngine, secrets: Mapping[str, Sequence[str]] | None = None
 ) -> WebhookIntake:
-    """The intake for the app factory (`secrets_from_env(settings.env)` gives the secrets);
-    a source without secrets gets the sandbox's."""
+    """The intake for the app factory: `secrets` are each source's signing secrets (current
+    and previous while rotating); a source without secrets gets the sandbox's."""
     chosen = {**SANDBOX_SECRETS, **{k: tuple(v) for k, v in (secrets or {}).items() if v}}
     return WebhookIntake(database=database, secrets=chosen)
 

@@ -32,10 +32,10 @@ class BillingCustomerInput(msgspec.Struct, frozen=True, kw_only=True):
     crm_account_id: str
 
 
-@flow_class()
+@flow_class("console-demo")
 class ConsoleDemoFlows(FlowInstance):
-    def __init__(self, name: str, billing: BillingPort) -> None:
-        super().__init__(name)
+    def __init__(self, *, billing: BillingPort) -> None:
+        super().__init__()
         self.billing = billing
 
     @flow_step(system="stripe", retries=1, interval_seconds=0.1, input=BillingCustomerInput)

@@ -9,10 +9,10 @@ from tests.process_apis.example_flow import FakePlatform
 __all__ = ["ApprovalFlows"]
 
 
-@flow_class()
+@flow_class("approvals")
 class ApprovalFlows(FlowInstance):
-    def __init__(self, name: str, platform: FakePlatform, *, timeout: float) -> None:
-        super().__init__(name)
+    def __init__(self, *, platform: FakePlatform, timeout: float) -> None:
+        super().__init__()
         self.platform = platform
         self.timeout = timeout
 

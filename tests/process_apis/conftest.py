@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -38,18 +37,18 @@ def platform() -> FakePlatform:
 
 
 @pytest.fixture
-def orders(platform: FakePlatform) -> OrderFlows:
-    # Configured instances are registered with DBOS for good: one name per test.
-    return OrderFlows(f"orders-{uuid.uuid4().hex[:8]}", platform)
+def flow_engine(database_url: str) -> FlowEngine:
+    """The engine before launch: register flows on it."""
+    return FlowEngine(database_url=database_url, executor_id="test-executor", **FAST)
 
 
 @pytest.fixture
-async def engine(
-    database_url: str, tmp_path: Path, orders: OrderFlows
-) -> AsyncIterator[FlowEngine]:
-    flow_engine = FlowEngine(
-        database_url=database_url, var_dir=tmp_path, executor_id="test-executor", **FAST
-    )
+def orders(flow_engine: FlowEngine, platform: FakePlatform) -> OrderFlows:
+    return flow_engine.register(OrderFlows, platform=platform)
+
+
+@pytest.fixture
+async def engine(flow_engine: FlowEngine, orders: OrderFlows) -> AsyncIterator[FlowEngine]:
     await flow_engine.launch()
     try:
         yield flow_engine

@@ -21,10 +21,10 @@ from process_apis.engine.durable import FlowEngine, FlowInstance, flow, flow_cla
 from process_apis.engine.flows import FlowReader
 
 
-@flow_class()
+@flow_class("durable-orders")
 class DurableOrders(FlowInstance):
-    def __init__(self, calls: Path, release: Path) -> None:
-        super().__init__("durable-orders")
+    def __init__(self, *, calls: Path, release: Path) -> None:
+        super().__init__()
         self.calls = calls
         self.release = release
 
@@ -58,10 +58,8 @@ class DurableOrders(FlowInstance):
 
 
 async def main(args: argparse.Namespace) -> int:
-    orders = DurableOrders(Path(args.calls), Path(args.release))
     engine = FlowEngine(
         database_url=args.database_url,
-        var_dir=Path(args.var_dir),
         executor_id=args.executor_id,
         system_schema=args.system_schema,
         poll_interval_seconds=0.05,
@@ -69,6 +67,7 @@ async def main(args: argparse.Namespace) -> int:
         executor_timeout_seconds=args.executor_timeout,
         system_pool_size=4,
     )
+    orders = engine.register(DurableOrders, calls=Path(args.calls), release=Path(args.release))
     await engine.launch()
     try:
         if args.mode == "start":
@@ -91,7 +90,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=("start", "resume"))
     parser.add_argument("--database-url", required=True)
-    parser.add_argument("--var-dir", required=True)
     parser.add_argument("--executor-id", required=True)
     parser.add_argument("--system-schema", default="dbos")
     parser.add_argument("--executor-timeout", type=float, default=30.0)

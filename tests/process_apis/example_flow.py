@@ -51,10 +51,10 @@ class InvoiceInput(msgspec.Struct, frozen=True, kw_only=True):
     currency: str
 
 
-@flow_class()
+@flow_class("orders")
 class OrderFlows(FlowInstance):
-    def __init__(self, name: str, platform: FakePlatform) -> None:
-        super().__init__(name)
+    def __init__(self, *, platform: FakePlatform) -> None:
+        super().__init__()
         self.platform = platform
 
     @flow_step(system="salesforce", retries=2, interval_seconds=0.01)

@@ -3,7 +3,6 @@ goes on without one when the wait times out."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -20,10 +19,8 @@ from tests.process_apis.example_flow import FakePlatform
 async def approvals(
     database_url: str, tmp_path: Path, platform: FakePlatform
 ) -> AsyncIterator[tuple[FlowEngine, ApprovalFlows]]:
-    flows = ApprovalFlows(f"approvals-{uuid.uuid4().hex[:8]}", platform, timeout=1.0)
-    engine = FlowEngine(
-        database_url=database_url, var_dir=tmp_path, executor_id="approvals", **FAST
-    )
+    engine = FlowEngine(database_url=database_url, executor_id="approvals", **FAST)
+    flows = engine.register(ApprovalFlows, platform=platform, timeout=1.0)
     await engine.launch()
     try:
         yield engine, flows

@@ -45,7 +45,6 @@ class Setup:
         args = [
             sys.executable, str(WORKER), mode,
             "--database-url", self.database_url,
-            "--var-dir", str(self.tmp),
             "--executor-id", executor_id,
             "--system-schema", self.system_schema,
             "--flow-id", flow_id,

@@ -4,7 +4,6 @@ answer behind the gateway's auth (scopes, legal entities) and Idempotency-Key po
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +34,9 @@ async def wait_for(
 
 async def test_gateway_runs_flows_and_serves_the_process_routes(tmp_path: Path) -> None:
     platform = FakePlatform()
-    orders = OrderFlows(f"orders-{uuid.uuid4().hex[:8]}", platform)
     platform.fail("post_to_erp", UpstreamRejected("period closed", vendor="netsuite"))
     app = gateway_app(settings_for(tmp_path, ERPGW_EXECUTOR_ID="gateway-test"))
+    orders = app.state.gateway.process.engine.register(OrderFlows, platform=platform)
 
     async with app_client(app) as client:
         engine: FlowEngine = client.app.state.gateway.process.engine

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -37,16 +36,16 @@ def pg_schema(postgres_url: str) -> Iterator[str]:
 
 @pytest.fixture
 async def pg_engine(
-    postgres_url: str, pg_schema: str, tmp_path: Path, orders: OrderFlows
+    postgres_url: str, pg_schema: str, platform: FakePlatform, orders: OrderFlows
 ) -> AsyncIterator[FlowEngine]:
     engine = FlowEngine(
         database_url=postgres_url,
-        var_dir=tmp_path,
         executor_id=f"pg-{uuid.uuid4().hex[:8]}",
         system_schema=pg_schema,
         system_pool_size=4,
         **FAST,
     )
+    assert engine.register(OrderFlows, platform=platform) is orders
     await engine.launch()
     try:
         yield engine

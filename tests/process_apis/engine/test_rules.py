@@ -81,8 +81,11 @@ async def test_only_stale_executors_are_dead(database_url: str) -> None:
             .values(heartbeat_at=utcnow() - timedelta(seconds=31))
         )
 
-    dead, cutoff = await registry.dead(excluding=first)
-    await registry.forget(second, cutoff=cutoff)
+    dead = await registry.dead(excluding=first)
+    lease = await registry.lease(second)
+    assert lease is not None
+    assert await registry.lease(second) is None  # taken: no other engine recovers it too
+    await registry.forget(second, lease=lease)
     third = await registry.claim("10.0.0.1:8000")
 
     assert (first, second) == ("10.0.0.1:8000/0", "10.0.0.1:8000/1")

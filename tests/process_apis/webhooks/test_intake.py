@@ -211,8 +211,8 @@ async def test_rotated_previous_secret_is_accepted(tmp_path: Path) -> None:
 
 async def test_replayed_event_answers_200_and_runs_one_flow(tmp_path: Path) -> None:
     platform = FakePlatform()
-    orders = OrderFlows(f"orders-{uuid.uuid4().hex[:8]}", platform)
     app = gateway_app(settings_for(tmp_path))
+    orders = app.state.gateway.process.engine.register(OrderFlows, platform=platform)
 
     def on_ping(event: WebhookEvent) -> FlowStart:
         return FlowStart(
