@@ -571,9 +571,9 @@ class FlowEngine:
         missing (past `ORPHAN_GRACE_SECONDS`: a start writes the record just before its
         workflow) or finished without saying so fails the flow with the reason. Returns True
         when the record changed or the flow was resumed."""
-        db = self._require_db()
-        self._require_queue()
-        async with db.connect() as conn:
+        if self._queue is None or self._db is None:
+            return False  # not running: nothing to check against
+        async with self._db.connect() as conn:
             unfinished = await unfinished_flows(conn, flow_ids=[flow_id])
         if not unfinished:
             return False

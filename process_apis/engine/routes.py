@@ -30,7 +30,7 @@ from process_apis.engine.exceptions import (
     ExceptionStatus,
     OwnerTeam,
 )
-from process_apis.engine.flows import Flow, FlowQuery, FlowReader, FlowStatus
+from process_apis.engine.flows import UNFINISHED, Flow, FlowQuery, FlowReader, FlowStatus
 
 __all__ = [
     "AssignRequest",
@@ -121,11 +121,17 @@ async def list_flows(
 
 @get("/flows/{flow_id:str}", opt=_READ, summary="One flow with its steps")
 async def get_flow(
-    request: AuthedRequest, flow_reader: NamedDependency[FlowReader], flow_id: FlowId
+    request: AuthedRequest,
+    flow_reader: NamedDependency[FlowReader],
+    flow_engine: NamedDependency[FlowEngine],
+    flow_id: FlowId,
 ) -> Flow:
     flow = await flow_reader.get(flow_id, principal=request.user)
     if flow is None:
         raise NotFound(f"No flow {flow_id}")
+    # A flow still under way must have a live workflow; one without is never left pending.
+    if flow.status in UNFINISHED and await flow_engine.reconcile(flow_id):
+        flow = await flow_reader.get(flow_id, principal=request.user) or flow
     return flow
 
 

@@ -4,8 +4,6 @@ launches and shuts down its own)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from gateway import storage
 from process_apis.engine.durable import FlowEngine
 from process_apis.engine.flows import Flow, FlowReader
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
+from tests.support.waiting import eventually
 
 FAST: dict[str, Any] = {
     "poll_interval_seconds": 0.05,
@@ -64,12 +63,10 @@ def reader(database_url: str) -> FlowReader:
 async def wait_for_status(
     reader: FlowReader, flow_id: str, *statuses: str, within: float = 15.0
 ) -> Flow:
-    """Poll the flow resource until the flow reaches one of `statuses`."""
-    deadline = time.monotonic() + within
-    flow = None
-    while time.monotonic() < deadline:
+    """Wait until the flow resource shows the flow in one of `statuses`."""
+
+    async def reached() -> Flow | None:
         flow = await reader.get(flow_id)
-        if flow is not None and flow.status in statuses:
-            return flow
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"flow {flow_id} did not reach {statuses}: {flow}")
+        return flow if flow is not None and flow.status in statuses else None
+
+    return await eventually(reached, timeout=within, what=f"flow {flow_id} in {statuses}")
