@@ -1,8 +1,9 @@
 """Flow and exception-queue routes (`/process/v1/flows...`, `/process/v1/exceptions...`).
 
-The routes take three dependencies by name: `flow_engine` (a `FlowEngine`), `flow_reader` (a
-`FlowReader`) and `exception_queue` (an `ExceptionQueue`); `build_process_layer` builds them
-with the router for the app factory. Callers see only the flows and exceptions of legal
+The routes take four dependencies by name: `flow_engine` (a `FlowEngine`), `flow_reader` (a
+`FlowReader`), `exception_queue` (an `ExceptionQueue`) and `operations` (the `Operations`
+service the console calls too); `build_process_layer` builds them with the router for the app
+factory. Callers see only the flows and exceptions of legal
 entities their token allows; others answer 404 as if they did not exist.
 """
 
@@ -20,10 +21,10 @@ from litestar.params import Body, FromQuery, PathParameter, QueryParameter
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.errors import FieldError, InvalidRequest, NotFound, ValidationFailed
+from contracts.errors import FieldError, InvalidRequest, NotFound
 from contracts.principal import Principal
 from contracts.v1 import Page
-from process_apis.engine.durable import Decision, FlowEngine
+from process_apis.engine.durable import FlowEngine
 from process_apis.engine.exceptions import (
     ExceptionEntry,
     ExceptionQueue,
@@ -31,6 +32,7 @@ from process_apis.engine.exceptions import (
     OwnerTeam,
 )
 from process_apis.engine.flows import UNFINISHED, Flow, FlowQuery, FlowReader, FlowStatus
+from process_apis.engine.operations import Operations
 
 __all__ = [
     "AssignRequest",
@@ -166,44 +168,28 @@ async def get_exception(
 )
 async def retry_exception(
     request: AuthedRequest,
-    flow_engine: NamedDependency[FlowEngine],
-    exception_queue: NamedDependency[ExceptionQueue],
+    operations: NamedDependency[Operations],
     exception_id: ExceptionId,
     data: Annotated[RetryRequest | None, _STRICT_BODY] = None,
 ) -> Response[ExceptionEntry]:
-    principal = request.user
-    entry = await exception_queue.get(exception_id, principal=principal)
-    edited = None
-    if data is not None and data.input is not None:
-        edited = flow_engine.validate_input(entry.step_ref, data.input)
-    claimed = await exception_queue.claim_retry(
+    claimed = await operations.retry(
         exception_id,
-        principal=principal,
-        edited_input=msgspec.json.encode(edited).decode() if edited is not None else None,
+        principal=request.user,
+        edited_input=data.input if data is not None else None,
     )
-    decision = Decision(
-        action="retry",
-        exception_id=exception_id,
-        occurrence=entry.occurrences,
-        actor=principal.client_id,
-        input=edited,
-    )
-    await _deliver(flow_engine, exception_queue, entry, decision)
     return Response(
-        claimed, status_code=202, headers={"Location": flow_location(entry.flow_id)}
+        claimed, status_code=202, headers={"Location": flow_location(claimed.flow_id)}
     )
 
 
 @post("/exceptions/{exception_id:str}/assign", opt=_OPS_ACT, status_code=200)
 async def assign_exception(
     request: AuthedRequest,
-    exception_queue: NamedDependency[ExceptionQueue],
+    operations: NamedDependency[Operations],
     exception_id: ExceptionId,
     data: Annotated[AssignRequest, _STRICT_BODY],
 ) -> ExceptionEntry:
-    return await exception_queue.assign(
-        exception_id, assignee=data.assignee, principal=request.user
-    )
+    return await operations.assign(exception_id, assignee=data.assignee, principal=request.user)
 
 
 @post(
@@ -214,27 +200,11 @@ async def assign_exception(
 )
 async def resolve_exception(
     request: AuthedRequest,
-    flow_engine: NamedDependency[FlowEngine],
-    exception_queue: NamedDependency[ExceptionQueue],
+    operations: NamedDependency[Operations],
     exception_id: ExceptionId,
     data: Annotated[ResolveRequest, _STRICT_BODY],
 ) -> ExceptionEntry:
-    reason = data.reason.strip()
-    if not reason:
-        raise ValidationFailed(
-            "A reason is required", errors=[FieldError(pointer="/reason", detail="is blank")]
-        )
-    principal = request.user
-    entry = await exception_queue.resolve(exception_id, reason=reason, principal=principal)
-    decision = Decision(
-        action="resolve",
-        exception_id=exception_id,
-        occurrence=entry.occurrences,
-        actor=principal.client_id,
-        reason=reason,
-    )
-    await _deliver(flow_engine, exception_queue, entry, decision)
-    return entry
+    return await operations.resolve(exception_id, reason=data.reason, principal=request.user)
 
 
 def create_router() -> Router:
@@ -262,6 +232,7 @@ class ProcessLayer:
     engine: FlowEngine
     reader: FlowReader
     queue: ExceptionQueue
+    operations: Operations
 
     @property
     def routers(self) -> list[Router]:
@@ -273,6 +244,7 @@ class ProcessLayer:
             "flow_engine": _provide(self.engine),
             "flow_reader": _provide(self.reader),
             "exception_queue": _provide(self.queue),
+            "operations": _provide(self.operations),
         }
 
     async def start(self) -> None:
@@ -292,32 +264,21 @@ def build_process_layer(
 ) -> ProcessLayer:
     """The layer for the app factory. `engine` is the gateway's own (reads and operator
     actions); the flow engine keeps a pool of its own for the writes flows make."""
+    flow_engine = FlowEngine(
+        database_url=database_url, executor_id=executor_id, executor_prefix=executor_prefix
+    )
+    queue = ExceptionQueue(engine, registry=registry)
     return ProcessLayer(
-        engine=FlowEngine(
-            database_url=database_url,
-            executor_id=executor_id,
-            executor_prefix=executor_prefix,
-        ),
+        engine=flow_engine,
         reader=FlowReader(engine),
-        queue=ExceptionQueue(engine, registry=registry),
+        queue=queue,
+        operations=Operations(engine=flow_engine, queue=queue),
     )
 
 
 def flow_location(flow_id: str) -> str:
     """The flow resource's path (business keys keep their `:`; anything else is escaped)."""
     return f"{PREFIX}/flows/{quote(flow_id, safe=':')}"
-
-
-async def _deliver(
-    engine: FlowEngine, queue: ExceptionQueue, entry: ExceptionEntry, decision: Decision
-) -> None:
-    """Send the decision; if it cannot reach the flow, reopen the exception so the operator
-    can act again (the claim was already committed)."""
-    try:
-        await engine.decide(entry.flow_id, decision)
-    except BaseException:
-        await queue.release(entry.id)
-        raise
 
 
 def _timestamp(name: str, value: str | None) -> datetime | None:

@@ -16,7 +16,7 @@ T = TypeVar("T")
 async def eventually(
     predicate: Callable[[], Awaitable[T] | T],
     *,
-    timeout: float = 15.0,
+    timeout: float = 15.0,  # noqa: ASYNC109 (a polling deadline, the name tests read)
     interval: float = 0.05,
     what: str = "condition",
 ) -> T:
