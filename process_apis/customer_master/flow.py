@@ -19,7 +19,7 @@ from typing import Final, Literal
 
 import msgspec
 
-from contracts.errors import UpstreamConflict, UpstreamError, UpstreamUnavailable
+from contracts.errors import UpstreamError
 from contracts.v1 import AddressInput, Customer, CustomerCreate, Page
 from process_apis.cross_references import CrossReferences
 from process_apis.engine.durable import (
@@ -44,7 +44,6 @@ __all__ = [
     "customer_flow_id",
     "matches_name",
     "matches_tax_id",
-    "retry_later_if_in_progress",
 ]
 
 FLOW_TYPE: Final = "customer_master"
@@ -58,7 +57,6 @@ VENDOR_RETRIES: Final = 8
 retries inside each attempt, a platform answering 30 % faults still gets through."""
 RETRY_INTERVAL: Final = 0.5
 RETRY_BACKOFF: Final = 1.5
-IN_PROGRESS_RETRY_AFTER: Final = 1.0
 """Seconds to wait when Stripe says another request with our key is still in progress."""
 
 MatchedBy = Literal["cross_reference", "external_id", "tax_id", "name"]
@@ -172,15 +170,12 @@ class CustomerMaster(FlowInstance):
                backoff_rate=RETRY_BACKOFF)
     async def create_billing_customer(self, account: Customer) -> Match:
         """A Stripe customer for the account, named after it, its ids in the metadata."""
-        try:
-            created = await self.billing.create_customer(
-                customer_create(account),
-                crm_account_id=account.id,
-                canonical_id=canonical_customer_id(account.id),
-                idempotency_key=_shared_key(account.id, "create_billing_customer"),
-            )
-        except UpstreamConflict as exc:
-            raise retry_later_if_in_progress(exc) from exc
+        created = await self.billing.create_customer(
+            customer_create(account),
+            crm_account_id=account.id,
+            canonical_id=canonical_customer_id(account.id),
+            idempotency_key=_shared_key(account.id, "create_billing_customer"),
+        )
         return await self._link(account, "stripe", Match(id=created.id, by="external_id"))
 
     # -- ERP (NetSuite) --------------------------------------------------------------------
@@ -324,21 +319,6 @@ def _shared_key(crm_account_id: str, step: str) -> str:
     flow uses (`customer:{account}:{step}`, what `current_idempotency_key()` gives there),
     whichever flow runs it, so two flows creating one customer at once create it once."""
     return f"{customer_flow_id(crm_account_id)}:{step}"
-
-
-def retry_later_if_in_progress(exc: UpstreamConflict) -> Exception:
-    """Stripe answers 409 while another request with the same key is in flight: that one
-    will finish, so this one retries; any other conflict stays what it is."""
-    if exc.status == 409:
-        return UpstreamUnavailable(
-            exc.message,
-            vendor=exc.vendor,
-            status=exc.status,
-            request_id=exc.request_id,
-            retry_after=IN_PROGRESS_RETRY_AFTER,
-            code="idempotency_key_in_use",
-        )
-    return exc
 
 
 async def _pages(

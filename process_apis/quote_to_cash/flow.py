@@ -20,7 +20,6 @@ from typing import Final
 
 import msgspec
 
-from contracts.errors import UpstreamConflict
 from contracts.ownership import check_write
 from contracts.v1 import (
     DealPatch,
@@ -40,7 +39,6 @@ from process_apis.customer_master.flow import (
     CustomerLinks,
     CustomerMaster,
     canonical_customer_id,
-    retry_later_if_in_progress,
 )
 from process_apis.engine.durable import (
     FlowInstance,
@@ -190,16 +188,13 @@ class QuoteToCash(FlowInstance):
         self, customer_id: str, price_id: str, quantity: int, description: str
     ) -> str:
         """An invoice item for a one-time service; it waits for the customer's next invoice."""
-        try:
-            item = await self.billing.create_invoice_item(
-                customer_id=customer_id,
-                price_id=price_id,
-                quantity=quantity,
-                description=description,
-                idempotency_key=current_idempotency_key(),
-            )
-        except UpstreamConflict as exc:
-            raise retry_later_if_in_progress(exc) from exc
+        item = await self.billing.create_invoice_item(
+            customer_id=customer_id,
+            price_id=price_id,
+            quantity=quantity,
+            description=description,
+            idempotency_key=current_idempotency_key(),
+        )
         report_external_ids(stripe_invoice_item=item.id)
         return item.id
 
@@ -223,14 +218,11 @@ class QuoteToCash(FlowInstance):
             deal_id=order.opportunity_id,
             legal_entity=order.legal_entity,
         )
-        try:
-            created = await self.billing.create_subscription(
-                subscription,
-                canonical_id=canonical_customer_id(order.account.id),
-                idempotency_key=current_idempotency_key(),
-            )
-        except UpstreamConflict as exc:
-            raise retry_later_if_in_progress(exc) from exc
+        created = await self.billing.create_subscription(
+            subscription,
+            canonical_id=canonical_customer_id(order.account.id),
+            idempotency_key=current_idempotency_key(),
+        )
         report_external_ids(stripe_subscription=created.id)
         return created.id
 
@@ -239,18 +231,15 @@ class QuoteToCash(FlowInstance):
     async def invoice_one_time_products(self, order: Order, customer_id: str) -> str:
         """A deal of one-time services only: its pending items go on an invoice of their own,
         sent on the account's payment terms (Stripe finalizes it)."""
-        try:
-            invoice = await self.billing.create_invoice(
-                customer_id=customer_id,
-                collection_method="send_invoice",
-                days_until_due=order.payment_terms_days,
-                include_pending_items=True,
-                auto_advance=True,
-                description=order.name,
-                idempotency_key=current_idempotency_key(),
-            )
-        except UpstreamConflict as exc:
-            raise retry_later_if_in_progress(exc) from exc
+        invoice = await self.billing.create_invoice(
+            customer_id=customer_id,
+            collection_method="send_invoice",
+            days_until_due=order.payment_terms_days,
+            include_pending_items=True,
+            auto_advance=True,
+            description=order.name,
+            idempotency_key=current_idempotency_key(),
+        )
         report_external_ids(stripe_invoice=invoice.id)
         return invoice.id
 

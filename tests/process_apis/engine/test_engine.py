@@ -76,6 +76,29 @@ async def test_outage_is_retried_until_the_step_succeeds(
     assert platform.count("reserve_stock") == 1
 
 
+async def test_any_platform_unavailable_is_retried_whatever_its_code(
+    engine: FlowEngine, orders: OrderFlows, platform: FakePlatform, reader: FlowReader
+) -> None:
+    # Stripe's 409 for a key still in flight arrives as UpstreamUnavailable from its client:
+    # the engine retries it as any other outage, with no rule of its own per vendor.
+    platform.fail(
+        "create_invoice",
+        UpstreamUnavailable(
+            "key in flight", vendor="stripe", status=409, code="idempotency_key_in_use"
+        ),
+    )
+    platform.fail("reserve_stock", UpstreamUnavailable("sf 429", vendor="salesforce", status=429))
+
+    handle = await engine.start("order", "order:o-409", orders.order, "o-409", 500)
+
+    await handle.result()
+    flow = await wait_for_status(reader, "order:o-409", "succeeded")
+    assert {s.name: s.attempts for s in flow.steps} == {
+        "reserve_stock": 2, "create_invoice": 2, "post_to_erp": 1,
+    }
+    assert platform.count("create_invoice") == 2
+
+
 async def test_open_circuit_waits_without_spending_an_attempt(
     engine: FlowEngine, orders: OrderFlows, platform: FakePlatform, reader: FlowReader
 ) -> None:
