@@ -169,8 +169,8 @@ async def _seed(database_url: str) -> None:
     import sqlalchemy as sa
 
     from gateway import storage
-    from process_apis.engine.exceptions import new_exception_id, open_exception
-    from process_apis.engine.flows import create_flow, set_flow_status
+    from process_apis.engine.queue import new_exception_id, open_exception
+    from process_apis.engine.records import create_flow, set_flow_status
     from process_apis.engine.store import cross_references
 
     engine = storage.create_engine(database_url)

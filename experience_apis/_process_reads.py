@@ -13,9 +13,9 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from process_apis.engine.exceptions import ExceptionStatus, OwnerTeam
-from process_apis.engine.flows import FlowStatus
 from process_apis.engine.store import as_utc, exceptions, flows
+from process_apis.exceptions import ExceptionStatus, OwnerTeam
+from process_apis.flows import FlowStatus
 
 __all__ = [
     "IN_PROGRESS",

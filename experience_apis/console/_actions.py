@@ -31,7 +31,7 @@ from experience_apis.console._web import (
     flow_url,
     html,
 )
-from process_apis.engine.exceptions import ExceptionEntry
+from process_apis.exceptions import ExceptionEntry
 
 __all__ = ["ACTIONS"]
 

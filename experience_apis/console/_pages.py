@@ -16,7 +16,7 @@ from experience_apis.console._reads import FlowFilter
 from experience_apis.console._timeline import chart, swimlane
 from experience_apis.console._web import ConsoleDep, QueueDep, ReaderDep, html
 from experience_apis.finance import EXCEPTION_AGES, exception_age
-from process_apis.engine.exceptions import ExceptionEntry
+from process_apis.exceptions import ExceptionEntry
 
 __all__ = ["PAGES"]
 

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from experience_apis.console._reads import CallRow, HookRow, MinuteBar
 from experience_apis.console._vendor_links import VendorLinks
-from process_apis.engine.flows import Flow, FlowStep
+from process_apis.flows import Flow, FlowStep
 
 __all__ = ["LANES", "Bar", "Chart", "Lane", "Swimlane", "chart", "swimlane"]
 

@@ -29,9 +29,9 @@ from experience_apis.console._signin import (
     current_operator,
 )
 from experience_apis.console._vendor_links import VendorLinks
-from process_apis.engine.exceptions import ExceptionQueue
-from process_apis.engine.flows import FlowReader
 from process_apis.engine.operations import Operations
+from process_apis.engine.queue import ExceptionQueue
+from process_apis.engine.records import FlowReader
 
 __all__ = [
     "STATIC_DIR",

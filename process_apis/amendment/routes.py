@@ -29,7 +29,7 @@ from process_apis.amendment.flow import (
     new_items,
 )
 from process_apis.engine.durable import FlowEngine, FlowHandle
-from process_apis.engine.flows import FlowReader
+from process_apis.engine.records import FlowReader
 from process_apis.engine.routes import flow_location
 from process_apis.engine.store import utcnow
 from system_apis.billing.port import BillingPort

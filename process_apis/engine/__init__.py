@@ -16,9 +16,11 @@ from process_apis.engine.durable import (
     report_external_ids,
     wait_for_approval,
 )
-from process_apis.engine.exceptions import ExceptionEntry, ExceptionQueue, OwnerTeam, owner_for
-from process_apis.engine.flows import Flow, FlowQuery, FlowReader, FlowStatus, FlowStep
+from process_apis.engine.queue import ExceptionQueue, owner_for
+from process_apis.engine.records import FlowQuery, FlowReader
 from process_apis.engine.routes import ProcessLayer, build_process_layer, create_router
+from process_apis.exceptions import ExceptionEntry, OwnerTeam
+from process_apis.flows import Flow, FlowStatus, FlowStep
 
 __all__ = [
     "APPLICATION_VERSION",

@@ -26,7 +26,7 @@ from contracts.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from process_apis.engine.exceptions import OwnerTeam
+from process_apis.exceptions import OwnerTeam
 
 __all__ = [
     "StepFailure",

@@ -73,8 +73,8 @@ from process_apis.engine._steps import (
     current_idempotency_key,
     report_external_ids,
 )
-from process_apis.engine.exceptions import OwnerTeam, close_exception, owner_for, stop_at_step
-from process_apis.engine.flows import (
+from process_apis.engine.queue import close_exception, owner_for, stop_at_step
+from process_apis.engine.records import (
     FlowMeta,
     UnfinishedFlow,
     create_flow,
@@ -86,6 +86,7 @@ from process_apis.engine.flows import (
     unfinished_flows,
 )
 from process_apis.engine.store import create_process_engine, utcnow
+from process_apis.exceptions import OwnerTeam
 
 __all__ = [
     "APPLICATION_VERSION",
@@ -103,7 +104,7 @@ __all__ = [
     "wait_for_approval",
 ]
 
-APPLICATION_VERSION = "2026.11.1"
+APPLICATION_VERSION = "2026.12.1"
 """Pinned so a restart recovers the flows the previous process left (DBOS only recovers flows
 of its own version). Bump it whenever a flow's sequence of steps changes."""
 

@@ -25,14 +25,11 @@ from contracts.errors import FieldError, InvalidRequest, NotFound
 from contracts.principal import Principal
 from contracts.v1 import Page
 from process_apis.engine.durable import FlowEngine
-from process_apis.engine.exceptions import (
-    ExceptionEntry,
-    ExceptionQueue,
-    ExceptionStatus,
-    OwnerTeam,
-)
-from process_apis.engine.flows import UNFINISHED, Flow, FlowQuery, FlowReader, FlowStatus
 from process_apis.engine.operations import Operations
+from process_apis.engine.queue import ExceptionQueue
+from process_apis.engine.records import UNFINISHED, FlowQuery, FlowReader
+from process_apis.exceptions import ExceptionEntry, ExceptionStatus, OwnerTeam
+from process_apis.flows import Flow, FlowStatus
 
 __all__ = [
     "AssignRequest",

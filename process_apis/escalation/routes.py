@@ -34,8 +34,8 @@ from contracts.errors import (
 from contracts.principal import Principal
 from contracts.v1 import Customer, Entitlement, SupportCase
 from process_apis.engine.durable import FlowEngine, FlowHandle
-from process_apis.engine.flows import Flow, FlowReader
 from process_apis.engine.published import read_published
+from process_apis.engine.records import FlowReader
 from process_apis.engine.routes import flow_location
 from process_apis.escalation.credit import (
     CREDIT_EVENT,
@@ -48,6 +48,7 @@ from process_apis.escalation.credit import (
     credit_id_for,
 )
 from process_apis.escalation.service_credit import ServiceCredit, billing_month
+from process_apis.flows import Flow
 from process_apis.webhooks.intake import FlowStart, WebhookDispatcher, WebhookEvent
 from system_apis.billing.port import BillingPort
 from system_apis.crm.port import CrmPort

@@ -27,7 +27,7 @@ from contracts.money import Money, format_decimal
 from contracts.ownership import check_write
 from contracts.v1 import CustomerPatch, Invoice, PaymentStatus, RiskLevel
 from process_apis.engine.durable import FlowEngine, FlowInstance, flow, flow_class, flow_step
-from process_apis.engine.exceptions import close_exception, new_exception_id, open_exception
+from process_apis.engine.queue import close_exception, new_exception_id, open_exception
 from process_apis.engine.store import exceptions, utcnow
 from process_apis.invoice_posting import flow as invoice_posting
 from process_apis.invoice_posting.flow import PAID, InvoicePostingFlows, stripe_legal_entity

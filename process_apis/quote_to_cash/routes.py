@@ -34,8 +34,9 @@ from process_apis.cross_references import CrossReferences
 from process_apis.customer_master.flow import FLOW_TYPE as CUSTOMER_FLOW_TYPE
 from process_apis.customer_master.flow import CustomerMaster, customer_flow_id
 from process_apis.engine.durable import FlowEngine
-from process_apis.engine.flows import Flow, FlowReader
+from process_apis.engine.records import FlowReader
 from process_apis.engine.routes import flow_location
+from process_apis.flows import Flow
 from process_apis.quote_to_cash.flow import FLOW_TYPE, QuoteToCash, flow_id_for
 from process_apis.quote_to_cash.orders import OrderDesk
 from process_apis.quote_to_cash.won_deals import WonDealPoller

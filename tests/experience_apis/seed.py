@@ -22,8 +22,8 @@ from contracts.v1 import (
     SubscriptionItemInput,
 )
 from process_apis.customer_master.flow import canonical_customer_id
-from process_apis.engine.exceptions import new_exception_id, open_exception
-from process_apis.engine.flows import create_flow, set_flow_status
+from process_apis.engine.queue import new_exception_id, open_exception
+from process_apis.engine.records import create_flow, set_flow_status
 from process_apis.engine.store import cross_references
 from tests.experience_apis.conftest import World
 

@@ -12,7 +12,8 @@ import pytest
 
 from gateway import storage
 from process_apis.engine.durable import FlowEngine
-from process_apis.engine.flows import Flow, FlowReader
+from process_apis.engine.records import FlowReader
+from process_apis.flows import Flow
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
 from tests.support.waiting import eventually
 

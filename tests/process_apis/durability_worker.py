@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gateway import storage
 from process_apis.engine.durable import FlowEngine, FlowInstance, flow, flow_class, flow_step
-from process_apis.engine.flows import FlowReader
+from process_apis.engine.records import FlowReader
 
 
 @flow_class("durable-orders")

@@ -13,9 +13,9 @@ from contracts.principal import Principal
 from gateway import storage
 from gateway.errors import exception_handlers
 from process_apis.engine.durable import FlowEngine
-from process_apis.engine.exceptions import ExceptionQueue
-from process_apis.engine.flows import FlowReader
 from process_apis.engine.operations import Operations
+from process_apis.engine.queue import ExceptionQueue
+from process_apis.engine.records import FlowReader
 from process_apis.engine.routes import create_router
 
 OPERATOR = Principal(

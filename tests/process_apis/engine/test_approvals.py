@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from process_apis.engine.durable import FlowEngine
-from process_apis.engine.flows import FlowReader
+from process_apis.engine.records import FlowReader
 from tests.process_apis.approval_flow import ApprovalFlows
 from tests.process_apis.conftest import FAST, wait_for_status
 from tests.process_apis.example_flow import FakePlatform

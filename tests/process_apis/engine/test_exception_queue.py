@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from contracts.errors import FieldError, UpstreamInvalid, UpstreamRejected, UpstreamUnavailable
 from process_apis.engine.durable import FlowEngine
-from process_apis.engine.flows import FlowReader
+from process_apis.engine.records import FlowReader
 from tests.process_apis.conftest import wait_for_status
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
 from tests.process_apis.routes import process_app

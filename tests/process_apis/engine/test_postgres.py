@@ -13,8 +13,8 @@ from contracts.errors import UpstreamRejected
 from contracts.principal import Principal
 from gateway import storage
 from process_apis.engine.durable import Decision, FlowEngine, sync_database_url
-from process_apis.engine.exceptions import ExceptionQueue
-from process_apis.engine.flows import FlowReader
+from process_apis.engine.queue import ExceptionQueue
+from process_apis.engine.records import FlowReader
 from tests.process_apis.conftest import FAST, wait_for_status
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
 

@@ -16,7 +16,7 @@ from process_apis.engine.durable import (
     FlowEngine,
     default_system_database_url,
 )
-from process_apis.engine.flows import FlowReader, create_flow
+from process_apis.engine.records import FlowReader, create_flow
 from process_apis.engine.store import flows, utcnow
 from tests.process_apis.conftest import wait_for_status
 from tests.process_apis.example_flow import FakePlatform, OrderFlows

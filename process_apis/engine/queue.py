@@ -1,5 +1,6 @@
 """The exception queue: flows stopped at a step that needs a person, whose team owns it, and
-what operators did about it (retry, edit-and-retry, assign, resolve), every action audited.
+what operators did about it (retry, edit-and-retry, assign, resolve), every action audited;
+each kept as an `ExceptionEntry` (`process_apis.exceptions`).
 
 The engine opens and closes exceptions inside its flows (exactly once, in DBOS datasource
 transactions); `ExceptionQueue` is the operators' side, used by the routes.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -24,7 +25,7 @@ from contracts.errors import (
 )
 from contracts.principal import Principal
 from contracts.v1 import Page
-from process_apis.engine.flows import FlowMeta, record_step_outcome, set_flow_status
+from process_apis.engine.records import FlowMeta, record_step_outcome, set_flow_status
 from process_apis.engine.store import (
     Executor,
     as_utc,
@@ -34,13 +35,10 @@ from process_apis.engine.store import (
     exceptions,
     utcnow,
 )
+from process_apis.exceptions import ExceptionEntry, ExceptionStatus, HistoryEntry, OwnerTeam
 
 __all__ = [
-    "ExceptionEntry",
     "ExceptionQueue",
-    "ExceptionStatus",
-    "HistoryEntry",
-    "OwnerTeam",
     "close_exception",
     "new_exception_id",
     "open_exception",
@@ -48,8 +46,6 @@ __all__ = [
     "stop_at_step",
 ]
 
-OwnerTeam = Literal["finance", "revenue_ops", "support_ops", "integration"]
-ExceptionStatus = Literal["open", "retrying", "resolved"]
 SYSTEM_ACTOR = "system"
 
 _ERP_SYSTEMS = frozenset({"netsuite", "erp"})
@@ -75,41 +71,6 @@ def owner_for(system: str, step: str, error_class: type[BaseException]) -> Owner
     if system.lower() in _SUPPORT_SYSTEMS:
         return "support_ops"
     return "integration"
-
-
-class HistoryEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One audited action: who, when, what."""
-
-    at: datetime
-    actor: str
-    action: str
-    detail: str | None = None
-
-
-class ExceptionEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """A flow stopped at `step`, waiting for an operator's decision."""
-
-    id: str
-    flow_id: str
-    flow_type: str
-    step: str
-    step_ref: str
-    """The step's code (`module.qualname`), whose input contract an edited input must meet."""
-    system: str
-    owner: OwnerTeam
-    status: ExceptionStatus
-    error_class: str
-    cause: str
-    input: dict[str, Any] | None = None
-    """The failed step's input, as it will be sent again on retry (JSON)."""
-    assignee: str | None = None
-    legal_entity: str | None = None
-    occurrences: int = 1
-    resolution: str | None = None
-    created_at: datetime
-    updated_at: datetime
-    history: list[HistoryEntry] | None = None
-    """Present on single reads."""
 
 
 def new_exception_id() -> str:

@@ -1,5 +1,5 @@
-"""The flow resource: what a flow is and did, step by step, as callers read it; and the writes
-the engine makes to record it.
+"""Flow and step records: the writes the engine makes to record what a flow is and did, and
+`FlowReader`, which reads them back as the flow resource (`process_apis.flows`).
 
 Writes take an `Executor` (a connection, or a datasource transaction's session) so the engine
 can run them exactly once inside DBOS transactions, or as keyed upserts inside a step. Reads
@@ -9,7 +9,6 @@ go through `FlowReader`, which filters by the caller's legal entities and pages 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
 
 import msgspec
 import sqlalchemy as sa
@@ -26,15 +25,12 @@ from process_apis.engine.store import (
     flows,
     insert_for,
 )
+from process_apis.flows import Flow, FlowStatus, FlowStep, StepStatus
 
 __all__ = [
-    "Flow",
     "FlowMeta",
     "FlowQuery",
     "FlowReader",
-    "FlowStatus",
-    "FlowStep",
-    "StepStatus",
     "UnfinishedFlow",
     "create_flow",
     "fail_unfinished",
@@ -46,41 +42,8 @@ __all__ = [
     "unfinished_flows",
 ]
 
-FlowStatus = Literal["pending", "running", "waiting_approval", "succeeded", "failed", "cancelled"]
-StepStatus = Literal["running", "succeeded", "failed"]
 UNFINISHED: tuple[FlowStatus, ...] = ("pending", "running", "waiting_approval")
 """Statuses of a flow whose workflow should still be running or waiting."""
-
-
-class FlowStep(msgspec.Struct, frozen=True, kw_only=True):
-    """One business step of a flow: which platform it touched and how it went."""
-
-    name: str
-    system: str
-    status: StepStatus
-    attempts: int
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    error: str | None = None
-    external_ids: dict[str, str] = msgspec.field(default_factory=dict)
-    """Records the step created on its platform (e.g. `{"stripe_invoice": "in_123"}`)."""
-
-
-class Flow(msgspec.Struct, frozen=True, kw_only=True):
-    """A governed business operation (quote-to-cash, amendment, ...) and its steps."""
-
-    id: str
-    type: str
-    business_key: str
-    status: FlowStatus
-    crm_account: str | None = None
-    legal_entity: str | None = None
-    correlation_id: str | None = None
-    reason: str | None = None
-    """Why the flow failed or was cancelled."""
-    created_at: datetime
-    updated_at: datetime
-    steps: list[FlowStep] = msgspec.field(default_factory=list)
 
 
 class FlowMeta(msgspec.Struct, frozen=True, kw_only=True):
