@@ -1,13 +1,12 @@
-"""Quote-to-cash and customer-master routes, and their wiring (`build`).
+"""The quote-to-cash route, and the wiring of quote-to-cash and the customer master (`build`).
 
     POST /process/v1/quote-to-cash {"opportunity_id": ...}   book a won deal
-    POST /process/v1/customers/{crm_account_id}/sync          make an account a customer
 
-Both need scope `process:write` and an `Idempotency-Key`, check what they are given before a
-flow starts (422 listing every field problem) and answer 202 with the flow resource and its
-`Location`; asking again for the same deal or account (under any key) answers the same flow.
-The routes take one dependency by name, `quote_to_cash` (a `QuoteToCashService`), and use the
-process layer's flow engine and reader through it.
+It needs scope `process:write` and an `Idempotency-Key`, checks the deal before a flow starts
+(422 listing every field problem) and answers 202 with the flow resource and its `Location`;
+asking again for the same deal (under any key) answers the same flow. The route takes one
+dependency by name, `quote_to_cash` (a `QuoteToCashService`); the customer-master route
+(`process_apis.customer_master.routes`) is mounted with it.
 """
 
 from __future__ import annotations
@@ -22,8 +21,7 @@ import msgspec
 import structlog
 from litestar import Request, Response, Router, post
 from litestar.di import NamedDependency, Provide
-from litestar.openapi.spec import Example
-from litestar.params import Body, PathParameter
+from litestar.params import Body
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.context import current_context
@@ -31,8 +29,9 @@ from contracts.errors import RequestRejected
 from contracts.principal import Principal
 from contracts.v1 import Deal
 from process_apis.cross_references import CrossReferences
-from process_apis.customer_master.flow import FLOW_TYPE as CUSTOMER_FLOW_TYPE
-from process_apis.customer_master.flow import CustomerMaster, customer_flow_id
+from process_apis.customer_master import routes as customer_master_routes
+from process_apis.customer_master.flow import CustomerMaster
+from process_apis.customer_master.routes import CustomerMasterService
 from process_apis.engine.durable import FlowEngine
 from process_apis.engine.records import FlowReader
 from process_apis.engine.routes import flow_location
@@ -60,19 +59,9 @@ _WRITE: dict[str, Any] = {
 }
 _STRICT_BODY = Body(schema_extra={"additionalProperties": False})
 AuthedRequest = Request[Principal, Any, Any]
-# The sandbox's demo company (Acme Robotics and its won platform deal) as examples, so the
-# docs page and contract tests can book a real deal against the emulators.
-DEMO_ACCOUNT_ID: Final = "001akMjmrpCRjZzABL"
+# The sandbox's demo company's won platform deal as the example, so the docs page and
+# contract tests can book a real deal against the emulators.
 DEMO_OPPORTUNITY_ID: Final = "006akIXeyrlubMYADY"
-AccountId = Annotated[
-    str,
-    PathParameter(
-        min_length=1,
-        max_length=64,
-        description="The CRM account id",
-        examples=[Example(summary="The sandbox's demo account", value=DEMO_ACCOUNT_ID)],
-    ),
-]
 
 log = structlog.get_logger("process_apis.quote_to_cash.flow")
 
@@ -92,21 +81,24 @@ class QuoteToCashService:
     engine: FlowEngine
     reader: FlowReader
     desk: OrderDesk
-    customers: CustomerMaster
+    customer_master: CustomerMasterService
     flows: QuoteToCash
     poller: WonDealPoller | None = None
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
     def routers(self) -> list[Router]:
-        return [create_router()]
+        return [create_router(), customer_master_routes.create_router()]
 
     @property
     def dependencies(self) -> dict[str, Provide]:
         def dependency() -> QuoteToCashService:
             return self
 
-        return {"quote_to_cash": Provide(dependency, use_cache=True, sync_to_thread=False)}
+        return {
+            "quote_to_cash": Provide(dependency, use_cache=True, sync_to_thread=False),
+            **self.customer_master.dependencies,
+        }
 
     async def start(self) -> None:
         """Start the poller (after the flow engine launched)."""
@@ -159,24 +151,6 @@ class QuoteToCashService:
             crm_account=order.account.id, legal_entity=order.legal_entity,
         )
 
-    async def sync_customer(self, crm_account_id: str, *, principal: Principal) -> Flow:
-        """The customer-master flow of an account (the existing one, or a new one)."""
-        flow_id = customer_flow_id(crm_account_id)
-        existing = await self.reader.get(flow_id, principal=principal)
-        if existing is not None:
-            return existing
-        account = await self.desk.customer_for(crm_account_id, principal=principal)
-        await self.engine.start(
-            CUSTOMER_FLOW_TYPE,
-            flow_id,
-            self.customers.sync,
-            account,
-            correlation_id=current_context().correlation_id,
-            crm_account=account.id,
-            legal_entity=account.legal_entity,
-        )
-        return await self._flow(flow_id)
-
     async def _flow(self, flow_id: str) -> Flow:
         flow = await self.reader.get(flow_id)
         assert flow is not None, "a started flow has a record"
@@ -198,26 +172,9 @@ async def start_quote_to_cash(
     return Response(flow, status_code=202, headers={"Location": flow_location(flow.id)})
 
 
-@post(
-    "/customers/{crm_account_id:str}/sync",
-    opt=_WRITE,
-    status_code=202,
-    summary="Make a CRM account a customer in billing, the ERP and support",
-)
-async def sync_customer(
-    request: AuthedRequest,
-    quote_to_cash: NamedDependency[QuoteToCashService],
-    crm_account_id: AccountId,
-) -> Response[Flow]:
-    flow = await quote_to_cash.sync_customer(crm_account_id, principal=request.user)
-    return Response(flow, status_code=202, headers={"Location": flow_location(flow.id)})
-
-
 def create_router() -> Router:
-    """The quote-to-cash and customer-master routes (dependency: `quote_to_cash`)."""
-    return Router(
-        path=PREFIX, route_handlers=[start_quote_to_cash, sync_customer], tags=["process"]
-    )
+    """The quote-to-cash route (dependency: `quote_to_cash`)."""
+    return Router(path=PREFIX, route_handlers=[start_quote_to_cash], tags=["process"])
 
 
 def build(
@@ -248,11 +205,14 @@ def build(
         QuoteToCash, customers=customers, crm=crm, billing=billing, erp=erp,
         references=references,
     )
+    desk = OrderDesk(crm=crm, erp=erp)
     service = QuoteToCashService(
         engine=flow_engine,
         reader=flow_reader,
-        desk=OrderDesk(crm=crm, erp=erp),
-        customers=customers,
+        desk=desk,
+        customer_master=CustomerMasterService(
+            engine=flow_engine, reader=flow_reader, desk=desk, customers=customers
+        ),
         flows=flows,
     )
     if poll_seconds > 0:

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from process_apis.customer_master.flow import canonical_customer_id
-from process_apis.quote_to_cash.routes import DEMO_ACCOUNT_ID, DEMO_OPPORTUNITY_ID
+from process_apis.customer_master.routes import DEMO_ACCOUNT_ID
+from process_apis.quote_to_cash.routes import DEMO_OPPORTUNITY_ID
 from tests.process_apis.emulator_processes import emulator_processes, gateway_env
 from tests.process_apis.q2c_harness import Harness, harness
 from tests.process_apis.sandbox import StripeAccount, seeded_id
