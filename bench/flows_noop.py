@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway import storage
 from process_apis.engine.durable import (
+    NO_RETRY,
     FlowEngine,
     FlowInstance,
     flow,
@@ -64,7 +65,7 @@ class NoopFlows(FlowInstance):
     def __init__(self) -> None:
         super().__init__("bench-noop")
 
-    @flow_step(system="bench", retries=0)
+    @flow_step(system="bench", retry=NO_RETRY)
     async def noop(self, index: int) -> int:
         return index
 

@@ -23,6 +23,7 @@ from contracts.errors import UpstreamError
 from contracts.v1 import AddressInput, Customer, CustomerCreate, Page
 from process_apis.cross_references import CrossReferences
 from process_apis.engine.durable import (
+    BUSY_PLATFORM,
     FlowInstance,
     flow,
     flow_class,
@@ -52,12 +53,6 @@ CUSTOMER: Final = "customer"
 CANONICAL_PREFIX: Final = "cus-"
 PAGE_SIZE: Final = 100
 """The largest page every platform's list of customers accepts."""
-VENDOR_RETRIES: Final = 8
-"""Further attempts of a step whose platform is unavailable: with the outbound policy's own
-retries inside each attempt, a platform answering 30 % faults still gets through."""
-RETRY_INTERVAL: Final = 0.5
-RETRY_BACKOFF: Final = 1.5
-"""Seconds to wait when Stripe says another request with our key is still in progress."""
 
 MatchedBy = Literal["cross_reference", "external_id", "tax_id", "name"]
 
@@ -152,8 +147,7 @@ class CustomerMaster(FlowInstance):
 
     # -- billing (Stripe) ------------------------------------------------------------------
 
-    @flow_step(system="stripe", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
     async def find_billing_customer(self, account: Customer) -> Match | None:
         """The account's Stripe customer: linked before, tagged with the account id in its
         metadata, or with its tax id or name; None when Stripe has none."""
@@ -166,8 +160,7 @@ class CustomerMaster(FlowInstance):
             match = await _match_in(_pages("stripe", self._billing_page), account)
         return None if match is None else await self._link(account, "stripe", match)
 
-    @flow_step(system="stripe", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
     async def create_billing_customer(self, account: Customer) -> Match:
         """A Stripe customer for the account, named after it, its ids in the metadata."""
         created = await self.billing.create_customer(
@@ -180,8 +173,7 @@ class CustomerMaster(FlowInstance):
 
     # -- ERP (NetSuite) --------------------------------------------------------------------
 
-    @flow_step(system="netsuite", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="netsuite", retry=BUSY_PLATFORM)
     async def find_erp_customer(self, account: Customer) -> Match | None:
         """The account's NetSuite customer: linked before, with the canonical id as its
         externalId, or with its tax id or name in the legal entity; None when there is none."""
@@ -201,8 +193,7 @@ class CustomerMaster(FlowInstance):
             match = await _match_in(_pages("netsuite", erp_page), account)
         return None if match is None else await self._link(account, "netsuite", match)
 
-    @flow_step(system="netsuite", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="netsuite", retry=BUSY_PLATFORM)
     async def create_erp_customer(self, account: Customer) -> Match:
         """The NetSuite customer of the account in its subsidiary and currency."""
         # An upsert by the canonical id: a repeat (or a concurrent flow) lands on one record.
@@ -213,8 +204,7 @@ class CustomerMaster(FlowInstance):
 
     # -- support (Zendesk) -----------------------------------------------------------------
 
-    @flow_step(system="zendesk", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="zendesk", retry=BUSY_PLATFORM)
     async def find_support_organization(self, account: Customer) -> Match | None:
         """The account's Zendesk organization: linked before, with the canonical id as its
         external_id, or with its name (not yet linked); None when there is none."""
@@ -228,8 +218,7 @@ class CustomerMaster(FlowInstance):
         # whose name is unique there): it is linked, not created again.
         return await _match_in(_pages("zendesk", self._support_page), account)
 
-    @flow_step(system="zendesk", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="zendesk", retry=BUSY_PLATFORM)
     async def link_support_organization(
         self, account: Customer, organization_id: str | None
     ) -> Match:

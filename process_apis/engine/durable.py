@@ -10,7 +10,7 @@ engine builds the instance (`engine.register(OrderFlows, billing=billing)`, befo
             super().__init__()
             self.billing = billing
 
-        @flow_step(system="stripe", retries=5)
+        @flow_step(system="stripe", retry=BUSY_PLATFORM)
         async def create_invoice(self, order_id: str) -> str:
             invoice = await self.billing.create_invoice(
                 order_id, idempotency_key=current_idempotency_key()
@@ -26,13 +26,13 @@ engine builds the instance (`engine.register(OrderFlows, billing=billing)`, befo
     await engine.launch()
     handle = await engine.start("order", f"order:{order_id}", flows.run, order_id)
 
-Steps retry `UpstreamUnavailable`, whatever the platform (DBOS step retries, defaults
-`STEP_RETRIES`, `STEP_INTERVAL_SECONDS`, `STEP_BACKOFF_RATE`; an open circuit waits without
-spending an attempt). A step that still fails, or fails in a way retrying cannot fix, opens an
-exception for its owner team, marks the flow `failed`, and waits durably for an operator:
-retry (the failed step runs again, maybe with an edited input; finished steps never rerun) or
-resolve (the flow ends `cancelled`). Flow and exception transitions are written in DBOS datasource
-transactions (exactly once); per-attempt step records are upserts keyed by flow and step.
+Steps retry `UpstreamUnavailable`, whatever the platform (DBOS step retries, by default
+`STEP_RETRY`; an open circuit waits without spending an attempt). A step that still fails, or
+fails in a way retrying cannot fix, opens an exception for its owner team, marks the flow
+`failed`, and waits durably for an operator: retry (the failed step runs again, maybe with an
+edited input; finished steps never rerun) or resolve (the flow ends `cancelled`). Flow and
+exception transitions are written in DBOS datasource transactions (exactly once); per-attempt
+step records are upserts keyed by flow and step.
 """
 
 from __future__ import annotations
@@ -90,10 +90,15 @@ from process_apis.exceptions import OwnerTeam
 
 __all__ = [
     "APPLICATION_VERSION",
+    "BUSY_PLATFORM",
+    "NO_RETRY",
+    "SHORT_OUTAGE",
+    "STEP_RETRY",
     "Decision",
     "FlowEngine",
     "FlowHandle",
     "FlowInstance",
+    "Retry",
     "current_idempotency_key",
     "default_system_database_url",
     "flow",
@@ -106,7 +111,8 @@ __all__ = [
 
 APPLICATION_VERSION = "2026.12.1"
 """Pinned so a restart recovers the flows the previous process left (DBOS only recovers flows
-of its own version). Bump it whenever a flow's sequence of steps changes."""
+of its own version). Bump it whenever a flow's sequence of steps changes, or a step's name (its
+module path) does."""
 
 APP_NAME = "erp-gateway"
 FLOWS_QUEUE = "flows"
@@ -118,12 +124,6 @@ the record first); only older ones count as missing their workflow."""
 RECONCILE_BATCH = 200
 _RESUMABLE = frozenset({"CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
 _FINISHED = frozenset({"SUCCESS", "ERROR"})
-STEP_RETRIES = 3
-"""Further attempts of a step after an `UpstreamUnavailable`, unless the step says otherwise."""
-STEP_INTERVAL_SECONDS = 1.0
-"""The wait before a step's first retry."""
-STEP_BACKOFF_RATE = 2.0
-"""How much each further wait grows."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -140,6 +140,27 @@ _instances: dict[type[FlowInstance], FlowInstance] = {}
 """The one instance of each flow class in this process: DBOS keeps the instances it knows for
 the life of the process and refuses a second one under a known name, and every process must
 use the same name so that one recovers another's flows."""
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a step retries an `UpstreamUnavailable` (from any platform): `further` attempts
+    after the first, `interval_seconds` apart, each wait `backoff_rate` times the one before.
+    Other errors are not retried."""
+
+    further: int = 3
+    interval_seconds: float = 1.0
+    backoff_rate: float = 2.0
+
+
+STEP_RETRY = Retry()
+"""The default: three more attempts within about 7 s."""
+BUSY_PLATFORM = Retry(further=8, interval_seconds=0.5, backoff_rate=1.5)
+"""Eight more attempts within about 25 s: with the outbound policy's own retries inside each
+attempt, a platform answering 30 % faults still gets through."""
+SHORT_OUTAGE = Retry(further=6, interval_seconds=0.5)
+"""Six more attempts within about 30 s."""
+NO_RETRY = Retry(further=0)
 
 
 class Decision(msgspec.Struct, frozen=True, kw_only=True):
@@ -242,9 +263,7 @@ def flow(
 def flow_step(
     *,
     system: str,
-    retries: int = STEP_RETRIES,
-    interval_seconds: float = STEP_INTERVAL_SECONDS,
-    backoff_rate: float = STEP_BACKOFF_RATE,
+    retry: Retry = STEP_RETRY,
     owner: OwnerTeam | None = None,
     input: type[msgspec.Struct] | None = None,
     name: str | None = None,
@@ -254,8 +273,8 @@ def flow_step(
     Args:
         system: the platform it calls (`stripe`, `netsuite`, ...): shown on the flow, and one
             input of the owner rule.
-        retries: further attempts after an `UpstreamUnavailable` (from any platform),
-            `interval_seconds` apart, growing by `backoff_rate`. Other errors are not retried.
+        retry: how it retries an `UpstreamUnavailable`, from any platform (`STEP_RETRY`,
+            `BUSY_PLATFORM`, `SHORT_OUTAGE`, `NO_RETRY` or a `Retry` of its own).
         owner: the team that owns its failures; default `exceptions.owner_for(...)`.
         input: the Struct of its single argument, checked when an operator edits the input;
             by default the contract is built from the step's signature.
@@ -275,10 +294,10 @@ def flow_step(
 
         durable = DBOS.step(
             name=spec.ref,
-            retries_allowed=retries > 0,
-            max_attempts=retries + 1,
-            interval_seconds=interval_seconds,
-            backoff_rate=backoff_rate,
+            retries_allowed=retry.further > 0,
+            max_attempts=retry.further + 1,
+            interval_seconds=retry.interval_seconds,
+            backoff_rate=retry.backoff_rate,
             should_retry=_retryable,
         )(_attempt_of(spec, fn))
 

@@ -17,6 +17,7 @@ from contracts.errors import Conflict, UpstreamNotFound
 from contracts.v1 import Invoice, Payment, SalesOrder
 from process_apis.customer_master.flow import canonical_customer_id
 from process_apis.engine.durable import (
+    SHORT_OUTAGE,
     FlowEngine,
     FlowInstance,
     flow,
@@ -44,10 +45,6 @@ FLOW_TYPE: Final = "invoice_posting"
 PAYMENT_FLOW_TYPE: Final = "payment_posting"
 FINALIZED: Final = "invoice.finalized"
 PAID: Final = "invoice.paid"
-RETRIES: Final = 6
-"""Further attempts of a step while its platform is unavailable (the outbound policy retries
-inside each attempt too)."""
-RETRY_INTERVAL: Final = 0.5
 PAGE: Final = 100
 
 
@@ -82,16 +79,16 @@ class InvoicePostingFlows(FlowInstance):
 
     # -- steps ---------------------------------------------------------------------------
 
-    @flow_step(system="stripe", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="stripe", retry=SHORT_OUTAGE)
     async def fetch_invoice(self, invoice_id: str) -> Invoice:
         return await self.billing.get_invoice(invoice_id)
 
-    @flow_step(system="stripe", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="stripe", retry=SHORT_OUTAGE)
     async def fetch_opportunity(self, subscription_id: str) -> str | None:
         """The opportunity the subscription was sold in (its metadata), if any."""
         return (await self.billing.get_subscription(subscription_id)).deal_id
 
-    @flow_step(system="stripe", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="stripe", retry=SHORT_OUTAGE)
     async def fetch_crm_account(self, customer_id: str) -> str:
         """The CRM account a Stripe customer mirrors (the customer master links them)."""
         customer = await self.billing.get_customer(customer_id)
@@ -103,7 +100,7 @@ class InvoicePostingFlows(FlowInstance):
             )
         return account
 
-    @flow_step(system="netsuite", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
     async def find_erp_customer(self, crm_account_id: str) -> str:
         canonical = canonical_customer_id(crm_account_id)
         customer = await self.erp.find_customer(external_id=canonical)
@@ -115,7 +112,7 @@ class InvoicePostingFlows(FlowInstance):
             )
         return customer.id
 
-    @flow_step(system="netsuite", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
     async def find_sales_order(
         self, erp_customer_id: str, opportunity_id: str | None, invoice: Invoice
     ) -> SalesOrder:
@@ -137,7 +134,7 @@ class InvoicePostingFlows(FlowInstance):
         _check_billable(chosen, invoice)
         return chosen
 
-    @flow_step(system="netsuite", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
     async def post_invoice(self, sales_order_id: str, invoice: Invoice) -> Invoice:
         posted = await self.erp.upsert_invoice(
             sales_order_id=sales_order_id,
@@ -147,7 +144,7 @@ class InvoicePostingFlows(FlowInstance):
         report_external_ids(netsuite_invoice=posted.id)
         return posted
 
-    @flow_step(system="netsuite", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
     async def apply_payment(self, invoice: Invoice, posted: Invoice) -> Payment:
         """A customer payment of what Stripe collected, applied to the NetSuite invoice."""
         payment = await self.erp.upsert_customer_payment(

@@ -26,7 +26,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.money import Money, format_decimal
 from contracts.ownership import check_write
 from contracts.v1 import CustomerPatch, Invoice, PaymentStatus, RiskLevel
-from process_apis.engine.durable import FlowEngine, FlowInstance, flow, flow_class, flow_step
+from process_apis.engine.durable import (
+    SHORT_OUTAGE,
+    FlowEngine,
+    FlowInstance,
+    flow,
+    flow_class,
+    flow_step,
+)
 from process_apis.engine.queue import close_exception, new_exception_id, open_exception
 from process_apis.engine.store import exceptions, utcnow
 from process_apis.invoice_posting import flow as invoice_posting
@@ -66,8 +73,6 @@ SUBSCRIPTION: Final = "subscription"
 FAILED_RANK: Final = 0
 PAID_RANK: Final = 1
 """Within one second, a payment is taken to come after a failure (it settles the invoice)."""
-RETRIES: Final = 6
-RETRY_INTERVAL: Final = 0.5
 ITEM_STEP_PREFIX: Final = "collections:"
 _MIRRORED_STATUS: Final[dict[str, PaymentStatus]] = {
     "active": "current",
@@ -126,20 +131,20 @@ class PaymentFailureFlows(FlowInstance):
 
     # -- steps: versions -----------------------------------------------------------------
 
-    @flow_step(system="gateway", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="gateway", retry=SHORT_OUTAGE)
     async def claim_invoice_version(self, invoice_id: str, event: WebhookEvent, rank: int) -> Claim:
         return await self.versions.claim(
             COLLECTIONS, "stripe", invoice_id, at=event.created, rank=rank
         )
 
-    @flow_step(system="gateway", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="gateway", retry=SHORT_OUTAGE)
     async def is_overtaken(self, invoice_id: str, event: WebhookEvent, rank: int) -> bool:
         """Whether a newer event of the invoice was claimed since this one."""
         mine = AppliedVersions.version(event.created, rank, invoice_id)
         latest = await self.versions.latest(COLLECTIONS, "stripe", invoice_id)
         return latest is not None and latest > mine
 
-    @flow_step(system="gateway", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="gateway", retry=SHORT_OUTAGE)
     async def claim_subscription_version(self, event: WebhookEvent) -> Claim:
         return await self.versions.claim(
             SUBSCRIPTION, "stripe", event.subject or "", at=event.created
@@ -147,29 +152,29 @@ class PaymentFailureFlows(FlowInstance):
 
     # -- steps: NetSuite -----------------------------------------------------------------
 
-    @flow_step(system="netsuite", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
     async def flag_invoice_for_collections(self, erp_invoice_id: str) -> None:
         await self.erp.mark_invoice_for_collections(erp_invoice_id)
 
-    @flow_step(system="netsuite", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
     async def flag_customer_for_collections(self, erp_customer_id: str) -> None:
         await self.erp.set_customer_collections(erp_customer_id, payment_status="past_due")
 
-    @flow_step(system="netsuite", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
     async def undo_flag_invoice(self, erp_invoice_id: str) -> None:
         await self.erp.mark_invoice_for_collections(erp_invoice_id, status=None)
 
-    @flow_step(system="netsuite", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
     async def undo_flag_customer(self, erp_customer_id: str) -> None:
         await self.erp.set_customer_collections(erp_customer_id, payment_status="current")
 
     # -- steps: Salesforce ---------------------------------------------------------------
 
-    @flow_step(system="salesforce", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="salesforce", retry=SHORT_OUTAGE)
     async def read_risk_level(self, crm_account_id: str) -> RiskLevel | None:
         return (await self.crm.get_account(crm_account_id)).risk_level
 
-    @flow_step(system="salesforce", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="salesforce", retry=SHORT_OUTAGE)
     async def mirror_payment_status(
         self, crm_account_id: str, status: PaymentStatus, risk_level: RiskLevel | None = None
     ) -> None:
@@ -185,7 +190,7 @@ class PaymentFailureFlows(FlowInstance):
 
     # -- steps: the exception queue ------------------------------------------------------
 
-    @flow_step(system="gateway", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="gateway", retry=SHORT_OUTAGE)
     async def open_collections_item(self, item: CollectionsItem, flow_id: str) -> str:
         """The invoice's item for finance, opened once and updated on each further attempt."""
         step = collections_step(item.stripe_customer_id, item.stripe_invoice_id)
@@ -216,7 +221,7 @@ class PaymentFailureFlows(FlowInstance):
             )
         return item_id
 
-    @flow_step(system="gateway", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="gateway", retry=SHORT_OUTAGE)
     async def resolve_collections_item(
         self, stripe_customer_id: str, stripe_invoice_id: str, reason: str
     ) -> list[str]:
@@ -235,7 +240,7 @@ class PaymentFailureFlows(FlowInstance):
                 await close_exception(conn, item_id, now=utcnow(), resolution=reason)
         return resolved
 
-    @flow_step(system="gateway", retries=RETRIES, interval_seconds=RETRY_INTERVAL)
+    @flow_step(system="gateway", retry=SHORT_OUTAGE)
     async def count_other_unpaid(self, stripe_customer_id: str, stripe_invoice_id: str) -> int:
         """The customer's other invoices still in collections."""
         mine = collections_step(stripe_customer_id, stripe_invoice_id)

@@ -33,14 +33,12 @@ from contracts.v1 import (
 )
 from process_apis.cross_references import CrossReferences
 from process_apis.customer_master.flow import (
-    RETRY_BACKOFF,
-    RETRY_INTERVAL,
-    VENDOR_RETRIES,
     CustomerLinks,
     CustomerMaster,
     canonical_customer_id,
 )
 from process_apis.engine.durable import (
+    BUSY_PLATFORM,
     FlowInstance,
     current_idempotency_key,
     flow,
@@ -143,8 +141,7 @@ class QuoteToCash(FlowInstance):
 
     # -- catalog ---------------------------------------------------------------------------
 
-    @flow_step(system="stripe", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
     async def sync_billing_catalog(self, lines: list[OrderLine], currency: str) -> dict[str, str]:
         """The Stripe price of each product code in `currency`, created where missing."""
         prices: dict[str, str] = {}
@@ -161,8 +158,7 @@ class QuoteToCash(FlowInstance):
         report_external_ids(**{f"stripe_price_{code}": pid for code, pid in prices.items()})
         return prices
 
-    @flow_step(system="netsuite", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="netsuite", retry=BUSY_PLATFORM)
     async def sync_erp_catalog(self, lines: list[OrderLine], currency: str) -> dict[str, str]:
         """The NetSuite item of each product code, upserted (by code) where missing."""
         items: dict[str, str] = {}
@@ -182,8 +178,7 @@ class QuoteToCash(FlowInstance):
 
     # -- billing ---------------------------------------------------------------------------
 
-    @flow_step(system="stripe", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
     async def charge_one_time_product(
         self, customer_id: str, price_id: str, quantity: int, description: str
     ) -> str:
@@ -198,8 +193,7 @@ class QuoteToCash(FlowInstance):
         report_external_ids(stripe_invoice_item=item.id)
         return item.id
 
-    @flow_step(system="stripe", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
     async def subscribe_to_recurring_prices(
         self, order: Order, customer_id: str, prices: dict[str, str]
     ) -> str:
@@ -226,8 +220,7 @@ class QuoteToCash(FlowInstance):
         report_external_ids(stripe_subscription=created.id)
         return created.id
 
-    @flow_step(system="stripe", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
     async def invoice_one_time_products(self, order: Order, customer_id: str) -> str:
         """A deal of one-time services only: its pending items go on an invoice of their own,
         sent on the account's payment terms (Stripe finalizes it)."""
@@ -245,8 +238,7 @@ class QuoteToCash(FlowInstance):
 
     # -- ERP and CRM -----------------------------------------------------------------------
 
-    @flow_step(system="netsuite", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="netsuite", retry=BUSY_PLATFORM)
     async def book_sales_order(
         self, order: Order, customer_id: str, items: dict[str, str]
     ) -> BookedOrder:
@@ -277,8 +269,7 @@ class QuoteToCash(FlowInstance):
         report_external_ids(netsuite_sales_order=booked.id, netsuite_tran_id=booked.number or "")
         return BookedOrder(id=booked.id, number=booked.number)
 
-    @flow_step(system="salesforce", retries=VENDOR_RETRIES, interval_seconds=RETRY_INTERVAL,
-               backoff_rate=RETRY_BACKOFF)
+    @flow_step(system="salesforce", retry=BUSY_PLATFORM)
     async def write_back_opportunity(
         self, opportunity_id: str, order_number: str | None, subscription_id: str | None
     ) -> None:

@@ -14,6 +14,7 @@ from contracts.v1 import CustomerCreate
 from process_apis.engine.durable import (
     FlowEngine,
     FlowInstance,
+    Retry,
     current_idempotency_key,
     flow,
     flow_class,
@@ -38,7 +39,9 @@ class ConsoleDemoFlows(FlowInstance):
         super().__init__()
         self.billing = billing
 
-    @flow_step(system="stripe", retries=1, interval_seconds=0.1, input=BillingCustomerInput)
+    @flow_step(
+        system="stripe", retry=Retry(further=1, interval_seconds=0.1), input=BillingCustomerInput
+    )
     async def create_billing_customer(self, account: BillingCustomerInput) -> str:
         customer = await self.billing.create_customer(
             CustomerCreate(

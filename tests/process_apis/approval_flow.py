@@ -3,7 +3,14 @@ issues a credit or records the refusal."""
 
 from __future__ import annotations
 
-from process_apis.engine.durable import FlowInstance, flow, flow_class, flow_step, wait_for_approval
+from process_apis.engine.durable import (
+    NO_RETRY,
+    FlowInstance,
+    flow,
+    flow_class,
+    flow_step,
+    wait_for_approval,
+)
 from tests.process_apis.example_flow import FakePlatform
 
 __all__ = ["ApprovalFlows"]
@@ -16,7 +23,7 @@ class ApprovalFlows(FlowInstance):
         self.platform = platform
         self.timeout = timeout
 
-    @flow_step(system="stripe", retries=0)
+    @flow_step(system="stripe", retry=NO_RETRY)
     async def issue_credit(self, case_id: str) -> str:
         return await self.platform.call("issue_credit", case_id)
 

@@ -17,7 +17,14 @@ import time
 from pathlib import Path
 
 from gateway import storage
-from process_apis.engine.durable import FlowEngine, FlowInstance, flow, flow_class, flow_step
+from process_apis.engine.durable import (
+    NO_RETRY,
+    FlowEngine,
+    FlowInstance,
+    flow,
+    flow_class,
+    flow_step,
+)
 from process_apis.engine.records import FlowReader
 
 
@@ -32,12 +39,12 @@ class DurableOrders(FlowInstance):
         with self.calls.open("a") as handle:
             handle.write(step + "\n")
 
-    @flow_step(system="crm", retries=0)
+    @flow_step(system="crm", retry=NO_RETRY)
     async def reserve(self, order_id: str) -> str:
         self._record("reserve")
         return f"reservation-{order_id}"
 
-    @flow_step(system="billing", retries=0)
+    @flow_step(system="billing", retry=NO_RETRY)
     async def invoice(self, reservation: str) -> str:
         self._record("invoice")
         # The release file comes from another process: nothing here can signal an Event.
@@ -45,7 +52,7 @@ class DurableOrders(FlowInstance):
             await asyncio.sleep(0.05)
         return f"invoice-{reservation}"
 
-    @flow_step(system="erp", retries=0)
+    @flow_step(system="erp", retry=NO_RETRY)
     async def post(self, invoice: str) -> str:
         self._record("post")
         return f"posted-{invoice}"
