@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from pathlib import Path
 
 from gateway import storage
@@ -26,6 +25,7 @@ from process_apis.engine.durable import (
     flow_step,
 )
 from process_apis.engine.records import FlowReader
+from tests.support.waiting import eventually
 
 
 @flow_class("durable-orders")
@@ -81,14 +81,17 @@ async def main(args: argparse.Namespace) -> int:
             await engine.start("durable", args.flow_id, orders.run, "o-1")
             await asyncio.Event().wait()
         reader = FlowReader(storage.create_engine(args.database_url))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        async def succeeded() -> bool:
             found = await reader.get(args.flow_id)
-            if found is not None and found.status == "succeeded":
-                print("succeeded", flush=True)
-                return 0
-            await asyncio.sleep(0.05)
-        return 1
+            return found is not None and found.status == "succeeded"
+
+        try:
+            await eventually(succeeded, timeout=60.0, what=f"flow {args.flow_id} succeeded")
+        except AssertionError:
+            return 1
+        print("succeeded", flush=True)
+        return 0
     finally:
         await engine.shutdown()
 

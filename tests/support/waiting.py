@@ -6,21 +6,67 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 __all__ = ["eventually"]
 
 T = TypeVar("T")
 
 
+@overload
 async def eventually(
-    predicate: Callable[[], Awaitable[T] | T],
+    predicate: Callable[[], Awaitable[T | None]],
+    until: None = None,
     *,
-    timeout: float = 15.0,  # noqa: ASYNC109 (a polling deadline, the name tests read)
+    timeout: float = ...,  # noqa: ASYNC109
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    predicate: Callable[[], Awaitable[T]],
+    until: Callable[[T], bool],
+    *,
+    timeout: float = ...,  # noqa: ASYNC109
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    predicate: Callable[[], T | None],
+    until: None = None,
+    *,
+    timeout: float = ...,  # noqa: ASYNC109
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    predicate: Callable[[], T],
+    until: Callable[[T], bool],
+    *,
+    timeout: float = ...,  # noqa: ASYNC109
+    interval: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+async def eventually(
+    predicate: Callable[[], Any],
+    until: Callable[[Any], bool] | None = None,
+    *,
+    timeout: float = 30.0,  # noqa: ASYNC109 (a polling deadline, the name tests read)
     interval: float = 0.05,
     what: str = "condition",
-) -> T:
-    """Call `predicate` (sync or async) until it returns something truthy, and return that.
+) -> Any:
+    """Call `predicate` (sync or async) until its value is truthy, or until `until(value)`
+    holds when given, and return that value.
 
     Raises:
         AssertionError: after `timeout` seconds, naming `what` and the last value seen.
@@ -30,7 +76,7 @@ async def eventually(
         value = predicate()
         if inspect.isawaitable(value):
             value = await value
-        if value:
+        if until(value) if until is not None else value:
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {timeout}s (last: {value!r})")

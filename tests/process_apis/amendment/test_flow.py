@@ -4,7 +4,6 @@ a bad request lists every problem."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from tests.support.apps import (
     new_client_token,
     settings_for,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,12 +57,11 @@ async def amend(client: AppClient, who: dict[str, str], body: dict[str, Any], ke
 
 
 async def finished(client: AppClient, who: dict[str, str], location: str) -> dict[str, Any]:
-    flow: dict[str, Any] = {}
-    for _ in range(300):
-        flow = (await client.get(location, headers=who)).json()
-        if flow.get("status") in ("succeeded", "failed"):
-            break
-        await asyncio.sleep(0.1)
+    async def ended() -> dict[str, Any] | None:
+        flow: dict[str, Any] = (await client.get(location, headers=who)).json()
+        return flow if flow.get("status") in ("succeeded", "failed") else None
+
+    flow: dict[str, Any] = await eventually(ended, timeout=30.0, what=f"{location} ended")
     assert flow.get("status") == "succeeded", flow
     return flow
 

@@ -3,7 +3,6 @@ with an edited input), assign it or resolve it over HTTP, and every action is au
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +16,7 @@ from process_apis.engine.records import FlowReader
 from tests.process_apis.conftest import wait_for_status
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
 from tests.process_apis.routes import process_app
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -35,13 +35,12 @@ async def http(
 
 
 async def open_exception(http: httpx.AsyncClient, flow_id: str) -> dict[str, Any]:
-    for _ in range(300):
+    async def opened() -> dict[str, Any] | None:
         page = (await http.get("/process/v1/exceptions", params={"status": "open"})).json()
         found = [e for e in page["data"] if e["flow_id"] == flow_id]
-        if found:
-            return dict(found[0])
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"no open exception for {flow_id}")
+        return dict(found[0]) if found else None
+
+    return await eventually(opened, what=f"an open exception for {flow_id}")
 
 
 async def test_failed_step_goes_to_finance_and_operator_retry_resumes_from_it(

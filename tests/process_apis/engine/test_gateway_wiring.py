@@ -3,7 +3,6 @@ answer behind the gateway's auth (scopes, legal entities) and Idempotency-Key po
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,17 @@ from tests.support.apps import (
     new_client_token,
     settings_for,
 )
+from tests.support.waiting import eventually
 
 
 async def wait_for(
     client: AppClient, path: str, headers: dict[str, str], status: str
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for _ in range(300):
-        body = (await client.get(path, headers=headers)).json()
-        if body.get("status") == status:
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{path} never reached {status}: {body}")
+    async def reached() -> dict[str, Any] | None:
+        body: dict[str, Any] = (await client.get(path, headers=headers)).json()
+        return body if body.get("status") == status else None
+
+    return await eventually(reached, what=f"{path} {status}")
 
 
 async def test_gateway_runs_flows_and_serves_the_process_routes(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from tests.support.apps import (
     new_client_token,
     settings_for,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,16 +77,14 @@ async def escalate(client: AppClient, acme: Acme, who: Callers, key: str) -> Any
 async def credit_in(
     client: AppClient, acme: Acme, who: Callers, *statuses: str
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for _ in range(300):
+    async def reached() -> dict[str, Any] | None:
         response = await client.get(
             f"/process/v1/service-credits/{acme.credit_id}", headers=who.reader
         )
-        body = response.json()
-        if response.status_code == 200 and body["status"] in statuses:
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"service credit never reached {statuses}: {body}")
+        body: dict[str, Any] = response.json()
+        return body if response.status_code == 200 and body["status"] in statuses else None
+
+    return await eventually(reached, timeout=30.0, what=f"service credit in {statuses}")
 
 
 async def flow_of(client: AppClient, acme: Acme, who: Callers) -> dict[str, Any]:
@@ -95,13 +94,11 @@ async def flow_of(client: AppClient, acme: Acme, who: Callers) -> dict[str, Any]
 
 
 async def flow_in(client: AppClient, acme: Acme, who: Callers, status: str) -> dict[str, Any]:
-    flow: dict[str, Any] = {}
-    for _ in range(300):
+    async def reached() -> dict[str, Any] | None:
         flow = await flow_of(client, acme, who)
-        if flow["status"] == status:
-            return flow
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"flow never reached {status}: {flow}")
+        return flow if flow["status"] == status else None
+
+    return await eventually(reached, timeout=30.0, what=f"flow {status}")
 
 
 async def decide(
@@ -361,12 +358,11 @@ async def test_unlinked_organization_waits_for_support_ops(client: AppClient) ->
         headers={**who.writer, "Idempotency-Key": "esc-unlinked-1"},
     )
     location = started.headers["location"]
-    flow: dict[str, Any] = {}
-    for _ in range(300):
-        flow = (await client.get(location, headers=who.reader)).json()
-        if flow["status"] == "failed":
-            break
-        await asyncio.sleep(0.1)
+    async def failed() -> dict[str, Any] | None:
+        flow: dict[str, Any] = (await client.get(location, headers=who.reader)).json()
+        return flow if flow["status"] == "failed" else None
+
+    flow = await eventually(failed, timeout=30.0, what="the flow failed")
     queue = (await client.get("/process/v1/exceptions", headers=who.ops)).json()["data"]
 
     assert started.status_code == 202

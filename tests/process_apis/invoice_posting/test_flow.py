@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.money import Money
-from tests.process_apis.served_gateway import ORDER_TOTAL, eventually, served_gateway
+from tests.process_apis.served_gateway import ORDER_TOTAL, served_gateway
+from tests.support.waiting import eventually
 
 
 async def test_finalized_invoice_is_posted_and_its_payment_applied(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ import pytest
 from contracts.errors import UpstreamInvalid
 from process_apis.payment_failure.flow import collections_step
 from system_apis.billing.stripe.webhooks import sign_webhook
-from tests.process_apis.served_gateway import Customer, Served, eventually, served_gateway
+from tests.process_apis.served_gateway import Customer, Served, served_gateway
+from tests.support.waiting import eventually
 
 
 async def _decline(world: Served, customer: Customer) -> None:

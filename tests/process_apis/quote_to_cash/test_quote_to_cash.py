@@ -22,6 +22,7 @@ from tests.process_apis.emulator_processes import emulator_processes, gateway_en
 from tests.process_apis.q2c_harness import Harness, harness
 from tests.process_apis.sandbox import StripeAccount, seeded_id
 from tests.support.processes import create_client, start_gateway
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -305,11 +306,11 @@ async def test_poller_books_won_deals_and_skips_ones_it_cannot(tmp_path: Path) -
         deal = await q2c.port("salesforce").get_deal(later)
         poller = q2c.gateway.quote_to_cash.poller
         assert deal.updated_at is not None
-        for _ in range(50):
-            if await poller.watermark() >= deal.updated_at:
-                break
-            await asyncio.sleep(0.1)
-        assert await poller.watermark() >= deal.updated_at
+        updated_at = deal.updated_at
+        await eventually(
+            poller.watermark, until=lambda mark: mark >= updated_at, timeout=5.0,
+            what="the watermark past the written-back deal",
+        )
         flows = await q2c.client.get(
             "/process/v1/flows", params={"type": "quote_to_cash"}, headers=q2c.headers
         )
@@ -320,11 +321,10 @@ async def _wait_until_polled(q2c: Harness) -> None:
     """Until the poller has moved its watermark past the seeded won deals."""
     service = q2c.gateway.quote_to_cash
     assert service.poller is not None
-    for _ in range(100):
-        if (await service.poller.watermark()).month > 1:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError("the poller never polled")
+    await eventually(
+        service.poller.watermark, until=lambda mark: mark.month > 1, timeout=10.0,
+        what="the poller's first poll",
+    )
 
 
 async def test_every_flow_finishes_while_each_platform_fails_thirty_percent(
@@ -373,10 +373,11 @@ async def test_every_flow_finishes_while_each_platform_fails_thirty_percent(
     )
     response = await q2c.book(late)
     await q2c.set_faults("stripe", latency_ms=4_500, path="/v1/subscriptions*")
-    for _ in range(200):
-        if (await q2c.fault_counters("stripe"))["latency"] >= 1:
-            break
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: q2c.fault_counters("stripe"), until=lambda counters: counters["latency"] >= 1,
+        timeout=20.0, what="a slow subscription call",
+    )
+    # The slow platform stays slow past one whole call (4.5 s), so the call times out.
     await asyncio.sleep(4.5)
     assert (await q2c.fault_counters("stripe"))["latency"] >= 1
     await q2c.set_faults("stripe")
@@ -522,26 +523,30 @@ async def _token(http: httpx.AsyncClient, base_url: str, client: dict[str, str])
 async def _until_step_runs(
     http: httpx.AsyncClient, base_url: str, headers: dict[str, str], flow_id: str
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for _ in range(300):
-        body = (await http.get(f"{base_url}/process/v1/flows/{flow_id}", headers=headers)).json()
+    async def at_sales_order() -> dict[str, Any] | None:
+        body: dict[str, Any] = (
+            await http.get(f"{base_url}/process/v1/flows/{flow_id}", headers=headers)
+        ).json()
         steps = body.get("steps", [])
-        if steps and steps[-1]["name"] == "book_sales_order" and steps[-1]["status"] == "running":
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"the flow never reached the sales order: {body}")
+        last = steps[-1] if steps else {}
+        running = last.get("name") == "book_sales_order" and last.get("status") == "running"
+        return body if running else None
+
+    return await eventually(at_sales_order, timeout=15.0, what="the flow at the sales order")
 
 
 async def _until_finished(
     http: httpx.AsyncClient, base_url: str, headers: dict[str, str], flow_id: str
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for _ in range(600):
-        body = (await http.get(f"{base_url}/process/v1/flows/{flow_id}", headers=headers)).json()
-        if body.get("status") in ("succeeded", "failed"):
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"the flow did not finish after the restart: {body}")
+    async def ended() -> dict[str, Any] | None:
+        body: dict[str, Any] = (
+            await http.get(f"{base_url}/process/v1/flows/{flow_id}", headers=headers)
+        ).json()
+        return body if body.get("status") in ("succeeded", "failed") else None
+
+    return await eventually(
+        ended, timeout=60.0, interval=0.1, what="the flow finished after the restart"
+    )
 
 
 def test_documented_examples_are_the_sandbox_demo_deal() -> None:

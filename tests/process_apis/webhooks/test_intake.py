@@ -24,6 +24,7 @@ from tests.process_apis.example_flow import FakePlatform, OrderFlows
 from tests.support.apps import AppClient, app_client, bearer, gateway_app, new_client_token
 from tests.support.apps import settings_for as base_settings
 from tests.support.servers import free_port
+from tests.support.waiting import eventually
 
 STRIPE_SECRET = "whsec_erpgw_sandbox"
 ZENDESK_SECRET = "erpgw-sandbox-webhook-secret"
@@ -89,14 +90,12 @@ def ticket_event(ticket_id: str = "901") -> dict[str, Any]:
 async def wait_for_flow(
     client: AppClient, flow_id: str, headers: dict[str, str], *statuses: str
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for _ in range(400):
+    async def reached() -> dict[str, Any] | None:
         response = await client.get(f"/process/v1/flows/{flow_id}", headers=headers)
-        body = response.json()
-        if response.status_code == 200 and body["status"] in statuses:
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"flow {flow_id} never reached {statuses}: {body}")
+        body: dict[str, Any] = response.json()
+        return body if response.status_code == 200 and body["status"] in statuses else None
+
+    return await eventually(reached, timeout=20.0, what=f"flow {flow_id} in {statuses}")
 
 
 @pytest.fixture
