@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.flows_noop import Result, run_bare, run_engine
 from gateway import storage
-from process_apis.engine.durable import sync_database_url
 from process_apis.engine.store import flow_steps, flows
+from process_apis.engine.system_database import sync_database_url
 from tests.process_apis.emulator_processes import emulator_processes, gateway_env
 from tests.process_apis.sandbox import SalesforceOrg, seeded_id
 from tests.support.processes import GatewayProcess, create_client, start_gateway

@@ -34,15 +34,9 @@ from dbos import DBOS
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway import storage
-from process_apis.engine.durable import (
-    NO_RETRY,
-    FlowEngine,
-    FlowInstance,
-    flow,
-    flow_class,
-    flow_step,
-    sync_database_url,
-)
+from process_apis.engine.durable import NO_RETRY, FlowInstance, flow, flow_class, flow_step
+from process_apis.engine.flow_engine import FlowEngine
+from process_apis.engine.system_database import sync_database_url
 
 STEPS = 3
 

@@ -28,7 +28,7 @@ from process_apis.amendment.flow import (
     amendment_id,
     new_items,
 )
-from process_apis.engine.durable import FlowEngine, FlowHandle
+from process_apis.engine.flow_engine import FlowEngine, FlowHandle
 from process_apis.engine.records import FlowReader
 from process_apis.engine.routes import flow_location
 from process_apis.engine.store import utcnow

@@ -22,7 +22,7 @@ from contracts.context import current_context
 from contracts.principal import Principal
 from contracts.v1 import Customer
 from process_apis.customer_master.flow import FLOW_TYPE, CustomerMaster, customer_flow_id
-from process_apis.engine.durable import FlowEngine
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.records import FlowReader
 from process_apis.engine.routes import flow_location
 from process_apis.flows import Flow

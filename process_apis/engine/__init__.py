@@ -1,13 +1,11 @@
 """The flow engine: durable flows on DBOS Transact, the flow resource, the exception queue and
 the operations service. Flow modules are written with `flow_class`, `flow`, `flow_step`,
-registered with `FlowEngine.register` and run by the engine; see `process_apis.engine.durable`.
+registered with `FlowEngine.register` and run by it (`process_apis.engine.durable` tells how
+a flow is written, `process_apis.engine.flow_engine` how it runs).
 """
 
 from process_apis.engine.durable import (
-    APPLICATION_VERSION,
     Decision,
-    FlowEngine,
-    FlowHandle,
     FlowInstance,
     current_idempotency_key,
     flow,
@@ -16,6 +14,7 @@ from process_apis.engine.durable import (
     report_external_ids,
     wait_for_approval,
 )
+from process_apis.engine.flow_engine import APPLICATION_VERSION, FlowEngine, FlowHandle
 from process_apis.engine.queue import ExceptionQueue, owner_for
 from process_apis.engine.records import FlowQuery, FlowReader
 from process_apis.engine.routes import ProcessLayer, build_process_layer, create_router

@@ -14,7 +14,8 @@ import msgspec
 
 from contracts.errors import FieldError, ValidationFailed
 from contracts.principal import Principal
-from process_apis.engine.durable import Decision, FlowEngine
+from process_apis.engine.durable import Decision
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.queue import ExceptionQueue
 from process_apis.exceptions import ExceptionEntry
 

@@ -1,10 +1,9 @@
-"""DBOS operations flows need that `process_apis.engine.durable` does not offer yet: publishing a
-value for readers outside the flow (a resource the routes show while the flow runs), and a
-durable sleep (a flow that must wait for a date).
+"""Two more things a flow body may do: publish a value for readers outside the flow (a
+resource the routes show while the flow runs), and sleep durably (a flow that must wait for a
+date).
 
 Both are DBOS workflow operations: checkpointed like a step, replayed on recovery, and (for
-published values) readable from any gateway process that shares the system database. These
-are the only uses of DBOS outside the engine and can move behind it unchanged.
+published values) readable from any gateway process that shares the system database.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.errors import FieldError, InvalidRequest, NotFound
 from contracts.principal import Principal
 from contracts.v1 import Page
-from process_apis.engine.durable import FlowEngine
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.operations import Operations
 from process_apis.engine.queue import ExceptionQueue
 from process_apis.engine.records import UNFINISHED, FlowQuery, FlowReader

@@ -33,7 +33,7 @@ from contracts.errors import (
 )
 from contracts.principal import Principal
 from contracts.v1 import Customer, Entitlement, SupportCase
-from process_apis.engine.durable import FlowEngine, FlowHandle
+from process_apis.engine.flow_engine import FlowEngine, FlowHandle
 from process_apis.engine.published import read_published
 from process_apis.engine.records import FlowReader
 from process_apis.engine.routes import flow_location

@@ -18,13 +18,13 @@ from contracts.v1 import Invoice, Payment, SalesOrder
 from process_apis.customer_master.flow import canonical_customer_id
 from process_apis.engine.durable import (
     SHORT_OUTAGE,
-    FlowEngine,
     FlowInstance,
     flow,
     flow_class,
     flow_step,
     report_external_ids,
 )
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.webhooks.intake import FlowStart, WebhookDispatcher, WebhookEvent
 from system_apis.billing.port import BillingPort
 from system_apis.erp.port import ErpPort

@@ -26,14 +26,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.money import Money, format_decimal
 from contracts.ownership import check_write
 from contracts.v1 import CustomerPatch, Invoice, PaymentStatus, RiskLevel
-from process_apis.engine.durable import (
-    SHORT_OUTAGE,
-    FlowEngine,
-    FlowInstance,
-    flow,
-    flow_class,
-    flow_step,
-)
+from process_apis.engine.durable import SHORT_OUTAGE, FlowInstance, flow, flow_class, flow_step
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.queue import close_exception, new_exception_id, open_exception
 from process_apis.engine.store import exceptions, utcnow
 from process_apis.invoice_posting import flow as invoice_posting

@@ -32,7 +32,7 @@ from process_apis.cross_references import CrossReferences
 from process_apis.customer_master import routes as customer_master_routes
 from process_apis.customer_master.flow import CustomerMaster
 from process_apis.customer_master.routes import CustomerMasterService
-from process_apis.engine.durable import FlowEngine
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.records import FlowReader
 from process_apis.engine.routes import flow_location
 from process_apis.flows import Flow

@@ -48,7 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.context import current_context
 from contracts.principal import Principal
-from process_apis.engine.durable import FlowEngine
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.routes import flow_location
 from process_apis.engine.store import insert_for, utcnow, webhook_inbox
 from process_apis.webhooks.events import (

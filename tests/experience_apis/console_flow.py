@@ -12,7 +12,6 @@ from litestar.di import NamedDependency
 
 from contracts.v1 import CustomerCreate
 from process_apis.engine.durable import (
-    FlowEngine,
     FlowInstance,
     Retry,
     current_idempotency_key,
@@ -21,6 +20,7 @@ from process_apis.engine.durable import (
     flow_step,
     report_external_ids,
 )
+from process_apis.engine.flow_engine import FlowEngine
 from system_apis.billing.port import BillingPort
 
 __all__ = ["BillingCustomerInput", "ConsoleDemoFlows", "start_route"]

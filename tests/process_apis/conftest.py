@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gateway import storage
-from process_apis.engine.durable import FlowEngine
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.records import FlowReader
 from process_apis.flows import Flow
 from tests.process_apis.example_flow import FakePlatform, OrderFlows

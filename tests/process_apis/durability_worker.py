@@ -16,14 +16,8 @@ import sys
 from pathlib import Path
 
 from gateway import storage
-from process_apis.engine.durable import (
-    NO_RETRY,
-    FlowEngine,
-    FlowInstance,
-    flow,
-    flow_class,
-    flow_step,
-)
+from process_apis.engine.durable import NO_RETRY, FlowInstance, flow, flow_class, flow_step
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.records import FlowReader
 from tests.support.waiting import eventually
 

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from contracts.principal import Principal
 from gateway import storage
 from gateway.errors import exception_handlers
-from process_apis.engine.durable import FlowEngine
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.operations import Operations
 from process_apis.engine.queue import ExceptionQueue
 from process_apis.engine.records import FlowReader

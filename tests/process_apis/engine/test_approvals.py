@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from process_apis.engine.durable import FlowEngine
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.records import FlowReader
 from tests.process_apis.approval_flow import ApprovalFlows
 from tests.process_apis.conftest import FAST, wait_for_status

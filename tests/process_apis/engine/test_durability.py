@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from gateway import storage
-from process_apis.engine.durable import sync_database_url
+from process_apis.engine.system_database import sync_database_url
 from tests.support.services import REPO_ROOT
 
 WORKER = Path(__file__).parent.parent / "durability_worker.py"

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from contracts.errors import Conflict, UpstreamUnavailable
-from process_apis.engine.durable import FlowEngine
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.records import FlowReader
 from tests.process_apis.conftest import wait_for_status
 from tests.process_apis.example_flow import FakePlatform, OrderFlows

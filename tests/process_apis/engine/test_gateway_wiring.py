@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.errors import UpstreamRejected
-from process_apis.engine.durable import FlowEngine
+from process_apis.engine.flow_engine import FlowEngine
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
 from tests.support.apps import (
     AppClient,

@@ -12,9 +12,11 @@ import sqlalchemy as sa
 from contracts.errors import UpstreamRejected
 from contracts.principal import Principal
 from gateway import storage
-from process_apis.engine.durable import Decision, FlowEngine, sync_database_url
+from process_apis.engine.durable import Decision
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.queue import ExceptionQueue
 from process_apis.engine.records import FlowReader
+from process_apis.engine.system_database import sync_database_url
 from tests.process_apis.conftest import FAST, wait_for_status
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
 

@@ -11,13 +11,10 @@ import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 
 from gateway import storage
-from process_apis.engine.durable import (
-    ORPHAN_GRACE_SECONDS,
-    FlowEngine,
-    default_system_database_url,
-)
+from process_apis.engine.flow_engine import ORPHAN_GRACE_SECONDS, FlowEngine
 from process_apis.engine.records import FlowReader, create_flow
 from process_apis.engine.store import flows, utcnow
+from process_apis.engine.system_database import default_system_database_url
 from tests.process_apis.conftest import wait_for_status
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
 from tests.process_apis.routes import process_app

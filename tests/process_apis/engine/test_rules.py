@@ -19,7 +19,7 @@ from contracts.errors import (
 )
 from gateway import storage
 from process_apis.engine._executors import ExecutorRegistry
-from process_apis.engine.durable import FlowEngine
+from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.queue import owner_for
 from process_apis.engine.store import executors, utcnow
 from tests.process_apis.example_flow import OrderFlows
