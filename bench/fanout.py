@@ -170,9 +170,9 @@ async def _seed(database_url: str) -> None:
     import sqlalchemy as sa
 
     from gateway import storage
-    from process_apis.exceptions import new_exception_id, open_exception
-    from process_apis.flows import create_flow, set_flow_status
-    from process_apis.store import cross_references
+    from process_apis.engine.queue import new_exception_id, open_exception
+    from process_apis.engine.records import create_flow, set_flow_status
+    from process_apis.engine.store import cross_references
 
     engine = storage.create_engine(database_url)
     now = datetime.now(UTC)

@@ -40,10 +40,10 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.flows_noop import NoopFlows, Result, run_bare, run_engine
+from bench.flows_noop import Result, run_bare, run_engine
 from gateway import storage
-from process_apis.durable import sync_database_url
-from process_apis.store import flow_steps, flows
+from process_apis.engine.store import flow_steps, flows
+from process_apis.engine.system_database import sync_database_url
 from tests.process_apis.emulator_processes import emulator_processes, gateway_env
 from tests.process_apis.sandbox import SalesforceOrg, seeded_id
 from tests.support.processes import GatewayProcess, create_client, start_gateway
@@ -236,7 +236,7 @@ async def noop_sqlite(booking: Booking, args: argparse.Namespace) -> list[Result
         bare = await run_bare(f"sqlite:///{root / 'bare.sqlite'}", "dbos", noop)
         database_url = f"sqlite+aiosqlite:///{root / 'gateway.db'}"
         await asyncio.to_thread(storage.upgrade, database_url)
-        engine = await run_engine(database_url, "dbos", root, noop, _noop_flows())
+        engine = await run_engine(database_url, "dbos", noop)
     return [*bare, engine]
 
 
@@ -246,20 +246,8 @@ async def noop_postgres(
     noop = _noop_args(booking, args)
     schema = f"dbos_noop_{uuid.uuid4().hex[:8]}"
     bare = await run_bare(sync_database_url(database_url), schema + "_bare", noop)
-    with tempfile.TemporaryDirectory(prefix="flows-bench-noop-") as tmp:
-        engine = await run_engine(database_url, schema, Path(tmp), noop, _noop_flows())
+    engine = await run_engine(database_url, schema, noop)
     return [*bare, engine]
-
-
-_noop: NoopFlows | None = None
-
-
-def _noop_flows() -> NoopFlows:
-    """One no-op flow instance for the whole run (DBOS registers it for the process)."""
-    global _noop
-    if _noop is None:
-        _noop = NoopFlows()
-    return _noop
 
 
 def report(database: str, booking: Booking, noop: list[Result]) -> None:
@@ -292,7 +280,6 @@ def fresh_postgres(url: str) -> Iterator[str]:
 
 
 async def main(args: argparse.Namespace) -> None:
-    _noop_flows()  # before any DBOS launch, as DBOS wants its configured instances
     print(
         f"{args.flows} won deals booked end to end ({args.concurrency} requests at a time), "
         "emulators in their own processes, limits and vendor quotas off"

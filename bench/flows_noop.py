@@ -34,14 +34,9 @@ from dbos import DBOS
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gateway import storage
-from process_apis.durable import (
-    FlowEngine,
-    FlowInstance,
-    flow,
-    flow_class,
-    flow_step,
-    sync_database_url,
-)
+from process_apis.engine.durable import NO_RETRY, FlowInstance, flow, flow_class, flow_step
+from process_apis.engine.flow_engine import FlowEngine
+from process_apis.engine.system_database import sync_database_url
 
 STEPS = 3
 
@@ -59,12 +54,11 @@ async def bare_workflow(steps: int) -> int:
     return total
 
 
-@flow_class()
+@flow_class("bench-noop")
 class NoopFlows(FlowInstance):
-    def __init__(self) -> None:
-        super().__init__("bench-noop")
+    pass
 
-    @flow_step(system="bench", retries=0)
+    @flow_step(system="bench", retry=NO_RETRY)
     async def noop(self, index: int) -> int:
         return index
 
@@ -133,17 +127,15 @@ async def run_bare(system_url: str, schema: str, args: argparse.Namespace) -> li
     ]
 
 
-async def run_engine(
-    database_url: str, schema: str, var_dir: Path, args: argparse.Namespace, flows: NoopFlows
-) -> Result:
+async def run_engine(database_url: str, schema: str, args: argparse.Namespace) -> Result:
     engine = FlowEngine(
         database_url=database_url,
-        var_dir=var_dir,
         executor_id=f"bench-{uuid.uuid4().hex[:6]}",
         system_schema=schema,
         worker_concurrency=args.concurrency,
         poll_interval_seconds=args.poll,
     )
+    flows = engine.register(NoopFlows)
     await engine.launch()
     prefix = uuid.uuid4().hex[:8]
     try:
@@ -173,26 +165,23 @@ async def _drive(one: Callable[[int], Awaitable[None]], total: int, concurrency:
     return time.perf_counter() - started
 
 
-async def bench_sqlite(args: argparse.Namespace, flows: NoopFlows) -> list[Result]:
+async def bench_sqlite(args: argparse.Namespace) -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="flows-noop-") as tmp:
         root = Path(tmp)
         bare = await run_bare(f"sqlite:///{root / 'bare.sqlite'}", "dbos", args)
         database_url = f"sqlite+aiosqlite:///{root / 'gateway.db'}"
         await asyncio.to_thread(storage.upgrade, database_url)
-        engine = await run_engine(database_url, "dbos", root, args, flows)
+        engine = await run_engine(database_url, "dbos", args)
     return [*bare, engine]
 
 
-async def bench_postgres(
-    database_url: str, args: argparse.Namespace, flows: NoopFlows
-) -> list[Result]:
+async def bench_postgres(database_url: str, args: argparse.Namespace) -> list[Result]:
     schema = f"dbos_bench_{uuid.uuid4().hex[:8]}"
     bare_schema = schema + "_bare"
     try:
         bare = await run_bare(sync_database_url(database_url), bare_schema, args)
         await asyncio.to_thread(storage.upgrade, database_url)
-        with tempfile.TemporaryDirectory(prefix="flows-noop-") as tmp:
-            engine = await run_engine(database_url, schema, Path(tmp), args, flows)
+        engine = await run_engine(database_url, schema, args)
     finally:
         sync = sa.create_engine(sync_database_url(database_url))
         with sync.begin() as conn:
@@ -212,15 +201,14 @@ def report(database: str, results: list[Result]) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    flows = NoopFlows()
     print(
         f"{args.workflows} workflows of {args.steps} no-op steps, "
         f"{args.concurrency} at a time, queues polled every {args.poll} s, one process"
     )
-    report("SQLite", await bench_sqlite(args, flows))
+    report("SQLite", await bench_sqlite(args))
     postgres = os.environ.get("ERPGW_BENCH_DATABASE_URL")
     if postgres:
-        report("PostgreSQL", await bench_postgres(postgres, args, flows))
+        report("PostgreSQL", await bench_postgres(postgres, args))
     else:
         print("PostgreSQL: skipped (set ERPGW_BENCH_DATABASE_URL to an async PostgreSQL URL)")
 

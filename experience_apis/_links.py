@@ -1,5 +1,5 @@
 """Which records in each platform are one customer, read from the process layer's
-cross-reference table (`process_apis.store.cross_references`, entity `customer`).
+cross-reference table (`process_apis.engine.store.cross_references`, entity `customer`).
 
 The customer master flow links each canonical customer to its Stripe customer, Zendesk
 organization and NetSuite customer (one row per platform and legal entity). A canonical
@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.errors import UpstreamNotFound
 from contracts.v1 import Customer
-from process_apis.customer_master import CANONICAL_PREFIX, canonical_customer_id
-from process_apis.store import cross_references
+from process_apis.customer_master.flow import CANONICAL_PREFIX, canonical_customer_id
+from process_apis.engine.store import cross_references
 from system_apis.billing.port import BillingPort
 
 __all__ = ["CUSTOMER_ENTITY", "CustomerLinks", "LinkResolver", "billing_customer"]

@@ -1,6 +1,6 @@
 """What the views read about flows and exceptions: a customer's flows in progress and open
 exceptions, and the exception queue by owner. Read-only queries over the process layer's
-tables (`process_apis.store`), shaped for the views.
+tables (`process_apis.engine.store`), shaped for the views.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from process_apis.engine.store import as_utc, exceptions, flows
 from process_apis.exceptions import ExceptionStatus, OwnerTeam
 from process_apis.flows import FlowStatus
-from process_apis.store import as_utc, exceptions, flows
 
 __all__ = [
     "IN_PROGRESS",

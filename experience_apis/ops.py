@@ -29,7 +29,7 @@ from experience_apis._services import (
     principal_of,
 )
 from experience_apis.compose import conditional_response
-from process_apis.store import as_utc, flow_steps, flows, webhook_inbox
+from process_apis.engine.store import as_utc, flow_steps, flows, webhook_inbox
 from system_apis.params import PageLimit
 
 __all__ = ["Trace", "TraceEvent", "TraceReader", "TraceSummary", "create_router", "vendor_calls"]

@@ -51,15 +51,13 @@ from gateway.rate_limits import (
 )
 from gateway.settings import Settings, load_settings
 from gateway.versioning import VersionRegistry
-from process_apis import escalation_api, payment_failure, subscription_amendment_api
-from process_apis.api import ProcessLayer, build_process_layer
-from process_apis.quote_to_cash_api import QuoteToCashService
-from process_apis.quote_to_cash_api import build as build_quote_to_cash
-from process_apis.webhooks import (
-    WebhookIntake,
-    build_intake,
-    subscribe_quote_to_cash,
-)
+from process_apis.amendment import routes as subscription_amendment_api
+from process_apis.engine.routes import ProcessLayer, build_process_layer
+from process_apis.escalation import routes as escalation_api
+from process_apis.payment_failure import flow as payment_failure
+from process_apis.quote_to_cash.routes import QuoteToCashService
+from process_apis.quote_to_cash.routes import build as build_quote_to_cash
+from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
 
 __all__ = ["Gateway", "create_app", "create_app_from_env"]
 
@@ -186,7 +184,6 @@ def _build(settings: Settings) -> Gateway:
         ),
         process=build_process_layer(
             database_url=settings.database_url,
-            var_dir=settings.var_dir,
             executor_id=settings.process.executor_id,
             executor_prefix=f"{settings.host}:{settings.port}",
             engine=engine,
@@ -216,7 +213,8 @@ def _quote_to_cash(gateway: Gateway) -> QuoteToCashService | None:
         database=gateway.engine,
         flow_engine=gateway.process.engine,
         flow_reader=gateway.process.reader,
-        env=_process_env(gateway.settings),
+        poll_seconds=gateway.settings.process.crm_poll_seconds,
+        poll_since=gateway.settings.process.crm_poll_since,
     )
 
 
@@ -232,7 +230,7 @@ def _escalation(gateway: Gateway) -> escalation_api.EscalationWiring | None:
         billing=ports["stripe"],
         support=ports["zendesk"],
         erp=ports["netsuite"],
-        env=_process_env(gateway.settings),
+        approval_timeout_seconds=gateway.settings.process.approval_timeout_seconds,
     )
 
 
@@ -260,6 +258,7 @@ def _webhooks(gateway: Gateway) -> WebhookIntake:
     ports = {name: vendor.client for name, vendor in vendors.items()}
     if {"stripe", "netsuite", "salesforce"} <= ports.keys():
         payment_failure.build(
+            engine=gateway.process.engine,
             intake=intake, billing=ports["stripe"], erp=ports["netsuite"], crm=ports["salesforce"]
         )
     if gateway.quote_to_cash is not None:
@@ -294,19 +293,6 @@ def _experience_config(settings: Settings) -> ExperienceConfig:
         ),
         secure_cookies=(settings.public_base_url or "").startswith("https://"),
     )
-
-
-def _process_env(settings: Settings) -> dict[str, str]:
-    """The process settings in the shape the flow modules still take (`env`).
-    TODO(#8): pass typed values once the process layer takes them."""
-    chosen = settings.process
-    values = {
-        "ERPGW_CRM_POLL_SECONDS": repr(chosen.crm_poll_seconds),
-        "ERPGW_APPROVAL_TIMEOUT_SECONDS": repr(chosen.approval_timeout_seconds),
-    }
-    if chosen.crm_poll_since is not None:
-        values["ERPGW_CRM_POLL_SINCE"] = chosen.crm_poll_since.isoformat()
-    return values
 
 
 def _policies(gateway: Gateway) -> list[Any]:

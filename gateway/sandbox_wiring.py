@@ -24,6 +24,7 @@ __all__ = [
     "salesforce_sandbox_credentials",
     "sandbox_credentials",
     "stripe_sandbox_credentials",
+    "webhook_secrets",
     "zendesk_sandbox_credentials",
 ]
 
@@ -123,3 +124,12 @@ SANDBOX_NOTES = {
     "(certificate key in sandbox.credentials)",
 }
 """What the start-up banner says about each emulator's fixed sandbox credentials."""
+
+
+def webhook_secrets(source: str) -> tuple[str, ...]:
+    """The secret the `source` emulator signs its webhook deliveries with."""
+    published = {
+        "stripe": sandbox_values.STRIPE.webhook_secret,
+        "zendesk": sandbox_values.ZENDESK.webhook_secret,
+    }
+    return (published[source],)

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.errors import Conflict
-from process_apis.store import cross_references, insert_for, utcnow
+from process_apis.engine.store import cross_references, insert_for, utcnow
 
 __all__ = ["ALL_ENTITIES", "CrossReferences"]
 

@@ -1,7 +1,7 @@
 """The console's forms: sign-in and sign-out, and the operator's actions on an exception
-(assign, retry, edit-and-retry, resolve), each taken through the process layer's exception
-queue and flow engine (audited there) and refused without `ops:replay` or the sign-in's CSRF
-token."""
+(assign, retry, edit-and-retry, resolve), each taken through the process layer's operations
+service (audited there, as the process API's) and refused without `ops:replay` or the
+sign-in's CSRF token."""
 
 from __future__ import annotations
 
@@ -23,9 +23,15 @@ from experience_apis.console._signin import (
     check_csrf,
     start_sign_in,
 )
-from experience_apis.console._web import Console, ConsoleDep, EngineDep, QueueDep, flow_url, html
-from process_apis.durable import Decision, FlowEngine
-from process_apis.exceptions import ExceptionEntry, ExceptionQueue
+from experience_apis.console._web import (
+    Console,
+    ConsoleDep,
+    OperationsDep,
+    QueueDep,
+    flow_url,
+    html,
+)
+from process_apis.exceptions import ExceptionEntry
 
 __all__ = ["ACTIONS"]
 
@@ -97,12 +103,12 @@ async def assign(
     request: Request[Any, Any, Any],
     exception_id: str,
     console: ConsoleDep,
-    exception_queue: QueueDep,
+    operations: OperationsDep,
     data: Form,
 ) -> Response[Any]:
     operator = await _actor(request, console, data)
     assignee = data.get("assignee", "").strip() or operator.principal.client_id
-    entry = await exception_queue.assign(
+    entry = await operations.assign(
         exception_id, assignee=assignee[:128], principal=operator.principal
     )
     _flash(request, f"Assigned to {assignee}.")
@@ -115,15 +121,16 @@ async def retry(
     exception_id: str,
     console: ConsoleDep,
     exception_queue: QueueDep,
-    flow_engine: EngineDep,
+    operations: OperationsDep,
     data: Form,
 ) -> Response[Any]:
     operator = await _actor(request, console, data)
     principal = operator.principal
-    entry = await exception_queue.get(exception_id, principal=principal)
     raw = data.get("input", "").strip()
     try:
-        edited = flow_engine.validate_input(entry.step_ref, _json(raw)) if raw else None
+        entry = await operations.retry(
+            exception_id, principal=principal, edited_input=_json(raw) if raw else None
+        )
     except ValidationFailed as exc:
         return html(
             console,
@@ -131,24 +138,11 @@ async def retry(
             status=422,
             request=request,
             operator=operator,
-            entry=entry,
+            entry=await exception_queue.get(exception_id, principal=principal),
             input_json=raw,
             errors=[f"{error.pointer}: {error.detail}" for error in exc.errors] or [exc.message],
         )
-    await exception_queue.claim_retry(
-        exception_id,
-        principal=principal,
-        edited_input=msgspec.json.encode(edited).decode() if edited is not None else None,
-    )
-    decision = Decision(
-        action="retry",
-        exception_id=exception_id,
-        occurrence=entry.occurrences,
-        actor=principal.client_id,
-        input=edited,
-    )
-    await _deliver(flow_engine, exception_queue, entry, decision)
-    note = " with the edited input." if edited is not None else "."
+    note = " with the edited input." if raw else "."
     _flash(request, "Retry sent: the failed step runs again" + note)
     return Redirect(flow_url(entry.flow_id), status_code=303)
 
@@ -158,8 +152,7 @@ async def resolve(
     request: Request[Any, Any, Any],
     exception_id: str,
     console: ConsoleDep,
-    exception_queue: QueueDep,
-    flow_engine: EngineDep,
+    operations: OperationsDep,
     data: Form,
 ) -> Response[Any]:
     operator = await _actor(request, console, data)
@@ -169,16 +162,9 @@ async def resolve(
             "A reason is required to resolve",
             errors=[FieldError(pointer="/reason", detail="blank")],
         )
-    principal = operator.principal
-    entry = await exception_queue.resolve(exception_id, reason=reason[:2000], principal=principal)
-    decision = Decision(
-        action="resolve",
-        exception_id=exception_id,
-        occurrence=entry.occurrences,
-        actor=principal.client_id,
-        reason=reason,
+    entry = await operations.resolve(
+        exception_id, reason=reason[:2000], principal=operator.principal
     )
-    await _deliver(flow_engine, exception_queue, entry, decision)
     _flash(request, "Resolved: the flow ends cancelled.")
     return Redirect(flow_url(entry.flow_id), status_code=303)
 
@@ -198,18 +184,6 @@ async def _actor(
             "Acting on exceptions needs the ops:replay scope", required_scopes=["ops:replay"]
         )
     return operator
-
-
-async def _deliver(
-    engine: FlowEngine, queue: ExceptionQueue, entry: ExceptionEntry, decision: Decision
-) -> None:
-    """As the process routes do: a decision that cannot reach the flow reopens the exception
-    (its claim was committed already), so the operator can act again."""
-    try:
-        await engine.decide(entry.flow_id, decision)
-    except BaseException:
-        await queue.release(entry.id)
-        raise
 
 
 def _json(raw: str) -> Any:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from experience_apis._process_reads import UNRESOLVED
 from experience_apis.ops import vendor_calls
-from process_apis.store import as_utc, exceptions, flows, webhook_inbox
+from process_apis.engine.store import as_utc, exceptions, flows, webhook_inbox
 
 __all__ = ["CallRow", "ConsoleReads", "FlowFilter", "FlowRow", "HookRow", "MinuteBar", "Pulse"]
 

@@ -29,15 +29,15 @@ from experience_apis.console._signin import (
     current_operator,
 )
 from experience_apis.console._vendor_links import VendorLinks
-from process_apis.durable import FlowEngine
-from process_apis.exceptions import ExceptionQueue
-from process_apis.flows import FlowReader
+from process_apis.engine.operations import Operations
+from process_apis.engine.queue import ExceptionQueue
+from process_apis.engine.records import FlowReader
 
 __all__ = [
     "STATIC_DIR",
     "Console",
     "ConsoleDep",
-    "EngineDep",
+    "OperationsDep",
     "QueueDep",
     "ReaderDep",
     "exception_handlers",
@@ -90,7 +90,7 @@ class Console:
 ConsoleDep = NamedDependency[SkipValidation[Console]]
 ReaderDep = NamedDependency[SkipValidation[FlowReader]]
 QueueDep = NamedDependency[SkipValidation[ExceptionQueue]]
-EngineDep = NamedDependency[SkipValidation[FlowEngine]]
+OperationsDep = NamedDependency[SkipValidation[Operations]]
 
 
 def html(

@@ -22,7 +22,7 @@ from schemathesis.checks import CHECKS, load_all_checks
 from contracts.scopes import SCOPES
 from gateway import storage
 from gateway.clients import ClientRegistry
-from process_apis.quote_to_cash_api import DEMO_OPPORTUNITY_ID
+from process_apis.quote_to_cash.routes import DEMO_OPPORTUNITY_ID
 from tests.support.apps import gateway_app, settings_for
 from tests.support.servers import serve_asgi
 

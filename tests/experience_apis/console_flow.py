@@ -11,15 +11,16 @@ from litestar import Response, post
 from litestar.di import NamedDependency
 
 from contracts.v1 import CustomerCreate
-from process_apis.durable import (
-    FlowEngine,
+from process_apis.engine.durable import (
     FlowInstance,
+    Retry,
     current_idempotency_key,
     flow,
     flow_class,
     flow_step,
     report_external_ids,
 )
+from process_apis.engine.flow_engine import FlowEngine
 from system_apis.billing.port import BillingPort
 
 __all__ = ["BillingCustomerInput", "ConsoleDemoFlows", "start_route"]
@@ -32,13 +33,15 @@ class BillingCustomerInput(msgspec.Struct, frozen=True, kw_only=True):
     crm_account_id: str
 
 
-@flow_class()
+@flow_class("console-demo")
 class ConsoleDemoFlows(FlowInstance):
-    def __init__(self, name: str, billing: BillingPort) -> None:
-        super().__init__(name)
+    def __init__(self, *, billing: BillingPort) -> None:
+        super().__init__()
         self.billing = billing
 
-    @flow_step(system="stripe", retries=1, interval_seconds=0.1, input=BillingCustomerInput)
+    @flow_step(
+        system="stripe", retry=Retry(further=1, interval_seconds=0.1), input=BillingCustomerInput
+    )
     async def create_billing_customer(self, account: BillingCustomerInput) -> str:
         customer = await self.billing.create_customer(
             CustomerCreate(

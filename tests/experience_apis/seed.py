@@ -21,10 +21,10 @@ from contracts.v1 import (
     SubscriptionCreate,
     SubscriptionItemInput,
 )
-from process_apis.customer_master import canonical_customer_id
-from process_apis.exceptions import new_exception_id, open_exception
-from process_apis.flows import create_flow, set_flow_status
-from process_apis.store import cross_references
+from process_apis.customer_master.flow import canonical_customer_id
+from process_apis.engine.queue import new_exception_id, open_exception
+from process_apis.engine.records import create_flow, set_flow_status
+from process_apis.engine.store import cross_references
 from tests.experience_apis.conftest import World
 
 

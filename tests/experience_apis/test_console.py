@@ -235,7 +235,7 @@ def served(tmp_path: Path) -> Iterator[dict[str, Any]]:
     settings = settings_for(tmp_path, emulated=True)
     app = gateway_app(settings)
     billing = app.state.gateway.platforms.vendors["stripe"].client
-    flows = ConsoleDemoFlows(f"console-demo-{uuid.uuid4().hex[:8]}", billing)
+    flows = app.state.gateway.process.engine.register(ConsoleDemoFlows, billing=billing)
     app.register(start_route(flows))
     with serve_asgi(app, lifespan="on") as base_url:
         client_id, secret = asyncio.run(_operator(settings.database_url))

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from contracts.context import CallContext, use_context
-from process_apis.flows import record_attempt, record_step_outcome
-from process_apis.store import webhook_inbox
+from process_apis.engine.records import record_attempt, record_step_outcome
+from process_apis.engine.store import webhook_inbox
 from tests.experience_apis import seed
 from tests.experience_apis.conftest import World
 

@@ -4,6 +4,7 @@ published sandbox webhook secrets; an unknown `ERPGW_*` variable stops start-up.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -316,3 +317,14 @@ def test_a_served_sandbox_gateway_makes_the_demo_client_and_says_what_is_emulate
     assert "mode: sandbox" in banner
     assert f"{'stripe':<11} emulated" in banner
     assert f"{'zendesk':<11} not wired" in banner
+
+
+def test_the_refused_digests_are_the_published_sandbox_secrets() -> None:
+    from gateway.modes import PUBLISHED_SANDBOX_SECRETS
+    from sandbox.credentials import STRIPE, ZENDESK
+
+    def digest(secret: str) -> str:
+        return hashlib.sha256(secret.encode()).hexdigest()
+
+    assert digest(STRIPE.webhook_secret) in PUBLISHED_SANDBOX_SECRETS["stripe"]
+    assert digest(ZENDESK.webhook_secret) in PUBLISHED_SANDBOX_SECRETS["zendesk"]

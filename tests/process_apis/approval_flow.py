@@ -3,20 +3,27 @@ issues a credit or records the refusal."""
 
 from __future__ import annotations
 
-from process_apis.durable import FlowInstance, flow, flow_class, flow_step, wait_for_approval
+from process_apis.engine.durable import (
+    NO_RETRY,
+    FlowInstance,
+    flow,
+    flow_class,
+    flow_step,
+    wait_for_approval,
+)
 from tests.process_apis.example_flow import FakePlatform
 
 __all__ = ["ApprovalFlows"]
 
 
-@flow_class()
+@flow_class("approvals")
 class ApprovalFlows(FlowInstance):
-    def __init__(self, name: str, platform: FakePlatform, *, timeout: float) -> None:
-        super().__init__(name)
+    def __init__(self, *, platform: FakePlatform, timeout: float) -> None:
+        super().__init__()
         self.platform = platform
         self.timeout = timeout
 
-    @flow_step(system="stripe", retries=0)
+    @flow_step(system="stripe", retry=NO_RETRY)
     async def issue_credit(self, case_id: str) -> str:
         return await self.platform.call("issue_credit", case_id)
 

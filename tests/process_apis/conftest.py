@@ -4,9 +4,6 @@ launches and shuts down its own)."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +11,11 @@ from typing import Any
 import pytest
 
 from gateway import storage
-from process_apis.durable import FlowEngine
-from process_apis.flows import Flow, FlowReader
+from process_apis.engine.flow_engine import FlowEngine
+from process_apis.engine.records import FlowReader
+from process_apis.flows import Flow
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
+from tests.support.waiting import eventually
 
 FAST: dict[str, Any] = {
     "poll_interval_seconds": 0.05,
@@ -38,18 +37,18 @@ def platform() -> FakePlatform:
 
 
 @pytest.fixture
-def orders(platform: FakePlatform) -> OrderFlows:
-    # Configured instances are registered with DBOS for good: one name per test.
-    return OrderFlows(f"orders-{uuid.uuid4().hex[:8]}", platform)
+def flow_engine(database_url: str) -> FlowEngine:
+    """The engine before launch: register flows on it."""
+    return FlowEngine(database_url=database_url, executor_id="test-executor", **FAST)
 
 
 @pytest.fixture
-async def engine(
-    database_url: str, tmp_path: Path, orders: OrderFlows
-) -> AsyncIterator[FlowEngine]:
-    flow_engine = FlowEngine(
-        database_url=database_url, var_dir=tmp_path, executor_id="test-executor", **FAST
-    )
+def orders(flow_engine: FlowEngine, platform: FakePlatform) -> OrderFlows:
+    return flow_engine.register(OrderFlows, platform=platform)
+
+
+@pytest.fixture
+async def engine(flow_engine: FlowEngine, orders: OrderFlows) -> AsyncIterator[FlowEngine]:
     await flow_engine.launch()
     try:
         yield flow_engine
@@ -65,12 +64,10 @@ def reader(database_url: str) -> FlowReader:
 async def wait_for_status(
     reader: FlowReader, flow_id: str, *statuses: str, within: float = 15.0
 ) -> Flow:
-    """Poll the flow resource until the flow reaches one of `statuses`."""
-    deadline = time.monotonic() + within
-    flow = None
-    while time.monotonic() < deadline:
+    """Wait until the flow resource shows the flow in one of `statuses`."""
+
+    async def reached() -> Flow | None:
         flow = await reader.get(flow_id)
-        if flow is not None and flow.status in statuses:
-            return flow
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"flow {flow_id} did not reach {statuses}: {flow}")
+        return flow if flow is not None and flow.status in statuses else None
+
+    return await eventually(reached, timeout=within, what=f"flow {flow_id} in {statuses}")

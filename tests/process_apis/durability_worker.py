@@ -13,18 +13,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import time
 from pathlib import Path
 
 from gateway import storage
-from process_apis.durable import FlowEngine, FlowInstance, flow, flow_class, flow_step
-from process_apis.flows import FlowReader
+from process_apis.engine.durable import NO_RETRY, FlowInstance, flow, flow_class, flow_step
+from process_apis.engine.flow_engine import FlowEngine
+from process_apis.engine.records import FlowReader
+from tests.support.waiting import eventually
 
 
-@flow_class()
+@flow_class("durable-orders")
 class DurableOrders(FlowInstance):
-    def __init__(self, calls: Path, release: Path) -> None:
-        super().__init__("durable-orders")
+    def __init__(self, *, calls: Path, release: Path) -> None:
+        super().__init__()
         self.calls = calls
         self.release = release
 
@@ -32,12 +33,12 @@ class DurableOrders(FlowInstance):
         with self.calls.open("a") as handle:
             handle.write(step + "\n")
 
-    @flow_step(system="crm", retries=0)
+    @flow_step(system="crm", retry=NO_RETRY)
     async def reserve(self, order_id: str) -> str:
         self._record("reserve")
         return f"reservation-{order_id}"
 
-    @flow_step(system="billing", retries=0)
+    @flow_step(system="billing", retry=NO_RETRY)
     async def invoice(self, reservation: str) -> str:
         self._record("invoice")
         # The release file comes from another process: nothing here can signal an Event.
@@ -45,7 +46,7 @@ class DurableOrders(FlowInstance):
             await asyncio.sleep(0.05)
         return f"invoice-{reservation}"
 
-    @flow_step(system="erp", retries=0)
+    @flow_step(system="erp", retry=NO_RETRY)
     async def post(self, invoice: str) -> str:
         self._record("post")
         return f"posted-{invoice}"
@@ -58,10 +59,8 @@ class DurableOrders(FlowInstance):
 
 
 async def main(args: argparse.Namespace) -> int:
-    orders = DurableOrders(Path(args.calls), Path(args.release))
     engine = FlowEngine(
         database_url=args.database_url,
-        var_dir=Path(args.var_dir),
         executor_id=args.executor_id,
         system_schema=args.system_schema,
         poll_interval_seconds=0.05,
@@ -69,20 +68,24 @@ async def main(args: argparse.Namespace) -> int:
         executor_timeout_seconds=args.executor_timeout,
         system_pool_size=4,
     )
+    orders = engine.register(DurableOrders, calls=Path(args.calls), release=Path(args.release))
     await engine.launch()
     try:
         if args.mode == "start":
             await engine.start("durable", args.flow_id, orders.run, "o-1")
             await asyncio.Event().wait()
         reader = FlowReader(storage.create_engine(args.database_url))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        async def succeeded() -> bool:
             found = await reader.get(args.flow_id)
-            if found is not None and found.status == "succeeded":
-                print("succeeded", flush=True)
-                return 0
-            await asyncio.sleep(0.05)
-        return 1
+            return found is not None and found.status == "succeeded"
+
+        try:
+            await eventually(succeeded, timeout=60.0, what=f"flow {args.flow_id} succeeded")
+        except AssertionError:
+            return 1
+        print("succeeded", flush=True)
+        return 0
     finally:
         await engine.shutdown()
 
@@ -91,7 +94,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=("start", "resume"))
     parser.add_argument("--database-url", required=True)
-    parser.add_argument("--var-dir", required=True)
     parser.add_argument("--executor-id", required=True)
     parser.add_argument("--system-schema", default="dbos")
     parser.add_argument("--executor-timeout", type=float, default=30.0)

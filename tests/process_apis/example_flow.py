@@ -11,8 +11,9 @@ from collections import Counter
 
 import msgspec
 
-from process_apis.durable import (
+from process_apis.engine.durable import (
     FlowInstance,
+    Retry,
     current_idempotency_key,
     flow,
     flow_class,
@@ -51,24 +52,24 @@ class InvoiceInput(msgspec.Struct, frozen=True, kw_only=True):
     currency: str
 
 
-@flow_class()
+@flow_class("orders")
 class OrderFlows(FlowInstance):
-    def __init__(self, name: str, platform: FakePlatform) -> None:
-        super().__init__(name)
+    def __init__(self, *, platform: FakePlatform) -> None:
+        super().__init__()
         self.platform = platform
 
-    @flow_step(system="salesforce", retries=2, interval_seconds=0.01)
+    @flow_step(system="salesforce", retry=Retry(further=2, interval_seconds=0.01))
     async def reserve_stock(self, order_id: str) -> str:
         return await self.platform.call("reserve_stock", current_idempotency_key())
 
-    @flow_step(system="stripe", retries=3, interval_seconds=0.01, input=InvoiceInput)
+    @flow_step(system="stripe", retry=Retry(further=3, interval_seconds=0.01), input=InvoiceInput)
     async def create_invoice(self, invoice: InvoiceInput) -> str:
         invoice_id = await self.platform.call("create_invoice", current_idempotency_key())
         self.platform.amounts.append(invoice.amount)
         report_external_ids(stripe_invoice=invoice_id)
         return invoice_id
 
-    @flow_step(system="netsuite", retries=1, interval_seconds=0.01)
+    @flow_step(system="netsuite", retry=Retry(further=1, interval_seconds=0.01))
     async def post_to_erp(self, invoice_id: str) -> str:
         return await self.platform.call("post_to_erp", current_idempotency_key())
 

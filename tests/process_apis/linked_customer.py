@@ -16,7 +16,7 @@ from contracts.v1 import (
     SubscriptionCreate,
     SubscriptionItemInput,
 )
-from process_apis.customer_master import canonical_customer_id
+from process_apis.customer_master.flow import canonical_customer_id
 from sandbox.salesforce.ids import seeded_id
 from sandbox.stripe.seed import price_id_for
 from tests.support.apps import AppClient

@@ -3,8 +3,6 @@ and the vendors' own APIs to set up deals and read back what the flows created."
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,6 +23,7 @@ from tests.support.apps import (
     new_client_token,
     settings_for,
 )
+from tests.support.waiting import eventually
 
 __all__ = ["Harness", "harness"]
 
@@ -69,19 +68,18 @@ class Harness:
         return dict(response.json())
 
     async def wait(self, flow_id: str, *statuses: str, within: float = 60.0) -> dict[str, Any]:
-        """Poll the flow resource until the flow reaches one of `statuses`."""
-        deadline = time.monotonic() + within
-        body: dict[str, Any] = {}
-        while time.monotonic() < deadline:
+        """Wait until the flow resource shows the flow in one of `statuses`."""
+
+        async def reached() -> dict[str, Any] | None:
             response = await self.client.get(
                 f"/process/v1/flows/{flow_id}", headers=self.headers
             )
-            if response.status_code == 200:
-                body = response.json()
-                if body["status"] in statuses:
-                    return body
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"flow {flow_id} did not reach {statuses}: {body}")
+            body: dict[str, Any] = response.json()
+            return body if response.status_code == 200 and body["status"] in statuses else None
+
+        return await eventually(
+            reached, timeout=within, interval=0.1, what=f"flow {flow_id} in {statuses}"
+        )
 
     async def set_faults(self, vendor: str, **faults: Any) -> None:
         response = await self.client.post(f"{SANDBOX}/{vendor}/_emulator/faults", json=faults)

@@ -12,10 +12,11 @@ from prometheus_client import CollectorRegistry
 from contracts.principal import Principal
 from gateway import storage
 from gateway.errors import exception_handlers
-from process_apis.api import create_router
-from process_apis.durable import FlowEngine
-from process_apis.exceptions import ExceptionQueue
-from process_apis.flows import FlowReader
+from process_apis.engine.flow_engine import FlowEngine
+from process_apis.engine.operations import Operations
+from process_apis.engine.queue import ExceptionQueue
+from process_apis.engine.records import FlowReader
+from process_apis.engine.routes import create_router
 
 OPERATOR = Principal(
     client_id="ops-client-1",
@@ -43,12 +44,14 @@ def process_app(
 
         return middleware
 
+    queue = ExceptionQueue(db, registry=registry)
     return Litestar(
         route_handlers=[create_router()],
         dependencies={
             "flow_engine": constant(engine),
             "flow_reader": constant(FlowReader(db)),
-            "exception_queue": constant(ExceptionQueue(db, registry=registry)),
+            "exception_queue": constant(queue),
+            "operations": constant(Operations(engine=engine, queue=queue)),
         },
         middleware=[as_caller],
         exception_handlers=exception_handlers,

@@ -4,15 +4,13 @@ customer the way the customer master and quote-to-cash leave it, and to read res
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
@@ -37,9 +35,8 @@ from system_apis.erp.netsuite.client import NetSuiteClient
 from tests.support.apps import gateway_app, settings_for
 from tests.support.servers import free_port, serve_asgi
 
-__all__ = ["Customer", "Served", "eventually", "served_gateway"]
+__all__ = ["Customer", "Served", "served_gateway"]
 
-T = TypeVar("T")
 SANDBOXES = ("stripe", "netsuite", "salesforce")
 SEATS = 5
 PLATFORM_USD = 50_000
@@ -158,24 +155,6 @@ class Served:
             stripe_customer=customer.id,
             stripe_invoice=invoices.data[0].id,
         )
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T]],
-    done: Callable[[T], bool],
-    *,
-    within: float = 30.0,
-    what: str = "condition",
-) -> T:
-    """Poll `probe` until `done(value)`; the last value, or AssertionError after `within` s."""
-    deadline = time.monotonic() + within
-    value = await probe()
-    while not done(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {within}s: {value!r}")
-        await asyncio.sleep(0.1)
-        value = await probe()
-    return value
 
 
 @asynccontextmanager

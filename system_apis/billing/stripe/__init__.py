@@ -7,7 +7,6 @@ from system_apis.billing.stripe.client import (
     StripeAuth,
     StripeClient,
     StripeCredentials,
-    credentials_from_env,
 )
 from system_apis.billing.stripe.webhooks import verify_webhook
 
@@ -16,6 +15,5 @@ __all__ = [
     "StripeAuth",
     "StripeClient",
     "StripeCredentials",
-    "credentials_from_env",
     "verify_webhook",
 ]

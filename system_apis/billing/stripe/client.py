@@ -9,7 +9,7 @@ live in groups (customers, catalog, billing, admin); `StripeClient` is all of th
 
 from __future__ import annotations
 
-from collections.abc import Generator, Mapping
+from collections.abc import Generator
 
 import httpx
 import msgspec
@@ -28,7 +28,6 @@ __all__ = [
     "StripeAuth",
     "StripeClient",
     "StripeCredentials",
-    "credentials_from_env",
 ]
 
 STRIPE_VERSION = "2023-08-16"
@@ -46,24 +45,6 @@ class StripeCredentials(msgspec.Struct, frozen=True, kw_only=True):
     base_url: str = DEFAULT_BASE_URL
     webhook_secrets: tuple[str, ...] = ()
     """Every secret a delivery may be signed with (two while a secret is being rolled)."""
-
-
-# TODO(#8): remove once process_apis takes typed webhook secrets; the gateway builds these
-# credentials from its settings schema (gateway/settings.py).
-def credentials_from_env(env: Mapping[str, str]) -> StripeCredentials | None:
-    """Credentials from `ERPGW_STRIPE_*`; None when Stripe is not configured (use the emulator).
-
-    SECRET_KEY (required), BASE_URL (optional), WEBHOOK_SECRETS (comma-separated, optional).
-    """
-    key = env.get("ERPGW_STRIPE_SECRET_KEY", "").strip()
-    if not key:
-        return None
-    secrets = env.get("ERPGW_STRIPE_WEBHOOK_SECRETS", "")
-    return StripeCredentials(
-        secret_key=key,
-        base_url=env.get("ERPGW_STRIPE_BASE_URL", "").strip() or DEFAULT_BASE_URL,
-        webhook_secrets=tuple(part.strip() for part in secrets.split(",") if part.strip()),
-    )
 
 
 class StripeAuth(httpx.Auth):

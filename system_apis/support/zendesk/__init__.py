@@ -6,7 +6,6 @@ from system_apis.support.zendesk.client import (
     WebhookInfo,
     ZendeskClient,
     ZendeskCredentials,
-    credentials_from_env,
 )
 from system_apis.support.zendesk.mapping import TicketComment, case_from_ticket_event
 from system_apis.support.zendesk.webhooks import verify_webhook
@@ -17,6 +16,5 @@ __all__ = [
     "ZendeskClient",
     "ZendeskCredentials",
     "case_from_ticket_event",
-    "credentials_from_env",
     "verify_webhook",
 ]

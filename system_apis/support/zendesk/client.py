@@ -30,7 +30,6 @@ from system_apis.outbound import paginate
 from system_apis.support.zendesk import mapping
 from system_apis.support.zendesk._client_credentials import (
     ZendeskCredentials,
-    credentials_from_env,
 )
 from system_apis.support.zendesk._client_http import VENDOR, Transport, unmappable
 from system_apis.support.zendesk._client_views import (
@@ -68,7 +67,6 @@ __all__ = [
     "WebhookInfo",
     "ZendeskClient",
     "ZendeskCredentials",
-    "credentials_from_env",
 ]
 
 _TICKET_SIDELOADS = "users,organizations,metric_sets"

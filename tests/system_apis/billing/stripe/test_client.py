@@ -35,7 +35,6 @@ from system_apis.billing.stripe import (
     STRIPE_VERSION,
     StripeClient,
     StripeCredentials,
-    credentials_from_env,
 )
 
 
@@ -506,14 +505,8 @@ async def test_sends_the_key_the_pinned_version_and_the_idempotency_marker() -> 
     assert str(read.url) == "https://s.test/v1/customers/cus_1"
 
 
-def test_credentials_come_from_the_environment() -> None:
-    assert credentials_from_env({}) is None
-    configured = credentials_from_env(
-        {"ERPGW_STRIPE_SECRET_KEY": "sk_live_1", "ERPGW_STRIPE_WEBHOOK_SECRETS": "whsec_a, whsec_b"}
-    )
-    assert configured == StripeCredentials(
-        secret_key="sk_live_1", webhook_secrets=("whsec_a", "whsec_b")
-    )
+def test_credentials_default_to_stripe_and_sandbox_ones_to_the_emulator() -> None:
+    configured = StripeCredentials(secret_key="sk_live_1", webhook_secrets=("whsec_a",))
     assert configured.base_url == "https://api.stripe.com"
     sandbox = sandbox_credentials("http://127.0.0.1:8000/_sandbox/stripe")
     assert (sandbox.secret_key, sandbox.webhook_secrets) == (

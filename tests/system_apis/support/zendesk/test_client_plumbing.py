@@ -13,29 +13,21 @@ from contracts.v1 import Customer, SupportCaseCreate
 from gateway.sandbox_wiring import zendesk_sandbox_credentials as sandbox_credentials
 from sandbox.credentials import ZENDESK
 from sandbox.zendesk import ZendeskEmulator
-from system_apis.support.zendesk import ZendeskClient, credentials_from_env
+from system_apis.support.zendesk import ZendeskClient, ZendeskCredentials
 
 
-def test_credentials_from_env() -> None:
-    assert credentials_from_env({}) is None
-    token = credentials_from_env({
-        "ERPGW_ZENDESK_SUBDOMAIN": "northwind", "ERPGW_ZENDESK_EMAIL": "ops@northwind.test",
-        "ERPGW_ZENDESK_API_TOKEN": "t0k", "ERPGW_ZENDESK_WEBHOOK_SECRETS": "new, old"})
-    assert token is not None
-    assert token.base_url == "https://northwind.zendesk.com"
-    assert token.webhook_secrets == ("new", "old")
+def test_credentials_authenticate_by_api_token_or_oauth_token() -> None:
+    token = ZendeskCredentials(
+        base_url="https://northwind.zendesk.com", email="ops@northwind.test", api_token="t0k"
+    )
     request = httpx.Request("GET", "https://northwind.zendesk.com/api/v2/tickets")
     next(token.auth().auth_flow(request))
     expected = base64.b64encode(b"ops@northwind.test/token:t0k").decode()
     assert request.headers["Authorization"] == f"Basic {expected}"
-    oauth = credentials_from_env({"ERPGW_ZENDESK_BASE_URL": "https://help.example.test/",
-                                  "ERPGW_ZENDESK_OAUTH_TOKEN": "oa"})
-    assert oauth is not None and oauth.base_url == "https://help.example.test"
+    oauth = ZendeskCredentials(base_url="https://help.example.test", oauth_token="oa")
     request = httpx.Request("GET", "https://help.example.test/api/v2/tickets")
     next(oauth.auth().auth_flow(request))
     assert request.headers["Authorization"] == "Bearer oa"
-    with pytest.raises(ValueError, match="partly configured"):
-        credentials_from_env({"ERPGW_ZENDESK_SUBDOMAIN": "northwind"})
 
 
 def test_sandbox_credentials_verify_sandbox_deliveries() -> None:

@@ -1,0 +1,1 @@
+"""Subscription amendments: a changed subscription reaches billing, the ERP and the CRM."""

@@ -1,0 +1,1 @@
+"""Support escalations: escalation credits and service-credit approvals."""

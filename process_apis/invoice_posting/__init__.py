@@ -1,0 +1,1 @@
+"""Invoice posting: every billing invoice reaches the ERP through one posting path."""

@@ -1,0 +1,330 @@
+"""Quote-to-cash: a won deal becomes a customer, a subscription, an order and a write-back.
+
+The flow makes sure the account is a customer in billing, the ERP and support (customer
+master), that every product of the deal is in the billing and ERP catalogs (matched by product
+code), charges the one-time services as invoice items and subscribes the customer to the
+recurring lines (one Stripe subscription, `send_invoice`, due after the account's payment
+terms; the pending one-time items land on its first invoice), books the NetSuite sales order
+(externalId `q2c:{opportunity_id}`) and writes order number, subscription id and status back
+to the opportunity. No compensation: a step that fails for good waits in the exception queue
+and resumes from that step; every write is keyed, so nothing is created twice. A deal of one-time
+services only gets an invoice of its own instead of a subscription.
+
+Owner teams follow `exceptions.owner_for`: outages and refused credentials go to integration,
+catalog and pricing steps to revenue ops, ERP postings to finance.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from contracts.ownership import check_write
+from contracts.v1 import (
+    DealPatch,
+    Price,
+    Product,
+    RecurringInterval,
+    SalesOrderCreate,
+    SalesOrderLine,
+    SubscriptionCreate,
+    SubscriptionItemInput,
+)
+from process_apis.cross_references import CrossReferences
+from process_apis.customer_master.flow import (
+    CustomerLinks,
+    CustomerMaster,
+    canonical_customer_id,
+)
+from process_apis.engine.durable import (
+    BUSY_PLATFORM,
+    FlowInstance,
+    current_idempotency_key,
+    flow,
+    flow_class,
+    flow_step,
+    report_external_ids,
+)
+from process_apis.quote_to_cash.orders import Order, OrderLine
+from system_apis.billing.port import BillingPort
+from system_apis.crm.port import CrmPort
+from system_apis.erp.port import ErpPort
+
+__all__ = [
+    "FLOW_TYPE",
+    "BookedOrder",
+    "QuoteToCash",
+    "QuoteToCashResult",
+    "flow_id_for",
+]
+
+FLOW_TYPE: Final = "quote_to_cash"
+PRICE: Final = "price"
+"""Cross-reference entity of a catalog price (`{product code}:{currency}`)."""
+PRODUCT: Final = "product"
+"""Cross-reference entity of a catalog product (its product code)."""
+SYNCED: Final = "synced"
+
+
+
+class BookedOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """The ERP's sales order for a deal."""
+
+    id: str
+    number: str | None
+
+
+class QuoteToCashResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What a finished quote-to-cash flow created."""
+
+    customer: CustomerLinks
+    subscription_id: str | None
+    invoice_item_ids: list[str]
+    sales_order: BookedOrder
+
+
+def flow_id_for(opportunity_id: str) -> str:
+    """The flow id (business key) of a deal's quote-to-cash flow."""
+    return f"q2c:{opportunity_id}"
+
+
+@flow_class("quote-to-cash")
+class QuoteToCash(FlowInstance):
+    """The quote-to-cash flow (`run`) and its steps; customer steps are the customer
+    master's."""
+
+    def __init__(
+        self,
+        *,
+        customers: CustomerMaster,
+        crm: CrmPort,
+        billing: BillingPort,
+        erp: ErpPort,
+        references: CrossReferences,
+    ) -> None:
+        super().__init__()
+        self.customers = customers
+        self.crm = crm
+        self.billing = billing
+        self.erp = erp
+        self.references = references
+
+    @flow()
+    async def run(self, order: Order) -> QuoteToCashResult:
+        customer = await self.customers.ensure(order.account)
+        prices = await self.sync_billing_catalog(order.lines, order.currency)
+        items = await self.sync_erp_catalog(order.lines, order.currency)
+        charges = [
+            await self.charge_one_time_product(
+                customer.billing_customer_id, prices[line.product_code], line.quantity,
+                f"{line.product_name} ({order.name})",
+            )
+            for line in order.lines
+            if not line.recurring
+        ]
+        subscription_id = None
+        if any(line.recurring for line in order.lines):
+            subscription_id = await self.subscribe_to_recurring_prices(
+                order, customer.billing_customer_id, prices
+            )
+        elif charges:
+            await self.invoice_one_time_products(order, customer.billing_customer_id)
+        booked = await self.book_sales_order(order, customer.erp_customer_id, items)
+        await self.write_back_opportunity(order.opportunity_id, booked.number, subscription_id)
+        return QuoteToCashResult(
+            customer=customer,
+            subscription_id=subscription_id,
+            invoice_item_ids=charges,
+            sales_order=booked,
+        )
+
+    # -- catalog ---------------------------------------------------------------------------
+
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
+    async def sync_billing_catalog(self, lines: list[OrderLine], currency: str) -> dict[str, str]:
+        """The Stripe price of each product code in `currency`, created where missing."""
+        prices: dict[str, str] = {}
+        for line in _distinct(lines):
+            key = f"{line.product_code}:{currency}"
+            price_id = await self.references.find(PRICE, key, "stripe")
+            if price_id is None:
+                price = await self.billing.find_price(
+                    product_code=line.product_code, currency=currency
+                )
+                price_id = price.id if price is not None else await self._new_price(line, currency)
+                await self.references.link(PRICE, key, "stripe", price_id)
+            prices[line.product_code] = price_id
+        report_external_ids(**{f"stripe_price_{code}": pid for code, pid in prices.items()})
+        return prices
+
+    @flow_step(system="netsuite", retry=BUSY_PLATFORM)
+    async def sync_erp_catalog(self, lines: list[OrderLine], currency: str) -> dict[str, str]:
+        """The NetSuite item of each product code, upserted (by code) where missing."""
+        items: dict[str, str] = {}
+        for line in _distinct(lines):
+            item_id = await self.references.find(PRODUCT, line.product_code, "netsuite")
+            if item_id is None:
+                found = await self.erp.find_product(line.product_code)
+                if found is None:
+                    found = await self.erp.upsert_product(
+                        _product(line), prices={currency: line.list_amount}
+                    )
+                item_id = found.id
+                await self.references.link(PRODUCT, line.product_code, "netsuite", item_id)
+            items[line.product_code] = item_id
+        report_external_ids(**{f"netsuite_item_{code}": iid for code, iid in items.items()})
+        return items
+
+    # -- billing ---------------------------------------------------------------------------
+
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
+    async def charge_one_time_product(
+        self, customer_id: str, price_id: str, quantity: int, description: str
+    ) -> str:
+        """An invoice item for a one-time service; it waits for the customer's next invoice."""
+        item = await self.billing.create_invoice_item(
+            customer_id=customer_id,
+            price_id=price_id,
+            quantity=quantity,
+            description=description,
+            idempotency_key=current_idempotency_key(),
+        )
+        report_external_ids(stripe_invoice_item=item.id)
+        return item.id
+
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
+    async def subscribe_to_recurring_prices(
+        self, order: Order, customer_id: str, prices: dict[str, str]
+    ) -> str:
+        """One subscription of the recurring lines, invoiced (not charged) on the account's
+        payment terms; its metadata names the deal and the canonical customer."""
+        subscription = SubscriptionCreate(
+            customer_id=customer_id,
+            currency=order.currency,
+            items=[
+                SubscriptionItemInput(price_id=prices[line.product_code], quantity=line.quantity)
+                for line in order.lines
+                if line.recurring
+            ],
+            collection_method="send_invoice",
+            days_until_due=order.payment_terms_days,
+            deal_id=order.opportunity_id,
+            legal_entity=order.legal_entity,
+        )
+        created = await self.billing.create_subscription(
+            subscription,
+            canonical_id=canonical_customer_id(order.account.id),
+            idempotency_key=current_idempotency_key(),
+        )
+        report_external_ids(stripe_subscription=created.id)
+        return created.id
+
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
+    async def invoice_one_time_products(self, order: Order, customer_id: str) -> str:
+        """A deal of one-time services only: its pending items go on an invoice of their own,
+        sent on the account's payment terms (Stripe finalizes it)."""
+        invoice = await self.billing.create_invoice(
+            customer_id=customer_id,
+            collection_method="send_invoice",
+            days_until_due=order.payment_terms_days,
+            include_pending_items=True,
+            auto_advance=True,
+            description=order.name,
+            idempotency_key=current_idempotency_key(),
+        )
+        report_external_ids(stripe_invoice=invoice.id)
+        return invoice.id
+
+    # -- ERP and CRM -----------------------------------------------------------------------
+
+    @flow_step(system="netsuite", retry=BUSY_PLATFORM)
+    async def book_sales_order(
+        self, order: Order, customer_id: str, items: dict[str, str]
+    ) -> BookedOrder:
+        """The sales order in the deal's legal entity and currency, upserted by its external
+        id `q2c:{opportunity_id}` (a repeat is the same order)."""
+        booked = await self.erp.upsert_sales_order(
+            SalesOrderCreate(
+                customer_id=customer_id,
+                legal_entity=order.legal_entity,
+                currency=order.currency,
+                order_date=order.order_date,
+                lines=[
+                    SalesOrderLine(
+                        item_id=items[line.product_code],
+                        product_code=line.product_code,
+                        description=line.product_name,
+                        quantity=line.quantity,
+                        unit_amount=line.unit_amount,
+                        amount=line.amount,
+                    )
+                    for line in order.lines
+                ],
+                external_id=flow_id_for(order.opportunity_id),
+                deal_id=order.opportunity_id,
+                memo=order.name,
+            )
+        )
+        report_external_ids(netsuite_sales_order=booked.id, netsuite_tran_id=booked.number or "")
+        return BookedOrder(id=booked.id, number=booked.number)
+
+    @flow_step(system="salesforce", retry=BUSY_PLATFORM)
+    async def write_back_opportunity(
+        self, opportunity_id: str, order_number: str | None, subscription_id: str | None
+    ) -> None:
+        """The opportunity shows the ERP order, the subscription and that it is synced."""
+        patch = DealPatch(
+            erp_order_number=order_number,
+            billing_subscription_id=subscription_id,
+            integration_status=SYNCED,
+        )
+        # These fields are owned by the ERP, billing and the gateway; the CRM holds mirrors.
+        check_write("Deal", "salesforce", patch.fields_set(), mirror=True)
+        await self.crm.update_deal(opportunity_id, patch)
+        report_external_ids(salesforce_opportunity=opportunity_id)
+
+    async def _new_price(self, line: OrderLine, currency: str) -> str:
+        """A Stripe price (and product, when Stripe has none for the code) at list price.
+        Keyed by the catalog record, not the flow: any flow may be the first to need it."""
+        product = await self.billing.find_product(line.product_code)
+        if product is None:
+            product = await self.billing.create_product(
+                _product(line), idempotency_key=f"catalog:{line.product_code}:product"
+            )
+        price = await self.billing.create_price(
+            Price(
+                id=f"{line.product_code}:{currency}",
+                product_id=product.id,
+                currency=currency,
+                unit_amount=line.list_amount,
+                recurring_interval=_recurring_interval(line),
+                product_code=line.product_code,
+            ),
+            idempotency_key=f"catalog:{line.product_code}:{currency}:price",
+        )
+        return price.id
+
+
+def _distinct(lines: list[OrderLine]) -> list[OrderLine]:
+    seen: dict[str, OrderLine] = {}
+    for line in lines:
+        seen.setdefault(line.product_code, line)
+    return list(seen.values())
+
+
+def _recurring_interval(line: OrderLine) -> RecurringInterval | None:
+    if line.billing_interval == "month":
+        return "month"
+    if line.billing_interval == "year":
+        return "year"
+    return None
+
+
+def _product(line: OrderLine) -> Product:
+    return Product(
+        id=line.product_code,
+        code=line.product_code,
+        name=line.product_name,
+        billing_interval=line.billing_interval,
+    )

@@ -1,0 +1,1 @@
+"""Webhook intake: signed vendor events, deduplicated by event id, versioned, dispatched."""
