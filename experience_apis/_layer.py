@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from litestar import Router
+from litestar.config.app import AppConfig
 from litestar.di import Provide
+from litestar.plugins import InitPlugin
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -64,8 +66,8 @@ def create_routers(*extra: Any) -> list[Any]:
     ]
 
 
-@dataclass
-class ExperienceLayer:
+@dataclass(eq=False)  # a plugin: Litestar keeps plugins in sets
+class ExperienceLayer(InitPlugin):
     services: ViewServices
     console: Console | None = None
     extra_routes: list[Any] = field(default_factory=list)
@@ -78,6 +80,12 @@ class ExperienceLayer:
     @property
     def dependencies(self) -> dict[str, Provide]:
         return {"views": _provide(self.services), **self.extra_dependencies}
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Contribute the channel views' routes and their dependencies."""
+        app_config.route_handlers.extend(self.routers)
+        app_config.dependencies.update(self.dependencies)
+        return app_config
 
 
 def build_experience_layer(

@@ -11,16 +11,19 @@ the routes as its domain's port (`crm`, `billing`, `support`, `erp`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-from litestar import asgi
+from litestar import Litestar, asgi
+from litestar.config.app import AppConfig
 from litestar.di import Provide
 from litestar.handlers import ASGIRouteHandler
+from litestar.plugins import InitPlugin
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -57,8 +60,8 @@ class Vendor:
     emulator: Any | None = None
 
 
-@dataclass
-class Platforms:
+@dataclass(eq=False)  # a plugin: Litestar keeps plugins in sets
+class Platforms(InitPlugin):
     vendors: dict[str, Vendor] = field(default_factory=dict)
     routers: list[Any] = field(default_factory=list)
     dependencies: dict[str, Provide] = field(default_factory=dict)
@@ -79,6 +82,22 @@ class Platforms:
                 await close()
         if self.recorder is not None:
             await self.recorder.stop()
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Contribute the system APIs' routes, their ports and the emulator mounts; start
+        and stop the platforms with the app."""
+        app_config.route_handlers.extend(self.routers)
+        app_config.dependencies.update(self.dependencies)
+        app_config.lifespan.append(self._lifespan)
+        return app_config
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
 
 
 @dataclass(frozen=True)

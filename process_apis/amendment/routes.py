@@ -13,8 +13,10 @@ from typing import Annotated, Any, TypeVar
 
 import msgspec
 from litestar import Request, Response, Router, post
+from litestar.config.app import AppConfig
 from litestar.di import NamedDependency, Provide
 from litestar.params import Body
+from litestar.plugins import InitPlugin
 
 from contracts.context import current_context
 from contracts.errors import FieldError, Forbidden, UpstreamNotFound, ValidationFailed
@@ -181,12 +183,17 @@ class AmendmentService:
         return None
 
 
-@dataclass
-class AmendmentWiring:
+@dataclass(eq=False)  # a plugin: Litestar keeps plugins in sets
+class AmendmentWiring(InitPlugin):
     """What the app factory mounts: the service and its routers."""
 
     service: AmendmentService
     routers: list[Router]
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Contribute the subscription-amendment route (their dependencies are on the routers)."""
+        app_config.route_handlers.extend(self.routers)
+        return app_config
 
 
 @post(

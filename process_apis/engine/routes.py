@@ -9,15 +9,19 @@ entities their token allows; others answer 404 as if they did not exist.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
 import msgspec
-from litestar import Request, Response, Router, get, post
+from litestar import Litestar, Request, Response, Router, get, post
+from litestar.config.app import AppConfig
 from litestar.di import NamedDependency, Provide
 from litestar.params import Body, FromQuery, PathParameter, QueryParameter
+from litestar.plugins import InitPlugin
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -221,8 +225,8 @@ def create_router() -> Router:
     )
 
 
-@dataclass
-class ProcessLayer:
+@dataclass(eq=False)  # a plugin: Litestar keeps plugins in sets
+class ProcessLayer(InitPlugin):
     """The process layer as the app factory mounts it: routers, dependencies, and the flow
     engine to launch in the app's lifespan (`start`) and stop with it (`stop`)."""
 
@@ -249,6 +253,22 @@ class ProcessLayer:
 
     async def stop(self) -> None:
         await self.engine.shutdown()
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Contribute the flow and exception routes and their dependencies; launch the flow
+        engine with the app and shut it down with it."""
+        app_config.route_handlers.extend(self.routers)
+        app_config.dependencies.update(self.dependencies)
+        app_config.lifespan.append(self._lifespan)
+        return app_config
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
 
 
 def build_process_layer(

@@ -19,8 +19,10 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 import structlog
 from litestar import Request, Response, Router, get, post
+from litestar.config.app import AppConfig
 from litestar.di import NamedDependency, Provide
 from litestar.params import Body, PathParameter
+from litestar.plugins import InitPlugin
 
 from contracts.context import current_context
 from contracts.errors import (
@@ -246,12 +248,18 @@ class EscalationService:
         )
 
 
-@dataclass
-class EscalationWiring:
+@dataclass(eq=False)  # a plugin: Litestar keeps plugins in sets
+class EscalationWiring(InitPlugin):
     """What the app factory mounts: the service and its routers."""
 
     service: EscalationService
     routers: list[Router]
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Contribute the escalation and service-credit routes (their dependencies are on
+        the routers)."""
+        app_config.route_handlers.extend(self.routers)
+        return app_config
 
 
 @post("/escalations", opt=_WRITE, status_code=202, summary="Escalate a sev-1 ticket")

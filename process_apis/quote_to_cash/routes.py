@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Final
 
 import msgspec
 import structlog
-from litestar import Request, Response, Router, post
+from litestar import Litestar, Request, Response, Router, post
+from litestar.config.app import AppConfig
 from litestar.di import NamedDependency, Provide
 from litestar.params import Body
+from litestar.plugins import InitPlugin
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.context import current_context
@@ -73,8 +76,8 @@ class QuoteToCashRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     """The CRM opportunity (won) to book."""
 
 
-@dataclass
-class QuoteToCashService:
+@dataclass(eq=False)  # a plugin: Litestar keeps plugins in sets
+class QuoteToCashService(InitPlugin):
     """Quote-to-cash and the customer master as the app runs them: the flows, the order
     checks, and the won-deal poller (a background task from `start` to `stop`)."""
 
@@ -155,6 +158,22 @@ class QuoteToCashService:
         flow = await self.reader.get(flow_id)
         assert flow is not None, "a started flow has a record"
         return flow
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Contribute the quote-to-cash and customer-master routes and dependencies; run the
+        won-deal poller with the app."""
+        app_config.route_handlers.extend(self.routers)
+        app_config.dependencies.update(self.dependencies)
+        app_config.lifespan.append(self._lifespan)
+        return app_config
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.stop()
 
 
 @post(

@@ -43,7 +43,9 @@ import msgspec
 import sqlalchemy as sa
 import structlog
 from litestar import Request, Response, Router, post
+from litestar.config.app import AppConfig
 from litestar.di import NamedDependency, Provide
+from litestar.plugins import InitPlugin
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.context import current_context
@@ -164,8 +166,8 @@ class WebhookDispatcher:
         return starts
 
 
-@dataclass
-class WebhookIntake:
+@dataclass(eq=False)  # a plugin: Litestar keeps plugins in sets
+class WebhookIntake(InitPlugin):
     """Verifies, stores and dispatches vendor events; the routes' one dependency."""
 
     database: AsyncEngine
@@ -310,6 +312,12 @@ class WebhookIntake:
                     processed_at=utcnow(),
                 )
             )
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """Contribute the webhook routes and the intake as a dependency."""
+        app_config.route_handlers.extend(self.routers)
+        app_config.dependencies.update(self.dependencies)
+        return app_config
 
 
 @post(
