@@ -1,12 +1,15 @@
 """Every error of every route as RFC 9457 `application/problem+json`; the one place that does it.
 
 The table below maps each error class of `contracts.errors` to its HTTP status; Litestar's own
-HTTP exceptions (routing, validation, body size) keep theirs; anything else is a 500 whose
-body says nothing about internals (the traceback goes to the log with the correlation id).
+HTTP exceptions (routing, validation, body size) keep theirs, except that a body refused only
+for values past its declared bounds is a 422, as a route's own content checks are; anything
+else is a 500 whose body says nothing about internals (the traceback goes to the log with the
+correlation id).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -122,6 +125,10 @@ def _gateway_problem(exc: e.GatewayError) -> tuple[int, dict[str, Any], dict[str
 
 def _http_problem(exc: HTTPException) -> tuple[int, dict[str, Any], dict[str, str]]:
     status = exc.status_code
+    if _past_bounds(exc):
+        # Well-formed, but a number, list or text past its declared bound: like any
+        # request a route refuses on its content, 422 (the request contracts' bounds).
+        status = 422
     detail = exc.detail if status < 500 else "The gateway could not complete the request."
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -133,6 +140,20 @@ def _http_problem(exc: HTTPException) -> tuple[int, dict[str, Any], dict[str, st
         body["errors"] = [_field_error(item) for item in exc.extra if isinstance(item, dict)]
     headers = {k: v for k, v in (exc.headers or {}).items()}
     return status, body, headers
+
+
+_BOUND_MESSAGE = re.compile(r"^Expected `[a-z]+` (?:of length )?[<>]=? ")
+"""How msgspec words a `Meta` bound violation (`Expected `int` <= 1000000`)."""
+
+
+def _past_bounds(exc: HTTPException) -> bool:
+    """A body refused only for values past the bounds its Struct declares."""
+    if not isinstance(exc, ValidationException) or not isinstance(exc.extra, list):
+        return False
+    items = [item for item in exc.extra if isinstance(item, dict)]
+    return bool(items) and all(
+        _BOUND_MESSAGE.match(str(item.get("message", ""))) for item in items
+    )
 
 
 def _internal_problem() -> tuple[int, dict[str, Any], dict[str, str]]:

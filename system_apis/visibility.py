@@ -1,7 +1,10 @@
-"""What a caller may see through the canonical routes: only records of its legal entities.
+"""What a caller may see: only records of its legal entities, through every door.
 
-A record of another legal entity answers exactly as a missing one does (404), so a caller
-cannot learn that it exists.
+A record of another legal entity answers exactly as a missing one does (the canonical routes'
+404, a process route's 404 or 422 for an unknown reference), so a caller cannot learn that it
+exists. The canonical routes use `visible` and `visible_one`; the process routes, webhook
+callouts and operator actions read a record and pass it through `seen`, then answer for None
+as they answer for a missing record.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from contracts.errors import NotFound, Unauthenticated, UpstreamNotFound
 from contracts.principal import Principal
 from contracts.v1 import Page
 
-__all__ = ["caller", "visible", "visible_one"]
+__all__ = ["caller", "may_see", "seen", "visible", "visible_one"]
 
 T = TypeVar("T")
 
@@ -26,6 +29,22 @@ def caller(request: Request[Any, Any, Any]) -> Principal:
     if not isinstance(user, Principal):
         raise Unauthenticated("an access token is required", error="")
     return user
+
+
+def may_see(principal: Principal | None, entity: str | None) -> bool:
+    """Whether `principal` may see a record of legal entity `entity`. None is the gateway
+    itself (a scheduled poll), never a request: it sees every entity."""
+    return principal is None or principal.may_see_entity(entity)
+
+
+def seen(
+    principal: Principal | None, record: T | None, entity: Callable[[T], str | None]
+) -> T | None:
+    """`record` as `principal` sees it: None when it is missing or of a legal entity the
+    caller may not see, so the caller's answer is the answer for a missing record."""
+    if record is None or not may_see(principal, entity(record)):
+        return None
+    return record
 
 
 def visible(page: Page[T], principal: Principal, entity: Callable[[T], str | None]) -> Page[T]:
@@ -42,6 +61,6 @@ async def visible_one(
         record = await fetch
     except UpstreamNotFound as exc:
         raise NotFound(f"{what} not found") from exc
-    if not principal.may_see_entity(entity(record)):
+    if seen(principal, record, entity) is None:
         raise NotFound(f"{what} not found")
     return record

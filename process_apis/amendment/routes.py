@@ -19,7 +19,8 @@ from litestar.params import Body
 from litestar.plugins import InitPlugin
 
 from contracts.context import current_context
-from contracts.errors import FieldError, Forbidden, UpstreamNotFound, ValidationFailed
+from contracts.errors import FieldError, UpstreamNotFound, ValidationFailed
+from contracts.limits import MAX_QUANTITY
 from contracts.principal import Principal
 from contracts.v1 import Price, Subscription
 from process_apis.amendment.flow import (
@@ -37,6 +38,7 @@ from process_apis.engine.store import utcnow
 from system_apis.billing.port import BillingPort
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
+from system_apis.visibility import seen
 
 __all__ = [
     "AmendmentAccepted",
@@ -60,26 +62,40 @@ _STRICT_BODY = Body(schema_extra={"additionalProperties": False})
 _ENDED = frozenset({"canceled"})
 AuthedRequest = Request[Principal, Any, Any]
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+ProductCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+MAX_CHANGES = 20
+"""Changes one amendment may list: Stripe holds at most 20 items on a subscription
+(https://docs.stripe.com/billing/subscriptions/multiple-products), so no valid amendment
+changes more, and each change costs a price lookup before the amendment is checked."""
 T = TypeVar("T")
 
 
 class ItemChangeRequest(msgspec.Struct, frozen=True, kw_only=True):
     """One item change: a price (`price_id`, or `product_code` for the product's price in the
-    subscription's currency) and its new quantity, or `remove: true`."""
+    subscription's currency) and its new quantity, or `remove: true`.
+
+    Bounds: a quantity is 0 to 1,000,000 (`contracts.limits.MAX_QUANTITY`); ids are at most
+    255 characters, product codes 64."""
 
     # Unknown keys are not refused here (the OpenAPI of a nested object cannot say so), yet a
     # misspelt key still fails: every change needs its price and its quantity or removal.
 
-    price_id: str | None = None
-    product_code: str | None = None
-    quantity: int | None = None
-    """The new quantity (0 removes the item)."""
+    price_id: Id | None = None
+    product_code: ProductCode | None = None
+    # Only the upper bound is declared: a negative quantity is refused by the service with
+    # every other problem of the amendment, in one answer.
+    quantity: Annotated[int, msgspec.Meta(le=MAX_QUANTITY)] | None = None
+    """The new quantity, 0 to 1,000,000 (0 removes the item)."""
     remove: bool = False
 
 
 class AmendmentRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An amendment of a subscription's items. Bounds: at most 20 changes (`MAX_CHANGES`,
+    Stripe's item limit per subscription), each bounded as `ItemChangeRequest` says; a
+    request past a bound is refused (422 naming the field) before any platform is asked."""
+
     subscription_id: Id
-    changes: list[ItemChangeRequest]
+    changes: Annotated[list[ItemChangeRequest], msgspec.Meta(max_length=MAX_CHANGES)]
     effective_date: date
     """The day (UTC) the change takes effect; at most one day in the past. A future date is
     applied when it comes."""
@@ -108,19 +124,13 @@ class AmendmentService:
     async def amend(
         self, request: AmendmentRequest, *, principal: Principal | None = None
     ) -> tuple[FlowHandle, Amendment]:
-        """Start (or find) the amendment; ValidationFailed lists every problem, Forbidden
-        refuses a subscription of a legal entity `principal` may not act on."""
-        subscription = await _or_none(self.billing.get_subscription(request.subscription_id))
-        if (
-            subscription is not None
-            and principal is not None
-            and not principal.may_see_entity(subscription.legal_entity)
-        ):
-            raise Forbidden(
-                f"Subscription {request.subscription_id} belongs to legal entity "
-                f"{subscription.legal_entity}, which this client may not act on",
-                code="legal_entity",
-            )
+        """Start (or find) the amendment; ValidationFailed lists every problem. A
+        subscription of a legal entity `principal` may not see is refused as a missing one."""
+        subscription = seen(
+            principal,
+            await _or_none(self.billing.get_subscription(request.subscription_id)),
+            lambda found: found.legal_entity,
+        )
         problems = _subscription_problems(request.subscription_id, subscription)
         changes = await self._resolve(request.changes, subscription, problems)
         late = request.effective_date < utcnow().date() - PAST_TOLERANCE

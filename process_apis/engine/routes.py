@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.errors import FieldError, InvalidRequest, NotFound
+from contracts.limits import MAX_ITEMS
 from contracts.principal import Principal
 from contracts.v1 import Page
 from process_apis.engine.flow_engine import FlowEngine
@@ -80,9 +81,13 @@ OpenAPI, which Litestar does not derive from `forbid_unknown_fields`."""
 
 
 class RetryRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    input: dict[str, Any] | None = None
-    """An edited input for the failed step, checked against its input contract; absent: the
-    step runs again with the input it had."""
+    """Bounds: an edited input has at most 100 fields (`contracts.limits.MAX_ITEMS`); what is
+    inside them is bounded by the step's input contract and by the operations service (lists
+    of at most 100 items, quantities and amounts within `contracts.limits`)."""
+
+    input: Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_ITEMS)] | None = None
+    """An edited input for the failed step, checked against its input contract, the flow's
+    legal entity, currency and records; absent: the step runs again with the input it had."""
 
 
 class AssignRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

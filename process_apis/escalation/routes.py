@@ -28,7 +28,6 @@ from contracts.context import current_context
 from contracts.errors import (
     Conflict,
     FieldError,
-    Forbidden,
     NotFound,
     UpstreamNotFound,
     ValidationFailed,
@@ -57,6 +56,7 @@ from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
 from system_apis.support.port import SupportPort
 from system_apis.support.zendesk.mapping import MappingError, case_from_ticket_event
+from system_apis.visibility import may_see, seen
 
 __all__ = [
     "DecisionRequest",
@@ -113,7 +113,7 @@ class EscalationAccepted(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class DecisionRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    reason: str | None = None
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
     """Why finance decides so; required (recorded on the credit, the ERP task and memos)."""
 
 
@@ -128,19 +128,12 @@ class EscalationService:
     async def escalate(
         self, organization_id: str, ticket_id: str, *, principal: Principal | None = None
     ) -> FlowHandle:
-        """Check the organization and its case (422 listing every problem; 403 for a legal
-        entity `principal` may not act on), then start or join the month's escalation."""
-        organization, entitlement, case = await self._read(organization_id, ticket_id)
-        if (
-            principal is not None
-            and organization is not None
-            and not principal.may_see_entity(organization.legal_entity)
-        ):
-            raise Forbidden(
-                f"Organization {organization_id} belongs to legal entity "
-                f"{organization.legal_entity}, which this client may not act on",
-                code="legal_entity",
-            )
+        """Check the organization and its case (422 listing every problem; an organization
+        or ticket of a legal entity `principal` may not see is a missing one), then start or
+        join the month's escalation."""
+        organization, entitlement, case = await self._read(
+            organization_id, ticket_id, principal=principal
+        )
         problems = _problems(organization_id, organization, entitlement, case)
         if problems or organization is None or case is None:
             raise ValidationFailed("The escalation cannot start", errors=problems)
@@ -190,13 +183,10 @@ class EscalationService:
         self, flow: Flow, decision: CreditDecision, *, principal: Principal
     ) -> ServiceCredit:
         """Send finance's decision to the flow waiting for it. An overdue (`expired`) credit
-        takes a decision too: the flow reads it once an operator reopens the wait."""
-        if not principal.may_see_entity(flow.legal_entity):
-            raise Forbidden(
-                f"Service credit {flow.id} belongs to legal entity {flow.legal_entity}, which "
-                "this client may not approve for",
-                code="legal_entity",
-            )
+        takes a decision too: the flow reads it once an operator reopens the wait. A credit
+        of a legal entity `principal` may not see is a missing one."""
+        if not may_see(principal, flow.legal_entity):
+            raise NotFound(f"No service credit {flow.id}")
         credit = await self.credit(flow)
         if credit.status not in _DECIDABLE:
             raise Conflict(
@@ -207,13 +197,24 @@ class EscalationService:
         return credit
 
     async def _read(
-        self, organization_id: str, ticket_id: str
+        self, organization_id: str, ticket_id: str, *, principal: Principal | None = None
     ) -> tuple[Customer | None, Entitlement | None, SupportCase | None]:
-        organization, entitlement, case = await asyncio.gather(
+        """The organization, its entitlement and the ticket, each None when missing or of a
+        legal entity `principal` may not see (a ticket's is its organization's)."""
+        found, entitlement, case = await asyncio.gather(
             _or_none(self.support.get_organization(organization_id)),
             _or_none(self.support.get_entitlement(organization_id)),
             _or_none(self.support.get_case(ticket_id)),
         )
+        organization = seen(principal, found, _entity_of)
+        if organization is None:
+            entitlement = None
+        if case is not None and principal is not None and principal.entities is not None:
+            owner = found if case.organization_id == organization_id else None
+            if owner is None and case.organization_id is not None:
+                owner = await _or_none(self.support.get_organization(case.organization_id))
+            if seen(principal, owner, _entity_of) is None:
+                case = None
         return organization, entitlement, case
 
     async def _due(self, payload: Mapping[str, Any]) -> tuple[Customer, SupportCase] | None:
@@ -382,7 +383,7 @@ async def _decide(
         raise ValidationFailed(
             "A reason is required", errors=[FieldError(pointer="/reason", detail="is required")]
         )
-    flow = await _escalation_flow(reader, credit_id, principal=None)
+    flow = await _escalation_flow(reader, credit_id, principal=request.user)
     message = CreditDecision(
         decision="approved" if decision == "approved" else "rejected",
         reason=reason,
@@ -399,6 +400,10 @@ async def _escalation_flow(
     if flow is None or flow.type != FLOW_TYPE:
         raise NotFound(f"No service credit {credit_id}")
     return flow
+
+
+def _entity_of(organization: Customer) -> str | None:
+    return organization.legal_entity
 
 
 async def _or_none(call: Awaitable[T]) -> T | None:

@@ -18,7 +18,6 @@ import msgspec
 
 from contracts.errors import (
     FieldError,
-    Forbidden,
     NotFound,
     UpstreamError,
     UpstreamNotFound,
@@ -28,6 +27,7 @@ from contracts.principal import Principal
 from contracts.v1 import BillingInterval, Customer, Deal, LegalEntity, Price, Product
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
+from system_apis.visibility import may_see
 
 __all__ = [
     "DEFAULT_PAYMENT_TERMS_DAYS",
@@ -140,8 +140,8 @@ class OrderDesk:
         """The order of a won deal.
 
         Raises:
-            NotFound: no such opportunity.
-            Forbidden: `principal` may not act on the deal's legal entity.
+            NotFound: no such opportunity, or one of a legal entity `principal` may not
+                see (the same answer, so its existence does not show).
             ValidationFailed: the deal cannot be booked; one field error per problem.
         """
         return await self.order_of(await self._deal(opportunity_id), principal=principal)
@@ -149,10 +149,8 @@ class OrderDesk:
     async def order_of(self, deal: Deal, *, principal: Principal | None) -> Order:
         """The order of a deal already read (the poller's); raises as `order_for`."""
         opportunity_id = deal.id
-        if principal is not None and not principal.may_see_entity(deal.legal_entity):
-            raise Forbidden(
-                f"Opportunity {opportunity_id} belongs to a legal entity you may not act on"
-            )
+        if not may_see(principal, deal.legal_entity):
+            raise NotFound(f"No opportunity {opportunity_id}")
         account, account_problems = await self._account(deal)
         catalog = await self.catalog(deal)
         entities = await self._entities.get(self._read_entities)
@@ -167,8 +165,7 @@ class OrderDesk:
         """The CRM account a customer-master sync copies out.
 
         Raises:
-            NotFound: no such account.
-            Forbidden: `principal` may not act on the account's legal entity.
+            NotFound: no such account, or one of a legal entity `principal` may not see.
             ValidationFailed: the account has no legal entity the ERP knows.
         """
         try:
@@ -178,14 +175,15 @@ class OrderDesk:
         except UpstreamError as exc:
             if exc.code != "unmappable_record":
                 raise
+            if principal.entities is not None:
+                # An account without a legal entity is of none the caller may see.
+                raise NotFound(f"No account {crm_account_id}") from exc
             raise ValidationFailed(
                 f"Account {crm_account_id} cannot be synced",
                 errors=[_problem("/legal_entity", f"the account has no legal entity: {exc}")],
             ) from exc
-        if not principal.may_see_entity(account.legal_entity):
-            raise Forbidden(
-                f"Account {crm_account_id} belongs to a legal entity you may not act on"
-            )
+        if not may_see(principal, account.legal_entity):
+            raise NotFound(f"No account {crm_account_id}")
         entities = await self._entities.get(self._read_entities)
         if account.legal_entity not in entities:
             raise ValidationFailed(

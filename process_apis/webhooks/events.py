@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import msgspec
 
 from contracts.errors import FieldError, InvalidRequest, Unauthenticated
+from contracts.principal import Principal
 from system_apis.billing.stripe import webhooks as stripe_signatures
 from system_apis.support.zendesk import webhooks as zendesk_signatures
 
@@ -37,6 +38,9 @@ class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
     body for Salesforce."""
     changes: dict[str, Any] | None = None
     """What changed: Stripe `data.previous_attributes`, Zendesk `event`."""
+    sender: Principal | None = None
+    """The API client that sent a Salesforce callout: what the callout starts acts for it,
+    within its scopes and legal entities. None for a delivery the vendor signed."""
 
 
 def verify_stripe(
@@ -103,14 +107,15 @@ class SalesforceCallout(msgspec.Struct, frozen=True, kw_only=True):
     """The sender's id of this event; without one, event and record make the id."""
 
 
-def callout_event(callout: SalesforceCallout) -> WebhookEvent:
-    """The event of a Salesforce callout."""
+def callout_event(callout: SalesforceCallout, *, sender: Principal) -> WebhookEvent:
+    """The event of a Salesforce callout sent by API client `sender`."""
     return WebhookEvent(
         source="salesforce",
         id=callout.event_id or f"{callout.event}:{callout.opportunity_id or ''}",
         type=callout.event,
         subject=callout.opportunity_id,
         object=msgspec.to_builtins(callout),
+        sender=sender,
     )
 
 

@@ -23,8 +23,9 @@ Every registration whose prefix starts the event type is asked, in registration 
 handler may be sync or async, and answers a `FlowStart`, the id of a flow it started itself
 (through a service that checks its input first), or None to pass. Salesforce callouts
 `opportunity.closed_won` start quote-to-cash through its service's `book` once
-`subscribe_quote_to_cash` is called; an event nobody wants is stored and acknowledged as
-`ignored`.
+`subscribe_quote_to_cash` is called, acting for the API client that sent the callout (a deal
+of a legal entity it may not see answers 404, as a missing deal does, and books nothing); an
+event nobody wants is stored and acknowledged as `ignored`.
 
 Vendors retry deliveries for days, so events arrive out of order: `AppliedVersions` keeps the
 version (event time, then rank) last applied to each object, and a flow applies an event only
@@ -64,7 +65,6 @@ from process_apis.webhooks.versions import AppliedVersions, Claim
 from system_apis.support.zendesk.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 __all__ = [
-    "CALLOUT_PRINCIPAL",
     "CLOSED_WON",
     "SOURCES",
     "AppliedVersions",
@@ -92,13 +92,6 @@ TOLERANCE_SECONDS: Final = 300
 WEBHOOK_NAME: Final = "erp-gateway"
 ZENDESK_SUBSCRIPTIONS: Final = ("conditional_ticket_events",)
 CLOSED_WON: Final = "opportunity.closed_won"
-CALLOUT_PRINCIPAL: Final = Principal(
-    client_id="salesforce-callouts",
-    name="Salesforce Flow callouts",
-    scopes=frozenset({"process:write"}),
-)
-"""Whom quote-to-cash sees booking a deal a callout announced (the callout's own client
-proved `process:write`; the deal's checks apply as for any booking)."""
 _INBOX_FLOW_ID_LENGTH: Final = 200
 _OPT_SIGNED: dict[str, Any] = {"public": True, "rate_limit_group": "webhooks"}
 _OPT_CALLOUT: dict[str, Any] = {"scopes": ["process:write"], "rate_limit_group": "webhooks"}
@@ -365,11 +358,13 @@ async def zendesk_webhook(
     summary="Salesforce Flow HTTP callouts (e.g. an opportunity closed won)",
 )
 async def salesforce_webhook(
+    request: Request[Principal, Any, Any],
     data: SalesforceCallout,
     webhook_intake: NamedDependency[WebhookIntake],
     flow_engine: NamedDependency[FlowEngine],
 ) -> Response[WebhookReceipt]:
-    return _answer(await webhook_intake.accept(callout_event(data), flow_engine))
+    event = callout_event(data, sender=request.user)
+    return _answer(await webhook_intake.accept(event, flow_engine))
 
 
 def create_router() -> Router:
@@ -398,12 +393,13 @@ class DealDesk(Protocol):
 
 def subscribe_quote_to_cash(dispatcher: WebhookDispatcher, desk: DealDesk) -> None:
     """Have Salesforce `opportunity.closed_won` callouts book the deal into quote-to-cash
-    (`q2c:{opportunity_id}`); a deal that fails its checks answers the callout 422."""
+    (`q2c:{opportunity_id}`) for the client that sent the callout: a deal that fails its
+    checks answers the callout 422, one the client may not see 404 (as a missing one)."""
 
     async def on_closed_won(event: WebhookEvent) -> str | None:
-        if event.type != CLOSED_WON or not event.subject:
-            return None
-        booked = await desk.book(event.subject, principal=CALLOUT_PRINCIPAL)
+        if event.type != CLOSED_WON or not event.subject or event.sender is None:
+            return None  # only a client's callout books a deal; nobody else announces one
+        booked = await desk.book(event.subject, principal=event.sender)
         return str(booked.id)
 
     dispatcher.register("salesforce", CLOSED_WON, on_closed_won)
