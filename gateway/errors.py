@@ -172,7 +172,10 @@ def _internal_problem() -> tuple[int, dict[str, Any], dict[str, str]]:
 def _field_error(item: dict[str, Any]) -> dict[str, str]:
     key = item.get("key") or ""
     source = item.get("source") or "body"
-    pointer = f"/{key}" if source == "body" else f"{source}.{key}"
+    # A body field as a JSON Pointer (`changes[0].quantity` -> `/changes/0/quantity`), as
+    # every other problem of the gateway names it.
+    body_pointer = "/" + "/".join(part for part in re.split(r"[.\[\]]", key) if part)
+    pointer = body_pointer if source == "body" else f"{source}.{key}"
     return {"pointer": pointer if key else f"/{source}", "detail": str(item.get("message", ""))}
 
 
