@@ -1,6 +1,6 @@
 """Escalation to service credit through the gateway against the emulators: the credit computed
 for the seeded sev-1 breach, finance approving (credit note, credit memo, one case comment) or
-rejecting it, another legal entity refused, and an approval nobody gives in time."""
+rejecting it, another legal entity answered as if the credit did not exist, and an approval nobody gives in time."""
 
 from __future__ import annotations
 
@@ -181,7 +181,8 @@ async def test_another_legal_entity_cannot_decide(client: AppClient) -> None:
 
     refused = await decide(client, acme, who.finance_de, "approve", "de-1", reason="looks fine")
 
-    assert refused.status_code == 403
+    # Another entity's credit answers as a missing one: the caller learns nothing of it.
+    assert refused.status_code == 404
     assert refused.headers["content-type"].startswith("application/problem+json")
     await asyncio.sleep(0.5)
     assert (await credit_in(client, acme, who, "pending_approval"))["decided_by"] is None
