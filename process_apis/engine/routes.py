@@ -85,7 +85,13 @@ class RetryRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     inside them is bounded by the step's input contract and by the operations service (lists
     of at most 100 items, quantities and amounts within `contracts.limits`)."""
 
-    input: Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_ITEMS)] | None = None
+    input: Annotated[
+        dict[str, Any],
+        # Litestar takes OpenAPI keywords it does not derive (a map's size) from `extra`.
+        msgspec.Meta(
+            max_length=MAX_ITEMS, extra_json_schema={"extra": {"max_properties": MAX_ITEMS}}
+        ),
+    ] | None = None
     """An edited input for the failed step, checked against its input contract, the flow's
     legal entity, currency and records; absent: the step runs again with the input it had."""
 
