@@ -4,7 +4,8 @@
 entities and either returns the `Order` or raises `ValidationFailed` listing every field
 problem at once (not won, no lines, a product without a price in the deal's currency, a
 currency the legal entity or Stripe does not bill in, an account without billing country or
-legal entity), so the caller fixes the deal in one go.
+legal entity, more lines, units or money than `contracts.limits` allows a request), so the
+caller fixes the deal in one go.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from contracts.errors import (
     UpstreamNotFound,
     ValidationFailed,
 )
+from contracts.limits import MAX_AMOUNT, MAX_ITEMS, MAX_QUANTITY
 from contracts.principal import Principal
 from contracts.v1 import BillingInterval, Customer, Deal, LegalEntity, Price, Product
 from system_apis.crm.port import CrmPort
@@ -272,12 +274,20 @@ def _line_problems(deal: Deal, catalog: Catalog) -> list[FieldError]:
     if not deal.lines:
         return [_problem("/lines", "the opportunity has no product lines")]
     problems: list[FieldError] = []
+    if len(deal.lines) > MAX_ITEMS:
+        problems.append(_problem("/lines", f"the opportunity has more than {MAX_ITEMS} lines"))
     intervals: set[str] = set()
     for index, line in enumerate(deal.lines):
         pointer = f"/lines/{index}"
         code = line.product_code
         if line.quantity < 1:
             problems.append(_problem(f"{pointer}/quantity", "the quantity must be at least 1"))
+        elif line.quantity > MAX_QUANTITY:
+            problems.append(_problem(f"{pointer}/quantity", f"must be at most {MAX_QUANTITY}"))
+        amounts = {"unit_amount": line.unit_amount, "total_amount": line.total_amount}
+        for name, amount in amounts.items():
+            if abs(amount) > MAX_AMOUNT:
+                problems.append(_problem(f"{pointer}/{name}", f"must be at most {MAX_AMOUNT}"))
         if not code:
             problems.append(_problem(f"{pointer}/product_code", "the line has no product code"))
             continue
