@@ -24,9 +24,10 @@ from contracts.v1 import (
     SubscriptionItemInput,
 )
 from process_apis.customer_master.flow import canonical_customer_id, customer_create
+from process_apis.webhooks.events import WebhookEvent
 from tests.fakes import FakeBilling, FakeCrm, FakeErp, FakeSupport
 
-__all__ = ["SEAT_PRICE", "START", "Booked", "Clock", "booked_customer"]
+__all__ = ["SEAT_PRICE", "START", "Booked", "Clock", "booked_customer", "stripe_event"]
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 SEAT_PRICE = 2_500
@@ -140,3 +141,13 @@ async def booked_customer(
     booked.seeded_writes = {name: len(fake.writes) for name, fake in (
         ("crm", crm), ("billing", billing), ("erp", erp), ("support", support))}
     return booked
+
+
+def stripe_event(billing: FakeBilling, kind: str, subject: str) -> WebhookEvent:
+    """The latest event `kind` billing emitted about `subject`, as the webhook intake hands
+    it to flows (verified, the object as Stripe sent it)."""
+    envelope = next(e for e in reversed(billing.events.values())
+                    if e.type == kind and e.subject == subject)
+    return WebhookEvent(source="stripe", id=envelope.id, type=envelope.type,
+                        created=envelope.time, subject=subject,
+                        object=dict(envelope.data["object"]))
