@@ -76,7 +76,7 @@ async def test_an_invoice_that_differs_from_its_order_is_left_for_finance(
     # The order was booked for 9 seats; billing invoiced 10.
     await booked.erp.upsert_sales_order(SalesOrderCreate(
         customer_id=booked.erp_customer.id, legal_entity="US01", currency="USD",
-        order_date=booked.sales_order.order_date, external_id=booked.sales_order.external_id,
+        order_date=booked.sales_order.order_date, external_id=f"q2c:{booked.deal.id}",
         lines=[SalesOrderLine(product_code="SEAT", quantity=9, unit_amount=SEAT_PRICE,
                               amount=9 * SEAT_PRICE)],
     ))
