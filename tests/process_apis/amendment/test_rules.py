@@ -19,7 +19,11 @@ from process_apis.amendment.flow import (
 )
 from process_apis.engine.store import utcnow
 from tests.process_apis.booked_fakes import SEAT_PRICE, START, Booked, booked_customer
-from tests.process_apis.fakes_engine import FlowBench, flow_bench  # noqa: F401 (fixture)
+from tests.process_apis.fakes_engine import (  # noqa: F401 (fixtures)
+    FlowBench,
+    flow_bench,
+    migrated_database,
+)
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -19,7 +19,11 @@ from process_apis.invoice_posting.flow import (
     payment_external_id,
 )
 from tests.process_apis.booked_fakes import SEAT_PRICE, START, Booked, booked_customer, stripe_event
-from tests.process_apis.fakes_engine import FlowBench, flow_bench  # noqa: F401 (fixture)
+from tests.process_apis.fakes_engine import (  # noqa: F401 (fixtures)
+    FlowBench,
+    flow_bench,
+    migrated_database,
+)
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -19,7 +19,11 @@ from process_apis.engine.durable import Decision
 from process_apis.quote_to_cash.flow import FLOW_TYPE, QuoteToCash, QuoteToCashResult, flow_id_for
 from process_apis.quote_to_cash.orders import Order, OrderDesk, OrderLine
 from tests.fakes import FakeBilling, FakeCrm, FakeErp, FakeSupport
-from tests.process_apis.fakes_engine import FlowBench, flow_bench  # noqa: F401 (fixture)
+from tests.process_apis.fakes_engine import (  # noqa: F401 (fixtures)
+    FlowBench,
+    flow_bench,
+    migrated_database,
+)
 
 # The deal: (product code, name, interval, quantity, unit amount in cents).
 LINES = [
