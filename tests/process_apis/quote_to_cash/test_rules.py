@@ -17,7 +17,7 @@ from process_apis.cross_references import CrossReferences
 from process_apis.customer_master.flow import CustomerMaster, canonical_customer_id
 from process_apis.engine.durable import Decision
 from process_apis.quote_to_cash.flow import FLOW_TYPE, QuoteToCash, QuoteToCashResult, flow_id_for
-from process_apis.quote_to_cash.orders import Order, OrderDesk, OrderLine
+from process_apis.quote_to_cash.orders import Order, OrderDesk
 from tests.fakes import FakeBilling, FakeCrm, FakeErp, FakeSupport
 from tests.process_apis.fakes_engine import (  # noqa: F401 (fixtures)
     FlowBench,
@@ -229,15 +229,39 @@ async def test_a_refused_sales_order_waits_for_finance_and_resumes_there(
 ))
 async def test_a_discounted_line_is_billed_at_the_sold_price(bench: FlowBench) -> None:
     q2c = await launch(bench)
-    seat = next(line for line in q2c.order.lines if line.product_code == "SEAT")
-    sold = msgspec.structs.replace(seat, unit_amount=2_000, amount=20 * 2_000)
-    lines: list[OrderLine] = [sold if line is seat else line for line in q2c.order.lines]
-    discounted = msgspec.structs.replace(q2c.order, lines=lines,
-                                         amount=sum(line.amount for line in lines))
+    # The rep sold the seats at 20.00 instead of the list 25.00.
+    deal = q2c.crm.deals[q2c.order.opportunity_id]
+    lines = [msgspec.structs.replace(line, unit_amount=2_000, total_amount=line.quantity * 2_000)
+             if line.product_code == "SEAT" else line for line in deal.lines]
+    q2c.crm.deals[deal.id] = msgspec.structs.replace(
+        deal, lines=lines, amount=sum(line.total_amount for line in lines))
+    discounted = await OrderDesk(crm=q2c.crm, erp=q2c.erp).order_for(deal.id, principal=None)
+    assert discounted.amount == DEAL_TOTAL - 20 * 500
 
     await q2c.run(discounted)
 
     (order,) = q2c.erp.sales_orders.values()
     (invoice,) = q2c.billing.invoices.values()
-    assert order.total == discounted.amount == DEAL_TOTAL - 10_000
+    assert order.total == discounted.amount
     assert invoice.total == order.total
+
+
+async def test_a_deal_of_services_only_is_invoiced_on_its_own_without_a_subscription(
+    bench: FlowBench,
+) -> None:
+    q2c = await launch(bench)
+    onboarding = [line for line in q2c.order.lines if not line.recurring]
+    services = msgspec.structs.replace(q2c.order, lines=onboarding, amount=250_000)
+
+    result = await q2c.run(services)
+
+    assert result.subscription_id is None and q2c.billing.subscriptions == {}
+    # An auto-advancing draft: Stripe finalizes and sends it about an hour later (the fake
+    # keeps no such timer), so the draft is what billing holds when the flow ends.
+    (invoice,) = q2c.billing.invoices.values()
+    assert (invoice.status, invoice.total, invoice.subscription_id) == ("draft", 250_000, None)
+    assert [(line.quantity, line.amount) for line in invoice.lines] == [(1, 250_000)]
+    assert q2c.billing.pending_items == {}
+    assert booked_lines(q2c.erp) == [("ONBOARD", 1, 250_000, 250_000)]
+    deal = q2c.crm.deals[q2c.order.opportunity_id]
+    assert (deal.billing_subscription_id, deal.integration_status) == (None, "synced")
