@@ -1,10 +1,12 @@
 """A flow engine whose flows run on the in-memory fakes of the four ports: business rules of a
 flow tested without HTTP (cosmicpython `tests/unit/test_handlers.py`).
 
-`flow_bench` gives each test a fresh engine on a temporary SQLite file (DBOS is one per
-process, so the engine is launched and destroyed per test, as dbos-demo-apps' widget-store
-conftest does); the test registers its flow class with fakes as ports, launches, starts flows
-and reads what they did: the fakes' records, the flow resource and the exception queue.
+The `bench` fixture (`flow_bench`) gives each test a fresh engine on its own SQLite file
+(DBOS is one per process, so the engine is launched and destroyed per test, as dbos-demo-apps'
+widget-store conftest does); the test registers its flow class with fakes as its ports
+(`engine.register(FlowClass, **ports)`), launches, starts flows and reads what they did: the
+fakes' records, the flow resource and the exception queue. A test module imports the
+fixtures by name:
 
     from tests.process_apis.fakes_engine import (  # noqa: F401 (fixtures)
         FlowBench, flow_bench, migrated_database)
