@@ -18,6 +18,7 @@ from experience_apis.compose import (
     SourceRule,
     ViewRules,
 )
+from tests.support.waiting import eventually
 
 RULES = ViewRules(
     name="test_view",
@@ -42,6 +43,7 @@ class Clock:
 
 def answering(value: int, *, delay: float = 0.0, error: Exception | None = None) -> object:
     async def fetch() -> Answer:
+        # A platform that takes `delay` seconds to answer: time must pass here, on purpose.
         await asyncio.sleep(delay)
         if error is not None:
             raise error
@@ -155,8 +157,10 @@ async def test_redis_cache_is_shared_and_expires(redis_url: str) -> None:
         await first.put("view:crm:1", b'{"value":1}', stored_at=123.5, keep_seconds=0.2)
 
         seen = await second.get("view:crm:1")
-        await asyncio.sleep(0.3)
-        expired = await second.get("view:crm:1")
+        expired = await eventually(
+            lambda: second.get("view:crm:1"), lambda value: value is None,
+            timeout=5.0, interval=0.05, what="the cached view to expire",
+        )
 
         assert seen == (123.5, b'{"value":1}')
         assert expired is None

@@ -222,6 +222,8 @@ async def test_edited_input_is_checked_against_the_steps_input_contract(
 
 
 def eventually(check: Callable[[], bool], *, timeout: float = 20.0, every: float = 0.25) -> None:
+    """`tests.support.waiting.eventually` for a synchronous check: Playwright's sync API
+    refuses to run inside an asyncio loop, so the browser test cannot await the shared one."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():

@@ -760,6 +760,9 @@ class FakeErp(FakePort):
         return self.now().astimezone(dt.UTC).date()
 
     def _get(self, records: Mapping[str, R], rid: str, rtype: str) -> R:
+        if rid.startswith("eid:") and len(rid) > 4:
+            # NetSuite addresses a record by its external id as `eid:<external id>`.
+            rid = self._eids.get(rtype, {}).get(rid[4:], "0")
         if not rid.isdigit():
             raise UpstreamInvalid(
                 f"NetSuite read {rtype} {rid}: 400 INVALID_ID Invalid record instance ID "

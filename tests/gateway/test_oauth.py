@@ -220,8 +220,9 @@ def test_minted_token_carries_the_clients_claims(client: TestClient[Litestar]) -
     assert claims["sub"] == client_id
     assert claims["client_id"] == client_id
     assert claims["exp"] - claims["iat"] == gateway.settings.token_ttl_seconds
-    assert isinstance(claims["jti"], str)
-    assert len(claims["jti"]) >= 16
+    # Unique per token: revocation and replay checks key on it.
+    _, again = _decode_unverified(token_for(client, client_id, secret))
+    assert len(claims["jti"]) >= 16 and again["jti"] != claims["jti"]
     assert claims["scope"] == "experience:portal"
     assert claims["tier"] == "bronze"
     assert claims["entities"] == ["DE02", "US01"]

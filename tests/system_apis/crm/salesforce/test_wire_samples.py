@@ -27,6 +27,7 @@ from system_apis.crm.salesforce.mapping import (
     SObjectRecord,
     record_id,
     to_contact,
+    to_deal,
 )
 from tests.support.vendor_specs import vendor_specs_dir
 
@@ -82,8 +83,10 @@ def _contacts(raw: bytes) -> None:
 def _opportunities(raw: bytes) -> None:
     page = msgspec.json.decode(raw, type=QueryPage[OpportunityRecord])
     assert page.records and all(record_id(r).startswith("006") for r in page.records)
-    assert all(isinstance(r.amount, Decimal) for r in page.records)
     assert page.records[0].amount == Decimal("50000.00")
+    # Each amount reaches the deal exactly, in cents (no float on the way).
+    assert all(r.amount is not None and to_deal(r, []).amount == int(r.amount * 100)
+               for r in page.records)
 
 
 def _any_page(raw: bytes) -> None:
