@@ -11,7 +11,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from gateway.app import Gateway, create_app
+from gateway.app import create_app
+from gateway.core import Gateway
 from gateway.settings import Settings, load_settings
 
 __all__ = ["gateway_of", "make_client", "token_for"]
