@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
+import sqlalchemy as sa
 import structlog
 from dbos import (
     DBOS,
@@ -51,6 +52,7 @@ __all__ = [
     "ORPHAN_GRACE_SECONDS",
     "FlowEngine",
     "FlowHandle",
+    "migrate_engine_storage",
 ]
 
 APPLICATION_VERSION = "2026.12.1"
@@ -150,6 +152,8 @@ class FlowEngine:
             "SERIALIZABLE" if database_url.startswith("sqlite") else "READ COMMITTED"
         )
         self._db: AsyncEngine | None = None
+        self._system_url: str | None = None
+        self._system_probe: sa.Engine | None = None
         self._executors: ExecutorRegistry | None = None
         self._datasource: AsyncSQLAlchemyDatasource | None = None
         self._queue: Queue | None = None
@@ -180,6 +184,7 @@ class FlowEngine:
         )
         if system_url.startswith("sqlite"):
             await asyncio.to_thread(prepare_sqlite, system_url)
+        self._system_url = system_url
         DBOS(config=self._config(system_url, self._executor_id))
         try:
             self._datasource = await AsyncSQLAlchemyDatasource.create(
@@ -250,12 +255,39 @@ class FlowEngine:
         await self._cancel_running()
         self._queue = None
         durable.activate(None)
+        if self._system_probe is not None:
+            self._system_probe.dispose()
+            self._system_probe = None
         if self._db is not None:
             if self._executors is not None and self._executor_id is not None:
                 with contextlib.suppress(Exception):
                     await self._executors.hand_over(self._executor_id)
             await self._db.dispose()
             self._db = None
+
+    async def check_storage(self) -> None:
+        """Nothing when DBOS's system tables are there (or the engine is not running).
+
+        Raises:
+            LookupError: the tables are missing (a database re-created empty and not yet
+                migrated: `erp-gateway db upgrade`).
+            Exception: the driver's error when the system database cannot be reached.
+        """
+        if self._system_url is None or self._queue is None:
+            return
+        if self._system_probe is None:
+            self._system_probe = sa.create_engine(
+                self._system_url, pool_size=1, max_overflow=0, pool_pre_ping=True
+            )
+        probe = self._system_probe
+        schema = None if self._system_url.startswith("sqlite") else self._system_schema
+
+        def has_tables() -> bool:
+            with probe.connect() as conn:
+                return sa.inspect(conn).has_table("workflow_status", schema=schema)
+
+        if not await asyncio.to_thread(has_tables):
+            raise LookupError("the durable engine's system tables are missing")
 
     async def start(
         self,
@@ -277,6 +309,9 @@ class FlowEngine:
             ServiceUnavailable: the engine is not running.
         """
         queue = self._require_queue()
+        # The record's transaction commits only once the workflow is enqueued, so no record
+        # is ever left pending without a workflow; should this process die between the two,
+        # the workflow writes its record itself as it starts (`records.start_running`).
         async with self._require_db().begin() as conn:
             created = await create_flow(
                 conn,
@@ -287,20 +322,26 @@ class FlowEngine:
                 legal_entity=legal_entity,
                 now=utcnow(),
             )
-        try:
-            with SetWorkflowID(business_key):
-                workflow = await queue.enqueue_async(fn, *args)
-        except dbos_errors.DBOSConflictingWorkflowError as exc:
-            raise Conflict(
-                f"Flow {business_key} already exists as another kind of flow",
-                code="flow_key_taken",
-            ) from exc
+            try:
+                with SetWorkflowID(business_key):
+                    workflow = await queue.enqueue_async(fn, *args)
+            except dbos_errors.DBOSConflictingWorkflowError as exc:
+                raise Conflict(
+                    f"Flow {business_key} already exists as another kind of flow",
+                    code="flow_key_taken",
+                ) from exc
         return FlowHandle(
             flow_id=business_key,
             created=created,
             workflow=workflow,
             poll_interval_seconds=self._poll,
         )
+
+    async def has_workflow(self, flow_id: str) -> bool:
+        """Whether the durable workflow of flow `flow_id` exists (a record without one was
+        written before its workflow by an older gateway, or its system database was lost)."""
+        self._require_queue()
+        return await DBOS.get_workflow_status_async(flow_id) is not None
 
     async def decide(self, flow_id: str, decision: Decision) -> None:
         """Deliver an operator's decision to the flow waiting on an exception."""
@@ -487,6 +528,20 @@ class FlowEngine:
         if self._queue is None:
             raise ServiceUnavailable("The flow engine is not running")
         return self._queue
+
+
+def migrate_engine_storage(
+    database_url: str, *, system_database_url: str | None = None, system_schema: str = "dbos"
+) -> None:
+    """Create or migrate the durable engine's own tables (DBOS's system database and its
+    transaction records beside the app's tables), as a launch does; blocking. For
+    `erp-gateway db upgrade`, so that a database re-created empty serves again without a
+    restart."""
+    system_url = system_database_url or default_system_database_url(database_url)
+    if system_url.startswith("sqlite"):
+        prepare_sqlite(system_url)
+    DBOS.migrate(system_url, schema=system_schema)
+    asyncio.run(AsyncSQLAlchemyDatasource.migrate(database_url, schema=system_schema))
 
 
 async def _destroy_dbos() -> None:
