@@ -27,6 +27,7 @@ from dbos import (
     SetWorkflowID,
     WorkflowHandleAsync,
 )
+from dbos import _dbos as _dbos_internals
 from dbos import error as dbos_errors
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -195,12 +196,7 @@ class FlowEngine:
             # On the loop on purpose: DBOS adopts the running loop for async flows. DBOS
             # resumes this executor id's pending flows itself as it launches.
             DBOS.launch()
-            self._queue = await DBOS.register_queue_async(
-                FLOWS_QUEUE,
-                worker_concurrency=self._worker_concurrency,
-                global_concurrency=self._global_concurrency,
-                polling_interval_sec=self._poll,
-            )
+            self._queue = await self._register_queue()
         except BaseException:
             durable.activate(None)
             await _destroy_dbos()
@@ -209,6 +205,7 @@ class FlowEngine:
         self._background = [
             asyncio.create_task(self._every(self._beat)),
             asyncio.create_task(self._every(self.recover_dead_executors)),
+            asyncio.create_task(self._every(self._keep_registered)),
         ]
         log.info("flow_engine_launched", executor_id=self._executor_id, system=redact(system_url))
         try:
@@ -487,6 +484,28 @@ class FlowEngine:
 
     async def _beat(self) -> None:
         await self._require_executors().beat(self.executor_id)
+
+    async def _register_queue(self) -> Queue:
+        return await DBOS.register_queue_async(
+            FLOWS_QUEUE,
+            worker_concurrency=self._worker_concurrency,
+            global_concurrency=self._global_concurrency,
+            polling_interval_sec=self._poll,
+        )
+
+    async def _keep_registered(self) -> None:
+        """A system database lost and re-created empty (`erp-gateway db upgrade`) no longer
+        knows this application version nor the flows queue, and DBOS then runs nothing from
+        it (its queue worker exits once the queue's row is gone): register both again, so
+        the running gateway resumes without a restart."""
+        if await DBOS.retrieve_queue_async(FLOWS_QUEUE) is not None:
+            return
+        # DBOS registers the version only as it launches; its system database handle is
+        # the one way to do it again in a running process.
+        system_database = _dbos_internals._get_dbos_instance()._sys_db
+        await asyncio.to_thread(system_database.create_application_version, APPLICATION_VERSION)
+        self._queue = await self._register_queue()
+        log.warning("flow_engine_registered_again", queue=FLOWS_QUEUE)
 
     async def _every(self, job: Callable[[], Awaitable[Any]]) -> None:
         while True:

@@ -45,8 +45,12 @@ SCRIPT = textwrap.dedent(
 def _lines() -> list[dict[str, object]]:
     warnings_env = {**os.environ, "PYTHONWARNINGS": "always"}
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=warnings_env,
-        timeout=60, check=True,
+        [sys.executable, "-c", SCRIPT],
+        capture_output=True,
+        text=True,
+        env=warnings_env,
+        timeout=60,
+        check=True,
     )
     raw = [line for line in result.stderr.splitlines() if line.strip()]
     parsed = []
