@@ -153,6 +153,7 @@ class GatewayCore(InitPlugin):
         await storage.upgrade_async(gateway.settings.database_url)
         await asyncio.to_thread(gateway.keys.ensure)
         gateway.background.append(asyncio.create_task(_purge_idempotency(gateway)))
+        gateway.background.append(asyncio.create_task(_keep_idempotency_claims(gateway)))
         try:
             yield
         finally:
@@ -187,6 +188,17 @@ def _constant(value: Any) -> Callable[[], Any]:
         return value
 
     return dependency
+
+
+async def _keep_idempotency_claims(gateway: Gateway) -> None:
+    """Renew this process's `Idempotency-Key` claims until it stops (a failed renewal is
+    tried again next time; a claim whose lease lapsed meanwhile may be taken over)."""
+    while True:
+        try:
+            await gateway.idempotency.keep_claims()
+        except Exception as exc:
+            log.warning("idempotency_renewal_failed", error=str(exc))
+            await asyncio.sleep(1.0)
 
 
 async def _purge_idempotency(gateway: Gateway) -> None:
