@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 import sqlalchemy as sa
@@ -33,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.errors import Conflict, ServiceUnavailable
 from process_apis.engine import _steps, durable
-from process_apis.engine._executors import ExecutorRegistry
+from process_apis.engine._executors import ExecutorRegistry, SlotLock
 from process_apis.engine.durable import DECISION_TOPIC, Decision, FlowInstance
 from process_apis.engine.records import (
     UnfinishedFlow,
@@ -116,6 +117,7 @@ class FlowEngine:
         database_url: str,
         executor_id: str | None = None,
         executor_prefix: str = "local",
+        slot_lock_dir: Path | None = None,
         system_database_url: str | None = None,
         system_schema: str = "dbos",
         worker_concurrency: int = 8,
@@ -133,12 +135,18 @@ class FlowEngine:
                 resumes this process's flows at once. Two live processes must never share one.
             executor_prefix: without a fixed id, the engine claims `{prefix}/{n}`, the lowest
                 slot no live or unrecovered executor holds (prefix: `{host}:{port}`).
+            slot_lock_dir: a directory on this host for the slots' file locks: with it, a
+                process restarted on the same host, port and worker slot takes its dead
+                predecessor's id and resumes its flows at once, instead of waiting for the
+                dead one's heartbeat to go stale.
             poll_interval_seconds: how often queues and message waits poll the database.
         """
         self._database_url = database_url
         self._registered: dict[type[FlowInstance], dict[str, Any]] = {}
         self._fixed_executor_id = executor_id
         self._executor_prefix = executor_prefix
+        self._slot_lock_dir = slot_lock_dir
+        self._slot_lock: SlotLock | None = None
         self._system_database_url = system_database_url
         self._system_schema = system_schema
         self._worker_concurrency = worker_concurrency
@@ -175,9 +183,14 @@ class FlowEngine:
             raise RuntimeError("a FlowEngine is already launched in this process")
         self._db = create_process_engine(self._database_url)
         self._executors = ExecutorRegistry(self._db, timeout_seconds=self._executor_timeout)
-        self._executor_id = self._fixed_executor_id or await self._executors.claim(
-            self._executor_prefix
-        )
+        if self._fixed_executor_id is not None:
+            self._executor_id = self._fixed_executor_id
+        elif self._slot_lock_dir is not None:
+            self._executor_id, self._slot_lock = await self._executors.claim_slot(
+                self._executor_prefix, self._slot_lock_dir
+            )
+        else:
+            self._executor_id = await self._executors.claim(self._executor_prefix)
         # Before DBOS runs anything: a process that dies from here on has a heartbeat to expire.
         await self._executors.beat(self._executor_id)
         system_url = self._system_database_url or default_system_database_url(
@@ -201,6 +214,7 @@ class FlowEngine:
             durable.activate(None)
             await _destroy_dbos()
             await self._db.dispose()
+            self._release_slot()
             raise
         self._background = [
             asyncio.create_task(self._every(self._beat)),
@@ -261,6 +275,12 @@ class FlowEngine:
                     await self._executors.hand_over(self._executor_id)
             await self._db.dispose()
             self._db = None
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        if self._slot_lock is not None:
+            self._slot_lock.release()
+            self._slot_lock = None
 
     async def check_storage(self) -> None:
         """Nothing when DBOS's system tables are there (or the engine is not running).
