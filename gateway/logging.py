@@ -12,6 +12,7 @@ holds the route template, not the URL.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import threading
 import time
@@ -159,8 +160,17 @@ def _failure_key(logger: str, event: MutableMapping[str, Any]) -> tuple[str, ...
         error = f"{type(exc[1]).__name__}: {exc[1]}"
     else:
         error = ""
-    fields = sorted((k, repr(v)) for k, v in event.items() if k not in _NOT_IN_KEY)
-    return (logger, error, *(f"{k}={v}" for k, v in fields))
+    fields = sorted((k, _gist(repr(v))) for k, v in event.items() if k not in _NOT_IN_KEY)
+    return (logger, _gist(error), *(f"{k}={v}" for k, v in fields))
+
+
+_NUMBERS = re.compile(r"\d+")
+
+
+def _gist(text: str) -> str:
+    """What stays the same when a failure repeats: its first line, numbers blanked (the
+    statement parameters, timestamps and ids that DBOS's messages carry differ each time)."""
+    return _NUMBERS.sub("#", text.split("\n", 1)[0])[:200]
 
 
 def _drop_repeats(
@@ -198,7 +208,7 @@ class _RepeatFilter(logging.Filter):
         error = ""
         if record.exc_info and record.exc_info[1] is not None:
             error = f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
-        held = _throttle.admit((record.name, record.getMessage(), error))
+        held = _throttle.admit((record.name, _gist(record.getMessage()), _gist(error)))
         if held is None:
             return False
         record.erpgw_repeated = held
