@@ -47,7 +47,7 @@ async def _admin(url: str, *statements: str) -> None:
 @pytest.fixture
 async def lost_database(postgres_url: str) -> AsyncIterator[str]:
     """A PostgreSQL database of its own, which the test drops and creates again."""
-    name = sa.make_url(postgres_url).database + "_loss"
+    name = f"{sa.make_url(postgres_url).database}_loss"
     url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
     await _admin(
         postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'

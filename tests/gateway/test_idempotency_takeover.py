@@ -7,13 +7,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
+import time_machine
 
-from gateway.idempotency import LEASE_SECONDS
+from contracts.errors import Conflict
+from gateway import storage
+from gateway.idempotency import LEASE_SECONDS, IdempotencyStore, StoredResponse
 from sandbox.salesforce.ids import seeded_id
 from tests.process_apis.emulator_processes import emulator_processes, gateway_env
 from tests.support.processes import create_client, start_gateway
@@ -133,3 +139,46 @@ def _claim_state(database: Path) -> str | None:
     finally:
         engine.dispose()
     return None if row is None else str(row[0])
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[IdempotencyStore]:
+    url = (
+        str(request.getfixturevalue("postgres_url"))
+        if request.param == "postgres"
+        else f"sqlite+aiosqlite:///{tmp_path}/gateway.db"
+    )
+    await storage.upgrade_async(url)
+    engine = storage.create_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(storage.idempotency_records.delete())
+    yield IdempotencyStore(engine, retention_seconds=3600)
+    await engine.dispose()
+
+
+async def test_a_live_owner_keeps_its_claim_past_the_lease_by_renewing(
+    store: IdempotencyStore,
+) -> None:
+    other = IdempotencyStore(store.engine, retention_seconds=3600)  # another replica
+    with time_machine.travel(datetime(2026, 12, 1, 12, 0, tzinfo=UTC), tick=False) as clock:
+        assert (await store.claim("client-a", "key-1", "fp")).acquired
+        for _ in range(3):
+            clock.shift(LEASE_SECONDS - 1)
+            assert await store.renew() == 1
+            with pytest.raises(Conflict) as refused:
+                await other.claim("client-a", "key-1", "fp")
+            assert refused.value.retry_after is not None
+            assert 1 <= refused.value.retry_after <= 2
+
+        # The owner stops renewing (it died): one lease later the key is the other's.
+        clock.shift(LEASE_SECONDS + 1)
+        assert (await other.claim("client-a", "key-1", "fp")).acquired
+        assert await store.renew() == 1  # the old owner still believes it holds the claim
+
+        # A finished request renews nothing.
+        await other.complete(
+            "client-a", "key-1", StoredResponse(status=202, headers=[], body=b"{}")
+        )
+        assert await other.renew() == 0
+        replay = await store.claim("client-a", "key-1", "fp")
+        assert replay.replay is not None and replay.replay.status == 202
