@@ -78,6 +78,8 @@ async def _token(http: httpx.AsyncClient, base_url: str, client: dict[str, str])
     )
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 async def test_a_dropped_database_is_503_until_upgraded_then_serves_without_restart(
     tmp_path: Path, lost_database: str, emulators: dict[str, str], postgres_url: str
 ) -> None:

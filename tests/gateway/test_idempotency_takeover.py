@@ -28,6 +28,7 @@ from tests.support.waiting import eventually
 TAKEOVER_WITHIN = LEASE_SECONDS + 4.0
 
 
+@pytest.mark.slow
 async def test_a_killed_replicas_claim_is_taken_over_by_the_retry_on_another(
     tmp_path: Path,
 ) -> None:

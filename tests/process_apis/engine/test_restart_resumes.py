@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from sandbox.salesforce.ids import seeded_id
 from tests.process_apis.emulator_processes import emulator_processes, gateway_env
@@ -30,6 +31,7 @@ def _executor_ids(log: Path) -> list[str]:
     return ids
 
 
+@pytest.mark.slow
 async def test_a_restarted_replica_resumes_its_own_flows_at_once(tmp_path: Path) -> None:
     opportunity = seeded_id("Opportunity", "acme-platform")
     flow_id = f"q2c:{opportunity}"
