@@ -11,13 +11,18 @@ from litestar.testing import TestClient
 
 from gateway.app import create_app
 from gateway.settings import load_settings
-from tests.gateway.conftest import gateway_of
+from tests.gateway.conftest import gateway_of, make_client, token_for
 
 CLOSED_REDIS = "redis://127.0.0.1:1/0"
 
 
 def _client(env: dict[str, str]) -> TestClient:  # type: ignore[type-arg]
     return TestClient(create_app(load_settings(env)))
+
+
+def _bearer(client: TestClient) -> dict[str, str]:  # type: ignore[type-arg]
+    client_id, secret = make_client(client, "process:read")
+    return {"Authorization": f"Bearer {token_for(client, client_id, secret)}"}
 
 
 def test_redis_down_in_allow_mode_is_ready_and_degraded(gateway_env: dict[str, str]) -> None:
@@ -29,7 +34,10 @@ def test_redis_down_in_allow_mode_is_ready_and_degraded(gateway_env: dict[str, s
     with _client(env) as client:
         ready = client.get("/health/ready")
         metrics = client.get("/metrics").text
+        flows = client.get("/process/v1/flows", headers=_bearer(client))
 
+    # Every route works without Redis in allow mode, so the replica must stay in rotation.
+    assert flows.status_code == 200, flows.text
     assert ready.status_code == 200, ready.text
     assert ready.json() == {"status": "ok", "checks": {"database": "ok", "redis": "degraded"}}
     assert 'erpgw_dependency_up{dependency="redis"} 0.0' in metrics
@@ -44,7 +52,13 @@ def test_redis_down_in_deny_mode_is_not_ready(gateway_env: dict[str, str]) -> No
     }
     with _client(env) as client:
         ready = client.get("/health/ready")
+        client_id, secret = make_client(client, "process:read")
+        token = client.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        )
 
+    # Deny mode refuses what it cannot count, so this replica cannot serve: not ready.
+    assert token.status_code == 503
     assert ready.status_code == 503
     assert ready.headers["content-type"] == "application/problem+json"
     assert "redis unreachable" in ready.json()["detail"]
