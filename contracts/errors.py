@@ -13,6 +13,7 @@
     |   +-- RateLimited            the caller's quota is spent for now
     |   +-- Gone                   the API version is past its sunset
     +-- ServiceUnavailable         the gateway itself cannot serve now (store down, shutting down)
+    |   +-- DatabaseUnavailable    its database cannot be reached or lacks its tables
     +-- UpstreamError              a vendor platform answered badly; carries vendor and request id
     |   +-- UpstreamUnavailable    retry later: timeout, connection error, 5xx, 429
     |   +-- UpstreamRejected       do not retry: a vendor 4xx
@@ -33,6 +34,7 @@ import msgspec
 
 __all__ = [
     "Conflict",
+    "DatabaseUnavailable",
     "FieldError",
     "FlowAborted",
     "Forbidden",
@@ -171,6 +173,13 @@ class ServiceUnavailable(GatewayError):
     def __init__(self, message: str, *, retry_after: int = 1, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after = retry_after
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The gateway's database cannot be reached, or lacks the tables it needs (dropped and
+    not yet migrated again): nothing was written, the same request can be sent again."""
+
+    title = "Database unavailable"
 
 
 class UpstreamError(GatewayError):

@@ -4,6 +4,9 @@ project wires real adapters together."""
 
 from __future__ import annotations
 
+import socket
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -50,6 +53,9 @@ from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_
 __all__ = ["create_app", "create_app_from_env"]
 
 VERSION = "0.1.0"
+EXECUTOR_SLOT_LOCKS = Path(tempfile.gettempdir()) / "erp-gateway-executors"
+"""One directory per host for the executor slots' locks, whatever each process's var dir:
+two processes on this host that could hold the same slot must see the same lock."""
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -131,7 +137,10 @@ def _build(settings: Settings) -> Gateway:
         process=build_process_layer(
             database_url=settings.database_url,
             executor_id=settings.process.executor_id,
-            executor_prefix=f"{settings.host}:{settings.port}",
+            # The machine's name, not the bind address (0.0.0.0 on every container): an
+            # executor slot is taken over on a restart of this host, port and worker slot.
+            executor_prefix=f"{socket.gethostname()}:{settings.port}",
+            slot_lock_dir=EXECUTOR_SLOT_LOCKS,
             engine=engine,
             registry=metrics.registry,
         ),

@@ -128,6 +128,11 @@ def _settings(overrides: dict[str, str] | None = None) -> Settings:
 def _db_upgrade(_args: argparse.Namespace) -> int:
     settings = _settings()
     storage.upgrade(settings.database_url)
+    # The durable engine's tables too: a database re-created empty serves again at once.
+    # Imported here: DBOS takes a while to import and no other command needs it.
+    from process_apis.engine.flow_engine import migrate_engine_storage
+
+    migrate_engine_storage(settings.database_url)
     print("database schema is up to date", file=sys.stderr)
     return 0
 

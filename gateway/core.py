@@ -29,7 +29,7 @@ from gateway import docs, storage
 from gateway.auth import Authenticator, TokenIssuer, TokenValidator
 from gateway.clients import ClientRegistry
 from gateway.errors import exception_handlers
-from gateway.health import HEALTH_ROUTES
+from gateway.health import HEALTH_ROUTES, ReadinessChecks
 from gateway.idempotency import IdempotencyPolicy, IdempotencyStore
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics, metrics_route
@@ -40,6 +40,7 @@ from gateway.rate_limits import RateLimiter
 from gateway.settings import Settings
 from gateway.versioning import VersionRegistry
 from process_apis.amendment.routes import AmendmentWiring
+from process_apis.engine import store as process_store
 from process_apis.engine.routes import ProcessLayer
 from process_apis.escalation.routes import EscalationWiring
 from process_apis.quote_to_cash.routes import QuoteToCashService
@@ -133,6 +134,14 @@ class GatewayCore(InitPlugin):
             "metrics": gateway.metrics,
             "redis": gateway.redis,
         }
+        shared["readiness"] = ReadinessChecks(
+            engine=gateway.engine,
+            tables=[*storage.metadata.tables, *process_store.metadata.tables],
+            redis=gateway.redis,
+            redis_required=gateway.settings.rate_limit_on_store_error == "deny",
+            metrics=gateway.metrics,
+            engine_storage=gateway.process.engine.check_storage,
+        )
         return {
             name: Provide(_constant(value), use_cache=True, sync_to_thread=False)
             for name, value in shared.items()
@@ -144,6 +153,7 @@ class GatewayCore(InitPlugin):
         await storage.upgrade_async(gateway.settings.database_url)
         await asyncio.to_thread(gateway.keys.ensure)
         gateway.background.append(asyncio.create_task(_purge_idempotency(gateway)))
+        gateway.background.append(asyncio.create_task(_keep_idempotency_claims(gateway)))
         try:
             yield
         finally:
@@ -178,6 +188,17 @@ def _constant(value: Any) -> Callable[[], Any]:
         return value
 
     return dependency
+
+
+async def _keep_idempotency_claims(gateway: Gateway) -> None:
+    """Renew this process's `Idempotency-Key` claims until it stops (a failed renewal is
+    tried again next time; a claim whose lease lapsed meanwhile may be taken over)."""
+    while True:
+        try:
+            await gateway.idempotency.keep_claims()
+        except Exception as exc:
+            log.warning("idempotency_renewal_failed", error=str(exc))
+            await asyncio.sleep(1.0)
 
 
 async def _purge_idempotency(gateway: Gateway) -> None:

@@ -2,18 +2,21 @@
 
 The table below maps each error class of `contracts.errors` to its HTTP status; Litestar's own
 HTTP exceptions (routing, validation, body size) keep theirs, except that a body refused only
-for values past its declared bounds is a 422, as a route's own content checks are; anything
-else is a 500 whose body says nothing about internals (the traceback goes to the log with the
-correlation id).
+for values past its declared bounds is a 422, as a route's own content checks are; a lost
+database (connection refused or dropped, tables missing, from SQLAlchemy, its drivers or DBOS)
+is translated to `DatabaseUnavailable` (503 + Retry-After); anything else is a 500 whose body
+says nothing about internals (the traceback goes to the log with the correlation id).
 """
 
 from __future__ import annotations
 
+import errno
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import msgspec
+import sqlalchemy.exc
 import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -23,6 +26,7 @@ from contracts import errors as e
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
     "STATUS_BY_ERROR",
+    "as_database_outage",
     "exception_handlers",
     "problem_response_parts",
     "send_problem",
@@ -45,6 +49,7 @@ STATUS_BY_ERROR: dict[type[e.GatewayError], int] = {
     e.PayloadTooLarge: 413,
     e.RateLimited: 429,
     e.ServiceUnavailable: 503,
+    e.DatabaseUnavailable: 503,
     e.UpstreamError: 502,
     e.UpstreamUnavailable: 503,
     e.UpstreamRejected: 502,
@@ -58,11 +63,71 @@ STATUS_BY_ERROR: dict[type[e.GatewayError], int] = {
 
 log = structlog.get_logger("gateway.errors")
 
+DATABASE_RETRY_AFTER_SECONDS = 5
+"""What a caller is told to wait while the database is gone (readiness is probed as often)."""
+_OUTAGE_SQLSTATES = frozenset({"3D000", "3F000", "42P01", "53300", "57P01", "57P02", "57P03"})
+"""PostgreSQL codes of a database that is gone or empty: no such database, schema or table,
+too many connections, shut down by an administrator, crashed, not accepting connections
+(class 08, connection exceptions, is matched by its prefix)."""
+_OUTAGE_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
+)
+
+
+def as_database_outage(exc: BaseException) -> e.DatabaseUnavailable | None:
+    """`DatabaseUnavailable` when `exc` (or what caused it) says the database is unreachable
+    or lacks its tables; None for any other failure."""
+    for cause in _causes(exc):
+        if _is_outage(cause):
+            return e.DatabaseUnavailable(
+                "The gateway's database is unavailable; nothing was changed, retry later",
+                retry_after=DATABASE_RETRY_AFTER_SECONDS,
+                code="database_unavailable",
+            )
+    return None
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """`exc`, its causes and contexts, and the driver errors SQLAlchemy wraps (`orig`)."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending and len(seen) < 32:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for linked in (getattr(current, "orig", None), current.__cause__, current.__context__):
+            if isinstance(linked, BaseException):
+                pending.append(linked)
+
+
+def _is_outage(exc: BaseException) -> bool:
+    if isinstance(
+        exc,
+        sqlalchemy.exc.OperationalError
+        | sqlalchemy.exc.InterfaceError
+        | sqlalchemy.exc.DisconnectionError
+        | sqlalchemy.exc.TimeoutError,
+    ):
+        return True
+    state = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if isinstance(state, str) and (state.startswith("08") or state in _OUTAGE_SQLSTATES):
+        return True
+    if isinstance(exc, ConnectionError):
+        return True
+    # asyncpg reports a refused connection to every address it tried as one plain OSError.
+    return isinstance(exc, OSError) and (
+        exc.errno in _OUTAGE_ERRNOS or str(exc).startswith("Multiple exceptions: [Errno")
+    )
+
 
 def problem_response_parts(
     exc: BaseException, scope: Any = None
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status, problem body, extra headers) for any exception."""
+    if not isinstance(exc, e.GatewayError | HTTPException):
+        exc = as_database_outage(exc) or exc
     if isinstance(exc, e.GatewayError):
         status, body, headers = _gateway_problem(exc)
     elif isinstance(exc, HTTPException):

@@ -7,13 +7,24 @@ atomic insert; a retry gets the stored status, headers and body with `Idempotent
 true`; a retry while the first is in flight gets 409 + Retry-After; the same key with another
 request gets 422; a missing key where required gets 400. A handler that fails with a 5xx or
 an exception releases its claim, so a retry runs again rather than replaying an outage.
+
+A claim belongs to the process that made it, as a lease: it is good for `LEASE_SECONDS`, and
+the process renews the leases of all the claims it holds every `RENEW_SECONDS` in one
+statement (`IdempotencyStore.keep_claims`, run by the gateway core). A process that dies
+(SIGKILL, OOM, a lost host) renews nothing, so its claims lapse within `LEASE_SECONDS` and
+the next request with the key takes the claim over and runs the handler (or replays the
+answer, if it was stored before the crash). A lease rather than a lookup of the owner's
+heartbeat, because it needs no knowledge of who the owner is: no process table, no clock
+shared across hosts beyond the database's, and nothing from the layers below.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,8 +53,14 @@ IDEMPOTENCY_KEY_PATTERN = (
 )
 """What `parse_idempotency_key` accepts, as the OpenAPI states it: a token, or a quoted
 structured-field string of 1 to 255 characters."""
-LOCK_SECONDS = 60
-"""A claim older than this with no answer is taken as abandoned (its process died)."""
+LEASE_SECONDS = 5
+"""A claim not renewed for this long is taken as abandoned (its process died)."""
+RENEW_SECONDS = 1.0
+"""How often a process renews the leases of the claims it holds (several times a lease, so a
+busy event loop or a slow write does not lose a live claim)."""
+IN_FLIGHT_RETRY_AFTER = 1
+"""Retry-After of a 409 for a key in flight: a dead owner's claim lapses within a lease."""
+RENEW_BATCH = 500
 REPLAY_HEADER_DENYLIST = frozenset(
     {
         "content-length",
@@ -93,8 +110,52 @@ class IdempotencyStore:
     def __init__(self, engine: AsyncEngine, *, retention_seconds: int) -> None:
         self.engine = engine
         self.retention = timedelta(seconds=retention_seconds)
+        self._held: Counter[tuple[str, str]] = Counter()
+        """(client id, key) of the claims this process holds, with how many requests hold each
+        (one, unless a takeover raced with its own process)."""
+
+    async def keep_claims(self) -> None:
+        """Renew the leases of the claims this process holds, for as long as it runs."""
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            await self.renew()
+
+    async def renew(self) -> int:
+        """Extend the lease of every claim this process holds; returns how many."""
+        held = list(self._held)
+        renewed = 0
+        until = datetime.now(UTC) + timedelta(seconds=LEASE_SECONDS)
+        for start in range(0, len(held), RENEW_BATCH):
+            batch = held[start : start + RENEW_BATCH]
+            async with self.engine.begin() as conn:
+                result = await conn.execute(
+                    idempotency_records.update()
+                    .where(
+                        sa.tuple_(idempotency_records.c.client_id, idempotency_records.c.key).in_(
+                            batch
+                        ),
+                        idempotency_records.c.state == "in_flight",
+                    )
+                    .values(locked_until=until)
+                )
+            renewed += int(result.rowcount or 0)
+        return renewed
+
+    def _hold(self, client_id: str, key: str) -> None:
+        self._held[(client_id, key)] += 1
+
+    def _let_go(self, client_id: str, key: str) -> None:
+        self._held[(client_id, key)] -= 1
+        if self._held[(client_id, key)] <= 0:
+            del self._held[(client_id, key)]
 
     async def claim(self, client_id: str, key: str, fingerprint: str) -> Claim:
+        claim = await self._claim(client_id, key, fingerprint)
+        if claim.acquired:
+            self._hold(client_id, key)
+        return claim
+
+    async def _claim(self, client_id: str, key: str, fingerprint: str) -> Claim:
         now = datetime.now(UTC)
         async with self.engine.begin() as conn:
             inserted = await conn.execute(self._insert(client_id, key, fingerprint, now))
@@ -131,11 +192,12 @@ class IdempotencyStore:
                 return await self._take_over(conn, client_id, key, fingerprint, now, expired=False)
             raise Conflict(
                 "a request with this Idempotency-Key is still in progress",
-                retry_after=1,
+                retry_after=IN_FLIGHT_RETRY_AFTER,
                 code="idempotency_key_in_flight",
             )
 
     async def complete(self, client_id: str, key: str, response: StoredResponse) -> None:
+        self._let_go(client_id, key)
         async with self.engine.begin() as conn:
             await conn.execute(
                 idempotency_records.update()
@@ -152,6 +214,7 @@ class IdempotencyStore:
             )
 
     async def release(self, client_id: str, key: str) -> None:
+        self._let_go(client_id, key)
         async with self.engine.begin() as conn:
             await conn.execute(
                 idempotency_records.delete().where(
@@ -177,7 +240,7 @@ class IdempotencyStore:
             "fingerprint": fingerprint,
             "state": "in_flight",
             "created_at": now,
-            "locked_until": now + timedelta(seconds=LOCK_SECONDS),
+            "locked_until": now + timedelta(seconds=LEASE_SECONDS),
             "expires_at": now + self.retention,
         }
         insert = pg_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
@@ -216,7 +279,7 @@ class IdempotencyStore:
                 headers=None,
                 body=None,
                 created_at=now,
-                locked_until=now + timedelta(seconds=LOCK_SECONDS),
+                locked_until=now + timedelta(seconds=LEASE_SECONDS),
                 expires_at=now + self.retention,
             )
         )
@@ -224,7 +287,7 @@ class IdempotencyStore:
             return Claim(acquired=True)
         raise Conflict(
             "a request with this Idempotency-Key is still in progress",
-            retry_after=1,
+            retry_after=IN_FLIGHT_RETRY_AFTER,
             code="idempotency_key_in_flight",
         )
 

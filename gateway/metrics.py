@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, get
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["GatewayMetrics", "metrics_route"]
@@ -36,6 +36,12 @@ class GatewayMetrics:
             "erpgw_auth_failures_total",
             "Requests refused for a missing or invalid token, by reason",
             ("reason",),
+            registry=self.registry,
+        )
+        self.dependency_up = Gauge(
+            "erpgw_dependency_up",
+            "1 when readiness last found the dependency working, 0 when unreachable or degraded",
+            ("dependency",),
             registry=self.registry,
         )
         self._children: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}

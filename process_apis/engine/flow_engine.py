@@ -14,8 +14,10 @@ import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
+import sqlalchemy as sa
 import structlog
 from dbos import (
     DBOS,
@@ -26,12 +28,13 @@ from dbos import (
     SetWorkflowID,
     WorkflowHandleAsync,
 )
+from dbos import _dbos as _dbos_internals
 from dbos import error as dbos_errors
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.errors import Conflict, ServiceUnavailable
 from process_apis.engine import _steps, durable
-from process_apis.engine._executors import ExecutorRegistry
+from process_apis.engine._executors import ExecutorRegistry, SlotLock
 from process_apis.engine.durable import DECISION_TOPIC, Decision, FlowInstance
 from process_apis.engine.records import (
     UnfinishedFlow,
@@ -51,6 +54,7 @@ __all__ = [
     "ORPHAN_GRACE_SECONDS",
     "FlowEngine",
     "FlowHandle",
+    "migrate_engine_storage",
 ]
 
 APPLICATION_VERSION = "2026.12.1"
@@ -113,6 +117,7 @@ class FlowEngine:
         database_url: str,
         executor_id: str | None = None,
         executor_prefix: str = "local",
+        slot_lock_dir: Path | None = None,
         system_database_url: str | None = None,
         system_schema: str = "dbos",
         worker_concurrency: int = 8,
@@ -130,12 +135,18 @@ class FlowEngine:
                 resumes this process's flows at once. Two live processes must never share one.
             executor_prefix: without a fixed id, the engine claims `{prefix}/{n}`, the lowest
                 slot no live or unrecovered executor holds (prefix: `{host}:{port}`).
+            slot_lock_dir: a directory on this host for the slots' file locks: with it, a
+                process restarted on the same host, port and worker slot takes its dead
+                predecessor's id and resumes its flows at once, instead of waiting for the
+                dead one's heartbeat to go stale.
             poll_interval_seconds: how often queues and message waits poll the database.
         """
         self._database_url = database_url
         self._registered: dict[type[FlowInstance], dict[str, Any]] = {}
         self._fixed_executor_id = executor_id
         self._executor_prefix = executor_prefix
+        self._slot_lock_dir = slot_lock_dir
+        self._slot_lock: SlotLock | None = None
         self._system_database_url = system_database_url
         self._system_schema = system_schema
         self._worker_concurrency = worker_concurrency
@@ -150,6 +161,8 @@ class FlowEngine:
             "SERIALIZABLE" if database_url.startswith("sqlite") else "READ COMMITTED"
         )
         self._db: AsyncEngine | None = None
+        self._system_url: str | None = None
+        self._system_probe: sa.Engine | None = None
         self._executors: ExecutorRegistry | None = None
         self._datasource: AsyncSQLAlchemyDatasource | None = None
         self._queue: Queue | None = None
@@ -170,9 +183,14 @@ class FlowEngine:
             raise RuntimeError("a FlowEngine is already launched in this process")
         self._db = create_process_engine(self._database_url)
         self._executors = ExecutorRegistry(self._db, timeout_seconds=self._executor_timeout)
-        self._executor_id = self._fixed_executor_id or await self._executors.claim(
-            self._executor_prefix
-        )
+        if self._fixed_executor_id is not None:
+            self._executor_id = self._fixed_executor_id
+        elif self._slot_lock_dir is not None:
+            self._executor_id, self._slot_lock = await self._executors.claim_slot(
+                self._executor_prefix, self._slot_lock_dir
+            )
+        else:
+            self._executor_id = await self._executors.claim(self._executor_prefix)
         # Before DBOS runs anything: a process that dies from here on has a heartbeat to expire.
         await self._executors.beat(self._executor_id)
         system_url = self._system_database_url or default_system_database_url(
@@ -180,6 +198,7 @@ class FlowEngine:
         )
         if system_url.startswith("sqlite"):
             await asyncio.to_thread(prepare_sqlite, system_url)
+        self._system_url = system_url
         DBOS(config=self._config(system_url, self._executor_id))
         try:
             self._datasource = await AsyncSQLAlchemyDatasource.create(
@@ -190,20 +209,17 @@ class FlowEngine:
             # On the loop on purpose: DBOS adopts the running loop for async flows. DBOS
             # resumes this executor id's pending flows itself as it launches.
             DBOS.launch()
-            self._queue = await DBOS.register_queue_async(
-                FLOWS_QUEUE,
-                worker_concurrency=self._worker_concurrency,
-                global_concurrency=self._global_concurrency,
-                polling_interval_sec=self._poll,
-            )
+            self._queue = await self._register_queue()
         except BaseException:
             durable.activate(None)
             await _destroy_dbos()
             await self._db.dispose()
+            self._release_slot()
             raise
         self._background = [
             asyncio.create_task(self._every(self._beat)),
             asyncio.create_task(self._every(self.recover_dead_executors)),
+            asyncio.create_task(self._every(self._keep_registered)),
         ]
         log.info("flow_engine_launched", executor_id=self._executor_id, system=redact(system_url))
         try:
@@ -250,12 +266,45 @@ class FlowEngine:
         await self._cancel_running()
         self._queue = None
         durable.activate(None)
+        if self._system_probe is not None:
+            self._system_probe.dispose()
+            self._system_probe = None
         if self._db is not None:
             if self._executors is not None and self._executor_id is not None:
                 with contextlib.suppress(Exception):
                     await self._executors.hand_over(self._executor_id)
             await self._db.dispose()
             self._db = None
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        if self._slot_lock is not None:
+            self._slot_lock.release()
+            self._slot_lock = None
+
+    async def check_storage(self) -> None:
+        """Nothing when DBOS's system tables are there (or the engine is not running).
+
+        Raises:
+            LookupError: the tables are missing (a database re-created empty and not yet
+                migrated: `erp-gateway db upgrade`).
+            Exception: the driver's error when the system database cannot be reached.
+        """
+        if self._system_url is None or self._queue is None:
+            return
+        if self._system_probe is None:
+            self._system_probe = sa.create_engine(
+                self._system_url, pool_size=1, max_overflow=0, pool_pre_ping=True
+            )
+        probe = self._system_probe
+        schema = None if self._system_url.startswith("sqlite") else self._system_schema
+
+        def has_tables() -> bool:
+            with probe.connect() as conn:
+                return sa.inspect(conn).has_table("workflow_status", schema=schema)
+
+        if not await asyncio.to_thread(has_tables):
+            raise LookupError("the durable engine's system tables are missing")
 
     async def start(
         self,
@@ -277,6 +326,9 @@ class FlowEngine:
             ServiceUnavailable: the engine is not running.
         """
         queue = self._require_queue()
+        # The record's transaction commits only once the workflow is enqueued, so no record
+        # is ever left pending without a workflow; should this process die between the two,
+        # the workflow writes its record itself as it starts (`records.start_running`).
         async with self._require_db().begin() as conn:
             created = await create_flow(
                 conn,
@@ -287,20 +339,26 @@ class FlowEngine:
                 legal_entity=legal_entity,
                 now=utcnow(),
             )
-        try:
-            with SetWorkflowID(business_key):
-                workflow = await queue.enqueue_async(fn, *args)
-        except dbos_errors.DBOSConflictingWorkflowError as exc:
-            raise Conflict(
-                f"Flow {business_key} already exists as another kind of flow",
-                code="flow_key_taken",
-            ) from exc
+            try:
+                with SetWorkflowID(business_key):
+                    workflow = await queue.enqueue_async(fn, *args)
+            except dbos_errors.DBOSConflictingWorkflowError as exc:
+                raise Conflict(
+                    f"Flow {business_key} already exists as another kind of flow",
+                    code="flow_key_taken",
+                ) from exc
         return FlowHandle(
             flow_id=business_key,
             created=created,
             workflow=workflow,
             poll_interval_seconds=self._poll,
         )
+
+    async def has_workflow(self, flow_id: str) -> bool:
+        """Whether the durable workflow of flow `flow_id` exists (a record without one was
+        written before its workflow by an older gateway, or its system database was lost)."""
+        self._require_queue()
+        return await DBOS.get_workflow_status_async(flow_id) is not None
 
     async def decide(self, flow_id: str, decision: Decision) -> None:
         """Deliver an operator's decision to the flow waiting on an exception."""
@@ -447,6 +505,28 @@ class FlowEngine:
     async def _beat(self) -> None:
         await self._require_executors().beat(self.executor_id)
 
+    async def _register_queue(self) -> Queue:
+        return await DBOS.register_queue_async(
+            FLOWS_QUEUE,
+            worker_concurrency=self._worker_concurrency,
+            global_concurrency=self._global_concurrency,
+            polling_interval_sec=self._poll,
+        )
+
+    async def _keep_registered(self) -> None:
+        """A system database lost and re-created empty (`erp-gateway db upgrade`) no longer
+        knows this application version nor the flows queue, and DBOS then runs nothing from
+        it (its queue worker exits once the queue's row is gone): register both again, so
+        the running gateway resumes without a restart."""
+        if await DBOS.retrieve_queue_async(FLOWS_QUEUE) is not None:
+            return
+        # DBOS registers the version only as it launches; its system database handle is
+        # the one way to do it again in a running process.
+        system_database = _dbos_internals._get_dbos_instance()._sys_db
+        await asyncio.to_thread(system_database.create_application_version, APPLICATION_VERSION)
+        self._queue = await self._register_queue()
+        log.warning("flow_engine_registered_again", queue=FLOWS_QUEUE)
+
     async def _every(self, job: Callable[[], Awaitable[Any]]) -> None:
         while True:
             await asyncio.sleep(self._heartbeat)
@@ -487,6 +567,20 @@ class FlowEngine:
         if self._queue is None:
             raise ServiceUnavailable("The flow engine is not running")
         return self._queue
+
+
+def migrate_engine_storage(
+    database_url: str, *, system_database_url: str | None = None, system_schema: str = "dbos"
+) -> None:
+    """Create or migrate the durable engine's own tables (DBOS's system database and its
+    transaction records beside the app's tables), as a launch does; blocking. For
+    `erp-gateway db upgrade`, so that a database re-created empty serves again without a
+    restart."""
+    system_url = system_database_url or default_system_database_url(database_url)
+    if system_url.startswith("sqlite"):
+        prepare_sqlite(system_url)
+    DBOS.migrate(system_url, schema=system_schema)
+    asyncio.run(AsyncSQLAlchemyDatasource.migrate(database_url, schema=system_schema))
 
 
 async def _destroy_dbos() -> None:

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -289,11 +290,15 @@ def build_process_layer(
     executor_prefix: str,
     engine: AsyncEngine,
     registry: CollectorRegistry | None = None,
+    slot_lock_dir: Path | None = None,
 ) -> ProcessLayer:
     """The layer for the app factory. `engine` is the gateway's own (reads and operator
     actions); the flow engine keeps a pool of its own for the writes flows make."""
     flow_engine = FlowEngine(
-        database_url=database_url, executor_id=executor_id, executor_prefix=executor_prefix
+        database_url=database_url,
+        executor_id=executor_id,
+        executor_prefix=executor_prefix,
+        slot_lock_dir=slot_lock_dir,
     )
     queue = ExceptionQueue(engine, registry=registry)
     return ProcessLayer(

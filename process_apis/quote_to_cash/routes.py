@@ -120,8 +120,11 @@ class QuoteToCashService(InitPlugin):
         passes its checks."""
         flow_id = flow_id_for(opportunity_id)
         existing = await self.reader.get(flow_id, principal=principal)
-        if existing is not None:
+        if existing is not None and (
+            existing.status != "pending" or await self.engine.has_workflow(flow_id)
+        ):
             return existing
+        # New, or a pending record with no workflow to run it: (re)start it under its key.
         order = await self.desk.order_for(opportunity_id, principal=principal)
         await self.engine.start(
             FLOW_TYPE,

@@ -1,0 +1,249 @@
+"""Chaos: two gateway replicas on one PostgreSQL database and one Redis, the emulators in their
+own processes, won deals booked while every platform fails a fifth of its calls (503, 429,
+timeouts) and each replica is SIGKILLed once and restarted on its port, a fifth of the
+submissions sent again to the other replica. Every deal is booked exactly once in every
+platform (read from the emulators' own APIs), no key answers 409 for more than 10 s after a
+crash, and a restarted replica resumes its own flows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from tests.process_apis.emulator_processes import emulator_processes, gateway_env
+from tests.process_apis.sandbox import SalesforceOrg, StripeAccount, seeded_id
+from tests.support.processes import GatewayProcess, create_client, start_gateway
+from tests.support.servers import free_port
+from tests.support.waiting import eventually
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(240)]
+
+DEALS = 40
+LONGEST_409 = 10.0
+FAULTS = {
+    "salesforce": {"error_rate": 0.2, "error_status": 503},
+    "stripe": {"error_rate": 0.2, "error_status": 429, "retry_after": 1},
+    "zendesk": {"error_rate": 0.2, "error_status": 503},
+    "netsuite": {"error_rate": 0.2, "error_status": 504},
+}
+
+
+async def _admin(url: str, *statements: str) -> None:
+    admin = sa.make_url(url).set(database="postgres").render_as_string(hide_password=False)
+    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            for statement in statements:
+                await conn.execute(sa.text(statement))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def database(postgres_url: str) -> AsyncIterator[str]:
+    name = f"{sa.make_url(postgres_url).database}_chaos"
+    url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+    await _admin(
+        postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+    )
+    yield url
+    await _admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class Replicas:
+    """The two replicas, restartable on their ports."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.ports = [free_port(), free_port()]
+        self.processes: list[GatewayProcess | None] = [None, None]
+        self.starts = [0, 0]
+
+    def url(self, index: int) -> str:
+        return f"http://127.0.0.1:{self.ports[index]}"
+
+    def start(self, index: int) -> None:
+        self.starts[index] += 1
+        log = self.logs / f"replica-{index}-{self.starts[index]}.log"
+        self.processes[index] = start_gateway(self.env, log, port=self.ports[index])
+
+    def kill(self, index: int) -> None:
+        process = self.processes[index]
+        if process is not None:
+            process.kill()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process is not None:
+                process.stop()
+
+
+class Submitter:
+    """A client that books a deal under one Idempotency-Key and retries on the other replica
+    when one is down, busy with the key (409) or unavailable; it times each run of 409s."""
+
+    def __init__(self, http: httpx.AsyncClient, replicas: Replicas, headers: dict[str, str]):
+        self.http = http
+        self.replicas = replicas
+        self.headers = headers
+        self.longest_409 = 0.0
+        self.statuses: Counter[int] = Counter()
+
+    async def book(self, opportunity: str, key: str, first: int) -> str:
+        target = first
+        conflict_since: float | None = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                response = await self.http.post(
+                    f"{self.replicas.url(target)}/process/v1/quote-to-cash",
+                    json={"opportunity_id": opportunity},
+                    headers={**self.headers, "Idempotency-Key": key},
+                )
+            except httpx.HTTPError:
+                target = 1 - target
+                await asyncio.sleep(0.2)
+                continue
+            self.statuses[response.status_code] += 1
+            assert response.status_code != 500, response.text
+            if response.status_code == 409:
+                assert int(response.headers["retry-after"]) <= 2
+                conflict_since = conflict_since or time.monotonic()
+                self.longest_409 = max(self.longest_409, time.monotonic() - conflict_since)
+                target = 1 - target
+                await asyncio.sleep(float(response.headers["retry-after"]))
+                continue
+            if response.status_code in (429, 502, 503, 504):
+                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                continue
+            if conflict_since is not None:
+                self.longest_409 = max(self.longest_409, time.monotonic() - conflict_since)
+            assert response.status_code == 202, response.text
+            return str(response.json()["id"])
+        raise AssertionError(f"{key} was never accepted")
+
+
+async def test_crashes_lose_nothing_and_create_nothing_twice(
+    tmp_path: Path, database: str, redis_url: str
+) -> None:
+    with emulator_processes(tmp_path) as urls:
+        env = {
+            "ERPGW_DATABASE_URL": database,
+            "ERPGW_VAR_DIR": str(tmp_path),
+            "ERPGW_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
+            "ERPGW_ISSUER": "http://gateway.test",
+            "ERPGW_ACCESS_LOG": "false",
+            "ERPGW_LOG_FORMAT": "json",
+            "ERPGW_REDIS_URL": redis_url,
+            **gateway_env(urls),
+        }
+        client = await asyncio.to_thread(
+            create_client, env, scopes="process:write process:read", tier="gold"
+        )
+        replicas = Replicas(env, tmp_path)
+        try:
+            await asyncio.gather(*(asyncio.to_thread(replicas.start, i) for i in (0, 1)))
+            async with httpx.AsyncClient(timeout=30) as http:
+                await _run(http, urls, replicas, client)
+        finally:
+            replicas.stop()
+
+
+async def _run(
+    http: httpx.AsyncClient, urls: dict[str, str], replicas: Replicas, client: dict[str, str]
+) -> None:
+    salesforce = SalesforceOrg(http, urls["salesforce"])
+    stripe = StripeAccount(http, urls["stripe"])
+    acme, globex = seeded_id("Account", "acme"), seeded_id("Account", "globex")
+    deals: list[tuple[str, str]] = []
+    for index in range(DEALS):
+        account = acme if index % 2 == 0 else globex
+        lines = [("SEAT", 1 + index % 3)] if account == acme else [("PLAT-ENT", 1)]
+        currency = "USD" if account == acme else "EUR"
+        deals.append(
+            (
+                account,
+                await salesforce.deal(
+                    account, lines, currency=currency, name=f"Chaos deal {index}"
+                ),
+            )
+        )
+    token = await http.post(
+        f"{replicas.url(0)}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client["client_id"], client["client_secret"]),
+    )
+    assert token.status_code == 200, token.text
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    for vendor, faults in FAULTS.items():
+        assert (await http.post(f"{urls[vendor]}/_emulator/faults", json=faults)).is_success
+
+    submitter = Submitter(http, replicas, headers)
+    started = time.monotonic()
+    submissions: list[asyncio.Task[str]] = []
+    resumed: list[float] = []
+    for index, (_, opportunity) in enumerate(deals):
+        key = f"chaos-{index}"
+        submissions.append(asyncio.create_task(submitter.book(opportunity, key, index % 2)))
+        if index % 5 == 0:  # the same submission again, to the other replica
+            submissions.append(asyncio.create_task(submitter.book(opportunity, key, 1 - index % 2)))
+        if index in (DEALS // 3, 2 * DEALS // 3):
+            victim = 0 if index == DEALS // 3 else 1
+            await asyncio.sleep(0.5)  # let the replica take some requests in flight
+            replicas.kill(victim)
+            restart = time.monotonic()
+            await asyncio.to_thread(replicas.start, victim)
+            resumed.append(time.monotonic() - restart)
+        await asyncio.sleep(0.05)
+    flow_ids = await asyncio.gather(*submissions)
+    assert len(set(flow_ids)) == DEALS
+
+    async def all_finished() -> list[dict[str, Any]] | None:
+        flows = []
+        for flow_id in set(flow_ids):
+            for index in (0, 1):
+                try:
+                    response = await http.get(
+                        f"{replicas.url(index)}/process/v1/flows/{flow_id}", headers=headers
+                    )
+                except httpx.HTTPError:
+                    continue
+                if response.status_code == 200:
+                    flows.append(response.json())
+                    break
+        done = [flow for flow in flows if flow["status"] in ("succeeded", "failed")]
+        return flows if len(done) == DEALS else None
+
+    flows = await eventually(all_finished, timeout=150, interval=1.0, what="every flow ended")
+    drained = time.monotonic() - started
+    assert Counter(flow["status"] for flow in flows) == {"succeeded": DEALS}
+    assert submitter.longest_409 <= LONGEST_409, submitter.longest_409
+
+    # Nothing created twice: one Stripe customer per account, one subscription per deal.
+    served = 0
+    for vendor in FAULTS:
+        state = (await http.get(f"{urls[vendor]}/_emulator/faults")).json()
+        served += int(state["counters"]["error"])
+        assert (await http.post(f"{urls[vendor]}/_emulator/faults", json={})).is_success
+    assert served > 0
+    for account in (acme, globex):
+        customers = await stripe.customers_of(account)
+        assert len(customers) == 1, customers
+        subscriptions = await stripe.objects("/v1/subscriptions", customer=customers[0]["id"])
+        assert len(subscriptions) == sum(1 for owner, _ in deals if owner == account)
+    print(  # the figures the chaos run reports (pytest -s)
+        f"chaos: {DEALS} deals, 2 kills, {served} faults served, "
+        f"statuses {dict(submitter.statuses)}, longest 409 "
+        f"{submitter.longest_409:.1f}s, restarts ready in {[round(r, 1) for r in resumed]}s, "
+        f"drained in {drained:.1f}s"
+    )
