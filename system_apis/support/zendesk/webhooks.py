@@ -97,7 +97,10 @@ def _parse_timestamp(timestamp: str) -> datetime:
 
 
 def _decode_payload(body: bytes) -> dict[str, Any]:
-    payload = decode_json_input(body, what="Zendesk webhook body")
+    try:
+        payload = decode_json_input(body, what="webhook body")
+    except InvalidRequest as exc:
+        raise _malformed("body", exc.message) from exc
     if not isinstance(payload, dict):
         raise _malformed("body", "webhook body is not a JSON object")
     return payload
