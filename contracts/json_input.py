@@ -6,11 +6,12 @@ different values; repeated query parameters are refused for the same reason) and
 enough to exhaust the interpreter's stack (a `RecursionError`, which would be a 500).
 
 Repeated keys are found without a second parse on almost every body: outside strings a colon
-only ever separates a key from its value, so the body holds as many keys as colons minus the
-colons inside its strings, and the decoded dicts hold that many unless a key was repeated.
-A string can hide a colon only as `\\u003a`, so a body with a `\\u` escape is checked by a
-parse that sees every key (measured on a 1 KB body: decode 7 us, this count 5 us, the exact
-parse 37 us).
+only ever separates a key from its value, so re-encoding the decoded value (which kept one of
+each repeated key) gives fewer colons than the body exactly when a key was repeated. A string
+can hide a colon only as `\\u003a`, so such a body, and any whose counts differ, is checked by
+a parse that sees every key and names the repeated one. Measured on a 1.2 KB body (one
+process, a loaded 2-core machine): decode 3.3 us, with this check 8.4 us, the exact parse 17 us
+more; a 70-byte body: 0.16 us and 1.1 us.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from contracts.errors import FieldError, InvalidRequest
 __all__ = ["decode_json_input"]
 
 _DECODER = msgspec.json.Decoder()
+_ENCODER = msgspec.json.Encoder()
 
 
 def decode_json_input(body: bytes, *, what: str = "request body") -> Any:
@@ -43,39 +45,22 @@ def decode_json_input(body: bytes, *, what: str = "request body") -> Any:
             errors=[FieldError(pointer="/", detail=str(exc))],
             code="invalid_json",
         ) from None
-    if b"\\u" in body or body.count(b":") - _colons_in_strings(value) != _key_count(value):
+    if _may_repeat_a_key(body, value):
         _refuse_repeated_keys(body, what)
     return value
 
 
-def _key_count(value: Any) -> int:
-    count = 0
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if type(item) is dict:
-            count += len(item)
-            stack.extend(item.values())
-        elif type(item) is list:
-            stack.extend(item)
-    return count
-
-
-def _colons_in_strings(value: Any) -> int:
-    count = 0
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        kind = type(item)
-        if kind is str:
-            count += item.count(":")
-        elif kind is dict:
-            for key in item:
-                count += key.count(":")
-            stack.extend(item.values())
-        elif kind is list:
-            stack.extend(item)
-    return count
+def _may_repeat_a_key(body: bytes, value: Any) -> bool:
+    """False when no object in `body` names a key twice (exact; True may be a false alarm)."""
+    if b"\\u003a" in body or b"\\u003A" in body:
+        return True  # an escaped colon: the counts below would not see it
+    try:
+        canonical = _ENCODER.encode(value)
+    except RecursionError:
+        return True
+    # Outside strings a colon only separates a key from its value, and strings keep theirs
+    # when re-encoded: fewer colons after the round trip means a key (and its value) was lost.
+    return body.count(b":") != canonical.count(b":")
 
 
 def _refuse_repeated_keys(body: bytes, what: str) -> None:
