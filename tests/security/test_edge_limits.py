@@ -100,3 +100,19 @@ async def test_invalid_tokens_spend_the_anonymous_quota_of_their_address(tmp_pat
         # The client holding a valid token is counted by its own id, not by the address.
         valid = await client.post("/webhooks/salesforce", json={}, headers=bearer(token))
         assert valid.status_code == 400, valid.text  # the body lacks `event`
+
+
+async def test_ipv6_clients_are_counted_per_64_block(tmp_path: Path) -> None:
+    env = {
+        "ERPGW_TRUSTED_PROXIES": "127.0.0.1",
+        "ERPGW_RATE_LIMIT_TIERS": "anonymous.webhooks=2/minute",
+    }
+    async with gateway(tmp_path, **env) as client:
+        one_host = [f"2001:db8:0:1::{n}" for n in range(3)]
+        refusals = [
+            await statuses(client, 1, WEBHOOK, **{"X-Forwarded-For": address})
+            for address in one_host
+        ]
+        assert refusals == [[401], [401], [429]]
+        # The next /64 is another subscriber.
+        assert await statuses(client, 1, WEBHOOK, **{"X-Forwarded-For": "2001:db8:0:2::1"}) == [401]
