@@ -138,6 +138,15 @@ async def test_header_values_that_are_not_utf8_are_a_400(
         "/webhooks/stripe", content=b"{}", headers={"Stripe-Signature": "t=1,v1=ab"}
     )
     assert assert_problem(unsigned, 401)["code"] == "invalid_signature"
+    # Basic credentials that are not base64 text: a refused client, as malformed ones are.
+    for credentials in ("Basic \u00e9", "Basic !!"):
+        token = await gateway.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": credentials.encode()},
+        )
+        assert token.status_code == 401, token.text
+        assert token.json()["error"] == "invalid_client"
 
 
 # Duplicate JSON object keys
