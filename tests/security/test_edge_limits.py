@@ -25,7 +25,8 @@ each request is a 401 that has spent its quota."""
 
 @asynccontextmanager
 async def gateway(tmp_path: Path, **env: str) -> AsyncIterator[AppClient]:
-    async with app_client(gateway_app(settings_for(tmp_path, **env))) as client:
+    settings = settings_for(tmp_path, None, emulated=False, **env)
+    async with app_client(gateway_app(settings)) as client:
         yield client
 
 
