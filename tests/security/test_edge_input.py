@@ -19,6 +19,7 @@ import structlog
 from litestar import post
 
 from gateway.modes import webhook_secrets
+from tests.experience_apis.test_console import exception_status, failed_flow, new_client, sign_in
 from tests.support.apps import (
     AppClient,
     app_client,
@@ -219,3 +220,18 @@ def test_a_body_that_stops_arriving_is_answered_408(tmp_path: Path) -> None:
         complete, took = raw_request(base_url, head + b" " * 200, wait=15)
         assert complete.startswith(b"HTTP/1.1 401 "), complete[:200]
         assert took < 5
+
+
+async def test_console_edited_input_naming_a_key_twice_is_not_sent(gateway: AppClient) -> None:
+    exception_id = await failed_flow(gateway)
+    client_id, secret = await new_client(gateway, "ops:read", "ops:replay")
+    csrf = await sign_in(gateway, client_id, secret)
+
+    refused = await gateway.post(
+        f"/ops/exceptions/{exception_id}/retry",
+        data={"input": '{"legal_entity": "US01", "legal_entity": "DE01"}', "csrf_token": csrf},
+    )
+    assert refused.status_code == 422
+    assert "legal_entity" in refused.text
+    assert "more than once" in refused.text
+    assert await exception_status(gateway, exception_id) == "open"
