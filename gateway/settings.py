@@ -679,7 +679,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         float,
         var(
             "ERPGW_BODY_READ_TIMEOUT_SECONDS",
-            "seconds a client may take sending a request body (then 408)",
+            "seconds a client may take sending its headers or its body (then 408)",
             minimum=0.1,
             maximum=60,
         ),
