@@ -25,6 +25,7 @@ from gateway.auth import (
     TokenIssuer,
     TokenValidator,
 )
+from gateway.client_address import ClientAddress
 from gateway.clients import ClientRegistry
 from gateway.core import FreezeLongLivedObjects, Gateway, GatewayCore
 from gateway.edge import EdgeMiddleware
@@ -40,6 +41,7 @@ from gateway.rate_limits import (
     parse_tiers,
     storage_uri_for,
 )
+from gateway.request_bodies import GatewayRequest
 from gateway.settings import Settings, load_settings
 from gateway.versioning import VersionRegistry
 from process_apis.amendment import routes as subscription_amendment_api
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         openapi_config=docs.openapi_config(gateway.versions, version=VERSION),
         request_max_body_size=settings.max_body_bytes,
+        request_class=GatewayRequest,
         debug=False,
     )
     app.state.gateway = gateway
@@ -256,14 +259,18 @@ def _rate_limit_config(settings: Settings) -> RateLimitConfig:
         strategy=settings.rate_limit_strategy,
         storage_uri=storage_uri_for(settings.redis_url),
         on_store_error=settings.rate_limit_on_store_error,
+        client_address=ClientAddress(settings.trusted_proxies),
     )
 
 
 def _edge(inner: Any, gateway: Gateway) -> Any:
     """Wrap the app in what every request passes before routing (see gateway/edge.py)."""
+    tiers = gateway.rate_limiter.config.tiers.rates
     return EdgeMiddleware(
         inner,
         max_body_bytes=gateway.settings.max_body_bytes,
+        body_read_timeout=gateway.settings.body_read_timeout_seconds,
         metrics=gateway.metrics,
+        tiers=frozenset(name for name in tiers if "." not in name),
         access_log=gateway.settings.access_log,
     )

@@ -280,6 +280,8 @@ def _serve(args: argparse.Namespace) -> int:
         import uvicorn
 
         # One uvicorn worker serves in this process; several run as children to watch us.
+        # uvicorn has no header-read timeout (granian has, see below): a client may hold a
+        # connection open by trickling headers, so uvicorn is the fallback, not the default.
         factory = "gateway.workers:worker_app" if args.workers > 1 else (
             "gateway.app:create_app_from_env"
         )
@@ -294,6 +296,7 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     from granian import Granian
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings
 
     Granian(
         "gateway.workers:worker_app",
@@ -304,6 +307,10 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level="warning",  # type: ignore[arg-type]
         backlog=2048,
+        # Headers get the time a body gets (the app bounds body reads itself, gateway/edge.py).
+        http1_settings=HTTP1Settings(
+            header_read_timeout=round(settings.body_read_timeout_seconds * 1000)
+        ),
     ).serve()
     return 0
 

@@ -8,7 +8,6 @@ OAuth client libraries expect, not as problem+json.
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
@@ -135,7 +134,7 @@ def _client_credentials(authorization: str | None, form: dict[str, str]) -> tupl
             raise _TokenRequestError("invalid_request", "use one client authentication method")
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, or text that is not ASCII
             raise _TokenRequestError(
                 "invalid_client", "malformed Basic credentials", status=401
             ) from None

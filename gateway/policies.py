@@ -1,7 +1,7 @@
 """The per-route policies, in one Litestar middleware layer, in the order the request path
-requires: who is calling and whether the route allows it (a 401 or 403 spends no quota),
-their quota, the version's lifecycle, and last the Idempotency-Key claim (a refused request
-claims nothing).
+requires: who is calling and whether the route allows it (a 403 spends no quota; a 401 spends
+the anonymous quota of the caller's address), their quota, the version's lifecycle, and last
+the Idempotency-Key claim (a refused request claims nothing).
 
 Each policy's logic is in its own module (`auth`, `rate_limits`, `versioning`,
 `idempotency`); they are composed here rather than stacked as four middleware layers because
@@ -20,7 +20,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from contracts.errors import FieldError, InvalidRequest
+from contracts.errors import FieldError, InvalidRequest, Unauthenticated
 from gateway.auth import Authenticator
 from gateway.idempotency import IdempotencyPolicy
 from gateway.rate_limits import RateLimiter
@@ -55,10 +55,18 @@ class RoutePolicies(ASGIMiddleware):
             return
         opt = handler.opt
         _refuse_repeated_query_parameters(scope)
+        limited = self.rate_limiter.applies_to(scope)
         if not opt.get("public"):
-            await self.authenticator.authenticate(scope)
+            try:
+                await self.authenticator.authenticate(scope)
+            except Unauthenticated:
+                # A missing or invalid token is an anonymous caller: counted by address
+                # (a 429 once that is spent), so guessing tokens costs quota too.
+                if limited:
+                    await self.rate_limiter.admit(scope)
+                raise
         extra: tuple[tuple[bytes, bytes], ...] = ()
-        if self.rate_limiter.applies_to(scope):
+        if limited:
             extra = await self.rate_limiter.admit(scope)
         if self.versions is not None:
             extra += self.versions.lifecycle_headers(scope, self.clock())

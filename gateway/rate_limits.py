@@ -226,8 +226,9 @@ class RateLimitConfig:
     Shorter tightens bursts at window edges but lets more leased permits lapse unused."""
     client_address: Callable[[Scope], str] = remote_address
     """Who an anonymous caller is. The default uses the connection's peer address and does
-    not trust `X-Forwarded-For`: behind a proxy, fix the address with the proxy-headers
-    support of the server, or every anonymous caller shares the proxy's limit."""
+    not trust `X-Forwarded-For`: behind a proxy, every anonymous caller would share the
+    proxy's limit. The gateway passes `gateway.client_address.ClientAddress`, which reads
+    the forwarding headers of the proxies `ERPGW_TRUSTED_PROXIES` names."""
     exclude_opt_key: str = "skip_rate_limit"
     """A truthy `opt[exclude_opt_key]` on a route skips rate limiting (Litestar's own opt-out
     mechanism, checked before the middleware runs), as does `opt["rate_limit"] = False`."""

@@ -12,6 +12,7 @@ Variables read only by tests, CI and benchmarks (`TEST_ONLY_*`) are declared but
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import os
 import re
@@ -161,6 +162,18 @@ def _rate_limit_tiers(name: str, raw: str) -> str:
     except ValueError as exc:
         raise SettingsError(f"{name}: {exc}") from None
     return raw
+
+
+def _networks(name: str, raw: str) -> tuple[str, ...]:
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError:
+            raise SettingsError(f"{name}: {item!r} is not an IP address or CIDR") from None
+    return tuple(networks)
 
 
 def _api_versions(name: str, raw: str) -> tuple[ApiVersionEntry, ...]:
@@ -662,6 +675,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: Annotated[
         int, var("ERPGW_MAX_BODY_BYTES", "larger request bodies get 413", minimum=1024)
     ] = 1_048_576
+    body_read_timeout_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_BODY_READ_TIMEOUT_SECONDS",
+            "seconds a client may take sending its headers or its body (then 408)",
+            minimum=0.1,
+            maximum=60,
+        ),
+    ] = 30.0
+    trusted_proxies: Annotated[
+        tuple[str, ...],
+        var(
+            "ERPGW_TRUSTED_PROXIES",
+            "proxies (IPs or CIDRs, comma-separated) whose `X-Forwarded-For` or `Forwarded` "
+            "names the client",
+            check=_networks,
+        ),
+    ] = ()
     idempotency_retention_seconds: Annotated[
         int,
         var(
@@ -1000,6 +1031,7 @@ def _type_text(item: Variable) -> str:
         _console_secret: "64 hex digits",
         _pem: "PEM",
         _rate_limit_tiers: "rate list",
+        _networks: "IP/CIDR list",
     }
     if check in named:
         return named[check]

@@ -9,13 +9,13 @@ import secrets
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import msgspec
 from litestar import Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
-from contracts.errors import FieldError, Forbidden, ValidationFailed
+from contracts.errors import FieldError, Forbidden, InvalidRequest, ValidationFailed
+from contracts.json_input import decode_json_input
 from experience_apis.console._signin import (
     READ_SCOPE,
     CsrfRejected,
@@ -188,10 +188,11 @@ async def _actor(
 
 def _json(raw: str) -> Any:
     try:
-        return msgspec.json.decode(raw.encode())
-    except msgspec.DecodeError as exc:
+        return decode_json_input(raw.encode(), what="edited input")
+    except InvalidRequest as exc:
         raise ValidationFailed(
-            "The edited input is not JSON", errors=[FieldError(pointer="/input", detail=str(exc))]
+            "The edited input is not JSON",
+            errors=[FieldError(pointer="/input", detail=exc.message)],
         ) from exc
 
 

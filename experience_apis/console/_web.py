@@ -61,13 +61,19 @@ SECURITY_HEADERS = {
 _STATUS: tuple[tuple[type[errors.GatewayError], int], ...] = (
     (errors.ValidationFailed, 422),
     (errors.InvalidRequest, 400),
+    (errors.Unauthenticated, 401),
     (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
+    (errors.Gone, 410),
+    (errors.PayloadTooLarge, 413),
+    (errors.RateLimited, 429),
+    (errors.RequestRejected, 400),
     (errors.ServiceUnavailable, 503),
     (errors.UpstreamUnavailable, 503),
     (errors.UpstreamError, 502),
 )
+"""First match wins; a refusal of the caller's request not named here is still a 400."""
 
 log = structlog.get_logger("experience_apis.console")
 
@@ -145,9 +151,27 @@ def _error_page(
         body = environment.get_template("error.html").render(
             status=status, message=message, operator=None, flash=None
         )
-        return Response(body, status_code=status, media_type="text/html", headers=SECURITY_HEADERS)
+        return Response(
+            body, status_code=status, media_type="text/html", headers=_headers_of(request, exc)
+        )
 
     return render
+
+
+def _headers_of(request: Request[Any, Any, Any], exc: Exception) -> dict[str, str]:
+    """The security headers, plus what the refusal tells the client: when to retry (a 429
+    or 503) and the RateLimit fields the rate-limit policy left on the request's state."""
+    headers = dict(SECURITY_HEADERS)
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float):
+        headers["Retry-After"] = str(max(1, int(retry_after + 0.999)))
+    state = request.scope.get("state", {})
+    for name, value in state.get("rate_limit_headers", ()):
+        headers.setdefault(name, value)
+    if isinstance(exc, HTTPException) and exc.headers:
+        for name, value in exc.headers.items():
+            headers.setdefault(name, value)
+    return headers
 
 
 def _describe(exc: Exception) -> tuple[int, str]:

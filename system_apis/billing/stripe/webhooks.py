@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from contracts.errors import FieldError, InvalidRequest, Unauthenticated
+from contracts.json_input import decode_json_input
 
 __all__ = ["DEFAULT_TOLERANCE", "verify_webhook"]
 
@@ -69,6 +69,10 @@ def _digest(payload: bytes, secret: str, timestamp: int) -> str:
 
 
 def _parse_header(header: str) -> tuple[int, list[str]]:
+    if not header.isascii():
+        # Signatures are hex: anything else is malformed (and `hmac.compare_digest` raises
+        # TypeError on non-ASCII text).
+        raise _malformed("it holds characters other than ASCII")
     timestamps: list[str] = []
     signatures: list[str] = []
     for part in header.split(","):
@@ -95,12 +99,7 @@ def _malformed(reason: str) -> InvalidRequest:
 
 
 def _decode(payload: bytes) -> dict[str, Any]:
-    try:
-        event = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidRequest(
-            "Stripe webhook payload is not valid JSON", code="invalid_payload"
-        ) from exc
+    event = decode_json_input(payload, what="Stripe webhook payload")
     if not isinstance(event, dict):
         raise InvalidRequest("Stripe webhook payload is not a JSON object", code="invalid_payload")
     return event

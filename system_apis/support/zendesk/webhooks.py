@@ -16,9 +16,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from contracts.errors import FieldError, InvalidRequest, Unauthenticated
+from contracts.json_input import decode_json_input
 
 __all__ = [
     "DEFAULT_TOLERANCE_SECONDS",
@@ -99,9 +98,9 @@ def _parse_timestamp(timestamp: str) -> datetime:
 
 def _decode_payload(body: bytes) -> dict[str, Any]:
     try:
-        payload = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
-        raise _malformed("body", "webhook body is not valid JSON") from exc
+        payload = decode_json_input(body, what="webhook body")
+    except InvalidRequest as exc:
+        raise _malformed("body", exc.message) from exc
     if not isinstance(payload, dict):
         raise _malformed("body", "webhook body is not a JSON object")
     return payload
