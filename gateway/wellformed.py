@@ -14,12 +14,16 @@ from contracts.errors import FieldError, InvalidRequest
 __all__ = ["IMPLEMENTED_METHODS", "refusal_of"]
 
 IMPLEMENTED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+RECOGNISED_METHODS = IMPLEMENTED_METHODS | {"TRACE", "CONNECT", "QUERY"}
+"""RFC 9110's methods and the IETF draft's QUERY: one the gateway recognises but no route takes
+is routed on to its 405 (with `Allow`), as clients and contract tests expect; only an invented
+method is a 501 here."""
 
 
 def refusal_of(scope: Any) -> Exception | None:
     """Why the request in `scope` is refused before routing, or None. Costs a set lookup and
     one `isascii` per header value (a UTF-8 decode only for a value that is not ASCII)."""
-    if scope["method"] not in IMPLEMENTED_METHODS:
+    if scope["method"] not in RECOGNISED_METHODS:
         return HTTPException(
             status_code=501, detail="the gateway does not implement this request method"
         )
