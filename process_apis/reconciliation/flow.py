@@ -12,6 +12,7 @@ recording are idempotent, a run that fails is `failed` and the next run reads ev
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import datetime, timedelta
 from typing import Final, Protocol
@@ -57,6 +58,10 @@ __all__ = [
 FLOW_TYPE: Final = "reconciliation"
 FOLLOW_UP_TYPE: Final = "reconciliation_mismatch"
 _MAX_KEY: Final = 150
+LINK_WAIT_SECONDS: Final = 60.0
+"""How long a run waits for its mismatches' exceptions before it completes without them (they
+appear on the run as soon as they open)."""
+LINK_POLL_SECONDS: Final = 0.1
 
 
 class RunRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -164,6 +169,17 @@ class ReconciliationFlows(FlowInstance):
         await self.store.record(run_id, comparison, follow_ups)
 
     @flow_step(system="gateway")
+    async def link_exceptions(self, follow_up_ids: list[str]) -> list[str]:
+        """Wait (a little) until each mismatch's follow-up has opened its exception, so a
+        completed run shows every mismatch with its exception. Returns those still waiting."""
+        deadline = asyncio.get_running_loop().time() + LINK_WAIT_SECONDS
+        while True:
+            waiting = await self.store.awaiting_exceptions(follow_up_ids)
+            if not waiting or asyncio.get_running_loop().time() > deadline:
+                return sorted(waiting)
+            await asyncio.sleep(LINK_POLL_SECONDS)
+
+    @flow_step(system="gateway")
     async def complete_run(self, run_id: str) -> None:
         await self.store.finish(run_id)
         await self.gauges.refresh()
@@ -192,6 +208,9 @@ class ReconciliationFlows(FlowInstance):
         await self.record_results(request.run_id, comparison)
         for finding in comparison.findings:
             await self._follow_up(finding)
+        await self.link_exceptions(
+            sorted({follow_up_id(f.fingerprint) for f in comparison.findings})
+        )
         await self.complete_run(request.run_id)
         return RunResult(
             run_id=request.run_id,

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.errors import NotFound
 from contracts.principal import Principal
-from process_apis.engine.store import as_utc, exceptions, insert_for, utcnow
+from process_apis.engine.store import as_utc, exceptions, flows, insert_for, utcnow
 from process_apis.reconciliation.compare import Comparison, Finding, Kind, Total, Values
 from process_apis.reconciliation.store import mismatches, runs
 
@@ -211,6 +211,32 @@ class RunStore:
         async with self._db.connect() as conn:
             row = (await conn.execute(statement)).first()
         return (row.id, row.occurrences) if row is not None else None
+
+    async def awaiting_exceptions(self, follow_up_ids: Collection[str]) -> set[str]:
+        """The follow-up flows among `follow_up_ids` that have not opened their exception
+        yet and are still under way (a follow-up of a repaired mismatch opens none)."""
+        if not follow_up_ids:
+            return set()
+        wanted = sorted(follow_up_ids)
+        async with self._db.connect() as conn:
+            with_exception = set(
+                (
+                    await conn.execute(
+                        sa.select(exceptions.c.flow_id).where(exceptions.c.flow_id.in_(wanted))
+                    )
+                ).scalars()
+            )
+            ended = set(
+                (
+                    await conn.execute(
+                        sa.select(flows.c.id).where(
+                            flows.c.id.in_(wanted),
+                            flows.c.status.in_(("succeeded", "cancelled")),
+                        )
+                    )
+                ).scalars()
+            )
+        return set(wanted) - with_exception - ended
 
     async def mismatch(self, run_id: str, mismatch_id: str, principal: Principal) -> MismatchRow:
         """NotFound when unknown, or not the caller's to see."""
