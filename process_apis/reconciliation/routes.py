@@ -28,7 +28,7 @@ from litestar.plugins import InitPlugin
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.errors import Conflict, Forbidden
+from contracts.errors import Conflict, FieldError, Forbidden, ValidationFailed
 from contracts.principal import Principal
 from contracts.v1.base import LegalEntityCode
 from process_apis.cross_references import CrossReferences
@@ -129,12 +129,26 @@ class ReconciliationService:
     repairs: RepairFlows
     engine: FlowEngine
     store: RunStore
+    erp: ErpPort
     settle_seconds: float
 
     async def start(
         self, request: ReconciliationRequest, *, principal: Principal
     ) -> tuple[str, bool]:
         entities = _entities(request.legal_entity, principal)
+        if request.legal_entity is not None:
+            known = {entity.code for entity in await self.erp.list_legal_entities()}
+            if request.legal_entity not in known:
+                raise ValidationFailed(
+                    "The reconciliation cannot be started",
+                    errors=[
+                        FieldError(
+                            pointer="/legal_entity",
+                            detail=f"no legal entity {request.legal_entity}; the ERP has "
+                            + ", ".join(sorted(known)),
+                        )
+                    ],
+                )
         run_id = f"reconcile:{uuid.uuid4().hex}"
         return run_id, await self._start(
             RunRequest(
@@ -354,6 +368,11 @@ def mount(
         store=store, engine=engine,
     )
     service = ReconciliationService(
-        flows=flows, repairs=repairs, engine=engine, store=store, settle_seconds=settle_seconds
+        flows=flows,
+        repairs=repairs,
+        engine=engine,
+        store=store,
+        erp=erp,
+        settle_seconds=settle_seconds,
     )
     return ReconciliationWiring(service=service, gauges=gauges, interval_seconds=interval_seconds)
