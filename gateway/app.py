@@ -44,8 +44,8 @@ from process_apis.engine.routes import build_process_layer
 from process_apis.escalation import routes as escalation_api
 from process_apis.payment_failure import flow as payment_failure
 from process_apis.quote_to_cash.routes import QuoteToCashService
-from process_apis.reconciliation import routes as reconciliation_api
 from process_apis.quote_to_cash.routes import build as build_quote_to_cash
+from process_apis.reconciliation import routes as reconciliation_api
 from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
 
 __all__ = ["create_app", "create_app_from_env"]

@@ -72,9 +72,7 @@ async def read_crm(
 
 
 async def read_billing(billing: BillingPort, entities: Collection[str] | None) -> Books:
-    customers = await every_page(
-        lambda cursor: billing.list_customers(cursor=cursor, limit=PAGE)
-    )
+    customers = await every_page(lambda cursor: billing.list_customers(cursor=cursor, limit=PAGE))
     subscriptions = await every_page(
         lambda cursor: billing.list_subscriptions(status="all", cursor=cursor, limit=PAGE)
     )
@@ -90,9 +88,7 @@ async def read_billing(billing: BillingPort, entities: Collection[str] | None) -
         ],
         billing_invoices=[i for i in invoices if _in(i.legal_entity, entities)],
         credit_notes=[
-            n
-            for n in notes
-            if _in(n.legal_entity or customer_entity.get(n.customer_id), entities)
+            n for n in notes if _in(n.legal_entity or customer_entity.get(n.customer_id), entities)
         ],
     )
 

@@ -233,8 +233,10 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
         entity = deal.legal_entity or ""
         if not tally.settled("deals", deal.updated_at):
             continue
-        crm = deal.amount if deal.amount is not None else sum(
-            line.total_amount for line in deal.lines
+        crm = (
+            deal.amount
+            if deal.amount is not None
+            else sum(line.total_amount for line in deal.lines)
         )
         order = index.orders.get(f"q2c:{deal.id}")
         subscription = by_deal.get(deal.id)
@@ -245,7 +247,10 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
         values = Values(crm=crm, billing=billing, erp=erp)
         name = f"deal {deal.id} ({deal.name})"
         if order is None:
-            reason = f"{name} is won for {money_text(crm, deal.currency)} but has no sales order in the ERP"
+            reason = (
+                f"{name} is won for {money_text(crm, deal.currency)} but has no sales order "
+                "in the ERP"
+            )
             code = "missing_in_erp"
         elif subscription is not None and billing is not None and billing != crm:
             reason = (
@@ -263,8 +268,13 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
             continue
         tally.findings.append(
             Finding(
-                kind="deals", code=code, key=deal.id, legal_entity=entity,
-                currency=deal.currency, values=values, reason=reason,
+                kind="deals",
+                code=code,
+                key=deal.id,
+                legal_entity=entity,
+                currency=deal.currency,
+                values=values,
+                reason=reason,
             )
         )
 
@@ -285,8 +295,11 @@ def _invoices(books: Books, index: _Index, tally: _Tally) -> None:
         posted = index.erp_invoices.get(invoice.id, [])
         erp_total = sum(p.total for p in posted) if posted else None
         tally.add(
-            "invoices", invoice.legal_entity, invoice.currency,
-            billing=invoice.total, erp=erp_total,
+            "invoices",
+            invoice.legal_entity,
+            invoice.currency,
+            billing=invoice.total,
+            erp=erp_total,
         )
         name = f"invoice {invoice.id}"
         values = Values(billing=invoice.total, erp=erp_total)
@@ -296,8 +309,14 @@ def _invoices(books: Books, index: _Index, tally: _Tally) -> None:
         code, reason, repair = finding
         tally.findings.append(
             Finding(
-                kind="invoices", code=code, key=invoice.id, legal_entity=invoice.legal_entity,
-                currency=invoice.currency, values=values, reason=reason, repair=repair,
+                kind="invoices",
+                code=code,
+                key=invoice.id,
+                legal_entity=invoice.legal_entity,
+                currency=invoice.currency,
+                values=values,
+                reason=reason,
+                repair=repair,
                 subject={"billing_invoice": invoice.id},
             )
         )
@@ -308,8 +327,11 @@ def _invoices(books: Books, index: _Index, tally: _Tally) -> None:
         tally.add("invoices", erp.legal_entity, erp.currency, erp=erp.total)
         tally.findings.append(
             Finding(
-                kind="invoices", code="missing_in_billing", key=erp.id,
-                legal_entity=erp.legal_entity, currency=erp.currency,
+                kind="invoices",
+                code="missing_in_billing",
+                key=erp.id,
+                legal_entity=erp.legal_entity,
+                currency=erp.currency,
                 values=Values(erp=erp.total),
                 reason=(
                     f"ERP invoice {erp.number or erp.id} of "
@@ -325,18 +347,31 @@ def _invoice_finding(
 ) -> tuple[str, str, RepairAction | None] | None:
     billed = money_text(invoice.total, invoice.currency)
     if not posted:
-        return "missing_in_erp", f"{name} ({billed}) is in billing but not in the ERP", "post_invoice"
+        return (
+            "missing_in_erp",
+            f"{name} ({billed}) is in billing but not in the ERP",
+            "post_invoice",
+        )
     if len(posted) > 1:
         numbers = ", ".join(p.number or p.id for p in posted)
-        return "posted_twice", f"{name} ({billed}) is posted {len(posted)} times in the ERP: {numbers}", None
+        return (
+            "posted_twice",
+            f"{name} ({billed}) is posted {len(posted)} times in the ERP: {numbers}",
+            None,
+        )
     erp = posted[0]
     where = f"ERP invoice {erp.number or erp.id}"
     if erp.currency != invoice.currency:
-        return "currency_differs", f"{name} is billed in {invoice.currency} but {where} is in {erp.currency}", None
+        return (
+            "currency_differs",
+            f"{name} is billed in {invoice.currency} but {where} is in {erp.currency}",
+            None,
+        )
     if erp.legal_entity != invoice.legal_entity:
         return (
             "entity_differs",
-            f"{name} is billed by {invoice.legal_entity} but {where} is booked in {erp.legal_entity}",
+            f"{name} is billed by {invoice.legal_entity} but {where} is booked in "
+            f"{erp.legal_entity}",
             None,
         )
     if erp.total != invoice.total:
@@ -365,14 +400,20 @@ def _payments(books: Books, index: _Index, tally: _Tally) -> None:
         posted = index.erp_invoices.get(invoice.id, [])
         erp_paid = sum(p.amount_paid for p in posted) if posted else None
         tally.add(
-            "payments", invoice.legal_entity, invoice.currency,
-            billing=invoice.amount_paid, erp=erp_paid,
+            "payments",
+            invoice.legal_entity,
+            invoice.currency,
+            billing=invoice.amount_paid,
+            erp=erp_paid,
         )
         if erp_paid == invoice.amount_paid:
             continue
         collected = money_text(invoice.amount_paid, invoice.currency)
         if not posted:
-            reason = f"payment of {collected} on invoice {invoice.id} is in billing, but the invoice is not in the ERP"
+            reason = (
+                f"payment of {collected} on invoice {invoice.id} is in billing, but the "
+                "invoice is not in the ERP"
+            )
             repair: RepairAction | None = "post_invoice"
         else:
             reason = (
@@ -382,10 +423,15 @@ def _payments(books: Books, index: _Index, tally: _Tally) -> None:
             repair = "apply_payment" if (erp_paid or 0) < invoice.amount_paid else None
         tally.findings.append(
             Finding(
-                kind="payments", code="paid_differs", key=invoice.id,
-                legal_entity=invoice.legal_entity, currency=invoice.currency,
-                values=Values(billing=invoice.amount_paid, erp=erp_paid), reason=reason,
-                repair=repair, subject={"billing_invoice": invoice.id},
+                kind="payments",
+                code="paid_differs",
+                key=invoice.id,
+                legal_entity=invoice.legal_entity,
+                currency=invoice.currency,
+                values=Values(billing=invoice.amount_paid, erp=erp_paid),
+                reason=reason,
+                repair=repair,
+                subject={"billing_invoice": invoice.id},
             )
         )
 
@@ -406,14 +452,28 @@ def _credits(books: Books, index: _Index, tally: _Tally) -> None:
         if note.status == "void":
             continue
         credits.append(
-            (note.id, note.customer_id, note.amount, note.memo, note.currency,
-             note.legal_entity or "", note.created_at)
+            (
+                note.id,
+                note.customer_id,
+                note.amount,
+                note.memo,
+                note.currency,
+                note.legal_entity or "",
+                note.created_at,
+            )
         )
     for invoice in books.billing_invoices:
         if invoice.status in _BILLED and invoice.total < 0:
             credits.append(
-                (invoice.id, invoice.customer_id, -invoice.total, None, invoice.currency,
-                 invoice.legal_entity, invoice.issued_at)
+                (
+                    invoice.id,
+                    invoice.customer_id,
+                    -invoice.total,
+                    None,
+                    invoice.currency,
+                    invoice.legal_entity,
+                    invoice.issued_at,
+                )
             )
     for credit_id, customer_id, amount, text, currency, entity, at in credits:
         if not tally.settled("credits", at):
@@ -430,8 +490,12 @@ def _credits(books: Books, index: _Index, tally: _Tally) -> None:
             continue
         tally.findings.append(
             Finding(
-                kind="credits", code="missing_in_erp", key=credit_id, legal_entity=entity,
-                currency=currency, values=Values(billing=amount, erp=None),
+                kind="credits",
+                code="missing_in_erp",
+                key=credit_id,
+                legal_entity=entity,
+                currency=currency,
+                values=Values(billing=amount, erp=None),
                 reason=(
                     f"credit {credit_id} of {money_text(amount, currency)} is in billing but "
                     "has no credit memo in the ERP"
@@ -451,8 +515,11 @@ def _credits(books: Books, index: _Index, tally: _Tally) -> None:
             tally.add("credits", memo.legal_entity, memo.currency, erp=memo.amount)
             tally.findings.append(
                 Finding(
-                    kind="credits", code="missing_in_billing", key=memo.id,
-                    legal_entity=memo.legal_entity, currency=memo.currency,
+                    kind="credits",
+                    code="missing_in_billing",
+                    key=memo.id,
+                    legal_entity=memo.legal_entity,
+                    currency=memo.currency,
                     values=Values(erp=memo.amount),
                     reason=(
                         f"ERP credit memo {memo.number or memo.id} of "
@@ -470,9 +537,9 @@ def _customers(books: Books, index: _Index, tally: _Tally) -> None:
     customer, linked by the cross-references, in the account's legal entity."""
     billing_of: dict[str, list[Customer]] = defaultdict(list)
     for customer in books.billing_customers:
-        account = customer.refs.get("salesforce")
-        if account:
-            billing_of[account].append(customer)
+        account_id = customer.refs.get("salesforce")
+        if account_id:
+            billing_of[account_id].append(customer)
     known = set(billing_of) | set(index.erp_of_account)
     for account_id in sorted(known):
         account = index.accounts.get(account_id)
@@ -488,8 +555,14 @@ def _customers(books: Books, index: _Index, tally: _Tally) -> None:
         code, reason, values, repair, subject = found
         tally.findings.append(
             Finding(
-                kind="customers", code=code, key=account_id, legal_entity=entity,
-                currency=account.currency, values=values, reason=reason, repair=repair,
+                kind="customers",
+                code=code,
+                key=account_id,
+                legal_entity=entity,
+                currency=account.currency,
+                values=values,
+                reason=reason,
+                repair=repair,
                 subject=subject,
             )
         )
@@ -511,22 +584,31 @@ def _customer_finding(
         return (
             "duplicate_billing_customer",
             f"{name} has {len(billing)} billing customers ({ids}); one must go",
-            values, None, {},
+            values,
+            None,
+            {},
         )
     if billing and billing_link is not None and billing_link.external_id != billing[0].id:
         return (
             "stale_link",
             f"{name} is linked to billing customer {billing_link.external_id}, but billing "
             f"customer {billing[0].id} carries the account",
-            values, "relink_customer",
-            {"system": "stripe", "external_id": billing[0].id, "legal_entity": account.legal_entity},
+            values,
+            "relink_customer",
+            {
+                "system": "stripe",
+                "external_id": billing[0].id,
+                "legal_entity": account.legal_entity,
+            },
         )
     if billing and billing[0].legal_entity != account.legal_entity:
         return (
             "entity_differs",
             f"{name} belongs to {account.legal_entity} but billing customer {billing[0].id} is "
             f"in {billing[0].legal_entity}",
-            values, None, {},
+            values,
+            None,
+            {},
         )
     if erp_link is not None:
         erp = index.erp_customers.get(erp_link.external_id)
@@ -535,20 +617,26 @@ def _customer_finding(
                 "missing_in_erp",
                 f"{name} is linked to ERP customer {erp_link.external_id}, which the ERP does "
                 "not have",
-                values, None, {},
+                values,
+                None,
+                {},
             )
         if erp.legal_entity != account.legal_entity:
             return (
                 "entity_differs",
                 f"{name} belongs to {account.legal_entity} but ERP customer {erp.id} is in "
                 f"subsidiary {erp.legal_entity}",
-                values, None, {},
+                values,
+                None,
+                {},
             )
     elif billing:
         return (
             "missing_in_erp",
             f"{name} has billing customer {billing[0].id} but no ERP customer",
-            values, None, {},
+            values,
+            None,
+            {},
         )
     return None
 

@@ -97,7 +97,9 @@ class Gauges(Protocol):
 def follow_up_id(fingerprint: str) -> str:
     """The follow-up flow of a mismatch (long record keys are hashed to fit a flow id)."""
     if len(fingerprint) > _MAX_KEY:
-        fingerprint = fingerprint[:100] + ":" + hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
+        fingerprint = (
+            fingerprint[:100] + ":" + hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
+        )
     return f"reconcile-mismatch:{fingerprint}"
 
 
@@ -130,9 +132,7 @@ class ReconciliationFlows(FlowInstance):
     @flow_step(system="gateway")
     async def open_run(self, request: RunRequest) -> datetime | None:
         """Record the run; a scheduled run returns its watermark (None: read everything)."""
-        watermark = (
-            await self.store.watermark(before=request.run_id) if request.scheduled else None
-        )
+        watermark = await self.store.watermark(before=request.run_id) if request.scheduled else None
         await self.store.open_run(
             request.run_id,
             kinds=request.kinds,
@@ -193,18 +193,14 @@ class ReconciliationFlows(FlowInstance):
         # An incremental run reads deals changed since the last scheduled run began, less
         # the settle window (a deal that was pending then is compared now).
         since = (
-            watermark - timedelta(seconds=request.settle_seconds)
-            if watermark is not None
-            else None
+            watermark - timedelta(seconds=request.settle_seconds) if watermark is not None else None
         )
         crm = await self.read_crm(request.entities, since)
         billing = await self.read_billing(request.entities)
         erp = await self.read_erp(request.entities)
         links = await self.read_cross_references(request.entities)
         books = _merge(crm, billing, erp, links)
-        comparison = compare(
-            books, request.kinds, now=now, settle_seconds=request.settle_seconds
-        )
+        comparison = compare(books, request.kinds, now=now, settle_seconds=request.settle_seconds)
         await self.record_results(request.run_id, comparison)
         for finding in comparison.findings:
             await self._follow_up(finding)

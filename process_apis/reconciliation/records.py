@@ -136,9 +136,7 @@ class RunStore:
         async with self._db.connect() as conn:
             return as_utc((await conn.execute(statement)).scalar_one_or_none())
 
-    async def record(
-        self, run_id: str, comparison: Comparison, follow_ups: dict[str, str]
-    ) -> None:
+    async def record(self, run_id: str, comparison: Comparison, follow_ups: dict[str, str]) -> None:
         """The run's counts, totals and mismatches (a mismatch recorded once per run)."""
         now = utcnow()
         async with self._db.begin() as conn:
@@ -171,7 +169,9 @@ class RunStore:
                         follow_up_id=follow_ups[finding.fingerprint],
                         created_at=now,
                     )
-                    .on_conflict_do_nothing(index_elements=[mismatches.c.run_id, mismatches.c.fingerprint])
+                    .on_conflict_do_nothing(
+                        index_elements=[mismatches.c.run_id, mismatches.c.fingerprint]
+                    )
                 )
                 await conn.execute(statement)
 
@@ -269,18 +269,20 @@ class RunStore:
         """Newest first; runs the caller may see (all of whose entities are its own)."""
         statement = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id).limit(500)
         async with self._db.connect() as conn:
-            rows = [row for row in (await conn.execute(statement)).all() if _visible(row, principal)]
-            return [
-                await _run(conn, row, principal, with_mismatches=False) for row in rows[:limit]
+            rows = [
+                row for row in (await conn.execute(statement)).all() if _visible(row, principal)
             ]
+            return [await _run(conn, row, principal, with_mismatches=False) for row in rows[:limit]]
 
     async def latest_counts(self) -> dict[tuple[str, str, str, str], int]:
         """Mismatches of each run's latest completed run, by (kind, entity, currency, status)."""
         async with self._db.connect() as conn:
             latest = (
                 await conn.execute(
-                    sa.select(runs).where(runs.c.status == "completed")
-                    .order_by(runs.c.completed_at.desc()).limit(1)
+                    sa.select(runs)
+                    .where(runs.c.status == "completed")
+                    .order_by(runs.c.completed_at.desc())
+                    .limit(1)
                 )
             ).first()
             if latest is None:
@@ -317,7 +319,11 @@ def _finding(row: Any) -> Finding:
 
 async def _mismatches(conn: Any, run_id: str, principal: Principal | None) -> list[Mismatch]:
     statement = (
-        sa.select(mismatches, exceptions.c.id.label("exception_id"), exceptions.c.status.label("exception_status"))
+        sa.select(
+            mismatches,
+            exceptions.c.id.label("exception_id"),
+            exceptions.c.status.label("exception_status"),
+        )
         .select_from(
             mismatches.outerjoin(exceptions, exceptions.c.flow_id == mismatches.c.follow_up_id)
         )

@@ -76,12 +76,19 @@ class RepairFlows(FlowInstance):
     async def book_credit_memo(self, finding: Finding, proration: Invoice | None) -> str:
         credit_id = finding.subject["credit"]
         erp_customer = finding.subject["erp_customer"]
+        memo: str | None
+        credited: str | None
         if proration is not None:
             amount, currency = -proration.total, proration.currency
             memo, credited = f"Proration credit {proration.number or proration.id}", None
         else:
             note = await self.billing.get_credit_note(credit_id)
-            amount, currency, memo, credited = note.amount, note.currency, note.memo, note.invoice_id
+            amount, currency, memo, credited = (
+                note.amount,
+                note.currency,
+                note.memo,
+                note.invoice_id,
+            )
         erp_invoice = await self._erp_invoice_of(erp_customer, credited) if credited else None
         booked = await self.erp.upsert_credit_memo(
             CreditMemoCreate(

@@ -186,8 +186,13 @@ class ReconciliationService:
             scheduled=request.scheduled,
         )
         handle = await self.engine.start(
-            FLOW_TYPE, request.run_id, self.flows.reconcile, request,
-            legal_entity=request.entities[0] if request.entities and len(request.entities) == 1 else None,
+            FLOW_TYPE,
+            request.run_id,
+            self.flows.reconcile,
+            request,
+            legal_entity=request.entities[0]
+            if request.entities and len(request.entities) == 1
+            else None,
         )
         return handle.created
 
@@ -203,7 +208,10 @@ class ReconciliationService:
             )
         flow_id = repair_id(mismatch_id)
         handle = await self.engine.start(
-            REPAIR_TYPE, flow_id, self.repairs.repair, mismatch,
+            REPAIR_TYPE,
+            flow_id,
+            self.repairs.repair,
+            mismatch,
             legal_entity=mismatch.legal_entity,
         )
         return flow_id, handle.created
@@ -356,7 +364,12 @@ def mount(
     gauges = MismatchGauges(store, registry)
     flows = engine.register(
         ReconciliationFlows,
-        crm=crm, billing=billing, erp=erp, database=database, store=store, engine=engine,
+        crm=crm,
+        billing=billing,
+        erp=erp,
+        database=database,
+        store=store,
+        engine=engine,
         gauges=gauges,
     )
     # The invoice posting flows the webhooks run (one instance per process): a repair posts
@@ -364,8 +377,12 @@ def mount(
     posting = engine.register(InvoicePostingFlows, billing=billing, erp=erp)
     repairs = engine.register(
         RepairFlows,
-        posting=posting, billing=billing, erp=erp, references=CrossReferences(database),
-        store=store, engine=engine,
+        posting=posting,
+        billing=billing,
+        erp=erp,
+        references=CrossReferences(database),
+        store=store,
+        engine=engine,
     )
     service = ReconciliationService(
         flows=flows,

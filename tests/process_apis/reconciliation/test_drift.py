@@ -48,7 +48,9 @@ async def _make_drift(world: World) -> dict[str, str]:
 
     # 2. A second Stripe customer carrying Acme's CRM account.
     duplicate = await world.vendor(
-        "POST", "stripe", "/v1/customers",
+        "POST",
+        "stripe",
+        "/v1/customers",
         data={
             "name": "Acme Corp (copy)",
             "metadata[crm_account_id]": acme,
@@ -66,12 +68,16 @@ async def _make_drift(world: World) -> dict[str, str]:
     )
     assert off.status_code == 200, off.text
     item = await world.vendor(
-        "POST", "stripe", "/v1/invoiceitems",
+        "POST",
+        "stripe",
+        "/v1/invoiceitems",
         data={"customer": acme_customer.id, "amount": str(EXTRA_INVOICE), "currency": "usd"},
     )
     assert item.status_code == 200, item.text
     draft = await world.vendor(
-        "POST", "stripe", "/v1/invoices",
+        "POST",
+        "stripe",
+        "/v1/invoices",
         data={
             "customer": acme_customer.id,
             "collection_method": "send_invoice",
@@ -83,7 +89,9 @@ async def _make_drift(world: World) -> dict[str, str]:
     final = await world.vendor("POST", "stripe", f"/v1/invoices/{draft.json()['id']}/finalize")
     assert final.status_code == 200, final.text
     note = await world.vendor(
-        "POST", "stripe", "/v1/credit_notes",
+        "POST",
+        "stripe",
+        "/v1/credit_notes",
         data={"invoice": umbrella_invoice.id, "amount": str(CREDIT), "memo": "Goodwill"},
     )
     assert note.status_code == 200, note.text
@@ -128,7 +136,7 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
                 ("customers", drift["acme"]),
             )
         }
-        for key, response in repairs.items():
+        for response in repairs.values():
             if response.status_code == 202:
                 await world.flow_in(response.json()["flow_id"], "succeeded")
 
@@ -144,9 +152,11 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
         assert resolved.status_code == 200, resolved.text
 
         async def settled() -> dict[str, Any] | None:
-            run = (await world.http.get(
-                f"/process/v1/reconciliations/{first['id']}", headers=world.headers
-            )).json()
+            run = (
+                await world.http.get(
+                    f"/process/v1/reconciliations/{first['id']}", headers=world.headers
+                )
+            ).json()
             return run if run["summary"]["unexplained"] == 0 else None
 
         after = await eventually(settled, timeout=60.0, interval=0.3, what="first run settled")
@@ -167,7 +177,9 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
         f"invoice {drift['deleted']} (3,500.00 USD) is in billing but not in the ERP"
     )
     assert found[("credits", drift["credit_note"])]["values"] == {
-        "crm": None, "billing": CREDIT, "erp": None
+        "crm": None,
+        "billing": CREDIT,
+        "erp": None,
     }
     assert found[("customers", drift["acme"])]["reason"].endswith("; one must go")
     assert all(m["status"] == "open" and m["exception_id"] for m in first["mismatches"])
@@ -187,8 +199,10 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
         ("credits", drift["credit_note"]): 202,
         ("customers", drift["acme"]): 409,
     }
-    assert repairs[("customers", drift["acme"])].headers["content-type"].startswith(
-        "application/problem+json"
+    assert (
+        repairs[("customers", drift["acme"])]
+        .headers["content-type"]
+        .startswith("application/problem+json")
     )
     assert {m["status"] for m in after["mismatches"]} == {"repaired", "explained"}
     assert after["summary"] == {"mismatches": 4, "unexplained": 0, "repaired": 3, "pending": 0}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
+from typing import Any
 
 from tests.process_apis.reconciliation.world import demo_world
 
@@ -39,7 +40,7 @@ async def test_a_caller_limited_to_an_entity_reconciles_and_sees_only_that_entit
 async def test_bad_requests_are_problems(tmp_path: Path) -> None:
     async with demo_world(tmp_path, book=False) as world:
         reader = await world.token(["process:read"])
-        bad = {
+        bad: dict[str, dict[str, Any]] = {
             "unknown kind": {"kinds": ["orders"]},
             "no kinds": {"kinds": []},
             "negative settle": {"settle_seconds": -1},
@@ -54,8 +55,11 @@ async def test_bad_requests_are_problems(tmp_path: Path) -> None:
         not_json = await world.http.post(
             "/process/v1/reconciliations",
             content=b"{",
-            headers={**world.headers, "Idempotency-Key": uuid.uuid4().hex,
-                     "Content-Type": "application/json"},
+            headers={
+                **world.headers,
+                "Idempotency-Key": uuid.uuid4().hex,
+                "Content-Type": "application/json",
+            },
         )
         no_scope = await world.start(reader)
         unknown_run = await world.http.get(

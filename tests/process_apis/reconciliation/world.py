@@ -46,7 +46,9 @@ class World:
         engine = storage.create_engine(self.database_url)
         try:
             created = await ClientRegistry(engine).create(
-                name=f"recon-{uuid.uuid4().hex[:6]}", scopes=scopes, tier="gold",
+                name=f"recon-{uuid.uuid4().hex[:6]}",
+                scopes=scopes,
+                tier="gold",
                 entities=entities,
             )
         finally:
@@ -73,7 +75,11 @@ class World:
         async def reached() -> dict[str, Any] | None:
             response = await self.http.get(f"/process/v1/flows/{flow_id}", headers=self.headers)
             body: dict[str, Any] = response.json()
-            if response.status_code == 200 and body["status"] in ("failed",) and "failed" not in statuses:
+            if (
+                response.status_code == 200
+                and body["status"] in ("failed",)
+                and "failed" not in statuses
+            ):
                 raise AssertionError(f"flow {flow_id} failed: {body}")
             return body if response.status_code == 200 and body["status"] in statuses else None
 
@@ -84,7 +90,8 @@ class World:
 
         async def done() -> bool | None:
             billed = [
-                i for i in (await self.stripe.list_invoices(limit=100)).data
+                i
+                for i in (await self.stripe.list_invoices(limit=100)).data
                 if i.status in ("open", "paid") and i.total > 0
             ]
             booked = {i.external_id for i in (await self.netsuite.list_invoices(limit=100)).data}
@@ -92,9 +99,7 @@ class World:
 
         await eventually(done, timeout=90.0, interval=0.3, what="every invoice posted")
 
-    async def reconcile(
-        self, headers: dict[str, str] | None = None, **body: Any
-    ) -> dict[str, Any]:
+    async def reconcile(self, headers: dict[str, str] | None = None, **body: Any) -> dict[str, Any]:
         """Start a reconciliation (settle 0 unless given) and wait for it to end."""
         response = await self.start(headers, **{"settle_seconds": 0, **body})
         assert response.status_code == 202, response.text
@@ -105,7 +110,9 @@ class World:
             found: dict[str, Any] = run.json()
             return found if found.get("status") in ("completed", "failed") else None
 
-        run = await eventually(ended, timeout=90.0, interval=0.2, what="the reconciliation")
+        run: dict[str, Any] = await eventually(
+            ended, timeout=90.0, interval=0.2, what="the reconciliation"
+        )
         assert run["status"] == "completed", run
         return run
 
@@ -148,7 +155,9 @@ async def demo_world(tmp_path: Path, *, book: bool = True) -> AsyncIterator[Worl
             http, stripe_http, netsuite_http = [
                 await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=20.0))
                 for url in (
-                    base_url, f"{base_url}/_sandbox/stripe", f"{base_url}/_sandbox/netsuite"
+                    base_url,
+                    f"{base_url}/_sandbox/stripe",
+                    f"{base_url}/_sandbox/netsuite",
                 )
             ]
             world = World(
