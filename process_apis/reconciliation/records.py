@@ -18,7 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.errors import NotFound
 from contracts.principal import Principal
-from process_apis.engine.store import as_utc, exceptions, flows, insert_for, utcnow
+from contracts.v1 import Page
+from process_apis.engine.store import (
+    as_utc,
+    decode_cursor,
+    encode_cursor,
+    exceptions,
+    flows,
+    insert_for,
+    utcnow,
+)
 from process_apis.reconciliation.compare import Comparison, Finding, Kind, Total, Values
 from process_apis.reconciliation.store import mismatches, runs
 
@@ -33,6 +42,8 @@ __all__ = [
 
 RunStatus = Literal["running", "completed", "failed"]
 MismatchStatus = Literal["open", "repaired", "explained"]
+LIST_NAME = "process:reconciliations"
+_BATCH = 200
 
 
 class Mismatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -265,14 +276,39 @@ class RunStore:
                 raise NotFound(f"No reconciliation {run_id}")
             return await _run(conn, row, principal, with_mismatches=True)
 
-    async def recent(self, principal: Principal, *, limit: int = 50) -> list[Run]:
+    async def recent(
+        self, principal: Principal, *, limit: int = 50, cursor: str | None = None
+    ) -> Page[Run]:
         """Newest first; runs the caller may see (all of whose entities are its own)."""
-        statement = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id).limit(500)
+        statement = sa.select(runs).order_by(runs.c.started_at.desc(), runs.c.id.desc())
+        if cursor:
+            started_at, last_id = decode_cursor(cursor, list_name=LIST_NAME)
+            statement = statement.where(
+                sa.or_(
+                    runs.c.started_at < started_at,
+                    sa.and_(runs.c.started_at == started_at, runs.c.id < last_id),
+                )
+            )
+        rows: list[Any] = []
+        offset = 0
         async with self._db.connect() as conn:
-            rows = [
-                row for row in (await conn.execute(statement)).all() if _visible(row, principal)
+            # Visibility is decided on the entity list, so read in batches until a page
+            # (and one more, to know there is a next page) is found.
+            while len(rows) <= limit:
+                batch = (
+                    await conn.execute(statement.offset(offset).limit(_BATCH))
+                ).all()
+                rows.extend(row for row in batch if _visible(row, principal))
+                if len(batch) < _BATCH:
+                    break
+                offset += _BATCH
+            page = [
+                await _run(conn, row, principal, with_mismatches=False) for row in rows[:limit]
             ]
-            return [await _run(conn, row, principal, with_mismatches=False) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor(page[-1].started_at, page[-1].id, list_name=LIST_NAME)
+        return Page[Run](data=page, next_cursor=next_cursor)
 
     async def latest_counts(self) -> dict[tuple[str, str, str, str], int]:
         """Mismatches of each run's latest completed run, by (kind, entity, currency, status)."""

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.errors import Conflict, FieldError, Forbidden, ValidationFailed
 from contracts.principal import Principal
+from contracts.v1 import Page
 from contracts.v1.base import LegalEntityCode
 from process_apis.cross_references import CrossReferences
 from process_apis.engine.flow_engine import FlowEngine
@@ -255,9 +256,15 @@ async def start_reconciliation(
 async def list_reconciliations(
     request: AuthedRequest,
     reconciliation_service: NamedDependency[ReconciliationService],
-    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
-) -> list[Run]:
-    return await reconciliation_service.store.recent(request.user, limit=limit)
+    cursor: Annotated[
+        str | None,
+        QueryParameter(
+            min_length=1, max_length=512, description="The `next_cursor` of the previous page"
+        ),
+    ] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=100, description="Page size, 1 to 100")] = 50,
+) -> Page[Run]:
+    return await reconciliation_service.store.recent(request.user, limit=limit, cursor=cursor)
 
 
 @get("/reconciliations/{run_id:str}", opt=_READ, summary="One reconciliation with its mismatches")

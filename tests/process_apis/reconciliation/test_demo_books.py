@@ -21,4 +21,4 @@ async def test_demo_company_reconciles_clean(tmp_path: Path) -> None:
     assert [m["reason"] for m in run["mismatches"]] == []
     assert run["summary"] == {"mismatches": 0, "unexplained": 0, "repaired": 0, "pending": 0}
     assert listed.status_code == 200
-    assert [r["id"] for r in listed.json()] == [run["id"]]
+    assert [r["id"] for r in listed.json()["data"]] == [run["id"]]

@@ -25,6 +25,14 @@ async def test_a_caller_limited_to_an_entity_reconciles_and_sees_only_that_entit
         )
         listed = await world.http.get("/process/v1/reconciliations", headers=german)
         listed_all = await world.http.get("/process/v1/reconciliations", headers=world.headers)
+        first_page = await world.http.get(
+            "/process/v1/reconciliations", params={"limit": "1"}, headers=world.headers
+        )
+        second_page = await world.http.get(
+            "/process/v1/reconciliations",
+            params={"limit": "1", "cursor": first_page.json()["next_cursor"]},
+            headers=world.headers,
+        )
 
     assert own["legal_entities"] == ["DE01"]
     assert {t["legal_entity"] for t in own["totals"]} == {"DE01"}
@@ -33,8 +41,11 @@ async def test_a_caller_limited_to_an_entity_reconciles_and_sees_only_that_entit
     assert other_entity.status_code == 403
     assert other_entity.headers["content-type"].startswith(PROBLEM)
     assert hidden.status_code == 404 and hidden.headers["content-type"].startswith(PROBLEM)
-    assert [r["id"] for r in listed.json()] == [own["id"]]
-    assert {r["id"] for r in listed_all.json()} == {own["id"], everything["id"]}
+    assert [r["id"] for r in listed.json()["data"]] == [own["id"]]
+    assert [r["id"] for r in listed_all.json()["data"]] == [own["id"], everything["id"]]
+    pages = [first_page.json(), second_page.json()]
+    assert [r["id"] for page in pages for r in page["data"]] == [own["id"], everything["id"]]
+    assert pages[1]["next_cursor"] is None
 
 
 async def test_bad_requests_are_problems(tmp_path: Path) -> None:
