@@ -130,8 +130,12 @@ async def main(invoices: int) -> None:
                     sa.insert(cross_references),
                     [
                         {
-                            "entity": "customer", "canonical_id": canonical, "system": system,
-                            "legal_entity": "US01", "external_id": external, "created_at": now,
+                            "entity": "customer",
+                            "canonical_id": canonical,
+                            "system": system,
+                            "legal_entity": "US01",
+                            "external_id": external,
+                            "created_at": now,
                             "updated_at": now,
                         }
                         for canonical, system, external in links
@@ -147,9 +151,7 @@ async def main(invoices: int) -> None:
             read = time.perf_counter() - started
             books = Books(
                 **{
-                    name: [
-                        item for part in (crm, billing, erp) for item in getattr(part, name)
-                    ]
+                    name: [item for part in (crm, billing, erp) for item in getattr(part, name)]
                     for name in Books.__struct_fields__
                     if name != "links"
                 },
@@ -163,9 +165,7 @@ async def main(invoices: int) -> None:
             await database.dispose()
 
     checked = sum(comparison.checked.values())
-    records = sum(
-        len(getattr(books, name)) for name in Books.__struct_fields__
-    )
+    records = sum(len(getattr(books, name)) for name in Books.__struct_fields__)
     elapsed = read + compared
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"book: {invoices} invoices, seeded in {seeded:.1f} s; {records} records read")

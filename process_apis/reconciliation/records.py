@@ -133,7 +133,14 @@ class RunStore:
                 .on_conflict_do_nothing(index_elements=[runs.c.id])
                 .returning(runs.c.id)
             )
-            return (await conn.execute(statement)).first() is not None
+            created = (await conn.execute(statement)).first() is not None
+            if not created and watermark is not None:
+                # Recorded before its flow ran (by the route or the schedule): the flow's
+                # first step adds where it reads from.
+                await conn.execute(
+                    sa.update(runs).where(runs.c.id == run_id).values(watermark=watermark)
+                )
+            return created
 
     async def watermark(self, *, before: str) -> datetime | None:
         """Where a scheduled run reads from: the start of the last completed scheduled run

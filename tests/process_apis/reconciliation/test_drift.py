@@ -4,6 +4,7 @@ exception queue, and the next run is clean."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,18 @@ async def _make_drift(world: World) -> dict[str, str]:
     }
 
 
+def _gauges(text: str) -> dict[tuple[str, ...], float]:
+    """`erpgw_reconciliation_mismatches` samples by (kind, legal_entity, currency, status)."""
+    found: dict[tuple[str, ...], float] = {}
+    for line in text.splitlines():
+        match = re.match(r"erpgw_reconciliation_mismatches\{(.*)\} (\S+)$", line)
+        if match:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+            key = tuple(labels[k] for k in ("kind", "legal_entity", "currency", "status"))
+            found[key] = float(match.group(2))
+    return found
+
+
 def _by_key(run: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(m["kind"], m["key"]): m for m in run["mismatches"]}
 
@@ -118,6 +131,7 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
     async with demo_world(tmp_path) as world:
         drift = await _make_drift(world)
         first = await world.reconcile()
+        gauges_found = _gauges((await world.http.get("/metrics")).text)
         second = await world.reconcile()
         reconciliation_exceptions = [
             e for e in await world.exceptions() if e["flow_type"] == "reconciliation_mismatch"
@@ -161,6 +175,7 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
 
         after = await eventually(settled, timeout=60.0, interval=0.3, what="first run settled")
         third = await world.reconcile()
+        gauges_clean = _gauges((await world.http.get("/metrics")).text)
         erp_invoices = (await world.netsuite.list_invoices(limit=100)).data
         memos = (await world.netsuite.list_credit_memos(limit=100)).data
         queue_after = [
@@ -213,3 +228,9 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
     assert reposted[drift["unposted"]].total == EXTRA_INVOICE
     assert [m.amount for m in memos if m.external_id == f"recon:{drift['credit_note']}"] == [CREDIT]
     assert {e["status"] for e in queue_after} == {"resolved"}
+    assert gauges_found == {
+        ("invoices", "US01", "USD", "open"): 2.0,
+        ("credits", "DE01", "EUR", "open"): 1.0,
+        ("customers", "US01", "USD", "open"): 1.0,
+    }
+    assert set(gauges_clean.values()) == {0.0}
