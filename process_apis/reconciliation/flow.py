@@ -13,7 +13,6 @@ recording are idempotent, a run that fails is `failed` and the next run reads ev
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from datetime import datetime, timedelta
 from typing import Final, Protocol
 
@@ -52,12 +51,10 @@ __all__ = [
     "ReconciliationFlows",
     "RunRequest",
     "RunResult",
-    "follow_up_id",
 ]
 
 FLOW_TYPE: Final = "reconciliation"
 FOLLOW_UP_TYPE: Final = "reconciliation_mismatch"
-_MAX_KEY: Final = 150
 LINK_WAIT_SECONDS: Final = 60.0
 """How long a run waits for its mismatches' exceptions before it completes without them (they
 appear on the run as soon as they open)."""
@@ -82,6 +79,8 @@ class RunResult(msgspec.Struct, frozen=True, kw_only=True):
 class FollowUp(msgspec.Struct, frozen=True, kw_only=True):
     """The mismatch a follow-up flow waits on (its exception's input)."""
 
+    flow_id: str
+    """The follow-up flow's own id (an occurrence of the mismatch)."""
     fingerprint: str
     kind: Kind
     legal_entity: str
@@ -92,15 +91,6 @@ class Gauges(Protocol):
     """What a completed run refreshes (the Prometheus gauges, read from the database)."""
 
     async def refresh(self) -> None: ...
-
-
-def follow_up_id(fingerprint: str) -> str:
-    """The follow-up flow of a mismatch (long record keys are hashed to fit a flow id)."""
-    if len(fingerprint) > _MAX_KEY:
-        fingerprint = (
-            fingerprint[:100] + ":" + hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
-        )
-    return f"reconcile-mismatch:{fingerprint}"
 
 
 @flow_class("reconciliation")
@@ -164,9 +154,11 @@ class ReconciliationFlows(FlowInstance):
         return Books(links=await reading.read_links(self.database, entities))
 
     @flow_step(system="gateway")
-    async def record_results(self, run_id: str, comparison: Comparison) -> None:
-        follow_ups = {f.fingerprint: follow_up_id(f.fingerprint) for f in comparison.findings}
+    async def record_results(self, run_id: str, comparison: Comparison) -> dict[str, str]:
+        """Record the run's findings; returns each mismatch's follow-up flow."""
+        follow_ups = await self.store.follow_ups({f.fingerprint for f in comparison.findings})
         await self.store.record(run_id, comparison, follow_ups)
+        return follow_ups
 
     @flow_step(system="gateway")
     async def link_exceptions(self, follow_up_ids: list[str]) -> list[str]:
@@ -201,12 +193,10 @@ class ReconciliationFlows(FlowInstance):
         links = await self.read_cross_references(request.entities)
         books = _merge(crm, billing, erp, links)
         comparison = compare(books, request.kinds, now=now, settle_seconds=request.settle_seconds)
-        await self.record_results(request.run_id, comparison)
+        follow_ups = await self.record_results(request.run_id, comparison)
         for finding in comparison.findings:
-            await self._follow_up(finding)
-        await self.link_exceptions(
-            sorted({follow_up_id(f.fingerprint) for f in comparison.findings})
-        )
+            await self._follow_up(finding, follow_ups[finding.fingerprint])
+        await self.link_exceptions(sorted(set(follow_ups.values())))
         await self.complete_run(request.run_id)
         return RunResult(
             run_id=request.run_id,
@@ -214,13 +204,14 @@ class ReconciliationFlows(FlowInstance):
             mismatches=len(comparison.findings),
         )
 
-    async def _follow_up(self, finding: Finding) -> None:
+    async def _follow_up(self, finding: Finding, flow_id: str) -> None:
         """Start the mismatch's follow-up (the same mismatch again: the same flow)."""
         await self.engine.start(
             FOLLOW_UP_TYPE,
-            follow_up_id(finding.fingerprint),
+            flow_id,
             self.follow_up,
             FollowUp(
+                flow_id=flow_id,
                 fingerprint=finding.fingerprint,
                 kind=finding.kind,
                 legal_entity=finding.legal_entity,
@@ -247,7 +238,7 @@ class ReconciliationFlows(FlowInstance):
         await self._agreed(mismatch)
 
     async def _agreed(self, mismatch: FollowUp) -> None:
-        if not await self.store.is_repaired(mismatch.fingerprint):
+        if not await self.store.is_repaired(mismatch.flow_id):
             raise Conflict(mismatch.reason, code="books_disagree")
 
     @flow()

@@ -7,6 +7,7 @@ when an operator resolved its exception with a reason, else `open`.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
@@ -33,6 +34,7 @@ from process_apis.reconciliation.store import mismatches, runs
 
 __all__ = [
     "Mismatch",
+    "MismatchRow",
     "MismatchStatus",
     "Run",
     "RunStatus",
@@ -44,6 +46,16 @@ RunStatus = Literal["running", "completed", "failed"]
 MismatchStatus = Literal["open", "repaired", "explained"]
 LIST_NAME = "process:reconciliations"
 _BATCH = 200
+_MAX_KEY = 150
+
+
+def follow_up_id(fingerprint: str, *, occurrence: int = 1) -> str:
+    """The follow-up flow of an occurrence of a mismatch (long keys hashed to fit a flow id)."""
+    if len(fingerprint) > _MAX_KEY:
+        digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
+        fingerprint = f"{fingerprint[:100]}:{digest}"
+    suffix = f"#{occurrence}" if occurrence > 1 else ""
+    return f"reconcile-mismatch:{fingerprint}{suffix}"
 
 
 class Mismatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -205,19 +217,43 @@ class RunStore:
                 )
             )
 
-    async def is_repaired(self, fingerprint: str) -> bool:
+    async def follow_ups(self, fingerprints: Collection[str]) -> dict[str, str]:
+        """The follow-up flow each mismatch is found under: the same flow while it is open or
+        explained; once repaired, drift found again is a new occurrence with a flow (and an
+        exception) of its own (`...#2`, `...#3`)."""
+        if not fingerprints:
+            return {}
+        statement = (
+            sa.select(
+                mismatches.c.fingerprint,
+                sa.func.count(sa.distinct(mismatches.c.follow_up_id)).label("repaired"),
+            )
+            .where(
+                mismatches.c.fingerprint.in_(sorted(fingerprints)),
+                mismatches.c.status == "repaired",
+            )
+            .group_by(mismatches.c.fingerprint)
+        )
+        async with self._db.connect() as conn:
+            repaired = {row.fingerprint: row.repaired for row in await conn.execute(statement)}
+        return {
+            fingerprint: follow_up_id(fingerprint, occurrence=repaired.get(fingerprint, 0) + 1)
+            for fingerprint in fingerprints
+        }
+
+    async def is_repaired(self, follow_up: str) -> bool:
         statement = sa.select(sa.func.count()).where(
-            mismatches.c.fingerprint == fingerprint, mismatches.c.status == "repaired"
+            mismatches.c.follow_up_id == follow_up, mismatches.c.status == "repaired"
         )
         async with self._db.connect() as conn:
             return bool((await conn.execute(statement)).scalar_one())
 
-    async def mark_repaired(self, fingerprint: str) -> None:
-        """Every open record of the mismatch, in every run that found it, is repaired."""
+    async def mark_repaired(self, follow_up: str) -> None:
+        """Every record of this occurrence of the mismatch, in every run that found it."""
         async with self._db.begin() as conn:
             await conn.execute(
                 sa.update(mismatches)
-                .where(mismatches.c.fingerprint == fingerprint, mismatches.c.status == "open")
+                .where(mismatches.c.follow_up_id == follow_up, mismatches.c.status == "open")
                 .values(status="repaired", repaired_at=utcnow())
             )
 

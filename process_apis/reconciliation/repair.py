@@ -116,8 +116,8 @@ class RepairFlows(FlowInstance):
         )
 
     @flow_step(system="gateway")
-    async def mark_repaired(self, fingerprint: str) -> None:
-        await self.store.mark_repaired(fingerprint)
+    async def mark_repaired(self, follow_up_id: str) -> None:
+        await self.store.mark_repaired(follow_up_id)
 
     @flow_step(system="gateway")
     async def find_open_exception(self, follow_up_id: str) -> tuple[str, int] | None:
@@ -137,7 +137,7 @@ class RepairFlows(FlowInstance):
             await self.relink_customer(finding)
         else:
             raise Conflict(f"Mismatch {mismatch.id} needs a person", code="repair_unavailable")
-        await self.mark_repaired(mismatch.fingerprint)
+        await self.mark_repaired(mismatch.follow_up_id)
         waiting = await self.find_open_exception(mismatch.follow_up_id)
         if waiting is not None:
             exception_id, occurrence = waiting

@@ -27,6 +27,15 @@ async def _webhook_endpoint(world: World) -> str:
     return str(listed.json()["data"][0]["id"])
 
 
+async def _delete_erp_invoice(world: World, erp_invoice_id: str) -> None:
+    async with httpx.AsyncClient(
+        base_url=f"{world.base_url}/_sandbox/netsuite",
+        auth=netsuite_sandbox(f"{world.base_url}/_sandbox/netsuite").auth(),
+    ) as netsuite:
+        deleted = await netsuite.delete(f"/services/rest/record/v1/invoice/{erp_invoice_id}")
+        assert deleted.status_code == 204, deleted.text
+
+
 async def _make_drift(world: World) -> dict[str, str]:
     acme = seeded_id("Account", "acme")
     umbrella = seeded_id("Account", "umbrella")
@@ -40,12 +49,7 @@ async def _make_drift(world: World) -> dict[str, str]:
     # 1. The ERP invoice of Acme's first invoice deleted in NetSuite.
     erp_invoices = (await world.netsuite.list_invoices(limit=100)).data
     erp_acme = next(i for i in erp_invoices if i.external_id == acme_invoice.id)
-    async with httpx.AsyncClient(
-        base_url=f"{world.base_url}/_sandbox/netsuite",
-        auth=netsuite_sandbox(f"{world.base_url}/_sandbox/netsuite").auth(),
-    ) as netsuite:
-        deleted = await netsuite.delete(f"/services/rest/record/v1/invoice/{erp_acme.id}")
-        assert deleted.status_code == 204, deleted.text
+    await _delete_erp_invoice(world, erp_acme.id)
 
     # 2. A second Stripe customer carrying Acme's CRM account.
     duplicate = await world.vendor(
@@ -178,9 +182,14 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
         gauges_clean = _gauges((await world.http.get("/metrics")).text)
         erp_invoices = (await world.netsuite.list_invoices(limit=100)).data
         memos = (await world.netsuite.list_credit_memos(limit=100)).data
+
         queue_after = [
             e for e in await world.exceptions() if e["flow_type"] == "reconciliation_mismatch"
         ]
+        # Drift after a repair is a new occurrence: found with an exception of its own.
+        again = next(i for i in erp_invoices if i.external_id == drift["deleted"])
+        await _delete_erp_invoice(world, again.id)
+        recurred = await world.reconcile()
 
     assert set(found) == {
         ("invoices", drift["deleted"]),
@@ -234,3 +243,6 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
         ("customers", "US01", "USD", "open"): 1.0,
     }
     assert set(gauges_clean.values()) == {0.0}
+    [recurrence] = recurred["mismatches"]
+    assert (recurrence["key"], recurrence["status"]) == (drift["deleted"], "open")
+    assert recurrence["exception_id"] not in {m["exception_id"] for m in first["mismatches"]}
