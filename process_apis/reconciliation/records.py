@@ -20,15 +20,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.errors import NotFound
 from contracts.principal import Principal
 from contracts.v1 import Page
+from process_apis.engine.queue import close_exception, new_exception_id, open_exception
 from process_apis.engine.store import (
     as_utc,
     decode_cursor,
     encode_cursor,
     exceptions,
-    flows,
     insert_for,
     utcnow,
 )
+from process_apis.exceptions import OwnerTeam
 from process_apis.reconciliation.compare import Comparison, Finding, Kind, Total, Values
 from process_apis.reconciliation.store import mismatches, runs
 
@@ -46,16 +47,17 @@ RunStatus = Literal["running", "completed", "failed"]
 MismatchStatus = Literal["open", "repaired", "explained"]
 LIST_NAME = "process:reconciliations"
 _BATCH = 200
-_MAX_KEY = 150
-
-
-def follow_up_id(fingerprint: str, *, occurrence: int = 1) -> str:
-    """The follow-up flow of an occurrence of a mismatch (long keys hashed to fit a flow id)."""
-    if len(fingerprint) > _MAX_KEY:
-        digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:32]
-        fingerprint = f"{fingerprint[:100]}:{digest}"
-    suffix = f"#{occurrence}" if occurrence > 1 else ""
-    return f"reconcile-mismatch:{fingerprint}{suffix}"
+_STEP_LENGTH = 100
+"""The exception queue's step column: a mismatch's fingerprint, hashed when longer."""
+OWNERS: dict[str, tuple[OwnerTeam, str]] = {
+    "deals": ("revenue_ops", "salesforce"),
+    "invoices": ("finance", "netsuite"),
+    "payments": ("finance", "netsuite"),
+    "credits": ("finance", "netsuite"),
+    "customers": ("integration", "gateway"),
+}
+"""Who owns a mismatch of each kind, and the system it is shown against."""
+STEP_REF = "process_apis.reconciliation.flow.ReconciliationFlows.record_results"
 
 
 class Mismatch(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,7 +106,7 @@ class MismatchRow(msgspec.Struct, frozen=True, kw_only=True):
     fingerprint: str
     finding: Finding
     status: str
-    follow_up_id: str
+    exception_id: str | None
     legal_entity: str
 
 
@@ -166,9 +168,24 @@ class RunStore:
         async with self._db.connect() as conn:
             return as_utc((await conn.execute(statement)).scalar_one_or_none())
 
-    async def record(self, run_id: str, comparison: Comparison, follow_ups: dict[str, str]) -> None:
-        """The run's counts, totals and mismatches (a mismatch recorded once per run)."""
+    async def record(
+        self,
+        run_id: str,
+        comparison: Comparison,
+        *,
+        kinds: Collection[str],
+        entities: Collection[str] | None,
+    ) -> None:
+        """The run's counts, totals and mismatches, each with its exception, in one
+        transaction (run again, it writes nothing twice).
+
+        A mismatch found before and not repaired keeps its exception (one an operator asked to
+        retry is reopened: it is still there); a new one, or one found again after a repair,
+        opens an exception for its owner team. An open exception of a mismatch this run looked
+        for (its kind and entity) and no longer found is closed.
+        """
         now = utcnow()
+        found = {finding.fingerprint for finding in comparison.findings}
         async with self._db.begin() as conn:
             await conn.execute(
                 sa.update(runs)
@@ -179,10 +196,19 @@ class RunStore:
                     totals=_dumps(comparison.totals),
                 )
             )
+            known = set(
+                (
+                    await conn.execute(
+                        sa.select(mismatches.c.fingerprint).where(mismatches.c.run_id == run_id)
+                    )
+                ).scalars()
+            )
             for finding in comparison.findings:
-                statement = (
-                    insert_for(conn, mismatches)
-                    .values(
+                if finding.fingerprint in known:
+                    continue
+                exception_id = await _exception_for(conn, run_id, finding, now)
+                await conn.execute(
+                    sa.insert(mismatches).values(
                         id=uuid.uuid4().hex,
                         run_id=run_id,
                         fingerprint=finding.fingerprint,
@@ -196,14 +222,30 @@ class RunStore:
                         repair=finding.repair,
                         subject=_dumps(finding.subject),
                         status="open",
-                        follow_up_id=follow_ups[finding.fingerprint],
+                        exception_id=exception_id,
                         created_at=now,
                     )
-                    .on_conflict_do_nothing(
-                        index_elements=[mismatches.c.run_id, mismatches.c.fingerprint]
-                    )
                 )
-                await conn.execute(statement)
+            await _close_gone(conn, run_id, found, kinds=kinds, entities=entities, now=now)
+
+    async def mark_repaired(self, exception_id: str, *, repaired_by: str) -> None:
+        """Every record of this occurrence of the mismatch is repaired, its exception closed."""
+        now = utcnow()
+        async with self._db.begin() as conn:
+            await conn.execute(
+                sa.update(mismatches)
+                .where(mismatches.c.exception_id == exception_id, mismatches.c.status == "open")
+                .values(status="repaired", repaired_at=now)
+            )
+            status = (
+                await conn.execute(
+                    sa.select(exceptions.c.status).where(exceptions.c.id == exception_id)
+                )
+            ).scalar_one_or_none()
+            if status in ("open", "retrying"):
+                await close_exception(
+                    conn, exception_id, now=now, resolution=f"repaired by {repaired_by}"
+                )
 
     async def finish(self, run_id: str, *, error: str | None = None) -> None:
         async with self._db.begin() as conn:
@@ -216,81 +258,6 @@ class RunStore:
                     completed_at=utcnow(),
                 )
             )
-
-    async def follow_ups(self, fingerprints: Collection[str]) -> dict[str, str]:
-        """The follow-up flow each mismatch is found under: the same flow while it is open or
-        explained; once repaired, drift found again is a new occurrence with a flow (and an
-        exception) of its own (`...#2`, `...#3`)."""
-        if not fingerprints:
-            return {}
-        statement = (
-            sa.select(
-                mismatches.c.fingerprint,
-                sa.func.count(sa.distinct(mismatches.c.follow_up_id)).label("repaired"),
-            )
-            .where(
-                mismatches.c.fingerprint.in_(sorted(fingerprints)),
-                mismatches.c.status == "repaired",
-            )
-            .group_by(mismatches.c.fingerprint)
-        )
-        async with self._db.connect() as conn:
-            repaired = {row.fingerprint: row.repaired for row in await conn.execute(statement)}
-        return {
-            fingerprint: follow_up_id(fingerprint, occurrence=repaired.get(fingerprint, 0) + 1)
-            for fingerprint in fingerprints
-        }
-
-    async def is_repaired(self, follow_up: str) -> bool:
-        statement = sa.select(sa.func.count()).where(
-            mismatches.c.follow_up_id == follow_up, mismatches.c.status == "repaired"
-        )
-        async with self._db.connect() as conn:
-            return bool((await conn.execute(statement)).scalar_one())
-
-    async def mark_repaired(self, follow_up: str) -> None:
-        """Every record of this occurrence of the mismatch, in every run that found it."""
-        async with self._db.begin() as conn:
-            await conn.execute(
-                sa.update(mismatches)
-                .where(mismatches.c.follow_up_id == follow_up, mismatches.c.status == "open")
-                .values(status="repaired", repaired_at=utcnow())
-            )
-
-    async def open_exception_of(self, follow_up_id: str) -> tuple[str, int] | None:
-        """The follow-up flow's exception while it is open: (id, occurrence)."""
-        statement = sa.select(exceptions.c.id, exceptions.c.occurrences).where(
-            exceptions.c.flow_id == follow_up_id, exceptions.c.status == "open"
-        )
-        async with self._db.connect() as conn:
-            row = (await conn.execute(statement)).first()
-        return (row.id, row.occurrences) if row is not None else None
-
-    async def awaiting_exceptions(self, follow_up_ids: Collection[str]) -> set[str]:
-        """The follow-up flows among `follow_up_ids` that have not opened their exception
-        yet and are still under way (a follow-up of a repaired mismatch opens none)."""
-        if not follow_up_ids:
-            return set()
-        wanted = sorted(follow_up_ids)
-        async with self._db.connect() as conn:
-            with_exception = set(
-                (
-                    await conn.execute(
-                        sa.select(exceptions.c.flow_id).where(exceptions.c.flow_id.in_(wanted))
-                    )
-                ).scalars()
-            )
-            ended = set(
-                (
-                    await conn.execute(
-                        sa.select(flows.c.id).where(
-                            flows.c.id.in_(wanted),
-                            flows.c.status.in_(("succeeded", "cancelled")),
-                        )
-                    )
-                ).scalars()
-            )
-        return set(wanted) - with_exception - ended
 
     async def mismatch(self, run_id: str, mismatch_id: str, principal: Principal) -> MismatchRow:
         """NotFound when unknown, or not the caller's to see."""
@@ -308,7 +275,7 @@ class RunStore:
             fingerprint=row.fingerprint,
             finding=_finding(row),
             status=row.status,
-            follow_up_id=row.follow_up_id,
+            exception_id=row.exception_id,
             legal_entity=row.legal_entity,
         )
 
@@ -338,16 +305,12 @@ class RunStore:
             # Visibility is decided on the entity list, so read in batches until a page
             # (and one more, to know there is a next page) is found.
             while len(rows) <= limit:
-                batch = (
-                    await conn.execute(statement.offset(offset).limit(_BATCH))
-                ).all()
+                batch = (await conn.execute(statement.offset(offset).limit(_BATCH))).all()
                 rows.extend(row for row in batch if _visible(row, principal))
                 if len(batch) < _BATCH:
                     break
                 offset += _BATCH
-            page = [
-                await _run(conn, row, principal, with_mismatches=False) for row in rows[:limit]
-            ]
+            page = [await _run(conn, row, principal, with_mismatches=False) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             next_cursor = encode_cursor(page[-1].started_at, page[-1].id, list_name=LIST_NAME)
@@ -398,14 +361,8 @@ def _finding(row: Any) -> Finding:
 
 async def _mismatches(conn: Any, run_id: str, principal: Principal | None) -> list[Mismatch]:
     statement = (
-        sa.select(
-            mismatches,
-            exceptions.c.id.label("exception_id"),
-            exceptions.c.status.label("exception_status"),
-        )
-        .select_from(
-            mismatches.outerjoin(exceptions, exceptions.c.flow_id == mismatches.c.follow_up_id)
-        )
+        sa.select(mismatches, exceptions.c.status.label("exception_status"))
+        .select_from(mismatches.outerjoin(exceptions, exceptions.c.id == mismatches.c.exception_id))
         .where(mismatches.c.run_id == run_id)
         .order_by(mismatches.c.kind, mismatches.c.key)
     )
@@ -458,3 +415,92 @@ async def _run(conn: Any, row: Any, principal: Principal, *, with_mismatches: bo
         mismatches=found if with_mismatches else [],
         error=row.error,
     )
+
+
+def exception_step(fingerprint: str) -> str:
+    """The exception's step: the mismatch's fingerprint (hashed to fit when long)."""
+    if len(fingerprint) <= _STEP_LENGTH:
+        return fingerprint
+    digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:24]
+    return f"{fingerprint[: _STEP_LENGTH - 25]}#{digest}"
+
+
+async def _exception_for(conn: Any, run_id: str, finding: Finding, now: datetime) -> str:
+    """The exception of this occurrence of the mismatch: the last one's unless it was
+    repaired (then the drift is back: a new exception)."""
+    previous = (
+        await conn.execute(
+            sa.select(mismatches.c.exception_id, mismatches.c.status, exceptions.c.status)
+            .select_from(
+                mismatches.outerjoin(exceptions, exceptions.c.id == mismatches.c.exception_id)
+            )
+            .where(
+                mismatches.c.fingerprint == finding.fingerprint,
+                mismatches.c.exception_id.is_not(None),
+            )
+            .order_by(mismatches.c.created_at.desc())
+            .limit(1)
+        )
+    ).first()
+    if previous is not None and previous[1] != "repaired":
+        exception_id: str = previous[0]
+        if previous[2] == "retrying":
+            # An operator asked to check again: it is still there.
+            row = (
+                await conn.execute(
+                    sa.select(exceptions.c.flow_id, exceptions.c.step).where(
+                        exceptions.c.id == exception_id
+                    )
+                )
+            ).one()
+            await _open(conn, row.flow_id, row.step, finding, now)
+        return exception_id
+    return await _open(conn, run_id, exception_step(finding.fingerprint), finding, now)
+
+
+async def _open(conn: Any, flow_id: str, step: str, finding: Finding, now: datetime) -> str:
+    owner, system = OWNERS[finding.kind]
+    opened, _ = await open_exception(
+        conn,
+        exception_id=new_exception_id(),
+        flow_id=flow_id,
+        flow_type="reconciliation",
+        step=step,
+        step_ref=STEP_REF,
+        system=system,
+        owner=owner,
+        error_class="BooksDisagree",
+        cause=finding.reason,
+        input_json=None,
+        legal_entity=finding.legal_entity,
+        now=now,
+    )
+    return opened
+
+
+async def _close_gone(
+    conn: Any,
+    run_id: str,
+    found: set[str],
+    *,
+    kinds: Collection[str],
+    entities: Collection[str] | None,
+    now: datetime,
+) -> None:
+    """Close the exceptions of mismatches of these kinds and entities this run did not find."""
+    statement = (
+        sa.select(mismatches.c.exception_id, mismatches.c.fingerprint)
+        .select_from(mismatches.join(exceptions, exceptions.c.id == mismatches.c.exception_id))
+        .where(
+            exceptions.c.status.in_(("open", "retrying")),
+            mismatches.c.kind.in_(sorted(kinds)),
+        )
+        .distinct()
+    )
+    if entities is not None:
+        statement = statement.where(mismatches.c.legal_entity.in_(sorted(entities)))
+    for exception_id, fingerprint in (await conn.execute(statement)).all():
+        if fingerprint not in found:
+            await close_exception(
+                conn, exception_id, now=now, resolution=f"no longer found by {run_id}"
+            )

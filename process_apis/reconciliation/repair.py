@@ -1,6 +1,6 @@
 """Repair of a mismatch a machine can fix: post the missing invoice through the invoice posting
 path, apply a missing payment there, book a missing credit memo, or relink a customer; then
-mark the mismatch repaired and let its follow-up flow close its exception.
+mark the mismatch repaired and close its exception.
 
 The repair flow's id is `reconcile-repair:{mismatch id}`, so asking twice repairs once. Every
 write is a keyed upsert (the posting path's own keys; a credit memo's external id is
@@ -17,14 +17,12 @@ from contracts.v1 import CreditMemoCreate, Invoice
 from process_apis.cross_references import CrossReferences
 from process_apis.engine.durable import (
     SHORT_OUTAGE,
-    Decision,
     FlowInstance,
     flow,
     flow_class,
     flow_step,
     report_external_ids,
 )
-from process_apis.engine.flow_engine import FlowEngine
 from process_apis.invoice_posting.flow import InvoicePostingFlows
 from process_apis.reconciliation.books import CUSTOMER
 from process_apis.reconciliation.compare import CUSTOMER_PREFIX, Finding
@@ -35,7 +33,6 @@ from system_apis.erp.port import ErpPort
 __all__ = ["REPAIR_TYPE", "RepairFlows", "repair_id"]
 
 REPAIR_TYPE: Final = "reconciliation_repair"
-ACTOR: Final = "reconciliation"
 PAGE: Final = 100
 
 
@@ -53,7 +50,6 @@ class RepairFlows(FlowInstance):
         erp: ErpPort,
         references: CrossReferences,
         store: RunStore,
-        engine: FlowEngine,
     ) -> None:
         super().__init__()
         self.posting = posting
@@ -61,7 +57,6 @@ class RepairFlows(FlowInstance):
         self.erp = erp
         self.references = references
         self.store = store
-        self.engine = engine
 
     # -- steps -----------------------------------------------------------------------------
 
@@ -116,12 +111,12 @@ class RepairFlows(FlowInstance):
         )
 
     @flow_step(system="gateway")
-    async def mark_repaired(self, follow_up_id: str) -> None:
-        await self.store.mark_repaired(follow_up_id)
-
-    @flow_step(system="gateway")
-    async def find_open_exception(self, follow_up_id: str) -> tuple[str, int] | None:
-        return await self.store.open_exception_of(follow_up_id)
+    async def mark_repaired(self, mismatch: MismatchRow) -> None:
+        """The mismatch is repaired and its exception closed."""
+        if mismatch.exception_id is not None:
+            await self.store.mark_repaired(
+                mismatch.exception_id, repaired_by=repair_id(mismatch.id)
+            )
 
     # -- the flow --------------------------------------------------------------------------
 
@@ -137,20 +132,7 @@ class RepairFlows(FlowInstance):
             await self.relink_customer(finding)
         else:
             raise Conflict(f"Mismatch {mismatch.id} needs a person", code="repair_unavailable")
-        await self.mark_repaired(mismatch.follow_up_id)
-        waiting = await self.find_open_exception(mismatch.follow_up_id)
-        if waiting is not None:
-            exception_id, occurrence = waiting
-            # The follow-up checks again, finds the mismatch repaired and closes its exception.
-            await self.engine.decide(
-                mismatch.follow_up_id,
-                Decision(
-                    action="retry",
-                    exception_id=exception_id,
-                    occurrence=occurrence,
-                    actor=ACTOR,
-                ),
-            )
+        await self.mark_repaired(mismatch)
 
     async def _post(self, finding: Finding) -> None:
         """Through the invoice posting path: the invoice posted once (its external id is the

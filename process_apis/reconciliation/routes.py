@@ -376,7 +376,6 @@ def mount(
         erp=erp,
         database=database,
         store=store,
-        engine=engine,
         gauges=gauges,
     )
     # The invoice posting flows the webhooks run (one instance per process): a repair posts
@@ -389,7 +388,6 @@ def mount(
         erp=erp,
         references=CrossReferences(database),
         store=store,
-        engine=engine,
     )
     service = ReconciliationService(
         flows=flows,

@@ -48,10 +48,10 @@ mismatches = sa.Table(
     sa.Column("repair", sa.String(32), nullable=True),
     sa.Column("subject", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("follow_up_id", sa.String(300), nullable=False, index=True),
+    sa.Column("exception_id", sa.String(32), nullable=True, index=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("repaired_at", sa.DateTime(timezone=True), nullable=True),
     sa.UniqueConstraint("run_id", "fingerprint", name="uq_reconciliation_mismatch"),
 )
-"""`status` is `open` or `repaired`; `explained` is read from the exception of the mismatch's
-follow-up flow (`follow_up_id`), resolved by an operator with a reason."""
+"""`status` is `open` or `repaired`; `explained` is read from the mismatch's exception
+(`exception_id`, in the exception queue) once it is resolved with a reason."""

@@ -50,12 +50,12 @@ def upgrade() -> None:
         sa.Column("repair", sa.String(32), nullable=True),
         sa.Column("subject", sa.Text, nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("follow_up_id", sa.String(300), nullable=False),
+        sa.Column("exception_id", sa.String(32), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("repaired_at", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("run_id", "fingerprint", name="uq_reconciliation_mismatch"),
     )
-    for column in ("run_id", "fingerprint", "legal_entity", "follow_up_id"):
+    for column in ("run_id", "fingerprint", "legal_entity", "exception_id"):
         op.create_index(
             f"ix_reconciliation_mismatches_{column}", "reconciliation_mismatches", [column]
         )

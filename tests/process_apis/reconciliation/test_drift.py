@@ -138,7 +138,7 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
         gauges_found = _gauges((await world.http.get("/metrics")).text)
         second = await world.reconcile()
         reconciliation_exceptions = [
-            e for e in await world.exceptions() if e["flow_type"] == "reconciliation_mismatch"
+            e for e in await world.exceptions() if e["flow_type"] == "reconciliation"
         ]
 
         found = _by_key(first)
@@ -184,7 +184,7 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
         memos = (await world.netsuite.list_credit_memos(limit=100)).data
 
         queue_after = [
-            e for e in await world.exceptions() if e["flow_type"] == "reconciliation_mismatch"
+            e for e in await world.exceptions() if e["flow_type"] == "reconciliation"
         ]
         # Drift after a repair is a new occurrence: found with an exception of its own.
         again = next(i for i in erp_invoices if i.external_id == drift["deleted"])
@@ -213,6 +213,15 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
         m["exception_id"] for m in first["mismatches"]
     }
     assert len(reconciliation_exceptions) == 4
+    # Linked both ways: the mismatch names its exception, the exception its run and mismatch.
+    by_id = {e["id"]: e for e in reconciliation_exceptions}
+    for mismatch in first["mismatches"]:
+        exception = by_id[mismatch["exception_id"]]
+        assert exception["flow_id"] == first["id"]
+        assert exception["step"] == f"{mismatch['kind']}:" + exception["step"].split(":", 1)[1]
+        assert mismatch["key"] in exception["step"]
+        assert exception["cause"] == mismatch["reason"]
+        assert exception["legal_entity"] == mismatch["legal_entity"]
     owners = {e["id"]: e["owner"] for e in reconciliation_exceptions}
     assert owners[found[("invoices", drift["deleted"])]["exception_id"]] == "finance"
     assert owners[duplicate["exception_id"]] == "integration"
