@@ -1,5 +1,5 @@
 """Records reconciled per second: the reconciliation's reads and comparison against the Stripe,
-NetSuite and Salesforce emulators (in process, their own limits off) holding a book of
+NetSuite and Salesforce emulators (each in its own process, its own limits off) holding a book of
 `--invoices` posted invoices (one sales order and one ERP invoice each, ten per customer, every
 customer linked in the cross-references). Prints the records compared per second (goal
 >= 1,000/s), the mismatches found (0: the book agrees) and the peak RSS, measured in one run.
@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import resource
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,10 +28,10 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._harness import free_port
 from contracts.money import Money
 from contracts.v1 import CustomerCreate, SalesOrderCreate, SalesOrderLine
 from gateway.sandbox_wiring import (
-    create_emulator,
     netsuite_sandbox_credentials,
     salesforce_sandbox_credentials,
     stripe_sandbox_credentials,
@@ -40,13 +43,56 @@ from system_apis.billing.stripe import StripeClient
 from system_apis.crm.salesforce.client import SalesforceClient
 from system_apis.erp.netsuite.client import NetSuiteClient
 
+ROOT = Path(__file__).resolve().parents[1]
 PER_CUSTOMER = 10
 AMOUNT = 10_000
 SEEDING_CONCURRENCY = 16
 
 
-def _client(app: Any, base: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base, timeout=60)
+VENDORS = ("stripe", "netsuite", "salesforce")
+
+
+@contextlib.contextmanager
+def _emulators() -> Iterator[dict[str, str]]:
+    """Each vendor's emulator in its own process (`erp-gateway emulator V --no-limits`)."""
+    started: list[subprocess.Popen[bytes]] = []
+    bases: dict[str, str] = {}
+    try:
+        for vendor in VENDORS:
+            port = free_port()
+            started.append(
+                subprocess.Popen(
+                    [
+                        str(Path(sys.executable).with_name("erp-gateway")),
+                        "emulator",
+                        vendor,
+                        "--port",
+                        str(port),
+                        "--no-limits",
+                    ],
+                    cwd=ROOT,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+            bases[vendor] = f"http://127.0.0.1:{port}"
+        for base in bases.values():
+            _wait(base)
+        yield bases
+    finally:
+        for process in started:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _wait(base: str) -> None:
+    for _ in range(200):
+        try:
+            httpx.get(base + "/_emulator/faults", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"the emulator at {base} did not start")
 
 
 async def _seed_customer(
@@ -100,15 +146,14 @@ async def _seed(
     return [link for links in done for link in links]
 
 
-async def main(invoices: int) -> None:
-    stripe_emu = create_emulator("stripe", limits=False)
-    netsuite_emu = create_emulator("netsuite", limits=False)
-    salesforce_emu = create_emulator("salesforce", limits=False)
-    bases = {v: f"http://{v}.emulator" for v in ("stripe", "netsuite", "salesforce")}
+async def main(invoices: int, bases: dict[str, str]) -> None:
+    limits = httpx.Limits(max_connections=32)
     async with (
-        _client(stripe_emu.vendor, bases["stripe"]) as stripe_http,
-        _client(netsuite_emu.vendor, bases["netsuite"]) as netsuite_http,
-        _client(salesforce_emu.vendor, bases["salesforce"]) as salesforce_http,
+        httpx.AsyncClient(base_url=bases["stripe"], timeout=60, limits=limits) as stripe_http,
+        httpx.AsyncClient(base_url=bases["netsuite"], timeout=60, limits=limits) as netsuite_http,
+        httpx.AsyncClient(
+            base_url=bases["salesforce"], timeout=60, limits=limits
+        ) as salesforce_http,
     ):
         stripe = StripeClient(stripe_http, credentials=stripe_sandbox_credentials(bases["stripe"]))
         netsuite = NetSuiteClient(
@@ -183,4 +228,6 @@ if __name__ == "__main__":
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=1000)
-    asyncio.run(main(parser.parse_args().invoices))
+    wanted = parser.parse_args().invoices
+    with _emulators() as emulators:
+        asyncio.run(main(wanted, emulators))

@@ -3,6 +3,7 @@ canonical records `compare` takes. Each function makes the calls of one platform
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from typing import Final, TypeVar
@@ -10,7 +11,7 @@ from typing import Final, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.v1 import Customer, Deal, Page
+from contracts.v1 import Deal, Page
 from process_apis.engine.store import cross_references
 from process_apis.reconciliation.compare import Books, Link
 from system_apis.billing.port import BillingPort
@@ -94,12 +95,14 @@ async def read_billing(billing: BillingPort, entities: Collection[str] | None) -
 
 
 async def read_erp(erp: ErpPort, entities: Collection[str] | None) -> Books:
-    customers: list[Customer] = await every_page(
-        lambda cursor: erp.list_customers(cursor=cursor, limit=PAGE)
+    # Independent lists, read at once (NetSuite's concurrency limit is the outbound
+    # policy's to keep).
+    customers, orders, invoices, memos = await asyncio.gather(
+        every_page(lambda cursor: erp.list_customers(cursor=cursor, limit=PAGE)),
+        every_page(lambda cursor: erp.list_sales_orders(cursor=cursor, limit=PAGE)),
+        every_page(lambda cursor: erp.list_invoices(cursor=cursor, limit=PAGE)),
+        every_page(lambda cursor: erp.list_credit_memos(cursor=cursor, limit=PAGE)),
     )
-    orders = await every_page(lambda cursor: erp.list_sales_orders(cursor=cursor, limit=PAGE))
-    invoices = await every_page(lambda cursor: erp.list_invoices(cursor=cursor, limit=PAGE))
-    memos = await every_page(lambda cursor: erp.list_credit_memos(cursor=cursor, limit=PAGE))
     return Books(
         erp_customers=[c for c in customers if _in(c.legal_entity, entities)],
         sales_orders=[o for o in orders if _in(o.legal_entity, entities)],
