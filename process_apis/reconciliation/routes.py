@@ -343,16 +343,18 @@ class ReconciliationWiring(InitPlugin):
             self.tasks.clear()
 
     async def _schedule(self) -> None:
-        """At each interval's start, that interval's run (every replica asks; one runs)."""
+        """At each interval's start, that interval's run (every replica asks; one runs). The
+        first is the next interval's: a restart does not run the current one again, and a
+        gateway just started has not booked what it was started to book."""
         interval = self.interval_seconds
         while True:
             now = datetime.now(UTC).timestamp()
-            start = now - now % interval
+            start = now - now % interval + interval
+            await asyncio.sleep(start - now)
             try:
                 await self.service.start_scheduled(datetime.fromtimestamp(start, UTC))
             except Exception as exc:  # the next interval tries again; say why this one failed
                 log.warning("scheduled_reconciliation_not_started", error=str(exc))
-            await asyncio.sleep(start + interval - now)
 
 
 def mount(
