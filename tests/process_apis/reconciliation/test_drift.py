@@ -136,7 +136,17 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
         drift = await _make_drift(world)
         first = await world.reconcile()
         gauges_found = _gauges((await world.http.get("/metrics")).text)
+        # An operator asks to check the duplicate customer again: the next run still finds it.
+        checked_again = _by_key(first)[("customers", drift["acme"])]["exception_id"]
+        retried = await world.http.post(
+            f"/process/v1/exceptions/{checked_again}/retry",
+            json={},
+            headers={**world.headers, "Idempotency-Key": uuid.uuid4().hex},
+        )
         second = await world.reconcile()
+        reopened = (
+            await world.http.get(f"/process/v1/exceptions/{checked_again}", headers=world.headers)
+        ).json()
         reconciliation_exceptions = [
             e for e in await world.exceptions() if e["flow_type"] == "reconciliation"
         ]
@@ -183,9 +193,7 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
         erp_invoices = (await world.netsuite.list_invoices(limit=100)).data
         memos = (await world.netsuite.list_credit_memos(limit=100)).data
 
-        queue_after = [
-            e for e in await world.exceptions() if e["flow_type"] == "reconciliation"
-        ]
+        queue_after = [e for e in await world.exceptions() if e["flow_type"] == "reconciliation"]
         # Drift after a repair is a new occurrence: found with an exception of its own.
         again = next(i for i in erp_invoices if i.external_id == drift["deleted"])
         await _delete_erp_invoice(world, again.id)
@@ -213,6 +221,8 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
         m["exception_id"] for m in first["mismatches"]
     }
     assert len(reconciliation_exceptions) == 4
+    assert retried.status_code == 202, retried.text
+    assert (reopened["status"], reopened["occurrences"]) == ("open", 2)
     # Linked both ways: the mismatch names its exception, the exception its run and mismatch.
     by_id = {e["id"]: e for e in reconciliation_exceptions}
     for mismatch in first["mismatches"]:
