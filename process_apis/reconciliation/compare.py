@@ -136,7 +136,7 @@ def compare(
     cutoff = now - timedelta(seconds=settle_seconds)
     tally = _Tally(cutoff)
     index = _Index(books)
-    for kind in kinds:
+    for kind in dict.fromkeys(kinds):
         tally.checked[kind] += 0
         tally.pending[kind] += 0
         _CHECKS[kind](books, index, tally)

@@ -206,6 +206,7 @@ class RunStore:
             for finding in comparison.findings:
                 if finding.fingerprint in known:
                     continue
+                known.add(finding.fingerprint)
                 exception_id = await _exception_for(conn, run_id, finding, now)
                 await conn.execute(
                     sa.insert(mismatches).values(

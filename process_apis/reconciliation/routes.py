@@ -154,7 +154,8 @@ class ReconciliationService:
         return run_id, await self._start(
             RunRequest(
                 run_id=run_id,
-                kinds=list(request.kinds or KINDS),
+                # Each kind once, in the order of KINDS, however the caller listed them.
+                kinds=[kind for kind in KINDS if kind in (request.kinds or KINDS)],
                 entities=entities,
                 settle_seconds=float(
                     request.settle_seconds

@@ -80,7 +80,7 @@ async def test_bad_requests_are_problems(tmp_path: Path) -> None:
             "/process/v1/reconciliations/reconcile:nope/mismatches/abc/repair",
             headers={**world.headers, "Idempotency-Key": uuid.uuid4().hex},
         )
-        run = await world.reconcile(kinds=["customers"])
+        run = await world.reconcile(kinds=["customers", "invoices", "customers"])
 
     for name, answer in answers.items():
         assert answer.status_code in (400, 422), (name, answer.text)
@@ -90,4 +90,4 @@ async def test_bad_requests_are_problems(tmp_path: Path) -> None:
     assert no_scope.status_code == 403
     assert unknown_run.status_code == 404
     assert unknown_mismatch.status_code == 404
-    assert run["kinds"] == ["customers"] and run["summary"]["mismatches"] == 0
+    assert run["kinds"] == ["invoices", "customers"] and run["summary"]["mismatches"] == 0
