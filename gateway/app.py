@@ -50,6 +50,7 @@ from process_apis.escalation import routes as escalation_api
 from process_apis.payment_failure import flow as payment_failure
 from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.quote_to_cash.routes import build as build_quote_to_cash
+from process_apis.reconciliation import routes as reconciliation_api
 from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -154,6 +155,7 @@ def _build(settings: Settings) -> Gateway:
     gateway.escalation = _escalation(gateway)
     gateway.amendments = _amendments(gateway)
     gateway.webhooks = _webhooks(gateway)
+    gateway.reconciliation = _reconciliation(gateway)
     return gateway
 
 
@@ -204,6 +206,25 @@ def _amendments(gateway: Gateway) -> subscription_amendment_api.AmendmentWiring 
         crm=ports["salesforce"],
         billing=ports["stripe"],
         erp=ports["netsuite"],
+    )
+
+
+def _reconciliation(gateway: Gateway) -> reconciliation_api.ReconciliationWiring | None:
+    """Reconciliation, its schedule and its repairs, when the CRM, billing and the ERP are
+    wired; built before the flow engine launches."""
+    ports = {name: vendor.client for name, vendor in gateway.platforms.vendors.items()}
+    if not {"salesforce", "stripe", "netsuite"} <= ports.keys():
+        return None
+    chosen = gateway.settings.process
+    return reconciliation_api.mount(
+        engine=gateway.process.engine,
+        database=gateway.engine,
+        crm=ports["salesforce"],
+        billing=ports["stripe"],
+        erp=ports["netsuite"],
+        interval_seconds=chosen.reconcile_interval_seconds,
+        settle_seconds=chosen.reconcile_settle_seconds,
+        registry=gateway.metrics.registry,
     )
 
 

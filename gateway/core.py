@@ -44,6 +44,7 @@ from process_apis.engine import store as process_store
 from process_apis.engine.routes import ProcessLayer
 from process_apis.escalation.routes import EscalationWiring
 from process_apis.quote_to_cash.routes import QuoteToCashService
+from process_apis.reconciliation.routes import ReconciliationWiring
 from process_apis.webhooks.intake import WebhookIntake
 
 __all__ = ["FreezeLongLivedObjects", "Gateway", "GatewayCore"]
@@ -76,12 +77,19 @@ class Gateway:
     escalation: EscalationWiring | None = None
     amendments: AmendmentWiring | None = None
     webhooks: WebhookIntake | None = None
+    reconciliation: ReconciliationWiring | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def features(self) -> list[InitPlugin]:
         """The layers' plugins in start-up order (each stops in the reverse order)."""
-        optional = (self.quote_to_cash, self.escalation, self.amendments, self.webhooks)
+        optional = (
+            self.quote_to_cash,
+            self.escalation,
+            self.amendments,
+            self.webhooks,
+            self.reconciliation,
+        )
         return [
             self.platforms,
             self.process,

@@ -587,6 +587,22 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             positive=True,
         ),
     ] = 7 * 24 * 3600.0
+    reconcile_interval_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_RECONCILE_INTERVAL_SECONDS",
+            "seconds between scheduled reconciliations of every kind and entity (0: off)",
+            minimum=0,
+        ),
+    ] = 3600.0
+    reconcile_settle_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_RECONCILE_SETTLE_SECONDS",
+            "records younger than this are reported pending by a reconciliation, not mismatched",
+            minimum=0,
+        ),
+    ] = 300.0
     executor_id: Annotated[
         str | None,
         var(

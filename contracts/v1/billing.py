@@ -160,6 +160,8 @@ class Invoice(Entity, frozen=True, kw_only=True):
     paid_at: UtcDateTime | None = None
     legal_entity: LegalEntityCode
     sales_order_id: str | None = None
+    external_id: str | None = None
+    """On an ERP invoice: the billing invoice it was posted for."""
     refs: Refs = {}
 
 

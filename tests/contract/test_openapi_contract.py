@@ -74,9 +74,32 @@ def _seed_business_state(base_url: str, token: str) -> None:
         flow = httpx.get(flow_url, headers={"Authorization": f"Bearer {token}"}).json()
         if flow.get("status") in ("succeeded", "failed"):
             assert flow["status"] == "succeeded", flow
+            _seed_reconciliation(base_url, token)
             return
         time.sleep(0.5)
     raise AssertionError("the seeding quote-to-cash flow did not finish")
+
+
+def _seed_reconciliation(base_url: str, token: str) -> None:
+    """A reconciliation run, so that reading a run by id answers 2xx."""
+    started = httpx.post(
+        f"{base_url}/process/v1/reconciliations",
+        json={"kinds": ["customers"], "settle_seconds": 0},
+        headers={"Authorization": f"Bearer {token}", "Idempotency-Key": "contract-seed-run"},
+        timeout=30,
+    )
+    assert started.status_code == 202, started.text
+    answered["POST /process/v1/reconciliations"].add(started.status_code)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        run = httpx.get(
+            f"{base_url}{started.headers['location']}",
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
+        if run.get("status") in ("completed", "failed"):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the seeding reconciliation did not finish")
 
 
 async def _create_client(database_url: str) -> tuple[str, str]:
@@ -208,6 +231,9 @@ STATEFUL = {
     "POST /process/v1/service-credits/{credit_id}/approve": "an escalation (escalation tests)",
     "POST /process/v1/service-credits/{credit_id}/reject": "an escalation (escalation tests)",
     "POST /process/v1/subscription-amendments": "a live subscription item (amendment tests)",
+    "POST /process/v1/reconciliations/{run_id}/mismatches/{mismatch_id}/repair": (
+        "drift in the books (tests/process_apis/reconciliation/test_drift.py)"
+    ),
 }
 
 

@@ -362,6 +362,7 @@ def to_invoice(record: InvoiceRecord, directory: Directory) -> Invoice:
         issued_at=_midnight(record.tran_date),
         legal_entity=directory.entity_code(record.subsidiary),
         sales_order_id=record.created_from.id if record.created_from else None,
+        external_id=record.external_id,
         refs=_refs(record.id),
     )
 

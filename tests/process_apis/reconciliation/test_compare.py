@@ -1,0 +1,255 @@
+"""The comparison rules on books built in memory: what is a mismatch, its reason and values,
+what is only pending, and the totals per kind, entity and currency."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from contracts.v1 import (
+    CreditMemo,
+    Customer,
+    Deal,
+    DealLine,
+    Invoice,
+    SalesOrder,
+    Subscription,
+)
+from process_apis.reconciliation.compare import Books, Kind, Link, Total, compare
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+LONG_AGO = NOW - timedelta(days=2)
+
+
+def _invoice(
+    invoice_id: str,
+    total: int,
+    *,
+    tax: int = 0,
+    entity: str = "US01",
+    currency: str = "USD",
+    external_id: str | None = None,
+    issued_at: datetime = LONG_AGO,
+    subscription_id: str | None = None,
+    paid: int = 0,
+    customer_id: str = "cus_1",
+) -> Invoice:
+    return Invoice(
+        id=invoice_id,
+        customer_id=customer_id,
+        subscription_id=subscription_id,
+        status="paid" if paid else "open",
+        currency=currency,
+        subtotal=total - tax,
+        tax=tax,
+        total=total,
+        amount_due=total,
+        amount_paid=paid,
+        amount_remaining=total - paid,
+        issued_at=issued_at,
+        legal_entity=entity,
+        external_id=external_id,
+    )
+
+
+def _reasons(books: Books, *kinds: Kind, settle: float = 0) -> list[str]:
+    found = compare(books, kinds, now=NOW, settle_seconds=settle)
+    return [f.reason for f in found.findings]
+
+
+def test_an_invoice_missing_in_the_erp_is_a_repairable_mismatch() -> None:
+    books = Books(billing_invoices=[_invoice("in_1", 200_000)])
+
+    found = compare(books, ["invoices"], now=NOW, settle_seconds=0)
+
+    [finding] = found.findings
+    assert finding.reason == "invoice in_1 (2,000.00 USD) is in billing but not in the ERP"
+    assert (finding.values.billing, finding.values.erp) == (200_000, None)
+    assert finding.repair == "post_invoice"
+    assert finding.fingerprint == "invoices:missing_in_erp:in_1"
+    assert found.totals == [
+        Total(kind="invoices", legal_entity="US01", currency="USD", billing=200_000)
+    ]
+
+
+def test_an_invoice_younger_than_the_settle_window_is_pending() -> None:
+    books = Books(
+        billing_invoices=[_invoice("in_1", 200_000, issued_at=NOW - timedelta(seconds=10))]
+    )
+
+    found = compare(books, ["invoices"], now=NOW, settle_seconds=300)
+
+    assert found.findings == []
+    assert (found.checked["invoices"], found.pending["invoices"]) == (0, 1)
+
+
+def test_invoices_posted_differently_are_named_with_both_amounts() -> None:
+    books = Books(
+        billing_invoices=[
+            _invoice("in_1", 119_000, tax=19_000, entity="DE01", currency="EUR"),
+            _invoice("in_2", 5_000),
+            _invoice("in_3", 7_000),
+        ],
+        erp_invoices=[
+            _invoice("101", 100_000, entity="DE01", currency="EUR", external_id="in_1"),
+            _invoice("102", 5_000, external_id="in_2"),
+            _invoice("103", 5_000, external_id="in_2"),
+            _invoice("104", 7_000, entity="DE01", external_id="in_3"),
+            _invoice("105", 900, external_id=None),
+        ],
+    )
+
+    assert _reasons(books, "invoices") == [
+        "invoice in_1 is 1,190.00 EUR in billing but ERP invoice 101 is 1,000.00 EUR",
+        "invoice in_2 (50.00 USD) is posted 2 times in the ERP: 102, 103",
+        "invoice in_3 is billed by US01 but ERP invoice 104 is booked in DE01",
+        "ERP invoice 105 of 9.00 USD has no invoice in billing",
+    ]
+
+
+def test_a_payment_not_applied_in_the_erp_is_found() -> None:
+    books = Books(
+        billing_invoices=[_invoice("in_1", 5_000, paid=5_000)],
+        erp_invoices=[_invoice("101", 5_000, external_id="in_1")],
+    )
+
+    found = compare(books, ["payments"], now=NOW, settle_seconds=0)
+
+    [finding] = found.findings
+    assert (
+        finding.reason
+        == "invoice in_1 was paid 50.00 USD in billing but the ERP shows 0.00 USD paid"
+    )
+    assert finding.repair == "apply_payment"
+
+
+def test_a_discounted_deal_billed_at_list_price_is_found() -> None:
+    deal = Deal(
+        id="006A",
+        customer_id="001A",
+        name="Seats",
+        stage="Closed Won",
+        won=True,
+        closed=True,
+        currency="USD",
+        amount=160_000,
+        legal_entity="US01",
+        updated_at=LONG_AGO,
+        lines=[DealLine(id="l1", quantity=4, unit_amount=40_000, total_amount=160_000)],
+    )
+    books = Books(
+        deals=[deal],
+        subscriptions=[
+            Subscription(
+                id="sub_1", customer_id="cus_1", status="active", currency="USD", deal_id="006A"
+            )
+        ],
+        billing_invoices=[_invoice("in_1", 200_000, subscription_id="sub_1")],
+        sales_orders=[
+            SalesOrder(
+                id="9",
+                number="SO9",
+                customer_id="7",
+                legal_entity="US01",
+                currency="USD",
+                status="pending_billing",
+                order_date=date(2026, 12, 1),
+                total=160_000,
+                external_id="q2c:006A",
+            )
+        ],
+    )
+
+    found = compare(books, ["deals"], now=NOW, settle_seconds=0)
+
+    [finding] = found.findings
+    assert finding.reason == (
+        "deal 006A (Seats) was sold for 1,600.00 USD but billing charges 2,000.00 USD on its "
+        "first invoice"
+    )
+    assert (finding.values.crm, finding.values.billing, finding.values.erp) == (
+        160_000,
+        200_000,
+        160_000,
+    )
+    assert finding.repair is None
+
+
+def test_a_proration_credit_matches_its_credit_memo_and_a_stray_memo_is_found() -> None:
+    account = Customer(id="001A", legal_name="Acme", legal_entity="US01", currency="USD")
+    books = Books(
+        accounts=[account],
+        billing_customers=[
+            Customer(
+                id="cus_1",
+                legal_name="Acme",
+                legal_entity="US01",
+                currency="USD",
+                refs={"stripe": "cus_1", "salesforce": "001A"},
+            )
+        ],
+        billing_invoices=[_invoice("in_9", -2_500)],
+        credit_memos=[
+            CreditMemo(id="31", customer_id="7", legal_entity="US01", currency="USD", amount=2_500),
+            CreditMemo(
+                id="32",
+                number="CM32",
+                customer_id="7",
+                legal_entity="US01",
+                currency="USD",
+                amount=1_000,
+            ),
+        ],
+        links=[
+            Link(canonical_id="cus-001A", system="netsuite", legal_entity="US01", external_id="7")
+        ],
+    )
+
+    assert _reasons(books, "credits") == [
+        "ERP credit memo CM32 of 10.00 USD has no credit in billing"
+    ]
+
+
+def test_a_duplicate_billing_customer_needs_a_person_and_a_stale_link_can_be_relinked() -> None:
+    accounts = [
+        Customer(id="001A", legal_name="Acme", legal_entity="US01", currency="USD"),
+        Customer(id="001B", legal_name="Globex", legal_entity="DE01", currency="EUR"),
+    ]
+    billing = [
+        Customer(
+            id="cus_1",
+            legal_name="Acme",
+            legal_entity="US01",
+            currency="USD",
+            refs={"salesforce": "001A"},
+        ),
+        Customer(
+            id="cus_2",
+            legal_name="Acme copy",
+            legal_entity="US01",
+            currency="USD",
+            refs={"salesforce": "001A"},
+        ),
+        Customer(
+            id="cus_3",
+            legal_name="Globex",
+            legal_entity="DE01",
+            currency="EUR",
+            refs={"salesforce": "001B"},
+        ),
+    ]
+    links = [
+        Link(canonical_id="cus-001B", system="stripe", legal_entity="DE01", external_id="cus_old"),
+        Link(canonical_id="cus-001B", system="netsuite", legal_entity="DE01", external_id="8"),
+    ]
+    erp = [Customer(id="8", legal_name="Globex", legal_entity="DE01", currency="EUR")]
+    books = Books(accounts=accounts, billing_customers=billing, links=links, erp_customers=erp)
+
+    found = compare(books, ["customers"], now=NOW, settle_seconds=0)
+
+    duplicate, stale = found.findings
+    assert duplicate.reason == (
+        "account 001A (Acme) has 2 billing customers (cus_1, cus_2); one must go"
+    )
+    assert duplicate.repair is None
+    assert stale.repair == "relink_customer"
+    assert stale.subject == {"system": "stripe", "external_id": "cus_3", "legal_entity": "DE01"}
