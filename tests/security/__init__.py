@@ -1,0 +1,1 @@
+"""Security suite: every door refuses what a caller may not see or do."""
