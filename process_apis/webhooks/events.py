@@ -28,6 +28,9 @@ class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     id: str
     type: str
+    sender: str = ""
+    """Who sent it: the API client of a callout; empty for a signed webhook (the one vendor
+    account whose secret signed it). Deliveries are deduplicated per source, sender and type."""
     created: datetime | None = None
     """When the vendor says the event happened (Stripe `created`, Zendesk `time`)."""
     subject: str | None = None
@@ -103,10 +106,11 @@ class SalesforceCallout(msgspec.Struct, frozen=True, kw_only=True):
     """The sender's id of this event; without one, event and record make the id."""
 
 
-def callout_event(callout: SalesforceCallout) -> WebhookEvent:
-    """The event of a Salesforce callout."""
+def callout_event(callout: SalesforceCallout, *, sender: str = "") -> WebhookEvent:
+    """The event of a Salesforce callout made by the API client `sender`."""
     return WebhookEvent(
         source="salesforce",
+        sender=sender,
         id=callout.event_id or f"{callout.event}:{callout.opportunity_id or ''}",
         type=callout.event,
         subject=callout.opportunity_id,
