@@ -50,3 +50,22 @@ async def test_a_malformed_id_answers_as_a_missing_one(
             text = response.text.lower()
             for internal in ("select ", " from ", "request id", "malformed", "soql", "vendor"):
                 assert internal not in text, (value, response.text)
+
+
+async def test_an_id_with_a_wrong_checksum_never_reaches_salesforce(tmp_path: Path) -> None:
+    app = gateway_app(settings_for(tmp_path, emulated=True))
+    async with app_client(app) as client:
+        _, token = await new_client_token(client, READ)
+        accounts = await client.get("/system/crm/v1/accounts", headers=bearer(token))
+        real = accounts.json()["data"][0]["id"]
+        assert len(real) == 18
+        # Control: the real id reads.
+        assert (await client.get(f"/system/crm/v1/accounts/{real}", headers=bearer(token))
+                ).status_code == 200
+        wrong = real[:15] + ("AAA" if real[15:] != "AAA" else "BBB")
+        for path in (f"/system/crm/v1/accounts/{wrong}", "/system/crm/v1/opportunities/"
+                     "006000000000000000"):
+            response = await client.get(path, headers=bearer(token))
+            assert response.status_code == 404, response.text
+            assert "select" not in response.text.lower()
+            assert "request id" not in response.text.lower()
