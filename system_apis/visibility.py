@@ -55,24 +55,38 @@ async def visible_page(
     limit: int,
     fetch: Callable[[str | None, int], Awaitable[Page[T]]],
     entity: Callable[[T], str | None] | None = None,
+    filtered: bool = False,
 ) -> Page[T]:
     """Up to `limit` records the caller may see, from `fetch(position, size)` vendor pages.
 
     The caller's cursor is opened (refused unless sealed for this caller and list). A caller
-    who sees every record (or a list without entities, `entity=None`) costs one vendor page of
-    `limit`. Otherwise vendor pages of `MAX_LIMIT` are read and filtered until the page is
-    full, the vendor has no more, or `VENDOR_CALLS_PER_PAGE` calls were spent; when a vendor
-    page holds more visible records than are missing, it is read again cut just after the
-    last one taken, so the next cursor resumes exactly there. A next cursor is only handed out
-    when the vendor may hold more; it goes back sealed.
+    who sees every record (or a list without entities) costs one vendor page of `limit`.
+    Otherwise the vendor is read until the page is full, the vendor has no more, or
+    `VENDOR_CALLS_PER_PAGE` calls were spent: with `entity`, vendor pages of `MAX_LIMIT` are
+    filtered here, and one holding more visible records than are missing is read again cut
+    just after the last one taken, so the next cursor resumes exactly there; with `filtered`
+    (the port keeps only the caller's records of each vendor page it reads, so it may answer
+    short), pages of what is still missing. A next cursor is only handed out when the vendor
+    may hold more for this caller; it goes back sealed.
     """
     position = seal.open(cursor, caller=principal.client_id, list_name=list_name)
-    if entity is None or principal.entities is None:
+    if principal.entities is None or (entity is None and not filtered):
         page = await fetch(position, limit)
-        whole = page.data if entity is None else [
-            item for item in page.data if principal.may_see_entity(entity(item))
-        ]
-        return _sealed(whole, page.next_cursor, seal, principal, list_name)
+        return _sealed(page.data, page.next_cursor, seal, principal, list_name)
+    if entity is not None:
+        data, position = await _fill_filtering(principal, position, limit, fetch, entity)
+    else:
+        data, position = await _fill_filtered(position, limit, fetch)
+    return _sealed(data, position, seal, principal, list_name)
+
+
+async def _fill_filtering(
+    principal: Principal,
+    position: str | None,
+    limit: int,
+    fetch: Callable[[str | None, int], Awaitable[Page[T]]],
+    entity: Callable[[T], str | None],
+) -> tuple[list[T], str | None]:
     data: list[T] = []
     # One call is kept back for the cut re-read.
     for _ in range(VENDOR_CALLS_PER_PAGE - 1):
@@ -82,11 +96,31 @@ async def visible_page(
         data.extend(page.data[i] for i in shown[:wanted])
         if len(shown) > wanted:
             cut = await fetch(position, shown[wanted - 1] + 1)
-            return _sealed(data, cut.next_cursor, seal, principal, list_name)
+            return data, cut.next_cursor
         position = page.next_cursor
         if position is None or len(data) >= limit:
             break
-    return _sealed(data, position, seal, principal, list_name)
+    return data, position
+
+
+async def _fill_filtered(
+    position: str | None, limit: int, fetch: Callable[[str | None, int], Awaitable[Page[T]]]
+) -> tuple[list[T], str | None]:
+    data: list[T] = []
+    # One call is kept back to look past a full page.
+    for _ in range(VENDOR_CALLS_PER_PAGE - 1):
+        page = await fetch(position, limit - len(data))
+        data.extend(page.data)
+        position = page.next_cursor
+        if position is None or len(data) >= limit:
+            break
+    if position is not None and len(data) >= limit:
+        # A full page whose vendor has more: hand out a cursor only if a record of the caller
+        # follows within the next vendor page, else the caller would page into nothing.
+        ahead = await fetch(position, MAX_LIMIT)
+        if not ahead.data and ahead.next_cursor is None:
+            position = None
+    return data, position
 
 
 def _sealed(

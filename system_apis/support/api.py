@@ -106,6 +106,7 @@ async def list_cases(
             organization_id=organization, priority=priority, status=status,
             entities=principal.entities, cursor=at, limit=n,
         ),
+        filtered=True,
     )
 
 
