@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from contracts.v1 import CustomerCreate
+from tests.experience_apis import seed
 from tests.support.apps import (
     AppClient,
     app_client,
@@ -126,3 +127,36 @@ async def test_a_cursor_is_refused_to_another_caller_and_on_another_list(
         CUSTOMERS, params={"cursor": flipped}, headers=bearer(mine)
     )
     assert tampered.status_code == 400
+
+
+async def test_process_list_cursors_are_opaque_and_the_callers_own(tmp_path: Path) -> None:
+    app = gateway_app(settings_for(tmp_path))
+    async with app_client(app) as gateway:
+        engine = app.state.gateway.engine
+        for index in range(3):
+            await seed.flow(engine, f"q2c:paging-us-{index}", legal_entity="US01")
+            await seed.flow(engine, f"q2c:paging-de-{index}", legal_entity="DE01")
+        _, mine = await new_client_token(gateway, ["process:read"], entities=["US01"])
+        _, theirs = await new_client_token(gateway, ["process:read"], entities=["US01"])
+
+        first = await gateway.get("/process/v1/flows", params={"limit": 2}, headers=bearer(mine))
+        body = first.json()
+        assert [f["legal_entity"] for f in body["data"]] == ["US01", "US01"]
+        cursor = body["next_cursor"]
+        assert cursor
+        assert b"paging" not in _decodes_to(cursor) and b"process" not in _decodes_to(cursor)
+
+        # Control: its caller follows it to the last US01 flow, and the list ends there.
+        rest = await gateway.get(
+            "/process/v1/flows", params={"limit": 2, "cursor": cursor}, headers=bearer(mine)
+        )
+        assert [f["id"] for f in rest.json()["data"]] == ["q2c:paging-us-0"]
+        assert rest.json()["next_cursor"] is None
+
+        for token, params in (
+            (theirs, {"cursor": cursor}),
+            (mine, {"cursor": cursor, "status": "failed"}),
+        ):
+            refused = await gateway.get("/process/v1/flows", params=params, headers=bearer(token))
+            assert refused.status_code == 400, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
