@@ -110,6 +110,7 @@ def _gateway_problem(exc: e.GatewayError) -> tuple[int, dict[str, Any], dict[str
         body["vendor"] = exc.vendor
         if isinstance(exc, e.UpstreamUnavailable) and exc.timeout:
             status = body["status"] = 504
+        _withhold_vendor_words(exc, body)
     if isinstance(exc, e.Unauthenticated):
         headers["WWW-Authenticate"] = _www_authenticate(exc.error, exc.message)
     elif isinstance(exc, e.Forbidden) and exc.required_scopes:
@@ -118,6 +119,34 @@ def _gateway_problem(exc: e.GatewayError) -> tuple[int, dict[str, Any], dict[str
         )
         body["required_scopes"] = list(exc.required_scopes)
     return status, body, headers
+
+
+_UPSTREAM_DETAIL: tuple[tuple[type[e.UpstreamError], str], ...] = (
+    (e.UpstreamUnavailable, "{vendor} is unavailable; try again later"),
+    (e.UpstreamNotFound, "{vendor} has no such record"),
+    (e.UpstreamConflict, "{vendor} refused the request as a conflict"),
+    (e.UpstreamInvalid, "{vendor} refused the data of the request"),
+    (e.UpstreamAuthFailed, "the gateway could not authenticate with {vendor}"),
+    (e.UpstreamError, "{vendor} refused the request"),
+)
+
+
+def _withhold_vendor_words(exc: e.UpstreamError, body: dict[str, Any]) -> None:
+    """A vendor's own words (its query, its request id, its field messages) stay in the log:
+    the caller gets what happened and which fields, never the vendor's internals."""
+    log.warning(
+        "upstream_error", vendor=exc.vendor, error=type(exc).__name__, code=exc.code,
+        message=exc.message, vendor_status=exc.status,
+        vendor_request_id=exc.request_id,
+    )
+    template = next(text for cls, text in _UPSTREAM_DETAIL if isinstance(exc, cls))
+    body["detail"] = template.format(vendor=exc.vendor)
+    named = [
+        {"pointer": error["pointer"], "detail": f"refused by {exc.vendor}"}
+        for error in body.pop("errors", []) if error["pointer"]
+    ]
+    if named:
+        body["errors"] = named
 
 
 def _http_problem(exc: HTTPException) -> tuple[int, dict[str, Any], dict[str, str]]:

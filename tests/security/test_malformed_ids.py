@@ -69,3 +69,27 @@ async def test_an_id_with_a_wrong_checksum_never_reaches_salesforce(tmp_path: Pa
             assert response.status_code == 404, response.text
             assert "select" not in response.text.lower()
             assert "request id" not in response.text.lower()
+
+
+@pytest.mark.parametrize("status", [400, 404, 409])
+async def test_a_vendor_refusal_reaches_the_caller_without_the_vendors_words(
+    tmp_path: Path, status: int
+) -> None:
+    app = gateway_app(settings_for(tmp_path, emulated=True))
+    async with app_client(app) as client:
+        _, token = await new_client_token(client, READ)
+        control = await client.get("/system/crm/v1/accounts", headers=bearer(token))
+        assert control.status_code == 200
+        faults = await client.post(
+            "/_sandbox/salesforce/_emulator/faults",
+            json={"error_rate": 1.0, "error_status": status},
+        )
+        assert faults.status_code == 200, faults.text
+        refused = await client.get("/system/crm/v1/accounts", headers=bearer(token))
+        assert 400 <= refused.status_code < 600 and refused.status_code != 200
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        body = refused.json()
+        assert body["vendor"] == "salesforce"
+        text = refused.text.lower()
+        for internal in ("request id", "/services/data", "select ", "answered"):
+            assert internal not in text, refused.text
