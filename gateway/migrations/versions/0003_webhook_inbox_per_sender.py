@@ -22,7 +22,7 @@ depends_on = None
 _COLUMNS = "event_type, event_id, payload, status, flow_id, error, received_at, processed_at"
 
 
-def _inbox(name: str, key: list[str]) -> None:
+def _inbox(name: str, key: list[str], key_name: str) -> None:
     op.create_table(
         name,
         sa.Column("source", sa.String(32), nullable=False),
@@ -35,13 +35,14 @@ def _inbox(name: str, key: list[str]) -> None:
         sa.Column("error", sa.Text, nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint(*key, name=f"pk_{name}"),
+        # Named for the table it ends as (a renamed table keeps its constraints' names).
+        sa.PrimaryKeyConstraint(*key, name=key_name),
     )
 
 
-def _replace(key: list[str], copy: str) -> None:
+def _replace(key: list[str], key_name: str, copy: str) -> None:
     """Rebuild the table under a new primary key (SQLite cannot alter one in place)."""
-    _inbox("webhook_inbox_new", key)
+    _inbox("webhook_inbox_new", key, key_name)
     op.execute(copy)
     op.drop_index("ix_webhook_inbox_status", table_name="webhook_inbox")
     op.drop_index("ix_webhook_inbox_received_at", table_name="webhook_inbox")
@@ -54,6 +55,7 @@ def _replace(key: list[str], copy: str) -> None:
 def upgrade() -> None:
     _replace(
         ["source", "sender", "event_type", "event_id"],
+        "webhook_inbox_per_sender_pkey",
         f"INSERT INTO webhook_inbox_new (source, sender, {_COLUMNS}) "
         f"SELECT source, '', {_COLUMNS} FROM webhook_inbox",
     )
@@ -63,6 +65,7 @@ def downgrade() -> None:
     # Events of several senders or types under one id collapse to the first received.
     _replace(
         ["source", "event_id"],
+        "webhook_inbox_pkey",
         f"INSERT INTO webhook_inbox_new (source, {_COLUMNS}) "
         f"SELECT source, {_COLUMNS} FROM webhook_inbox AS kept WHERE NOT EXISTS ("
         "SELECT 1 FROM webhook_inbox AS other WHERE other.source = kept.source "
