@@ -16,6 +16,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from contracts import errors as e
+from system_apis.outbound import TRANSPORT_ERROR_CODE
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -132,8 +133,12 @@ _UPSTREAM_DETAIL: tuple[tuple[type[e.UpstreamError], str], ...] = (
 
 
 def _withhold_vendor_words(exc: e.UpstreamError, body: dict[str, Any]) -> None:
-    """A vendor's own words (its query, its request id, its field messages) stay in the log:
-    the caller gets what happened and which fields, never the vendor's internals."""
+    """A vendor's own words (its query, its request id, its field messages) and how we called
+    it stay in the log: the caller gets what happened and which fields, never the vendor's
+    internals. An error the gateway words itself (a view's time budget, an open circuit, a
+    spent quota) names nothing of the vendor's and is kept."""
+    if exc.status is None and exc.request_id is None and exc.code != TRANSPORT_ERROR_CODE:
+        return
     log.warning(
         "upstream_error", vendor=exc.vendor, error=type(exc).__name__, code=exc.code,
         message=exc.message, vendor_status=exc.status,

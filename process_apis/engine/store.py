@@ -120,7 +120,7 @@ webhook_inbox = sa.Table(
     sa.Column("source", sa.String(32), primary_key=True),
     # An event id is unique only per sender and type: a callout's id is the caller's choice,
     # so one client's event must never make another's a duplicate.
-    sa.Column("sender", sa.String(200), primary_key=True),
+    sa.Column("sender", sa.String(200), primary_key=True, server_default=""),
     sa.Column("event_type", sa.String(100), primary_key=True),
     sa.Column("event_id", sa.String(200), primary_key=True),
     sa.Column("payload", sa.Text, nullable=False),

@@ -26,7 +26,11 @@ def _inbox(name: str, key: list[str], key_name: str) -> None:
     op.create_table(
         name,
         sa.Column("source", sa.String(32), nullable=False),
-        *([sa.Column("sender", sa.String(200), nullable=False)] if "sender" in key else []),
+        # A signed webhook's sender is the empty one (the vendor account whose secret signed).
+        *(
+            [sa.Column("sender", sa.String(200), nullable=False, server_default="")]
+            if "sender" in key else []
+        ),
         sa.Column("event_type", sa.String(100), nullable=False),
         sa.Column("event_id", sa.String(200), nullable=False),
         sa.Column("payload", sa.Text, nullable=False),
