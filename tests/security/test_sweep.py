@@ -51,6 +51,8 @@ ID_SOURCES = {
 
 
 class Gateway:
+    """The served gateway: its base URL, a token per caller name, its OpenAPI document."""
+
     def __init__(self, base_url: str, tokens: dict[str, str], document: dict[str, Any]):
         self.base_url = base_url
         self.tokens = tokens
