@@ -29,6 +29,8 @@ from experience_apis.console import (
     console_routes,
 )
 from experience_apis.console._reads import ConsoleReads
+from experience_apis.console._sessions import ConsoleSessions
+from experience_apis.console._signin import SIGN_IN_SECONDS
 
 __all__ = [
     "ExperienceConfig",
@@ -115,7 +117,8 @@ def build_experience_layer(
     layer = ExperienceLayer(services=services)
     if authenticator is not None and console_secret is not None:
         layer.console = Console(
-            authenticator=authenticator, reads=ConsoleReads(engine), links=config.vendor_links
+            authenticator=authenticator, reads=ConsoleReads(engine), links=config.vendor_links,
+            sessions=ConsoleSessions(engine, lifetime_seconds=SIGN_IN_SECONDS),
         )
         layer.extra_routes = console_routes(
             layer.console, secret=console_secret, secure_cookies=config.secure_cookies

@@ -12,6 +12,7 @@ import asyncio
 from typing import Annotated, Any
 
 from litestar import Response, Router, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 
@@ -50,8 +51,10 @@ from experience_apis.compose import (
 from system_apis.billing.port import BillingPort
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
+from system_apis.outbound import CursorSeal
 from system_apis.params import DEFAULT_LIMIT, PageCursor, PageLimit
 from system_apis.support.port import SupportPort
+from system_apis.visibility import visible_page
 
 __all__ = ["SALES_OVERVIEW", "create_router", "fetch_billing", "fetch_support"]
 
@@ -88,6 +91,7 @@ NameFilter = Annotated[
 )
 async def list_accounts(
     request: AuthedRequest,
+    cursor_seal: NamedDependency[CursorSeal],
     crm: CrmDep = None,
     name: NameFilter = None,
     cursor: PageCursor = None,
@@ -99,11 +103,15 @@ async def list_accounts(
         raise InvalidRequest(
             "Give the name filter once", errors=[FieldError(pointer="name", detail="repeated")]
         )
-    page = await require_port(crm, "crm").list_accounts(
-        legal_entities=principal.entities, name=name, cursor=cursor, limit=limit
+    port = require_port(crm, "crm")
+    return await visible_page(
+        principal, seal=cursor_seal, list_name=f"experience:sales:accounts:{name}",
+        cursor=cursor, limit=limit,
+        fetch=lambda at, n: port.list_accounts(
+            legal_entities=principal.entities, name=name, cursor=at, limit=n
+        ),
+        entity=lambda account: account.legal_entity,
     )
-    data = [account for account in page.data if principal.may_see_entity(account.legal_entity)]
-    return Page(data=data, next_cursor=page.next_cursor)
 
 
 @get(

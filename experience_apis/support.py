@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, Router, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter
 
@@ -58,8 +59,10 @@ from experience_apis.compose import (
 from system_apis.billing.port import BillingPort
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
+from system_apis.outbound import CursorSeal
 from system_apis.params import DEFAULT_LIMIT, PageCursor, PageLimit
 from system_apis.support.port import SupportPort
+from system_apis.visibility import visible_page
 
 __all__ = ["SUPPORT_CONTEXT", "SupportContext", "create_router"]
 
@@ -146,14 +149,18 @@ class SupportContext(msgspec.Struct, frozen=True, kw_only=True):
 @get("/organizations", opt=_OPT, summary="Support organizations to open in the desk")
 async def list_organizations(
     request: AuthedRequest,
+    cursor_seal: NamedDependency[CursorSeal],
     support: SupportDep = None,
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[Customer]:
-    principal = principal_of(request)
-    page = await require_port(support, "support").list_organizations(cursor=cursor, limit=limit)
-    data = [org for org in page.data if principal.may_see_entity(org.legal_entity)]
-    return Page(data=data, next_cursor=page.next_cursor)
+    port = require_port(support, "support")
+    return await visible_page(
+        principal_of(request), seal=cursor_seal, list_name="experience:support:organizations",
+        cursor=cursor, limit=limit,
+        fetch=lambda at, n: port.list_organizations(cursor=at, limit=n),
+        entity=lambda org: org.legal_entity,
+    )
 
 
 @get(

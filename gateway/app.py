@@ -4,6 +4,8 @@ project wires real adapters together."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import socket
 import tempfile
 from pathlib import Path
@@ -106,6 +108,7 @@ def _build(settings: Settings) -> Gateway:
     )
     metrics = GatewayMetrics()
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    cookie_key = console_secret(settings.var_dir, settings.experience.console_secret)
     gateway = Gateway(
         settings=settings,
         engine=engine,
@@ -130,13 +133,16 @@ def _build(settings: Settings) -> Gateway:
         idempotency=IdempotencyStore(
             engine, retention_seconds=settings.idempotency_retention_seconds
         ),
-        platforms=build_platforms(settings, engine=engine, redis=redis, registry=metrics.registry),
+        platforms=build_platforms(
+            settings, engine=engine, redis=redis, registry=metrics.registry,
+            cursor_key=_derived_key(cookie_key, "list cursors"),
+        ),
         experience=build_experience_layer(
             engine=engine,
             redis=redis,
             config=_experience_config(settings),
             authenticator=clients,
-            console_secret=console_secret(settings.var_dir, settings.experience.console_secret),
+            console_secret=cookie_key,
         ),
         process=build_process_layer(
             database_url=settings.database_url,
@@ -157,6 +163,12 @@ def _build(settings: Settings) -> Gateway:
     gateway.webhooks = _webhooks(gateway)
     gateway.reconciliation = _reconciliation(gateway)
     return gateway
+
+
+def _derived_key(secret: bytes, purpose: str) -> bytes:
+    """A 32-byte key for one purpose from a secret the gateway keeps (HMAC-SHA256 as a KDF):
+    each purpose gets its own key, and knowing one tells nothing of the secret or the others."""
+    return hmac.new(secret, f"erp-gateway/{purpose}".encode(), hashlib.sha256).digest()
 
 
 def _quote_to_cash(gateway: Gateway) -> QuoteToCashService | None:

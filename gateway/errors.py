@@ -22,6 +22,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from contracts import errors as e
+from system_apis.outbound import TRANSPORT_ERROR_CODE
 
 __all__ = [
     "PROBLEM_CONTENT_TYPE",
@@ -178,6 +179,7 @@ def _gateway_problem(exc: e.GatewayError) -> tuple[int, dict[str, Any], dict[str
         body["vendor"] = exc.vendor
         if isinstance(exc, e.UpstreamUnavailable) and exc.timeout:
             status = body["status"] = 504
+        _withhold_vendor_words(exc, body)
     if isinstance(exc, e.Unauthenticated):
         headers["WWW-Authenticate"] = _www_authenticate(exc.error, exc.message)
     elif isinstance(exc, e.Forbidden) and exc.required_scopes:
@@ -186,6 +188,38 @@ def _gateway_problem(exc: e.GatewayError) -> tuple[int, dict[str, Any], dict[str
         )
         body["required_scopes"] = list(exc.required_scopes)
     return status, body, headers
+
+
+_UPSTREAM_DETAIL: tuple[tuple[type[e.UpstreamError], str], ...] = (
+    (e.UpstreamUnavailable, "{vendor} is unavailable; try again later"),
+    (e.UpstreamNotFound, "{vendor} has no such record"),
+    (e.UpstreamConflict, "{vendor} refused the request as a conflict"),
+    (e.UpstreamInvalid, "{vendor} refused the data of the request"),
+    (e.UpstreamAuthFailed, "the gateway could not authenticate with {vendor}"),
+    (e.UpstreamError, "{vendor} refused the request"),
+)
+
+
+def _withhold_vendor_words(exc: e.UpstreamError, body: dict[str, Any]) -> None:
+    """A vendor's own words (its query, its request id, its field messages) and how we called
+    it stay in the log: the caller gets what happened and which fields, never the vendor's
+    internals. An error the gateway words itself (a view's time budget, an open circuit, a
+    spent quota) names nothing of the vendor's and is kept."""
+    if exc.status is None and exc.request_id is None and exc.code != TRANSPORT_ERROR_CODE:
+        return
+    log.warning(
+        "upstream_error", vendor=exc.vendor, error=type(exc).__name__, code=exc.code,
+        message=exc.message, vendor_status=exc.status,
+        vendor_request_id=exc.request_id,
+    )
+    template = next(text for cls, text in _UPSTREAM_DETAIL if isinstance(exc, cls))
+    body["detail"] = template.format(vendor=exc.vendor)
+    named = [
+        {"pointer": error["pointer"], "detail": f"refused by {exc.vendor}"}
+        for error in body.pop("errors", []) if error["pointer"]
+    ]
+    if named:
+        body["errors"] = named
 
 
 def _http_problem(exc: HTTPException) -> tuple[int, dict[str, Any], dict[str, str]]:

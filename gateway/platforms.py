@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ from gateway.settings import (
 )
 from gateway.vendor_calls import DatabaseCallRecorder
 from system_apis.outbound import (
+    CursorSeal,
     OutboundMetrics,
     Platform,
     QuotaBudget,
@@ -234,10 +236,17 @@ def build_platforms(
     redis: Redis | None,
     registry: CollectorRegistry,
     record_calls: bool = True,
+    cursor_key: bytes | None = None,
 ) -> Platforms:
     """Each vendor, live or emulated; `record_calls=False` keeps no `vendor_calls` rows (for
-    `erp-gateway doctor`, which may run before the schema exists)."""
+    `erp-gateway doctor`, which may run before the schema exists). `cursor_key` seals the
+    list cursors callers are handed (32 bytes; the app derives it from a secret every replica
+    shares); without it a key of this process alone (its cursors die with it)."""
     platforms = Platforms(recorder=DatabaseCallRecorder(engine) if record_calls else None)
+    seal = CursorSeal(cursor_key if cursor_key is not None else secrets.token_bytes(32))
+    platforms.dependencies["cursor_seal"] = Provide(
+        _constant(seal), use_cache=True, sync_to_thread=False
+    )
     metrics = OutboundMetrics(registry)
     for wiring in WIRINGS:
         vendor = _build_vendor(wiring, settings, redis, metrics, platforms.recorder)

@@ -84,7 +84,7 @@ async def sign_in(
             next_path=next_path,
             error=message,
         )
-    start_sign_in(request, client)
+    start_sign_in(request, client, await console.sessions.open(client.client_id))
     return Redirect(next_path, status_code=303)
 
 
@@ -94,6 +94,7 @@ async def sign_out(
 ) -> Response[Any]:
     operator = await console.operator(request)
     check_csrf(operator, data)
+    await console.sessions.close(operator.session_id)
     request.clear_session()
     return Redirect("/ops/sign-in", status_code=303)
 

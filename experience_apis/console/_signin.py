@@ -1,7 +1,9 @@
 """Who is using the console: sign-in with an API client's id and secret, a signed and
 encrypted sign-in cookie (HttpOnly, SameSite=Strict, path `/ops`), a CSRF token per sign-in
 checked on every form, and the client's scopes (`ops:read` to look, `ops:replay` to act)
-read again from the client registry on each request, so a revoked client is out at once.
+read again from the client registry on each request, so a revoked client is out at once. Each
+sign-in is also kept on the server (`ConsoleSessions`): signing out ends it for every copy of
+the cookie.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from litestar.middleware.session.client_side import ClientSideSessionBackend, Co
 from litestar.types import ASGIApp
 
 from contracts.principal import Principal
+from experience_apis.console._sessions import ConsoleSessions
 
 __all__ = [
     "ACT_SCOPE",
@@ -96,6 +99,8 @@ class Operator:
 
     principal: Principal
     csrf_token: str
+    session_id: str
+    """The server-side sign-in this operator's cookie names (ended at sign-out)."""
 
     @property
     def may_act(self) -> bool:
@@ -145,10 +150,13 @@ def console_secret(var_dir: Path, configured: bytes | None = None) -> bytes:
     return _read_key(path)
 
 
-def start_sign_in(request: Request[Any, Any, Any], client: ConsoleClient) -> None:
+def start_sign_in(
+    request: Request[Any, Any, Any], client: ConsoleClient, session_id: str
+) -> None:
     request.set_session(
         {
             "client_id": client.client_id,
+            "sid": session_id,
             "csrf": secrets.token_urlsafe(32),
             "since": int(time.time()),
         }
@@ -156,15 +164,22 @@ def start_sign_in(request: Request[Any, Any, Any], client: ConsoleClient) -> Non
 
 
 async def current_operator(
-    request: Request[Any, Any, Any], authenticator: ClientAuthenticator
+    request: Request[Any, Any, Any],
+    authenticator: ClientAuthenticator,
+    sessions: ConsoleSessions,
 ) -> Operator:
     """The signed-in operator; SignInRequired when there is none (or the sign-in is over)."""
     stored = request.session if "session" in request.scope else {}
     client_id = stored.get("client_id")
     since = stored.get("since")
-    if not isinstance(client_id, str) or not isinstance(since, int):
+    session_id = stored.get("sid")
+    if (
+        not isinstance(client_id, str)
+        or not isinstance(since, int)
+        or not isinstance(session_id, str)
+    ):
         raise SignInRequired(_here(request))
-    if time.time() - since > SIGN_IN_SECONDS:
+    if time.time() - since > SIGN_IN_SECONDS or not await sessions.active(session_id, client_id):
         request.clear_session()
         raise SignInRequired(_here(request))
     client = await authenticator.get(client_id)
@@ -177,7 +192,9 @@ async def current_operator(
         scopes=frozenset(client.scopes),
         entities=client.entities,
     )
-    return Operator(principal=principal, csrf_token=str(stored.get("csrf", "")))
+    return Operator(
+        principal=principal, csrf_token=str(stored.get("csrf", "")), session_id=session_id
+    )
 
 
 def check_csrf(operator: Operator, form: Mapping[str, Any]) -> None:

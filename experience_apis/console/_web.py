@@ -21,6 +21,7 @@ from litestar.response import Redirect
 
 from contracts import errors
 from experience_apis.console._reads import ConsoleReads
+from experience_apis.console._sessions import ConsoleSessions
 from experience_apis.console._signin import (
     ClientAuthenticator,
     CsrfRejected,
@@ -84,12 +85,13 @@ class Console:
 
     authenticator: ClientAuthenticator
     reads: ConsoleReads
+    sessions: ConsoleSessions
     links: VendorLinks = field(default_factory=VendorLinks)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     templates: jinja2.Environment = field(default_factory=lambda: _environment())
 
     async def operator(self, request: Request[Any, Any, Any]) -> Operator:
-        return await current_operator(request, self.authenticator)
+        return await current_operator(request, self.authenticator, self.sessions)
 
 
 # Taken as provided (no per-request validation of the objects the app injects).

@@ -36,6 +36,8 @@ from process_apis.engine.queue import ExceptionQueue
 from process_apis.engine.records import UNFINISHED, FlowQuery, FlowReader
 from process_apis.exceptions import ExceptionEntry, ExceptionStatus, OwnerTeam
 from process_apis.flows import Flow, FlowStatus
+from system_apis.outbound import CursorSeal
+from system_apis.visibility import visible_page
 
 __all__ = [
     "AssignRequest",
@@ -110,6 +112,7 @@ class ResolveRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
 async def list_flows(
     request: AuthedRequest,
     flow_reader: NamedDependency[FlowReader],
+    cursor_seal: NamedDependency[CursorSeal],
     type: Annotated[str | None, QueryParameter(min_length=1, max_length=64)] = None,
     status: FromQuery[FlowStatus | None] = None,
     correlation_id: Filter = None,
@@ -128,10 +131,18 @@ async def list_flows(
         crm_account=crm_account,
         since=_timestamp("since", since),
         until=_timestamp("until", until),
-        cursor=cursor,
         limit=limit,
     )
-    return await flow_reader.list(query, principal=request.user)
+    # The query keeps only the caller's flows before it pages; the cursor handed out is
+    # sealed for this caller and these filters.
+    filters = msgspec.json.encode(msgspec.structs.replace(query, limit=DEFAULT_LIMIT)).decode()
+    return await visible_page(
+        request.user, seal=cursor_seal, list_name=f"process:flows:{filters}",
+        cursor=cursor, limit=limit,
+        fetch=lambda at, n: flow_reader.list(
+            msgspec.structs.replace(query, cursor=at, limit=n), principal=request.user
+        ),
+    )
 
 
 @get("/flows/{flow_id:str}", opt=_READ, summary="One flow with its steps")
@@ -154,13 +165,18 @@ async def get_flow(
 async def list_exceptions(
     request: AuthedRequest,
     exception_queue: NamedDependency[ExceptionQueue],
+    cursor_seal: NamedDependency[CursorSeal],
     owner: FromQuery[OwnerTeam | None] = None,
     status: FromQuery[ExceptionStatus | None] = None,
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[ExceptionEntry]:
-    return await exception_queue.list(
-        principal=request.user, owner=owner, status=status, cursor=cursor, limit=limit
+    return await visible_page(
+        request.user, seal=cursor_seal, list_name=f"process:exceptions:{owner}:{status}",
+        cursor=cursor, limit=limit,
+        fetch=lambda at, n: exception_queue.list(
+            principal=request.user, owner=owner, status=status, cursor=at, limit=n
+        ),
     )
 
 

@@ -118,8 +118,11 @@ webhook_inbox = sa.Table(
     "webhook_inbox",
     metadata,
     sa.Column("source", sa.String(32), primary_key=True),
+    # An event id is unique only per sender and type: a callout's id is the caller's choice,
+    # so one client's event must never make another's a duplicate.
+    sa.Column("sender", sa.String(200), primary_key=True, server_default=""),
+    sa.Column("event_type", sa.String(100), primary_key=True),
     sa.Column("event_id", sa.String(200), primary_key=True),
-    sa.Column("event_type", sa.String(100), nullable=False),
     sa.Column("payload", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False, index=True),
     sa.Column("flow_id", sa.String(200), nullable=True),

@@ -79,7 +79,7 @@ log = structlog.get_logger("process_apis.reconciliation")
 
 
 class ReconciliationRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    kinds: Annotated[list[Kind], msgspec.Meta(min_length=1)] | None = None
+    kinds: Annotated[list[Kind], msgspec.Meta(min_length=1, max_length=len(KINDS))] | None = None
     """What to compare; absent: every kind."""
     legal_entity: LegalEntityCode | None = None
     """One legal entity; absent: every entity the caller may see."""

@@ -42,6 +42,13 @@ class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
     """The API client that sent a Salesforce callout: what the callout starts acts for it,
     within its scopes and legal entities. None for a delivery the vendor signed."""
 
+    @property
+    def sender_id(self) -> str:
+        """Who sent it, as the inbox keys deliveries (per source, sender, type and id): the
+        callout's client id; empty for a signed webhook (the one vendor account whose secret
+        signed it). A caller chooses a callout's event id, so it is only unique for that caller."""
+        return self.sender.client_id if self.sender is not None else ""
+
 
 def verify_stripe(
     body: bytes, signature: str | None, secrets: Sequence[str], *, tolerance: int

@@ -3,11 +3,13 @@
 `POST /webhooks/stripe` and `POST /webhooks/zendesk` authenticate by the vendor's signature
 (any configured secret, so a rotation keeps the previous one valid; signed within 300 s either
 way); `POST /webhooks/salesforce` takes Salesforce Flow HTTP callouts from a registered client
-holding `process:write`. Each event is stored once in `webhook_inbox` under (source, event id)
-and handed to the flows registered for its type; the answer (200) comes once those flows are
-durably enqueued. A delivery of an event already enqueued answers 200 and starts nothing; one
-whose earlier delivery stopped before its flows were enqueued is dispatched again (a flow's
-business key, e.g. `stripe:{event_id}`, makes that the same flow).
+holding `process:write`. Each event is stored once in `webhook_inbox` under (source, sender,
+event type, event id) -- a callout's id is its caller's choice, so one client's event never
+makes another's a duplicate -- and handed to the flows registered for its type; the answer
+(200) comes once those flows are durably enqueued. A delivery of an event already enqueued
+answers 200 and starts nothing; one whose earlier delivery stopped before its flows were
+enqueued is dispatched again (a flow's business key, e.g. `stripe:{event_id}`, makes that the
+same flow).
 
 Flow modules subscribe through the dispatcher::
 
@@ -263,15 +265,14 @@ class WebhookIntake(InitPlugin):
                 insert_for(conn, webhook_inbox)
                 .values(
                     source=event.source,
+                    sender=event.sender_id,
                     event_id=event.id,
                     event_type=event.type,
                     payload=payload,
                     status="received",
                     received_at=utcnow(),
                 )
-                .on_conflict_do_nothing(
-                    index_elements=[webhook_inbox.c.source, webhook_inbox.c.event_id]
-                )
+                .on_conflict_do_nothing(index_elements=_INBOX_KEY)
                 .returning(webhook_inbox.c.event_id)
             )
             if inserted.first() is not None:
@@ -279,8 +280,7 @@ class WebhookIntake(InitPlugin):
             row = (
                 await conn.execute(
                     sa.select(webhook_inbox.c.status, webhook_inbox.c.flow_id).where(
-                        webhook_inbox.c.source == event.source,
-                        webhook_inbox.c.event_id == event.id,
+                        *_inbox_row(event)
                     )
                 )
             ).one()
@@ -295,10 +295,7 @@ class WebhookIntake(InitPlugin):
         async with self.database.begin() as conn:
             await conn.execute(
                 sa.update(webhook_inbox)
-                .where(
-                    webhook_inbox.c.source == event.source,
-                    webhook_inbox.c.event_id == event.id,
-                )
+                .where(*_inbox_row(event))
                 .values(
                     status=status,
                     flow_id=" ".join(flow_ids)[:_INBOX_FLOW_ID_LENGTH] or None,
@@ -365,6 +362,22 @@ async def salesforce_webhook(
 ) -> Response[WebhookReceipt]:
     event = callout_event(data, sender=request.user)
     return _answer(await webhook_intake.accept(event, flow_engine))
+
+
+_INBOX_KEY = [
+    webhook_inbox.c.source, webhook_inbox.c.sender, webhook_inbox.c.event_type,
+    webhook_inbox.c.event_id,
+]
+
+
+def _inbox_row(event: WebhookEvent) -> list[sa.ColumnElement[bool]]:
+    """The inbox row of `event`: its source, sender, type and id."""
+    return [
+        webhook_inbox.c.source == event.source,
+        webhook_inbox.c.sender == event.sender_id,
+        webhook_inbox.c.event_type == event.type,
+        webhook_inbox.c.event_id == event.id,
+    ]
 
 
 def create_router() -> Router:

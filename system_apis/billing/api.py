@@ -6,6 +6,7 @@ the caller may see; a record of another entity reads as not found.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from litestar import Request, Router, get
@@ -23,12 +24,13 @@ from contracts.v1 import (
     Subscription,
 )
 from system_apis.billing.port import BillingPort, SubscriptionFilter
+from system_apis.outbound import CursorSeal
 from system_apis.params import (
     DEFAULT_LIMIT,
     PageCursor,
     PageLimit,
 )
-from system_apis.visibility import caller, visible, visible_one
+from system_apis.visibility import caller, known_id, visible_one, visible_page
 
 __all__ = ["create_router"]
 
@@ -40,11 +42,15 @@ def _stripe_id(prefix: str) -> str:
     return f"^{prefix}_[A-Za-z0-9]{{1,64}}$"
 
 
+_SUBSCRIPTION_ID = re.compile(_stripe_id("sub"))
+_INVOICE_ID = re.compile(_stripe_id("in"))
+# Path ids are checked in the handler, not by a pattern here: an id that is not a Stripe id
+# is a record that does not exist (404), not a malformed request.
 SubscriptionId = Annotated[
-    str, PathParameter(pattern=_stripe_id("sub"), description="Stripe subscription id (sub_...)")
+    str, PathParameter(max_length=128, description="Stripe subscription id (sub_...)")
 ]
 InvoiceId = Annotated[
-    str, PathParameter(pattern=_stripe_id("in"), description="Stripe invoice id (in_...)")
+    str, PathParameter(max_length=128, description="Stripe invoice id (in_...)")
 ]
 CustomerFilter = Annotated[
     str | None,
@@ -108,50 +114,71 @@ def create_router() -> Router:
 async def list_customers(
     request: Request[Any, Any, Any],
     billing: NamedDependency[BillingPort],
+    cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
     email: EmailFilter = None,
 ) -> Page[Customer]:
     """Billing customers, each with its legal entity."""
-    page = await billing.list_customers(email=email, cursor=cursor, limit=limit)
-    return visible(page, caller(request), lambda customer: customer.legal_entity)
+    return await visible_page(
+        caller(request), seal=cursor_seal, list_name="billing:customers", cursor=cursor,
+        limit=limit,
+        fetch=lambda at, n: billing.list_customers(email=email, cursor=at, limit=n),
+        entity=lambda customer: customer.legal_entity,
+    )
 
 
 @get("/products", opt=_READ)
 async def list_products(
+    request: Request[Any, Any, Any],
     billing: NamedDependency[BillingPort],
+    cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[Product]:
     """The billing catalog's products."""
-    return await billing.list_products(cursor=cursor, limit=limit)
+    return await visible_page(
+        caller(request), seal=cursor_seal, list_name="billing:products", cursor=cursor,
+        limit=limit, fetch=lambda at, n: billing.list_products(cursor=at, limit=n),
+    )
 
 
 @get("/prices", opt=_READ)
 async def list_prices(
+    request: Request[Any, Any, Any],
     billing: NamedDependency[BillingPort],
+    cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
     product: ProductFilter = None,
 ) -> Page[Price]:
     """Prices, optionally of one product."""
-    return await billing.list_prices(product_id=product, cursor=cursor, limit=limit)
+    return await visible_page(
+        caller(request), seal=cursor_seal, list_name=f"billing:prices:{product}",
+        cursor=cursor, limit=limit,
+        fetch=lambda at, n: billing.list_prices(product_id=product, cursor=at, limit=n),
+    )
 
 
 @get("/subscriptions", opt=_READ)
 async def list_subscriptions(
     request: Request[Any, Any, Any],
     billing: NamedDependency[BillingPort],
+    cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
     customer: CustomerFilter = None,
     status: SubscriptionStatusFilter = None,
 ) -> Page[Subscription]:
     """Subscriptions, optionally of one customer or in one status (`all` includes canceled)."""
-    page = await billing.list_subscriptions(
-        customer_id=customer, status=status, cursor=cursor, limit=limit
+    return await visible_page(
+        caller(request), seal=cursor_seal,
+        list_name=f"billing:subscriptions:{customer}:{status}", cursor=cursor, limit=limit,
+        fetch=lambda at, n: billing.list_subscriptions(
+            customer_id=customer, status=status, cursor=at, limit=n
+        ),
+        entity=lambda subscription: subscription.legal_entity,
     )
-    return visible(page, caller(request), lambda subscription: subscription.legal_entity)
 
 
 @get("/subscriptions/{subscription_id:str}", opt=_READ)
@@ -164,7 +191,9 @@ async def get_subscription(
     return await visible_one(
         caller(request),
         f"subscription {subscription_id}",
-        billing.get_subscription(subscription_id),
+        billing.get_subscription(
+            known_id(subscription_id, _SUBSCRIPTION_ID, f"subscription {subscription_id}")
+        ),
         lambda subscription: subscription.legal_entity,
     )
 
@@ -173,16 +202,21 @@ async def get_subscription(
 async def list_invoices(
     request: Request[Any, Any, Any],
     billing: NamedDependency[BillingPort],
+    cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
     customer: CustomerFilter = None,
     status: InvoiceStatusFilter = None,
 ) -> Page[Invoice]:
     """Invoices, optionally of one customer or in one status."""
-    page = await billing.list_invoices(
-        customer_id=customer, status=status, cursor=cursor, limit=limit
+    return await visible_page(
+        caller(request), seal=cursor_seal,
+        list_name=f"billing:invoices:{customer}:{status}", cursor=cursor, limit=limit,
+        fetch=lambda at, n: billing.list_invoices(
+            customer_id=customer, status=status, cursor=at, limit=n
+        ),
+        entity=lambda invoice: invoice.legal_entity,
     )
-    return visible(page, caller(request), lambda invoice: invoice.legal_entity)
 
 
 @get("/invoices/{invoice_id:str}", opt=_READ)
@@ -195,7 +229,7 @@ async def get_invoice(
     return await visible_one(
         caller(request),
         f"invoice {invoice_id}",
-        billing.get_invoice(invoice_id),
+        billing.get_invoice(known_id(invoice_id, _INVOICE_ID, f"invoice {invoice_id}")),
         lambda invoice: invoice.legal_entity,
     )
 
@@ -204,16 +238,21 @@ async def get_invoice(
 async def list_credit_notes(
     request: Request[Any, Any, Any],
     billing: NamedDependency[BillingPort],
+    cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
     invoice: InvoiceFilter = None,
     customer: CustomerFilter = None,
 ) -> Page[CreditNote]:
     """Credit notes, optionally of one invoice or one customer."""
-    page = await billing.list_credit_notes(
-        invoice_id=invoice, customer_id=customer, cursor=cursor, limit=limit
+    return await visible_page(
+        caller(request), seal=cursor_seal,
+        list_name=f"billing:credit-notes:{invoice}:{customer}", cursor=cursor, limit=limit,
+        fetch=lambda at, n: billing.list_credit_notes(
+            invoice_id=invoice, customer_id=customer, cursor=at, limit=n
+        ),
+        entity=lambda note: note.legal_entity,
     )
-    return visible(page, caller(request), lambda note: note.legal_entity)
 
 
 

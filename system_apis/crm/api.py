@@ -7,6 +7,7 @@ fields the CRM owns (`contracts.ownership`); any other field is refused naming i
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from litestar import Request, Response, Router, get, patch, route
@@ -20,7 +21,7 @@ from contracts.ownership import check_write
 from contracts.principal import Principal
 from contracts.v1 import Contact, Customer, CustomerPatch, Deal, Page
 from system_apis.crm.port import CrmPort
-from system_apis.outbound import Offset, decode_cursor, encode_cursor
+from system_apis.outbound import CursorSeal, Offset, decode_cursor, encode_cursor
 from system_apis.params import (
     DEFAULT_LIMIT,
     LegalEntityFilter,
@@ -28,25 +29,35 @@ from system_apis.params import (
     PageLimit,
     exact_body,
 )
-from system_apis.visibility import caller, visible_one
+from system_apis.visibility import caller, known_id, visible_one, visible_page
 
 __all__ = ["create_router"]
 
 _READ: dict[str, Any] = {"scopes": ["crm:read"], "rate_limit_group": "system"}
 _WRITE: dict[str, Any] = {"scopes": ["crm:write"], "rate_limit_group": "system"}
 _SYSTEM = "salesforce"
-_SALESFORCE_ID = r"^[a-zA-Z0-9]{15}([a-zA-Z0-9]{3})?$"
 
+
+def _salesforce_id(key_prefix: str) -> re.Pattern[str]:
+    """A record id of one sObject: its key prefix, then 12 characters, then an optional
+    3-character checksum (the 18-character form)."""
+    return re.compile(rf"{key_prefix}[a-zA-Z0-9]{{12}}(?:[a-zA-Z0-9]{{3}})?")
+
+
+_ACCOUNT_ID = _salesforce_id("001")
+_OPPORTUNITY_ID = _salesforce_id("006")
+# Path ids are checked in the handler, not by a pattern here: an id that is not a Salesforce
+# id of the right object is a record that does not exist (404), and is never put in a query.
 AccountId = Annotated[
     str,
     PathParameter(
-        pattern=_SALESFORCE_ID, description="Salesforce Account id (15 or 18 characters)"
+        max_length=128, description="Salesforce Account id (15 or 18 characters, 001...)"
     ),
 ]
 OpportunityId = Annotated[
     str,
     PathParameter(
-        pattern=_SALESFORCE_ID, description="Salesforce Opportunity id (15 or 18 characters)"
+        max_length=128, description="Salesforce Opportunity id (15 or 18 characters, 006...)"
     ),
 ]
 NameFilter = Annotated[
@@ -73,6 +84,7 @@ def create_router() -> Router:
 async def list_accounts(
     request: Request[Any, Any, Any],
     crm: NamedDependency[CrmPort],
+    cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
     legal_entity: LegalEntityFilter = None,
@@ -80,46 +92,51 @@ async def list_accounts(
 ) -> Page[Customer]:
     """Accounts as customers, filtered by legal entity and by a part of the name."""
     principal = caller(request)
-    page = await crm.list_accounts(
-        legal_entities=_entities(principal, legal_entity),
-        name=name,
-        cursor=cursor,
-        limit=limit,
+    # The entities are part of the query Salesforce runs, so its pages are already the
+    # caller's; the entity check stays as the one rule every list applies.
+    entities = _entities(principal, legal_entity)
+    return await visible_page(
+        principal, seal=cursor_seal, list_name=f"crm:accounts:{legal_entity}:{name}",
+        cursor=cursor, limit=limit,
+        fetch=lambda at, n: crm.list_accounts(
+            legal_entities=entities, name=name, cursor=at, limit=n
+        ),
+        entity=lambda c: c.legal_entity,
     )
-    data = [c for c in page.data if principal.may_see_entity(c.legal_entity)]
-    return Page(data=data, next_cursor=page.next_cursor)
 
 
 @get("/accounts/{account_id:str}", opt=_READ)
 async def get_account(
     request: Request[Any, Any, Any], crm: NamedDependency[CrmPort], account_id: AccountId,
 ) -> Customer:
-    return await visible_one(
-        caller(request), f"account {account_id}", crm.get_account(account_id),
-        lambda c: c.legal_entity,
-    )
+    return await _visible_account(caller(request), crm, account_id)
 
 
 @get("/accounts/{account_id:str}/contacts", opt=_READ)
 async def list_contacts(
     request: Request[Any, Any, Any],
     crm: NamedDependency[CrmPort],
+    cursor_seal: NamedDependency[CursorSeal],
     account_id: AccountId,
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[Contact]:
     principal = caller(request)
-    await visible_one(
-        principal, f"account {account_id}", crm.get_account(account_id),
-        lambda c: c.legal_entity,
-    )
-    contacts = await crm.list_contacts(account_id)
+    await _visible_account(principal, crm, account_id)
     pages = f"crm:/accounts/{account_id}/contacts"
-    start = decode_cursor(cursor, list_name=pages, position=Offset) or 0
-    end = start + limit
-    return Page(
-        data=contacts[start:end],
-        next_cursor=encode_cursor(end, list_name=pages) if end < len(contacts) else None,
+
+    async def fetch(at: str | None, size: int) -> Page[Contact]:
+        contacts = await crm.list_contacts(account_id)
+        start = decode_cursor(at, list_name=pages, position=Offset) or 0
+        end = start + size
+        more = end < len(contacts)
+        return Page(
+            data=contacts[start:end],
+            next_cursor=encode_cursor(end, list_name=pages) if more else None,
+        )
+
+    return await visible_page(
+        principal, seal=cursor_seal, list_name=pages, cursor=cursor, limit=limit, fetch=fetch
     )
 
 
@@ -130,8 +147,9 @@ async def get_opportunity(
     opportunity_id: OpportunityId,
 ) -> Deal:
     """A deal with its lines."""
+    what = f"opportunity {opportunity_id}"
     return await visible_one(
-        caller(request), f"opportunity {opportunity_id}", crm.get_deal(opportunity_id),
+        caller(request), what, crm.get_deal(known_id(opportunity_id, _OPPORTUNITY_ID, what)),
         lambda d: d.legal_entity,
     )
 
@@ -145,11 +163,7 @@ async def update_account(
 ) -> Customer:
     """Write CRM-owned customer fields; a field another system owns is refused (422)."""
     check_write("Customer", _SYSTEM, data.fields_set())
-    principal = caller(request)
-    await visible_one(
-        principal, f"account {account_id}", crm.get_account(account_id),
-        lambda c: c.legal_entity,
-    )
+    await _visible_account(caller(request), crm, account_id)
     try:
         return await crm.update_account(account_id, data)
     except UpstreamNotFound as exc:
@@ -174,6 +188,15 @@ def account_options() -> Response[None]:
     return Response(None, status_code=HTTP_204_NO_CONTENT, headers={"Allow": _ACCOUNT_METHODS})
 
 
+
+
+async def _visible_account(principal: Principal, crm: CrmPort, account_id: str) -> Customer:
+    """The account, or NotFound when it is not an account id, missing or not the caller's."""
+    what = f"account {account_id}"
+    return await visible_one(
+        principal, what, crm.get_account(known_id(account_id, _ACCOUNT_ID, what)),
+        lambda c: c.legal_entity,
+    )
 
 
 def _entities(principal: Principal, requested: str | None) -> frozenset[str] | None:

@@ -5,9 +5,11 @@ Each list is cursor-paged and shows only records of the legal entities the calle
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from litestar import Request, Router, get
+from litestar.di import NamedDependency
 from litestar.params import FromQuery, Parameter
 
 from contracts.v1 import (
@@ -23,15 +25,20 @@ from contracts.v1 import (
     SalesOrder,
 )
 from system_apis.erp.port import ErpPort
+from system_apis.outbound import CursorSeal
 from system_apis.params import DEFAULT_LIMIT, LegalEntityFilter, PageCursor, PageLimit
-from system_apis.visibility import caller, visible, visible_one
+from system_apis.visibility import caller, known_id, visible_one, visible_page
 
 __all__ = ["create_router"]
 
 _READ: dict[str, Any] = {"scopes": ["erp:read"], "rate_limit_group": "system"}
+_RECORD_ID = re.compile(r"[0-9]{1,18}")
+# Path ids are checked in the handler, not by a pattern here: an id that is not a NetSuite
+# internal id is a record that does not exist (404), and is never put in a query.
 RecordId = Annotated[
-    str, Parameter(pattern=r"^[0-9]{1,18}$", description="The ERP's internal record id")
+    str, Parameter(max_length=128, description="The ERP's internal record id (digits)")
 ]
+Seal = NamedDependency[CursorSeal]
 CustomerFilter = Annotated[
     str | None,
     Parameter(query="customer", pattern=r"^[0-9]{1,18}$", description="ERP customer id"),
@@ -66,87 +73,125 @@ async def list_legal_entities(request: Request[Any, Any, Any], erp: ErpPort) -> 
 
 @get("/customers", opt=_READ)
 async def list_customers(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
-    limit: PageLimit = DEFAULT_LIMIT, legal_entity: LegalEntityFilter = None,
+    request: Request[Any, Any, Any], erp: ErpPort, cursor_seal: Seal,
+    cursor: PageCursor = None, limit: PageLimit = DEFAULT_LIMIT,
+    legal_entity: LegalEntityFilter = None,
 ) -> Page[Customer]:
-    page = await erp.list_customers(legal_entity=legal_entity, cursor=cursor,
-                                    limit=limit)
-    return visible(page, caller(request), lambda c: c.legal_entity)
+    return await visible_page(
+        caller(request), seal=cursor_seal, list_name=f"erp:customers:{legal_entity}",
+        cursor=cursor, limit=limit,
+        fetch=lambda at, n: erp.list_customers(legal_entity=legal_entity, cursor=at, limit=n),
+        entity=lambda c: c.legal_entity,
+    )
 
 
 @get("/customers/{customer_id:str}", opt=_READ)
 async def get_customer(request: Request[Any, Any, Any], erp: ErpPort,
                        customer_id: RecordId) -> Customer:
-    return await visible_one(caller(request), f"customer {customer_id}",
-                      erp.get_customer(customer_id), lambda c: c.legal_entity)
+    what = f"customer {customer_id}"
+    return await visible_one(caller(request), what,
+                             erp.get_customer(known_id(customer_id, _RECORD_ID, what)),
+                             lambda c: c.legal_entity)
 
 
 @get("/items", opt=_READ)
 async def list_items(
-    erp: ErpPort, cursor: PageCursor = None, limit: PageLimit = DEFAULT_LIMIT
+    request: Request[Any, Any, Any], erp: ErpPort, cursor_seal: Seal,
+    cursor: PageCursor = None, limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[Product]:
-    return await erp.list_products(cursor=cursor, limit=limit)
+    return await visible_page(
+        caller(request), seal=cursor_seal, list_name="erp:items", cursor=cursor, limit=limit,
+        fetch=lambda at, n: erp.list_products(cursor=at, limit=n),
+    )
 
 
 @get("/sales-orders", opt=_READ)
 async def list_sales_orders(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
+    request: Request[Any, Any, Any], erp: ErpPort, cursor_seal: Seal,
+    cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT, number: FromQuery[str | None] = None,
     customer: CustomerFilter = None,
     legal_entity: LegalEntityFilter = None,
 ) -> Page[SalesOrder]:
-    page = await erp.list_sales_orders(number=number, customer_id=customer,
-                                       legal_entity=legal_entity, cursor=cursor,
-                                       limit=limit)
-    return visible(page, caller(request), lambda o: o.legal_entity)
+    return await visible_page(
+        caller(request), seal=cursor_seal,
+        list_name=f"erp:sales-orders:{number}:{customer}:{legal_entity}", cursor=cursor,
+        limit=limit,
+        fetch=lambda at, n: erp.list_sales_orders(
+            number=number, customer_id=customer, legal_entity=legal_entity, cursor=at, limit=n
+        ),
+        entity=lambda o: o.legal_entity,
+    )
 
 
 @get("/sales-orders/{order_id:str}", opt=_READ)
 async def get_sales_order(request: Request[Any, Any, Any], erp: ErpPort,
                           order_id: RecordId) -> SalesOrder:
-    return await visible_one(caller(request), f"sales order {order_id}",
-                      erp.get_sales_order(order_id), lambda o: o.legal_entity)
+    what = f"sales order {order_id}"
+    return await visible_one(caller(request), what,
+                             erp.get_sales_order(known_id(order_id, _RECORD_ID, what)),
+                             lambda o: o.legal_entity)
 
 
 @get("/invoices", opt=_READ)
 async def list_invoices(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
+    request: Request[Any, Any, Any], erp: ErpPort, cursor_seal: Seal,
+    cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT, customer: CustomerFilter = None,
     status: FromQuery[InvoiceStatus | None] = None,
 ) -> Page[Invoice]:
-    page = await erp.list_invoices(customer_id=customer, status=status, cursor=cursor,
-                                   limit=limit)
-    return visible(page, caller(request), lambda i: i.legal_entity)
+    return await visible_page(
+        caller(request), seal=cursor_seal, list_name=f"erp:invoices:{customer}:{status}",
+        cursor=cursor, limit=limit,
+        fetch=lambda at, n: erp.list_invoices(
+            customer_id=customer, status=status, cursor=at, limit=n
+        ),
+        entity=lambda i: i.legal_entity,
+    )
 
 
 @get("/invoices/{invoice_id:str}", opt=_READ)
 async def get_invoice(
     request: Request[Any, Any, Any], erp: ErpPort, invoice_id: RecordId
 ) -> Invoice:
-    return await visible_one(caller(request), f"invoice {invoice_id}",
-                      erp.get_invoice(invoice_id), lambda i: i.legal_entity)
+    what = f"invoice {invoice_id}"
+    return await visible_one(caller(request), what,
+                             erp.get_invoice(known_id(invoice_id, _RECORD_ID, what)),
+                             lambda i: i.legal_entity)
 
 
 @get("/credit-memos", opt=_READ)
 async def list_credit_memos(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
+    request: Request[Any, Any, Any], erp: ErpPort, cursor_seal: Seal,
+    cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT, customer: CustomerFilter = None,
 ) -> Page[CreditMemo]:
-    page = await erp.list_credit_memos(customer_id=customer, cursor=cursor, limit=limit)
-    return visible(page, caller(request), lambda m: m.legal_entity)
+    return await visible_page(
+        caller(request), seal=cursor_seal, list_name=f"erp:credit-memos:{customer}",
+        cursor=cursor, limit=limit,
+        fetch=lambda at, n: erp.list_credit_memos(customer_id=customer, cursor=at, limit=n),
+        entity=lambda m: m.legal_entity,
+    )
 
 
 @get("/approvals", opt=_READ)
 async def list_approvals(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
+    request: Request[Any, Any, Any], erp: ErpPort, cursor_seal: Seal,
+    cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT, status: FromQuery[ApprovalStatus | None] = None,
 ) -> Page[ApprovalTask]:
-    page = await erp.list_approval_tasks(status=status, cursor=cursor, limit=limit)
-    return visible(page, caller(request), lambda t: t.legal_entity)
+    return await visible_page(
+        caller(request), seal=cursor_seal, list_name=f"erp:approvals:{status}",
+        cursor=cursor, limit=limit,
+        fetch=lambda at, n: erp.list_approval_tasks(status=status, cursor=at, limit=n),
+        entity=lambda t: t.legal_entity,
+    )
 
 
 @get("/approvals/{task_id:str}", opt=_READ)
 async def get_approval(request: Request[Any, Any, Any], erp: ErpPort,
                        task_id: RecordId) -> ApprovalTask:
-    return await visible_one(caller(request), f"approval {task_id}",
-                      erp.get_approval_task(task_id), lambda t: t.legal_entity)
+    what = f"approval {task_id}"
+    return await visible_one(caller(request), what,
+                             erp.get_approval_task(known_id(task_id, _RECORD_ID, what)),
+                             lambda t: t.legal_entity)

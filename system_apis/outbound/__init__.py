@@ -28,7 +28,8 @@ Emulated runs pass `transport=httpx.ASGITransport(app=emulator.vendor)`.
 
 Lists hand out `encode_cursor(position, list_name=...)` and read them back with
 `decode_cursor` (a cursor of another list is an `InvalidRequest` naming the parameter);
-`paginate(fetch, next_token, ...)` walks a vendor's pages with loop detection.
+`CursorSeal` turns those into what a caller is handed (encrypted, bound to the caller and the
+list); `paginate(fetch, next_token, ...)` walks a vendor's pages with loop detection.
 
 A vendor package turns an error answer into a contracts error through its `ErrorTable` (its
 wire reader and its rows before `DEFAULT_ERRORS`): `raise ERRORS.error_for(response, ...)`,
@@ -47,6 +48,7 @@ from system_apis.outbound._clients import (
 )
 from system_apis.outbound._cursor import (
     CURSOR_VERSION,
+    CursorSeal,
     Offset,
     decode_cursor,
     encode_cursor,
@@ -113,6 +115,7 @@ __all__ = [
     "CallRecorder",
     "CircuitBreaker",
     "ConcurrencyQuota",
+    "CursorSeal",
     "DailyQuota",
     "ErrorRule",
     "ErrorTable",

@@ -7,6 +7,7 @@ see, as if they did not exist.
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated, Any
 
 from litestar import Request, Router, get
@@ -23,20 +24,25 @@ from contracts.v1 import (
     Page,
     SupportCase,
 )
+from system_apis.outbound import CursorSeal
 from system_apis.params import (
     DEFAULT_LIMIT,
     PageCursor,
     PageLimit,
 )
 from system_apis.support.port import SupportPort
+from system_apis.visibility import caller, known_id, visible_page
 
 __all__ = ["create_router"]
 
 _OPT: dict[str, Any] = {"scopes": ["support:read"], "rate_limit_group": "system"}
 _ZENDESK_ID = r"^[0-9]{1,19}$"
 AuthedRequest = Request[Principal, Any, Any]
+_ORGANIZATION_ID = re.compile(_ZENDESK_ID)
+# Path ids are checked in the handler, not by a pattern here: an id that is not a Zendesk id
+# is an organization that does not exist (404).
 OrganizationId = Annotated[
-    str, PathParameter(pattern=_ZENDESK_ID, description="Zendesk organization id (numeric)")
+    str, PathParameter(max_length=128, description="Zendesk organization id (numeric)")
 ]
 OrganizationFilter = Annotated[
     str | None,
@@ -57,13 +63,15 @@ StatusFilter = Annotated[
 async def list_organizations(
     request: AuthedRequest,
     support: NamedDependency[SupportPort],
+    cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[Customer]:
-    page = await support.list_organizations(cursor=cursor, limit=limit)
-    principal = request.user
-    visible = [c for c in page.data if principal.may_see_entity(c.legal_entity)]
-    return Page(data=visible, next_cursor=page.next_cursor)
+    return await visible_page(
+        caller(request), seal=cursor_seal, list_name="support:organizations", cursor=cursor,
+        limit=limit, fetch=lambda at, n: support.list_organizations(cursor=at, limit=n),
+        entity=lambda c: c.legal_entity,
+    )
 
 
 @get("/organizations/{organization_id:str}", opt=_OPT)
@@ -78,20 +86,27 @@ async def get_organization(
 async def list_cases(
     request: AuthedRequest,
     support: NamedDependency[SupportPort],
+    cursor_seal: NamedDependency[CursorSeal],
     organization: OrganizationFilter = None,
     priority: PriorityFilter = None,
     status: StatusFilter = None,
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[SupportCase]:
-    principal = request.user
+    principal = caller(request)
     if organization is not None:
         await _visible_organization(principal, support, organization)
-    return await support.list_cases(
-        organization_id=organization,
-        priority=priority,
-        status=status,
-        entities=principal.entities, cursor=cursor, limit=limit,
+    # A case carries no legal entity of its own: the port keeps only cases of organizations
+    # in the caller's entities, page by page, so the filling loop does the rest.
+    return await visible_page(
+        principal, seal=cursor_seal,
+        list_name=f"support:cases:{organization}:{priority}:{status}", cursor=cursor,
+        limit=limit,
+        fetch=lambda at, n: support.list_cases(
+            organization_id=organization, priority=priority, status=status,
+            entities=principal.entities, cursor=at, limit=n,
+        ),
+        filtered=True,
     )
 
 
@@ -121,18 +136,20 @@ def create_router() -> Router:
 async def _visible_organization(
     principal: Principal, support: SupportPort, organization_id: str
 ) -> Customer:
+    known_id(organization_id, _ORGANIZATION_ID, f"organization {organization_id}")
     try:
         customer = await support.get_organization(organization_id)
     except UpstreamNotFound as exc:
-        raise NotFound(f"No organization {organization_id}") from exc
+        raise NotFound(f"organization {organization_id} not found") from exc
     if not principal.may_see_entity(customer.legal_entity):
-        raise NotFound(f"No organization {organization_id}")
+        raise NotFound(f"organization {organization_id} not found")
     return customer
 
 
 async def _entitlement(support: SupportPort, organization_id: str) -> Entitlement | None:
+    known_id(organization_id, _ORGANIZATION_ID, f"organization {organization_id}")
     try:
         return await support.get_entitlement(organization_id)
     except UpstreamNotFound as exc:
-        raise NotFound(f"No organization {organization_id}") from exc
+        raise NotFound(f"organization {organization_id} not found") from exc
 

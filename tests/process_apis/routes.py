@@ -17,6 +17,7 @@ from process_apis.engine.operations import Operations
 from process_apis.engine.queue import ExceptionQueue
 from process_apis.engine.records import FlowReader
 from process_apis.engine.routes import create_router
+from system_apis.outbound import CursorSeal
 
 OPERATOR = Principal(
     client_id="ops-client-1",
@@ -50,6 +51,7 @@ def process_app(
         dependencies={
             "flow_engine": constant(engine),
             "flow_reader": constant(FlowReader(db)),
+            "cursor_seal": constant(CursorSeal(bytes(32))),
             "exception_queue": constant(queue),
             "operations": constant(Operations(engine=engine, queue=queue)),
         },

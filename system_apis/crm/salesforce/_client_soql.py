@@ -74,7 +74,29 @@ def soql_datetime(moment: datetime) -> str:
 
 
 def checked_id(value: str, what: str) -> str:
-    """A record id is 15 or 18 letters and digits; anything else cannot exist (no call)."""
-    if not _ID.fullmatch(value):
+    """A record id is 15 letters and digits, or 18 whose last 3 are the case-safety checksum of
+    the first 15; anything else cannot exist, and is not sent (Salesforce would refuse it with
+    an error naming our query)."""
+    if not _ID.fullmatch(value) or (
+        len(value) == 18 and value[15:].upper() != _checksum(value[:15])
+    ):
         raise UpstreamNotFound(f"no Salesforce {what} {value!r}", vendor=VENDOR, status=404)
     return value
+
+
+_SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def _checksum(id15: str) -> str:
+    """The 18-character id's suffix: for each 5-character chunk, which characters are upper
+    case, as a 5-bit number naming a letter of `_SUFFIX_ALPHABET`
+    (https://help.salesforce.com/s/articleView?id=000385585)."""
+    suffix = ""
+    for start in (0, 5, 10):
+        bits = sum(
+            1 << position
+            for position, char in enumerate(id15[start : start + 5])
+            if "A" <= char <= "Z"
+        )
+        suffix += _SUFFIX_ALPHABET[bits]
+    return suffix

@@ -23,6 +23,9 @@ from sandbox.stripe import StripeEmulator
 from sandbox.stripe.emulator import price_id_for, product_id_for
 from system_apis.billing import create_router
 from system_apis.billing.stripe import StripeClient
+from system_apis.outbound import CursorSeal
+
+SEAL = CursorSeal(bytes(32))
 
 API = "/system/billing/v1"
 
@@ -78,7 +81,8 @@ async def world() -> AsyncIterator[dict[str, Any]]:
         made["us"]["draft"] = await stripe.create_invoice(customer_id=made["us"]["customer"].id)
         app = Litestar(
             route_handlers=[create_router()],
-            dependencies={"billing": Provide(lambda: stripe, sync_to_thread=False)},
+            dependencies={"billing": Provide(lambda: stripe, sync_to_thread=False),
+                                  "cursor_seal": Provide(lambda: SEAL, sync_to_thread=False)},
             middleware=[CallerFromHeader()],
             exception_handlers={GatewayError: _error},
             openapi_config=None,
@@ -242,4 +246,4 @@ async def test_ids_must_look_like_stripe_ids(world: dict[str, Any], kind: str) -
     # Python's `$` also matches before a final newline: the client sends it escaped.
     assert (await client.get(f"{API}/{kind}/{prefix}_nope%0A")).status_code == 404
     for malformed in ("nope", "cus_nope", f"{prefix}_%C3%A9", f"{prefix}_a%04b"):
-        assert (await client.get(f"{API}/{kind}/{malformed}")).status_code == 400
+        assert (await client.get(f"{API}/{kind}/{malformed}")).status_code == 404

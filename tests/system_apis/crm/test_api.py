@@ -22,6 +22,9 @@ from sandbox.salesforce import SalesforceEmulator
 from sandbox.salesforce.ids import seeded_id
 from system_apis.crm import create_router
 from system_apis.crm.salesforce import SalesforceClient
+from system_apis.outbound import CursorSeal
+
+SEAL = CursorSeal(bytes(32))
 
 BASE = "/system/crm/v1"
 EVERYTHING = Principal(client_id="ops", name="Ops", scopes=frozenset({"crm:read", "crm:write"}))
@@ -47,7 +50,8 @@ def _app(port: SalesforceClient, principal: Principal) -> Litestar:
     return Litestar(
         route_handlers=[create_router()],
         middleware=[set_user],
-        dependencies={"crm": Provide(lambda: port, sync_to_thread=False)},
+        dependencies={"crm": Provide(lambda: port, sync_to_thread=False),
+                                  "cursor_seal": Provide(lambda: SEAL, sync_to_thread=False)},
         exception_handlers={NotFound: problem, InvalidRequest: problem,
                             OwnershipViolation: problem},
     )
@@ -113,10 +117,10 @@ async def test_account_and_unknown_ids(port: SalesforceClient) -> None:
         # Python's `$` also matches before a final newline: the client still knows no such id.
         assert (await client.get(f"{BASE}/accounts/{ACME}%0A")).status_code == 404
         for malformed in ("not-an-id", "001ak0000000000A", "001ak0000000000AAA%3F"):
-            assert (await client.get(f"{BASE}/accounts/{malformed}")).status_code == 400
-            assert (await client.get(f"{BASE}/accounts/{malformed}/contacts")).status_code == 400
-            assert (await client.get(f"{BASE}/opportunities/{malformed}")).status_code == 400
-            assert (await client.patch(f"{BASE}/accounts/{malformed}", json={})).status_code == 400
+            assert (await client.get(f"{BASE}/accounts/{malformed}")).status_code == 404
+            assert (await client.get(f"{BASE}/accounts/{malformed}/contacts")).status_code == 404
+            assert (await client.get(f"{BASE}/opportunities/{malformed}")).status_code == 404
+            assert (await client.patch(f"{BASE}/accounts/{malformed}", json={})).status_code == 404
 
 
 async def test_contacts_of_an_account_page(port: SalesforceClient) -> None:

@@ -19,6 +19,9 @@ from gateway.sandbox_wiring import netsuite_sandbox_credentials as sandbox_crede
 from sandbox.netsuite import NetSuiteEmulator
 from system_apis.erp import create_router
 from system_apis.erp.netsuite import NetSuiteClient
+from system_apis.outbound import CursorSeal
+
+SEAL = CursorSeal(bytes(32))
 
 EVERYTHING = Principal(client_id="ops", name="Ops", scopes=frozenset({"erp:read"}))
 GERMANY = Principal(client_id="de", name="DE", scopes=frozenset({"erp:read"}),
@@ -37,7 +40,8 @@ def _app(port: NetSuiteClient, principal: Principal) -> Litestar:
         return Response({"title": str(exc)}, status_code=status)
 
     return Litestar(route_handlers=[create_router()], middleware=[set_user],
-                    dependencies={"erp": Provide(lambda: port, sync_to_thread=False)},
+                    dependencies={"erp": Provide(lambda: port, sync_to_thread=False),
+                                  "cursor_seal": Provide(lambda: SEAL, sync_to_thread=False)},
                     exception_handlers={NotFound: problem, InvalidRequest: problem})
 
 

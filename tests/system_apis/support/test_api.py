@@ -18,9 +18,12 @@ from contracts.principal import Principal
 from contracts.v1 import Customer
 from gateway.sandbox_wiring import zendesk_sandbox_credentials as sandbox_credentials
 from sandbox.zendesk import ZendeskEmulator
+from system_apis.outbound import CursorSeal
 from system_apis.support import create_router
 from system_apis.support.zendesk import ZendeskClient
 from tests.system_apis.support.zendesk.seed import ACME, GLOBEX, UMBRELLA, org_id
+
+SEAL = CursorSeal(bytes(32))
 
 BASE = "/system/support/v1"
 EVERYTHING = Principal(client_id="ops", name="Ops", scopes=frozenset({"support:read"}))
@@ -46,7 +49,8 @@ def _app(port: ZendeskClient, principal: Principal) -> Litestar:
         return Response({"title": exc.detail, "fields": fields}, status_code=400)
 
     return Litestar(route_handlers=[create_router()], middleware=[set_user],
-                    dependencies={"support": Provide(lambda: port, sync_to_thread=False)},
+                    dependencies={"support": Provide(lambda: port, sync_to_thread=False),
+                                  "cursor_seal": Provide(lambda: SEAL, sync_to_thread=False)},
                     exception_handlers={NotFound: problem, InvalidRequest: problem,
                                         ValidationException: invalid})
 
@@ -96,8 +100,8 @@ async def test_unknown_organizations_are_not_found(port: ZendeskClient) -> None:
         assert (await client.get(f"{BASE}/entitlements/42")).status_code == 404
         assert (await client.get(f"{BASE}/organizations/42%0A")).status_code == 404
         for malformed in ("not-an-id", "\u0664\u0662", "-42", "12345678901234567890"):
-            assert (await client.get(f"{BASE}/organizations/{malformed}")).status_code == 400
-            assert (await client.get(f"{BASE}/entitlements/{malformed}")).status_code == 400
+            assert (await client.get(f"{BASE}/organizations/{malformed}")).status_code == 404
+            assert (await client.get(f"{BASE}/entitlements/{malformed}")).status_code == 404
             cases = await client.get(f"{BASE}/cases", params={"organization": malformed})
             assert cases.status_code == 400
 
