@@ -93,10 +93,17 @@ class Subscription(Entity, frozen=True, kw_only=True):
 
 
 class SubscriptionItemInput(InputStruct, frozen=True, kw_only=True):
-    """A price and quantity to subscribe to."""
+    """A price and quantity to subscribe to (or, in `one_time_items`, to bill once)."""
 
     price_id: str
     quantity: _PositiveQuantity = 1
+    unit_amount: MinorUnits | None = None
+    """The sold unit price when it is not the catalog price's (a discount, a negotiated
+    price): billed at this amount for the catalog price's product and interval."""
+    product_code: str | None = None
+    """The catalog product code of the line, kept on the billed item."""
+    description: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    """What the invoice line says (one-time items)."""
 
 
 class SubscriptionCreate(InputStruct, frozen=True, kw_only=True):
@@ -109,6 +116,10 @@ class SubscriptionCreate(InputStruct, frozen=True, kw_only=True):
     days_until_due: Annotated[int, msgspec.Meta(ge=0, le=365)] | None = None
     deal_id: str | None = None
     legal_entity: LegalEntityCode | None = None
+    one_time_items: list[SubscriptionItemInput] = []
+    """Charged once, on this subscription's first invoice only (each item names the deal)."""
+    tax_rate_ids: list[str] = []
+    """Billing tax rates applied to every item and one-time item of the subscription."""
 
 
 class SubscriptionPatch(InputStruct, frozen=True, kw_only=True):

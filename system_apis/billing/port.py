@@ -150,7 +150,12 @@ class BillingPort(Protocol):
         subscription_id: str | None = None,
         invoice_id: str | None = None,
         idempotency_key: str | None = None,
-    ) -> InvoiceLine: ...
+        unit_amount: int | None = None,
+        deal_id: str | None = None,
+    ) -> InvoiceLine:
+        """A one-off charge. `unit_amount` bills `price_id`'s product at the sold unit price
+        instead of the catalog's; `deal_id` names the deal the charge was sold in."""
+        ...
 
     async def create_invoice(
         self,

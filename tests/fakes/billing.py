@@ -548,6 +548,8 @@ class FakeBilling(FakePort):
         subscription_id: str | None = None,
         invoice_id: str | None = None,
         idempotency_key: str | None = None,
+        unit_amount: int | None = None,
+        deal_id: str | None = None,
     ) -> InvoiceLine:
         if (price_id is None) == (amount is None):
             raise InvalidRequest(
@@ -555,7 +557,7 @@ class FakeBilling(FakePort):
                 errors=[FieldError(pointer="price_id", detail="give price_id or amount")],
             )
         key = ("create_invoice_item", customer_id, price_id, amount, quantity, description,
-               subscription_id, invoice_id)
+               subscription_id, invoice_id, unit_amount, deal_id)
 
         def create() -> InvoiceLine:
             customer = self._param(self._customers, customer_id, "customer", "customer")
@@ -569,6 +571,8 @@ class FakeBilling(FakePort):
                                    param="price")
                 units, unit = quantity, price.unit_amount
                 line_amount = _line_amount(price, quantity)
+                if unit_amount is not None:
+                    unit, line_amount = unit_amount, unit_amount * quantity
                 currency = price.currency
                 text = description or self._products[price.product_id].name
             else:

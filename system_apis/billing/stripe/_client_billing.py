@@ -31,6 +31,7 @@ from system_apis.billing.stripe._wire import (
     InvoiceLineWire,
     InvoiceWire,
     PriceWire,
+    ProductWire,
     SubscriptionWire,
 )
 
@@ -49,8 +50,17 @@ class BillingOperations(ClientBase):
         canonical_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Subscription:
+        priced = {
+            item.price_id
+            for item in (*subscription.items, *subscription.one_time_items)
+            if item.unit_amount is not None
+        }
+        # An inline price needs the catalog price's product and interval.
+        catalog = {price_id: await self._price_wire(price_id) for price_id in sorted(priced)}
         params = {
-            **mapping.from_subscription_create(subscription, canonical_id=canonical_id),
+            **mapping.from_subscription_create(
+                subscription, canonical_id=canonical_id, catalog=catalog
+            ),
             "expand": ["customer"],
         }
         wire = await self.post_json(
@@ -138,8 +148,11 @@ class BillingOperations(ClientBase):
         subscription_id: str | None = None,
         invoice_id: str | None = None,
         idempotency_key: str | None = None,
+        unit_amount: int | None = None,
+        deal_id: str | None = None,
     ) -> InvoiceLine:
-        """A one-off charge (a one-time price, or an amount) for the customer's next invoice."""
+        """A one-off charge (a one-time price, or an amount) for the customer's next invoice,
+        or for `invoice_id`; `unit_amount` prices `price_id`'s product inline."""
         if (price_id is None) == (amount is None):
             raise InvalidRequest(
                 "an invoice item needs either a price or an amount",
@@ -152,8 +165,20 @@ class BillingOperations(ClientBase):
             "description": description,
             "subscription": subscription_id,
             "invoice": invoice_id,
+            "metadata": {mapping.META_DEAL: deal_id} if deal_id else None,
             "expand": ["price"],
         }
+        if price_id is not None and unit_amount is not None:
+            listed = await self._price_wire(price_id)
+            product = listed.product.id if isinstance(listed.product, ProductWire) else (
+                listed.product
+            )
+            params["price"] = None
+            params["price_data"] = {
+                "currency": listed.currency,
+                "product": product,
+                "unit_amount": mapping.to_stripe_amount(unit_amount, listed.currency.upper()),
+            }
         if amount is not None:
             params.update(
                 quantity=None,
@@ -305,6 +330,11 @@ class BillingOperations(ClientBase):
             "/v1/credit_notes", query, CreditNoteWire, cursor, limit, "credit notes"
         )
         return to_page(wire, mapping.to_credit_note)
+
+    async def _price_wire(self, price_id: str) -> PriceWire:
+        return await self.get_json(
+            f"/v1/prices/{price_id}", PriceWire, f"price {price_id}", template="/v1/prices/{id}"
+        )
 
     async def _subscription_wire(self, subscription_id: str) -> SubscriptionWire:
         return await self.get_json(

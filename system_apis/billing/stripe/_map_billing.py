@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
 from msgspec import UnsetType
@@ -22,6 +22,7 @@ from contracts.v1 import (
     Subscription,
     SubscriptionCreate,
     SubscriptionItem,
+    SubscriptionItemInput,
     SubscriptionPatch,
     SubscriptionStatus,
 )
@@ -54,6 +55,7 @@ from system_apis.billing.stripe._wire import (
     InvoiceLineWire,
     InvoiceWire,
     PaymentIntentWire,
+    PriceWire,
     ProductWire,
     SubscriptionItemWire,
     SubscriptionWire,
@@ -102,22 +104,76 @@ def to_subscription(wire: SubscriptionWire) -> Subscription:
 
 
 def from_subscription_create(
-    create: SubscriptionCreate, *, canonical_id: str | None = None
+    create: SubscriptionCreate,
+    *,
+    canonical_id: str | None = None,
+    catalog: Mapping[str, PriceWire] | None = None,
 ) -> FormParams:
-    """`POST /v1/subscriptions` parameters; `canonical_id` is the customer's canonical id."""
+    """`POST /v1/subscriptions` parameters; `canonical_id` is the customer's canonical id.
+
+    An item sold at its own unit price is billed through `price_data` (an inline price of the
+    catalog price's product and interval, read from `catalog`); the one-time items go in
+    `add_invoice_items`, so they are billed on this subscription's first invoice and no other.
+    """
     metadata = {
         META_DEAL: create.deal_id,
         META_LEGAL_ENTITY: create.legal_entity,
         META_CANONICAL_ID: canonical_id,
     }
+    prices = catalog or {}
+    currency = create.currency.lower()
     return {
         "customer": create.customer_id,
-        "currency": create.currency.lower(),
-        "items": [{"price": item.price_id, "quantity": item.quantity} for item in create.items],
+        "currency": currency,
+        "items": [_item_params(item, prices, currency, recurring=True) for item in create.items],
+        "add_invoice_items": [
+            {
+                **_item_params(item, prices, currency, recurring=False),
+                "metadata": _compact({META_DEAL: create.deal_id,
+                                      META_PRODUCT_CODE: item.product_code}),
+            }
+            for item in create.one_time_items
+        ] or None,
+        "default_tax_rates": list(create.tax_rate_ids) or None,
         "collection_method": create.collection_method,
         "days_until_due": create.days_until_due,
-        "metadata": {key: value for key, value in metadata.items() if value is not None} or None,
+        "metadata": _compact(metadata) or None,
     }
+
+
+def _item_params(
+    item: SubscriptionItemInput,
+    catalog: Mapping[str, PriceWire],
+    currency: str,
+    *,
+    recurring: bool,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"quantity": item.quantity}
+    if recurring and item.product_code:
+        params["metadata"] = {META_PRODUCT_CODE: item.product_code}
+    if item.unit_amount is None:
+        params["price"] = item.price_id
+        return params
+    listed = catalog.get(item.price_id)
+    if listed is None or listed.product is None:
+        raise ValueError(f"price {item.price_id} was not read before pricing it inline")
+    product = listed.product if isinstance(listed.product, str) else listed.product.id
+    data: dict[str, Any] = {
+        "currency": currency,
+        "product": product,
+        "unit_amount": to_stripe_amount(item.unit_amount, currency.upper()),
+    }
+    if recurring and listed.recurring is not None:
+        data["recurring"] = {
+            "interval": listed.recurring.interval,
+            "interval_count": listed.recurring.interval_count,
+        }
+    params["price_data"] = data
+    return params
+
+
+def _compact(values: Mapping[str, str | None]) -> dict[str, str]:
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def from_subscription_patch(
@@ -156,7 +212,7 @@ def _subscription_item(wire: SubscriptionItemWire, currency: str) -> Subscriptio
         id=wire.id,
         price_id=price.id,
         product_id=product.id if isinstance(product, ProductWire) else product,
-        product_code=price.metadata.get(META_PRODUCT_CODE),
+        product_code=price.metadata.get(META_PRODUCT_CODE) or wire.metadata.get(META_PRODUCT_CODE),
         quantity=wire.quantity if wire.quantity is not None else 1,
         unit_amount=unit_amount(price, currency),
         refs=refs(wire.id),
