@@ -97,6 +97,7 @@ OWNERSHIP: Mapping[str, EntityOwnership] = MappingProxyType(
             legal_entity=FieldRule(_NS, (_SF,)),
             erp_order_number=FieldRule(_NS, (_SF,)),
             billing_subscription_id=FieldRule(_ST, (_SF,)),
+            contract_amount=FieldRule(_NS, (_SF,)),
             integration_status=FieldRule(GATEWAY, (_SF,)),
         ),
         "DealLine": _entity(FieldRule(_SF)),

@@ -147,6 +147,8 @@ class InvoiceLine(Entity, frozen=True, kw_only=True):
     period_end: UtcDateTime | None = None
     product_id: str | None = None
     price_id: str | None = None
+    product_code: str | None = None
+    """The catalog product code billed on the line, when billing knows it."""
     refs: Refs = {}
 
 
@@ -171,6 +173,8 @@ class Invoice(Entity, frozen=True, kw_only=True):
     paid_at: UtcDateTime | None = None
     legal_entity: LegalEntityCode
     sales_order_id: str | None = None
+    external_id: str | None = None
+    """ERP invoices: the billing invoice the ERP invoice was posted for."""
     refs: Refs = {}
 
 

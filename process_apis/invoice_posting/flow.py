@@ -1,20 +1,25 @@
 """Invoice posting: what Stripe bills is booked in NetSuite, the financial system of record.
 
-`invoice.finalized`: the NetSuite invoice is upserted (externalId = the Stripe invoice id) from
-the sales order of the subscription's opportunity (externalId `q2c:{opportunity_id}`), else the
-customer's latest order in the invoice's currency, so it lands in that order's subsidiary and
-currency. `invoice.paid`: the invoice is posted if it is not yet, then a customer payment
-(externalId `pay:{invoice id}`) applied to it marks it paid in full. Both are upserts, so a
-replayed flow writes nothing twice. No compensation: a failure (no order, amounts that differ
-from the order's) waits in the exception queue for finance.
+The one path every billing invoice takes (first, renewal period, proration, one-time): on
+`invoice.finalized` the NetSuite invoice is upserted (externalId = the Stripe invoice id, so it
+is posted exactly once however often it is asked for) against the sales order of the
+subscription's opportunity (externalId `q2c:{opportunity_id}`), else the customer's latest order
+in the invoice's currency, so it lands in that order's subsidiary and currency. It carries the
+billing invoice's own lines (`erp_lines`), each under the order line of its product, so its
+total is what billing billed. An invoice that credits (a proration below zero) becomes a credit
+memo (externalId `credit:{invoice id}`) instead. `invoice.paid`: the invoice is posted if it is
+not yet, then a customer payment (externalId `pay:{invoice id}`) applied to it marks it paid in
+full. Amendments post their proration invoices through `post_billing_invoice` and
+`credit_billing_invoice` too. No compensation: a failure (no order) waits in the exception
+queue for finance.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from contracts.errors import Conflict, UpstreamNotFound
-from contracts.v1 import Invoice, Payment, SalesOrder
+from contracts.errors import UpstreamNotFound
+from contracts.v1 import CreditMemo, CreditMemoCreate, Invoice, Payment, SalesOrder, SalesOrderLine
 from process_apis.customer_master.flow import canonical_customer_id
 from process_apis.engine.durable import (
     SHORT_OUTAGE,
@@ -36,8 +41,12 @@ __all__ = [
     "PAYMENT_FLOW_TYPE",
     "InvoicePostingFlows",
     "build",
+    "credit_billing_invoice",
+    "credit_external_id",
+    "erp_lines",
     "order_external_id",
     "payment_external_id",
+    "post_billing_invoice",
     "stripe_legal_entity",
 ]
 
@@ -56,6 +65,92 @@ def order_external_id(opportunity_id: str) -> str:
 
 def payment_external_id(stripe_invoice_id: str) -> str:
     return f"pay:{stripe_invoice_id}"
+
+
+def credit_external_id(stripe_invoice_id: str) -> str:
+    """The credit memo of a billing invoice that credits the customer (total below zero)."""
+    return f"credit:{stripe_invoice_id}"
+
+
+def erp_lines(invoice: Invoice, order: SalesOrder) -> list[SalesOrderLine]:
+    """The billing invoice's lines as the ERP books them: one line per product, under that
+    product's order line (item); a line whose product the order lacks (an ad hoc charge)
+    goes under the order's first item. Lines of one product net together (a proration's
+    unused and remaining time), so every ERP line is zero or more and they sum to the
+    invoice's subtotal. Pure: the amendment flow and tests call it too."""
+    if not order.lines:
+        raise ValueError(f"sales order {order.number or order.id} has no lines")
+    by_code = {line.product_code: line for line in order.lines if line.product_code}
+    fallback = order.lines[0]
+    groups: dict[str, list[tuple[SalesOrderLine, int, int, str | None, int | None]]] = {}
+    for line in invoice.lines:
+        ordered = by_code.get(line.product_code or "", fallback)
+        key = ordered.item_id or ordered.product_code or ""
+        groups.setdefault(key, []).append(
+            (ordered, line.amount, line.quantity, line.description, line.tax_rate_bps)
+        )
+    booked: list[SalesOrderLine] = []
+    for parts in groups.values():
+        ordered = parts[0][0]
+        amount = sum(part[1] for part in parts)
+        quantity = parts[0][2] if len(parts) == 1 and parts[0][2] > 0 else 1
+        if amount % quantity:
+            quantity = 1
+        booked.append(
+            SalesOrderLine(
+                item_id=ordered.item_id,
+                product_code=ordered.product_code,
+                description="; ".join(part[3] or "" for part in parts)[:1000] or None,
+                quantity=quantity,
+                unit_amount=amount // quantity,
+                amount=amount,
+                tax_rate_bps=parts[0][4],
+            )
+        )
+    if any(line.amount < 0 for line in booked):
+        # A credit on one product larger than a charge on another: book the net on one line.
+        total = sum(line.amount for line in booked)
+        first = booked[0]
+        description = "; ".join(line.description or "" for line in booked)[:1000] or None
+        booked = [
+            SalesOrderLine(
+                item_id=first.item_id, product_code=first.product_code,
+                description=description, quantity=1, unit_amount=total, amount=total,
+                tax_rate_bps=first.tax_rate_bps,
+            )
+        ]
+    return booked
+
+
+async def post_billing_invoice(erp: ErpPort, order: SalesOrder, invoice: Invoice) -> Invoice:
+    """The ERP invoice of a billing invoice (total zero or more), upserted by the billing
+    invoice's id: the same billing invoice is one ERP invoice whoever posts it."""
+    return await erp.upsert_invoice(
+        sales_order_id=order.id,
+        external_id=invoice.id,
+        memo=f"Stripe invoice {invoice.number or invoice.id}",
+        lines=erp_lines(invoice, order),
+    )
+
+
+async def credit_billing_invoice(
+    erp: ErpPort, *, customer_id: str, legal_entity: str, invoice: Invoice
+) -> CreditMemo:
+    """The credit memo of a billing invoice below zero, upserted by `credit:{invoice id}`,
+    against the customer's latest ERP invoice in the currency."""
+    page = await erp.list_invoices(customer_id=customer_id, limit=100)
+    credited = [i for i in page.data if i.currency == invoice.currency]
+    return await erp.upsert_credit_memo(
+        CreditMemoCreate(
+            customer_id=customer_id,
+            invoice_id=credited[-1].id if credited else None,
+            legal_entity=legal_entity,
+            currency=invoice.currency,
+            amount=-invoice.total,
+            memo=f"Proration credit {invoice.number or invoice.id}",
+            external_id=credit_external_id(invoice.id),
+        )
+    )
 
 
 def stripe_legal_entity(event: WebhookEvent) -> str | None:
@@ -131,18 +226,24 @@ class InvoicePostingFlows(FlowInstance):
                 f"invoice {invoice.id} (customer {erp_customer_id})",
                 vendor="netsuite",
             )
-        _check_billable(chosen, invoice)
         return chosen
 
     @flow_step(system="netsuite", retry=SHORT_OUTAGE)
-    async def post_invoice(self, sales_order_id: str, invoice: Invoice) -> Invoice:
-        posted = await self.erp.upsert_invoice(
-            sales_order_id=sales_order_id,
-            external_id=invoice.id,
-            memo=f"Stripe invoice {invoice.number or invoice.id}",
-        )
+    async def post_invoice(self, order: SalesOrder, invoice: Invoice) -> Invoice:
+        """The ERP invoice with the billing invoice's own lines (see `erp_lines`)."""
+        posted = await post_billing_invoice(self.erp, order, invoice)
         report_external_ids(netsuite_invoice=posted.id)
         return posted
+
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
+    async def post_credit(self, order: SalesOrder, invoice: Invoice) -> str:
+        """A billing invoice below zero: the credit memo of what it credits."""
+        memo = await credit_billing_invoice(
+            self.erp, customer_id=order.customer_id, legal_entity=order.legal_entity,
+            invoice=invoice,
+        )
+        report_external_ids(netsuite_credit_memo=memo.id)
+        return memo.id
 
     @flow_step(system="netsuite", retry=SHORT_OUTAGE)
     async def apply_payment(self, invoice: Invoice, posted: Invoice) -> Payment:
@@ -167,9 +268,12 @@ class InvoicePostingFlows(FlowInstance):
 
     @flow()
     async def invoice_finalized(self, event: WebhookEvent) -> str:
-        """Returns the NetSuite invoice id."""
+        """Returns the NetSuite invoice id (or credit memo id, for an invoice that credits)."""
         invoice = await self.fetch_invoice(_subject(event))
         account = await self.fetch_crm_account(invoice.customer_id)
+        if invoice.total < 0:
+            order = await self.order_of(invoice, account)
+            return await self.post_credit(order, invoice)
         return (await self.book(invoice, account)).id
 
     @flow()
@@ -177,6 +281,10 @@ class InvoicePostingFlows(FlowInstance):
         """Returns the NetSuite payment id (None when Stripe collected nothing)."""
         invoice = await self.fetch_invoice(_subject(event))
         account = await self.fetch_crm_account(invoice.customer_id)
+        if invoice.total < 0:
+            # Stripe marks a crediting invoice paid at once: nothing was collected.
+            await self.post_credit(await self.order_of(invoice, account), invoice)
+            return None
         posted = await self.book(invoice, account)
         if invoice.amount_paid <= 0:
             return None
@@ -186,14 +294,17 @@ class InvoicePostingFlows(FlowInstance):
         """The NetSuite invoice of a Stripe invoice of the customer of `crm_account`, posted
         now unless it already is (steps of the calling flow; the payment-failure flows use it
         too)."""
+        return await self.post_invoice(await self.order_of(invoice, crm_account), invoice)
+
+    async def order_of(self, invoice: Invoice, crm_account: str) -> SalesOrder:
+        """The sales order a billing invoice is posted against (steps of the calling flow)."""
         opportunity = (
             await self.fetch_opportunity(invoice.subscription_id)
             if invoice.subscription_id
             else None
         )
         erp_customer = await self.find_erp_customer(crm_account)
-        order = await self.find_sales_order(erp_customer, opportunity, invoice)
-        return await self.post_invoice(order.id, invoice)
+        return await self.find_sales_order(erp_customer, opportunity, invoice)
 
     # -- subscriptions -------------------------------------------------------------------
 
@@ -245,13 +356,3 @@ def _subject(event: WebhookEvent) -> str:
     if not event.subject:
         raise ValueError(f"event {event.id} names no object")
     return event.subject
-
-
-def _check_billable(order: SalesOrder, invoice: Invoice) -> None:
-    if order.currency != invoice.currency or order.total != invoice.total:
-        raise Conflict(
-            f"Stripe invoice {invoice.id} is {invoice.total} {invoice.currency} (minor units) "
-            f"but sales order {order.number} is {order.total} {order.currency}; NetSuite bills "
-            "an order with the order's lines, so this invoice needs posting by hand",
-            code="invoice_differs_from_order",
-        )

@@ -37,6 +37,15 @@ CustomerFilter = Annotated[
     Parameter(query="customer", pattern=r"^[0-9]{1,18}$", description="ERP customer id"),
 ]
 
+ExternalIdFilter = Annotated[
+    str | None,
+    Parameter(
+        query="external_id",
+        pattern=r"^[A-Za-z0-9_:.\-]{1,255}$",
+        description="The billing invoice id the ERP invoice was posted for",
+    ),
+]
+
 
 def create_router() -> Router:
     """The `/system/erp/v1` router; the app provides the `erp` dependency (an ErpPort)."""
@@ -113,7 +122,15 @@ async def list_invoices(
     request: Request[Any, Any, Any], erp: ErpPort, cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT, customer: CustomerFilter = None,
     status: FromQuery[InvoiceStatus | None] = None,
+    external_id: ExternalIdFilter = None,
 ) -> Page[Invoice]:
+    if external_id is not None:
+        # The ERP invoice posted for a billing invoice (its external id is that invoice's id).
+        found = await erp.find_invoice(external_id=external_id)
+        matches = [found] if found is not None and (
+            customer is None or found.customer_id == customer
+        ) and (status is None or found.status == status) else []
+        return visible(Page(data=matches), caller(request), lambda i: i.legal_entity)
     page = await erp.list_invoices(customer_id=customer, status=status, cursor=cursor,
                                    limit=limit)
     return visible(page, caller(request), lambda i: i.legal_entity)

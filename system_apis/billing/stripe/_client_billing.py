@@ -233,7 +233,8 @@ class BillingOperations(ClientBase):
             InvoiceWire,
             f"invoice {invoice_id}",
             template="/v1/invoices/{id}",
-            expand=["customer"],
+            # The lines' products carry the catalog product codes the ERP books them under.
+            expand=["customer", "lines.data.price.product"],
         )
         return await self._full_invoice(wire)
 

@@ -270,6 +270,9 @@ def to_invoice_line(wire: InvoiceLineWire, currency: str) -> InvoiceLine:
         period_end=timestamp(period.end) if period else None,
         product_id=product.id if isinstance(product, ProductWire) else product,
         price_id=price.id if price else None,
+        product_code=(price.metadata.get(META_PRODUCT_CODE) if price else None)
+        or wire.metadata.get(META_PRODUCT_CODE)
+        or (product.metadata.get(META_PRODUCT_CODE) if isinstance(product, ProductWire) else None),
         refs=refs(wire.invoice_item or wire.id),
     )
 

@@ -8,7 +8,7 @@ answers 204 with a `Location` naming the record, which is then read back.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -367,11 +367,16 @@ class NetSuiteClient:
     # ------------------------------------------------------------------- invoices
 
     async def upsert_invoice(self, *, sales_order_id: str, external_id: str,
-                             memo: str | None = None) -> Invoice:
-        """Bill a sales order: an invoice created from it with the order's lines."""
+                             memo: str | None = None,
+                             lines: Sequence[SalesOrderLine] | None = None) -> Invoice:
+        """Bill a sales order: an invoice created from it with the order's lines, or with
+        `lines` (what billing billed) when given."""
         order = await self._read("salesOrder", sales_order_id, SalesOrderRecord)
         body: dict[str, Any] = {"entity": {"id": order.entity.id},
                                 "createdFrom": {"id": order.id}}
+        if lines:
+            currency = (await self.directory()).currency_code(order.currency)
+            body["item"] = {"items": [mapping.item_line(line, currency) for line in lines]}
         if memo is not None:
             body["memo"] = memo
         return await self.get_invoice(await self._upsert("invoice", external_id, body))
@@ -379,6 +384,12 @@ class NetSuiteClient:
     async def get_invoice(self, invoice_id: str) -> Invoice:
         record = await self._read("invoice", invoice_id, InvoiceRecord, expand=True)
         return mapping.to_invoice(record, await self.directory())
+
+    async def find_invoice(self, *, external_id: str) -> Invoice | None:
+        try:
+            return await self.get_invoice(f"eid:{external_id}")
+        except UpstreamNotFound:
+            return None
 
     async def list_invoices(
         self, *, customer_id: str | None = None, status: InvoiceStatus | None = None,

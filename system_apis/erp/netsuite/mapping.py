@@ -63,6 +63,7 @@ __all__ = [
     "from_payment",
     "from_product",
     "from_sales_order_create",
+    "item_line",
     "to_approval_task",
     "to_credit_memo",
     "to_customer",
@@ -289,6 +290,20 @@ def to_sales_order(record: SalesOrderRecord, directory: Directory) -> SalesOrder
     )
 
 
+def item_line(line: SalesOrderLine, currency: str) -> dict[str, Any]:
+    """One `item` sublist line of a transaction; the line must carry its NetSuite item id."""
+    if line.item_id is None:
+        raise ValueError(f"line {line.product_code!r} has no NetSuite item id")
+    entry: dict[str, Any] = {
+        "item": _ref(line.item_id),
+        "quantity": line.quantity,
+        "rate": _decimal(line.unit_amount, currency),
+    }
+    if line.description is not None:
+        entry["description"] = line.description
+    return entry
+
+
 def from_sales_order_create(order: SalesOrderCreate, directory: Directory) -> dict[str, Any]:
     """A sales order body; every line must carry its NetSuite `item_id`."""
     lines = []
@@ -362,6 +377,7 @@ def to_invoice(record: InvoiceRecord, directory: Directory) -> Invoice:
         issued_at=_midnight(record.tran_date),
         legal_entity=directory.entity_code(record.subsidiary),
         sales_order_id=record.created_from.id if record.created_from else None,
+        external_id=record.external_id,
         refs=_refs(record.id),
     )
 
