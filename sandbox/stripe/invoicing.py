@@ -433,8 +433,14 @@ def _payment_intent(store: Store, invoice: Obj, at: int) -> Obj:
 
 
 def _apply_credit_balance(customer: Obj, invoice: Obj) -> None:
-    """A negative customer balance (credit) pays down the invoice at finalization."""
+    """A negative customer balance (credit) pays down the invoice at finalization; an invoice
+    whose total is below zero (a crediting proration) adds that credit to the balance
+    (https://docs.stripe.com/billing/customer/balance)."""
     balance = int(customer["balance"])
+    if invoice["total"] < 0:
+        invoice["starting_balance"] = balance
+        customer["balance"] = invoice["ending_balance"] = balance + int(invoice["total"])
+        return
     if balance >= 0:
         invoice["ending_balance"] = balance
         return
