@@ -14,6 +14,7 @@ from sandbox.stripe.render import (
     render_lines,
 )
 from sandbox.stripe.routes_catalog import inline_price
+from sandbox.stripe.routes_tax_rates import tax_rates_of
 from sandbox.stripe.store import Obj, Store
 
 __all__ = [
@@ -48,6 +49,7 @@ def create_invoice(store: Store, params: Params, path: dict[str, str]) -> Obj:
             "currency",
             "customer",
             "days_until_due",
+            "default_tax_rates",
             "description",
             "due_date",
             "footer",
@@ -88,6 +90,10 @@ def create_invoice(store: Store, params: Params, path: dict[str, str]) -> Obj:
         auto_advance=bool(params.flag("auto_advance")),
     )
     invoice["due_date"] = due
+    if params.has("default_tax_rates"):
+        invoice["default_tax_rates"] = [
+            dict(rate) for rate in tax_rates_of(store, params, "default_tax_rates")
+        ]
     invoice["description"] = params.text("description") or None
     invoice["footer"] = params.text("footer") or None
     invoice["metadata"] = params.metadata({})
@@ -373,7 +379,7 @@ def new_invoice_item(
         "proration": False,
         "quantity": quantity,
         "subscription": subscription_id,
-        "tax_rates": [],
+        "tax_rates": [dict(rate) for rate in tax_rates_of(store, params, "tax_rates")],
         "test_clock": customer["test_clock"],
         "unit_amount": unit,
         "unit_amount_decimal": None if unit is None else str(unit),

@@ -9,6 +9,7 @@ from sandbox.stripe.pricing import add_interval
 from sandbox.stripe.render import created_filter, page, render
 from sandbox.stripe.routes_catalog import inline_price
 from sandbox.stripe.routes_invoices import new_invoice_item
+from sandbox.stripe.routes_tax_rates import tax_rates_of
 from sandbox.stripe.store import Obj, Store, changed
 
 __all__ = [
@@ -50,6 +51,7 @@ def create_subscription(store: Store, params: Params, path: dict[str, str]) -> O
             "customer",
             "days_until_due",
             "default_payment_method",
+            "default_tax_rates",
             "description",
             "items",
             "metadata",
@@ -59,6 +61,7 @@ def create_subscription(store: Store, params: Params, path: dict[str, str]) -> O
         )
     )
     customer = store.get("customer", params.required_text("customer"), param="customer")
+    default_rates = [dict(rate) for rate in tax_rates_of(store, params, "default_tax_rates")]
     entries = params.hashes("items")
     if not entries:
         raise invalid_request(
@@ -87,6 +90,7 @@ def create_subscription(store: Store, params: Params, path: dict[str, str]) -> O
     )
     subscription = _new_subscription(store, customer, params, method=method, days=days, at=at)
     subscription["currency"] = currency
+    subscription["default_tax_rates"] = default_rates
     if interval is not None:
         subscription["current_period_end"] = add_interval(at, *interval)
     for entry, price in zip(entries, prices, strict=True):
