@@ -39,6 +39,7 @@ __all__ = [
     "SubscriptionItemInput",
     "SubscriptionPatch",
     "SubscriptionStatus",
+    "TaxRate",
 ]
 
 SubscriptionStatus = Literal[
@@ -149,6 +150,10 @@ class InvoiceLine(Entity, frozen=True, kw_only=True):
     price_id: str | None = None
     product_code: str | None = None
     """The catalog product code billed on the line, when billing knows it."""
+    tax_amount: MinorUnits | None = None
+    """The line's tax (rounded half up once, on the line); None when the line is untaxed."""
+    tax_code: str | None = None
+    """The tax code the line is taxed under (see `TaxRate.code`)."""
     refs: Refs = {}
 
 
@@ -175,6 +180,25 @@ class Invoice(Entity, frozen=True, kw_only=True):
     sales_order_id: str | None = None
     external_id: str | None = None
     """ERP invoices: the billing invoice the ERP invoice was posted for."""
+    tax_note: str | None = None
+    """Why the invoice charges no tax (reverse charge, exemption), as printed on it."""
+    refs: Refs = {}
+
+
+class TaxRate(Entity, frozen=True, kw_only=True):
+    """A tax rate billing applies to invoice lines (exclusive of the line amounts)."""
+
+    id: str
+    code: str | None = None
+    """The company's tax code the rate stands for (e.g. `DE-VAT-19`, `EU-RC`)."""
+    rate_bps: TaxRateBps
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+    """What the invoice shows beside the tax amount."""
+    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    """Why no tax is charged (reverse charge, exemption); printed on the invoice."""
+    jurisdiction: str | None = None
+    country: str | None = None
+    active: bool = True
     refs: Refs = {}
 
 

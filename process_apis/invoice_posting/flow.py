@@ -19,7 +19,15 @@ from __future__ import annotations
 from typing import Any, Final
 
 from contracts.errors import UpstreamNotFound
-from contracts.v1 import CreditMemo, CreditMemoCreate, Invoice, Payment, SalesOrder, SalesOrderLine
+from contracts.v1 import (
+    CreditMemo,
+    CreditMemoCreate,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    SalesOrder,
+    SalesOrderLine,
+)
 from process_apis.customer_master.flow import canonical_customer_id
 from process_apis.engine.durable import (
     SHORT_OUTAGE,
@@ -82,44 +90,41 @@ def erp_lines(invoice: Invoice, order: SalesOrder) -> list[SalesOrderLine]:
         raise ValueError(f"sales order {order.number or order.id} has no lines")
     by_code = {line.product_code: line for line in order.lines if line.product_code}
     fallback = order.lines[0]
-    groups: dict[str, list[tuple[SalesOrderLine, int, int, str | None, int | None]]] = {}
+    groups: dict[str, list[tuple[SalesOrderLine, InvoiceLine]]] = {}
     for line in invoice.lines:
         ordered = by_code.get(line.product_code or "", fallback)
-        key = ordered.item_id or ordered.product_code or ""
-        groups.setdefault(key, []).append(
-            (ordered, line.amount, line.quantity, line.description, line.tax_rate_bps)
+        groups.setdefault(ordered.item_id or ordered.product_code or "", []).append(
+            (ordered, line)
         )
-    booked: list[SalesOrderLine] = []
-    for parts in groups.values():
-        ordered = parts[0][0]
-        amount = sum(part[1] for part in parts)
-        quantity = parts[0][2] if len(parts) == 1 and parts[0][2] > 0 else 1
-        if amount % quantity:
-            quantity = 1
-        booked.append(
-            SalesOrderLine(
-                item_id=ordered.item_id,
-                product_code=ordered.product_code,
-                description="; ".join(part[3] or "" for part in parts)[:1000] or None,
-                quantity=quantity,
-                unit_amount=amount // quantity,
-                amount=amount,
-                tax_rate_bps=parts[0][4],
-            )
-        )
+    booked = [_booked(parts[0][0], [line for _, line in parts]) for parts in groups.values()]
     if any(line.amount < 0 for line in booked):
         # A credit on one product larger than a charge on another: book the net on one line.
-        total = sum(line.amount for line in booked)
-        first = booked[0]
-        description = "; ".join(line.description or "" for line in booked)[:1000] or None
-        booked = [
-            SalesOrderLine(
-                item_id=first.item_id, product_code=first.product_code,
-                description=description, quantity=1, unit_amount=total, amount=total,
-                tax_rate_bps=first.tax_rate_bps,
-            )
-        ]
+        booked = [_booked(booked[0], [line for _, parts in groups.items() for _, line in parts])]
     return booked
+
+
+def _booked(ordered: SalesOrderLine, billed: list[InvoiceLine]) -> SalesOrderLine:
+    """Billing lines of one product as one ERP line under `ordered`'s item: their amounts and
+    their tax (each already rounded on its billing line) added up, never recomputed."""
+    amount = sum(line.amount for line in billed)
+    quantity = billed[0].quantity if len(billed) == 1 and billed[0].quantity > 0 else 1
+    if amount % quantity:
+        quantity = 1
+    taxes = [line.tax_amount for line in billed if line.tax_amount is not None]
+    rate = next((line.tax_rate_bps for line in billed if line.tax_rate_bps is not None), None)
+    code = next((line.tax_code for line in billed if line.tax_code), None) or ordered.tax_code
+    return SalesOrderLine(
+        item_id=ordered.item_id,
+        product_code=ordered.product_code,
+        description="; ".join(line.description or "" for line in billed)[:1000] or None,
+        quantity=quantity,
+        unit_amount=amount // quantity,
+        amount=amount,
+        tax_code=code,
+        tax_rate_bps=rate if rate is not None else ordered.tax_rate_bps,
+        # Untaxed in billing is untaxed in the ERP too, whatever the code's own rate.
+        tax_amount=sum(taxes) if taxes else (0 if code else None),
+    )
 
 
 async def post_billing_invoice(erp: ErpPort, order: SalesOrder, invoice: Invoice) -> Invoice:
@@ -130,6 +135,7 @@ async def post_billing_invoice(erp: ErpPort, order: SalesOrder, invoice: Invoice
         external_id=invoice.id,
         memo=f"Stripe invoice {invoice.number or invoice.id}",
         lines=erp_lines(invoice, order),
+        tax_note=invoice.tax_note,
     )
 
 

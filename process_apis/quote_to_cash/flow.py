@@ -10,8 +10,10 @@ subscription's invoice could pick up), books the NetSuite sales order
 to the opportunity. No compensation: a step that fails for good waits in the exception queue
 and resumes from that step; every write is keyed, so nothing is created twice. A deal of one-time
 services only gets an invoice of its own instead of a subscription, its items bound to it.
-Every system bills and books the order's prices: the order (`orders.py`) is the one place a
-price is decided.
+Every system bills and books the order's prices and tax: the order (`orders.py`) is the one
+place a price or a tax treatment is decided. Billing taxes through a tax rate per tax code (on
+the subscription, or the one-time invoice); the sales order's lines carry the pre-tax amounts
+and the tax code, and the invoices the tax.
 
 Owner teams follow `exceptions.owner_for`: outages and refused credentials go to integration,
 catalog and pricing steps to revenue ops, ERP postings to finance.
@@ -33,6 +35,7 @@ from contracts.v1 import (
     SalesOrderLine,
     SubscriptionCreate,
     SubscriptionItemInput,
+    TaxRate,
 )
 from process_apis.cross_references import CrossReferences
 from process_apis.customer_master.flow import (
@@ -53,6 +56,7 @@ from process_apis.quote_to_cash.orders import Order, OrderLine
 from system_apis.billing.port import BillingPort
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
+from system_apis.tax.port import TaxTreatment
 
 __all__ = [
     "FLOW_TYPE",
@@ -68,6 +72,8 @@ PRICE: Final = "price"
 PRODUCT: Final = "product"
 """Cross-reference entity of a catalog product (its product code)."""
 SYNCED: Final = "synced"
+TAX_RATE: Final = "tax_rate"
+"""Cross-reference entity of a billing tax rate (the company's tax code)."""
 
 
 
@@ -118,14 +124,17 @@ class QuoteToCash(FlowInstance):
         customer = await self.customers.ensure(order.account)
         prices = await self.sync_billing_catalog(order.lines, order.currency)
         items = await self.sync_erp_catalog(order.lines, order.currency)
+        tax_rates = [await self.ensure_tax_rate(order.tax)] if order.tax is not None else []
         subscription_id = None
         charges: list[str] = []
         if any(line.recurring for line in order.lines):
             subscription_id = await self.subscribe_to_recurring_prices(
-                order, customer.billing_customer_id, prices
+                order, customer.billing_customer_id, prices, tax_rates
             )
         else:
-            draft = await self.draft_one_time_invoice(order, customer.billing_customer_id)
+            draft = await self.draft_one_time_invoice(
+                order, customer.billing_customer_id, tax_rates
+            )
             charges = [
                 await self.charge_one_time_product(
                     order, customer.billing_customer_id, draft, prices[line.product_code], line
@@ -179,11 +188,35 @@ class QuoteToCash(FlowInstance):
         report_external_ids(**{f"netsuite_item_{code}": iid for code, iid in items.items()})
         return items
 
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
+    async def ensure_tax_rate(self, tax: TaxTreatment) -> str:
+        """The billing tax rate of the customer's tax code, created where missing. Keyed by
+        the code, not the flow: any flow may be the first to need it."""
+        rate_id = await self.references.find(TAX_RATE, tax.code, "stripe")
+        if rate_id is None:
+            found = await self.billing.find_tax_rate(tax.code)
+            if found is None:
+                found = await self.billing.create_tax_rate(
+                    TaxRate(
+                        id=tax.code,
+                        code=tax.code,
+                        rate_bps=tax.rate_bps,
+                        display_name=tax.name,
+                        reason=tax.reason,
+                        jurisdiction=tax.jurisdiction,
+                    ),
+                    idempotency_key=f"tax:{tax.code}:rate",
+                )
+            rate_id = found.id
+            await self.references.link(TAX_RATE, tax.code, "stripe", rate_id)
+        report_external_ids(stripe_tax_rate=rate_id)
+        return rate_id
+
     # -- billing ---------------------------------------------------------------------------
 
     @flow_step(system="stripe", retry=BUSY_PLATFORM)
     async def subscribe_to_recurring_prices(
-        self, order: Order, customer_id: str, prices: dict[str, str]
+        self, order: Order, customer_id: str, prices: dict[str, str], tax_rates: list[str]
     ) -> str:
         """One subscription of the recurring lines at the deal's unit prices, invoiced (not
         charged) on the account's payment terms; the deal's one-time lines go on its first
@@ -197,6 +230,7 @@ class QuoteToCash(FlowInstance):
             days_until_due=order.payment_terms_days,
             deal_id=order.opportunity_id,
             legal_entity=order.legal_entity,
+            tax_rate_ids=tax_rates,
         )
         created = await self.billing.create_subscription(
             subscription,
@@ -207,7 +241,9 @@ class QuoteToCash(FlowInstance):
         return created.id
 
     @flow_step(system="stripe", retry=BUSY_PLATFORM)
-    async def draft_one_time_invoice(self, order: Order, customer_id: str) -> str:
+    async def draft_one_time_invoice(
+        self, order: Order, customer_id: str, tax_rates: list[str]
+    ) -> str:
         """A deal of one-time services only: a draft invoice of its own, sent on the
         account's payment terms; it takes no pending item of the customer."""
         invoice = await self.billing.create_invoice(
@@ -218,6 +254,7 @@ class QuoteToCash(FlowInstance):
             auto_advance=False,
             description=order.name,
             idempotency_key=current_idempotency_key(),
+            tax_rate_ids=tax_rates,
         )
         report_external_ids(stripe_invoice=invoice.id)
         return invoice.id
@@ -269,6 +306,8 @@ class QuoteToCash(FlowInstance):
                         quantity=line.quantity,
                         unit_amount=line.unit_amount,
                         amount=line.amount,
+                        tax_code=order.tax.code if order.tax else None,
+                        tax_rate_bps=order.tax.rate_bps if order.tax else None,
                     )
                     for line in order.lines
                 ],

@@ -7,6 +7,7 @@ the same billing request, not a second one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from contracts.money import Money
@@ -28,6 +29,7 @@ from contracts.v1 import (
     SubscriptionCreate,
     SubscriptionPatch,
     SubscriptionStatus,
+    TaxRate,
 )
 
 __all__ = ["BillingPort", "ProrationBehavior", "SubscriptionFilter"]
@@ -168,7 +170,10 @@ class BillingPort(Protocol):
         auto_advance: bool | None = None,
         description: str | None = None,
         idempotency_key: str | None = None,
-    ) -> Invoice: ...
+        tax_rate_ids: Sequence[str] = (),
+    ) -> Invoice:
+        """A draft invoice; `tax_rate_ids` tax every line without tax rates of its own."""
+        ...
 
     async def finalize_invoice(
         self, invoice_id: str, *, idempotency_key: str | None = None
@@ -198,6 +203,16 @@ class BillingPort(Protocol):
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[Invoice]: ...
+
+    # tax rates
+
+    async def find_tax_rate(self, code: str) -> TaxRate | None:
+        """The active billing tax rate of the company's tax code `code`, if any."""
+        ...
+
+    async def create_tax_rate(
+        self, rate: TaxRate, *, idempotency_key: str | None = None
+    ) -> TaxRate: ...
 
     # credit notes
 

@@ -105,9 +105,11 @@ class ErpPort(Protocol):
         external_id: str,
         memo: str | None = None,
         lines: Sequence[SalesOrderLine] | None = None,
+        tax_note: str | None = None,
     ) -> Invoice:
         """Bill a sales order, upserted by `external_id`: with `lines` (each naming its ERP
-        item) the invoice carries those lines, as billed; without, the order's lines."""
+        item, tax code and tax) the invoice carries those lines, as billed; without, the
+        order's lines. `tax_note` is why no tax is charged, printed on the invoice."""
         ...
 
     async def get_invoice(self, invoice_id: str) -> Invoice: ...

@@ -479,6 +479,7 @@ class FakeErp(FakePort):
         external_id: str,
         memo: str | None = None,
         lines: Sequence[SalesOrderLine] | None = None,
+        tax_note: str | None = None,
     ) -> Invoice:
         order = self._get(self._orders, sales_order_id, "salesOrder")
         rid = self._eids.get("invoice", {}).get(external_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from contracts.v1 import (
     Subscription,
     SubscriptionCreate,
     SubscriptionPatch,
+    TaxRate,
 )
 from system_apis.billing.port import ProrationBehavior, SubscriptionFilter
 from system_apis.billing.stripe import mapping
@@ -33,6 +35,7 @@ from system_apis.billing.stripe._wire import (
     PriceWire,
     ProductWire,
     SubscriptionWire,
+    TaxRateWire,
 )
 
 __all__ = ["BillingOperations", "ProrationBehavior"]
@@ -213,8 +216,10 @@ class BillingOperations(ClientBase):
         auto_advance: bool | None = None,
         description: str | None = None,
         idempotency_key: str | None = None,
+        tax_rate_ids: Sequence[str] = (),
     ) -> Invoice:
         params = {
+            "default_tax_rates": list(tax_rate_ids) or None,
             "customer": customer_id,
             "collection_method": collection_method,
             "days_until_due": days_until_due,
@@ -226,6 +231,26 @@ class BillingOperations(ClientBase):
         return await self._invoice_post(
             "/v1/invoices", params, idempotency_key, "invoice create", "/v1/invoices"
         )
+
+    # tax rates ---------------------------------------------------------------------------------
+
+    async def find_tax_rate(self, code: str) -> TaxRate | None:
+        """The active tax rate standing for the company's tax code `code` (metadata)."""
+        async for wire in self.iterate(
+            "/v1/tax_rates", {"active": True}, TaxRateWire, "tax rates"
+        ):
+            if wire.metadata.get(mapping.META_TAX_CODE) == code:
+                return mapping.to_tax_rate(wire)
+        return None
+
+    async def create_tax_rate(
+        self, rate: TaxRate, *, idempotency_key: str | None = None
+    ) -> TaxRate:
+        wire = await self.post_json(
+            "/v1/tax_rates", mapping.from_tax_rate(rate), TaxRateWire, idempotency_key,
+            f"tax rate {rate.code or rate.display_name} create",
+        )
+        return mapping.to_tax_rate(wire)
 
     async def get_invoice(self, invoice_id: str) -> Invoice:
         wire = await self.get_json(

@@ -25,6 +25,7 @@ from contracts.v1 import (
     SubscriptionItemInput,
     SubscriptionPatch,
     SubscriptionStatus,
+    TaxRate,
 )
 from system_apis.billing.stripe._amounts import (
     decimal_minor,
@@ -40,6 +41,7 @@ from system_apis.billing.stripe._conventions import (
     META_PRODUCT_CODE,
     META_REASON,
     META_SALES_ORDER,
+    META_TAX_CODE,
     UNASSIGNED_ENTITY,
     customer_id_of,
     day,
@@ -59,17 +61,21 @@ from system_apis.billing.stripe._wire import (
     ProductWire,
     SubscriptionItemWire,
     SubscriptionWire,
+    TaxRateWire,
 )
 
 __all__ = [
     "from_credit_note_create",
     "from_subscription_create",
     "from_subscription_patch",
+    "from_tax_rate",
+    "rate_bps",
     "to_credit_note",
     "to_invoice",
     "to_invoice_line",
     "to_payment",
     "to_subscription",
+    "to_tax_rate",
 ]
 
 _STRIPE_REASONS = ("duplicate", "fraudulent", "order_change", "product_unsatisfactory")
@@ -226,6 +232,12 @@ def to_invoice(wire: InvoiceWire, *, lines: Sequence[InvoiceLineWire] | None = N
     transitions = wire.status_transitions
     metadata = wire.metadata or {}
     details = wire.subscription_details.metadata if wire.subscription_details else None
+    rates = _tax_rates(wire, lines)
+    used = [_rate_id(t.tax_rate) for t in wire.total_tax_amounts]
+    notes = [
+        rates[rate].description for rate in used
+        if rate in rates and rates[rate].percentage == 0 and rates[rate].description
+    ]
     return Invoice(
         id=wire.id,
         customer_id=customer_id_of(wire.customer),
@@ -234,7 +246,7 @@ def to_invoice(wire: InvoiceWire, *, lines: Sequence[InvoiceLineWire] | None = N
         status=status,  # type: ignore[arg-type]  # checked against the Literal above
         currency=currency,
         lines=[
-            to_invoice_line(line, currency)
+            to_invoice_line(line, currency, rates)
             for line in (lines if lines is not None else wire.lines.data)
         ],
         subtotal=to_minor_units(wire.subtotal, currency),
@@ -248,12 +260,19 @@ def to_invoice(wire: InvoiceWire, *, lines: Sequence[InvoiceLineWire] | None = N
         paid_at=timestamp(transitions.paid_at) if transitions else None,
         legal_entity=entity_of({**(details or {}), **metadata}, wire.customer) or UNASSIGNED_ENTITY,
         sales_order_id=metadata.get(META_SALES_ORDER),
+        tax_note="; ".join(dict.fromkeys(str(note) for note in notes)) or None,
         refs=refs(wire.id, netsuite=metadata.get(META_NETSUITE_ID)),
     )
 
 
-def to_invoice_line(wire: InvoiceLineWire, currency: str) -> InvoiceLine:
-    """An invoice line (or a pending invoice item's line) in canonical minor units."""
+def to_invoice_line(
+    wire: InvoiceLineWire, currency: str, rates: Mapping[str, TaxRateWire] | None = None
+) -> InvoiceLine:
+    """An invoice line (or a pending invoice item's line) in canonical minor units; `rates`
+    are the invoice's tax rates by id (its default rates and the lines' own)."""
+    known = {**(rates or {}), **{rate.id: rate for rate in wire.tax_rates}}
+    taxed = [known[_rate_id(t.tax_rate)] for t in wire.tax_amounts
+             if _rate_id(t.tax_rate) in known]
     price = wire.price
     product = price.product if price else None
     unit = unit_amount(price, currency) if price and price.billing_scheme == "per_unit" else None
@@ -273,8 +292,65 @@ def to_invoice_line(wire: InvoiceLineWire, currency: str) -> InvoiceLine:
         product_code=(price.metadata.get(META_PRODUCT_CODE) if price else None)
         or wire.metadata.get(META_PRODUCT_CODE)
         or (product.metadata.get(META_PRODUCT_CODE) if isinstance(product, ProductWire) else None),
+        tax_rate_bps=sum(rate_bps(rate) for rate in taxed) if taxed else None,
+        tax_amount=to_minor_units(sum(t.amount for t in wire.tax_amounts), currency)
+        if wire.tax_amounts
+        else None,
+        tax_code=taxed[0].metadata.get(META_TAX_CODE) if taxed else None,
         refs=refs(wire.invoice_item or wire.id),
     )
+
+
+def rate_bps(rate: TaxRateWire) -> int:
+    """A Stripe percentage (19, 7.25) in basis points."""
+    return int(rate.percentage * 100)
+
+
+def to_tax_rate(wire: TaxRateWire) -> TaxRate:
+    return TaxRate(
+        id=wire.id,
+        code=wire.metadata.get(META_TAX_CODE),
+        rate_bps=rate_bps(wire),
+        display_name=wire.display_name or wire.id,
+        reason=wire.description,
+        jurisdiction=wire.jurisdiction,
+        country=wire.country,
+        active=wire.active,
+        refs=refs(wire.id),
+    )
+
+
+def from_tax_rate(rate: TaxRate) -> FormParams:
+    """`POST /v1/tax_rates` parameters: an exclusive rate; the reason is its description
+    (Stripe prints the display name beside the tax amount)."""
+    whole, rest = divmod(rate.rate_bps, 100)
+    return {
+        "display_name": rate.display_name,
+        "percentage": f"{whole}.{rest:02d}",
+        "inclusive": False,
+        "description": rate.reason,
+        "jurisdiction": rate.jurisdiction,
+        "country": rate.country,
+        "metadata": {META_TAX_CODE: rate.code} if rate.code else None,
+    }
+
+
+def _tax_rates(
+    wire: InvoiceWire, lines: Sequence[InvoiceLineWire] | None
+) -> dict[str, TaxRateWire]:
+    found = {rate.id: rate for rate in wire.default_tax_rates}
+    for line in lines if lines is not None else wire.lines.data:
+        found.update({rate.id: rate for rate in line.tax_rates})
+    for amount in wire.total_tax_amounts:
+        if isinstance(amount.tax_rate, TaxRateWire):
+            found[amount.tax_rate.id] = amount.tax_rate
+    return found
+
+
+def _rate_id(rate: str | TaxRateWire | None) -> str:
+    if isinstance(rate, TaxRateWire):
+        return rate.id
+    return rate or ""
 
 
 def to_payment(wire: PaymentIntentWire, *, legal_entity: str | None = None) -> Payment:
