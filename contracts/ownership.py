@@ -116,6 +116,7 @@ OWNERSHIP: Mapping[str, EntityOwnership] = MappingProxyType(
         ),
         "InvoiceLine": _entity(FieldRule(_NS, (_ST,))),
         "Payment": _entity(FieldRule(_NS)),
+        "TaxRate": _entity(FieldRule(_ST)),
         "CreditNote": _entity(FieldRule(_ST)),
         "CreditNoteLine": _entity(FieldRule(_ST)),
         "SupportCase": _entity(FieldRule(_ZD)),

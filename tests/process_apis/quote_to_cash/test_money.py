@@ -122,3 +122,77 @@ async def test_one_time_lines_stay_on_their_own_deals_first_invoice(world: Money
     assert all(i["invoice"] for i in items)
     await world.postings_settled()
     assert await world.open_exceptions() == []
+
+
+async def test_a_german_customer_of_de01_pays_german_vat_in_billing_and_the_erp(
+    world: MoneyWorld,
+) -> None:
+    account = await world.account(
+        "Berliner Kunde GmbH", legal_entity="DE01", currency="EUR", country="DE",
+        tax_id="DE811907980",
+    )
+    # Amounts whose tax needs rounding, on each line (41841 x 19 % = 7949.79, 3 x 1841 =
+    # 5523 x 19 % = 1049.37, the onboarding 100050 x 19 % = 19009.5: half up).
+    deal = await world.deal(
+        account,
+        [Line("PLAT-STD", 1, 41_841), Line("SEAT", 3, 1_841), Line("ONBOARD", 1, 100_050)],
+        currency="EUR",
+        name="Berlin rollout",
+    )
+
+    await world.book(deal)
+
+    customer = await _billing_customer(world, account)
+    invoice = (await world.stripe_raw.objects("/v1/invoices", customer=customer))[0]
+    subtotal = 41_841 + 3 * 1_841 + 100_050
+    per_line = {ln["amount"]: sum(t["amount"] for t in ln["tax_amounts"])
+                for ln in invoice["lines"]["data"]}
+    assert per_line == {41_841: 7_950, 5_523: 1_049, 100_050: 19_010}
+    assert (invoice["subtotal"], invoice["tax"]) == (subtotal, 7_950 + 1_049 + 19_010)
+    assert invoice["total"] == subtotal + invoice["tax"]
+    canonical = await world.stripe.get_invoice(invoice["id"])
+    assert {ln.tax_rate_bps for ln in canonical.lines} == {1900}
+    assert canonical.tax_note is None
+
+    opportunity = await world.salesforce.get_deal(deal)
+    order = (await world.sales_orders_of(opportunity.erp_order_number))[0]
+    assert order.total == subtotal  # the order books the sold, pre-tax amounts
+    assert {ln.tax_code for ln in order.lines} == {"DE-VAT-19"}
+    posted = await world.erp_invoice_of(invoice["id"])
+    assert (posted.total, posted.tax, posted.subtotal) == (
+        invoice["total"], invoice["tax"], subtotal
+    )
+    assert (posted.currency, posted.legal_entity) == ("EUR", "DE01")
+    assert sorted(ln.tax_amount or 0 for ln in posted.lines) == [1_049, 7_950, 19_010]
+    assert {ln.tax_rate_bps for ln in posted.lines} == {1900}
+    await world.postings_settled()
+    assert await world.open_exceptions() == []
+
+
+async def test_an_eu_business_with_a_vat_id_is_reverse_charged_on_both_invoices(
+    world: MoneyWorld,
+) -> None:
+    account = await world.account(
+        "Amsterdam Zaak B.V.", legal_entity="DE01", currency="EUR", country="NL",
+        tax_id="NL001234567B01",
+    )
+    deal = await world.deal(
+        account, [Line("PLAT-STD", 2, 41_841)], currency="EUR", name="Dutch platform"
+    )
+
+    await world.book(deal)
+
+    customer = await _billing_customer(world, account)
+    invoice = (await world.stripe_raw.objects("/v1/invoices", customer=customer))[0]
+    assert (invoice["subtotal"], invoice["tax"], invoice["total"]) == (83_682, 0, 83_682)
+    canonical = await world.stripe.get_invoice(invoice["id"])
+    assert canonical.tax == 0
+    assert canonical.tax_note is not None and "Reverse charge" in canonical.tax_note
+    opportunity = await world.salesforce.get_deal(deal)
+    order = (await world.sales_orders_of(opportunity.erp_order_number))[0]
+    assert {ln.tax_code for ln in order.lines} == {"EU-RC"}
+    posted = await world.erp_invoice_of(invoice["id"])
+    assert (posted.total, posted.tax) == (83_682, 0)
+    assert posted.tax_note == canonical.tax_note
+    await world.postings_settled()
+    assert await world.open_exceptions() == []
