@@ -22,6 +22,7 @@ from contracts.errors import UpstreamNotFound
 from contracts.v1 import (
     CreditMemo,
     CreditMemoCreate,
+    CreditNote,
     Invoice,
     InvoiceLine,
     Payment,
@@ -43,14 +44,18 @@ from system_apis.billing.port import BillingPort
 from system_apis.erp.port import ErpPort
 
 __all__ = [
+    "CREDIT_FLOW_TYPE",
+    "CREDIT_NOTE_CREATED",
     "FINALIZED",
     "FLOW_TYPE",
     "PAID",
     "PAYMENT_FLOW_TYPE",
     "InvoicePostingFlows",
+    "book_credit_note",
     "build",
     "credit_billing_invoice",
     "credit_external_id",
+    "credit_note_external_id",
     "erp_lines",
     "order_external_id",
     "payment_external_id",
@@ -60,6 +65,8 @@ __all__ = [
 
 FLOW_TYPE: Final = "invoice_posting"
 PAYMENT_FLOW_TYPE: Final = "payment_posting"
+CREDIT_FLOW_TYPE: Final = "credit_posting"
+CREDIT_NOTE_CREATED: Final = "credit_note.created"
 FINALIZED: Final = "invoice.finalized"
 PAID: Final = "invoice.paid"
 PAGE: Final = 100
@@ -73,6 +80,35 @@ def order_external_id(opportunity_id: str) -> str:
 
 def payment_external_id(stripe_invoice_id: str) -> str:
     return f"pay:{stripe_invoice_id}"
+
+
+def credit_note_external_id(credit_note_id: str) -> str:
+    """The ERP credit memo of a billing credit note."""
+    return f"cn:{credit_note_id}"
+
+
+async def book_credit_note(
+    erp: ErpPort,
+    note: CreditNote,
+    *,
+    customer_id: str,
+    legal_entity: str,
+    erp_invoice_id: str | None,
+    memo: str | None = None,
+) -> CreditMemo:
+    """The credit memo of a billing credit note, upserted by `cn:{credit note id}`: whoever
+    books it (the `credit_note.created` posting, the service-credit flow) books one memo."""
+    return await erp.upsert_credit_memo(
+        CreditMemoCreate(
+            customer_id=customer_id,
+            invoice_id=erp_invoice_id,
+            legal_entity=legal_entity,
+            currency=note.currency,
+            amount=note.amount,
+            memo=(memo or note.memo or f"Credit note {note.id}")[:1000],
+            external_id=credit_note_external_id(note.id),
+        )
+    )
 
 
 def credit_external_id(stripe_invoice_id: str) -> str:
@@ -270,6 +306,31 @@ class InvoicePostingFlows(FlowInstance):
         report_external_ids(netsuite_payment=payment.id)
         return payment
 
+    @flow_step(system="stripe", retry=SHORT_OUTAGE)
+    async def fetch_credit_note(self, credit_note_id: str) -> CreditNote:
+        return await self.billing.get_credit_note(credit_note_id)
+
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
+    async def find_credited_invoice(self, note: CreditNote) -> Invoice:
+        """The ERP invoice posted for the billing invoice the note credits."""
+        posted = await self.erp.find_invoice(external_id=note.invoice_id)
+        if posted is None:
+            raise UpstreamNotFound(
+                f"Billing invoice {note.invoice_id} credited by {note.id} is not posted in the "
+                "ERP yet",
+                vendor="netsuite",
+            )
+        return posted
+
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
+    async def post_credit_note(self, note: CreditNote, credited: Invoice) -> str:
+        memo = await book_credit_note(
+            self.erp, note, customer_id=credited.customer_id,
+            legal_entity=credited.legal_entity, erp_invoice_id=credited.id,
+        )
+        report_external_ids(netsuite_credit_memo=memo.id)
+        return memo.id
+
     # -- flows ---------------------------------------------------------------------------
 
     @flow()
@@ -281,6 +342,13 @@ class InvoicePostingFlows(FlowInstance):
             order = await self.order_of(invoice, account)
             return await self.post_credit(order, invoice)
         return (await self.book(invoice, account)).id
+
+    @flow()
+    async def credit_note_created(self, event: WebhookEvent) -> str:
+        """Returns the ERP credit memo id of the billing credit note."""
+        note = await self.fetch_credit_note(_subject(event))
+        credited = await self.find_credited_invoice(note)
+        return await self.post_credit_note(note, credited)
 
     @flow()
     async def invoice_paid(self, event: WebhookEvent) -> str | None:
@@ -317,6 +385,18 @@ class InvoicePostingFlows(FlowInstance):
     def subscribe(self, dispatcher: WebhookDispatcher) -> None:
         dispatcher.register("stripe", FINALIZED, self._on_finalized)
         dispatcher.register("stripe", PAID, self._on_paid)
+        dispatcher.register("stripe", CREDIT_NOTE_CREATED, self._on_credit_note)
+
+    def _on_credit_note(self, event: WebhookEvent) -> FlowStart | None:
+        if event.type != CREDIT_NOTE_CREATED or not event.subject:
+            return None
+        return FlowStart(
+            flow_type=CREDIT_FLOW_TYPE,
+            business_key=f"stripe:{event.id}",
+            fn=self.credit_note_created,
+            args=(event,),
+            legal_entity=stripe_legal_entity(event),
+        )
 
     def _on_finalized(self, event: WebhookEvent) -> FlowStart | None:
         return self._start(event, FLOW_TYPE, self.invoice_finalized)

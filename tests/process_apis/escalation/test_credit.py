@@ -160,7 +160,8 @@ async def test_escalation_approved_issues_the_credit_everywhere(client: AppClien
     assert [(m.amount, m.invoice_id, m.legal_entity) for m in memos] == [
         (ACME_CREDIT, acme.erp_invoice_id, "US01")
     ]
-    assert memos[0].external_id == f"{acme.credit_id}:book_credit_memo"
+    # The invoice posting's one path: the memo is keyed by the credit note it books.
+    assert memos[0].external_id == f"cn:{notes[0].id}"
     assert [c.public for c in comments if marker in c.body] == [False]
     assert (await erp.get_approval_task(pending["approval_task_id"])).status == "approved"
     assert credited["credit_note_id"] == notes[0].id
