@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from system_apis.tax import line_tax
 from tests.process_apis.money_world import Line, MoneyWorld, money_world
 
 pytestmark = pytest.mark.timeout(240)
@@ -88,4 +89,42 @@ async def test_amendments_up_and_down_keep_every_system_equal(world: MoneyWorld)
     # CRM: the deal shows what it is booked at now.
     opportunity = await world.salesforce.get_deal(deal)
     assert opportunity.contract_amount == PLATFORM + 12 * SEAT == order.total
+    assert await world.open_exceptions() == []
+
+
+async def test_a_taxed_customers_amendments_carry_the_same_tax_in_billing_and_the_erp(
+    world: MoneyWorld,
+) -> None:
+    account = await world.account(
+        "Hamburger Handel GmbH", legal_entity="DE01", currency="EUR", country="DE",
+        tax_id="DE136695976",
+    )
+    deal = await world.deal(
+        account, [Line("PLAT-STD", 1, 41_841), Line("SEAT", 7, 1_841)],
+        currency="EUR", name="Hamburg rollout",
+    )
+    await world.book(deal)
+    customer = (await world.stripe_raw.customers_of(account))[0]["id"]
+    subscription = (await world.stripe_raw.objects("/v1/subscriptions", customer=customer))[0]
+
+    await world.amend(subscription["id"], [{"product_code": "SEAT", "quantity": 11}])
+    await world.amend(subscription["id"], [{"product_code": "SEAT", "quantity": 9}])
+    await world.postings_settled()
+
+    invoices = await world.stripe_raw.objects("/v1/invoices", customer=customer)
+    assert len(invoices) == 3
+    for invoice in invoices:
+        # 19 % on each line, rounded half up once per line (prorations included).
+        assert invoice["tax"] == sum(
+            line_tax(ln["amount"], 1900) for ln in invoice["lines"]["data"]
+        )
+    charged = [i for i in invoices if i["total"] > 0]
+    for invoice in charged:
+        posted = await world.erp_invoice_of(invoice["id"])
+        assert (posted.total, posted.tax) == (invoice["total"], invoice["tax"])
+    opportunity = await world.salesforce.get_deal(deal)
+    order = (await world.sales_orders_of(opportunity.erp_order_number))[0]
+    receivables = await world.netsuite.receivables_balance(order.customer_id)
+    assert receivables.balance.amount == await billing_open_amount(world, customer)
+    assert opportunity.contract_amount == 41_841 + 9 * 1_841 == order.total
     assert await world.open_exceptions() == []
