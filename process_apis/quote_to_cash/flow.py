@@ -255,6 +255,8 @@ class QuoteToCash(FlowInstance):
             description=order.name,
             idempotency_key=current_idempotency_key(),
             tax_rate_ids=tax_rates,
+            deal_id=order.opportunity_id,
+            legal_entity=order.legal_entity,
         )
         report_external_ids(stripe_invoice=invoice.id)
         return invoice.id

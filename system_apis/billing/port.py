@@ -171,8 +171,11 @@ class BillingPort(Protocol):
         description: str | None = None,
         idempotency_key: str | None = None,
         tax_rate_ids: Sequence[str] = (),
+        deal_id: str | None = None,
+        legal_entity: str | None = None,
     ) -> Invoice:
-        """A draft invoice; `tax_rate_ids` tax every line without tax rates of its own."""
+        """A draft invoice; `tax_rate_ids` tax every line without tax rates of its own;
+        `deal_id` and `legal_entity` name the deal it bills and the entity it is billed by."""
         ...
 
     async def finalize_invoice(

@@ -615,6 +615,8 @@ class FakeBilling(FakePort):
         description: str | None = None,
         idempotency_key: str | None = None,
         tax_rate_ids: Sequence[str] = (),
+        deal_id: str | None = None,
+        legal_entity: str | None = None,
     ) -> Invoice:
         # The fake bills no tax: tax rates are checked to exist, as Stripe checks them.
         for rate_id in tax_rate_ids:

@@ -148,14 +148,15 @@ class MoneyWorld:
         return [e for e in response.json()["data"] if e.get("status") != "resolved"]
 
     async def postings_settled(self) -> list[dict[str, Any]]:
-        """Every invoice posting flow, once none is still running."""
+        """Every invoice posting flow (at least one), once none is still running."""
 
         async def settled() -> list[dict[str, Any]] | None:
             response = await self.http.get(
                 "/process/v1/flows", params={"type": "invoice_posting"}, headers=self.headers
             )
             flows: list[dict[str, Any]] = response.json()["data"]
-            return flows if all(f["status"] != "running" for f in flows) else None
+            done = flows and all(f["status"] not in ("running", "pending") for f in flows)
+            return flows if done else None
 
         return await eventually(settled, timeout=60.0, what="invoice postings settled")
 

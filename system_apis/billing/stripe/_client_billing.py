@@ -217,8 +217,12 @@ class BillingOperations(ClientBase):
         description: str | None = None,
         idempotency_key: str | None = None,
         tax_rate_ids: Sequence[str] = (),
+        deal_id: str | None = None,
+        legal_entity: str | None = None,
     ) -> Invoice:
+        metadata = {mapping.META_DEAL: deal_id, mapping.META_LEGAL_ENTITY: legal_entity}
         params = {
+            "metadata": {k: v for k, v in metadata.items() if v is not None} or None,
             "default_tax_rates": list(tax_rate_ids) or None,
             "customer": customer_id,
             "collection_method": collection_method,

@@ -196,3 +196,30 @@ async def test_an_eu_business_with_a_vat_id_is_reverse_charged_on_both_invoices(
     assert posted.tax_note == canonical.tax_note
     await world.postings_settled()
     assert await world.open_exceptions() == []
+
+
+async def test_a_discounted_one_time_deal_is_billed_on_an_invoice_of_its_own(
+    world: MoneyWorld,
+) -> None:
+    account = await world.account(
+        "Services Only LLC", legal_entity="US01", currency="USD", country="US", state="OR"
+    )
+    deal = await world.deal(
+        account, [Line("ONBOARD", 2, 200_000)], currency="USD", name="Onboarding only"
+    )
+
+    await world.book(deal)
+
+    customer = await _billing_customer(world, account)
+    invoices = await world.stripe_raw.objects("/v1/invoices", customer=customer)
+    assert len(invoices) == 1
+    [line] = invoices[0]["lines"]["data"]
+    assert (line["quantity"], line["amount"], line["metadata"]) == (2, 400_000, {"deal_id": deal})
+    assert invoices[0]["status"] == "open"
+    opportunity = await world.salesforce.get_deal(deal)
+    order = (await world.sales_orders_of(opportunity.erp_order_number))[0]
+    assert order.total == 400_000
+    posted = await world.erp_invoice_of(invoices[0]["id"])
+    assert posted.total == 400_000
+    await world.postings_settled()
+    assert await world.open_exceptions() == []
