@@ -300,7 +300,7 @@ class SubscriptionAmendments(FlowInstance):
         self, deal_id: str, contract_amount: Money | None = None
     ) -> None:
         """The deal shows it is synced and, after an amendment, what it bills now (the
-        amended order's total: the billing's mirror, like the other write-backs)."""
+        amended order's total, the ERP's figure mirrored like the other write-backs)."""
         patch = (
             DealPatch(integration_status="synced")
             if contract_amount is None
@@ -388,10 +388,12 @@ def _amended_lines(
             ))
         elif code not in removed:
             lines.append(line)
+    # A product new to the order is taxed like the rest of the customer's order.
+    tax_code = next((line.tax_code for line in order.lines if line.tax_code), None)
     for code, item in billed.items():
         if code not in seen and item.unit_amount is not None:
             lines.append(SalesOrderLine(
                 product_code=code, quantity=item.quantity, unit_amount=item.unit_amount,
-                amount=item.quantity * item.unit_amount,
+                amount=item.quantity * item.unit_amount, tax_code=tax_code,
             ))
     return lines
