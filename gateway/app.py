@@ -54,6 +54,7 @@ from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.quote_to_cash.routes import build as build_quote_to_cash
 from process_apis.reconciliation import routes as reconciliation_api
 from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
+from system_apis.tax import DEFAULT_RULES, TaxRules
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -187,6 +188,9 @@ def _quote_to_cash(gateway: Gateway) -> QuoteToCashService | None:
         flow_reader=gateway.process.reader,
         poll_seconds=gateway.settings.process.crm_poll_seconds,
         poll_since=gateway.settings.process.crm_poll_since,
+        # The demo company's table (see system_apis/tax/rules.py); a tax engine adapter
+        # implementing TaxPort replaces it here.
+        tax=TaxRules(DEFAULT_RULES),
     )
 
 

@@ -14,6 +14,7 @@ __all__ = [
     "LEGAL_ENTITIES",
     "OPPORTUNITIES",
     "PRODUCTS",
+    "TAX_CODES",
     "DemoAccount",
     "DemoContact",
     "DemoEntitlement",
@@ -21,6 +22,7 @@ __all__ = [
     "DemoLine",
     "DemoOpportunity",
     "DemoProduct",
+    "DemoTaxCode",
 ]
 
 
@@ -43,6 +45,15 @@ class DemoProduct:
     unit_amounts: dict[str, int]
     """Price per unit in minor units, by ISO 4217 currency."""
     netsuite_item_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoTaxCode:
+    code: str
+    """The company's tax code (the ERP's tax code external id, billing's tax rate metadata)."""
+    description: str
+    rate_bps: int
+    netsuite_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +139,28 @@ PRODUCTS: tuple[DemoProduct, ...] = (
         unit_amounts={"USD": 250_000, "EUR": 230_000}, netsuite_item_id="104",
     ),
 )
+
+TAX_CODES: tuple[DemoTaxCode, ...] = tuple(
+    DemoTaxCode(code=code, description=description, rate_bps=rate, netsuite_id=str(201 + index))
+    for index, (code, description, rate) in enumerate((
+        ("DE-VAT-19", "German VAT 19%", 1900),
+        ("EU-RC", "EU reverse charge", 0),
+        ("DE-EXPORT", "Services outside the EU", 0),
+        ("US-CA", "Sales tax California", 725),
+        ("US-NY", "Sales tax New York", 400),
+        ("US-TX", "Sales tax Texas", 625),
+        ("US-WA", "Sales tax Washington", 650),
+        ("US-DE-EXEMPT", "No sales tax Delaware", 0),
+        ("US-MT-EXEMPT", "No sales tax Montana", 0),
+        ("US-NH-EXEMPT", "No sales tax New Hampshire", 0),
+        ("US-OR-EXEMPT", "No sales tax Oregon", 0),
+        ("US-AK-EXEMPT", "No sales tax Alaska", 0),
+        ("US-NT", "Not taxable in the state", 0),
+        ("US-EXPORT", "Services outside the US", 0),
+    ))
+)
+"""The tax codes of the demo company's tax table (`system_apis.tax.rules.DEFAULT_RULES`),
+as its ERP knows them."""
 
 _GOLD = DemoEntitlement(
     plan="enterprise", sla_first_response_minutes=60, credit_percent_per_breach=5,

@@ -29,6 +29,7 @@ from contracts.v1.billing import (
     SubscriptionItemInput,
     SubscriptionPatch,
     SubscriptionStatus,
+    TaxRate,
 )
 from contracts.v1.catalog import (
     BillingInterval,
@@ -157,6 +158,7 @@ __all__ = [
     "SupportCaseCreate",
     "SupportCasePatch",
     "System",
+    "TaxRate",
     "TiersMode",
     "severity_for",
 ]

@@ -39,6 +39,7 @@ __all__ = [
     "SubscriptionItemInput",
     "SubscriptionPatch",
     "SubscriptionStatus",
+    "TaxRate",
 ]
 
 SubscriptionStatus = Literal[
@@ -93,10 +94,17 @@ class Subscription(Entity, frozen=True, kw_only=True):
 
 
 class SubscriptionItemInput(InputStruct, frozen=True, kw_only=True):
-    """A price and quantity to subscribe to."""
+    """A price and quantity to subscribe to (or, in `one_time_items`, to bill once)."""
 
     price_id: str
     quantity: _PositiveQuantity = 1
+    unit_amount: MinorUnits | None = None
+    """The sold unit price when it is not the catalog price's (a discount, a negotiated
+    price): billed at this amount for the catalog price's product and interval."""
+    product_code: str | None = None
+    """The catalog product code of the line, kept on the billed item."""
+    description: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    """What the invoice line says (one-time items)."""
 
 
 class SubscriptionCreate(InputStruct, frozen=True, kw_only=True):
@@ -109,6 +117,10 @@ class SubscriptionCreate(InputStruct, frozen=True, kw_only=True):
     days_until_due: Annotated[int, msgspec.Meta(ge=0, le=365)] | None = None
     deal_id: str | None = None
     legal_entity: LegalEntityCode | None = None
+    one_time_items: list[SubscriptionItemInput] = []
+    """Charged once, on this subscription's first invoice only (each item names the deal)."""
+    tax_rate_ids: list[str] = []
+    """Billing tax rates applied to every item and one-time item of the subscription."""
 
 
 class SubscriptionPatch(InputStruct, frozen=True, kw_only=True):
@@ -136,6 +148,12 @@ class InvoiceLine(Entity, frozen=True, kw_only=True):
     period_end: UtcDateTime | None = None
     product_id: str | None = None
     price_id: str | None = None
+    product_code: str | None = None
+    """The catalog product code billed on the line, when billing knows it."""
+    tax_amount: MinorUnits | None = None
+    """The line's tax (rounded half up once, on the line); None when the line is untaxed."""
+    tax_code: str | None = None
+    """The tax code the line is taxed under (see `TaxRate.code`)."""
     refs: Refs = {}
 
 
@@ -161,7 +179,26 @@ class Invoice(Entity, frozen=True, kw_only=True):
     legal_entity: LegalEntityCode
     sales_order_id: str | None = None
     external_id: str | None = None
-    """On an ERP invoice: the billing invoice it was posted for."""
+    """ERP invoices: the billing invoice the ERP invoice was posted for."""
+    tax_note: str | None = None
+    """Why the invoice charges no tax (reverse charge, exemption), as printed on it."""
+    refs: Refs = {}
+
+
+class TaxRate(Entity, frozen=True, kw_only=True):
+    """A tax rate billing applies to invoice lines (exclusive of the line amounts)."""
+
+    id: str
+    code: str | None = None
+    """The company's tax code the rate stands for (e.g. `DE-VAT-19`, `EU-RC`)."""
+    rate_bps: TaxRateBps
+    display_name: Annotated[str, msgspec.Meta(min_length=1, max_length=50)]
+    """What the invoice shows beside the tax amount."""
+    reason: Annotated[str, msgspec.Meta(max_length=500)] | None = None
+    """Why no tax is charged (reverse charge, exemption); printed on the invoice."""
+    jurisdiction: str | None = None
+    country: str | None = None
+    active: bool = True
     refs: Refs = {}
 
 

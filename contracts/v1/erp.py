@@ -68,6 +68,10 @@ class SalesOrderLine(ValueObject, frozen=True, kw_only=True):
     unit_amount: MinorUnits
     amount: MinorUnits
     tax_rate_bps: TaxRateBps | None = None
+    tax_code: str | None = None
+    """The company's tax code of the line (the ERP's tax code record by external id)."""
+    tax_amount: MinorUnits | None = None
+    """Invoices only: the line's tax as billing computed it; sales orders carry none."""
 
 
 class SalesOrder(Entity, frozen=True, kw_only=True):

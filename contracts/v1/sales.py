@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from contracts.money import Money
 from contracts.v1.base import (
     CurrencyCode,
     Entity,
@@ -71,6 +72,9 @@ class Deal(Entity, frozen=True, kw_only=True):
     """Document number of the sales order the ERP booked for this deal."""
     billing_subscription_id: str | None = None
     """The billing platform's subscription id created for this deal."""
+    contract_amount: MinorUnits | None = None
+    """What the deal is booked at now, amendments included (the total of its ERP sales
+    order); a mirror the gateway writes back, like `erp_order_number`."""
     integration_status: IntegrationStatus | None = None
     updated_at: UtcDateTime | None = None
     refs: Refs = {}
@@ -85,6 +89,8 @@ class DealPatch(InputStruct, frozen=True, kw_only=True):
     legal_entity: LegalEntityCode | UnsetType | None = UNSET
     erp_order_number: str | UnsetType | None = UNSET
     billing_subscription_id: str | UnsetType | None = UNSET
+    contract_amount: Money | UnsetType | None = UNSET
+    """In the deal's currency."""
     integration_status: IntegrationStatus | UnsetType | None = UNSET
 
     def fields_set(self) -> tuple[str, ...]:

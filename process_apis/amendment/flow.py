@@ -1,7 +1,10 @@
 """Subscription amendment: new quantities (or prices added or removed) on a billing
-subscription from its effective date, prorated or not; a proration is invoiced in billing at
-once and booked in the ERP (an invoice from a change order when the customer owes more, a
-credit memo when it owes less), and the subscription's deal in the CRM is marked synced.
+subscription from its effective date, prorated or not. The deal's ERP sales order follows the
+new quantities; a proration is invoiced in billing at once and booked in the ERP through the
+invoice posting's one path (the ERP invoice carries the proration lines and is keyed by the
+billing invoice's id, so the `invoice.finalized` posting of it is the same record; a credit
+memo keyed `credit:{invoice id}` when the customer owes less), and the deal in the CRM shows
+it is synced and its amended amount (`contract_amount`).
 
 No compensation: the billing update is the amendment; every later write is an idempotent
 upsert keyed by the flow, so a failing step waits in the exception queue and resumes there.
@@ -20,11 +23,12 @@ from datetime import UTC, date, datetime
 import msgspec
 
 from contracts.errors import UpstreamInvalid, UpstreamNotFound
+from contracts.money import Money
 from contracts.ownership import check_write
 from contracts.v1 import (
-    CreditMemoCreate,
     DealPatch,
     Invoice,
+    SalesOrder,
     SalesOrderCreate,
     SalesOrderLine,
     Subscription,
@@ -42,6 +46,11 @@ from process_apis.engine.durable import (
 )
 from process_apis.engine.published import pause
 from process_apis.engine.store import utcnow
+from process_apis.invoice_posting.flow import (
+    credit_billing_invoice,
+    order_external_id,
+    post_billing_invoice,
+)
 from system_apis.billing.port import BillingPort
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
@@ -214,57 +223,91 @@ class SubscriptionAmendments(FlowInstance):
         return ErpCustomer(customer_id=customer.id, legal_entity=customer.legal_entity)
 
     @flow_step(system="netsuite", owner="finance")
-    async def book_change_order(
-        self, customer: ErpCustomer, invoice: Invoice, amendment: Amendment
-    ) -> str:
-        order = await self.erp.upsert_sales_order(
-            SalesOrderCreate(
-                customer_id=customer.customer_id,
-                legal_entity=customer.legal_entity,
-                currency=invoice.currency,
-                order_date=amendment.effective_date,
-                lines=_order_lines(invoice, amendment),
-                external_id=current_idempotency_key(),
-                memo=f"Amendment of subscription {amendment.subscription_id}",
-            )
-        )
-        report_external_ids(netsuite_sales_order=order.id)
-        return order.id
+    async def find_deal_order(
+        self, customer: ErpCustomer, deal_id: str | None, currency: str
+    ) -> SalesOrder | None:
+        """The sales order quote-to-cash booked for the deal (else the customer's latest in
+        the currency): amendments change it and their invoices are posted against it."""
+        orders = (await self.erp.list_sales_orders(customer_id=customer.customer_id,
+                                                   limit=100)).data
+        wanted = order_external_id(deal_id) if deal_id else None
+        chosen = next((o for o in orders if wanted and o.external_id == wanted), None)
+        if chosen is None:
+            same = [o for o in orders if o.currency == currency]
+            chosen = same[-1] if same else None
+        return chosen
 
     @flow_step(system="netsuite", owner="finance")
-    async def post_erp_invoice(self, sales_order_id: str, invoice: Invoice) -> str:
-        posted = await self.erp.upsert_invoice(
-            sales_order_id=sales_order_id,
-            external_id=invoice.id,
-            memo=f"Proration invoice {invoice.number or invoice.id}",
+    async def amend_sales_order(
+        self,
+        customer: ErpCustomer,
+        order: SalesOrder,
+        subscription: Subscription,
+        amendment: Amendment,
+    ) -> SalesOrder:
+        """The deal's order follows the subscription: each recurring line takes the new
+        quantity at its sold unit price; a product new to the order is added, one removed
+        is dropped; one-time lines stay."""
+        removed = {c.product_code for c in amendment.changes if c.product_code and not c.quantity}
+        amended = _amended_lines(order, subscription, removed)
+        for index, line in enumerate(amended):
+            if line.item_id is None and line.product_code:
+                product = await self.erp.find_product(line.product_code)
+                if product is None:
+                    raise UpstreamNotFound(
+                        f"No ERP item {line.product_code} for the amended order", vendor="netsuite"
+                    )
+                amended[index] = msgspec.structs.replace(line, item_id=product.id)
+        if [(x.item_id, x.quantity, x.unit_amount) for x in amended] == [
+            (x.item_id, x.quantity, x.unit_amount) for x in order.lines
+        ]:
+            return order
+        updated = await self.erp.upsert_sales_order(
+            SalesOrderCreate(
+                customer_id=customer.customer_id,
+                legal_entity=order.legal_entity,
+                currency=order.currency,
+                order_date=order.order_date,
+                lines=amended,
+                external_id=order.external_id or current_idempotency_key(),
+                deal_id=order.deal_id,
+                memo=order.memo,
+            )
         )
+        report_external_ids(netsuite_sales_order=updated.id)
+        return updated
+
+    @flow_step(system="netsuite", owner="finance")
+    async def post_erp_invoice(self, order: SalesOrder, invoice: Invoice) -> str:
+        """The proration invoice through the one posting path (upserted by its billing id,
+        so the `invoice.finalized` posting of the same invoice is the same ERP invoice)."""
+        posted = await post_billing_invoice(self.erp, order, invoice)
         report_external_ids(netsuite_invoice=posted.id)
         return posted.id
 
     @flow_step(system="netsuite", owner="finance")
     async def book_erp_credit(self, customer: ErpCustomer, invoice: Invoice) -> str:
-        """A credit memo for what the customer owes less, against its latest ERP invoice in
-        the currency (the ERP takes the credited item from it)."""
-        page = await self.erp.list_invoices(customer_id=customer.customer_id, limit=100)
-        credited = [i for i in page.data if i.currency == invoice.currency]
-        memo = await self.erp.upsert_credit_memo(
-            CreditMemoCreate(
-                customer_id=customer.customer_id,
-                invoice_id=credited[-1].id if credited else None,
-                legal_entity=customer.legal_entity,
-                currency=invoice.currency,
-                amount=-invoice.total,
-                memo=f"Proration credit {invoice.number or invoice.id}",
-                external_id=current_idempotency_key(),
-            )
+        """A credit memo for what the customer owes less (the one posting path's)."""
+        memo = await credit_billing_invoice(
+            self.erp, customer_id=customer.customer_id, legal_entity=customer.legal_entity,
+            invoice=invoice,
         )
         report_external_ids(netsuite_credit_memo=memo.id)
         return memo.id
 
     @flow_step(system="salesforce", owner="revenue_ops")
-    async def mark_deal_synced(self, deal_id: str) -> None:
-        check_write("Deal", "salesforce", ["integration_status"], mirror=True)
-        await self.crm.update_deal(deal_id, DealPatch(integration_status="synced"))
+    async def mark_deal_synced(
+        self, deal_id: str, contract_amount: Money | None = None
+    ) -> None:
+        """The deal shows it is synced and, after an amendment, what it bills now (the
+        amended order's total, the ERP's figure mirrored like the other write-backs)."""
+        patch = (
+            DealPatch(integration_status="synced")
+            if contract_amount is None
+            else DealPatch(integration_status="synced", contract_amount=contract_amount)
+        )
+        check_write("Deal", "salesforce", patch.fields_set(), mirror=True)
+        await self.crm.update_deal(deal_id, patch)
 
     # -- the flow ----------------------------------------------------------------------
 
@@ -277,14 +320,27 @@ class SubscriptionAmendments(FlowInstance):
         outcome = AmendmentOutcome(
             subscription_id=subscription.id, deal_id=subscription.deal_id
         )
+        crm_account = await self.find_crm_account(subscription.customer_id)
+        customer = await self.find_erp_customer(crm_account)
+        order = await self.find_deal_order(customer, subscription.deal_id, subscription.currency)
+        if order is not None:
+            order = await self.amend_sales_order(customer, order, subscription, amendment)
         if amendment.prorate:
-            outcome = await self._book_proration(subscription, amendment, outcome)
+            outcome = await self._book_proration(subscription, amendment, outcome, customer, order)
         if subscription.deal_id is not None:
-            await self.mark_deal_synced(subscription.deal_id)
+            await self.mark_deal_synced(
+                subscription.deal_id,
+                Money(amount=order.total, currency=order.currency) if order is not None else None,
+            )
         return outcome
 
     async def _book_proration(
-        self, subscription: Subscription, amendment: Amendment, outcome: AmendmentOutcome
+        self,
+        subscription: Subscription,
+        amendment: Amendment,
+        outcome: AmendmentOutcome,
+        customer: ErpCustomer,
+        order: SalesOrder | None,
     ) -> AmendmentOutcome:
         draft = await self.invoice_prorations(
             subscription, f"Proration of amendment {amendment_id(amendment)}"
@@ -300,27 +356,44 @@ class SubscriptionAmendments(FlowInstance):
         )
         if invoice.total == 0:
             return outcome
-        crm_account = await self.find_crm_account(subscription.customer_id)
-        customer = await self.find_erp_customer(crm_account)
         if invoice.total > 0:
-            order_id = await self.book_change_order(customer, invoice, amendment)
-            posted = await self.post_erp_invoice(order_id, invoice)
+            if order is None:
+                raise UpstreamNotFound(
+                    f"No ERP sales order to post proration invoice {invoice.id} against",
+                    vendor="netsuite",
+                )
+            posted = await self.post_erp_invoice(order, invoice)
             return msgspec.structs.replace(outcome, erp_invoice_id=posted)
         memo = await self.book_erp_credit(customer, invoice)
         return msgspec.structs.replace(outcome, erp_credit_memo_id=memo)
 
 
-def _order_lines(invoice: Invoice, amendment: Amendment) -> list[SalesOrderLine]:
-    """The change order bills the proration's net total on the first changed product (the
-    ERP needs an item; the proration lines net to one amount)."""
-    codes = [c.product_code for c in amendment.changes if c.product_code]
-    description = "; ".join(line.description or "" for line in invoice.lines)[:1000]
-    return [
-        SalesOrderLine(
-            product_code=codes[0] if codes else None,
-            description=description or None,
-            quantity=1,
-            unit_amount=invoice.total,
-            amount=invoice.total,
-        )
-    ]
+def _amended_lines(
+    order: SalesOrder, subscription: Subscription, removed: set[str]
+) -> list[SalesOrderLine]:
+    """The order's lines with the subscription's quantities: recurring lines of products on
+    the subscription take its quantity (at their sold unit price), products the amendment
+    removed are dropped, new ones are added at the subscription's unit price, other lines
+    (one-time services) stay as booked."""
+    billed = {item.product_code: item for item in subscription.items if item.product_code}
+    lines: list[SalesOrderLine] = []
+    seen: set[str] = set()
+    for line in order.lines:
+        code = line.product_code or ""
+        if code in billed:
+            quantity = billed[code].quantity
+            seen.add(code)
+            lines.append(msgspec.structs.replace(
+                line, quantity=quantity, amount=quantity * line.unit_amount
+            ))
+        elif code not in removed:
+            lines.append(line)
+    # A product new to the order is taxed like the rest of the customer's order.
+    tax_code = next((line.tax_code for line in order.lines if line.tax_code), None)
+    for code, item in billed.items():
+        if code not in seen and item.unit_amount is not None:
+            lines.append(SalesOrderLine(
+                product_code=code, quantity=item.quantity, unit_amount=item.unit_amount,
+                amount=item.quantity * item.unit_amount, tax_code=tax_code,
+            ))
+    return lines

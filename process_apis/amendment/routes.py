@@ -187,6 +187,15 @@ class AmendmentService:
         if change.price_id:
             return await _or_none(self.billing.get_price(change.price_id))
         if change.product_code and subscription is not None:
+            # A product already on the subscription keeps its (sold, maybe discounted) price;
+            # only a product new to it takes the catalog price.
+            sold = next(
+                (i for i in subscription.items if i.product_code == change.product_code), None
+            )
+            if sold is not None:
+                price = await _or_none(self.billing.get_price(sold.price_id))
+                if price is not None:
+                    return msgspec.structs.replace(price, product_code=change.product_code)
             return await self.billing.find_price(
                 product_code=change.product_code, currency=subscription.currency
             )

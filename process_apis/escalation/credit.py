@@ -27,7 +27,6 @@ from contracts.ownership import check_write
 from contracts.v1 import (
     ApprovalDecision,
     ApprovalTask,
-    CreditMemoCreate,
     CreditNoteCreate,
     CustomerPatch,
     RiskLevel,
@@ -62,6 +61,7 @@ from process_apis.escalation.service_credit import (
     find_breaches,
     monthly_recurring_amount,
 )
+from process_apis.invoice_posting.flow import book_credit_note
 from system_apis.billing.port import BillingPort
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
@@ -234,19 +234,17 @@ class EscalationFlows(FlowInstance):
         return note.id
 
     @flow_step(system="netsuite", owner="finance")
-    async def book_credit_memo(self, credit: ServiceCredit, erp: ErpAccount, memo: str) -> str:
+    async def book_credit_memo(
+        self, credit: ServiceCredit, erp: ErpAccount, memo: str, note_id: str
+    ) -> str:
+        """The credit note's credit memo through the invoice posting's one path (keyed by the
+        credit note, so its `credit_note.created` posting is the same memo)."""
         if credit.amount is None or credit.currency is None:
             raise Conflict(f"Service credit {credit.id} has no amount to book")
-        booked = await self.erp.upsert_credit_memo(
-            CreditMemoCreate(
-                customer_id=erp.customer_id,
-                invoice_id=erp.invoice_id,
-                legal_entity=erp.legal_entity,
-                currency=credit.currency,
-                amount=credit.amount,
-                memo=memo,
-                external_id=current_idempotency_key(),
-            )
+        note = await self.billing.get_credit_note(note_id)
+        booked = await book_credit_note(
+            self.erp, note, customer_id=erp.customer_id, legal_entity=erp.legal_entity,
+            erp_invoice_id=erp.invoice_id, memo=memo,
         )
         report_external_ids(netsuite_credit_memo=booked.id)
         return booked.id
@@ -377,7 +375,7 @@ class EscalationFlows(FlowInstance):
         assert erp is not None, "an owed credit has its ERP account"
         memo = _memo(credit, decision)
         note_id = await self.issue_credit_note(credit, memo)
-        memo_id = await self.book_credit_memo(credit, erp, memo)
+        memo_id = await self.book_credit_memo(credit, erp, memo, note_id)
         credit = msgspec.structs.replace(credit, credit_note_id=note_id, credit_memo_id=memo_id)
         if credit.ticket_id is not None:
             await self.comment_on_case(credit.ticket_id, _case_comment(credit), _marker(credit))

@@ -1,20 +1,34 @@
 """Invoice posting: what Stripe bills is booked in NetSuite, the financial system of record.
 
-`invoice.finalized`: the NetSuite invoice is upserted (externalId = the Stripe invoice id) from
-the sales order of the subscription's opportunity (externalId `q2c:{opportunity_id}`), else the
-customer's latest order in the invoice's currency, so it lands in that order's subsidiary and
-currency. `invoice.paid`: the invoice is posted if it is not yet, then a customer payment
-(externalId `pay:{invoice id}`) applied to it marks it paid in full. Both are upserts, so a
-replayed flow writes nothing twice. No compensation: a failure (no order, amounts that differ
-from the order's) waits in the exception queue for finance.
+The one path every billing invoice takes (first, renewal period, proration, one-time): on
+`invoice.finalized` the NetSuite invoice is upserted (externalId = the Stripe invoice id, so it
+is posted exactly once however often it is asked for) against the sales order of the
+subscription's opportunity (externalId `q2c:{opportunity_id}`), else the customer's latest order
+in the invoice's currency, so it lands in that order's subsidiary and currency. It carries the
+billing invoice's own lines (`erp_lines`), each under the order line of its product, so its
+total is what billing billed. An invoice that credits (a proration below zero) becomes a credit
+memo (externalId `credit:{invoice id}`) instead. `invoice.paid`: the invoice is posted if it is
+not yet, then a customer payment (externalId `pay:{invoice id}`) applied to it marks it paid in
+full. Amendments post their proration invoices through `post_billing_invoice` and
+`credit_billing_invoice` too. No compensation: a failure (no order) waits in the exception
+queue for finance.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from contracts.errors import Conflict, UpstreamNotFound
-from contracts.v1 import Invoice, Payment, SalesOrder
+from contracts.errors import UpstreamNotFound
+from contracts.v1 import (
+    CreditMemo,
+    CreditMemoCreate,
+    CreditNote,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    SalesOrder,
+    SalesOrderLine,
+)
 from process_apis.customer_master.flow import canonical_customer_id
 from process_apis.engine.durable import (
     SHORT_OUTAGE,
@@ -30,19 +44,29 @@ from system_apis.billing.port import BillingPort
 from system_apis.erp.port import ErpPort
 
 __all__ = [
+    "CREDIT_FLOW_TYPE",
+    "CREDIT_NOTE_CREATED",
     "FINALIZED",
     "FLOW_TYPE",
     "PAID",
     "PAYMENT_FLOW_TYPE",
     "InvoicePostingFlows",
+    "book_credit_note",
     "build",
+    "credit_billing_invoice",
+    "credit_external_id",
+    "credit_note_external_id",
+    "erp_lines",
     "order_external_id",
     "payment_external_id",
+    "post_billing_invoice",
     "stripe_legal_entity",
 ]
 
 FLOW_TYPE: Final = "invoice_posting"
 PAYMENT_FLOW_TYPE: Final = "payment_posting"
+CREDIT_FLOW_TYPE: Final = "credit_posting"
+CREDIT_NOTE_CREATED: Final = "credit_note.created"
 FINALIZED: Final = "invoice.finalized"
 PAID: Final = "invoice.paid"
 PAGE: Final = 100
@@ -56,6 +80,119 @@ def order_external_id(opportunity_id: str) -> str:
 
 def payment_external_id(stripe_invoice_id: str) -> str:
     return f"pay:{stripe_invoice_id}"
+
+
+def credit_note_external_id(credit_note_id: str) -> str:
+    """The ERP credit memo of a billing credit note."""
+    return f"cn:{credit_note_id}"
+
+
+async def book_credit_note(
+    erp: ErpPort,
+    note: CreditNote,
+    *,
+    customer_id: str,
+    legal_entity: str,
+    erp_invoice_id: str | None,
+    memo: str | None = None,
+) -> CreditMemo:
+    """The credit memo of a billing credit note, upserted by `cn:{credit note id}`: whoever
+    books it (the `credit_note.created` posting, the service-credit flow) books one memo."""
+    return await erp.upsert_credit_memo(
+        CreditMemoCreate(
+            customer_id=customer_id,
+            invoice_id=erp_invoice_id,
+            legal_entity=legal_entity,
+            currency=note.currency,
+            amount=note.amount,
+            memo=(memo or note.memo or f"Credit note {note.id}")[:1000],
+            external_id=credit_note_external_id(note.id),
+        )
+    )
+
+
+def credit_external_id(stripe_invoice_id: str) -> str:
+    """The credit memo of a billing invoice that credits the customer (total below zero)."""
+    return f"credit:{stripe_invoice_id}"
+
+
+def erp_lines(invoice: Invoice, order: SalesOrder) -> list[SalesOrderLine]:
+    """The billing invoice's lines as the ERP books them: one line per product, under that
+    product's order line (item); a line whose product the order lacks (an ad hoc charge)
+    goes under the order's first item. Lines of one product net together (a proration's
+    unused and remaining time), so every ERP line is zero or more and they sum to the
+    invoice's subtotal. Pure: the amendment flow and tests call it too."""
+    if not order.lines:
+        raise ValueError(f"sales order {order.number or order.id} has no lines")
+    by_code = {line.product_code: line for line in order.lines if line.product_code}
+    fallback = order.lines[0]
+    groups: dict[str, list[tuple[SalesOrderLine, InvoiceLine]]] = {}
+    for line in invoice.lines:
+        ordered = by_code.get(line.product_code or "", fallback)
+        groups.setdefault(ordered.item_id or ordered.product_code or "", []).append(
+            (ordered, line)
+        )
+    booked = [_booked(parts[0][0], [line for _, line in parts]) for parts in groups.values()]
+    if any(line.amount < 0 for line in booked):
+        # A credit on one product larger than a charge on another: book the net on one line.
+        booked = [_booked(booked[0], [line for _, parts in groups.items() for _, line in parts])]
+    return booked
+
+
+def _booked(ordered: SalesOrderLine, billed: list[InvoiceLine]) -> SalesOrderLine:
+    """Billing lines of one product as one ERP line under `ordered`'s item: their amounts and
+    their tax (each already rounded on its billing line) added up, never recomputed."""
+    amount = sum(line.amount for line in billed)
+    quantity = billed[0].quantity if len(billed) == 1 and billed[0].quantity > 0 else 1
+    if amount % quantity:
+        quantity = 1
+    taxes = [line.tax_amount for line in billed if line.tax_amount is not None]
+    rate = next((line.tax_rate_bps for line in billed if line.tax_rate_bps is not None), None)
+    code = next((line.tax_code for line in billed if line.tax_code), None) or ordered.tax_code
+    return SalesOrderLine(
+        item_id=ordered.item_id,
+        product_code=ordered.product_code,
+        description="; ".join(line.description or "" for line in billed)[:1000] or None,
+        quantity=quantity,
+        unit_amount=amount // quantity,
+        amount=amount,
+        tax_code=code,
+        tax_rate_bps=rate if rate is not None else ordered.tax_rate_bps,
+        # Untaxed in billing is untaxed in the ERP too, whatever the code's own rate.
+        tax_amount=sum(taxes) if taxes else (0 if code else None),
+    )
+
+
+async def post_billing_invoice(erp: ErpPort, order: SalesOrder, invoice: Invoice) -> Invoice:
+    """The ERP invoice of a billing invoice (total zero or more), upserted by the billing
+    invoice's id: the same billing invoice is one ERP invoice whoever posts it."""
+    return await erp.upsert_invoice(
+        sales_order_id=order.id,
+        external_id=invoice.id,
+        memo=f"Stripe invoice {invoice.number or invoice.id}",
+        lines=erp_lines(invoice, order),
+        tax_note=invoice.tax_note,
+    )
+
+
+async def credit_billing_invoice(
+    erp: ErpPort, *, customer_id: str, legal_entity: str, invoice: Invoice
+) -> CreditMemo:
+    """The credit memo of a billing invoice below zero, upserted by `credit:{invoice id}`,
+    against the customer's latest ERP invoice in the currency."""
+    page = await erp.list_invoices(customer_id=customer_id, limit=100)
+    credited = [i for i in page.data if i.currency == invoice.currency]
+    return await erp.upsert_credit_memo(
+        CreditMemoCreate(
+            customer_id=customer_id,
+            invoice_id=credited[-1].id if credited else None,
+            legal_entity=legal_entity,
+            currency=invoice.currency,
+            amount=-invoice.total,
+            memo=f"Proration credit {invoice.number or invoice.id}",
+            external_id=credit_external_id(invoice.id),
+        )
+    )
 
 
 def stripe_legal_entity(event: WebhookEvent) -> str | None:
@@ -131,18 +268,24 @@ class InvoicePostingFlows(FlowInstance):
                 f"invoice {invoice.id} (customer {erp_customer_id})",
                 vendor="netsuite",
             )
-        _check_billable(chosen, invoice)
         return chosen
 
     @flow_step(system="netsuite", retry=SHORT_OUTAGE)
-    async def post_invoice(self, sales_order_id: str, invoice: Invoice) -> Invoice:
-        posted = await self.erp.upsert_invoice(
-            sales_order_id=sales_order_id,
-            external_id=invoice.id,
-            memo=f"Stripe invoice {invoice.number or invoice.id}",
-        )
+    async def post_invoice(self, order: SalesOrder, invoice: Invoice) -> Invoice:
+        """The ERP invoice with the billing invoice's own lines (see `erp_lines`)."""
+        posted = await post_billing_invoice(self.erp, order, invoice)
         report_external_ids(netsuite_invoice=posted.id)
         return posted
+
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
+    async def post_credit(self, order: SalesOrder, invoice: Invoice) -> str:
+        """A billing invoice below zero: the credit memo of what it credits."""
+        memo = await credit_billing_invoice(
+            self.erp, customer_id=order.customer_id, legal_entity=order.legal_entity,
+            invoice=invoice,
+        )
+        report_external_ids(netsuite_credit_memo=memo.id)
+        return memo.id
 
     @flow_step(system="netsuite", retry=SHORT_OUTAGE)
     async def apply_payment(self, invoice: Invoice, posted: Invoice) -> Payment:
@@ -163,20 +306,59 @@ class InvoicePostingFlows(FlowInstance):
         report_external_ids(netsuite_payment=payment.id)
         return payment
 
+    @flow_step(system="stripe", retry=SHORT_OUTAGE)
+    async def fetch_credit_note(self, credit_note_id: str) -> CreditNote:
+        return await self.billing.get_credit_note(credit_note_id)
+
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
+    async def find_credited_invoice(self, note: CreditNote) -> Invoice:
+        """The ERP invoice posted for the billing invoice the note credits."""
+        posted = await self.erp.find_invoice(external_id=note.invoice_id)
+        if posted is None:
+            raise UpstreamNotFound(
+                f"Billing invoice {note.invoice_id} credited by {note.id} is not posted in the "
+                "ERP yet",
+                vendor="netsuite",
+            )
+        return posted
+
+    @flow_step(system="netsuite", retry=SHORT_OUTAGE)
+    async def post_credit_note(self, note: CreditNote, credited: Invoice) -> str:
+        memo = await book_credit_note(
+            self.erp, note, customer_id=credited.customer_id,
+            legal_entity=credited.legal_entity, erp_invoice_id=credited.id,
+        )
+        report_external_ids(netsuite_credit_memo=memo.id)
+        return memo.id
+
     # -- flows ---------------------------------------------------------------------------
 
     @flow()
     async def invoice_finalized(self, event: WebhookEvent) -> str:
-        """Returns the NetSuite invoice id."""
+        """Returns the NetSuite invoice id (or credit memo id, for an invoice that credits)."""
         invoice = await self.fetch_invoice(_subject(event))
         account = await self.fetch_crm_account(invoice.customer_id)
+        if invoice.total < 0:
+            order = await self.order_of(invoice, account)
+            return await self.post_credit(order, invoice)
         return (await self.book(invoice, account)).id
+
+    @flow()
+    async def credit_note_created(self, event: WebhookEvent) -> str:
+        """Returns the ERP credit memo id of the billing credit note."""
+        note = await self.fetch_credit_note(_subject(event))
+        credited = await self.find_credited_invoice(note)
+        return await self.post_credit_note(note, credited)
 
     @flow()
     async def invoice_paid(self, event: WebhookEvent) -> str | None:
         """Returns the NetSuite payment id (None when Stripe collected nothing)."""
         invoice = await self.fetch_invoice(_subject(event))
         account = await self.fetch_crm_account(invoice.customer_id)
+        if invoice.total < 0:
+            # Stripe marks a crediting invoice paid at once: nothing was collected.
+            await self.post_credit(await self.order_of(invoice, account), invoice)
+            return None
         posted = await self.book(invoice, account)
         if invoice.amount_paid <= 0:
             return None
@@ -186,20 +368,35 @@ class InvoicePostingFlows(FlowInstance):
         """The NetSuite invoice of a Stripe invoice of the customer of `crm_account`, posted
         now unless it already is (steps of the calling flow; the payment-failure flows use it
         too)."""
+        return await self.post_invoice(await self.order_of(invoice, crm_account), invoice)
+
+    async def order_of(self, invoice: Invoice, crm_account: str) -> SalesOrder:
+        """The sales order a billing invoice is posted against (steps of the calling flow)."""
         opportunity = (
             await self.fetch_opportunity(invoice.subscription_id)
             if invoice.subscription_id
             else None
         )
         erp_customer = await self.find_erp_customer(crm_account)
-        order = await self.find_sales_order(erp_customer, opportunity, invoice)
-        return await self.post_invoice(order.id, invoice)
+        return await self.find_sales_order(erp_customer, opportunity, invoice)
 
     # -- subscriptions -------------------------------------------------------------------
 
     def subscribe(self, dispatcher: WebhookDispatcher) -> None:
         dispatcher.register("stripe", FINALIZED, self._on_finalized)
         dispatcher.register("stripe", PAID, self._on_paid)
+        dispatcher.register("stripe", CREDIT_NOTE_CREATED, self._on_credit_note)
+
+    def _on_credit_note(self, event: WebhookEvent) -> FlowStart | None:
+        if event.type != CREDIT_NOTE_CREATED or not event.subject:
+            return None
+        return FlowStart(
+            flow_type=CREDIT_FLOW_TYPE,
+            business_key=f"stripe:{event.id}",
+            fn=self.credit_note_created,
+            args=(event,),
+            legal_entity=stripe_legal_entity(event),
+        )
 
     def _on_finalized(self, event: WebhookEvent) -> FlowStart | None:
         return self._start(event, FLOW_TYPE, self.invoice_finalized)
@@ -245,13 +442,3 @@ def _subject(event: WebhookEvent) -> str:
     if not event.subject:
         raise ValueError(f"event {event.id} names no object")
     return event.subject
-
-
-def _check_billable(order: SalesOrder, invoice: Invoice) -> None:
-    if order.currency != invoice.currency or order.total != invoice.total:
-        raise Conflict(
-            f"Stripe invoice {invoice.id} is {invoice.total} {invoice.currency} (minor units) "
-            f"but sales order {order.number} is {order.total} {order.currency}; NetSuite bills "
-            "an order with the order's lines, so this invoice needs posting by hand",
-            code="invoice_differs_from_order",
-        )

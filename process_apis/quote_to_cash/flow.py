@@ -2,13 +2,18 @@
 
 The flow makes sure the account is a customer in billing, the ERP and support (customer
 master), that every product of the deal is in the billing and ERP catalogs (matched by product
-code), charges the one-time services as invoice items and subscribes the customer to the
-recurring lines (one Stripe subscription, `send_invoice`, due after the account's payment
-terms; the pending one-time items land on its first invoice), books the NetSuite sales order
+code), and subscribes the customer to the recurring lines at the deal's own unit prices (one
+Stripe subscription, `send_invoice`, due after the account's payment terms), its one-time lines
+added to that subscription's first invoice only (never left as loose items another
+subscription's invoice could pick up), books the NetSuite sales order
 (externalId `q2c:{opportunity_id}`) and writes order number, subscription id and status back
 to the opportunity. No compensation: a step that fails for good waits in the exception queue
 and resumes from that step; every write is keyed, so nothing is created twice. A deal of one-time
-services only gets an invoice of its own instead of a subscription.
+services only gets an invoice of its own instead of a subscription, its items bound to it.
+Every system bills and books the order's prices and tax: the order (`orders.py`) is the one
+place a price or a tax treatment is decided. Billing taxes through a tax rate per tax code (on
+the subscription, or the one-time invoice); the sales order's lines carry the pre-tax amounts
+and the tax code, and the invoices the tax.
 
 Owner teams follow `exceptions.owner_for`: outages and refused credentials go to integration,
 catalog and pricing steps to revenue ops, ERP postings to finance.
@@ -30,6 +35,7 @@ from contracts.v1 import (
     SalesOrderLine,
     SubscriptionCreate,
     SubscriptionItemInput,
+    TaxRate,
 )
 from process_apis.cross_references import CrossReferences
 from process_apis.customer_master.flow import (
@@ -50,6 +56,7 @@ from process_apis.quote_to_cash.orders import Order, OrderLine
 from system_apis.billing.port import BillingPort
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
+from system_apis.tax.port import TaxTreatment
 
 __all__ = [
     "FLOW_TYPE",
@@ -65,6 +72,8 @@ PRICE: Final = "price"
 PRODUCT: Final = "product"
 """Cross-reference entity of a catalog product (its product code)."""
 SYNCED: Final = "synced"
+TAX_RATE: Final = "tax_rate"
+"""Cross-reference entity of a billing tax rate (the company's tax code)."""
 
 
 
@@ -115,21 +124,24 @@ class QuoteToCash(FlowInstance):
         customer = await self.customers.ensure(order.account)
         prices = await self.sync_billing_catalog(order.lines, order.currency)
         items = await self.sync_erp_catalog(order.lines, order.currency)
-        charges = [
-            await self.charge_one_time_product(
-                customer.billing_customer_id, prices[line.product_code], line.quantity,
-                f"{line.product_name} ({order.name})",
-            )
-            for line in order.lines
-            if not line.recurring
-        ]
+        tax_rates = [await self.ensure_tax_rate(order.tax)] if order.tax is not None else []
         subscription_id = None
+        charges: list[str] = []
         if any(line.recurring for line in order.lines):
             subscription_id = await self.subscribe_to_recurring_prices(
-                order, customer.billing_customer_id, prices
+                order, customer.billing_customer_id, prices, tax_rates
             )
-        elif charges:
-            await self.invoice_one_time_products(order, customer.billing_customer_id)
+        else:
+            draft = await self.draft_one_time_invoice(
+                order, customer.billing_customer_id, tax_rates
+            )
+            charges = [
+                await self.charge_one_time_product(
+                    order, customer.billing_customer_id, draft, prices[line.product_code], line
+                )
+                for line in order.lines
+            ]
+            await self.send_one_time_invoice(draft)
         booked = await self.book_sales_order(order, customer.erp_customer_id, items)
         await self.write_back_opportunity(order.opportunity_id, booked.number, subscription_id)
         return QuoteToCashResult(
@@ -176,41 +188,49 @@ class QuoteToCash(FlowInstance):
         report_external_ids(**{f"netsuite_item_{code}": iid for code, iid in items.items()})
         return items
 
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
+    async def ensure_tax_rate(self, tax: TaxTreatment) -> str:
+        """The billing tax rate of the customer's tax code, created where missing. Keyed by
+        the code, not the flow: any flow may be the first to need it."""
+        rate_id = await self.references.find(TAX_RATE, tax.code, "stripe")
+        if rate_id is None:
+            found = await self.billing.find_tax_rate(tax.code)
+            if found is None:
+                found = await self.billing.create_tax_rate(
+                    TaxRate(
+                        id=tax.code,
+                        code=tax.code,
+                        rate_bps=tax.rate_bps,
+                        display_name=tax.name,
+                        reason=tax.reason,
+                        jurisdiction=tax.jurisdiction,
+                    ),
+                    idempotency_key=f"tax:{tax.code}:rate",
+                )
+            rate_id = found.id
+            await self.references.link(TAX_RATE, tax.code, "stripe", rate_id)
+        report_external_ids(stripe_tax_rate=rate_id)
+        return rate_id
+
     # -- billing ---------------------------------------------------------------------------
 
     @flow_step(system="stripe", retry=BUSY_PLATFORM)
-    async def charge_one_time_product(
-        self, customer_id: str, price_id: str, quantity: int, description: str
-    ) -> str:
-        """An invoice item for a one-time service; it waits for the customer's next invoice."""
-        item = await self.billing.create_invoice_item(
-            customer_id=customer_id,
-            price_id=price_id,
-            quantity=quantity,
-            description=description,
-            idempotency_key=current_idempotency_key(),
-        )
-        report_external_ids(stripe_invoice_item=item.id)
-        return item.id
-
-    @flow_step(system="stripe", retry=BUSY_PLATFORM)
     async def subscribe_to_recurring_prices(
-        self, order: Order, customer_id: str, prices: dict[str, str]
+        self, order: Order, customer_id: str, prices: dict[str, str], tax_rates: list[str]
     ) -> str:
-        """One subscription of the recurring lines, invoiced (not charged) on the account's
-        payment terms; its metadata names the deal and the canonical customer."""
+        """One subscription of the recurring lines at the deal's unit prices, invoiced (not
+        charged) on the account's payment terms; the deal's one-time lines go on its first
+        invoice. Its metadata names the deal and the canonical customer."""
         subscription = SubscriptionCreate(
             customer_id=customer_id,
             currency=order.currency,
-            items=[
-                SubscriptionItemInput(price_id=prices[line.product_code], quantity=line.quantity)
-                for line in order.lines
-                if line.recurring
-            ],
+            items=[_billed(line, prices) for line in order.lines if line.recurring],
+            one_time_items=[_billed(line, prices) for line in order.lines if not line.recurring],
             collection_method="send_invoice",
             days_until_due=order.payment_terms_days,
             deal_id=order.opportunity_id,
             legal_entity=order.legal_entity,
+            tax_rate_ids=tax_rates,
         )
         created = await self.billing.create_subscription(
             subscription,
@@ -221,19 +241,49 @@ class QuoteToCash(FlowInstance):
         return created.id
 
     @flow_step(system="stripe", retry=BUSY_PLATFORM)
-    async def invoice_one_time_products(self, order: Order, customer_id: str) -> str:
-        """A deal of one-time services only: its pending items go on an invoice of their own,
-        sent on the account's payment terms (Stripe finalizes it)."""
+    async def draft_one_time_invoice(
+        self, order: Order, customer_id: str, tax_rates: list[str]
+    ) -> str:
+        """A deal of one-time services only: a draft invoice of its own, sent on the
+        account's payment terms; it takes no pending item of the customer."""
         invoice = await self.billing.create_invoice(
             customer_id=customer_id,
             collection_method="send_invoice",
             days_until_due=order.payment_terms_days,
-            include_pending_items=True,
-            auto_advance=True,
+            include_pending_items=False,
+            auto_advance=False,
             description=order.name,
             idempotency_key=current_idempotency_key(),
+            tax_rate_ids=tax_rates,
+            deal_id=order.opportunity_id,
+            legal_entity=order.legal_entity,
         )
         report_external_ids(stripe_invoice=invoice.id)
+        return invoice.id
+
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
+    async def charge_one_time_product(
+        self, order: Order, customer_id: str, invoice_id: str, price_id: str, line: OrderLine
+    ) -> str:
+        """A one-time line at the deal's unit price, on the deal's own invoice."""
+        item = await self.billing.create_invoice_item(
+            customer_id=customer_id,
+            price_id=price_id,
+            quantity=line.quantity,
+            unit_amount=None if line.unit_amount == line.list_amount else line.unit_amount,
+            description=f"{line.product_name} ({order.name})",
+            invoice_id=invoice_id,
+            deal_id=order.opportunity_id,
+            idempotency_key=current_idempotency_key(),
+        )
+        report_external_ids(stripe_invoice_item=item.id)
+        return item.id
+
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
+    async def send_one_time_invoice(self, invoice_id: str) -> str:
+        invoice = await self.billing.finalize_invoice(
+            invoice_id, idempotency_key=current_idempotency_key()
+        )
         return invoice.id
 
     # -- ERP and CRM -----------------------------------------------------------------------
@@ -258,6 +308,8 @@ class QuoteToCash(FlowInstance):
                         quantity=line.quantity,
                         unit_amount=line.unit_amount,
                         amount=line.amount,
+                        tax_code=order.tax.code if order.tax else None,
+                        tax_rate_bps=order.tax.rate_bps if order.tax else None,
                     )
                     for line in order.lines
                 ],
@@ -304,6 +356,17 @@ class QuoteToCash(FlowInstance):
             idempotency_key=f"catalog:{line.product_code}:{currency}:price",
         )
         return price.id
+
+
+def _billed(line: OrderLine, prices: dict[str, str]) -> SubscriptionItemInput:
+    """A deal line as billing bills it: the catalog price when the deal sold at list price,
+    else the catalog price's product at the sold unit price (an inline price of its own)."""
+    return SubscriptionItemInput(
+        price_id=prices[line.product_code],
+        quantity=line.quantity,
+        unit_amount=None if line.unit_amount == line.list_amount else line.unit_amount,
+        product_code=line.product_code,
+    )
 
 
 def _distinct(lines: list[OrderLine]) -> list[OrderLine]:

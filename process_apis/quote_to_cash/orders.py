@@ -4,8 +4,10 @@
 entities and either returns the `Order` or raises `ValidationFailed` listing every field
 problem at once (not won, no lines, a product without a price in the deal's currency, a
 currency the legal entity or Stripe does not bill in, an account without billing country or
-legal entity, more lines, units or money than `contracts.limits` allows a request), so the
-caller fixes the deal in one go.
+legal entity, more lines, units or money than `contracts.limits` allows a request, a customer
+no tax rule covers), so the caller fixes the deal in one go. The order carries the deal's sold
+unit prices and the customer's tax treatment: it is the one place where price and tax are
+decided, and every platform bills and books what it says.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from contracts.principal import Principal
 from contracts.v1 import BillingInterval, Customer, Deal, LegalEntity, Price, Product
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
+from system_apis.tax.port import TaxPort, TaxTreatment
 from system_apis.visibility import may_see
 
 __all__ = [
@@ -96,6 +99,8 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     payment_terms_days: int
     lines: list[OrderLine]
     amount: int
+    tax: TaxTreatment | None = None
+    """How the legal entity taxes this customer (None: the gateway has no tax port)."""
 
 
 class Catalog(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,9 +135,17 @@ def order_problems(
 class OrderDesk:
     """Takes won deals as orders: reads what a check needs from the CRM and the ERP."""
 
-    def __init__(self, *, crm: CrmPort, erp: ErpPort, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        *,
+        crm: CrmPort,
+        erp: ErpPort,
+        tax: TaxPort | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._crm = crm
         self._erp = erp
+        self._tax = tax
         self._products = _Cached[dict[str, Product]](CATALOG_TTL_SECONDS, clock)
         self._prices: dict[str, _Cached[dict[str, Price]]] = {}
         self._entities = _Cached[dict[str, LegalEntity]](LEGAL_ENTITIES_TTL_SECONDS, clock)
@@ -157,11 +170,17 @@ class OrderDesk:
         catalog = await self.catalog(deal)
         entities = await self._entities.get(self._read_entities)
         problems = account_problems + order_problems(deal, account, catalog, entities)
+        treatment = None
+        if self._tax is not None and account is not None and deal.legal_entity is not None:
+            try:
+                treatment = self._tax.treatment(legal_entity=deal.legal_entity, customer=account)
+            except ValueError as exc:
+                problems.append(_problem("/account/billing_address/country", str(exc)))
         if problems or account is None:
             raise ValidationFailed(
                 f"Opportunity {opportunity_id} cannot be booked", errors=problems
             )
-        return _order(deal, account, catalog)
+        return msgspec.structs.replace(_order(deal, account, catalog), tax=treatment)
 
     async def customer_for(self, crm_account_id: str, *, principal: Principal) -> Customer:
         """The CRM account a customer-master sync copies out.

@@ -46,6 +46,7 @@ from system_apis.billing.port import BillingPort
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
 from system_apis.support.port import SupportPort
+from system_apis.tax.port import TaxPort
 
 __all__ = [
     "QuoteToCashRequest",
@@ -210,6 +211,7 @@ def build(
     flow_reader: FlowReader,
     poll_seconds: float = 0.0,
     poll_since: datetime | None = None,
+    tax: TaxPort | None = None,
 ) -> QuoteToCashService:
     """Quote-to-cash and the customer master for the app factory; call it before the flow
     engine launches (the flows are registered with it).
@@ -218,6 +220,7 @@ def build(
         poll_seconds: seconds between looks for won deals in the CRM; 0 (the default) turns
             the won-deal poller off.
         poll_since: where a gateway that never polled starts; None: when polling starts.
+        tax: the customers' tax treatments; None bills and books no tax.
     """
     references = CrossReferences(database)
     customers = flow_engine.register(
@@ -227,7 +230,7 @@ def build(
         QuoteToCash, customers=customers, crm=crm, billing=billing, erp=erp,
         references=references,
     )
-    desk = OrderDesk(crm=crm, erp=erp)
+    desk = OrderDesk(crm=crm, erp=erp, tax=tax)
     service = QuoteToCashService(
         engine=flow_engine,
         reader=flow_reader,

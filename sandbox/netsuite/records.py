@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING, Any
 
 from sandbox.netsuite.errors import WireError
@@ -119,7 +119,9 @@ def _tran_date(store: RecordStore, record: dict[str, Any]) -> None:
     record["tranDate"] = as_date(record.get("tranDate") or store.today().isoformat(), "tranDate")
 
 
-def _item_lines(store: RecordStore, record: dict[str, Any], *, required: bool) -> None:
+def _item_lines(
+    store: RecordStore, record: dict[str, Any], *, required: bool, taxed: bool = False
+) -> None:
     lines = _sublist_items(record, "item")
     if not lines:
         if required:
@@ -130,11 +132,15 @@ def _item_lines(store: RecordStore, record: dict[str, Any], *, required: bool) -
         record["item"] = []
         return
     currency = record["currency"]["id"]
-    normalized = [_item_line(store, line, index, currency) for index, line in enumerate(lines)]
+    normalized = [
+        _item_line(store, line, index, currency, taxed=taxed) for index, line in enumerate(lines)
+    ]
     record["item"] = normalized
 
 
-def _item_line(store: RecordStore, line: Any, index: int, currency: str) -> dict[str, Any]:
+def _item_line(
+    store: RecordStore, line: Any, index: int, currency: str, *, taxed: bool
+) -> dict[str, Any]:
     path = f"item.items[{index}]"
     if not isinstance(line, dict):
         raise invalid(path, line)
@@ -155,7 +161,7 @@ def _item_line(store: RecordStore, line: Any, index: int, currency: str) -> dict
         rate = _base_price(item, currency, f"{path}.rate")
         amount = quantity * rate
     description = as_text(line.get("description"), f"{path}.description")
-    return {
+    normalized: dict[str, Any] = {
         "line": index + 1,
         "item": {"id": item_id},
         "description": description or item.get("displayName"),
@@ -163,6 +169,38 @@ def _item_line(store: RecordStore, line: Any, index: int, currency: str) -> dict
         "rate": rate,
         "amount": amount,
     }
+    if line.get("taxCode") is not None:
+        _line_tax(store, line, normalized, path, taxed=taxed)
+    return normalized
+
+
+def _line_tax(
+    store: RecordStore, line: dict[str, Any], normalized: dict[str, Any], path: str,
+    *, taxed: bool,
+) -> None:
+    """A line's tax code and, on invoices and credit memos, its rate (`taxRate1`, percent,
+    the code's unless given) and amount (`tax1Amt`: given, else amount x rate rounded half up
+    to the cent on the line). Sales orders keep the code only: their tax is invoiced."""
+    code_id = ref_id(line["taxCode"], f"{path}.taxCode")
+    if not store.exists("salesTaxItem", code_id):
+        raise invalid(f"{path}.taxCode", code_id, "taxCode")
+    normalized["taxCode"] = {"id": code_id}
+    if not taxed:
+        return
+    code = store.record("salesTaxItem", code_id)
+    rate = (
+        as_decimal(line["taxRate1"], f"{path}.taxRate1")
+        if line.get("taxRate1") is not None
+        else Decimal(str(code["rate"]))
+    )
+    if line.get("tax1Amt") is not None:
+        tax = Decimal(str(line["tax1Amt"]))
+        if not tax.is_finite():
+            raise invalid(f"{path}.tax1Amt", line["tax1Amt"])
+    else:
+        tax = (normalized["amount"] * rate / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    normalized["taxRate1"] = rate
+    normalized["tax1Amt"] = tax
 
 
 def _base_price(item: dict[str, Any], currency: str, path: str) -> Decimal:
@@ -273,8 +311,9 @@ def normalize_invoice(store: RecordStore, record: dict[str, Any], rid: str | Non
         days = store.term_days(customer.get("terms", {}).get("id"))
         due = dt.date.fromisoformat(record["tranDate"]) + dt.timedelta(days=days)
         record["dueDate"] = due.isoformat()
-    _texts(record, "memo", "otherRefNum", "custbody_collections_status")
-    _item_lines(store, record, required=True)
+    _texts(record, "memo", "otherRefNum", "custbody_collections_status",
+           "custbody_erpgw_tax_note")
+    _item_lines(store, record, required=True, taxed=True)
     _tran_id(store, record, "INV")
 
 
@@ -285,7 +324,7 @@ def normalize_credit_memo(store: RecordStore, record: dict[str, Any], rid: str |
         record["item"] = [dict(line) for line in invoice["item"]]
     _tran_date(store, record)
     _texts(record, "memo", "otherRefNum")
-    _item_lines(store, record, required=True)
+    _item_lines(store, record, required=True, taxed=True)
     _tran_id(store, record, "CM")
 
 
@@ -401,18 +440,29 @@ def normalize_approval(store: RecordStore, record: dict[str, Any], rid: str | No
     record.setdefault("name", record["custrecord_subject"][:80])
 
 
+def normalize_tax_code(store: RecordStore, record: dict[str, Any], rid: str | None) -> None:
+    if not record.get("itemId"):
+        raise missing("itemId", "Tax Code")
+    _texts(record, "itemId", "description")
+    record["rate"] = as_decimal(record.get("rate", 0), "rate")
+    record.setdefault("isInactive", False)
+
+
 def normalize_reference(store: RecordStore, record: dict[str, Any], rid: str | None) -> None:
     if not record.get("name") and not record.get("symbol"):
         raise missing("name", "Name")
 
 
 _PARTY_REFS = {"subsidiary": "subsidiary", "currency": "currency"}
+_LINE_REFS = {"item": "serviceSaleItem", "taxCode": "salesTaxItem"}
 _TRAN_FIELDS = frozenset({"trandate", "tranid", "memo", "otherrefnum", "status", "total",
                           "createddate", "lastmodifieddate"})
 
 TYPES: dict[str, TypeSpec] = {
     spec.name: spec
     for spec in (
+        TypeSpec("salesTaxItem", normalize_tax_code, "item",
+                 fields=frozenset({"itemid", "rate", "description", "isinactive"})),
         TypeSpec("subsidiary", normalize_reference, "subsidiary", refs={"currency": "currency"},
                  fields=frozenset({"name", "country", "isinactive"})),
         TypeSpec("currency", normalize_reference, "currency",
@@ -431,17 +481,17 @@ TYPES: dict[str, TypeSpec] = {
                                    "custitem_erpgw_billing_interval"})),
         TypeSpec("salesOrder", normalize_sales_order, "transaction",
                  refs={**_PARTY_REFS, "entity": "customer"}, sublist="item",
-                 line_refs={"item": "serviceSaleItem"}, tran_prefix="SO",
+                 line_refs=_LINE_REFS, tran_prefix="SO",
                  created="createdDate", fields=_TRAN_FIELDS),
         TypeSpec("invoice", normalize_invoice, "transaction",
                  refs={**_PARTY_REFS, "entity": "customer", "createdFrom": "salesOrder"},
-                 sublist="item", line_refs={"item": "serviceSaleItem"}, tran_prefix="INV",
+                 sublist="item", line_refs=_LINE_REFS, tran_prefix="INV",
                  created="createdDate",
                  fields=_TRAN_FIELDS | {"duedate", "amountremaining", "amountpaid",
                                         "custbody_collections_status"}),
         TypeSpec("creditMemo", normalize_credit_memo, "transaction",
                  refs={**_PARTY_REFS, "entity": "customer", "createdFrom": "invoice"},
-                 sublist="item", line_refs={"item": "serviceSaleItem"}, tran_prefix="CM",
+                 sublist="item", line_refs=_LINE_REFS, tran_prefix="CM",
                  created="createdDate", fields=_TRAN_FIELDS | {"amountremaining", "applied"}),
         TypeSpec("customerPayment", normalize_payment, "transaction",
                  refs={**_PARTY_REFS, "customer": "customer"}, sublist="apply",

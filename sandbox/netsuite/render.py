@@ -19,6 +19,7 @@ RECORD_PATH = "/services/rest/record/v1"
 _REF_NAMES: dict[str, Callable[[dict[str, Any]], Any]] = {
     "customer": lambda r: r.get("entityId") or r.get("companyName"),
     "serviceSaleItem": lambda r: r.get("itemId"),
+    "salesTaxItem": lambda r: r.get("itemId"),
     "salesOrder": lambda r: f"Sales Order #{r.get('tranId')}",
     "invoice": lambda r: f"Invoice #{r.get('tranId')}",
 }

@@ -37,6 +37,11 @@ def seed_demo(store: RecordStore) -> None:
             "currency": {"id": currency}, "externalId": entity.code, "isInactive": False,
             "_allowedCurrencies": [currency],
         })
+    for tax in demo_data.TAX_CODES:
+        store.put("salesTaxItem", tax.netsuite_id, {
+            "itemId": tax.code, "externalId": tax.code, "description": tax.description,
+            "rate": Decimal(tax.rate_bps).scaleb(-2), "isInactive": False,
+        })
     for product in demo_data.PRODUCTS:
         prices = [
             {"currency": {"id": CURRENCIES[code][0]}, "priceLevel": {"id": "1"},

@@ -20,7 +20,7 @@ from sandbox.netsuite.seed import seed_demo, seed_references
 __all__ = ["READ_ONLY", "RecordStore"]
 
 READ_ONLY = frozenset({
-    "links", "id", "total", "subtotal", "amountRemaining", "amountPaid", "balance",
+    "links", "id", "total", "subtotal", "taxTotal", "amountRemaining", "amountPaid", "balance",
     "overdueBalance", "status", "applied", "unapplied", "createdDate", "dateCreated",
     "lastModifiedDate", "created", "lastModified",
 })
@@ -273,7 +273,16 @@ def _writable(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _total(record: dict[str, Any]) -> Decimal:
+    """What a transaction comes to: its lines and their tax."""
+    return _subtotal(record) + _tax_total(record)
+
+
+def _subtotal(record: dict[str, Any]) -> Decimal:
     return sum((line["amount"] for line in record.get("item", [])), Decimal(0))
+
+
+def _tax_total(record: dict[str, Any]) -> Decimal:
+    return sum((line.get("tax1Amt", Decimal(0)) for line in record.get("item", [])), Decimal(0))
 
 
 def _applied(payment: dict[str, Any]) -> Decimal:
@@ -294,15 +303,16 @@ def _view_order(store: RecordStore, rid: str, record: dict[str, Any]) -> None:
 def _view_invoice(store: RecordStore, rid: str, record: dict[str, Any]) -> None:
     total = _total(record)
     remaining = store.invoice_remaining(rid)
-    record.update(total=total, subtotal=total, amountRemaining=remaining,
-                  amountPaid=total - remaining)
+    record.update(total=total, subtotal=_subtotal(record), taxTotal=_tax_total(record),
+                  amountRemaining=remaining, amountPaid=total - remaining)
     _status(record, "Paid In Full" if remaining <= 0 else "Open")
 
 
 def _view_credit_memo(store: RecordStore, rid: str, record: dict[str, Any]) -> None:
     total = _total(record)
     applied = store.credit_applied(rid)
-    record.update(total=total, subtotal=total, applied=applied, amountRemaining=total - applied)
+    record.update(total=total, subtotal=_subtotal(record), taxTotal=_tax_total(record),
+                  applied=applied, amountRemaining=total - applied)
     _status(record, "Fully Applied" if total - applied <= 0 else "Open")
 
 

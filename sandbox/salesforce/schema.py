@@ -138,6 +138,7 @@ OBJECTS: dict[str, ObjectSpec] = {
             FieldSpec("ERP_Order_Number__c"),
             FieldSpec("Billing_Subscription_Id__c"),
             FieldSpec("Integration_Status__c"),
+            FieldSpec("Contract_Amount__c", "currency"),
         )),
         ObjectSpec("OpportunityLineItem", (
             *_SYSTEM,

@@ -61,7 +61,7 @@ def check_price(
             "with `type=recurring`.",
             param=param,
         )
-    if not price["active"]:
+    if not price["active"] and not price.get("_inline"):
         raise invalid_request(f"The price specified ({price['id']}) is inactive.", param=param)
     if currency is not None and price["currency"] != currency:
         raise invalid_request(

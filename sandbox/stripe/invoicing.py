@@ -8,11 +8,14 @@ card_error and `invoice.payment_failed`, and a subscription's status follows its
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sandbox.stripe.errors import (
     StripeApiError,
     card_declined,
     invalid_request,
 )
+from sandbox.stripe.pricing import to_minor
 from sandbox.stripe.render import render
 from sandbox.stripe.store import Obj, Store
 
@@ -94,7 +97,9 @@ def new_invoice(
         "customer_tax_ids": [],
         "default_payment_method": None,
         "default_source": None,
-        "default_tax_rates": [],
+        "default_tax_rates": [dict(rate) for rate in subscription["default_tax_rates"]]
+        if subscription is not None
+        else [],
         "description": None,
         "discount": None,
         "discounts": [],
@@ -182,7 +187,7 @@ def line_from_item(store: Store, item: Obj) -> Obj:
         "quantity": item["quantity"],
         "subscription": item["subscription"],
         "tax_amounts": [],
-        "tax_rates": [],
+        "tax_rates": [dict(rate) for rate in item["tax_rates"]],
         "type": "invoiceitem",
         "unit_amount_excluding_tax": item["unit_amount_decimal"],
     }
@@ -205,17 +210,58 @@ def attach_item(store: Store, invoice: Obj, item: Obj) -> None:
 
 
 def recompute(invoice: Obj) -> None:
-    """Totals from the lines (no tax, no discounts in the sandbox)."""
+    """Totals from the lines (no discounts in the sandbox). Each line is taxed by its own tax
+    rates, else the invoice's `default_tax_rates`: exclusive rates add
+    `amount x percentage / 100` rounded half up once per line, inclusive ones show the tax
+    contained in the amount; `total_tax_amounts` sums them per rate."""
     lines = invoice["lines"]["data"]
     subtotal = sum(int(line["amount"]) for line in lines)
+    per_rate: dict[str, Obj] = {}
+    added = 0
+    for line in lines:
+        rates = line["tax_rates"] or invoice["default_tax_rates"]
+        line["tax_amounts"] = [_line_tax(line, rate) for rate in rates]
+        for rate, tax in zip(rates, line["tax_amounts"], strict=True):
+            total = per_rate.setdefault(rate["id"], {**tax, "amount": 0, "taxable_amount": 0})
+            total["amount"] += tax["amount"]
+            total["taxable_amount"] += tax["taxable_amount"]
+            if not rate["inclusive"]:
+                added += tax["amount"]
+        line["amount_excluding_tax"] = int(line["amount"]) - sum(
+            t["amount"] for t in line["tax_amounts"] if t["inclusive"]
+        )
+    invoice["total_tax_amounts"] = list(per_rate.values())
+    invoice["tax"] = sum(t["amount"] for t in per_rate.values()) if per_rate else None
     invoice["lines"]["total_count"] = len(lines)
-    invoice["subtotal"] = invoice["subtotal_excluding_tax"] = subtotal
-    invoice["total"] = invoice["total_excluding_tax"] = subtotal
+    invoice["subtotal"] = subtotal
+    invoice["subtotal_excluding_tax"] = subtotal - sum(
+        t["amount"] for t in per_rate.values() if t["inclusive"]
+    )
+    invoice["total"] = subtotal + added
+    invoice["total_excluding_tax"] = invoice["subtotal_excluding_tax"]
     due = max(
-        0, subtotal + invoice["starting_balance"] - invoice["pre_payment_credit_notes_amount"]
+        0,
+        invoice["total"] + invoice["starting_balance"]
+        - invoice["pre_payment_credit_notes_amount"],
     )
     invoice["amount_due"] = due
     invoice["amount_remaining"] = max(0, due - invoice["amount_paid"])
+
+
+def _line_tax(line: Obj, rate: Obj) -> Obj:
+    amount = int(line["amount"])
+    percentage = Decimal(str(rate["percentage"]))
+    if rate["inclusive"]:
+        tax = to_minor(Decimal(amount) * percentage / (100 + percentage))
+    else:
+        tax = to_minor(Decimal(amount) * percentage / 100)
+    return {
+        "amount": tax,
+        "inclusive": rate["inclusive"],
+        "tax_rate": rate["id"],
+        "taxability_reason": None,
+        "taxable_amount": amount - tax if rate["inclusive"] else amount,
+    }
 
 
 def set_customer_currency(customer: Obj, currency: str, *, param: str) -> None:
@@ -433,8 +479,14 @@ def _payment_intent(store: Store, invoice: Obj, at: int) -> Obj:
 
 
 def _apply_credit_balance(customer: Obj, invoice: Obj) -> None:
-    """A negative customer balance (credit) pays down the invoice at finalization."""
+    """A negative customer balance (credit) pays down the invoice at finalization; an invoice
+    whose total is below zero (a crediting proration) adds that credit to the balance
+    (https://docs.stripe.com/billing/customer/balance)."""
     balance = int(customer["balance"])
+    if invoice["total"] < 0:
+        invoice["starting_balance"] = balance
+        customer["balance"] = invoice["ending_balance"] = balance + int(invoice["total"])
+        return
     if balance >= 0:
         invoice["ending_balance"] = balance
         return

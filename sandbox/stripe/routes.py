@@ -12,6 +12,7 @@ from sandbox.stripe import routes_customers as customers
 from sandbox.stripe import routes_events as events
 from sandbox.stripe import routes_invoices as invoices
 from sandbox.stripe import routes_subscriptions as subscriptions
+from sandbox.stripe import routes_tax_rates as tax_rates
 from sandbox.stripe.params import Params
 from sandbox.stripe.store import Obj, Store
 
@@ -69,6 +70,10 @@ ROUTES: tuple[tuple[Method, str, Operation], ...] = (
     ("GET", "/v1/credit_notes/{id:str}", credit_notes.get_credit_note),
     ("GET", "/v1/credit_notes/{id:str}/lines", credit_notes.credit_note_lines),
     ("POST", "/v1/credit_notes/{id:str}/void", credit_notes.void_credit_note),
+    ("POST", "/v1/tax_rates", tax_rates.create_tax_rate),
+    ("GET", "/v1/tax_rates", tax_rates.list_tax_rates),
+    ("GET", "/v1/tax_rates/{tax_rate:str}", tax_rates.get_tax_rate),
+    ("POST", "/v1/tax_rates/{tax_rate:str}", tax_rates.update_tax_rate),
     ("GET", "/v1/events", events.list_events),
     ("GET", "/v1/events/{id:str}", events.get_event),
     ("POST", "/v1/webhook_endpoints", events.create_webhook_endpoint),

@@ -157,6 +157,54 @@ def create_price(store: Store, params: Params, path: dict[str, str]) -> Obj:
     return render(store, price, params.texts("expand"))
 
 
+def inline_price(store: Store, data: Params, *, recurring: bool) -> Obj:
+    """The price Stripe makes from `price_data` on a subscription item or an invoice item.
+
+    Stripe creates it inactive (it cannot be reused for new items) and never lists it as a
+    catalog price; `recurring` says whether the field takes (and needs) `recurring`.
+    """
+    data.only(
+        ("currency", "product", "recurring", "tax_behavior", "unit_amount", "unit_amount_decimal")
+        if recurring
+        else ("currency", "product", "tax_behavior", "unit_amount", "unit_amount_decimal")
+    )
+    product_id = data.required_text("product")
+    store.get("product", product_id, param=data.name("product"))
+    price: Obj = {
+        "id": store.mint("price"),
+        "object": "price",
+        "active": False,
+        "billing_scheme": "per_unit",
+        "created": store.real_now(),
+        "currency": data.required_text("currency").lower(),
+        "custom_unit_amount": None,
+        "livemode": False,
+        "lookup_key": None,
+        "metadata": {},
+        "nickname": None,
+        "product": product_id,
+        "recurring": _recurring(data) if recurring else None,
+        "tax_behavior": data.choice(
+            "tax_behavior", ("exclusive", "inclusive", "unspecified"), default="unspecified"
+        ),
+        "tiers_mode": None,
+        "transform_quantity": None,
+        "type": "one_time",
+        "unit_amount": None,
+        "unit_amount_decimal": None,
+        "_inline": True,
+    }
+    if recurring and price["recurring"] is None:
+        raise invalid_request(
+            f"Missing required param: {data.name('recurring')}.",
+            param=data.name("recurring"),
+            code="parameter_missing",
+        )
+    price["type"] = "recurring" if price["recurring"] else "one_time"
+    _apply_unit_amount(price, data)
+    return store.insert(price)
+
+
 def get_price(store: Store, params: Params, path: dict[str, str]) -> Obj:
     params.only(())
     return render(store, store.get("price", path["price"]), params.texts("expand"))

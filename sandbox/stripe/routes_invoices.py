@@ -13,6 +13,8 @@ from sandbox.stripe.render import (
     render,
     render_lines,
 )
+from sandbox.stripe.routes_catalog import inline_price
+from sandbox.stripe.routes_tax_rates import tax_rates_of
 from sandbox.stripe.store import Obj, Store
 
 __all__ = [
@@ -47,6 +49,7 @@ def create_invoice(store: Store, params: Params, path: dict[str, str]) -> Obj:
             "currency",
             "customer",
             "days_until_due",
+            "default_tax_rates",
             "description",
             "due_date",
             "footer",
@@ -87,6 +90,10 @@ def create_invoice(store: Store, params: Params, path: dict[str, str]) -> Obj:
         auto_advance=bool(params.flag("auto_advance")),
     )
     invoice["due_date"] = due
+    if params.has("default_tax_rates"):
+        invoice["default_tax_rates"] = [
+            dict(rate) for rate in tax_rates_of(store, params, "default_tax_rates")
+        ]
     invoice["description"] = params.text("description") or None
     invoice["footer"] = params.text("footer") or None
     invoice["metadata"] = params.metadata({})
@@ -287,14 +294,23 @@ def create_invoice_item(store: Store, params: Params, path: dict[str, str]) -> O
             "metadata",
             "period",
             "price",
+            "price_data",
             "quantity",
             "subscription",
+            "tax_rates",
             "unit_amount",
             "unit_amount_decimal",
         )
     )
     customer = store.get("customer", params.required_text("customer"), param="customer")
-    item = new_invoice_item(store, customer, params)
+    data = params.nested("price_data")
+    if data is not None and params.has("price"):
+        raise invalid_request(
+            "You may only specify one of these parameters: price, price_data.",
+            param="price_data",
+        )
+    inline = inline_price(store, data, recurring=False) if data is not None else None
+    item = new_invoice_item(store, customer, params, price=inline)
     invoice_id = params.text("invoice")
     if invoice_id:
         invoice = store.get("invoice", invoice_id, param="invoice")
@@ -313,15 +329,21 @@ def create_invoice_item(store: Store, params: Params, path: dict[str, str]) -> O
 
 
 def new_invoice_item(
-    store: Store, customer: Obj, params: Params, *, subscription: Obj | None = None
+    store: Store,
+    customer: Obj,
+    params: Params,
+    *,
+    subscription: Obj | None = None,
+    price: Obj | None = None,
 ) -> Obj:
-    """A pending invoice item from `price`+`quantity` or `amount`/`unit_amount`+`currency`."""
+    """A pending invoice item from `price` (or the inline `price` given) + `quantity`, or
+    `amount`/`unit_amount` + `currency`."""
     quantity = params.integer("quantity", minimum=0)
     quantity = 1 if quantity is None else quantity
-    price_id = params.text("price")
+    price_id = price["id"] if price is not None else params.text("price")
     at = store.now(customer["id"])
     if price_id:
-        price = store.get("price", price_id, param=params.name("price"))
+        price = price or store.get("price", price_id, param=params.name("price"))
         if price["type"] != "one_time":
             raise invalid_request(
                 "The price specified is set to `type=recurring` but this field only accepts "
@@ -357,7 +379,7 @@ def new_invoice_item(
         "proration": False,
         "quantity": quantity,
         "subscription": subscription_id,
-        "tax_rates": [],
+        "tax_rates": [dict(rate) for rate in tax_rates_of(store, params, "tax_rates")],
         "test_clock": customer["test_clock"],
         "unit_amount": unit,
         "unit_amount_decimal": None if unit is None else str(unit),

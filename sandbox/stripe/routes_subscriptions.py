@@ -7,7 +7,9 @@ from sandbox.stripe.errors import invalid_request
 from sandbox.stripe.params import Params
 from sandbox.stripe.pricing import add_interval
 from sandbox.stripe.render import created_filter, page, render
+from sandbox.stripe.routes_catalog import inline_price
 from sandbox.stripe.routes_invoices import new_invoice_item
+from sandbox.stripe.routes_tax_rates import tax_rates_of
 from sandbox.stripe.store import Obj, Store, changed
 
 __all__ = [
@@ -49,6 +51,7 @@ def create_subscription(store: Store, params: Params, path: dict[str, str]) -> O
             "customer",
             "days_until_due",
             "default_payment_method",
+            "default_tax_rates",
             "description",
             "items",
             "metadata",
@@ -58,6 +61,7 @@ def create_subscription(store: Store, params: Params, path: dict[str, str]) -> O
         )
     )
     customer = store.get("customer", params.required_text("customer"), param="customer")
+    default_rates = [dict(rate) for rate in tax_rates_of(store, params, "default_tax_rates")]
     entries = params.hashes("items")
     if not entries:
         raise invalid_request(
@@ -69,7 +73,8 @@ def create_subscription(store: Store, params: Params, path: dict[str, str]) -> O
         "payment_behavior", ("allow_incomplete", "default_incomplete"), default="allow_incomplete"
     )
     at = store.now(customer["id"])
-    first = _price(store, entries[0])
+    prices = [_price(store, entry, recurring=True) for entry in entries]
+    first = prices[0]
     currency = first["currency"]
     asked = params.text("currency")
     if asked and asked.lower() != currency:
@@ -85,19 +90,18 @@ def create_subscription(store: Store, params: Params, path: dict[str, str]) -> O
     )
     subscription = _new_subscription(store, customer, params, method=method, days=days, at=at)
     subscription["currency"] = currency
+    subscription["default_tax_rates"] = default_rates
     if interval is not None:
         subscription["current_period_end"] = add_interval(at, *interval)
-    for entry in entries:
-        entry.only(("metadata", "price", "quantity"))
-        price = _price(store, entry)
+    for entry, price in zip(entries, prices, strict=True):
+        entry.only(("metadata", "price", "price_data", "quantity"))
         cycle.check_price(price, currency=currency, interval=interval, param=entry.name("price"))
         quantity = entry.integer("quantity", minimum=0)
         cycle.new_item(
             store, subscription, price, 1 if quantity is None else quantity, entry.metadata({}), at
         )
     for extra in params.hashes("add_invoice_items"):
-        extra.only(("price", "quantity"))
-        new_invoice_item(store, customer, extra, subscription=subscription)
+        _add_invoice_item(store, customer, extra, subscription)
     store.emit("customer.subscription.created", render(store, subscription), created=at)
     period = (subscription["current_period_start"], subscription["current_period_end"])
     invoice = cycle.subscription_invoice(
@@ -148,8 +152,7 @@ def update_subscription(store: Store, params: Params, path: dict[str, str]) -> O
     prorations = cycle.apply_item_changes(store, subscription, changes, behavior=behavior, at=at)
     _apply_settings(subscription, params)
     for extra in params.hashes("add_invoice_items"):
-        extra.only(("price", "quantity"))
-        new_invoice_item(store, customer, extra, subscription=subscription)
+        _add_invoice_item(store, customer, extra, subscription)
     after = render(store, subscription)
     previous = changed(before, after)
     if previous:
@@ -374,8 +377,26 @@ def _new_subscription(
     return store.insert(subscription)
 
 
-def _price(store: Store, entry: Params) -> Obj:
+def _price(store: Store, entry: Params, *, recurring: bool) -> Obj:
+    """The item's `price`, or the inline price its `price_data` makes (exactly one of them)."""
+    data = entry.nested("price_data")
+    if data is not None and entry.has("price"):
+        raise invalid_request(
+            "You may only specify one of these parameters: price, price_data.",
+            param=entry.name("price_data"),
+        )
+    if data is not None:
+        return inline_price(store, data, recurring=recurring)
     return store.get("price", entry.required_text("price"), param=entry.name("price"))
+
+
+def _add_invoice_item(store: Store, customer: Obj, extra: Params, subscription: Obj) -> None:
+    """One `add_invoice_items[n]` entry: a pending item of this subscription only, so it is
+    billed on the subscription's next invoice and never on another subscription's."""
+    extra.only(("metadata", "period", "price", "price_data", "quantity", "tax_rates"))
+    price = _price(store, extra, recurring=False)
+    item = new_invoice_item(store, customer, extra, subscription=subscription, price=price)
+    store.emit("invoiceitem.created", render(store, item), created=item["date"])
 
 
 def _change(store: Store, subscription: Obj, entry: Params) -> cycle.ItemChange:

@@ -36,6 +36,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "evt": ("event", "event"),
     "we": ("webhook_endpoint", "webhook endpoint"),
     "clock": ("test_helpers.test_clock", "test clock"),
+    "txr": ("tax_rate", "tax rate"),
 }
 _LABELS = {kind: label for kind, label in KINDS.values()}
 

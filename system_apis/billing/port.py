@@ -7,6 +7,7 @@ the same billing request, not a second one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, Protocol, runtime_checkable
 
 from contracts.money import Money
@@ -28,6 +29,7 @@ from contracts.v1 import (
     SubscriptionCreate,
     SubscriptionPatch,
     SubscriptionStatus,
+    TaxRate,
 )
 
 __all__ = ["BillingPort", "ProrationBehavior", "SubscriptionFilter"]
@@ -150,7 +152,12 @@ class BillingPort(Protocol):
         subscription_id: str | None = None,
         invoice_id: str | None = None,
         idempotency_key: str | None = None,
-    ) -> InvoiceLine: ...
+        unit_amount: int | None = None,
+        deal_id: str | None = None,
+    ) -> InvoiceLine:
+        """A one-off charge. `unit_amount` bills `price_id`'s product at the sold unit price
+        instead of the catalog's; `deal_id` names the deal the charge was sold in."""
+        ...
 
     async def create_invoice(
         self,
@@ -163,7 +170,13 @@ class BillingPort(Protocol):
         auto_advance: bool | None = None,
         description: str | None = None,
         idempotency_key: str | None = None,
-    ) -> Invoice: ...
+        tax_rate_ids: Sequence[str] = (),
+        deal_id: str | None = None,
+        legal_entity: str | None = None,
+    ) -> Invoice:
+        """A draft invoice; `tax_rate_ids` tax every line without tax rates of its own;
+        `deal_id` and `legal_entity` name the deal it bills and the entity it is billed by."""
+        ...
 
     async def finalize_invoice(
         self, invoice_id: str, *, idempotency_key: str | None = None
@@ -193,6 +206,16 @@ class BillingPort(Protocol):
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[Invoice]: ...
+
+    # tax rates
+
+    async def find_tax_rate(self, code: str) -> TaxRate | None:
+        """The active billing tax rate of the company's tax code `code`, if any."""
+        ...
+
+    async def create_tax_rate(
+        self, rate: TaxRate, *, idempotency_key: str | None = None
+    ) -> TaxRate: ...
 
     # credit notes
 

@@ -27,7 +27,7 @@ from contracts.v1 import (
 from system_apis.erp.port import ErpPort
 from system_apis.outbound import CursorSeal
 from system_apis.params import DEFAULT_LIMIT, LegalEntityFilter, PageCursor, PageLimit
-from system_apis.visibility import caller, known_id, visible_one, visible_page
+from system_apis.visibility import caller, known_id, visible, visible_one, visible_page
 
 __all__ = ["create_router"]
 
@@ -42,6 +42,15 @@ Seal = NamedDependency[CursorSeal]
 CustomerFilter = Annotated[
     str | None,
     Parameter(query="customer", pattern=r"^[0-9]{1,18}$", description="ERP customer id"),
+]
+
+ExternalIdFilter = Annotated[
+    str | None,
+    Parameter(
+        query="external_id",
+        pattern=r"^[A-Za-z0-9_:.\-]{1,255}$",
+        description="The billing invoice id the ERP invoice was posted for",
+    ),
 ]
 
 
@@ -139,7 +148,15 @@ async def list_invoices(
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT, customer: CustomerFilter = None,
     status: FromQuery[InvoiceStatus | None] = None,
+    external_id: ExternalIdFilter = None,
 ) -> Page[Invoice]:
+    if external_id is not None:
+        # The ERP invoice posted for a billing invoice (its external id is that invoice's id).
+        found = await erp.find_invoice(external_id=external_id)
+        matches = [found] if found is not None and (
+            customer is None or found.customer_id == customer
+        ) and (status is None or found.status == status) else []
+        return visible(Page(data=matches), caller(request), lambda i: i.legal_entity)
     return await visible_page(
         caller(request), seal=cursor_seal, list_name=f"erp:invoices:{customer}:{status}",
         cursor=cursor, limit=limit,

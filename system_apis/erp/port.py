@@ -7,7 +7,7 @@ the ERP upserts by, so a repeat is the same record.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -32,6 +32,7 @@ from contracts.v1 import (
     Product,
     SalesOrder,
     SalesOrderCreate,
+    SalesOrderLine,
 )
 
 __all__ = ["ErpPort", "ReceivablesBalance"]
@@ -98,10 +99,24 @@ class ErpPort(Protocol):
     ) -> Page[SalesOrder]: ...
 
     async def upsert_invoice(
-        self, *, sales_order_id: str, external_id: str, memo: str | None = None
-    ) -> Invoice: ...
+        self,
+        *,
+        sales_order_id: str,
+        external_id: str,
+        memo: str | None = None,
+        lines: Sequence[SalesOrderLine] | None = None,
+        tax_note: str | None = None,
+    ) -> Invoice:
+        """Bill a sales order, upserted by `external_id`: with `lines` (each naming its ERP
+        item, tax code and tax) the invoice carries those lines, as billed; without, the
+        order's lines. `tax_note` is why no tax is charged, printed on the invoice."""
+        ...
 
     async def get_invoice(self, invoice_id: str) -> Invoice: ...
+
+    async def find_invoice(self, *, external_id: str) -> Invoice | None:
+        """The invoice posted under `external_id` (a billing invoice's id), if any."""
+        ...
 
     async def list_invoices(
         self,

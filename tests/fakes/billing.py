@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -55,6 +55,7 @@ from contracts.v1 import (
     SubscriptionCreate,
     SubscriptionItem,
     SubscriptionPatch,
+    TaxRate,
 )
 from system_apis.billing.port import ProrationBehavior, SubscriptionFilter
 from tests.fakes._base import FakePort, operation
@@ -192,6 +193,7 @@ class FakeBilling(FakePort):
         self._customers: dict[str, _Customer] = {}
         self._products: dict[str, Product] = {}
         self._prices: dict[str, _Price] = {}
+        self._tax_rates: dict[str, TaxRate] = {}
         self._subs: dict[str, _Subscription] = {}
         self._pending: dict[str, _Pending] = {}
         self._invoices: dict[str, _Invoice] = {}
@@ -548,6 +550,8 @@ class FakeBilling(FakePort):
         subscription_id: str | None = None,
         invoice_id: str | None = None,
         idempotency_key: str | None = None,
+        unit_amount: int | None = None,
+        deal_id: str | None = None,
     ) -> InvoiceLine:
         if (price_id is None) == (amount is None):
             raise InvalidRequest(
@@ -555,7 +559,7 @@ class FakeBilling(FakePort):
                 errors=[FieldError(pointer="price_id", detail="give price_id or amount")],
             )
         key = ("create_invoice_item", customer_id, price_id, amount, quantity, description,
-               subscription_id, invoice_id)
+               subscription_id, invoice_id, unit_amount, deal_id)
 
         def create() -> InvoiceLine:
             customer = self._param(self._customers, customer_id, "customer", "customer")
@@ -569,6 +573,8 @@ class FakeBilling(FakePort):
                                    param="price")
                 units, unit = quantity, price.unit_amount
                 line_amount = _line_amount(price, quantity)
+                if unit_amount is not None:
+                    unit, line_amount = unit_amount, unit_amount * quantity
                 currency = price.currency
                 text = description or self._products[price.product_id].name
             else:
@@ -608,9 +614,16 @@ class FakeBilling(FakePort):
         auto_advance: bool | None = None,
         description: str | None = None,
         idempotency_key: str | None = None,
+        tax_rate_ids: Sequence[str] = (),
+        deal_id: str | None = None,
+        legal_entity: str | None = None,
     ) -> Invoice:
+        # The fake bills no tax: tax rates are checked to exist, as Stripe checks them.
+        for rate_id in tax_rate_ids:
+            self._param(self._tax_rates, rate_id, "tax_rate", "default_tax_rates")
         key = ("create_invoice", customer_id, collection_method, days_until_due,
-               subscription_id, include_pending_items, auto_advance, description)
+               subscription_id, include_pending_items, auto_advance, description,
+               tuple(tax_rate_ids))
 
         def create() -> Invoice:
             customer = self._param(self._customers, customer_id, "customer", "customer")
@@ -718,6 +731,24 @@ class FakeBilling(FakePort):
         return self._page(found, cursor, min(limit, 100))
 
     # ------------------------------------------------------------------ credit notes
+
+    @operation
+    async def find_tax_rate(self, code: str) -> TaxRate | None:
+        return next(
+            (r for r in self._tax_rates.values() if r.code == code and r.active), None
+        )
+
+    @operation
+    async def create_tax_rate(
+        self, rate: TaxRate, *, idempotency_key: str | None = None
+    ) -> TaxRate:
+        def create() -> TaxRate:
+            created = msgspec.structs.replace(rate, id=self._mint("txr"))
+            self._tax_rates[created.id] = created
+            self._wrote("create_tax_rate", created.id)
+            return created
+
+        return self._once(idempotency_key, ("create_tax_rate", rate), create)
 
     @operation
     async def create_credit_note(

@@ -473,7 +473,13 @@ class FakeErp(FakePort):
 
     @operation
     async def upsert_invoice(
-        self, *, sales_order_id: str, external_id: str, memo: str | None = None
+        self,
+        *,
+        sales_order_id: str,
+        external_id: str,
+        memo: str | None = None,
+        lines: Sequence[SalesOrderLine] | None = None,
+        tax_note: str | None = None,
     ) -> Invoice:
         order = self._get(self._orders, sales_order_id, "salesOrder")
         rid = self._eids.get("invoice", {}).get(external_id)
@@ -486,7 +492,11 @@ class FakeErp(FakePort):
                 id=rid, number=self._tran_number("INV"), external_id=external_id,
                 customer_id=order.customer_id, legal_entity=order.legal_entity,
                 currency=order.currency, sales_order_id=order.id,
-                lines=[replace(line) for line in order.lines], tran_date=today,
+                lines=[
+                    _Line(item_id=self._line_item(line), quantity=line.quantity,
+                          rate=line.unit_amount, description=line.description)
+                    for line in lines
+                ] if lines else [replace(line) for line in order.lines], tran_date=today,
                 due_date=today + dt.timedelta(days=DEFAULT_DUE_DAYS if days is None else days),
                 memo=memo,
             )
@@ -507,6 +517,11 @@ class FakeErp(FakePort):
     @operation
     async def get_invoice(self, invoice_id: str) -> Invoice:
         return self._invoice(self._get(self._invoices, invoice_id, "invoice"))
+
+    @operation
+    async def find_invoice(self, *, external_id: str) -> Invoice | None:
+        rid = self._eids.get("invoice", {}).get(external_id)
+        return self._invoice(self._invoices[rid]) if rid is not None else None
 
     @operation
     async def list_invoices(
@@ -906,6 +921,7 @@ class FakeErp(FakePort):
             amount_remaining=remaining, due_date=record.due_date,
             issued_at=dt.datetime.combine(record.tran_date, dt.time(), tzinfo=dt.UTC),
             legal_entity=record.legal_entity, sales_order_id=record.sales_order_id,
+            external_id=record.external_id,
             refs={VENDOR: record.id},
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from contracts.v1 import (
     Subscription,
     SubscriptionCreate,
     SubscriptionPatch,
+    TaxRate,
 )
 from system_apis.billing.port import ProrationBehavior, SubscriptionFilter
 from system_apis.billing.stripe import mapping
@@ -31,7 +33,9 @@ from system_apis.billing.stripe._wire import (
     InvoiceLineWire,
     InvoiceWire,
     PriceWire,
+    ProductWire,
     SubscriptionWire,
+    TaxRateWire,
 )
 
 __all__ = ["BillingOperations", "ProrationBehavior"]
@@ -49,8 +53,17 @@ class BillingOperations(ClientBase):
         canonical_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Subscription:
+        priced = {
+            item.price_id
+            for item in (*subscription.items, *subscription.one_time_items)
+            if item.unit_amount is not None
+        }
+        # An inline price needs the catalog price's product and interval.
+        catalog = {price_id: await self._price_wire(price_id) for price_id in sorted(priced)}
         params = {
-            **mapping.from_subscription_create(subscription, canonical_id=canonical_id),
+            **mapping.from_subscription_create(
+                subscription, canonical_id=canonical_id, catalog=catalog
+            ),
             "expand": ["customer"],
         }
         wire = await self.post_json(
@@ -138,8 +151,11 @@ class BillingOperations(ClientBase):
         subscription_id: str | None = None,
         invoice_id: str | None = None,
         idempotency_key: str | None = None,
+        unit_amount: int | None = None,
+        deal_id: str | None = None,
     ) -> InvoiceLine:
-        """A one-off charge (a one-time price, or an amount) for the customer's next invoice."""
+        """A one-off charge (a one-time price, or an amount) for the customer's next invoice,
+        or for `invoice_id`; `unit_amount` prices `price_id`'s product inline."""
         if (price_id is None) == (amount is None):
             raise InvalidRequest(
                 "an invoice item needs either a price or an amount",
@@ -152,8 +168,20 @@ class BillingOperations(ClientBase):
             "description": description,
             "subscription": subscription_id,
             "invoice": invoice_id,
+            "metadata": {mapping.META_DEAL: deal_id} if deal_id else None,
             "expand": ["price"],
         }
+        if price_id is not None and unit_amount is not None:
+            listed = await self._price_wire(price_id)
+            product = listed.product.id if isinstance(listed.product, ProductWire) else (
+                listed.product
+            )
+            params["price"] = None
+            params["price_data"] = {
+                "currency": listed.currency,
+                "product": product,
+                "unit_amount": mapping.to_stripe_amount(unit_amount, listed.currency.upper()),
+            }
         if amount is not None:
             params.update(
                 quantity=None,
@@ -188,8 +216,14 @@ class BillingOperations(ClientBase):
         auto_advance: bool | None = None,
         description: str | None = None,
         idempotency_key: str | None = None,
+        tax_rate_ids: Sequence[str] = (),
+        deal_id: str | None = None,
+        legal_entity: str | None = None,
     ) -> Invoice:
+        metadata = {mapping.META_DEAL: deal_id, mapping.META_LEGAL_ENTITY: legal_entity}
         params = {
+            "metadata": {k: v for k, v in metadata.items() if v is not None} or None,
+            "default_tax_rates": list(tax_rate_ids) or None,
             "customer": customer_id,
             "collection_method": collection_method,
             "days_until_due": days_until_due,
@@ -202,13 +236,34 @@ class BillingOperations(ClientBase):
             "/v1/invoices", params, idempotency_key, "invoice create", "/v1/invoices"
         )
 
+    # tax rates ---------------------------------------------------------------------------------
+
+    async def find_tax_rate(self, code: str) -> TaxRate | None:
+        """The active tax rate standing for the company's tax code `code` (metadata)."""
+        async for wire in self.iterate(
+            "/v1/tax_rates", {"active": True}, TaxRateWire, "tax rates"
+        ):
+            if wire.metadata.get(mapping.META_TAX_CODE) == code:
+                return mapping.to_tax_rate(wire)
+        return None
+
+    async def create_tax_rate(
+        self, rate: TaxRate, *, idempotency_key: str | None = None
+    ) -> TaxRate:
+        wire = await self.post_json(
+            "/v1/tax_rates", mapping.from_tax_rate(rate), TaxRateWire, idempotency_key,
+            f"tax rate {rate.code or rate.display_name} create",
+        )
+        return mapping.to_tax_rate(wire)
+
     async def get_invoice(self, invoice_id: str) -> Invoice:
         wire = await self.get_json(
             f"/v1/invoices/{invoice_id}",
             InvoiceWire,
             f"invoice {invoice_id}",
             template="/v1/invoices/{id}",
-            expand=["customer"],
+            # The lines' products carry the catalog product codes the ERP books them under.
+            expand=["customer", "lines.data.price.product"],
         )
         return await self._full_invoice(wire)
 
@@ -305,6 +360,11 @@ class BillingOperations(ClientBase):
             "/v1/credit_notes", query, CreditNoteWire, cursor, limit, "credit notes"
         )
         return to_page(wire, mapping.to_credit_note)
+
+    async def _price_wire(self, price_id: str) -> PriceWire:
+        return await self.get_json(
+            f"/v1/prices/{price_id}", PriceWire, f"price {price_id}", template="/v1/prices/{id}"
+        )
 
     async def _subscription_wire(self, subscription_id: str) -> SubscriptionWire:
         return await self.get_json(

@@ -28,6 +28,7 @@ __all__ = [
     "META_PRODUCT_CODE",
     "META_REASON",
     "META_SALES_ORDER",
+    "META_TAX_CODE",
     "META_TAX_ID",
     "META_WEBSITE",
     "SYSTEM",
@@ -59,6 +60,8 @@ META_PRODUCT_CODE: Final = "product_code"
 META_BILLING_INTERVAL: Final = "billing_interval"
 META_NETSUITE_ITEM: Final = "netsuite_item_id"
 META_DEAL: Final = "deal_id"
+META_TAX_CODE: Final = "tax_code"
+"""On a tax rate: the company's tax code it stands for."""
 META_SALES_ORDER: Final = "netsuite_sales_order_id"
 META_REASON: Final = "erpgw_reason"
 """A canonical credit-note reason Stripe has no value for (`service_credit`)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, get_args
 
 from msgspec import UnsetType
@@ -22,8 +22,10 @@ from contracts.v1 import (
     Subscription,
     SubscriptionCreate,
     SubscriptionItem,
+    SubscriptionItemInput,
     SubscriptionPatch,
     SubscriptionStatus,
+    TaxRate,
 )
 from system_apis.billing.stripe._amounts import (
     decimal_minor,
@@ -39,6 +41,7 @@ from system_apis.billing.stripe._conventions import (
     META_PRODUCT_CODE,
     META_REASON,
     META_SALES_ORDER,
+    META_TAX_CODE,
     UNASSIGNED_ENTITY,
     customer_id_of,
     day,
@@ -54,20 +57,25 @@ from system_apis.billing.stripe._wire import (
     InvoiceLineWire,
     InvoiceWire,
     PaymentIntentWire,
+    PriceWire,
     ProductWire,
     SubscriptionItemWire,
     SubscriptionWire,
+    TaxRateWire,
 )
 
 __all__ = [
     "from_credit_note_create",
     "from_subscription_create",
     "from_subscription_patch",
+    "from_tax_rate",
+    "rate_bps",
     "to_credit_note",
     "to_invoice",
     "to_invoice_line",
     "to_payment",
     "to_subscription",
+    "to_tax_rate",
 ]
 
 _STRIPE_REASONS = ("duplicate", "fraudulent", "order_change", "product_unsatisfactory")
@@ -102,22 +110,76 @@ def to_subscription(wire: SubscriptionWire) -> Subscription:
 
 
 def from_subscription_create(
-    create: SubscriptionCreate, *, canonical_id: str | None = None
+    create: SubscriptionCreate,
+    *,
+    canonical_id: str | None = None,
+    catalog: Mapping[str, PriceWire] | None = None,
 ) -> FormParams:
-    """`POST /v1/subscriptions` parameters; `canonical_id` is the customer's canonical id."""
+    """`POST /v1/subscriptions` parameters; `canonical_id` is the customer's canonical id.
+
+    An item sold at its own unit price is billed through `price_data` (an inline price of the
+    catalog price's product and interval, read from `catalog`); the one-time items go in
+    `add_invoice_items`, so they are billed on this subscription's first invoice and no other.
+    """
     metadata = {
         META_DEAL: create.deal_id,
         META_LEGAL_ENTITY: create.legal_entity,
         META_CANONICAL_ID: canonical_id,
     }
+    prices = catalog or {}
+    currency = create.currency.lower()
     return {
         "customer": create.customer_id,
-        "currency": create.currency.lower(),
-        "items": [{"price": item.price_id, "quantity": item.quantity} for item in create.items],
+        "currency": currency,
+        "items": [_item_params(item, prices, currency, recurring=True) for item in create.items],
+        "add_invoice_items": [
+            {
+                **_item_params(item, prices, currency, recurring=False),
+                "metadata": _compact({META_DEAL: create.deal_id,
+                                      META_PRODUCT_CODE: item.product_code}),
+            }
+            for item in create.one_time_items
+        ] or None,
+        "default_tax_rates": list(create.tax_rate_ids) or None,
         "collection_method": create.collection_method,
         "days_until_due": create.days_until_due,
-        "metadata": {key: value for key, value in metadata.items() if value is not None} or None,
+        "metadata": _compact(metadata) or None,
     }
+
+
+def _item_params(
+    item: SubscriptionItemInput,
+    catalog: Mapping[str, PriceWire],
+    currency: str,
+    *,
+    recurring: bool,
+) -> dict[str, Any]:
+    params: dict[str, Any] = {"quantity": item.quantity}
+    if recurring and item.product_code:
+        params["metadata"] = {META_PRODUCT_CODE: item.product_code}
+    if item.unit_amount is None:
+        params["price"] = item.price_id
+        return params
+    listed = catalog.get(item.price_id)
+    if listed is None or listed.product is None:
+        raise ValueError(f"price {item.price_id} was not read before pricing it inline")
+    product = listed.product if isinstance(listed.product, str) else listed.product.id
+    data: dict[str, Any] = {
+        "currency": currency,
+        "product": product,
+        "unit_amount": to_stripe_amount(item.unit_amount, currency.upper()),
+    }
+    if recurring and listed.recurring is not None:
+        data["recurring"] = {
+            "interval": listed.recurring.interval,
+            "interval_count": listed.recurring.interval_count,
+        }
+    params["price_data"] = data
+    return params
+
+
+def _compact(values: Mapping[str, str | None]) -> dict[str, str]:
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def from_subscription_patch(
@@ -156,7 +218,7 @@ def _subscription_item(wire: SubscriptionItemWire, currency: str) -> Subscriptio
         id=wire.id,
         price_id=price.id,
         product_id=product.id if isinstance(product, ProductWire) else product,
-        product_code=price.metadata.get(META_PRODUCT_CODE),
+        product_code=price.metadata.get(META_PRODUCT_CODE) or wire.metadata.get(META_PRODUCT_CODE),
         quantity=wire.quantity if wire.quantity is not None else 1,
         unit_amount=unit_amount(price, currency),
         refs=refs(wire.id),
@@ -170,6 +232,12 @@ def to_invoice(wire: InvoiceWire, *, lines: Sequence[InvoiceLineWire] | None = N
     transitions = wire.status_transitions
     metadata = wire.metadata or {}
     details = wire.subscription_details.metadata if wire.subscription_details else None
+    rates = _tax_rates(wire, lines)
+    used = [_rate_id(t.tax_rate) for t in wire.total_tax_amounts]
+    notes = [
+        rates[rate].description for rate in used
+        if rate in rates and rates[rate].percentage == 0 and rates[rate].description
+    ]
     return Invoice(
         id=wire.id,
         customer_id=customer_id_of(wire.customer),
@@ -178,7 +246,7 @@ def to_invoice(wire: InvoiceWire, *, lines: Sequence[InvoiceLineWire] | None = N
         status=status,  # type: ignore[arg-type]  # checked against the Literal above
         currency=currency,
         lines=[
-            to_invoice_line(line, currency)
+            to_invoice_line(line, currency, rates)
             for line in (lines if lines is not None else wire.lines.data)
         ],
         subtotal=to_minor_units(wire.subtotal, currency),
@@ -192,12 +260,19 @@ def to_invoice(wire: InvoiceWire, *, lines: Sequence[InvoiceLineWire] | None = N
         paid_at=timestamp(transitions.paid_at) if transitions else None,
         legal_entity=entity_of({**(details or {}), **metadata}, wire.customer) or UNASSIGNED_ENTITY,
         sales_order_id=metadata.get(META_SALES_ORDER),
+        tax_note="; ".join(dict.fromkeys(str(note) for note in notes)) or None,
         refs=refs(wire.id, netsuite=metadata.get(META_NETSUITE_ID)),
     )
 
 
-def to_invoice_line(wire: InvoiceLineWire, currency: str) -> InvoiceLine:
-    """An invoice line (or a pending invoice item's line) in canonical minor units."""
+def to_invoice_line(
+    wire: InvoiceLineWire, currency: str, rates: Mapping[str, TaxRateWire] | None = None
+) -> InvoiceLine:
+    """An invoice line (or a pending invoice item's line) in canonical minor units; `rates`
+    are the invoice's tax rates by id (its default rates and the lines' own)."""
+    known = {**(rates or {}), **{rate.id: rate for rate in wire.tax_rates}}
+    taxed = [known[_rate_id(t.tax_rate)] for t in wire.tax_amounts
+             if _rate_id(t.tax_rate) in known]
     price = wire.price
     product = price.product if price else None
     unit = unit_amount(price, currency) if price and price.billing_scheme == "per_unit" else None
@@ -214,8 +289,68 @@ def to_invoice_line(wire: InvoiceLineWire, currency: str) -> InvoiceLine:
         period_end=timestamp(period.end) if period else None,
         product_id=product.id if isinstance(product, ProductWire) else product,
         price_id=price.id if price else None,
+        product_code=(price.metadata.get(META_PRODUCT_CODE) if price else None)
+        or wire.metadata.get(META_PRODUCT_CODE)
+        or (product.metadata.get(META_PRODUCT_CODE) if isinstance(product, ProductWire) else None),
+        tax_rate_bps=sum(rate_bps(rate) for rate in taxed) if taxed else None,
+        tax_amount=to_minor_units(sum(t.amount for t in wire.tax_amounts), currency)
+        if wire.tax_amounts
+        else None,
+        tax_code=taxed[0].metadata.get(META_TAX_CODE) if taxed else None,
         refs=refs(wire.invoice_item or wire.id),
     )
+
+
+def rate_bps(rate: TaxRateWire) -> int:
+    """A Stripe percentage (19, 7.25) in basis points."""
+    return int(rate.percentage * 100)
+
+
+def to_tax_rate(wire: TaxRateWire) -> TaxRate:
+    return TaxRate(
+        id=wire.id,
+        code=wire.metadata.get(META_TAX_CODE),
+        rate_bps=rate_bps(wire),
+        display_name=wire.display_name or wire.id,
+        reason=wire.description,
+        jurisdiction=wire.jurisdiction,
+        country=wire.country,
+        active=wire.active,
+        refs=refs(wire.id),
+    )
+
+
+def from_tax_rate(rate: TaxRate) -> FormParams:
+    """`POST /v1/tax_rates` parameters: an exclusive rate; the reason is its description
+    (Stripe prints the display name beside the tax amount)."""
+    whole, rest = divmod(rate.rate_bps, 100)
+    return {
+        "display_name": rate.display_name,
+        "percentage": f"{whole}.{rest:02d}",
+        "inclusive": False,
+        "description": rate.reason,
+        "jurisdiction": rate.jurisdiction,
+        "country": rate.country,
+        "metadata": {META_TAX_CODE: rate.code} if rate.code else None,
+    }
+
+
+def _tax_rates(
+    wire: InvoiceWire, lines: Sequence[InvoiceLineWire] | None
+) -> dict[str, TaxRateWire]:
+    found = {rate.id: rate for rate in wire.default_tax_rates}
+    for line in lines if lines is not None else wire.lines.data:
+        found.update({rate.id: rate for rate in line.tax_rates})
+    for amount in wire.total_tax_amounts:
+        if isinstance(amount.tax_rate, TaxRateWire):
+            found[amount.tax_rate.id] = amount.tax_rate
+    return found
+
+
+def _rate_id(rate: str | TaxRateWire | None) -> str:
+    if isinstance(rate, TaxRateWire):
+        return rate.id
+    return rate or ""
 
 
 def to_payment(wire: PaymentIntentWire, *, legal_entity: str | None = None) -> Payment:

@@ -7,6 +7,7 @@ id string or, when expanded, as the object (`str | CustomerWire`).
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -36,6 +37,8 @@ __all__ = [
     "SubscriptionDetailsWire",
     "SubscriptionItemWire",
     "SubscriptionWire",
+    "TaxAmountWire",
+    "TaxRateWire",
     "TestClockWire",
     "TierWire",
     "WebhookEndpointWire",
@@ -174,6 +177,25 @@ class PeriodWire(_Wire, kw_only=True, frozen=True):
     end: int | None = None
 
 
+class TaxRateWire(_Wire, kw_only=True, frozen=True):
+    id: str
+    display_name: str = ""
+    description: str | None = None
+    percentage: Decimal = Decimal(0)
+    inclusive: bool = False
+    active: bool = True
+    jurisdiction: str | None = None
+    country: str | None = None
+    metadata: dict[str, str] = {}
+
+
+class TaxAmountWire(_Wire, kw_only=True, frozen=True):
+    amount: int = 0
+    inclusive: bool = False
+    tax_rate: str | TaxRateWire | None = None
+    taxable_amount: int | None = None
+
+
 class InvoiceLineWire(_Wire, kw_only=True, frozen=True):
     id: str
     amount: int = 0
@@ -189,6 +211,8 @@ class InvoiceLineWire(_Wire, kw_only=True, frozen=True):
     invoice_item: str | None = None
     unit_amount_excluding_tax: str | None = None
     metadata: dict[str, str] = {}
+    tax_amounts: list[TaxAmountWire] = []
+    tax_rates: list[TaxRateWire] = []
 
 
 class StatusTransitionsWire(_Wire, kw_only=True, frozen=True):
@@ -226,6 +250,8 @@ class InvoiceWire(_Wire, kw_only=True, frozen=True):
     attempt_count: int = 0
     hosted_invoice_url: str | None = None
     invoice_pdf: str | None = None
+    default_tax_rates: list[TaxRateWire] = []
+    total_tax_amounts: list[TaxAmountWire] = []
 
 
 class CreditNoteLineWire(_Wire, kw_only=True, frozen=True):

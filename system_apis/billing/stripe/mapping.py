@@ -17,6 +17,7 @@ from system_apis.billing.stripe._conventions import (
     META_DEAL,
     META_LEGAL_ENTITY,
     META_PRODUCT_CODE,
+    META_TAX_CODE,
     SYSTEM,
     UNASSIGNED_ENTITY,
     customer_id_of,
@@ -25,11 +26,13 @@ from system_apis.billing.stripe._map_billing import (
     from_credit_note_create,
     from_subscription_create,
     from_subscription_patch,
+    from_tax_rate,
     to_credit_note,
     to_invoice,
     to_invoice_line,
     to_payment,
     to_subscription,
+    to_tax_rate,
 )
 from system_apis.billing.stripe._map_catalog import from_price, from_product, to_price, to_product
 from system_apis.billing.stripe._map_customers import (
@@ -68,6 +71,7 @@ __all__ = [
     "META_DEAL",
     "META_LEGAL_ENTITY",
     "META_PRODUCT_CODE",
+    "META_TAX_CODE",
     "SYSTEM",
     "UNASSIGNED_ENTITY",
     "CreditNoteWire",
@@ -94,6 +98,7 @@ __all__ = [
     "from_product",
     "from_subscription_create",
     "from_subscription_patch",
+    "from_tax_rate",
     "to_credit_note",
     "to_customer",
     "to_event",
@@ -105,6 +110,7 @@ __all__ = [
     "to_product",
     "to_stripe_amount",
     "to_subscription",
+    "to_tax_rate",
     "to_test_clock",
     "to_webhook_endpoint",
 ]

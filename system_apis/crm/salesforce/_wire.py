@@ -119,6 +119,7 @@ class OpportunityRecord(SObjectRecord, kw_only=True):
         default=None, name="Billing_Subscription_Id__c"
     )
     integration_status: str | None = msgspec.field(default=None, name="Integration_Status__c")
+    contract_amount: Decimal | None = msgspec.field(default=None, name="Contract_Amount__c")
 
 
 class LineRecord(SObjectRecord, kw_only=True):
@@ -214,7 +215,7 @@ CONTACT_FIELDS = ("Id", "AccountId", "FirstName", "LastName", "Email", "Phone", 
 OPPORTUNITY_FIELDS = (
     "Id", "AccountId", "Account.Legal_Entity__c", "Name", "StageName", "CloseDate", "Amount",
     "CurrencyIsoCode", "IsWon", "IsClosed", "Legal_Entity__c", "ERP_Order_Number__c",
-    "Billing_Subscription_Id__c", "Integration_Status__c", "SystemModstamp",
+    "Billing_Subscription_Id__c", "Integration_Status__c", "Contract_Amount__c", "SystemModstamp",
 )
 LINE_FIELDS = (
     "Id", "OpportunityId", "Product2Id", "ProductCode", "Product2.ProductCode",

@@ -123,6 +123,7 @@ _DEAL_POINTERS = {
     "Legal_Entity__c": "/legal_entity", "ERP_Order_Number__c": "/erp_order_number",
     "Billing_Subscription_Id__c": "/billing_subscription_id",
     "Integration_Status__c": "/integration_status",
+    "Contract_Amount__c": "/contract_amount",
 }
 _CONTACT_POINTERS = {
     "AccountId": "/customer_id", "FirstName": "/first_name", "LastName": "/last_name",
@@ -287,6 +288,7 @@ def to_deal(record: OpportunityRecord, lines: list[LineRecord]) -> Deal:
         legal_entity=legal_entity,
         erp_order_number=record.erp_order_number,
         billing_subscription_id=record.billing_subscription_id,
+        contract_amount=_minor(record.contract_amount, currency, "Contract_Amount__c"),
         integration_status=cast(
             IntegrationStatus | None, _token(record.integration_status, _INTEGRATION_STATUSES)
         ),
@@ -316,10 +318,14 @@ def from_deal_patch(patch: DealPatch) -> dict[str, Any]:
         "legal_entity": "Legal_Entity__c", "erp_order_number": "ERP_Order_Number__c",
         "billing_subscription_id": "Billing_Subscription_Id__c",
         "integration_status": "Integration_Status__c",
+        "contract_amount": "Contract_Amount__c",
     }
     body: dict[str, Any] = {}
     for name in patch.fields_set():
         value = getattr(patch, name)
+        if isinstance(value, Money):
+            # Salesforce currency fields are decimal amounts of the record's currency.
+            value = str(to_decimal(value))
         body[names[name]] = value.isoformat() if isinstance(value, date) else value
     return body
 

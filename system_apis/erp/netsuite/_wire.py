@@ -32,6 +32,7 @@ __all__ = [
     "Sublist",
     "SubsidiaryRecord",
     "SuiteQLPage",
+    "TaxCodeRecord",
     "TokenResponse",
 ]
 
@@ -151,6 +152,20 @@ class ItemLine(_Wire, frozen=True, kw_only=True):
     rate: Decimal | None = None
     description: str | None = None
     line: int | None = None
+    tax_code: Ref | None = None
+    tax_rate1: Decimal | None = msgspec.field(default=None, name="taxRate1")
+    """Percent."""
+    tax1_amt: Decimal | None = msgspec.field(default=None, name="tax1Amt")
+
+
+class TaxCodeRecord(_Wire, frozen=True, kw_only=True):
+    """A tax code (`salesTaxItem`): its external id is the company's tax code."""
+
+    id: str
+    item_id: str
+    rate: Decimal = Decimal(0)
+    external_id: str | None = None
+    is_inactive: bool = False
 
 
 class SalesOrderRecord(_Wire, frozen=True, kw_only=True):
@@ -185,6 +200,9 @@ class InvoiceRecord(_Wire, frozen=True, kw_only=True):
     collections_status: str | None = msgspec.field(
         default=None, name="custbody_collections_status"
     )
+    subtotal: Decimal | None = None
+    tax_total: Decimal | None = None
+    tax_note: str | None = msgspec.field(default=None, name="custbody_erpgw_tax_note")
     item: Sublist[ItemLine] | None = None
 
 

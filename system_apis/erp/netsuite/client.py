@@ -8,7 +8,7 @@ answers 204 with a `Location` naming the record, which is then read back.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -56,6 +56,7 @@ from system_apis.erp.netsuite._wire import (
     SalesOrderRecord,
     SubsidiaryRecord,
     SuiteQLPage,
+    TaxCodeRecord,
 )
 from system_apis.erp.port import ReceivablesBalance
 from system_apis.outbound import Offset, decode_cursor, encode_cursor, paginate
@@ -127,6 +128,8 @@ class NetSuiteClient:
         self._transport = Transport(http, auth or credentials.auth())
         self._directory: mapping.Directory | None = None
         self._credit_item_id = credit_item_id
+        self._tax_codes: dict[str, str] = {}
+        """Company tax code -> internal id of its `salesTaxItem`, read once each."""
 
     # ------------------------------------------------------------------ plumbing
 
@@ -330,9 +333,28 @@ class NetSuiteClient:
     async def upsert_sales_order(self, order: SalesOrderCreate) -> SalesOrder:
         lines = [await self._with_item(line) for line in order.lines]
         order = msgspec.structs.replace(order, lines=lines)
-        body = self._require(await self.directory(), mapping.from_sales_order_create, order)
+        codes = await self._tax_code_ids(order.lines)
+        body = self._require(
+            await self.directory(),
+            lambda o, d: mapping.from_sales_order_create(o, d, codes),
+            order,
+        )
         rid = await self._upsert("salesOrder", order.external_id, body)
         return await self.get_sales_order(rid)
+
+    async def _tax_code_ids(self, lines: Sequence[SalesOrderLine]) -> dict[str, str]:
+        """The internal ids of the lines' tax codes (the codes are their external ids)."""
+        for code in {line.tax_code for line in lines if line.tax_code} - self._tax_codes.keys():
+            try:
+                record = await self._read("salesTaxItem", f"eid:{code}", TaxCodeRecord)
+            except UpstreamNotFound as exc:
+                raise UpstreamNotFound(
+                    f"NetSuite has no tax code {code} (salesTaxItem externalId); set it up "
+                    "as the company's tax table names it",
+                    vendor="netsuite",
+                ) from exc
+            self._tax_codes[code] = record.id
+        return dict(self._tax_codes)
 
     async def _with_item(self, line: SalesOrderLine) -> SalesOrderLine:
         if line.item_id is not None or line.product_code is None:
@@ -367,11 +389,25 @@ class NetSuiteClient:
     # ------------------------------------------------------------------- invoices
 
     async def upsert_invoice(self, *, sales_order_id: str, external_id: str,
-                             memo: str | None = None) -> Invoice:
-        """Bill a sales order: an invoice created from it with the order's lines."""
+                             memo: str | None = None,
+                             lines: Sequence[SalesOrderLine] | None = None,
+                             tax_note: str | None = None) -> Invoice:
+        """Bill a sales order: an invoice created from it with the order's lines, or with
+        `lines` (what billing billed, with its tax per line) when given."""
         order = await self._read("salesOrder", sales_order_id, SalesOrderRecord)
         body: dict[str, Any] = {"entity": {"id": order.entity.id},
                                 "createdFrom": {"id": order.id}}
+        if lines:
+            currency = (await self.directory()).currency_code(order.currency)
+            codes = await self._tax_code_ids(lines)
+            try:
+                items = [mapping.item_line(line, currency, codes, invoiced=True)
+                         for line in lines]
+            except ValueError as exc:
+                raise InvalidRequest(str(exc)) from exc
+            body["item"] = {"items": items}
+        if tax_note is not None:
+            body["custbody_erpgw_tax_note"] = tax_note
         if memo is not None:
             body["memo"] = memo
         return await self.get_invoice(await self._upsert("invoice", external_id, body))
@@ -379,6 +415,12 @@ class NetSuiteClient:
     async def get_invoice(self, invoice_id: str) -> Invoice:
         record = await self._read("invoice", invoice_id, InvoiceRecord, expand=True)
         return mapping.to_invoice(record, await self.directory())
+
+    async def find_invoice(self, *, external_id: str) -> Invoice | None:
+        try:
+            return await self.get_invoice(f"eid:{external_id}")
+        except UpstreamNotFound:
+            return None
 
     async def list_invoices(
         self, *, customer_id: str | None = None, status: InvoiceStatus | None = None,

@@ -63,6 +63,7 @@ __all__ = [
     "from_payment",
     "from_product",
     "from_sales_order_create",
+    "item_line",
     "to_approval_task",
     "to_credit_memo",
     "to_customer",
@@ -266,6 +267,7 @@ def _order_line(line: ItemLine, currency: str) -> SalesOrderLine:
         quantity=quantity,
         unit_amount=_minor(rate, currency),
         amount=_minor(line.amount, currency),
+        tax_code=line.tax_code.ref_name if line.tax_code else None,
     )
 
 
@@ -289,20 +291,45 @@ def to_sales_order(record: SalesOrderRecord, directory: Directory) -> SalesOrder
     )
 
 
-def from_sales_order_create(order: SalesOrderCreate, directory: Directory) -> dict[str, Any]:
-    """A sales order body; every line must carry its NetSuite `item_id`."""
-    lines = []
-    for line in order.lines:
-        if line.item_id is None:
-            raise ValueError(f"line {line.product_code!r} has no NetSuite item id")
-        entry: dict[str, Any] = {
-            "item": _ref(line.item_id),
-            "quantity": line.quantity,
-            "rate": _decimal(line.unit_amount, order.currency),
-        }
-        if line.description is not None:
-            entry["description"] = line.description
-        lines.append(entry)
+def item_line(
+    line: SalesOrderLine,
+    currency: str,
+    tax_codes: Mapping[str, str] | None = None,
+    *,
+    invoiced: bool = False,
+) -> dict[str, Any]:
+    """One `item` sublist line of a transaction; the line must carry its NetSuite item id.
+    A line with a tax code names the code's record (`tax_codes`: code -> internal id); an
+    invoiced line also carries its rate (percent) and the tax billing computed for it, so
+    the ERP's tax is billing's to the cent."""
+    if line.item_id is None:
+        raise ValueError(f"line {line.product_code!r} has no NetSuite item id")
+    entry: dict[str, Any] = {
+        "item": _ref(line.item_id),
+        "quantity": line.quantity,
+        "rate": _decimal(line.unit_amount, currency),
+    }
+    if line.description is not None:
+        entry["description"] = line.description
+    if line.tax_code is not None:
+        code_id = (tax_codes or {}).get(line.tax_code)
+        if code_id is None:
+            raise ValueError(f"no NetSuite tax code {line.tax_code}")
+        entry["taxCode"] = _ref(code_id)
+        if invoiced and line.tax_rate_bps is not None:
+            entry["taxRate1"] = str(Decimal(line.tax_rate_bps).scaleb(-2))
+        if invoiced and line.tax_amount is not None:
+            entry["tax1Amt"] = _decimal(line.tax_amount, currency)
+    return entry
+
+
+def from_sales_order_create(
+    order: SalesOrderCreate, directory: Directory, tax_codes: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A sales order body; every line must carry its NetSuite `item_id` (and the internal
+    id of its tax code in `tax_codes`, when it has one). Its lines are pre-tax: the tax is
+    on the invoices."""
+    lines = [item_line(line, order.currency, tax_codes) for line in order.lines]
     body: dict[str, Any] = {
         "entity": _ref(order.customer_id),
         "subsidiary": _ref(directory.subsidiary_id(order.legal_entity)),
@@ -327,6 +354,10 @@ def _invoice_line(record_id: str, index: int, line: ItemLine, currency: str) -> 
         unit_amount=_minor(rate, currency) if rate is not None else None,
         amount=_minor(line.amount, currency),
         product_id=line.item.id,
+        product_code=line.item.ref_name,
+        tax_rate_bps=int(line.tax_rate1 * 100) if line.tax_rate1 is not None else None,
+        tax_amount=_minor(line.tax1_amt, currency) if line.tax1_amt is not None else None,
+        tax_code=line.tax_code.ref_name if line.tax_code else None,
     )
 
 
@@ -353,7 +384,8 @@ def to_invoice(record: InvoiceRecord, directory: Directory) -> Invoice:
         status=_invoice_status(record, remaining),
         currency=currency,
         lines=[_invoice_line(record.id, i, line, currency) for i, line in enumerate(lines)],
-        subtotal=total,
+        subtotal=_minor(record.subtotal, currency) if record.subtotal is not None else total,
+        tax=_minor(record.tax_total, currency) if record.tax_total is not None else 0,
         total=total,
         amount_due=total,
         amount_paid=total - remaining,
@@ -363,6 +395,7 @@ def to_invoice(record: InvoiceRecord, directory: Directory) -> Invoice:
         legal_entity=directory.entity_code(record.subsidiary),
         sales_order_id=record.created_from.id if record.created_from else None,
         external_id=record.external_id,
+        tax_note=record.tax_note,
         refs=_refs(record.id),
     )
 

@@ -124,7 +124,8 @@ async def test_prorated_decrease_is_credited_in_the_erp(
     assert [(m.amount, m.currency, m.legal_entity) for m in memos] == [
         (-proration.total, "USD", "US01")
     ]
-    assert memos[0].external_id == f"{flow['id']}:book_erp_credit"
+    # The invoice posting's one path: the credit memo is keyed by the billing invoice.
+    assert memos[0].external_id == f"credit:{proration.id}"
     assert memos[0].invoice_id == acme.erp_invoice_id
     assert "netsuite_invoice" not in step_ids(flow)
 
@@ -144,6 +145,10 @@ async def test_amendment_without_proration_bills_nothing_now(
     assert [s["name"] for s in flow["steps"]] == [
         "time_until_effective",
         "update_subscription",
+        "find_crm_account",
+        "find_erp_customer",
+        "find_deal_order",
+        "amend_sales_order",
         "mark_deal_synced",
     ]
 

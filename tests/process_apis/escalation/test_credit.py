@@ -1,6 +1,7 @@
 """Escalation to service credit through the gateway against the emulators: the credit computed
 for the seeded sev-1 breach, finance approving (credit note, credit memo, one case comment) or
-rejecting it, another legal entity answered as if the credit did not exist, and an approval nobody gives in time."""
+rejecting it, another legal entity answered as if the credit did not exist, and an approval
+nobody gives in time."""
 
 from __future__ import annotations
 
@@ -160,7 +161,8 @@ async def test_escalation_approved_issues_the_credit_everywhere(client: AppClien
     assert [(m.amount, m.invoice_id, m.legal_entity) for m in memos] == [
         (ACME_CREDIT, acme.erp_invoice_id, "US01")
     ]
-    assert memos[0].external_id == f"{acme.credit_id}:book_credit_memo"
+    # The invoice posting's one path: the memo is keyed by the credit note it books.
+    assert memos[0].external_id == f"cn:{notes[0].id}"
     assert [c.public for c in comments if marker in c.body] == [False]
     assert (await erp.get_approval_task(pending["approval_task_id"])).status == "approved"
     assert credited["credit_note_id"] == notes[0].id
