@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Response, Router, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter
 
@@ -43,6 +44,7 @@ from experience_apis.compose import (
     wants_fresh,
 )
 from system_apis.billing.port import BillingPort
+from system_apis.outbound import CursorSeal
 from system_apis.params import DEFAULT_LIMIT, PageCursor, PageLimit
 
 __all__ = ["PORTAL", "PortalInvoice", "PortalInvoiceDetail", "PortalSubscriptions", "create_router"]
@@ -175,15 +177,21 @@ async def subscription(
 async def list_invoices(
     request: AuthedRequest,
     views: ViewsDep,
+    cursor_seal: NamedDependency[CursorSeal],
     billing: BillingDep = None,
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
 ) -> Response[bytes]:
-    bound = _bound_customer(principal_of(request))
+    principal = principal_of(request)
+    bound = _bound_customer(principal)
+    # The billing port's cursor is sealed for this caller and customer, as every list's is: it
+    # names nothing, and another caller's (or another list's) cursor is a 400.
+    list_name = f"experience:portal:invoices:{bound}"
+    position = cursor_seal.open(cursor, caller=principal.client_id, list_name=list_name)
     source = Source(
         "billing",
-        f"{bound}:{cursor or ''}:{limit}",
-        lambda: _invoices(views, billing, bound, cursor, limit),
+        f"{bound}:{position or ''}:{limit}",
+        lambda: _invoices(views, billing, bound, position, limit),
         InvoicesData,
     )
     composition = await views.composer.compose(
@@ -193,7 +201,9 @@ async def list_invoices(
     assert data is not None
     page = PortalInvoices(
         data=[_invoice(invoice) for invoice in data.invoices if invoice.status not in _NOT_SHOWN],
-        next_cursor=data.next_cursor,
+        next_cursor=cursor_seal.seal(
+            data.next_cursor, caller=principal.client_id, list_name=list_name
+        ),
         sources=composition.states,
     )
     return conditional_response(request, page)

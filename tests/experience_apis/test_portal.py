@@ -90,3 +90,30 @@ async def test_billing_down_fails_the_portal(world: World) -> None:
 
     assert response.status_code == 502
     assert response.json()["vendor"] == "billing"
+
+
+async def test_an_invoice_page_cursor_serves_only_the_customer_it_was_given_to(
+    world: World,
+) -> None:
+    acme = await seed.onboard(
+        world,
+        await seed.demo_customer(world, "Acme"),
+        plans=((("PLAT-STD", 1),), (("PLAT-STD", 2),)),
+    )
+    initech = await seed.onboard(world, await seed.demo_customer(world, "Initech"))
+    world.caller.become(scopes=frozenset({"experience:portal"}), customer=acme.canonical)
+    first = (await world.http.get(f"{PORTAL}/invoices", params={"limit": 1})).json()
+    cursor = first["next_cursor"]
+    second = await world.http.get(f"{PORTAL}/invoices", params={"limit": 1, "cursor": cursor})
+
+    world.caller.become(scopes=frozenset({"experience:portal"}), customer=initech.crm_account)
+    replayed = await world.http.get(f"{PORTAL}/invoices", params={"cursor": cursor})
+    invented = await world.http.get(f"{PORTAL}/invoices", params={"cursor": "in_1"})
+
+    assert cursor is not None and not cursor.startswith("in_")
+    assert second.status_code == 200
+    assert {i["id"] for i in second.json()["data"]}.isdisjoint(i["id"] for i in first["data"])
+    for refused in (replayed, invented):
+        assert refused.status_code == 400
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert "cursor" in refused.text
