@@ -155,9 +155,11 @@ async def test_the_same_deal_started_twice_books_nothing_twice(bench: FlowBench)
     assert {name: fake.writes for name, fake in (
         ("crm", q2c.crm), ("billing", q2c.billing), ("erp", q2c.erp),
         ("support", q2c.support))} == writes
+    # The one-time line rides on the subscription create (its first invoice), no loose item.
     assert created(q2c.billing) == {
         "create_customer": 1, "create_product": 3, "create_price": 3,
-        "create_invoice_item": 1, "create_subscription": 1}
+        "create_subscription": 1}
+    assert [i.total for i in q2c.billing.invoices.values()] == [DEAL_TOTAL]
     assert created(q2c.erp) == {"upsert_customer": 1, "upsert_product": 3,
                                 "upsert_sales_order": 1}
 
@@ -221,12 +223,6 @@ async def test_a_refused_sales_order_waits_for_finance_and_resumes_there(
     assert q2c.crm.deals[q2c.order.opportunity_id].integration_status == "synced"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Money rule (DESIGN.md): every system bills the deal's sold unit prices, discounts "
-    "included. The ERP books the deal's unit amount, but billing subscribes and invoices the "
-    "catalog price (`sync_billing_catalog` reuses or creates the list price, "
-    "SubscriptionItemInput carries no amount), so a discounted seat is billed at list price."
-))
 async def test_a_discounted_line_is_billed_at_the_sold_price(bench: FlowBench) -> None:
     q2c = await launch(bench)
     # The rep sold the seats at 20.00 instead of the list 25.00.
@@ -243,7 +239,18 @@ async def test_a_discounted_line_is_billed_at_the_sold_price(bench: FlowBench) -
     (order,) = q2c.erp.sales_orders.values()
     (invoice,) = q2c.billing.invoices.values()
     assert order.total == discounted.amount
-    assert invoice.total == order.total
+    assert invoice.total == order.total == DEAL_TOTAL - 20 * 500
+    assert sorted((line.product_code, line.quantity, line.unit_amount, line.amount)
+                  for line in invoice.lines) == [
+        ("ONBOARD", 1, 250_000, 250_000), ("PLAT-STD", 1, 50_000, 50_000),
+        ("SEAT", 20, 2_000, 40_000)]
+    assert ("SEAT", 20, 2_000, 40_000) in booked_lines(q2c.erp)
+    # The seat is billed through an inline price of its own; the catalog keeps the list one.
+    (seat,) = [i for i in q2c.billing.subscriptions[invoice.subscription_id or ""].items
+               if i.product_code == "SEAT"]
+    assert seat.unit_amount == 2_000
+    listed = await q2c.billing.find_price(product_code="SEAT", currency="USD")
+    assert listed is not None and listed.unit_amount == 2_500 and listed.id != seat.price_id
 
 
 async def test_a_deal_of_services_only_is_invoiced_on_its_own_without_a_subscription(
@@ -256,11 +263,13 @@ async def test_a_deal_of_services_only_is_invoiced_on_its_own_without_a_subscrip
     result = await q2c.run(services)
 
     assert result.subscription_id is None and q2c.billing.subscriptions == {}
-    # An auto-advancing draft: Stripe finalizes and sends it about an hour later (the fake
-    # keeps no such timer), so the draft is what billing holds when the flow ends.
+    # A draft of its own, its item bound to it, finalized by the flow: sent on the terms.
     (invoice,) = q2c.billing.invoices.values()
-    assert (invoice.status, invoice.total, invoice.subscription_id) == ("draft", 250_000, None)
+    assert (invoice.status, invoice.total, invoice.subscription_id) == ("open", 250_000, None)
     assert [(line.quantity, line.amount) for line in invoice.lines] == [(1, 250_000)]
+    assert invoice.issued_at is not None and invoice.due_date is not None
+    assert (invoice.due_date - invoice.issued_at.date()).days == 30
+    assert created(q2c.billing)["create_invoice_item"] == 1
     assert q2c.billing.pending_items == {}
     assert booked_lines(q2c.erp) == [("ONBOARD", 1, 250_000, 250_000)]
     deal = q2c.crm.deals[q2c.order.opportunity_id]
