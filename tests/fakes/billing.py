@@ -103,7 +103,8 @@ class _Price:
     price: Price
     lookup_key: str | None = None
     inline: bool = False
-    """Made from `price_data` (a sold unit price): inactive, never listed as a catalog price."""
+    """Made from `price_data` (a sold unit price): inactive, so never found as the catalog
+    price (`find_price`), though a listing of all prices shows it, as Stripe's does."""
 
 
 @dataclass
@@ -409,8 +410,7 @@ class FakeBilling(FakePort):
     ) -> Page[Price]:
         found = [
             p.price for p in self._newest(self._prices)
-            if not p.inline
-            and (product_id is None or p.price.product_id == product_id)
+            if (product_id is None or p.price.product_id == product_id)
             and (currency is None or p.price.currency == currency.upper())
             and (active is None or p.price.active == active)
         ]
