@@ -18,6 +18,8 @@ from process_apis.customer_master.flow import CustomerMaster, canonical_customer
 from process_apis.engine.durable import Decision
 from process_apis.quote_to_cash.flow import FLOW_TYPE, QuoteToCash, QuoteToCashResult, flow_id_for
 from process_apis.quote_to_cash.orders import Order, OrderDesk
+from system_apis.tax.port import TaxTreatment
+from system_apis.tax.rules import TaxRule, TaxRules
 from tests.fakes import FakeBilling, FakeCrm, FakeErp, FakeSupport
 from tests.process_apis.fakes_engine import (  # noqa: F401 (fixtures)
     FlowBench,
@@ -274,3 +276,36 @@ async def test_a_deal_of_services_only_is_invoiced_on_its_own_without_a_subscrip
     assert booked_lines(q2c.erp) == [("ONBOARD", 1, 250_000, 250_000)]
     deal = q2c.crm.deals[q2c.order.opportunity_id]
     assert (deal.billing_subscription_id, deal.integration_status) == (None, "synced")
+
+
+async def test_a_taxed_customer_is_billed_and_booked_under_one_tax_code(
+    bench: FlowBench,
+) -> None:
+    q2c = await launch(bench)
+    california = TaxTreatment(code="US-CA", rate_bps=725, name="Sales tax California",
+                              jurisdiction="US-CA")
+    tax = TaxRules([TaxRule(legal_entity="US01", country="US", treatment=california)])
+    taxed = await OrderDesk(crm=q2c.crm, erp=q2c.erp, tax=tax).order_for(
+        q2c.order.opportunity_id, principal=None)
+    assert taxed.tax == california
+
+    first = await q2c.run(taxed)
+    # Replayed, nothing (the tax rate included) is made twice.
+    again = await bench.start(FLOW_TYPE, q2c.flow_id, q2c.flows.run, taxed)
+    assert not again.created and await again.result() == first
+
+    # Billing: one tax rate of the code, on the subscription; each line taxed 7.25% half up
+    # (500.00 -> 36.25, 500.00 -> 36.25, 2500.00 -> 181.25).
+    assert created(q2c.billing)["create_tax_rate"] == 1
+    rate = await q2c.billing.find_tax_rate("US-CA")
+    assert rate is not None and rate.rate_bps == 725
+    (invoice,) = q2c.billing.invoices.values()
+    assert sorted((line.amount, line.tax_code, line.tax_amount) for line in invoice.lines) == [
+        (50_000, "US-CA", 3_625), (50_000, "US-CA", 3_625), (250_000, "US-CA", 18_125)]
+    assert (invoice.subtotal, invoice.tax, invoice.total, invoice.amount_due) == (
+        DEAL_TOTAL, 25_375, DEAL_TOTAL + 25_375, DEAL_TOTAL + 25_375)
+    # ERP: the order's lines are pre-tax and name the code; its tax is on the invoices.
+    (order,) = q2c.erp.sales_orders.values()
+    assert order.total == DEAL_TOTAL
+    assert [(line.amount, line.tax_code) for line in order.lines] == [
+        (amount, "US-CA") for *_, amount in DEAL_LINES]
