@@ -1,14 +1,20 @@
 """`FakeBilling`: an in-memory `BillingPort` that bills as the Stripe sandbox does.
 
 Money follows the Stripe emulator: a line's amount is unit amount x quantity (tiered prices
-priced by their tiers), an invoice's subtotal and total are the sum of its lines, tax is 0 (the
-sandbox computes none), amount due is the total less credit balance and pre-payment credit
-notes. An invoice is a draft until finalized (then numbered `PREFIX-0001` per customer, `open`,
-or `paid` at once when nothing is due); paying charges the customer's default test payment
-method (`pm_card_visa` unless `default_payment_methods` names a declining one such as
-`pm_card_chargeDeclined`), and a subscription's status follows its invoices. A quantity or
-price change mid-period prorates (credit for the unused time, charge for the rest, rounded half
-up), billed at the next invoice or at once for `always_invoice`.
+priced by their tiers); an item sold at a unit price of its own (`unit_amount`, Stripe's
+`price_data`) is billed through an inactive inline price of the catalog price's product; a
+subscription's one-time items (`add_invoice_items`) are pending items of that subscription only,
+billed on its first invoice. An invoice's default tax rates (the subscription's, or those it was
+created with) tax each line exclusively, amount x rate rounded half up once per line; its
+subtotal is the sum of its lines, its tax the sum of the lines' tax, its total both; amount due
+is the total less credit balance and pre-payment credit notes, and an invoice whose total is
+below zero credits the customer's balance when finalized. An invoice is a draft until finalized
+(then numbered `PREFIX-0001` per customer, `open`, or `paid` at once when nothing is due);
+paying charges the customer's default test payment method (`pm_card_visa` unless
+`default_payment_methods` names a declining one such as `pm_card_chargeDeclined`), and a
+subscription's status follows its invoices. A quantity or price change mid-period prorates
+(credit for the unused time, charge for the rest, rounded half up), billed at the next invoice
+or at once for `always_invoice`.
 
 Every write takes the caller's idempotency key, as Stripe's `Idempotency-Key`: a repeat with the
 same key and parameters returns the first answer and changes nothing (a decline or a 404 is
