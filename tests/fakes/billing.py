@@ -1,14 +1,20 @@
 """`FakeBilling`: an in-memory `BillingPort` that bills as the Stripe sandbox does.
 
 Money follows the Stripe emulator: a line's amount is unit amount x quantity (tiered prices
-priced by their tiers), an invoice's subtotal and total are the sum of its lines, tax is 0 (the
-sandbox computes none), amount due is the total less credit balance and pre-payment credit
-notes. An invoice is a draft until finalized (then numbered `PREFIX-0001` per customer, `open`,
-or `paid` at once when nothing is due); paying charges the customer's default test payment
-method (`pm_card_visa` unless `default_payment_methods` names a declining one such as
-`pm_card_chargeDeclined`), and a subscription's status follows its invoices. A quantity or
-price change mid-period prorates (credit for the unused time, charge for the rest, rounded half
-up), billed at the next invoice or at once for `always_invoice`.
+priced by their tiers); an item sold at a unit price of its own (`unit_amount`, Stripe's
+`price_data`) is billed through an inactive inline price of the catalog price's product; a
+subscription's one-time items (`add_invoice_items`) are pending items of that subscription only,
+billed on its first invoice. An invoice's default tax rates (the subscription's, or those it was
+created with) tax each line exclusively, amount x rate rounded half up once per line; its
+subtotal is the sum of its lines, its tax the sum of the lines' tax, its total both; amount due
+is the total less credit balance and pre-payment credit notes, and an invoice whose total is
+below zero credits the customer's balance when finalized. An invoice is a draft until finalized
+(then numbered `PREFIX-0001` per customer, `open`, or `paid` at once when nothing is due);
+paying charges the customer's default test payment method (`pm_card_visa` unless
+`default_payment_methods` names a declining one such as `pm_card_chargeDeclined`), and a
+subscription's status follows its invoices. A quantity or price change mid-period prorates
+(credit for the unused time, charge for the rest, rounded half up), billed at the next invoice
+or at once for `always_invoice`.
 
 Every write takes the caller's idempotency key, as Stripe's `Idempotency-Key`: a repeat with the
 same key and parameters returns the first answer and changes nothing (a decline or a 404 is
@@ -54,6 +60,7 @@ from contracts.v1 import (
     Subscription,
     SubscriptionCreate,
     SubscriptionItem,
+    SubscriptionItemInput,
     SubscriptionPatch,
     TaxRate,
 )
@@ -101,6 +108,9 @@ class _Customer:
 class _Price:
     price: Price
     lookup_key: str | None = None
+    inline: bool = False
+    """Made from `price_data` (a sold unit price): inactive, so never found as the catalog
+    price (`find_price`), though a listing of all prices shows it, as Stripe's does."""
 
 
 @dataclass
@@ -126,6 +136,7 @@ class _Subscription:
     metadata: dict[str, str]
     cancel_at_period_end: bool = False
     canceled_at: int | None = None
+    tax_rate_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -174,6 +185,8 @@ class _Invoice:
     attempted: bool = False
     metadata: dict[str, str] = field(default_factory=dict)
     subscription_metadata: dict[str, str] | None = None
+    default_tax_rates: list[str] = field(default_factory=list)
+    tax: int = 0
 
 
 class FakeBilling(FakePort):
@@ -565,17 +578,19 @@ class FakeBilling(FakePort):
             customer = self._param(self._customers, customer_id, "customer", "customer")
             at = self._stamp()
             text: str | None
+            billed_price: str | None = None
             if price_id is not None:
                 price = self._param(self._prices, price_id, "price", "price").price
-                if price.recurring_interval is not None:
+                if unit_amount is not None:
+                    # `price_data`: the price's product at the sold unit price.
+                    price = self._inline_price(price, unit_amount, recurring=False)
+                elif price.recurring_interval is not None:
                     raise _invalid("The price specified is set to `type=recurring` but this "
                                    "field only accepts prices with `type=one_time`.",
                                    param="price")
                 units, unit = quantity, price.unit_amount
                 line_amount = _line_amount(price, quantity)
-                if unit_amount is not None:
-                    unit, line_amount = unit_amount, unit_amount * quantity
-                currency = price.currency
+                currency, billed_price = price.currency, price.id
                 text = description or self._products[price.product_id].name
             else:
                 assert amount is not None
@@ -585,7 +600,7 @@ class FakeBilling(FakePort):
                 self._param(self._subs, subscription_id, "subscription", "subscription")
             item = _Pending(id=self._mint("ii"), customer_id=customer.id, currency=currency,
                             amount=line_amount, quantity=units, unit_amount=unit,
-                            description=text, price_id=price_id,
+                            description=text, price_id=billed_price,
                             subscription_id=subscription_id, period=(at, at))
             if invoice_id:
                 invoice = self._param(self._invoices, invoice_id, "invoice", "invoice")
@@ -618,12 +633,11 @@ class FakeBilling(FakePort):
         deal_id: str | None = None,
         legal_entity: str | None = None,
     ) -> Invoice:
-        # The fake bills no tax: tax rates are checked to exist, as Stripe checks them.
         for rate_id in tax_rate_ids:
             self._param(self._tax_rates, rate_id, "tax_rate", "default_tax_rates")
         key = ("create_invoice", customer_id, collection_method, days_until_due,
                subscription_id, include_pending_items, auto_advance, description,
-               tuple(tax_rate_ids))
+               tuple(tax_rate_ids), deal_id, legal_entity)
 
         def create() -> Invoice:
             customer = self._param(self._customers, customer_id, "customer", "customer")
@@ -639,8 +653,11 @@ class FakeBilling(FakePort):
             invoice = self._new_invoice(customer, sub, currency=currency,
                                         collection_method=collection_method,
                                         days_until_due=days_until_due, reason="manual", at=at,
-                                        auto_advance=bool(auto_advance))
+                                        auto_advance=bool(auto_advance),
+                                        tax_rates=list(tax_rate_ids))
             invoice.description = description
+            invoice.metadata.update({key: value for key, value in (
+                ("deal_id", deal_id), ("legal_entity", legal_entity)) if value is not None})
             for item in pending:
                 self._attach(invoice, item)
             _set_currency(customer, currency, param="currency")
@@ -794,15 +811,20 @@ class FakeBilling(FakePort):
     def _create_subscription(self, create: SubscriptionCreate,
                              canonical_id: str | None) -> Subscription:
         customer = self._param(self._customers, create.customer_id, "customer", "customer")
-        prices = [self._param(self._prices, item.price_id, "price", f"items[{index}][price]").price
+        for rate_id in create.tax_rate_ids:
+            self._param(self._tax_rates, rate_id, "tax_rate", "default_tax_rates")
+        prices = [self._sold_price(item, f"items[{index}]", recurring=True)
                   for index, item in enumerate(create.items)]
+        extras = [self._sold_price(item, f"add_invoice_items[{index}]", recurring=False)
+                  for index, item in enumerate(create.one_time_items)]
         _due_terms_subscription(create.collection_method, create.days_until_due)
         first = prices[0]
         if create.currency != first.currency:
             raise _invalid(f"The subscription currency ({create.currency.lower()}) does not "
                            f"match its prices ({first.currency.lower()}).", param="currency")
         for index, price in enumerate(prices):
-            _check_price(price, first, param=f"items[{index}][price]")
+            _check_price(price, first, param=f"items[{index}][price]",
+                         inline=self._prices[price.id].inline)
         _set_currency(customer, first.currency, param="items[0][price]")
         at = self._stamp()
         metadata = {"deal_id": create.deal_id, "legal_entity": create.legal_entity,
@@ -813,17 +835,61 @@ class FakeBilling(FakePort):
             else "active",
             collection_method=create.collection_method, days_until_due=create.days_until_due,
             period_start=at, period_end=_add_interval(at, first),
-            items=[_Item(id=self._mint("si"), price_id=item.price_id, quantity=item.quantity)
-                   for item in create.items],
+            items=[_Item(id=self._mint("si"), price_id=price.id, quantity=item.quantity)
+                   for item, price in zip(create.items, prices, strict=True)],
             metadata={k: v for k, v in metadata.items() if v is not None},
+            tax_rate_ids=list(create.tax_rate_ids),
         )
         self._subs[sub.id] = sub
+        # `add_invoice_items`: pending items of this subscription only, so its first invoice
+        # bills them and no other subscription's invoice can.
+        for item, price in zip(create.one_time_items, extras, strict=True):
+            if price.currency != sub.currency:
+                raise _invalid("The currency of an invoice item must match the currency of its "
+                               f"invoice ({sub.currency.lower()}).", param="add_invoice_items")
+            pending = _Pending(
+                id=self._mint("ii"), customer_id=customer.id, currency=price.currency,
+                amount=_line_amount(price, item.quantity), quantity=item.quantity,
+                unit_amount=price.unit_amount,
+                description=item.description or self._products[price.product_id].name,
+                price_id=price.id, subscription_id=sub.id, period=(at, at))
+            self._pending[pending.id] = pending
         self._event("customer.subscription.created", self._sub_object(sub), at)
         invoice = self._subscription_invoice(sub, reason="subscription_create", at=at,
                                              item_lines=True, include_unattached=True)
         self._bill_now(sub, invoice, at=at)
         self._wrote("create_subscription", sub.id)
         return self._subscription(sub)
+
+    def _sold_price(self, item: SubscriptionItemInput, param: str, *, recurring: bool) -> Price:
+        """The item's catalog price, or (sold at a unit price of its own) the inline price
+        Stripe makes from `price_data`: the catalog price's product and interval, inactive."""
+        catalog = self._param(self._prices, item.price_id, "price", f"{param}[price]").price
+        if item.unit_amount is None:
+            if not recurring and catalog.recurring_interval is not None:
+                raise _invalid("The price specified is set to `type=recurring` but this field "
+                               "only accepts prices with `type=one_time`.",
+                               param=f"{param}[price]")
+            return catalog
+        return self._inline_price(catalog, item.unit_amount, recurring=recurring,
+                                  product_code=item.product_code)
+
+    def _inline_price(self, catalog: Price, unit_amount: int, *, recurring: bool,
+                      product_code: str | None = None) -> Price:
+        if recurring and catalog.recurring_interval is None:
+            raise _invalid("Missing required param: price_data[recurring].",
+                           param="price_data[recurring]", code="parameter_missing")
+        rid = self._mint("price")
+        price = Price(
+            id=rid, product_id=catalog.product_id, currency=catalog.currency,
+            unit_amount=unit_amount,
+            recurring_interval=catalog.recurring_interval if recurring else None,
+            interval_count=catalog.interval_count if recurring else 1,
+            product_code=product_code or catalog.product_code, active=False,
+            refs={VENDOR: rid},
+        )
+        self._prices[rid] = _Price(price=price, inline=True)
+        return price
 
     def _amend(self, sub: _Subscription, wanted: dict[str, int] | None, cancel: bool | None,
                behavior: str) -> Subscription:
@@ -835,7 +901,10 @@ class FakeBilling(FakePort):
         prorations = []
         if wanted is not None:
             reference = self._price(sub.items[0].price_id)
+            held = {item.price_id for item in sub.items}
             for index, price_id in enumerate(wanted):
+                if price_id in held:
+                    continue  # an item kept: only its quantity is sent, not its price
                 price = self._param(self._prices, price_id, "price",
                                     f"items[{index}][price]").price
                 if price.currency != sub.currency:
@@ -901,7 +970,7 @@ class FakeBilling(FakePort):
         invoice = self._new_invoice(customer, sub, currency=sub.currency,
                                     collection_method=sub.collection_method,
                                     days_until_due=sub.days_until_due, reason=reason, at=at,
-                                    auto_advance=True)
+                                    auto_advance=True, tax_rates=list(sub.tax_rate_ids))
         for pending in self._oldest(self._pending):
             ours = pending.subscription_id == sub.id
             loose = include_unattached and pending.subscription_id is None
@@ -913,26 +982,28 @@ class FakeBilling(FakePort):
                 price = self._price(item.price_id)
                 amount = _line_amount(price, item.quantity)
                 line_id = self._mint("il")
-                invoice.lines.append(InvoiceLine(
+                invoice.lines.append(self._taxed(invoice, InvoiceLine(
                     id=line_id,
                     description=f"{item.quantity} {_TIMES} "
                                 f"{self._products[price.product_id].name}",
                     quantity=item.quantity, unit_amount=price.unit_amount, amount=amount,
                     period_start=_time(sub.period_start), period_end=_time(sub.period_end),
-                    product_id=price.product_id, price_id=price.id, refs={VENDOR: line_id},
-                ))
+                    product_id=price.product_id, price_id=price.id,
+                    product_code=price.product_code, refs={VENDOR: line_id},
+                )))
         _recompute(invoice)
         return invoice
 
     def _new_invoice(self, customer: _Customer, sub: _Subscription | None, *, currency: str,
                      collection_method: str, days_until_due: int | None, reason: str, at: int,
-                     auto_advance: bool) -> _Invoice:
+                     auto_advance: bool, tax_rates: list[str]) -> _Invoice:
         invoice = _Invoice(
             id=self._mint("in"), customer_id=customer.id,
             subscription_id=sub.id if sub else None, currency=currency,
             collection_method=collection_method, days_until_due=days_until_due,
             billing_reason=reason, created=at, auto_advance=auto_advance, description=None,
             subscription_metadata=dict(sub.metadata) if sub else None,
+            default_tax_rates=tax_rates,
         )
         self._invoices[invoice.id] = invoice
         self._event("invoice.created", self._invoice_object(invoice), at)
@@ -944,16 +1015,36 @@ class FakeBilling(FakePort):
                            f"invoice ({invoice.currency.lower()}).", param="currency")
         item.invoice_id = invoice.id
         line = self._pending_line(item)
-        invoice.lines.append(msgspec.structs.replace(line, id=self._mint("il")))
+        invoice.lines.append(self._taxed(invoice, msgspec.structs.replace(line,
+                                                                          id=self._mint("il"))))
         _recompute(invoice)
+
+    def _taxed(self, invoice: _Invoice, line: InvoiceLine) -> InvoiceLine:
+        """The line taxed by the invoice's default tax rates (exclusive: each rate adds
+        amount x percentage, rounded half up once per line, as Stripe rounds it)."""
+        rates = [self._tax_rates[rid] for rid in invoice.default_tax_rates]
+        if not rates:
+            return line
+        return msgspec.structs.replace(
+            line,
+            tax_rate_bps=sum(rate.rate_bps for rate in rates),
+            tax_amount=sum(_to_minor(Decimal(line.amount) * rate.rate_bps / 10_000)
+                           for rate in rates),
+            tax_code=rates[0].code,
+        )
 
     def _finalize(self, invoice: _Invoice, *, at: int) -> None:
         if invoice.status != "draft":
             raise _invalid("This invoice is already finalized, you can't re-finalize a "
                            "non-draft invoice.", code="invoice_not_editable")
         customer = self._customers[invoice.customer_id]
-        if customer.balance < 0:
-            applied = min(-customer.balance, invoice.subtotal)
+        total = invoice.subtotal + invoice.tax
+        if total < 0:
+            # A crediting invoice (a proration down) adds its credit to the customer balance.
+            invoice.starting_balance = customer.balance
+            customer.balance += total
+        elif customer.balance < 0:
+            applied = min(-customer.balance, total)
             invoice.starting_balance = customer.balance
             customer.balance += applied
             _recompute(invoice)
@@ -1150,7 +1241,7 @@ class FakeBilling(FakePort):
         return {"id": invoice.id, "object": "invoice", "customer": invoice.customer_id,
                 "subscription": invoice.subscription_id, "status": invoice.status,
                 "currency": invoice.currency.lower(), "number": invoice.number,
-                "total": invoice.subtotal, "amount_due": invoice.amount_due,
+                "total": invoice.subtotal + invoice.tax, "amount_due": invoice.amount_due,
                 "amount_paid": invoice.amount_paid,
                 "amount_remaining": invoice.amount_remaining,
                 "billing_reason": invoice.billing_reason, "attempted": invoice.attempted,
@@ -1215,7 +1306,7 @@ class FakeBilling(FakePort):
             id=invoice.id, customer_id=invoice.customer_id,
             subscription_id=invoice.subscription_id, number=invoice.number,
             status=invoice.status, currency=invoice.currency, lines=list(invoice.lines),
-            subtotal=invoice.subtotal, tax=0, total=invoice.subtotal,
+            subtotal=invoice.subtotal, tax=invoice.tax, total=invoice.subtotal + invoice.tax,
             amount_due=invoice.amount_due, amount_paid=invoice.amount_paid,
             amount_remaining=invoice.amount_remaining,
             due_date=None if invoice.due_date is None
@@ -1223,8 +1314,15 @@ class FakeBilling(FakePort):
             issued_at=_time(invoice.finalized_at), paid_at=_time(invoice.paid_at),
             legal_entity=metadata.get("legal_entity")
             or customer.metadata.get("legal_entity") or UNASSIGNED_ENTITY,
-            sales_order_id=invoice.metadata.get("netsuite_sales_order_id"), refs=refs,
+            sales_order_id=invoice.metadata.get("netsuite_sales_order_id"),
+            tax_note=self._tax_note(invoice), refs=refs,
         )
+
+    def _tax_note(self, invoice: _Invoice) -> str | None:
+        """Why a line is not taxed, as printed: the reasons of the zero rates it applies."""
+        notes = [rate.reason for rid in invoice.default_tax_rates
+                 if (rate := self._tax_rates[rid]).rate_bps == 0 and rate.reason]
+        return "; ".join(dict.fromkeys(notes)) if notes and invoice.lines else None
 
     def _pending_line(self, item: _Pending) -> InvoiceLine:
         price = self._prices[item.price_id].price if item.price_id else None
@@ -1235,7 +1333,8 @@ class FakeBilling(FakePort):
             amount=item.amount, period_start=_time(item.period[0]),
             period_end=_time(item.period[1]),
             product_id=price.product_id if price else None,
-            price_id=price.id if price else None, refs={VENDOR: item.id},
+            price_id=price.id if price else None,
+            product_code=price.product_code if price else None, refs={VENDOR: item.id},
         )
 
 
@@ -1248,7 +1347,9 @@ def _time(stamp: int | None) -> datetime | None:
 
 def _recompute(invoice: _Invoice) -> None:
     invoice.subtotal = sum(line.amount for line in invoice.lines)
-    due = max(0, invoice.subtotal + invoice.starting_balance - invoice.pre_payment_credit)
+    invoice.tax = sum(line.tax_amount or 0 for line in invoice.lines)
+    due = max(0, invoice.subtotal + invoice.tax + invoice.starting_balance
+              - invoice.pre_payment_credit)
     invoice.amount_due = due
     invoice.amount_remaining = max(0, due - invoice.amount_paid)
 
@@ -1298,11 +1399,11 @@ def _add_interval(stamp: int, price: Price) -> int:
     return int(moment.replace(year=year, month=month, day=day).timestamp())
 
 
-def _check_price(price: Price, reference: Price, *, param: str) -> None:
+def _check_price(price: Price, reference: Price, *, param: str, inline: bool = False) -> None:
     if price.recurring_interval is None:
         raise _invalid("The price specified is set to `type=one_time` but this field only "
                        "accepts prices with `type=recurring`.", param=param)
-    if not price.active:
+    if not price.active and not inline:  # an inline (`price_data`) price is made inactive
         raise _invalid(f"The price specified ({price.id}) is inactive.", param=param)
     if price.currency != reference.currency:
         raise _invalid(f"The price specified ({price.currency.lower()}) does not match the "

@@ -20,6 +20,7 @@ import msgspec
 from msgspec import UNSET
 
 from contracts.errors import FieldError, InvalidRequest, UpstreamInvalid, UpstreamNotFound
+from contracts.money import Money
 from contracts.v1 import (
     Address,
     AddressInput,
@@ -339,6 +340,10 @@ class FakeCrm(FakePort):
         if "stage" in changes:
             stage = changes["stage"]
             changes.update(won=_CLOSED_STAGES.get(stage) is True, closed=stage in _CLOSED_STAGES)
+        if isinstance(changes.get("contract_amount"), Money):
+            # A Salesforce currency field holds a decimal of the record's currency: the deal
+            # reads it back in minor units.
+            changes["contract_amount"] = changes["contract_amount"].amount
         if changes.get("legal_entity", UNSET) is None:
             changes["legal_entity"] = self.accounts[self.deals[rid].customer_id].legal_entity \
                 if self.deals[rid].customer_id in self.accounts else None

@@ -3,7 +3,9 @@
 Records are upserted by external id (NetSuite's idempotency): a repeat with the same external id
 lands on the same record, updated with what was sent, and creates nothing. Amounts follow the
 NetSuite emulator and mapping: a line's amount is quantity x rate, a transaction's total the sum
-of its lines, no tax (the sandbox account books none); an invoice's amount remaining is its total
+of its lines plus their tax: a line may name a tax code (the sandbox's, `demo_data.TAX_CODES`);
+sales orders keep the code only, an invoice's line carries its rate (given, else the code's) and
+its tax (given, else amount x rate rounded half up); an invoice's amount remaining is its total
 less the credit memos created from it and the payments applied to it, in the order they were
 booked, and it reads `paid` once nothing remains. Errors are those `NetSuiteClient` raises: an
 unknown id is `UpstreamNotFound`, an id that is not a number or a reference NetSuite refuses is
@@ -50,6 +52,7 @@ from contracts.v1 import (
     SalesOrderCreate,
     SalesOrderLine,
 )
+from sandbox.demo_data import TAX_CODES
 from system_apis.erp.port import ReceivablesBalance
 from tests.fakes._base import FakePort, operation
 
@@ -108,6 +111,9 @@ class _Line:
     quantity: int
     rate: int
     description: str | None
+    tax_code: str | None = None
+    tax_rate_bps: int | None = None
+    tax_amount: int | None = None
 
     @property
     def amount(self) -> int:
@@ -142,6 +148,7 @@ class _Invoice:
     due_date: dt.date
     memo: str | None
     collections_status: str | None = None
+    tax_note: str | None = None
 
 
 @dataclass
@@ -208,6 +215,8 @@ class FakeErp(FakePort):
         self._eids: dict[str, dict[str, str]] = {}
         self._ids = {"customer": 1000, "item": 200, "transaction": 5000, "approval": 0}
         self._tran_numbers: dict[str, int] = {}
+        self.tax_codes: dict[str, int] = {code.code: code.rate_bps for code in TAX_CODES}
+        """The salesTaxItem records by code (externalId): their rate in basis points."""
 
     # ------------------------------------------------------------------ seeding (not recorded)
 
@@ -418,7 +427,8 @@ class FakeErp(FakePort):
             if item is None:
                 raise _invalid(f"item.items[{index}].item", item_id, "item")
             lines.append(_Line(item_id=item.id, quantity=line.quantity, rate=line.unit_amount,
-                               description=line.description or item.name))
+                               description=line.description or item.name,
+                               tax_code=self._tax_code(line.tax_code)))
         rid = self._eids.get("salesOrder", {}).get(order.external_id)
         if rid is None:
             rid = self._new_id("transaction")
@@ -493,12 +503,16 @@ class FakeErp(FakePort):
                 customer_id=order.customer_id, legal_entity=order.legal_entity,
                 currency=order.currency, sales_order_id=order.id,
                 lines=[
-                    _Line(item_id=self._line_item(line), quantity=line.quantity,
-                          rate=line.unit_amount, description=line.description)
+                    self._invoiced(_Line(item_id=self._line_item(line), quantity=line.quantity,
+                                         rate=line.unit_amount, description=line.description,
+                                         tax_code=self._tax_code(line.tax_code),
+                                         tax_rate_bps=line.tax_rate_bps,
+                                         tax_amount=line.tax_amount))
                     for line in lines
-                ] if lines else [replace(line) for line in order.lines], tran_date=today,
+                ] if lines else [self._invoiced(replace(line)) for line in order.lines],
+                tran_date=today,
                 due_date=today + dt.timedelta(days=DEFAULT_DUE_DAYS if days is None else days),
-                memo=memo,
+                memo=memo, tax_note=tax_note,
             )
             self._eids.setdefault("invoice", {})[external_id] = rid
             self._wrote("upsert_invoice", external_id)
@@ -508,7 +522,8 @@ class FakeErp(FakePort):
                 raise _invalid("createdFrom", order.id, "createdFrom",
                                "The source transaction belongs to another customer.")
             updated = replace(current, sales_order_id=order.id,
-                              memo=memo if memo is not None else current.memo)
+                              memo=memo if memo is not None else current.memo,
+                              tax_note=tax_note if tax_note is not None else current.tax_note)
             if updated != current:
                 self._invoices[rid] = updated
                 self._wrote("upsert_invoice", external_id)
@@ -832,6 +847,25 @@ class FakeErp(FakePort):
             raise InvalidRequest(f"no NetSuite item for product code {line.product_code}")
         return item.id
 
+    def _tax_code(self, code: str | None) -> str | None:
+        """A line's tax code, as the client resolves it (its salesTaxItem must exist)."""
+        if code is not None and code not in self.tax_codes:
+            raise UpstreamNotFound(
+                f"NetSuite has no tax code {code} (salesTaxItem externalId); set it up as the "
+                "company's tax table names it", vendor=VENDOR)
+        return code
+
+    def _invoiced(self, line: _Line) -> _Line:
+        """An invoice line's tax: the rate given, else its code's; the tax given, else
+        amount x rate rounded half up to the cent."""
+        if line.tax_code is None:
+            return line
+        rate = line.tax_rate_bps if line.tax_rate_bps is not None \
+            else self.tax_codes[line.tax_code]
+        tax = line.tax_amount if line.tax_amount is not None \
+            else _half_up(line.amount * rate, 10_000)
+        return replace(line, tax_rate_bps=rate, tax_amount=tax)
+
     def _item_by_code(self, code: str) -> _Item | None:
         return next((item for item in self._by_id(self._items) if item.code == code), None)
 
@@ -898,7 +932,8 @@ class FakeErp(FakePort):
             lines=[
                 SalesOrderLine(item_id=line.item_id, product_code=self._items[line.item_id].code,
                                description=line.description, quantity=line.quantity,
-                               unit_amount=line.rate, amount=line.amount)
+                               unit_amount=line.rate, amount=line.amount,
+                               tax_code=line.tax_code)
                 for line in order.lines
             ],
             total=_total(order.lines), external_id=order.external_id, deal_id=order.deal_id,
@@ -907,6 +942,7 @@ class FakeErp(FakePort):
 
     def _invoice(self, record: _Invoice) -> Invoice:
         total = _total(record.lines)
+        subtotal = sum(line.amount for line in record.lines)
         remaining = self._remaining(record.id)
         return Invoice(
             id=record.id, customer_id=record.customer_id, number=record.number,
@@ -914,14 +950,17 @@ class FakeErp(FakePort):
             lines=[
                 InvoiceLine(id=f"{record.id}:{index}", description=line.description,
                             quantity=line.quantity, unit_amount=line.rate, amount=line.amount,
-                            product_id=line.item_id)
+                            product_id=line.item_id, product_code=self._items[line.item_id].code,
+                            tax_rate_bps=line.tax_rate_bps, tax_amount=line.tax_amount,
+                            tax_code=line.tax_code)
                 for index, line in enumerate(record.lines, start=1)
             ],
-            subtotal=total, total=total, amount_due=total, amount_paid=total - remaining,
+            subtotal=subtotal, tax=total - subtotal, total=total, amount_due=total,
+            amount_paid=total - remaining,
             amount_remaining=remaining, due_date=record.due_date,
             issued_at=dt.datetime.combine(record.tran_date, dt.time(), tzinfo=dt.UTC),
             legal_entity=record.legal_entity, sales_order_id=record.sales_order_id,
-            external_id=record.external_id,
+            external_id=record.external_id, tax_note=record.tax_note,
             refs={VENDOR: record.id},
         )
 
@@ -945,7 +984,15 @@ class FakeErp(FakePort):
 
 
 def _total(lines: Iterable[_Line]) -> int:
-    return sum(line.amount for line in lines)
+    """What a transaction comes to: its lines and their tax (sales orders carry none)."""
+    return sum(line.amount + (line.tax_amount or 0) for line in lines)
+
+
+def _half_up(numerator: int, denominator: int) -> int:
+    """numerator / denominator rounded half up (away from zero), in integers."""
+    quotient, rest = divmod(abs(numerator), denominator)
+    rounded = quotient + (1 if 2 * rest >= denominator else 0)
+    return rounded if numerator >= 0 else -rounded
 
 
 def _invalid(path: str, value: object, name: str, message: str | None = None) -> UpstreamInvalid:

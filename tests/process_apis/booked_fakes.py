@@ -22,6 +22,7 @@ from contracts.v1 import (
     Subscription,
     SubscriptionCreate,
     SubscriptionItemInput,
+    TaxRate,
 )
 from process_apis.customer_master.flow import canonical_customer_id, customer_create
 from process_apis.webhooks.events import WebhookEvent
@@ -78,6 +79,8 @@ async def booked_customer(
     entitlement: Entitlement | None = None,
     erp_linked: bool = True,
     posted: bool = True,
+    unit_amount: int = SEAT_PRICE,
+    tax_code: str | None = None,
 ) -> Booked:
     """Acme Robotics (US01, USD) with `seats` seats at `SEAT_PRICE` a month since `START`.
 
@@ -89,6 +92,9 @@ async def booked_customer(
             the canonical one (no flow finds it).
         posted: the first invoice is in the ERP too (externalId = its billing id), as invoice
             posting leaves it.
+        unit_amount: the seat's sold unit price (billed inline when not the list price).
+        tax_code: the customer's tax code (one of the ERP's): billing taxes the subscription
+            with a tax rate of it, and the order's lines name it.
     """
     clock = Clock()
     crm, billing = FakeCrm(clock=clock), FakeBilling(clock=clock)
@@ -105,9 +111,17 @@ async def booked_customer(
                                              canonical_id=canonical)
     if payment_method is not None:
         billing.default_payment_methods[customer.id] = payment_method
+    rates = []
+    if tax_code is not None:
+        rate = await billing.create_tax_rate(TaxRate(
+            id=tax_code, code=tax_code, rate_bps=erp.tax_codes[tax_code], display_name=tax_code))
+        rates.append(rate.id)
     subscription = await billing.create_subscription(SubscriptionCreate(
         customer_id=customer.id, currency="USD",
-        items=[SubscriptionItemInput(price_id=seat.id, quantity=seats)],
+        items=[SubscriptionItemInput(
+            price_id=seat.id, quantity=seats, product_code="SEAT",
+            unit_amount=None if unit_amount == SEAT_PRICE else unit_amount)],
+        tax_rate_ids=rates,
         collection_method=collection_method,
         days_until_due=30 if collection_method == "send_invoice" else None,
         deal_id=deal.id, legal_entity="US01",
@@ -120,8 +134,8 @@ async def booked_customer(
     order = await erp.upsert_sales_order(SalesOrderCreate(
         customer_id=erp_customer.id, legal_entity="US01", currency="USD",
         order_date=date(2026, 11, 1),
-        lines=[SalesOrderLine(product_code="SEAT", quantity=seats, unit_amount=SEAT_PRICE,
-                              amount=seats * SEAT_PRICE)],
+        lines=[SalesOrderLine(product_code="SEAT", quantity=seats, unit_amount=unit_amount,
+                              amount=seats * unit_amount, tax_code=tax_code)],
         external_id=f"q2c:{deal.id}", deal_id=deal.id,
     ))
     erp_invoice = None

@@ -40,6 +40,7 @@ from contracts.v1 import (
     SubscriptionPatch,
     SupportCaseCreate,
     SupportCasePatch,
+    TaxRate,
 )
 from system_apis.billing.port import BillingPort
 from system_apis.billing.stripe import StripeClient
@@ -276,9 +277,51 @@ async def erp_collections_and_catalog(erp: ErpPort) -> Any:
     )
 
 
+async def erp_taxed_invoice_of_billed_lines(erp: ErpPort) -> Any:
+    """An order whose lines name a tax code keeps the code only; its invoice of billed lines
+    carries the tax given per line, or (none given) amount x the code's rate half up."""
+    customer = await erp.upsert_customer(ACME, external_id="acct-acme")
+    taxed = [msgspec.structs.replace(line, tax_code="US-CA")
+             for line in _order(customer.id).lines]
+    order = await erp.upsert_sales_order(msgspec.structs.replace(_order(customer.id),
+                                                                 lines=taxed))
+    billed = [
+        msgspec.structs.replace(order.lines[0], tax_rate_bps=725, tax_amount=3_625),
+        # 10 x 20.20 at 7.25%: 14.645, none given: 14.65 (half up).
+        msgspec.structs.replace(order.lines[1], quantity=10, unit_amount=2_020,
+                                amount=20_200),
+    ]
+    invoice = await erp.upsert_invoice(sales_order_id=order.id, external_id="in_taxed",
+                                       lines=billed, tax_note=None)
+    again = await erp.upsert_invoice(sales_order_id=order.id, external_id="in_taxed",
+                                     lines=billed)
+    found = await erp.find_invoice(external_id="in_taxed")
+    exempt = await erp.upsert_invoice(
+        sales_order_id=order.id, external_id="in_exempt", tax_note="Reverse charge",
+        lines=[msgspec.structs.replace(order.lines[0], tax_code="EU-RC", tax_rate_bps=0,
+                                       tax_amount=0)])
+    unknown = await outcome(erp.upsert_invoice(
+        sales_order_id=order.id, external_id="in_unknown",
+        lines=[msgspec.structs.replace(order.lines[0], tax_code="XX-NOPE")]))
+    return (
+        (order.total, [(line.tax_code, line.tax_amount) for line in order.lines]),
+        (invoice.subtotal, invoice.tax, invoice.total, invoice.amount_remaining,
+         invoice.external_id, invoice.tax_note),
+        [(line.quantity, line.unit_amount, line.amount, line.tax_code, line.tax_rate_bps,
+          line.tax_amount) for line in invoice.lines],
+        again.id == invoice.id, found is not None and found.id == invoice.id,
+        await erp.find_invoice(external_id="in_nope"),
+        (exempt.subtotal, exempt.tax, exempt.total, exempt.tax_note,
+         [(line.tax_code, line.tax_rate_bps, line.tax_amount) for line in exempt.lines]),
+        unknown,
+        (await erp.receivables_balance(customer.id)).balance,
+    )
+
+
 @pytest.mark.parametrize("scenario", [erp_customer_upserted_twice, erp_unknown_ids,
                                       erp_order_to_cash, erp_journal_and_approval,
-                                      erp_collections_and_catalog],
+                                      erp_collections_and_catalog,
+                                      erp_taxed_invoice_of_billed_lines],
                          ids=lambda s: s.__name__)
 async def test_erp_fake_agrees_with_netsuite(scenario: Scenario, netsuite: ErpPort) -> None:
     assert await scenario(fake_erp()) == await scenario(netsuite)
@@ -446,10 +489,88 @@ async def billing_customer_patched(billing: BillingPort) -> Any:
     )
 
 
+async def billing_taxed_subscription_at_sold_prices(billing: BillingPort) -> Any:
+    """A subscription at the deal's prices (a discounted seat through `price_data`), its
+    one-time line on its first invoice, taxed by a default tax rate: per-line tax rounded
+    half up, the invoice's tax and total; then fewer seats credit the customer's balance."""
+    customer = await billing.create_customer(ACME)
+    std = await billing.find_price(product_code="PLAT-STD", currency="USD")
+    seat = await billing.find_price(product_code="SEAT", currency="USD")
+    onboard = await billing.find_price(product_code="ONBOARD", currency="USD")
+    assert std is not None and seat is not None and onboard is not None
+    rate = await billing.create_tax_rate(TaxRate(
+        id="US-CA", code="US-CA", rate_bps=725, display_name="Sales tax California",
+        jurisdiction="CA"), idempotency_key="tax:US-CA:rate")
+    found = await billing.find_tax_rate("US-CA")
+    create = SubscriptionCreate(
+        customer_id=customer.id, currency="USD", deal_id="006-acme", legal_entity="US01",
+        collection_method="send_invoice", days_until_due=30, tax_rate_ids=[rate.id],
+        items=[SubscriptionItemInput(price_id=std.id, product_code="PLAT-STD"),
+               # 10 x 20.20 at 7.25% is 14.645: billed 14.65 (half up, once per line).
+               SubscriptionItemInput(price_id=seat.id, quantity=10, unit_amount=2_020,
+                                     product_code="SEAT")],
+        one_time_items=[SubscriptionItemInput(price_id=onboard.id, unit_amount=123_457,
+                                              product_code="ONBOARD")])
+    sub = await billing.create_subscription(create, idempotency_key="q2c:sub")
+    (first,) = (await billing.list_invoices(subscription_id=sub.id)).data
+    sold_seat = next(i for i in sub.items if i.product_code == "SEAT")
+    fewer = await billing.update_subscription(
+        sub.id, SubscriptionPatch(items=[SubscriptionItemInput(price_id=std.id),
+                                         SubscriptionItemInput(price_id=sold_seat.price_id,
+                                                               quantity=5)]),
+        proration_behavior="always_invoice")
+    credit = [i for i in (await billing.list_invoices(subscription_id=sub.id)).data
+              if i.id != first.id]
+    catalog = await billing.list_prices(product_id=seat.product_id, currency="USD")
+    listed = await billing.find_price(product_code="SEAT", currency="USD")
+    return (
+        (rate.code, rate.rate_bps, found is not None and found.id == rate.id),
+        sorted((i.product_code, i.quantity, i.unit_amount) for i in sub.items),
+        (first.status, first.subtotal, first.tax, first.total, first.amount_due),
+        sorted((line.quantity, line.amount, line.tax_rate_bps, line.tax_amount, line.tax_code)
+               for line in first.lines),
+        sorted((i.product_code, i.quantity) for i in fewer.items),
+        [(i.status, i.total < 0, i.tax, i.total, i.amount_due) for i in credit],
+        [(p.unit_amount, p.active) for p in catalog.data],
+        listed is not None and listed.id == seat.id,
+    )
+
+
+async def billing_one_time_invoice_of_its_own(billing: BillingPort) -> Any:
+    """A deal of one-time lines only: a draft of its own, taxed by a zero rate whose reason is
+    printed, its item at the sold price bound to it, not a pending item of the customer."""
+    customer = await billing.create_customer(ACME)
+    onboard = await billing.find_price(product_code="ONBOARD", currency="USD")
+    assert onboard is not None
+    loose = await billing.create_invoice_item(customer_id=customer.id,
+                                              amount=Money(amount=999, currency="USD"))
+    rate = await billing.create_tax_rate(TaxRate(
+        id="US-EXPORT", code="US-EXPORT", rate_bps=0, display_name="Export",
+        reason="Services outside the US"))
+    draft = await billing.create_invoice(
+        customer_id=customer.id, collection_method="send_invoice", days_until_due=14,
+        include_pending_items=False, auto_advance=False, tax_rate_ids=[rate.id],
+        deal_id="006-onboard", legal_entity="US01", idempotency_key="q2c:draft")
+    item = await billing.create_invoice_item(
+        customer_id=customer.id, price_id=onboard.id, quantity=2, unit_amount=100_001,
+        invoice_id=draft.id, deal_id="006-onboard", idempotency_key="q2c:item")
+    sent = await billing.finalize_invoice(draft.id)
+    return (
+        (item.quantity, item.unit_amount, item.amount),
+        (sent.status, sent.subtotal, sent.tax, sent.total, sent.amount_due, sent.legal_entity,
+         sent.tax_note),
+        [(line.quantity, line.unit_amount, line.amount, line.tax_rate_bps, line.tax_amount,
+          line.tax_code) for line in sent.lines],
+        loose.id != item.id and len((await billing.list_invoices(customer_id=customer.id)).data),
+    )
+
+
 @pytest.mark.parametrize("scenario", [billing_customer_created_twice, billing_unknown_ids,
                                       billing_customer_patched,
                                       billing_invoice_lifecycle, billing_subscription_lifecycle,
-                                      billing_declined_payment],
+                                      billing_declined_payment,
+                                      billing_taxed_subscription_at_sold_prices,
+                                      billing_one_time_invoice_of_its_own],
                          ids=lambda s: s.__name__)
 async def test_billing_fake_agrees_with_stripe(scenario: Scenario, stripe: BillingPort) -> None:
     assert await scenario(fake_billing()) == await scenario(stripe)

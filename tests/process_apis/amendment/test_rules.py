@@ -77,15 +77,21 @@ async def test_more_seats_mid_period_bill_and_book_the_prorated_difference(
     assert (invoice.status, invoice.total) == ("open", owed)
     assert sorted(line.amount for line in invoice.lines) == [-16_667, 21_667]
 
-    # The ERP books the same amount: a change order and its invoice, keyed by the billing one.
-    erp_invoice = await booked.erp.get_invoice(f"eid:{invoice.id}")
-    assert erp_invoice.id == outcome.erp_invoice_id
+    # The ERP: the deal's order follows the subscription (13 seats), and the proration is
+    # posted against it through the one posting path, keyed by the billing invoice's id.
+    order = booked.erp.sales_orders[booked.sales_order.id]
+    assert [(line.product_code, line.quantity, line.unit_amount, line.amount)
+            for line in order.lines] == [("SEAT", 13, SEAT_PRICE, 13 * SEAT_PRICE)]
+    assert order.total == 13 * SEAT_PRICE
+    erp_invoice = await booked.erp.find_invoice(external_id=invoice.id)
+    assert erp_invoice is not None and erp_invoice.id == outcome.erp_invoice_id
     assert (erp_invoice.total, erp_invoice.currency, erp_invoice.customer_id) == (
         owed, "USD", booked.erp_customer.id)
-    change_order = booked.erp.sales_orders[erp_invoice.sales_order_id or ""]
-    assert change_order.id != booked.sales_order.id and change_order.total == owed
-    assert booked.erp.credit_memos == {}
-    assert booked.crm.deals[booked.deal.id].integration_status == "synced"
+    assert erp_invoice.sales_order_id == booked.sales_order.id
+    assert [(line.amount, line.tax_amount) for line in erp_invoice.lines] == [(owed, None)]
+    assert len(booked.erp.sales_orders) == 1 and booked.erp.credit_memos == {}
+    deal = booked.crm.deals[booked.deal.id]
+    assert (deal.integration_status, deal.contract_amount) == ("synced", 13 * SEAT_PRICE)
 
 
 async def test_fewer_seats_are_credited_in_the_erp_and_a_replay_changes_nothing(
@@ -134,11 +140,13 @@ async def test_a_customer_unknown_to_the_erp_waits_for_finance_with_billing_amen
     assert (entry.step, entry.system, entry.owner, entry.error_class) == (
         "find_erp_customer", "netsuite", "finance", "UpstreamNotFound")
     assert "run the customer master first" in entry.cause
-    # No compensation: the subscription keeps its 13 seats and the proration invoice stands,
-    # nothing reached the books, the deal is not marked synced.
+    # No compensation: the subscription keeps its 13 seats and its prorations (50.00 net)
+    # wait on it, to be invoiced when finance resumes the flow; nothing reached the books,
+    # the deal is not marked synced.
     (item,) = booked.billing.subscriptions[booked.subscription.id].items
     assert item.quantity == 13
-    assert [i.total for i in booked.billing.invoices.values()] == [10 * SEAT_PRICE, 5_000]
+    assert [i.total for i in booked.billing.invoices.values()] == [10 * SEAT_PRICE]
+    assert sorted(p.amount for p in booked.billing.pending_items.values()) == [-16_667, 21_667]
     assert booked.new_writes()["erp"] == []
     assert booked.crm.deals[booked.deal.id].integration_status is None
     assert [s.name for s in flow.steps if s.status != "succeeded"] == ["find_erp_customer"]

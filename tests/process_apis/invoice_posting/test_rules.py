@@ -1,7 +1,8 @@
 """Invoice posting's business rules on the fakes (no HTTP): a finalized billing invoice is one
 ERP invoice of the same amount, from the deal's sales order; its payment is one ERP payment that
-settles it; a replayed event writes nothing twice; an invoice whose amount differs from its
-order is not posted and waits for finance."""
+settles it; a replayed event writes nothing twice; an invoice is posted as billed (its own
+lines and tax, whatever its order says), once, and a proration the amendment posted is not
+posted again."""
 
 from __future__ import annotations
 
@@ -76,43 +77,57 @@ async def test_a_billed_and_paid_invoice_is_one_settled_erp_invoice(bench: FlowB
         "paid", 10 * SEAT_PRICE, 0)
 
 
-async def test_an_invoice_that_differs_from_its_order_is_left_for_finance(
+async def test_an_invoice_is_posted_as_billed_with_its_own_lines_and_tax_exactly_once(
     bench: FlowBench,
 ) -> None:
-    booked = await booked_customer(seats=10, posted=False)
-    # The order was booked for 9 seats; billing invoiced 10.
+    # Seats sold at 20.20 and taxed 7.25% (US-CA): 202.00 x 7.25% = 14.645, billed 14.65.
+    booked = await booked_customer(seats=10, posted=False, unit_amount=2_020,
+                                   tax_code="US-CA")
+    # The order was booked for 9 seats; billing invoiced 10. The ERP invoice bills what
+    # billing billed, not the order's lines.
     await booked.erp.upsert_sales_order(SalesOrderCreate(
         customer_id=booked.erp_customer.id, legal_entity="US01", currency="USD",
         order_date=booked.sales_order.order_date, external_id=f"q2c:{booked.deal.id}",
-        lines=[SalesOrderLine(product_code="SEAT", quantity=9, unit_amount=SEAT_PRICE,
-                              amount=9 * SEAT_PRICE)],
+        lines=[SalesOrderLine(product_code="SEAT", quantity=9, unit_amount=2_020,
+                              amount=9 * 2_020, tax_code="US-CA")],
     ))
     flows = await launch(bench, booked)
     invoice = booked.first_invoice
+    assert (invoice.subtotal, invoice.tax, invoice.total) == (20_200, 1_465, 21_665)
     finalized = stripe_event(booked.billing, FINALIZED, invoice.id)
 
-    await bench.start(FLOW_TYPE, f"stripe:{finalized.id}", flows.invoice_finalized, finalized)
-    await bench.wait(f"stripe:{finalized.id}", "failed")
+    erp_invoice_id = await bench.run(FLOW_TYPE, f"stripe:{finalized.id}",
+                                     flows.invoice_finalized, finalized)
 
-    (entry,) = await bench.exceptions()
-    assert (entry.step, entry.system, entry.owner, entry.error_class) == (
-        "find_sales_order", "netsuite", "finance", "Conflict")
-    assert entry.cause == (
-        f"Conflict: Stripe invoice {invoice.id} is 25000 USD (minor units) but sales order "
-        f"{booked.sales_order.number} is 22500 USD; NetSuite bills an order with the order's "
-        "lines, so this invoice needs posting by hand")
-    assert booked.erp.invoices == {}
-    assert booked.erp.payments == {}
+    posted = await booked.erp.find_invoice(external_id=invoice.id)
+    assert posted is not None and posted.id == erp_invoice_id
+    assert (posted.sales_order_id, posted.customer_id, posted.currency) == (
+        booked.sales_order.id, booked.erp_customer.id, "USD")
+    assert (posted.subtotal, posted.tax, posted.total, posted.amount_remaining) == (
+        20_200, 1_465, 21_665, 21_665)
+    assert [(line.quantity, line.unit_amount, line.amount, line.tax_code, line.tax_rate_bps,
+             line.tax_amount) for line in posted.lines] == [
+        (10, 2_020, 20_200, "US-CA", 725, 1_465)]
+    order = booked.erp.sales_orders[booked.sales_order.id]
+    assert (order.total, [line.quantity for line in order.lines]) == (9 * 2_020, [9])
+    assert await bench.exceptions(status=None) == []
+    writes = booked.new_writes()["erp"]
+    assert writes == [("upsert_sales_order", f"q2c:{booked.deal.id}"),
+                      ("upsert_invoice", invoice.id)]
+
+    # The same event again, and the same invoice under a redelivered event's id: one ERP
+    # invoice, nothing written.
+    again = await bench.start(FLOW_TYPE, f"stripe:{finalized.id}", flows.invoice_finalized,
+                              finalized)
+    assert not again.created and await again.result() == erp_invoice_id
+    redelivered = await bench.run(FLOW_TYPE, "stripe:evt_redelivered",
+                                  flows.invoice_finalized, finalized)
+    assert redelivered == erp_invoice_id
+    assert booked.new_writes()["erp"] == writes
+    assert list(booked.erp.invoices) == [erp_invoice_id]
+    assert booked.billing.invoices[invoice.id].total == 21_665
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Two posting paths for one invoice: the amendment flow books its proration invoice in the "
-    "ERP itself (change order + invoice, externalId = the billing invoice id), and invoice "
-    "posting also takes that invoice's `invoice.finalized`, compares it with the deal's "
-    "quote-to-cash order (5000 vs 25000) and stops with Conflict invoice_differs_from_order: "
-    "every prorated amendment opens an exception telling finance to post by hand an invoice "
-    "the ERP already holds."
-))
 async def test_a_proration_invoice_the_amendment_booked_is_not_sent_to_finance(
     bench: FlowBench,
 ) -> None:
@@ -138,3 +153,10 @@ async def test_a_proration_invoice_the_amendment_booked_is_not_sent_to_finance(
     assert await bench.exceptions() == []
     assert flow.status == "succeeded"
     assert booked.new_writes()["erp"] == erp_writes
+    # One ERP invoice of the proration, its amount billing's, against the deal's order.
+    proration = booked.billing.invoices[outcome.proration_invoice_id or ""]
+    assert proration.total == 3 * SEAT_PRICE * 2 // 3 == 5_000
+    posted = await booked.erp.find_invoice(external_id=proration.id)
+    assert posted is not None and posted.id == outcome.erp_invoice_id
+    assert (posted.total, posted.sales_order_id) == (proration.total, booked.sales_order.id)
+    assert booked.erp.sales_orders[booked.sales_order.id].total == 13 * SEAT_PRICE

@@ -18,6 +18,8 @@ from process_apis.customer_master.flow import CustomerMaster, canonical_customer
 from process_apis.engine.durable import Decision
 from process_apis.quote_to_cash.flow import FLOW_TYPE, QuoteToCash, QuoteToCashResult, flow_id_for
 from process_apis.quote_to_cash.orders import Order, OrderDesk
+from system_apis.tax.port import TaxTreatment
+from system_apis.tax.rules import TaxRule, TaxRules
 from tests.fakes import FakeBilling, FakeCrm, FakeErp, FakeSupport
 from tests.process_apis.fakes_engine import (  # noqa: F401 (fixtures)
     FlowBench,
@@ -155,9 +157,11 @@ async def test_the_same_deal_started_twice_books_nothing_twice(bench: FlowBench)
     assert {name: fake.writes for name, fake in (
         ("crm", q2c.crm), ("billing", q2c.billing), ("erp", q2c.erp),
         ("support", q2c.support))} == writes
+    # The one-time line rides on the subscription create (its first invoice), no loose item.
     assert created(q2c.billing) == {
         "create_customer": 1, "create_product": 3, "create_price": 3,
-        "create_invoice_item": 1, "create_subscription": 1}
+        "create_subscription": 1}
+    assert [i.total for i in q2c.billing.invoices.values()] == [DEAL_TOTAL]
     assert created(q2c.erp) == {"upsert_customer": 1, "upsert_product": 3,
                                 "upsert_sales_order": 1}
 
@@ -221,12 +225,6 @@ async def test_a_refused_sales_order_waits_for_finance_and_resumes_there(
     assert q2c.crm.deals[q2c.order.opportunity_id].integration_status == "synced"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Money rule (DESIGN.md): every system bills the deal's sold unit prices, discounts "
-    "included. The ERP books the deal's unit amount, but billing subscribes and invoices the "
-    "catalog price (`sync_billing_catalog` reuses or creates the list price, "
-    "SubscriptionItemInput carries no amount), so a discounted seat is billed at list price."
-))
 async def test_a_discounted_line_is_billed_at_the_sold_price(bench: FlowBench) -> None:
     q2c = await launch(bench)
     # The rep sold the seats at 20.00 instead of the list 25.00.
@@ -243,7 +241,18 @@ async def test_a_discounted_line_is_billed_at_the_sold_price(bench: FlowBench) -
     (order,) = q2c.erp.sales_orders.values()
     (invoice,) = q2c.billing.invoices.values()
     assert order.total == discounted.amount
-    assert invoice.total == order.total
+    assert invoice.total == order.total == DEAL_TOTAL - 20 * 500
+    assert sorted((line.product_code, line.quantity, line.unit_amount, line.amount)
+                  for line in invoice.lines) == [
+        ("ONBOARD", 1, 250_000, 250_000), ("PLAT-STD", 1, 50_000, 50_000),
+        ("SEAT", 20, 2_000, 40_000)]
+    assert ("SEAT", 20, 2_000, 40_000) in booked_lines(q2c.erp)
+    # The seat is billed through an inline price of its own; the catalog keeps the list one.
+    (seat,) = [i for i in q2c.billing.subscriptions[invoice.subscription_id or ""].items
+               if i.product_code == "SEAT"]
+    assert seat.unit_amount == 2_000
+    listed = await q2c.billing.find_price(product_code="SEAT", currency="USD")
+    assert listed is not None and listed.unit_amount == 2_500 and listed.id != seat.price_id
 
 
 async def test_a_deal_of_services_only_is_invoiced_on_its_own_without_a_subscription(
@@ -256,12 +265,47 @@ async def test_a_deal_of_services_only_is_invoiced_on_its_own_without_a_subscrip
     result = await q2c.run(services)
 
     assert result.subscription_id is None and q2c.billing.subscriptions == {}
-    # An auto-advancing draft: Stripe finalizes and sends it about an hour later (the fake
-    # keeps no such timer), so the draft is what billing holds when the flow ends.
+    # A draft of its own, its item bound to it, finalized by the flow: sent on the terms.
     (invoice,) = q2c.billing.invoices.values()
-    assert (invoice.status, invoice.total, invoice.subscription_id) == ("draft", 250_000, None)
+    assert (invoice.status, invoice.total, invoice.subscription_id) == ("open", 250_000, None)
     assert [(line.quantity, line.amount) for line in invoice.lines] == [(1, 250_000)]
+    assert invoice.issued_at is not None and invoice.due_date is not None
+    assert (invoice.due_date - invoice.issued_at.date()).days == 30
+    assert created(q2c.billing)["create_invoice_item"] == 1
     assert q2c.billing.pending_items == {}
     assert booked_lines(q2c.erp) == [("ONBOARD", 1, 250_000, 250_000)]
     deal = q2c.crm.deals[q2c.order.opportunity_id]
     assert (deal.billing_subscription_id, deal.integration_status) == (None, "synced")
+
+
+async def test_a_taxed_customer_is_billed_and_booked_under_one_tax_code(
+    bench: FlowBench,
+) -> None:
+    q2c = await launch(bench)
+    california = TaxTreatment(code="US-CA", rate_bps=725, name="Sales tax California",
+                              jurisdiction="US-CA")
+    tax = TaxRules([TaxRule(legal_entity="US01", country="US", treatment=california)])
+    taxed = await OrderDesk(crm=q2c.crm, erp=q2c.erp, tax=tax).order_for(
+        q2c.order.opportunity_id, principal=None)
+    assert taxed.tax == california
+
+    first = await q2c.run(taxed)
+    # Replayed, nothing (the tax rate included) is made twice.
+    again = await bench.start(FLOW_TYPE, q2c.flow_id, q2c.flows.run, taxed)
+    assert not again.created and await again.result() == first
+
+    # Billing: one tax rate of the code, on the subscription; each line taxed 7.25% half up
+    # (500.00 -> 36.25, 500.00 -> 36.25, 2500.00 -> 181.25).
+    assert created(q2c.billing)["create_tax_rate"] == 1
+    rate = await q2c.billing.find_tax_rate("US-CA")
+    assert rate is not None and rate.rate_bps == 725
+    (invoice,) = q2c.billing.invoices.values()
+    assert sorted((line.amount, line.tax_code, line.tax_amount) for line in invoice.lines) == [
+        (50_000, "US-CA", 3_625), (50_000, "US-CA", 3_625), (250_000, "US-CA", 18_125)]
+    assert (invoice.subtotal, invoice.tax, invoice.total, invoice.amount_due) == (
+        DEAL_TOTAL, 25_375, DEAL_TOTAL + 25_375, DEAL_TOTAL + 25_375)
+    # ERP: the order's lines are pre-tax and name the code; its tax is on the invoices.
+    (order,) = q2c.erp.sales_orders.values()
+    assert order.total == DEAL_TOTAL
+    assert [(line.amount, line.tax_code) for line in order.lines] == [
+        (amount, "US-CA") for *_, amount in DEAL_LINES]
