@@ -163,6 +163,9 @@ class Invoice(Entity, frozen=True, kw_only=True):
     id: str
     customer_id: str
     subscription_id: str | None = None
+    deal_id: str | None = None
+    """The CRM deal a billing invoice bills (its subscription's deal, or the deal of a one-time
+    invoice), so the invoice is posted against that deal's sales order."""
     number: str | None = None
     status: InvoiceStatus
     currency: CurrencyCode

@@ -372,7 +372,9 @@ class InvoicePostingFlows(FlowInstance):
 
     async def order_of(self, invoice: Invoice, crm_account: str) -> SalesOrder:
         """The sales order a billing invoice is posted against (steps of the calling flow)."""
-        opportunity = (
+        # The invoice names its deal (subscription or one-time invoice metadata); an invoice
+        # made before it did is traced through its subscription.
+        opportunity = invoice.deal_id or (
             await self.fetch_opportunity(invoice.subscription_id)
             if invoice.subscription_id
             else None

@@ -2,14 +2,15 @@
 
 The flow makes sure the account is a customer in billing, the ERP and support (customer
 master), that every product of the deal is in the billing and ERP catalogs (matched by product
-code), and subscribes the customer to the recurring lines at the deal's own unit prices (one
-Stripe subscription, `send_invoice`, due after the account's payment terms), its one-time lines
-added to that subscription's first invoice only (never left as loose items another
-subscription's invoice could pick up), books the NetSuite sales order
-(externalId `q2c:{opportunity_id}`) and writes order number, subscription id and status back
-to the opportunity. No compensation: a step that fails for good waits in the exception queue
-and resumes from that step; every write is keyed, so nothing is created twice. A deal of one-time
-services only gets an invoice of its own instead of a subscription, its items bound to it.
+code), books the NetSuite sales order (externalId `q2c:{opportunity_id}`) before billing issues
+any invoice (so every invoice's posting finds the order it bills), subscribes the customer to
+the recurring lines at the deal's own unit prices (one Stripe subscription, `send_invoice`, due
+after the account's payment terms), its one-time lines added to that subscription's first
+invoice only (never left as loose items another subscription's invoice could pick up), and
+writes order number, subscription id and status back to the opportunity. No compensation: a
+step that fails for good waits in the exception queue and resumes from that step; every write is
+keyed, so nothing is created twice. A deal of one-time services only gets an invoice of its own
+instead of a subscription, its items bound to it.
 Every system bills and books the order's prices and tax: the order (`orders.py`) is the one
 place a price or a tax treatment is decided. Billing taxes through a tax rate per tax code (on
 the subscription, or the one-time invoice); the sales order's lines carry the pre-tax amounts
@@ -125,6 +126,9 @@ class QuoteToCash(FlowInstance):
         prices = await self.sync_billing_catalog(order.lines, order.currency)
         items = await self.sync_erp_catalog(order.lines, order.currency)
         tax_rates = [await self.ensure_tax_rate(order.tax)] if order.tax is not None else []
+        # The ERP order is booked before billing issues an invoice, so the invoice's posting
+        # always finds the order it bills.
+        booked = await self.book_sales_order(order, customer.erp_customer_id, items)
         subscription_id = None
         charges: list[str] = []
         if any(line.recurring for line in order.lines):
@@ -142,7 +146,6 @@ class QuoteToCash(FlowInstance):
                 for line in order.lines
             ]
             await self.send_one_time_invoice(draft)
-        booked = await self.book_sales_order(order, customer.erp_customer_id, items)
         await self.write_back_opportunity(order.opportunity_id, booked.number, subscription_id)
         return QuoteToCashResult(
             customer=customer,

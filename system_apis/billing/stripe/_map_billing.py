@@ -242,6 +242,7 @@ def to_invoice(wire: InvoiceWire, *, lines: Sequence[InvoiceLineWire] | None = N
         id=wire.id,
         customer_id=customer_id_of(wire.customer),
         subscription_id=ref_id(wire.subscription),
+        deal_id=metadata.get(META_DEAL) or (details or {}).get(META_DEAL),
         number=wire.number,
         status=status,  # type: ignore[arg-type]  # checked against the Literal above
         currency=currency,

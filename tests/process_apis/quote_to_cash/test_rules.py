@@ -206,9 +206,9 @@ async def test_a_refused_sales_order_waits_for_finance_and_resumes_there(
     assert entry.cause == (
         "UpstreamInvalid: NetSuite refused the sales order: the subsidiary is closed for the "
         "period (vendor netsuite); subsidiary: period closed")
-    # No compensation: the subscription stays (the step resumes, it is not re-sold), no
-    # order is booked, the deal is not marked synced, and the refused call is not retried.
-    assert len(q2c.billing.subscriptions) == 1 and len(q2c.billing.invoices) == 1
+    # The order is booked before anything is billed: a refused order bills nothing, books
+    # nothing, does not mark the deal synced, and the refused call is not retried.
+    assert q2c.billing.subscriptions == {} and q2c.billing.invoices == {}
     assert q2c.erp.sales_orders == {}
     assert q2c.crm.deals[q2c.order.opportunity_id].integration_status is None
     assert q2c.erp.calls.count("upsert_sales_order") == 1
