@@ -1304,7 +1304,8 @@ class FakeBilling(FakePort):
             refs["netsuite"] = invoice.metadata["netsuite_id"]
         return Invoice(
             id=invoice.id, customer_id=invoice.customer_id,
-            subscription_id=invoice.subscription_id, number=invoice.number,
+            subscription_id=invoice.subscription_id, deal_id=metadata.get("deal_id"),
+            number=invoice.number,
             status=invoice.status, currency=invoice.currency, lines=list(invoice.lines),
             subtotal=invoice.subtotal, tax=invoice.tax, total=invoice.subtotal + invoice.tax,
             amount_due=invoice.amount_due, amount_paid=invoice.amount_paid,

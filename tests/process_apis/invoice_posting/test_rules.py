@@ -160,3 +160,49 @@ async def test_a_proration_invoice_the_amendment_booked_is_not_sent_to_finance(
     assert posted is not None and posted.id == outcome.erp_invoice_id
     assert (posted.total, posted.sales_order_id) == (proration.total, booked.sales_order.id)
     assert booked.erp.sales_orders[booked.sales_order.id].total == 13 * SEAT_PRICE
+
+
+async def test_a_returning_customers_one_time_deal_is_posted_against_its_own_order(
+    bench: FlowBench,
+) -> None:
+    # Acme's seats deal is booked; a later deal sells it onboarding only (one-time), booked
+    # as its own order, and billed on an invoice of its own that names the deal.
+    booked = await booked_customer(seats=10)
+    onboarding = 150_000
+    services = booked.crm.seed_deal(booked.account.id, name="Acme onboarding",
+                                    close_date=START.date(), lines=[("SEAT", 1)])
+    second_order = await booked.erp.upsert_sales_order(SalesOrderCreate(
+        customer_id=booked.erp_customer.id, legal_entity="US01", currency="USD",
+        order_date=START.date(),
+        lines=[SalesOrderLine(product_code="SEAT", quantity=1, unit_amount=onboarding,
+                              amount=onboarding)],
+        external_id=f"q2c:{services.id}", deal_id=services.id,
+    ))
+    # Another deal of Acme's is booked after it: the latest order is not the onboarding's.
+    expansion = booked.crm.seed_deal(booked.account.id, name="Acme expansion",
+                                     close_date=START.date(), lines=[("SEAT", 5)])
+    await booked.erp.upsert_sales_order(SalesOrderCreate(
+        customer_id=booked.erp_customer.id, legal_entity="US01", currency="USD",
+        order_date=START.date(),
+        lines=[SalesOrderLine(product_code="SEAT", quantity=5, unit_amount=SEAT_PRICE,
+                              amount=5 * SEAT_PRICE)],
+        external_id=f"q2c:{expansion.id}", deal_id=expansion.id,
+    ))
+    draft = await booked.billing.create_invoice(
+        customer_id=booked.billing_customer.id, collection_method="send_invoice",
+        days_until_due=30, include_pending_items=False, deal_id=services.id,
+        legal_entity="US01")
+    await booked.billing.create_invoice_item(
+        customer_id=booked.billing_customer.id, price_id=booked.seat.id, quantity=1,
+        unit_amount=onboarding, invoice_id=draft.id, deal_id=services.id)
+    invoice = await booked.billing.finalize_invoice(draft.id)
+    flows = await launch(bench, booked)
+    finalized = stripe_event(booked.billing, FINALIZED, invoice.id)
+
+    await bench.run(FLOW_TYPE, f"stripe:{finalized.id}", flows.invoice_finalized, finalized)
+
+    posted = await booked.erp.get_invoice(f"eid:{invoice.id}")
+    assert invoice.deal_id == services.id
+    assert (posted.sales_order_id, posted.total) == (second_order.id, onboarding)
+    assert posted.sales_order_id != booked.sales_order.id
+    assert await bench.exceptions() == []
