@@ -1,6 +1,7 @@
 """Finance workspace (`/experience/finance/v1/workspace`): the exception queue by owner team
-and age (process, required), credits waiting for approval and AR aging per legal entity and
-currency (ERP), and failed payments (billing). Everything is limited to the legal entities
+and age and the drift of the latest reconciliation per legal entity and currency (process,
+required), credits waiting for approval and AR aging per legal entity and currency (ERP), and
+failed payments (billing). Everything is limited to the legal entities
 of the caller's token (`Principal.entities`; None: all).
 
 Aging buckets count days past the due date of each open ERP invoice's remaining amount:
@@ -23,7 +24,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from contracts.money import Money
 from contracts.principal import Principal
 from contracts.v1 import ApprovalTask, Invoice, Page, Subscription
-from experience_apis._process_reads import ExceptionSummary
+from experience_apis._process_reads import ExceptionSummary, ProcessReads
+from experience_apis._reconciliation_reads import DriftRow, ReconciliationReads
 from experience_apis._services import (
     AuthedRequest,
     BillingDep,
@@ -68,6 +70,11 @@ EXCEPTION_AGES = ("<1h", "1-24h", "1-7d", ">7d")
 PAGE = 100
 MAX_PAGES = 20
 T = TypeVar("T")
+
+
+class ProcessData(msgspec.Struct, frozen=True, kw_only=True):
+    unresolved: list[ExceptionSummary]
+    drift: list[DriftRow]
 
 
 class ErpData(msgspec.Struct, frozen=True, kw_only=True):
@@ -124,13 +131,16 @@ class FinanceWorkspace(msgspec.Struct, frozen=True, kw_only=True):
     credits_waiting: list[WaitingCredit] | None = None
     failed_payments: list[FailedPayment] | None = None
     ar_aging: list[AgingRow] | None = None
+    reconciliation: list[DriftRow] = []
+    """The latest completed reconciliation per legal entity and currency: open mismatches,
+    their drift and the oldest of them, with a link to the run's mismatches."""
     sources: dict[str, SourceState]
 
 
 @get(
     "/workspace",
     opt=_OPT,
-    summary="Exceptions, credits to approve, failed payments and AR aging",
+    summary="Exceptions, reconciliation drift, credits to approve, failed payments and AR aging",
     responses={
         200: ResponseSpec(FinanceWorkspace, description="The workspace", generate_examples=False),
         304: ResponseSpec(None, description="Not modified (If-None-Match)"),
@@ -146,12 +156,7 @@ async def workspace(
     entities = principal.entities
     # Cached answers are shared by every caller; each caller's entities are applied after.
     sources = (
-        Source(
-            "process",
-            "unresolved",
-            lambda: views.process.unresolved_exceptions(entities=None),
-            list[ExceptionSummary],
-        ),
+        Source("process", "workspace", lambda: _process(views.process), ProcessData),
         Source("erp", "workspace", lambda: _erp(erp), ErpData),
         Source("billing", "workspace", lambda: _billing(billing), BillingData),
     )
@@ -159,15 +164,22 @@ async def workspace(
         views.rules(FINANCE_WORKSPACE), *sources, use_cache=not wants_fresh(request)
     )
     now = views.clock()
+    process_data = composition.get(sources[0])
     queue = [
         entry
-        for entry in composition.get(sources[0]) or []
+        for entry in (process_data.unresolved if process_data else [])
         if principal.may_see_entity(entry.legal_entity)
+    ]
+    drift = [
+        row
+        for row in (process_data.drift if process_data else [])
+        if principal.may_see_entity(row.legal_entity)
     ]
     erp_data, billing_data = composition.get(sources[1]), composition.get(sources[2])
     view = FinanceWorkspace(
         entities=sorted(entities) if entities is not None else None,
         exceptions=_by_owner(queue, now),
+        reconciliation=drift,
         credits_waiting=_credits(erp_data.pending_approvals, principal) if erp_data else None,
         ar_aging=aging(_visible(erp_data.open_invoices, principal), now.date())
         if erp_data
@@ -282,6 +294,14 @@ def _failed(data: BillingData, principal: Principal) -> list[FailedPayment]:
 
 def _visible(invoices: list[Invoice], principal: Principal) -> list[Invoice]:
     return [i for i in invoices if principal.may_see_entity(i.legal_entity)]
+
+
+async def _process(reads: ProcessReads) -> ProcessData:
+    unresolved, drift = await asyncio.gather(
+        reads.unresolved_exceptions(entities=None),
+        ReconciliationReads(reads.engine).drift(None),
+    )
+    return ProcessData(unresolved=unresolved, drift=drift)
 
 
 async def _erp(erp: ErpPort | None) -> ErpData:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from experience_apis._process_reads import UNRESOLVED
+from experience_apis._reconciliation_reads import ReconciliationReads
 from experience_apis.ops import vendor_calls
 from process_apis.engine.store import as_utc, exceptions, flows, webhook_inbox
 
@@ -102,6 +103,7 @@ class Pulse:
 class ConsoleReads:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self.reconciliation = ReconciliationReads(engine)
 
     async def status_counts(self, entities: Collection[str] | None) -> dict[str, int]:
         statement = (

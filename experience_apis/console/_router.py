@@ -11,6 +11,7 @@ from litestar.static_files import create_static_files_router
 
 from experience_apis.console._actions import ACTIONS
 from experience_apis.console._pages import PAGES
+from experience_apis.console._reconciliation import RECONCILIATION_PAGES
 from experience_apis.console._signin import cookie_middleware
 from experience_apis.console._web import STATIC_DIR, Console, exception_handlers
 
@@ -24,7 +25,7 @@ def console_routes(console: Console, *, secret: bytes, secure_cookies: bool) -> 
     (`opt["public"]`): the pages check the console's own sign-in cookie instead."""
     pages = Router(
         path="/ops",
-        route_handlers=[*PAGES, *ACTIONS],
+        route_handlers=[*PAGES, *RECONCILIATION_PAGES, *ACTIONS],
         middleware=[cookie_middleware(secret, secure=secure_cookies)],
         dependencies={"console": Provide(lambda: console, use_cache=True, sync_to_thread=False)},
         exception_handlers=dict(exception_handlers(console)),
