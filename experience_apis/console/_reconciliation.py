@@ -5,6 +5,7 @@ an operator limited to some legal entities sees only theirs."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from litestar import Request, Response, get
 
@@ -23,6 +24,10 @@ def _money(amount: int, currency: str | None) -> str:
     return f"{format_decimal(Money(amount=amount, currency=currency))} {currency}"
 
 
+def _run_url(run_id: str) -> str:
+    return f"/ops/reconciliation/{quote(run_id, safe=':')}"
+
+
 @get("/reconciliation", opt=_OPT, include_in_schema=False)
 async def reconciliation_overview(
     request: Request[Any, Any, Any], console: ConsoleDep
@@ -30,7 +35,13 @@ async def reconciliation_overview(
     operator = await console.operator(request)
     rows = await console.reads.reconciliation.drift(operator.principal.entities)
     return html(
-        console, "reconciliation.html", request=request, operator=operator, rows=rows, money=_money
+        console,
+        "reconciliation.html",
+        request=request,
+        operator=operator,
+        rows=rows,
+        money=_money,
+        run_url=_run_url,
     )
 
 
