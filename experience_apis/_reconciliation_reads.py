@@ -23,7 +23,14 @@ from process_apis.reconciliation.compare import Total, Values
 from process_apis.reconciliation.records import MismatchStatus
 from process_apis.reconciliation.store import mismatches, runs
 
-__all__ = ["DriftRow", "MismatchLine", "ReconciliationReads", "drift_amount", "run_link"]
+__all__ = [
+    "DriftRow",
+    "MismatchLine",
+    "ReconciliationReads",
+    "drift_amount",
+    "may_open",
+    "run_link",
+]
 
 RUNS_SCANNED = 50
 """Completed runs read, newest first, to find each entity's latest one."""
@@ -41,8 +48,11 @@ class DriftRow(msgspec.Struct, frozen=True, kw_only=True):
     oldest_open_since: datetime | None = None
     """When the oldest open mismatch was first found (its exception opened)."""
     oldest_open_id: str | None = None
-    link: str
-    """The run with its mismatches in the reconciliation API."""
+    run_entities: list[str] | None = None
+    """The legal entities the run compared (null: every entity)."""
+    link: str | None = None
+    """The run with its mismatches in the reconciliation API; null when the caller may not
+    open it there (the API shows a run only to callers allowed every entity it compared)."""
 
 
 class MismatchLine(msgspec.Struct, frozen=True, kw_only=True):
@@ -60,6 +70,13 @@ class MismatchLine(msgspec.Struct, frozen=True, kw_only=True):
 
 def run_link(run_id: str) -> str:
     return f"/process/v1/reconciliations/{run_id}"
+
+
+def may_open(row: DriftRow, entities: Collection[str] | None) -> bool:
+    """Whether the reconciliation API shows `row`'s run to a caller limited to `entities`."""
+    if entities is None:
+        return True
+    return row.run_entities is not None and set(row.run_entities) <= set(entities)
 
 
 def drift_amount(values: Values) -> int:
@@ -114,6 +131,9 @@ class ReconciliationReads:
                         amount=sum(m.amount for m in open_ones),
                         oldest_open_since=oldest.found_at if oldest else None,
                         oldest_open_id=oldest.id if oldest else None,
+                        run_entities=msgspec.json.decode(run.legal_entities)
+                        if run.legal_entities
+                        else None,
                         link=run_link(run.id),
                     )
         return [rows[key] for key in sorted(rows)]

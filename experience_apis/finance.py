@@ -25,7 +25,7 @@ from contracts.money import Money
 from contracts.principal import Principal
 from contracts.v1 import ApprovalTask, Invoice, Page, Subscription
 from experience_apis._process_reads import ExceptionSummary, ProcessReads
-from experience_apis._reconciliation_reads import DriftRow, ReconciliationReads
+from experience_apis._reconciliation_reads import DriftRow, ReconciliationReads, may_open
 from experience_apis._services import (
     AuthedRequest,
     BillingDep,
@@ -171,7 +171,7 @@ async def workspace(
         if principal.may_see_entity(entry.legal_entity)
     ]
     drift = [
-        row
+        row if may_open(row, entities) else msgspec.structs.replace(row, link=None)
         for row in (process_data.drift if process_data else [])
         if principal.may_see_entity(row.legal_entity)
     ]

@@ -97,8 +97,23 @@ async def test_finance_and_console_show_the_latest_runs_drift_per_entity(tmp_pat
         assert {r["legal_entity"] for r in limited_rows} == {"US01"}
         us = next(r for r in limited_rows if r["currency"] == "USD")
         assert (us["open"], us["amount"]) == expected[("US01", "USD")]
+        # The run compared every entity, so the API does not show it to a US01 caller: no link.
+        assert us["link"] is None
+        assert us["run_entities"] is None
+        own = await world.token(["process:read", "process:write"], entities=["US01"])
+        us_run = await world.reconcile(headers=own, legal_entity="US01")
+        own_rows = (
+            await world.http.get(
+                "/experience/finance/v1/workspace",
+                headers={**finance_us, "Cache-Control": "no-cache"},
+            )
+        ).json()["reconciliation"]
+        assert [(r["legal_entity"], r["run_id"]) for r in own_rows] == [("US01", us_run["id"])]
+        followed = await world.http.get(own_rows[0]["link"], headers=own)
+        assert followed.status_code == 200
+        assert {m["id"] for m in followed.json()["mismatches"]} >= {own_rows[0]["oldest_open_id"]}
 
-        # The console, signed in as a US01 operator.
+        # The console, signed in as a US01 operator: US01's latest run is its own one.
         client_id, secret = await _client(world, ["ops:read"], ["US01"])
         form = await world.http.get("/ops/sign-in")
         token = CSRF.search(form.text)
@@ -112,16 +127,21 @@ async def test_finance_and_console_show_the_latest_runs_drift_per_entity(tmp_pat
         assert overview.status_code == 200
         assert 'data-entity="US01" data-currency="USD"' in overview.text
         assert 'data-entity="DE01"' not in overview.text
-        assert f'data-minor="{expected[("US01", "USD")][1]}"' in overview.text
-        assert f'href="/ops/reconciliation/{run["id"]}"' in overview.text
+        assert f'data-minor="{_expected(us_run)[("US01", "USD")][1]}"' in overview.text
+        assert f'href="/ops/reconciliation/{us_run["id"]}"' in overview.text
 
-        page = await world.http.get(f"/ops/reconciliation/{run['id']}")
+        page = await world.http.get(f"/ops/reconciliation/{us_run['id']}")
         assert page.status_code == 200
-        us_mismatches = [m for m in run["mismatches"] if m["legal_entity"] == "US01"]
+        us_mismatches = [m for m in us_run["mismatches"] if m["legal_entity"] == "US01"]
         for mismatch in us_mismatches:
             assert f'data-mismatch="{mismatch["id"]}"' in page.text
             assert mismatch["reason"].replace("'", "&#39;") in page.text
             assert f'href="/ops/exceptions/{mismatch["exception_id"]}"' in page.text
         assert any(acme_invoice in m["key"] or acme_invoice in m["reason"] for m in us_mismatches)
+        assert us_mismatches
         assert globex_invoice not in page.text
+        everything = await world.http.get(f"/ops/reconciliation/{run['id']}")
+        assert everything.status_code == 200
+        assert acme_invoice in everything.text
+        assert globex_invoice not in everything.text
         assert (await world.http.get("/ops/reconciliation/no-such-run")).status_code == 404
