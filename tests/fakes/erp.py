@@ -546,6 +546,7 @@ class FakeErp(FakePort):
         status: InvoiceStatus | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        lines: bool = True,
     ) -> Page[Invoice]:
         if customer_id:
             _sql_id(customer_id)
@@ -556,6 +557,8 @@ class FakeErp(FakePort):
             if (not customer_id or record.customer_id == customer_id)
         ]
         found = [invoice for invoice in found if status is None or invoice.status == status]
+        if not lines:
+            found = [msgspec.structs.replace(invoice, lines=[]) for invoice in found]
         return self._page(found, cursor, limit)
 
     @operation
