@@ -96,7 +96,11 @@ class ErpPort(Protocol):
         legal_entity: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
-    ) -> Page[SalesOrder]: ...
+        lines: bool = True,
+    ) -> Page[SalesOrder]:
+        """Sales orders by id; `lines=False` answers them with no lines (their totals
+        intact), which an adapter may read in bulk."""
+        ...
 
     async def upsert_invoice(
         self,

@@ -466,6 +466,7 @@ class FakeErp(FakePort):
         legal_entity: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        lines: bool = True,
     ) -> Page[SalesOrder]:
         if customer_id:
             _sql_id(customer_id)
@@ -477,6 +478,8 @@ class FakeErp(FakePort):
             and (not customer_id or order.customer_id == customer_id)
             and (not legal_entity or order.legal_entity == legal_entity)
         ]
+        if not lines:
+            found = [msgspec.structs.replace(order, lines=[]) for order in found]
         return self._page(found, cursor, limit)
 
     # ------------------------------------------------------------------ invoices

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import httpx
 import msgspec
@@ -99,10 +100,31 @@ async def test_headers_are_the_invoices_without_lines_one_request_a_page(
 async def test_header_filters_match_the_per_record_read(client: NetSuiteClient) -> None:
     booked = await _book(client)
     paid = booked[0]
-    for kwargs in ({"status": "paid"}, {"status": "open"}, {"customer_id": paid.customer_id}):
-        full = await client.list_invoices(**kwargs)  # type: ignore[arg-type]
-        headers = await client.list_invoices(lines=False, **kwargs)  # type: ignore[arg-type]
+    filters: list[dict[str, Any]] = [
+        {"status": "paid"}, {"status": "open"}, {"customer_id": paid.customer_id},
+    ]
+    for kwargs in filters:
+        full = await client.list_invoices(**kwargs)
+        headers = await client.list_invoices(lines=False, **kwargs)
         assert headers.data == [msgspec.structs.replace(i, lines=[]) for i in full.data]
         assert headers.data
     assert [i.id for i in (await client.list_invoices(status="paid", lines=False)).data] == [
         paid.id]
+
+
+async def test_order_headers_match_the_per_record_read(client: NetSuiteClient) -> None:
+    booked = await _book(client)
+    await client.upsert_sales_order(_order(booked[0].customer_id, "US01", "USD", 9))  # unbilled
+    filters: list[dict[str, Any]] = [
+        {}, {"legal_entity": "US01"}, {"customer_id": booked[1].customer_id},
+        {"number": "nothing"},
+    ]
+    for kwargs in filters:
+        full = await client.list_sales_orders(limit=4, **kwargs)
+        headers = await client.list_sales_orders(limit=4, lines=False, **kwargs)
+        assert headers == msgspec.structs.replace(
+            full, data=[msgspec.structs.replace(o, lines=[]) for o in full.data])
+    orders = (await client.list_sales_orders(lines=False)).data
+    assert {o.status for o in orders} == {"billed", "pending_fulfillment"}
+    assert [o.total for o in orders] == [2_500 * n for n in (1, 2, 3, 4, 5, 9)]
+    assert (await client.list_sales_orders(legal_entity="XX99", lines=False)).data == []
