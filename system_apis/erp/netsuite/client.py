@@ -538,9 +538,10 @@ class NetSuiteClient:
         where = ["type = 'CustCred'"]
         if customer_id:
             where.append(f"entity = {_sql_id(customer_id)}")
-        return await self._transaction_page("creditMemo", CreditMemoRecord,
-                                            mapping.to_credit_memo, where, cursor=cursor,
-                                            limit=limit)
+        # A credit memo carries no lines in the contract: its SuiteQL row is all of it.
+        return await self._header_page("creditMemo", _MEMO_COLUMNS, _memo_record,
+                                       mapping.to_credit_memo, where, cursor=cursor,
+                                       limit=limit)
 
     # ------------------------------------------------------- payments and journals
 
@@ -596,6 +597,8 @@ class NetSuiteClient:
 
 _ORDER_COLUMNS = ("id", "tranid", "entity", "subsidiary", "currency", "trandate", "status",
                   "foreigntotal", "externalid", "memo", "otherrefnum")
+_MEMO_COLUMNS = ("id", "tranid", "entity", "subsidiary", "currency", "trandate",
+                 "foreigntotal", "createdfrom", "externalid", "memo")
 _INVOICE_COLUMNS = ("id", "tranid", "entity", "subsidiary", "currency", "trandate", "duedate",
                     "status", "foreigntotal", "foreignamountremaining", "taxtotal",
                     "createdfrom", "externalid", "memo", "custbody_collections_status",
@@ -642,6 +645,22 @@ def _invoice_record(row: Mapping[str, str]) -> InvoiceRecord:
         subtotal=total - tax if tax is not None else None,
         tax_total=tax,
         tax_note=row.get("custbody_erpgw_tax_note"),
+    )
+
+
+def _memo_record(row: Mapping[str, str]) -> CreditMemoRecord:
+    """The record API's view of a credit memo from one SuiteQL row."""
+    return CreditMemoRecord(
+        id=row["id"],
+        tran_id=row.get("tranid"),
+        entity=Ref(id=row["entity"]),
+        subsidiary=Ref(id=row["subsidiary"]),
+        currency=Ref(id=row["currency"]),
+        tran_date=_suiteql_date(row["trandate"]) if "trandate" in row else None,
+        total=Decimal(row.get("foreigntotal", "0")),
+        created_from=Ref(id=row["createdfrom"]) if "createdfrom" in row else None,
+        external_id=row.get("externalid"),
+        memo=row.get("memo"),
     )
 
 

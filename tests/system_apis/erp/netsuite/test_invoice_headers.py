@@ -8,7 +8,14 @@ from typing import Any
 import httpx
 import msgspec
 
-from contracts.v1 import CustomerCreate, Invoice, Payment, SalesOrderCreate, SalesOrderLine
+from contracts.v1 import (
+    CreditMemoCreate,
+    CustomerCreate,
+    Invoice,
+    Payment,
+    SalesOrderCreate,
+    SalesOrderLine,
+)
 from gateway.sandbox_wiring import netsuite_sandbox_credentials as sandbox_credentials
 from system_apis.erp.netsuite import NetSuiteClient
 
@@ -128,3 +135,33 @@ async def test_order_headers_match_the_per_record_read(client: NetSuiteClient) -
     assert {o.status for o in orders} == {"billed", "pending_fulfillment"}
     assert [o.total for o in orders] == [2_500 * n for n in (1, 2, 3, 4, 5, 9)]
     assert (await client.list_sales_orders(legal_entity="XX99", lines=False)).data == []
+
+
+async def test_credit_memos_are_read_in_one_query_a_page(base_url: str) -> None:
+    requests: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        requests.append(f"{request.method} {request.url.path}")
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=5.0,
+                                 event_hooks={"request": [count]}) as http:
+        client = NetSuiteClient(http, credentials=sandbox_credentials(base_url))
+        booked = await _book(client)
+        created = []
+        for n, invoice in enumerate(booked[1:4], start=1):
+            created.append(await client.upsert_credit_memo(CreditMemoCreate(
+                customer_id=invoice.customer_id, invoice_id=invoice.id,
+                legal_entity=invoice.legal_entity, currency=invoice.currency, amount=100 * n,
+                memo=f"credit {n}", external_id=f"credit:{n}",
+            )))
+        read_one = [await client.get_credit_memo(memo.id) for memo in created]
+        requests.clear()
+        first = await client.list_credit_memos(limit=2)
+        second = await client.list_credit_memos(cursor=first.next_cursor, limit=2)
+
+    assert first.data + second.data == read_one
+    assert second.next_cursor is None
+    assert [(m.amount, m.invoice_id) for m in read_one] == [
+        (100 * n, invoice.id) for n, invoice in enumerate(booked[1:4], start=1)]
+    assert [r for r in requests if not r.endswith("/token")] == [
+        "POST /services/rest/query/v1/suiteql"] * 2
