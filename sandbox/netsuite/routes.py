@@ -230,7 +230,7 @@ async def suiteql(request: Request[Any, Any, Any]) -> Response[bytes]:
         raise WireError(400, "INVALID_CONTENT", "The request body needs a query in 'q'.",
                         path="q")
     query = parse_suiteql(body["q"])
-    columns, rows = table_rows(emulator.store, query.table)
+    columns, rows = table_rows(emulator.store, query.table, query.types)
     result = query.run(rows, columns)
     items = [
         {"links": [], **{name: render.suiteql_cell(value) for name, value in row.items()

@@ -7,6 +7,7 @@ every read, so deleting or changing a payment can never leave a stale balance be
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 from collections.abc import Callable, Iterator
@@ -51,6 +52,7 @@ class RecordStore:
         self.idempotency: dict[tuple[str, str], str] = {}
         self.counters: dict[str, int] = {}
         self.tran_counters: dict[str, int] = {}
+        self._billed: frozenset[str] | None = None
 
     # ------------------------------------------------------------------------- lifecycle
 
@@ -236,6 +238,26 @@ class RecordStore:
         return sum((amount for _, rid, amount in self._settlements(invoice_id)
                     if rid == memo_id), Decimal(0))
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Views of many records at once (a SuiteQL table): what every view would otherwise
+        rescan per record (which orders are billed) is worked out once."""
+        self._billed = frozenset(
+            invoice.get("createdFrom", {}).get("id") for invoice in
+            self.records["invoice"].values()
+        )
+        try:
+            yield
+        finally:
+            self._billed = None
+
+    def billed(self, order_id: str) -> bool:
+        """Whether an invoice was created from the sales order."""
+        if self._billed is not None:
+            return order_id in self._billed
+        return any(invoice.get("createdFrom", {}).get("id") == order_id
+                   for invoice in self.records["invoice"].values())
+
     def view(self, rtype: str, rid: str) -> dict[str, Any]:
         """The record as read: stored fields plus the fields NetSuite computes."""
         record = copy.deepcopy(self.record(rtype, rid))
@@ -295,9 +317,7 @@ def _status(record: dict[str, Any], text: str) -> None:
 
 def _view_order(store: RecordStore, rid: str, record: dict[str, Any]) -> None:
     record["total"] = record["subtotal"] = _total(record)
-    billed = any(inv.get("createdFrom", {}).get("id") == rid
-                 for inv in store.records["invoice"].values())
-    _status(record, "Billed" if billed else "Pending Fulfillment")
+    _status(record, "Billed" if store.billed(rid) else "Pending Fulfillment")
 
 
 def _view_invoice(store: RecordStore, rid: str, record: dict[str, Any]) -> None:

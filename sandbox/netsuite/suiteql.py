@@ -36,6 +36,8 @@ class SuiteQL:
     order_by: tuple[tuple[str, bool], ...]
     """(column, descending)."""
     referenced: frozenset[str]
+    types: frozenset[str] | None = None
+    """The `type` values the query can match when its WHERE requires `type = '...'`."""
 
     def run(self, rows: Sequence[Row], known: Sequence[str]) -> list[dict[str, Any]]:
         """Filter, sort and project `rows` (whose columns are `known`)."""
@@ -92,6 +94,9 @@ class _SqlParser:
         self.tokens = tokens
         self.position = 0
         self.referenced: set[str] = set()
+        self.depth = 0
+        """How deep in parentheses or NOT the parser is."""
+        self.types: frozenset[str] | None = None
 
     def peek(self) -> tuple[str, Any] | None:
         return self.tokens[self.position] if self.position < len(self.tokens) else None
@@ -148,7 +153,7 @@ class _SqlParser:
         if self.peek() is not None:
             raise _sql_error(f"Unexpected '{self.peek()[1]}'")  # type: ignore[index]
         return SuiteQL(str(table).lower(), columns, where, tuple(order),
-                       frozenset(self.referenced))
+                       frozenset(self.referenced), self.types)
 
     def select_list(self) -> tuple[tuple[str, str], ...]:
         if self.punct("*"):
@@ -173,27 +178,47 @@ class _SqlParser:
         return column, False
 
     def expression(self) -> Callable[[Row], bool | None]:
-        terms = [self.conjunction()]
+        top = self.depth == 0
+        types: set[str] = set()
+        terms = [self.conjunction(types if top else None)]
         while self.keyword("OR"):
-            terms.append(self.conjunction())
+            terms.append(self.conjunction(None))
         if len(terms) == 1:
+            if types:
+                self.types = frozenset(types)
             return terms[0]
         return lambda row: _sql_or([term(row) for term in terms])
 
-    def conjunction(self) -> Callable[[Row], bool | None]:
-        factors = [self.negation()]
+    def conjunction(self, types: set[str] | None) -> Callable[[Row], bool | None]:
+        """`types` collects the values of top-level `type = '...'` factors, any of which a
+        matching row must have (a superset is safe: the rows are still filtered)."""
+        factors = [self.factor(types)]
         while self.keyword("AND"):
-            factors.append(self.negation())
+            factors.append(self.factor(types))
         if len(factors) == 1:
             return factors[0]
         return lambda row: _sql_and([factor(row) for factor in factors])
 
+    def factor(self, types: set[str] | None) -> Callable[[Row], bool | None]:
+        start = self.position
+        factor = self.negation()
+        tokens = self.tokens[start:self.position]
+        if (types is not None and len(tokens) == 3 and tokens[1] == ("punct", "=")
+                and tokens[0][0] == "name" and str(tokens[0][1]).split(".")[-1].lower() == "type"
+                and tokens[2][0] == "lit"):
+            types.add(str(tokens[2][1]))
+        return factor
+
     def negation(self) -> Callable[[Row], bool | None]:
         if self.keyword("NOT"):
+            self.depth += 1
             inner = self.negation()
+            self.depth -= 1
             return lambda row: None if (value := inner(row)) is None else not value
         if self.punct("("):
+            self.depth += 1
             inner = self.expression()
+            self.depth -= 1
             if not self.punct(")"):
                 raise _sql_error("Missing ')'")
             return inner

@@ -7,7 +7,7 @@ Columns are lower case and hold what SuiteQL returns: ids, codes, numbers and da
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sandbox.netsuite.errors import WireError
@@ -27,8 +27,9 @@ TABLES: dict[str, tuple[str, ...]] = {
              "custitem_erpgw_billing_interval"),
     "transaction": ("id", "tranid", "type", "entity", "subsidiary", "currency", "trandate",
                     "duedate", "status", "foreigntotal", "foreignamountremaining",
-                    "externalid", "memo", "otherrefnum", "createdfrom",
-                    "custbody_collections_status", "createddate", "lastmodifieddate"),
+                    "taxtotal", "externalid", "memo", "otherrefnum", "createdfrom",
+                    "custbody_collections_status", "custbody_erpgw_tax_note", "createddate",
+                    "lastmodifieddate"),
     "subsidiary": ("id", "name", "legalname", "country", "currency", "externalid",
                    "isinactive"),
     "currency": ("id", "name", "symbol", "externalid"),
@@ -44,8 +45,12 @@ _SOURCES = {"customer": ("customer",), "item": ("serviceSaleItem",),
             "currency": ("currency",), "term": ("term",), APPROVAL.lower(): (APPROVAL,)}
 
 
-def table_rows(store: RecordStore, table: str) -> tuple[tuple[str, ...], list[Row]]:
-    """(columns, rows) of one SuiteQL table; raises WireError(400) for an unknown table."""
+def table_rows(
+    store: RecordStore, table: str, types: Collection[str] | None = None
+) -> tuple[tuple[str, ...], list[Row]]:
+    """(columns, rows) of one SuiteQL table; raises WireError(400) for an unknown table.
+    `types`: the transaction types (`CustInvc`, ...) a query can match, when it names them;
+    the others are left unread, as a database would use its index on type."""
     if table not in TABLES:
         raise WireError(
             400, "INVALID_PARAMETER",
@@ -55,11 +60,14 @@ def table_rows(store: RecordStore, table: str) -> tuple[tuple[str, ...], list[Ro
         )
     columns = TABLES[table]
     rows: list[tuple[int, Row]] = []
-    for rtype in _SOURCES[table]:
-        for rid in store.ids(rtype):
-            view = store.view(rtype, rid)
-            row = _row(store, rtype, view)
-            rows.append((int(rid), {column: row.get(column) for column in columns}))
+    sources = [rtype for rtype in _SOURCES[table]
+               if table != "transaction" or types is None or SUITEQL_TYPES.get(rtype) in types]
+    with store.reading():
+        for rtype in sources:
+            for rid in store.ids(rtype):
+                view = store.view(rtype, rid)
+                row = _row(store, rtype, view)
+                rows.append((int(rid), {column: row.get(column) for column in columns}))
     return columns, [row for _, row in sorted(rows, key=lambda pair: pair[0])]
 
 

@@ -96,7 +96,11 @@ class ErpPort(Protocol):
         legal_entity: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
-    ) -> Page[SalesOrder]: ...
+        lines: bool = True,
+    ) -> Page[SalesOrder]:
+        """Sales orders by id; `lines=False` answers them with no lines (their totals
+        intact), which an adapter may read in bulk."""
+        ...
 
     async def upsert_invoice(
         self,
@@ -125,7 +129,11 @@ class ErpPort(Protocol):
         status: InvoiceStatus | None = None,
         cursor: str | None = None,
         limit: int = 50,
-    ) -> Page[Invoice]: ...
+        lines: bool = True,
+    ) -> Page[Invoice]:
+        """Invoices by id; `lines=False` answers them with no lines (their totals and tax
+        intact), which an adapter may read in bulk."""
+        ...
 
     async def mark_invoice_for_collections(
         self, invoice_id: str, *, status: str | None = "in_collections"

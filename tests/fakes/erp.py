@@ -466,6 +466,7 @@ class FakeErp(FakePort):
         legal_entity: str | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        lines: bool = True,
     ) -> Page[SalesOrder]:
         if customer_id:
             _sql_id(customer_id)
@@ -477,6 +478,8 @@ class FakeErp(FakePort):
             and (not customer_id or order.customer_id == customer_id)
             and (not legal_entity or order.legal_entity == legal_entity)
         ]
+        if not lines:
+            found = [msgspec.structs.replace(order, lines=[]) for order in found]
         return self._page(found, cursor, limit)
 
     # ------------------------------------------------------------------ invoices
@@ -546,6 +549,7 @@ class FakeErp(FakePort):
         status: InvoiceStatus | None = None,
         cursor: str | None = None,
         limit: int = 50,
+        lines: bool = True,
     ) -> Page[Invoice]:
         if customer_id:
             _sql_id(customer_id)
@@ -556,6 +560,8 @@ class FakeErp(FakePort):
             if (not customer_id or record.customer_id == customer_id)
         ]
         found = [invoice for invoice in found if status is None or invoice.status == status]
+        if not lines:
+            found = [msgspec.structs.replace(invoice, lines=[]) for invoice in found]
         return self._page(found, cursor, limit)
 
     @operation

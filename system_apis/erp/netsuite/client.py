@@ -8,7 +8,8 @@ answers 204 with a `Location` naming the record, which is then read back.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -53,6 +54,7 @@ from system_apis.erp.netsuite._wire import (
     InvoiceRecord,
     ItemRecord,
     JournalEntryRecord,
+    Ref,
     SalesOrderRecord,
     SubsidiaryRecord,
     SuiteQLPage,
@@ -371,7 +373,12 @@ class NetSuiteClient:
     async def list_sales_orders(
         self, *, number: str | None = None, customer_id: str | None = None,
         legal_entity: str | None = None, cursor: str | None = None, limit: int = 50,
+        lines: bool = True,
     ) -> Page[SalesOrder]:
+        if not lines:
+            return await self._order_headers(number=number, customer_id=customer_id,
+                                             legal_entity=legal_entity, cursor=cursor,
+                                             limit=limit)
         conditions = []
         if number:
             conditions.append(f"tranId IS {_q_text(number)}")
@@ -385,6 +392,47 @@ class NetSuiteClient:
         return await self._page("salesOrder", SalesOrderRecord, mapping.to_sales_order,
                                 q=" AND ".join(conditions) or None, cursor=cursor, limit=limit,
                                 expand=True)
+
+    async def _order_headers(self, *, number: str | None, customer_id: str | None,
+                             legal_entity: str | None, cursor: str | None,
+                             limit: int) -> Page[SalesOrder]:
+        """A page of sales orders without their lines in one SuiteQL query."""
+        where = ["type = 'SalesOrd'"]
+        if number:
+            where.append(f"tranid = {_sql_text(number)}")
+        if customer_id:
+            where.append(f"entity = {_sql_id(customer_id)}")
+        if legal_entity:
+            sub = self._subsidiary_or_none(await self.directory(), legal_entity)
+            if sub is None:
+                return Page(data=[])
+            where.append(f"subsidiary = {sub}")
+        return await self._header_page("salesOrder", _ORDER_COLUMNS, _order_record,
+                                       mapping.to_sales_order, where, cursor=cursor,
+                                       limit=limit)
+
+    async def _header_page(self, rtype: str, columns: Sequence[str],
+                           record: Callable[[Mapping[str, str]], Any], convert: Any,
+                           where: list[str], *, cursor: str | None, limit: int) -> Page[Any]:
+        """A page of transactions read from their SuiteQL rows alone: the record API would
+        take one request per transaction, which bounds a whole-ledger read by round trips."""
+        pages = f"{VENDOR}:{rtype}"  # the same cursors as the per-record read
+        offset = decode_cursor(cursor, list_name=pages, position=Offset) or 0
+        query = (f"SELECT {', '.join(columns)} FROM transaction "
+                 f"WHERE {' AND '.join(where)} ORDER BY id")
+        page = await self.suiteql_page(query, limit=limit, offset=offset)
+        directory = await self.directory()
+        data = []
+        for item in page.items:
+            row = {key: str(value) for key, value in item.items() if key != "links"}
+            try:
+                data.append(convert(record(row), directory))
+            except (KeyError, ValueError, ArithmeticError) as exc:
+                raise UpstreamError(f"NetSuite answered a {rtype} row that cannot be read "
+                                    f"({exc})", vendor=VENDOR) from exc
+        more = page.has_more and bool(page.items)
+        next_cursor = encode_cursor(offset + len(page.items), list_name=pages) if more else None
+        return Page(data=data, next_cursor=next_cursor)
 
     # ------------------------------------------------------------------- invoices
 
@@ -424,7 +472,7 @@ class NetSuiteClient:
 
     async def list_invoices(
         self, *, customer_id: str | None = None, status: InvoiceStatus | None = None,
-        cursor: str | None = None, limit: int = 50,
+        cursor: str | None = None, limit: int = 50, lines: bool = True,
     ) -> Page[Invoice]:
         where = ["type = 'CustInvc'"]
         if customer_id:
@@ -434,8 +482,15 @@ class NetSuiteClient:
             if codes is None:
                 return Page(data=[])
             where.append(f"status = {codes}")
+        if not lines:
+            return await self._invoice_headers(where, cursor=cursor, limit=limit)
         return await self._transaction_page("invoice", InvoiceRecord, mapping.to_invoice,
                                             where, cursor=cursor, limit=limit)
+
+    async def _invoice_headers(self, where: list[str], *, cursor: str | None,
+                               limit: int) -> Page[Invoice]:
+        return await self._header_page("invoice", _INVOICE_COLUMNS, _invoice_record,
+                                       mapping.to_invoice, where, cursor=cursor, limit=limit)
 
     async def mark_invoice_for_collections(
         self, invoice_id: str, *, status: str | None = COLLECTIONS_FLAG
@@ -483,9 +538,10 @@ class NetSuiteClient:
         where = ["type = 'CustCred'"]
         if customer_id:
             where.append(f"entity = {_sql_id(customer_id)}")
-        return await self._transaction_page("creditMemo", CreditMemoRecord,
-                                            mapping.to_credit_memo, where, cursor=cursor,
-                                            limit=limit)
+        # A credit memo carries no lines in the contract: its SuiteQL row is all of it.
+        return await self._header_page("creditMemo", _MEMO_COLUMNS, _memo_record,
+                                       mapping.to_credit_memo, where, cursor=cursor,
+                                       limit=limit)
 
     # ------------------------------------------------------- payments and journals
 
@@ -537,6 +593,93 @@ class NetSuiteClient:
         q = f"custrecord_status IS {_q_text(status)}" if status else None
         return await self._page(APPROVAL_RECORD, ApprovalRecord, mapping.to_approval_task,
                                 q=q, cursor=cursor, limit=limit)
+
+
+_ORDER_COLUMNS = ("id", "tranid", "entity", "subsidiary", "currency", "trandate", "status",
+                  "foreigntotal", "externalid", "memo", "otherrefnum")
+_MEMO_COLUMNS = ("id", "tranid", "entity", "subsidiary", "currency", "trandate",
+                 "foreigntotal", "createdfrom", "externalid", "memo")
+_INVOICE_COLUMNS = ("id", "tranid", "entity", "subsidiary", "currency", "trandate", "duedate",
+                    "status", "foreigntotal", "foreignamountremaining", "taxtotal",
+                    "createdfrom", "externalid", "memo", "custbody_collections_status",
+                    "custbody_erpgw_tax_note")
+# SuiteQL answers an invoice's status as its one-letter code; the record API as its name.
+_INVOICE_STATUS_NAMES = {"A": "Open", "B": "Paid In Full", "V": "Voided"}
+
+
+def _suiteql_date(text: str) -> dt.date:
+    """A SuiteQL date (the account's format, M/D/YYYY by default) or an ISO date."""
+    if "/" in text:
+        month, day, year = (int(part) for part in text.split("/"))
+        return dt.date(year, month, day)
+    return dt.date.fromisoformat(text[:10])
+
+
+def _invoice_record(row: Mapping[str, str]) -> InvoiceRecord:
+    """The record API's view of an invoice's header from one SuiteQL row (absent = NULL)."""
+    def ref(column: str) -> Ref | None:
+        return Ref(id=row[column]) if column in row else None
+
+    def amount(column: str) -> Decimal | None:
+        return Decimal(row[column]) if column in row else None
+
+    total = amount("foreigntotal") or Decimal(0)
+    tax = amount("taxtotal")
+    code = row.get("status")
+    return InvoiceRecord(
+        id=row["id"],
+        tran_id=row.get("tranid"),
+        entity=Ref(id=row["entity"]),
+        subsidiary=Ref(id=row["subsidiary"]),
+        currency=Ref(id=row["currency"]),
+        tran_date=_suiteql_date(row["trandate"]),
+        due_date=_suiteql_date(row["duedate"]) if "duedate" in row else None,
+        status=Ref(id=code, ref_name=_INVOICE_STATUS_NAMES.get(code, code))
+        if code is not None else None,
+        total=total,
+        amount_remaining=amount("foreignamountremaining"),
+        created_from=ref("createdfrom"),
+        external_id=row.get("externalid"),
+        memo=row.get("memo"),
+        collections_status=row.get("custbody_collections_status"),
+        subtotal=total - tax if tax is not None else None,
+        tax_total=tax,
+        tax_note=row.get("custbody_erpgw_tax_note"),
+    )
+
+
+def _memo_record(row: Mapping[str, str]) -> CreditMemoRecord:
+    """The record API's view of a credit memo from one SuiteQL row."""
+    return CreditMemoRecord(
+        id=row["id"],
+        tran_id=row.get("tranid"),
+        entity=Ref(id=row["entity"]),
+        subsidiary=Ref(id=row["subsidiary"]),
+        currency=Ref(id=row["currency"]),
+        tran_date=_suiteql_date(row["trandate"]) if "trandate" in row else None,
+        total=Decimal(row.get("foreigntotal", "0")),
+        created_from=Ref(id=row["createdfrom"]) if "createdfrom" in row else None,
+        external_id=row.get("externalid"),
+        memo=row.get("memo"),
+    )
+
+
+def _order_record(row: Mapping[str, str]) -> SalesOrderRecord:
+    """The record API's view of a sales order's header from one SuiteQL row; the status
+    stays its one-letter code, which the mapping reads."""
+    return SalesOrderRecord(
+        id=row["id"],
+        tran_id=row.get("tranid"),
+        entity=Ref(id=row["entity"]),
+        subsidiary=Ref(id=row["subsidiary"]),
+        currency=Ref(id=row["currency"]),
+        tran_date=_suiteql_date(row["trandate"]),
+        status=row.get("status"),
+        total=Decimal(row.get("foreigntotal", "0")),
+        external_id=row.get("externalid"),
+        memo=row.get("memo"),
+        other_ref_num=row.get("otherrefnum"),
+    )
 
 
 def _next_offset(fetched: tuple[int, Collection | SuiteQLPage]) -> int | None:
