@@ -28,7 +28,7 @@ from litestar.plugins import InitPlugin
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.errors import Conflict, FieldError, Forbidden, ValidationFailed
+from contracts.errors import Conflict, FieldError, ValidationFailed
 from contracts.principal import Principal
 from contracts.v1 import Page
 from contracts.v1.base import LegalEntityCode
@@ -138,15 +138,21 @@ class ReconciliationService:
     ) -> tuple[str, bool]:
         entities = _entities(request.legal_entity, principal)
         if request.legal_entity is not None:
-            known = {entity.code for entity in await self.erp.list_legal_entities()}
+            # Another entity answers exactly as an unknown one, and the detail names only the
+            # entities this caller may reconcile: nothing tells it which others exist.
+            known = {
+                entity.code
+                for entity in await self.erp.list_legal_entities()
+                if principal.may_see_entity(entity.code)
+            }
             if request.legal_entity not in known:
                 raise ValidationFailed(
                     "The reconciliation cannot be started",
                     errors=[
                         FieldError(
                             pointer="/legal_entity",
-                            detail=f"no legal entity {request.legal_entity}; the ERP has "
-                            + ", ".join(sorted(known)),
+                            detail=f"no legal entity {request.legal_entity} among those this "
+                            "client may reconcile: " + ", ".join(sorted(known)),
                         )
                     ],
                 )
@@ -221,11 +227,6 @@ class ReconciliationService:
 
 def _entities(wanted: str | None, principal: Principal) -> list[str] | None:
     if wanted is not None:
-        if not principal.may_see_entity(wanted):
-            raise Forbidden(
-                f"Legal entity {wanted} is not one this client may reconcile",
-                code="legal_entity",
-            )
         return [wanted]
     return sorted(principal.entities) if principal.entities is not None else None
 

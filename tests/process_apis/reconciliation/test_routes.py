@@ -20,6 +20,7 @@ async def test_a_caller_limited_to_an_entity_reconciles_and_sees_only_that_entit
         everything = await world.reconcile()
         own = await world.reconcile(german)
         other_entity = await world.start(german, legal_entity="US01")
+        unknown_entity = await world.start(german, legal_entity="FR01")
         hidden = await world.http.get(
             f"/process/v1/reconciliations/{everything['id']}", headers=german
         )
@@ -38,8 +39,14 @@ async def test_a_caller_limited_to_an_entity_reconciles_and_sees_only_that_entit
     assert {t["legal_entity"] for t in own["totals"]} == {"DE01"}
     assert {t["currency"] for t in own["totals"]} == {"EUR"}
     assert own["checked"]["deals"] == 2  # Globex and Umbrella; Acme is US01
-    assert other_entity.status_code == 403
+    # Another entity's answer is an unknown entity's, and names no entity but the caller's.
+    assert other_entity.status_code == unknown_entity.status_code == 422
     assert other_entity.headers["content-type"].startswith(PROBLEM)
+    assert other_entity.json()["errors"] == [
+        {**unknown_entity.json()["errors"][0],
+         "detail": unknown_entity.json()["errors"][0]["detail"].replace("FR01", "US01")}
+    ]
+    assert "US01" not in other_entity.json()["errors"][0]["detail"].split(":")[-1]
     assert hidden.status_code == 404 and hidden.headers["content-type"].startswith(PROBLEM)
     assert [r["id"] for r in listed.json()["data"]] == [own["id"]]
     assert [r["id"] for r in listed_all.json()["data"]] == [own["id"], everything["id"]]
