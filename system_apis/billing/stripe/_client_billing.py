@@ -219,9 +219,11 @@ class BillingOperations(ClientBase):
         tax_rate_ids: Sequence[str] = (),
         deal_id: str | None = None,
         legal_entity: str | None = None,
+        currency: str | None = None,
     ) -> Invoice:
         metadata = {mapping.META_DEAL: deal_id, mapping.META_LEGAL_ENTITY: legal_entity}
         params = {
+            "currency": currency.lower() if currency else None,
             "metadata": {k: v for k, v in metadata.items() if v is not None} or None,
             "default_tax_rates": list(tax_rate_ids) or None,
             "customer": customer_id,
