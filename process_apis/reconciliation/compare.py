@@ -241,7 +241,7 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
         order = index.orders.get(f"q2c:{deal.id}")
         subscription = by_deal.get(deal.id)
         first = index.first_invoice.get(subscription.id) if subscription else None
-        billing = first.subtotal if first is not None else None
+        billing = _billed_each_period(subscription, first) if subscription else None
         erp = order.total if order is not None else None
         tally.add("deals", entity, deal.currency, crm=crm, billing=billing, erp=erp)
         values = Values(crm=crm, billing=billing, erp=erp)
@@ -255,7 +255,7 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
         elif subscription is not None and billing is not None and billing != crm:
             reason = (
                 f"{name} was sold for {money_text(crm, deal.currency)} but billing charges "
-                f"{money_text(billing, deal.currency)} on its first invoice"
+                f"{money_text(billing, deal.currency)} for it"
             )
             code = "billing_differs"
         elif erp != crm:
@@ -277,6 +277,23 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
                 reason=reason,
             )
         )
+
+
+def _billed_each_period(subscription: Subscription, first: Invoice | None) -> int | None:
+    """What billing charges for a deal, as amended since: its subscription's items as they
+    are now at their unit prices, and the one-time lines of its first invoice (the lines of
+    products the subscription does not bill each period). An amendment changes the items
+    but never the first invoice, so the first invoice alone would show every amended deal as
+    drift. When an item has no unit price (tiered) or none is known, the first invoice's
+    subtotal."""
+    if first is None:
+        return None
+    items = subscription.items
+    if not items or any(item.unit_amount is None for item in items):
+        return first.subtotal
+    recurring = {item.product_code for item in items}
+    one_time = sum(line.amount for line in first.lines if line.product_code not in recurring)
+    return sum(item.quantity * (item.unit_amount or 0) for item in items) + one_time
 
 
 # -- invoices and payments --------------------------------------------------------------

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import msgspec
+
 from contracts.v1 import (
     CreditMemo,
     Customer,
     Deal,
     DealLine,
     Invoice,
+    InvoiceLine,
     SalesOrder,
     Subscription,
+    SubscriptionItem,
 )
 from process_apis.reconciliation.compare import Books, Kind, Link, Total, compare
 
@@ -163,8 +167,7 @@ def test_a_discounted_deal_billed_at_list_price_is_found() -> None:
 
     [finding] = found.findings
     assert finding.reason == (
-        "deal 006A (Seats) was sold for 1,600.00 USD but billing charges 2,000.00 USD on its "
-        "first invoice"
+        "deal 006A (Seats) was sold for 1,600.00 USD but billing charges 2,000.00 USD for it"
     )
     assert (finding.values.crm, finding.values.billing, finding.values.erp) == (
         160_000,
@@ -172,6 +175,76 @@ def test_a_discounted_deal_billed_at_list_price_is_found() -> None:
         160_000,
     )
     assert finding.repair is None
+
+
+def _amended_deal_books(seat_price_now: int) -> Books:
+    """A deal sold as 4 seats at 400.00 and onboarding at 500.00, amended to 6 seats: the
+    CRM amount and the order follow; the first invoice still bills the 4 seats."""
+    deal = Deal(
+        id="006B",
+        customer_id="001A",
+        name="Growing",
+        stage="Closed Won",
+        won=True,
+        closed=True,
+        currency="USD",
+        amount=6 * 40_000 + 50_000,
+        legal_entity="US01",
+        updated_at=LONG_AGO,
+    )
+    first = _invoice("in_1", 4 * 40_000 + 50_000, subscription_id="sub_1")
+    first_lines = [
+        InvoiceLine(id="il_1", quantity=4, unit_amount=40_000, amount=160_000,
+                    product_code="SEAT"),
+        InvoiceLine(id="il_2", amount=50_000, product_code="ONBOARD"),
+    ]
+    return Books(
+        deals=[deal],
+        subscriptions=[
+            Subscription(
+                id="sub_1",
+                customer_id="cus_1",
+                status="active",
+                currency="USD",
+                deal_id="006B",
+                items=[
+                    SubscriptionItem(
+                        id="si_1", price_id="p", product_code="SEAT", quantity=6,
+                        unit_amount=seat_price_now,
+                    )
+                ],
+            )
+        ],
+        billing_invoices=[msgspec.structs.replace(first, lines=first_lines)],
+        sales_orders=[
+            SalesOrder(
+                id="9",
+                number="SO9",
+                customer_id="7",
+                legal_entity="US01",
+                currency="USD",
+                status="pending_billing",
+                order_date=date(2026, 12, 1),
+                total=6 * 40_000 + 50_000,
+                external_id="q2c:006B",
+            )
+        ],
+    )
+
+
+def test_an_amended_deal_agrees_with_its_subscription_as_amended() -> None:
+    agreed = compare(_amended_deal_books(40_000), ["deals"], now=NOW, settle_seconds=0)
+    repriced = compare(_amended_deal_books(50_000), ["deals"], now=NOW, settle_seconds=0)
+
+    assert agreed.findings == []
+    assert agreed.totals == [
+        Total(kind="deals", legal_entity="US01", currency="USD", crm=290_000, billing=290_000,
+              erp=290_000)
+    ]
+    [finding] = repriced.findings
+    assert finding.reason == (
+        "deal 006B (Growing) was sold for 2,900.00 USD but billing charges 3,500.00 USD for it"
+    )
 
 
 def test_a_proration_credit_matches_its_credit_memo_and_a_stray_memo_is_found() -> None:
