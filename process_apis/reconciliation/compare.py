@@ -233,11 +233,7 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
         entity = deal.legal_entity or ""
         if not tally.settled("deals", deal.updated_at):
             continue
-        crm = (
-            deal.amount
-            if deal.amount is not None
-            else sum(line.total_amount for line in deal.lines)
-        )
+        crm = _contracted(deal)
         order = index.orders.get(f"q2c:{deal.id}")
         subscription = by_deal.get(deal.id)
         first = index.first_invoice.get(subscription.id) if subscription else None
@@ -277,6 +273,18 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
                 reason=reason,
             )
         )
+
+
+def _contracted(deal: Deal) -> int:
+    """What the CRM says the deal is worth now: the amount it is booked at since its last
+    amendment (a mirror the gateway writes), else its own amount, else its lines' total. The
+    opportunity's own amount stays what was first sold, so it alone would show every amended
+    deal as drift."""
+    if deal.contract_amount is not None:
+        return deal.contract_amount
+    if deal.amount is not None:
+        return deal.amount
+    return sum(line.total_amount for line in deal.lines)
 
 
 def _billed_each_period(subscription: Subscription, first: Invoice | None) -> int | None:

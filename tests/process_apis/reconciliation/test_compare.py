@@ -179,7 +179,8 @@ def test_a_discounted_deal_billed_at_list_price_is_found() -> None:
 
 def _amended_deal_books(seat_price_now: int) -> Books:
     """A deal sold as 4 seats at 400.00 and onboarding at 500.00, amended to 6 seats: the
-    CRM amount and the order follow; the first invoice still bills the 4 seats."""
+    CRM's contract amount and the order follow; the opportunity's own amount and the first
+    invoice still say 4 seats."""
     deal = Deal(
         id="006B",
         customer_id="001A",
@@ -188,7 +189,8 @@ def _amended_deal_books(seat_price_now: int) -> Books:
         won=True,
         closed=True,
         currency="USD",
-        amount=6 * 40_000 + 50_000,
+        amount=4 * 40_000 + 50_000,
+        contract_amount=6 * 40_000 + 50_000,
         legal_entity="US01",
         updated_at=LONG_AGO,
     )
@@ -232,7 +234,7 @@ def _amended_deal_books(seat_price_now: int) -> Books:
     )
 
 
-def test_an_amended_deal_agrees_with_its_subscription_as_amended() -> None:
+def test_an_amended_deal_agrees_with_its_contract_amount_and_subscription_as_amended() -> None:
     agreed = compare(_amended_deal_books(40_000), ["deals"], now=NOW, settle_seconds=0)
     repriced = compare(_amended_deal_books(50_000), ["deals"], now=NOW, settle_seconds=0)
 
