@@ -206,9 +206,15 @@ class _Index:
         }
         self.subscriptions = {s.id: s for s in books.subscriptions}
         self.first_invoice: dict[str, Invoice] = {}
+        self.one_time_invoice: dict[str, Invoice] = {}
+        """A deal of one-time services only: its own invoice, by deal id."""
         for invoice in sorted(books.billing_invoices, key=_issued_key):
-            if invoice.subscription_id and invoice.status in _BILLED:
+            if invoice.status not in _BILLED:
+                continue
+            if invoice.subscription_id:
                 self.first_invoice.setdefault(invoice.subscription_id, invoice)
+            elif invoice.deal_id:
+                self.one_time_invoice.setdefault(invoice.deal_id, invoice)
 
     def erp_customer_of(self, billing_customer_id: str) -> str | None:
         customer = self.billing_customers.get(billing_customer_id)
@@ -224,8 +230,9 @@ def _issued_key(invoice: Invoice) -> tuple[str, str]:
 
 
 def _deals(books: Books, index: _Index, tally: _Tally) -> None:
-    """A won deal's amount, what billing bills for it (its subscription's first invoice
-    before tax: recurring and one-time lines) and its sales order's total are equal."""
+    """A won deal's amount, what billing bills for it before tax (its subscription as it is
+    now and its first invoice's one-time lines; a deal of one-time services only: its own
+    invoice) and its sales order's total are equal."""
     by_deal = {s.deal_id: s for s in books.subscriptions if s.deal_id}
     for deal in books.deals:
         if not deal.won:
@@ -236,8 +243,12 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
         crm = _contracted(deal)
         order = index.orders.get(f"q2c:{deal.id}")
         subscription = by_deal.get(deal.id)
-        first = index.first_invoice.get(subscription.id) if subscription else None
-        billing = _billed_each_period(subscription, first) if subscription else None
+        if subscription is not None:
+            first = index.first_invoice.get(subscription.id)
+            billing = _billed_each_period(subscription, first)
+        else:
+            own = index.one_time_invoice.get(deal.id)
+            billing = own.subtotal if own is not None else None
         erp = order.total if order is not None else None
         tally.add("deals", entity, deal.currency, crm=crm, billing=billing, erp=erp)
         values = Values(crm=crm, billing=billing, erp=erp)
@@ -248,7 +259,7 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
                 "in the ERP"
             )
             code = "missing_in_erp"
-        elif subscription is not None and billing is not None and billing != crm:
+        elif billing is not None and billing != crm:
             reason = (
                 f"{name} was sold for {money_text(crm, deal.currency)} but billing charges "
                 f"{money_text(billing, deal.currency)} for it"

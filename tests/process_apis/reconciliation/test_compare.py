@@ -328,3 +328,33 @@ def test_a_duplicate_billing_customer_needs_a_person_and_a_stale_link_can_be_rel
     assert duplicate.repair is None
     assert stale.repair == "relink_customer"
     assert stale.subject == {"system": "stripe", "external_id": "cus_3", "legal_entity": "DE01"}
+
+
+def test_a_one_time_deal_is_compared_with_its_own_invoice() -> None:
+    def books(billed: int) -> Books:
+        deal = Deal(
+            id="006C", customer_id="001A", name="Onboarding", stage="Closed Won", won=True,
+            closed=True, currency="EUR", amount=207_000, legal_entity="DE01",
+            updated_at=LONG_AGO,
+        )
+        own = msgspec.structs.replace(
+            _invoice("in_9", billed, entity="DE01", currency="EUR"), deal_id="006C"
+        )
+        order = SalesOrder(
+            id="10", number="SO10", customer_id="7", legal_entity="DE01", currency="EUR",
+            status="pending_billing", order_date=date(2026, 12, 1), total=207_000,
+            external_id="q2c:006C",
+        )
+        return Books(deals=[deal], billing_invoices=[own], sales_orders=[order])
+
+    agreed = compare(books(207_000), ["deals"], now=NOW, settle_seconds=0)
+    listed = compare(books(230_000), ["deals"], now=NOW, settle_seconds=0)
+
+    assert agreed.findings == []
+    assert agreed.totals == [
+        Total(kind="deals", legal_entity="DE01", currency="EUR", crm=207_000, billing=207_000,
+              erp=207_000)
+    ]
+    assert [f.reason for f in listed.findings] == [
+        "deal 006C (Onboarding) was sold for 2,070.00 EUR but billing charges 2,300.00 EUR for it"
+    ]
