@@ -16,13 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.process_apis.emulator_processes import emulator_processes, gateway_env
+from tests.chaos.cluster import Replicas, Submitter, chaos_database, replica_env
+from tests.process_apis.emulator_processes import emulator_processes
 from tests.process_apis.sandbox import SalesforceOrg, StripeAccount, seeded_id
-from tests.support.processes import GatewayProcess, create_client, start_gateway
-from tests.support.servers import free_port
+from tests.support.processes import create_client
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(240)]
@@ -37,116 +35,17 @@ FAULTS = {
 }
 
 
-async def _admin(url: str, *statements: str) -> None:
-    admin = sa.make_url(url).set(database="postgres").render_as_string(hide_password=False)
-    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            for statement in statements:
-                await conn.execute(sa.text(statement))
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture
 async def database(postgres_url: str) -> AsyncIterator[str]:
-    name = f"{sa.make_url(postgres_url).database}_chaos"
-    url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    await _admin(
-        postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
-    )
-    yield url
-    await _admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-class Replicas:
-    """The two replicas, restartable on their ports."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.ports = [free_port(), free_port()]
-        self.processes: list[GatewayProcess | None] = [None, None]
-        self.starts = [0, 0]
-
-    def url(self, index: int) -> str:
-        return f"http://127.0.0.1:{self.ports[index]}"
-
-    def start(self, index: int) -> None:
-        self.starts[index] += 1
-        log = self.logs / f"replica-{index}-{self.starts[index]}.log"
-        self.processes[index] = start_gateway(self.env, log, port=self.ports[index])
-
-    def kill(self, index: int) -> None:
-        process = self.processes[index]
-        if process is not None:
-            process.kill()
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process is not None:
-                process.stop()
-
-
-class Submitter:
-    """A client that books a deal under one Idempotency-Key and retries on the other replica
-    when one is down, busy with the key (409) or unavailable; it times each run of 409s."""
-
-    def __init__(self, http: httpx.AsyncClient, replicas: Replicas, headers: dict[str, str]):
-        self.http = http
-        self.replicas = replicas
-        self.headers = headers
-        self.longest_409 = 0.0
-        self.statuses: Counter[int] = Counter()
-
-    async def book(self, opportunity: str, key: str, first: int) -> str:
-        target = first
-        conflict_since: float | None = None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                response = await self.http.post(
-                    f"{self.replicas.url(target)}/process/v1/quote-to-cash",
-                    json={"opportunity_id": opportunity},
-                    headers={**self.headers, "Idempotency-Key": key},
-                )
-            except httpx.HTTPError:
-                target = 1 - target
-                await asyncio.sleep(0.2)
-                continue
-            self.statuses[response.status_code] += 1
-            assert response.status_code != 500, response.text
-            if response.status_code == 409:
-                assert int(response.headers["retry-after"]) <= 2
-                conflict_since = conflict_since or time.monotonic()
-                self.longest_409 = max(self.longest_409, time.monotonic() - conflict_since)
-                target = 1 - target
-                await asyncio.sleep(float(response.headers["retry-after"]))
-                continue
-            if response.status_code in (429, 502, 503, 504):
-                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
-                continue
-            if conflict_since is not None:
-                self.longest_409 = max(self.longest_409, time.monotonic() - conflict_since)
-            assert response.status_code == 202, response.text
-            return str(response.json()["id"])
-        raise AssertionError(f"{key} was never accepted")
+    async with chaos_database(postgres_url, "chaos") as url:
+        yield url
 
 
 async def test_crashes_lose_nothing_and_create_nothing_twice(
     tmp_path: Path, database: str, redis_url: str
 ) -> None:
     with emulator_processes(tmp_path) as urls:
-        env = {
-            "ERPGW_DATABASE_URL": database,
-            "ERPGW_VAR_DIR": str(tmp_path),
-            "ERPGW_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
-            "ERPGW_ISSUER": "http://gateway.test",
-            "ERPGW_ACCESS_LOG": "false",
-            "ERPGW_LOG_FORMAT": "json",
-            "ERPGW_REDIS_URL": redis_url,
-            **gateway_env(urls),
-        }
+        env = replica_env(urls, database=database, redis_url=redis_url, var_dir=tmp_path)
         client = await asyncio.to_thread(
             create_client, env, scopes="process:write process:read", tier="gold"
         )
