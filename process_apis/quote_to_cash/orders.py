@@ -36,6 +36,7 @@ from system_apis.visibility import may_see
 
 __all__ = [
     "DEFAULT_PAYMENT_TERMS_DAYS",
+    "DEFAULT_TERM_MONTHS",
     "STRIPE_CURRENCIES",
     "Catalog",
     "Order",
@@ -46,6 +47,8 @@ __all__ = [
 
 DEFAULT_PAYMENT_TERMS_DAYS: Final = 30
 """Days an invoice is due after when the account states no payment terms."""
+DEFAULT_TERM_MONTHS: Final = 12
+"""The contract term of a deal that states none (`Contract_Term_Months__c`)."""
 CATALOG_TTL_SECONDS: Final = 30.0
 """How long a read of the CRM catalog is reused. Only a catalog that knows every product and
 price of a deal is reused; a miss reads the catalog again, so a new product is never refused
@@ -101,6 +104,8 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     amount: int
     tax: TaxTreatment | None = None
     """How the legal entity taxes this customer (None: the gateway has no tax port)."""
+    term_months: int = DEFAULT_TERM_MONTHS
+    """The contract's term, from the order date."""
 
 
 class Catalog(msgspec.Struct, frozen=True, kw_only=True):
@@ -389,6 +394,7 @@ def _order(deal: Deal, account: Customer, catalog: Catalog) -> Order:
         payment_terms_days=account.payment_terms_days or DEFAULT_PAYMENT_TERMS_DAYS,
         lines=lines,
         amount=sum(line.amount for line in lines),
+        term_months=deal.contract_term_months or DEFAULT_TERM_MONTHS,
     )
 
 

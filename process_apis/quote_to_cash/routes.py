@@ -43,7 +43,7 @@ from process_apis.quote_to_cash.flow import FLOW_TYPE, QuoteToCash, flow_id_for
 from process_apis.quote_to_cash.orders import OrderDesk
 from process_apis.quote_to_cash.won_deals import WonDealPoller
 from system_apis.billing.port import BillingPort
-from system_apis.crm.port import CrmPort
+from system_apis.crm.port import CrmContractsPort, CrmPort
 from system_apis.erp.port import ErpPort
 from system_apis.support.port import SupportPort
 from system_apis.tax.port import TaxPort
@@ -229,6 +229,7 @@ def build(
     flows = flow_engine.register(
         QuoteToCash, customers=customers, crm=crm, billing=billing, erp=erp,
         references=references,
+        contracts=crm if isinstance(crm, CrmContractsPort) else None,
     )
     desk = OrderDesk(crm=crm, erp=erp, tax=tax)
     service = QuoteToCashService(
