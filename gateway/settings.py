@@ -603,6 +603,23 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             minimum=0,
         ),
     ] = 300.0
+    renewal_scan_interval_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_RENEWAL_SCAN_INTERVAL_SECONDS",
+            "seconds between scheduled renewal scans (0: off)",
+            minimum=0,
+        ),
+    ] = 86400.0
+    renewal_lead_days: Annotated[
+        int,
+        var(
+            "ERPGW_RENEWAL_LEAD_DAYS",
+            "days before a contract's end its renewal opportunity is made",
+            minimum=1,
+            maximum=730,
+        ),
+    ] = 90
     executor_id: Annotated[
         str | None,
         var(

@@ -166,12 +166,26 @@ class OrderDesk:
         """
         return await self.order_of(await self._deal(opportunity_id), principal=principal)
 
-    async def order_of(self, deal: Deal, *, principal: Principal | None) -> Order:
-        """The order of a deal already read (the poller's); raises as `order_for`."""
+    async def order_of(
+        self, deal: Deal, *, principal: Principal | None, renewal: bool = False
+    ) -> Order:
+        """The order of a deal already read (the poller's); raises as `order_for`.
+
+        `renewal`: the deal is booked as the renewal of another (the renewal flow's order);
+        otherwise a renewal is refused, since booking it as a new deal would bill it twice.
+        """
         opportunity_id = deal.id
         if not may_see(principal, deal.legal_entity):
             raise NotFound(f"No opportunity {opportunity_id}")
         account, account_problems = await self._account(deal)
+        if deal.renewal_of is not None and not renewal:
+            account_problems.append(
+                _problem(
+                    "/renewal_of",
+                    "the opportunity renews another deal: book it as a renewal "
+                    f"(/process/v1/renewals/{opportunity_id}/book)",
+                )
+            )
         catalog = await self.catalog(deal)
         entities = await self._entities.get(self._read_entities)
         problems = account_problems + order_problems(deal, account, catalog, entities)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Final
@@ -88,6 +88,8 @@ class QuoteToCashService(InitPlugin):
     customer_master: CustomerMasterService
     flows: QuoteToCash
     poller: WonDealPoller | None = None
+    renewals: Callable[[Deal], Awaitable[None]] | None = None
+    """Where a won renewal goes (the renewal flow books it, not quote-to-cash)."""
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -139,8 +141,13 @@ class QuoteToCashService(InitPlugin):
         return await self._flow(flow_id)
 
     async def book_won(self, deal: Deal) -> None:
-        """Book a deal the poller found, unless it is booked or cannot be (logged)."""
+        """Book a deal the poller found, unless it is booked or cannot be (logged); a won
+        renewal goes to the renewal flow."""
         if deal.integration_status == "synced" or deal.erp_order_number:
+            return
+        if deal.renewal_of is not None:
+            if self.renewals is not None:
+                await self.renewals(deal)
             return
         flow_id = flow_id_for(deal.id)
         if await self.reader.get(flow_id) is not None:
