@@ -85,10 +85,9 @@ _STRICT_BODY = Body(schema_extra={"additionalProperties": False})
 AuthedRequest = Request[Principal, Any, Any]
 OpportunityId = Annotated[
     str,
-    PathParameter(
-        min_length=15, max_length=18, pattern=r"^006[a-zA-Z0-9]{12}(?:[a-zA-Z0-9]{3})?$",
-        description="The renewal opportunity (Salesforce id, 006...)",
-    ),
+    # Not a pattern: an id that names no opportunity is one that does not exist (404), as
+    # on every other route; it is never put in a query.
+    PathParameter(max_length=128, description="The renewal opportunity (Salesforce id, 006...)"),
 ]
 
 log = structlog.get_logger("process_apis.renewals")

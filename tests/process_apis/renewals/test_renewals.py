@@ -277,10 +277,12 @@ async def test_renewal_routes_refuse_bad_input_as_problems(h: Harness) -> None:
     booked = await _won_deal(h, "Bad Co")
     key = {"Idempotency-Key": uuid.uuid4().hex}
     cases = [
-        ("/process/v1/renewals/scan", {"lead_days": 0}, 400),
+        ("/process/v1/renewals/scan", {"lead_days": 0}, 422),
+        ("/process/v1/renewals/scan", {"lead_days": 731}, 422),
         ("/process/v1/renewals/scan", {"as_of": "tomorrow"}, 400),
         ("/process/v1/renewals/scan", {"lead_days": 90, "extra": 1}, 400),
-        ("/process/v1/renewals/not-an-id/book", None, 400),
+        ("/process/v1/renewals/not-an-id/book", None, 404),
+        ("/process/v1/renewals/001000000000000AAA/book", None, 404),
         (f"/process/v1/renewals/{booked.opportunity}/book", None, 422),
     ]
     for path, body, status in cases:
