@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
+from contracts.v1 import CreditNoteCreate, SupportCaseCreate
+from process_apis.customer_master.flow import canonical_customer_id
 from tests.process_apis.q2c_harness import SANDBOX, Harness, harness
-from tests.process_apis.sandbox import STRIPE_KEY
+from tests.process_apis.sandbox import STRIPE_KEY, seeded_id
 from tests.support.apps import bearer, new_client_token
 
 SCOPES = ["process:write", "process:read", "crm:read", "erp:read", "experience:sales"]
@@ -350,3 +352,69 @@ async def test_another_entity_sees_no_contract_renewal_or_scan_result(h: Harness
     assert shown["opportunity_id"] == renewal and shown["contract_id"] == booked.contract["id"]
     assert shown["risk"] == "low" and shown["crm_risk"] == "low"
     assert shown["signals"]["usage_trend"] == "unknown"
+
+
+async def _scan_and_view(h: Harness, account: str) -> dict[str, Any]:
+    response = await h.client.post(
+        "/process/v1/renewals/scan",
+        json={"as_of": (date.today() + timedelta(days=1)).isoformat(), "lead_days": 400},
+        headers={**h.headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert response.status_code == 202, response.text
+    view = await h.client.get(
+        f"/experience/sales/v1/accounts/{account}/renewals", headers=h.headers
+    )
+    assert view.status_code == 200, view.text
+    [shown] = view.json()["data"]
+    return dict(shown)
+
+
+async def test_context_and_risk_from_cases_credits_and_a_failed_payment(h: Harness) -> None:
+    account = seeded_id("Account", "initech")
+    opportunity = await h.sf.deal(
+        account, [("PLAT-STD", 1), ("SEAT", 4)], currency="USD", name="Initech - Platform",
+        close_date=date.today().isoformat(),
+    )
+    flow = await h.wait((await h.book(opportunity)).json()["id"], "succeeded", "failed")
+    assert flow["status"] == "succeeded", flow
+    deal = await h.sf.get("Opportunity", opportunity)
+    [invoice] = await h.stripe.objects(
+        "/v1/invoices", subscription=deal["Billing_Subscription_Id__c"]
+    )
+    before = await _scan_and_view(h, account)
+    assert (before["signals"]["service_credits"], before["signals"]["failed_payments"]) == (0, 0)
+    assert not {"failed_payments", "service_credits"} & {r["rule"] for r in before["rules"]}
+
+    # A sev-1 case nobody answers, a service credit, and the invoice written off unpaid.
+    await h.port("zendesk").create_case(
+        SupportCaseCreate(
+            customer_id=canonical_customer_id(account), subject="Outage",
+            description="Nothing loads", priority="urgent",
+        )
+    )
+    await h.port("stripe").create_credit_note(
+        CreditNoteCreate(
+            invoice_id=invoice["id"], currency="USD", amount=5_000, reason="service_credit"
+        )
+    )
+    await _stripe(h, "POST", f"/v1/invoices/{invoice['id']}/mark_uncollectible")
+
+    after = await _scan_and_view(h, account)
+
+    assert after["opportunity_id"] == before["opportunity_id"]
+    was, now = before["signals"], after["signals"]
+    assert now["urgent_cases"] == was["urgent_cases"] + 1
+    assert now["sla_breaches"] == was["sla_breaches"] + 1
+    assert (now["service_credits"], now["service_credit_amount"], now["failed_payments"]) == (
+        1, 5_000, 1,
+    )
+    assert after["risk"] == "high" and after["crm_risk"] == "high"
+    rules = {(r["rule"], r["level"]) for r in after["rules"]}
+    assert {("sla_breaches", "high"), ("failed_payments", "medium"),
+            ("service_credits", "medium")} <= rules
+    renewal = await h.sf.get("Opportunity", after["opportunity_id"])
+    assert renewal["Renewal_Risk__c"] == "High"
+    context = renewal["Renewal_Context__c"]
+    assert f"{now['urgent_cases']} urgent cases, {now['sla_breaches']} SLA breaches" in context
+    assert "1 service credits (50.00 USD)" in context and "1 failed payments" in context
+    assert "usage unknown" in context
