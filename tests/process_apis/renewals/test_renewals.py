@@ -22,6 +22,7 @@ from process_apis.customer_master.flow import canonical_customer_id
 from tests.process_apis.q2c_harness import SANDBOX, Harness, harness
 from tests.process_apis.sandbox import STRIPE_KEY, seeded_id
 from tests.support.apps import bearer, new_client_token
+from tests.support.waiting import eventually
 
 SCOPES = ["process:write", "process:read", "crm:read", "erp:read", "experience:sales"]
 DAY = 86_400
@@ -418,3 +419,33 @@ async def test_context_and_risk_from_cases_credits_and_a_failed_payment(h: Harne
     assert f"{now['urgent_cases']} urgent cases, {now['sla_breaches']} SLA breaches" in context
     assert "1 service credits (50.00 USD)" in context and "1 failed payments" in context
     assert "usage unknown" in context
+
+
+async def test_scheduled_scan_opens_the_renewal_and_the_poller_books_it_won(
+    tmp_path: Path,
+) -> None:
+    since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    async with harness(
+        tmp_path, ERPGW_RENEWAL_SCAN_INTERVAL_SECONDS="1", ERPGW_RENEWAL_LEAD_DAYS="400",
+        ERPGW_CRM_POLL_SECONDS="0.3", ERPGW_CRM_POLL_SINCE=since,
+    ) as h:
+        _, token = await new_client_token(h.client, SCOPES)
+        h.headers = bearer(token)
+        booked = await _won_deal(h, "Scheduled Co")
+
+        async def renewals() -> list[dict[str, Any]] | None:
+            rows = await h.sf.query(
+                f"SELECT Id FROM Opportunity WHERE Renewal_Of__c = '{booked.opportunity}'"
+            )
+            return rows or None
+
+        [renewal] = await eventually(renewals, timeout=30, what="the scheduled renewal")
+        await h.sf.update("Opportunity", renewal["Id"], {"StageName": "Closed Won"})
+        flow = await h.wait(f"renewal-won:{renewal['Id']}", "succeeded", "failed", within=60)
+        assert flow["status"] == "succeeded", flow
+        assert (await h.sf.get("Opportunity", renewal["Id"]))["Integration_Status__c"] == \
+            "synced"
+        # However many scheduled scans ran meanwhile, the contract has one renewal.
+        assert len(await h.sf.query(
+            f"SELECT Id FROM Opportunity WHERE Renewal_Of__c = '{booked.opportunity}'"
+        )) == 1
