@@ -187,12 +187,13 @@ def _usage_rules(signals: Signals, rules: RiskRules) -> list[FiredRule]:
     # Whole percent, rounded down: a rule fires only at the decline it names or more.
     decline = (first - last) * 100 // first
     reason = f"usage down {decline}% over {len(signals.usage_periods)} periods"
-    for threshold, level in (
+    levels: tuple[tuple[int, RenewalRisk], ...] = (
         (rules.usage_decline_percent_high, "high"),
         (rules.usage_decline_percent_medium, "medium"),
-    ):
+    )
+    for threshold, level in levels:
         if 0 < threshold <= decline:
-            return [FiredRule(rule="usage_decline", level=level, reason=reason)]  # type: ignore[arg-type]
+            return [FiredRule(rule="usage_decline", level=level, reason=reason)]
     return []
 
 
