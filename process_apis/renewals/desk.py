@@ -104,7 +104,8 @@ class RenewalDesk:
             return None
         lines = [
             RenewalLine(
-                product_code=item.product_code, quantity=item.quantity,
+                product_code=item.product_code,
+                quantity=item.quantity,
                 unit_amount=item.unit_amount,
             )
             for item in subscription.items
@@ -145,7 +146,9 @@ class RenewalDesk:
         if self.support is None:
             return reading.SupportSignals()
         organization = await self.references.find(
-            CUSTOMER, canonical_customer_id(account.id), "zendesk",
+            CUSTOMER,
+            canonical_customer_id(account.id),
+            "zendesk",
             legal_entity=account.legal_entity,
         )
         if organization is None:

@@ -153,7 +153,9 @@ class RenewalFlows(FlowInstance):
             await self.write_renewal_context(opportunity_id, assessment.risk, summary(assessment))
             opened.append(
                 RenewalOpened(
-                    contract_id=contract.id, opportunity_id=opportunity_id, created=created,
+                    contract_id=contract.id,
+                    opportunity_id=opportunity_id,
+                    created=created,
                     risk=assessment.risk,
                 )
             )
@@ -168,8 +170,11 @@ class RenewalFlows(FlowInstance):
         cursor: str | None = None
         while True:
             page = await self.contracts.list_contracts(
-                legal_entities=entities, ending_from=ending_from, ending_to=ending_to,
-                cursor=cursor, limit=200,
+                legal_entities=entities,
+                ending_from=ending_from,
+                ending_to=ending_to,
+                cursor=cursor,
+                limit=200,
             )
             found += [c for c in page.data if c.status == "activated"]
             cursor = page.next_cursor
@@ -201,9 +206,7 @@ class RenewalFlows(FlowInstance):
         return await self.desk.billing_signals(subscription_id, as_of)
 
     @flow_step(system="zendesk", retry=BUSY_PLATFORM)
-    async def read_support_signals(
-        self, account: Customer, as_of: date
-    ) -> reading.SupportSignals:
+    async def read_support_signals(self, account: Customer, as_of: date) -> reading.SupportSignals:
         return await self.desk.support_signals(account, as_of)
 
     @flow_step(system="gateway", retry=BUSY_PLATFORM)
@@ -238,8 +241,10 @@ class RenewalFlows(FlowInstance):
             order.opportunity_id, booked.number, renewal.subscription_id
         )
         return WonResult(
-            sales_order_number=booked.number, subscription_id=renewal.subscription_id,
-            continues_at=at, contract_id=contract_id,
+            sales_order_number=booked.number,
+            subscription_id=renewal.subscription_id,
+            continues_at=at,
+            contract_id=contract_id,
         )
 
     @flow_step(system="stripe", retry=BUSY_PLATFORM)
@@ -266,7 +271,10 @@ class RenewalFlows(FlowInstance):
             if line.recurring
         ]
         subscription = await self.renewals.continue_subscription(
-            renewal.subscription_id, at=at, items=items, deal_id=renewal.order.opportunity_id,
+            renewal.subscription_id,
+            at=at,
+            items=items,
+            deal_id=renewal.order.opportunity_id,
             idempotency_key=current_idempotency_key(),
         )
         report_external_ids(stripe_subscription=subscription.id)

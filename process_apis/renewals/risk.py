@@ -125,22 +125,50 @@ def usage_trend(periods: Sequence[UsagePeriod] | None) -> tuple[UsageTrend, list
 def assess(signals: Signals, rules: RiskRules) -> Assessment:
     """The risk of a renewal and the rules that made it so."""
     fired = [
-        *_at_least("urgent_cases", signals.urgent_cases, rules.urgent_cases_high, "high",
-                   f"{signals.urgent_cases} urgent cases in {signals.window_days} days"),
-        *_at_least("sla_breaches", signals.sla_breaches, rules.sla_breaches_high, "high",
-                   f"{signals.sla_breaches} SLA breaches in {signals.window_days} days"),
-        *_at_least("days_past_due", signals.days_past_due, rules.days_past_due_high, "high",
-                   f"an invoice {signals.days_past_due} days past due"),
+        *_at_least(
+            "urgent_cases",
+            signals.urgent_cases,
+            rules.urgent_cases_high,
+            "high",
+            f"{signals.urgent_cases} urgent cases in {signals.window_days} days",
+        ),
+        *_at_least(
+            "sla_breaches",
+            signals.sla_breaches,
+            rules.sla_breaches_high,
+            "high",
+            f"{signals.sla_breaches} SLA breaches in {signals.window_days} days",
+        ),
+        *_at_least(
+            "days_past_due",
+            signals.days_past_due,
+            rules.days_past_due_high,
+            "high",
+            f"an invoice {signals.days_past_due} days past due",
+        ),
         *_usage_rules(signals, rules),
-        *_at_least("failed_payments", signals.failed_payments, rules.failed_payments_medium,
-                   "medium", f"{signals.failed_payments} failed payments"),
-        *_at_least("service_credits", signals.service_credits, rules.service_credits_medium,
-                   "medium", f"{signals.service_credits} service credits "
-                   f"({_money(signals.service_credit_amount, signals.currency)})"),
+        *_at_least(
+            "failed_payments",
+            signals.failed_payments,
+            rules.failed_payments_medium,
+            "medium",
+            f"{signals.failed_payments} failed payments",
+        ),
+        *_at_least(
+            "service_credits",
+            signals.service_credits,
+            rules.service_credits_medium,
+            "medium",
+            f"{signals.service_credits} service credits "
+            f"({_money(signals.service_credit_amount, signals.currency)})",
+        ),
     ]
     if not any(rule.rule == "urgent_cases" for rule in fired):
         fired += _at_least(
-            "urgent_cases", signals.urgent_cases, rules.urgent_cases_medium, "medium",
+            "urgent_cases",
+            signals.urgent_cases,
+            rules.urgent_cases_medium,
+            "medium",
             f"{signals.urgent_cases} urgent cases in {signals.window_days} days",
         )
     fired.sort(key=lambda rule: -_LEVELS[rule.level])
@@ -152,12 +180,12 @@ def summary(assessment: Assessment) -> str:
     """The short readable context written to the renewal opportunity."""
     s = assessment.signals
     usage = (
-        "usage unknown (no usage source)" if s.usage_trend == "unknown"
+        "usage unknown (no usage source)"
+        if s.usage_trend == "unknown"
         else f"usage {s.usage_trend} ({' -> '.join(str(q) for q in s.usage_periods)})"
     )
-    payments = (
-        f"{s.failed_payments} failed payments, "
-        + (f"{s.days_past_due} days past due" if s.days_past_due else "nothing overdue")
+    payments = f"{s.failed_payments} failed payments, " + (
+        f"{s.days_past_due} days past due" if s.days_past_due else "nothing overdue"
     )
     lines = [
         f"Renewal risk: {assessment.risk}.",

@@ -154,9 +154,13 @@ class RenewalService:
             else None,
         )
         handle = await self.engine.start(
-            SCAN_TYPE, request.scan_id, self.flows.scan, request,
+            SCAN_TYPE,
+            request.scan_id,
+            self.flows.scan,
+            request,
             legal_entity=request.entities[0]
-            if request.entities and len(request.entities) == 1 else None,
+            if request.entities and len(request.entities) == 1
+            else None,
         )
         try:
             result: ScanResult | None = await asyncio.wait_for(
@@ -188,22 +192,31 @@ class RenewalService:
             order = await self.orders.order_of(deal, principal=principal, renewal=True)
             flow_id = won_flow_id(deal.id)
             await self.engine.start(
-                WON_TYPE, flow_id, self.flows.won,
+                WON_TYPE,
+                flow_id,
+                self.flows.won,
                 WonRenewal(
-                    order=order, contract=contract,
+                    order=order,
+                    contract=contract,
                     subscription_id=renewed.billing_subscription_id,
                 ),
-                crm_account=deal.customer_id, legal_entity=order.legal_entity,
+                crm_account=deal.customer_id,
+                legal_entity=order.legal_entity,
             )
         else:
             flow_id = lost_flow_id(deal.id)
             await self.engine.start(
-                LOST_TYPE, flow_id, self.flows.lost,
+                LOST_TYPE,
+                flow_id,
+                self.flows.lost,
                 LostRenewal(
-                    opportunity_id=deal.id, account_id=deal.customer_id, contract=contract,
+                    opportunity_id=deal.id,
+                    account_id=deal.customer_id,
+                    contract=contract,
                     subscription_id=renewed.billing_subscription_id,
                 ),
-                crm_account=deal.customer_id, legal_entity=deal.legal_entity,
+                crm_account=deal.customer_id,
+                legal_entity=deal.legal_entity,
             )
         flow = await self.reader.get(flow_id)
         assert flow is not None, "a started flow has a record"
@@ -234,17 +247,23 @@ class RenewalService:
         parts = await self.desk.parts(contract) if contract is not None else None
         assessment = await self.desk.assessment(parts, as_of) if parts is not None else None
         return AccountRenewal(
-            opportunity_id=renewal.id, name=renewal.name, stage=renewal.stage,
-            close_date=renewal.close_date, currency=renewal.currency, amount=renewal.amount,
+            opportunity_id=renewal.id,
+            name=renewal.name,
+            stage=renewal.stage,
+            close_date=renewal.close_date,
+            currency=renewal.currency,
+            amount=renewal.amount,
             renews_deal_id=renewal.renewal_of,
             contract_id=contract.id if contract is not None else None,
             contract_end=contract.end_date if contract is not None else None,
             risk=assessment.risk if assessment is not None else "low",
             rules=assessment.rules if assessment is not None else [],
             signals=assessment.signals if assessment is not None else None,
-            context=summary(assessment) if assessment is not None
+            context=summary(assessment)
+            if assessment is not None
             else "The renewed subscription has ended: no signals to read.",
-            crm_risk=renewal.renewal_risk, crm_context=renewal.renewal_context,
+            crm_risk=renewal.renewal_risk,
+            crm_context=renewal.renewal_context,
         )
 
     async def _deal(self, opportunity_id: str, principal: Principal | None) -> Deal:
@@ -265,9 +284,7 @@ class RenewalService:
             return None
 
 
-def _renewal_problems(
-    deal: Deal, has_contract: bool, renewed: Deal | None
-) -> list[FieldError]:
+def _renewal_problems(deal: Deal, has_contract: bool, renewed: Deal | None) -> list[FieldError]:
     if deal.renewal_of is None:
         return [FieldError(pointer="/renewal_of", detail="the opportunity is not a renewal")]
     problems = []
@@ -360,7 +377,8 @@ class RenewalsWiring(InitPlugin):
             moment = datetime.fromtimestamp(start, UTC)
             try:
                 await self.service.scan(
-                    ScanBody(as_of=moment.date()), principal=None,
+                    ScanBody(as_of=moment.date()),
+                    principal=None,
                     scan_id="renewal-scan:" + moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 )
             except Exception as exc:  # the next interval tries again; say why this one failed
@@ -391,11 +409,19 @@ def mount(
         rules: the risk rules' thresholds; None: `RiskRules()`'s.
     """
     desk = RenewalDesk(
-        crm=crm, contracts=contracts, billing=billing, support=support,
-        references=CrossReferences(database), usage=usage, rules=rules,
+        crm=crm,
+        contracts=contracts,
+        billing=billing,
+        support=support,
+        references=CrossReferences(database),
+        usage=usage,
+        rules=rules,
     )
     flows = engine.register(
-        RenewalFlows, desk=desk, contracts=contracts, renewals=renewals,
+        RenewalFlows,
+        desk=desk,
+        contracts=contracts,
+        renewals=renewals,
         quote_to_cash=quote_to_cash,
     )
     service = RenewalService(

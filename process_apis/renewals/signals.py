@@ -63,16 +63,21 @@ def count_billing(
     (uncollectible, or open past their due date) and how late the oldest unpaid one is."""
     start, end = window_start(as_of, window_days), _window_end(as_of)
     service = [
-        note for note in credits
-        if note.reason == "service_credit" and note.status == "issued"
-        and note.created_at is not None and start <= note.created_at < end
+        note
+        for note in credits
+        if note.reason == "service_credit"
+        and note.status == "issued"
+        and note.created_at is not None
+        and start <= note.created_at < end
     ]
     overdue = [
-        invoice for invoice in invoices
+        invoice
+        for invoice in invoices
         if invoice.status == "open" and invoice.due_date is not None and invoice.due_date < as_of
     ]
     failed = [
-        invoice for invoice in invoices
+        invoice
+        for invoice in invoices
         if (invoice.status == "uncollectible" or invoice in overdue)
         and (invoice.issued_at is None or start <= invoice.issued_at < end)
     ]
@@ -108,12 +113,14 @@ async def read_billing(
     billing: BillingPort, customer_id: str, *, as_of: date, window_days: int
 ) -> BillingSignals:
     invoices = [
-        i async for i in _every(
+        i
+        async for i in _every(
             lambda at: billing.list_invoices(customer_id=customer_id, cursor=at, limit=PAGE)
         )
     ]
     credits = [
-        c async for c in _every(
+        c
+        async for c in _every(
             lambda at: billing.list_credit_notes(customer_id=customer_id, cursor=at, limit=PAGE)
         )
     ]
@@ -125,7 +132,8 @@ async def read_support(
 ) -> SupportSignals:
     entitlement = await support.get_entitlement(organization_id)
     cases = [
-        c async for c in _every(
+        c
+        async for c in _every(
             lambda at: support.list_cases(
                 organization_id=organization_id, priority="urgent", cursor=at, limit=PAGE
             )

@@ -104,7 +104,8 @@ def update_schedule(store: Store, params: Params, path: dict[str, str]) -> Obj:
         schedule["phases"] = _phases(store, subscription, entries)
         first = schedule["phases"][0]
         schedule["current_phase"] = {
-            "start_date": first["start_date"], "end_date": first["end_date"]
+            "start_date": first["start_date"],
+            "end_date": first["end_date"],
         }
     schedule["metadata"] = params.metadata(schedule["metadata"])
     at = store.now(subscription["customer"])
@@ -130,26 +131,34 @@ def enter_phase(store: Store, subscription: Obj, *, period_start: int) -> None:
             store.remove(item)
         for entry in phase["items"]:
             cycle.new_item(
-                store, subscription, store.get("price", entry["price"]), entry["quantity"],
-                dict(entry["metadata"]), period_start,
+                store,
+                subscription,
+                store.get("price", entry["price"]),
+                entry["quantity"],
+                dict(entry["metadata"]),
+                period_start,
             )
         subscription["metadata"] = {**subscription["metadata"], **phase["metadata"]}
         schedule["current_phase"] = {
-            "start_date": phase["start_date"], "end_date": phase["end_date"]
+            "start_date": phase["start_date"],
+            "end_date": phase["end_date"],
         }
         after = render(store, subscription)
         store.emit(
-            "customer.subscription.updated", after, previous=changed(before, after),
+            "customer.subscription.updated",
+            after,
+            previous=changed(before, after),
             created=period_start,
         )
     if index == len(phases) - 1 and schedule["end_behavior"] == "release":
         schedule.update(
-            status="released", released_at=period_start,
-            released_subscription=subscription["id"], current_phase=None,
+            status="released",
+            released_at=period_start,
+            released_subscription=subscription["id"],
+            current_phase=None,
         )
         subscription["schedule"] = None
-        store.emit("subscription_schedule.released", render(store, schedule),
-                   created=period_start)
+        store.emit("subscription_schedule.released", render(store, schedule), created=period_start)
 
 
 def _phases(store: Store, subscription: Obj, entries: list[Params]) -> list[Obj]:
@@ -164,7 +173,8 @@ def _phases(store: Store, subscription: Obj, entries: list[Params]) -> list[Obj]
         if start is None:
             if previous_end is None:
                 raise invalid_request(
-                    "The first phase needs a `start_date`.", param=entry.name("start_date"),
+                    "The first phase needs a `start_date`.",
+                    param=entry.name("start_date"),
                     code="parameter_missing",
                 )
             start = previous_end
@@ -186,12 +196,14 @@ def _phases(store: Store, subscription: Obj, entries: list[Params]) -> list[Obj]
         if end is None and index < len(entries) - 1:
             raise invalid_request(
                 "Every phase but the last needs an `end_date` or `iterations`.",
-                param=entry.name("end_date"), code="parameter_missing",
+                param=entry.name("end_date"),
+                code="parameter_missing",
             )
         items = entry.hashes("items")
         if not items:
             raise invalid_request(
-                "Missing required param: items.", param=entry.name("items"),
+                "Missing required param: items.",
+                param=entry.name("items"),
                 code="parameter_missing",
             )
         phases.append(

@@ -88,8 +88,11 @@ class RenewalOperations(BillingOperations):
             ],
         }
         await self.post_json(
-            f"/v1/subscription_schedules/{schedule.id}", params, _ScheduleWire,
-            f"{idempotency_key}:phases", f"subscription schedule {schedule.id} update",
+            f"/v1/subscription_schedules/{schedule.id}",
+            params,
+            _ScheduleWire,
+            f"{idempotency_key}:phases",
+            f"subscription schedule {schedule.id} update",
             template="/v1/subscription_schedules/{id}",
         )
         return await self.get_subscription(subscription_id)
@@ -105,15 +108,19 @@ class RenewalOperations(BillingOperations):
                 "proration_behavior": "none",
                 "expand": ["customer"],
             },
-            SubscriptionWire, idempotency_key, f"subscription {subscription_id} cancel_at",
+            SubscriptionWire,
+            idempotency_key,
+            f"subscription {subscription_id} cancel_at",
             template="/v1/subscriptions/{id}",
         )
         return mapping.to_subscription(wire)
 
     async def _subscription_with_schedule(self, subscription_id: str) -> _SubscriptionRef:
         return await self.get_json(
-            f"/v1/subscriptions/{subscription_id}", _SubscriptionRef,
-            f"subscription {subscription_id}", template="/v1/subscriptions/{id}",
+            f"/v1/subscriptions/{subscription_id}",
+            _SubscriptionRef,
+            f"subscription {subscription_id}",
+            template="/v1/subscriptions/{id}",
         )
 
     async def _schedule_of(self, subscription: _SubscriptionRef, key: str) -> _ScheduleWire:
@@ -121,13 +128,17 @@ class RenewalOperations(BillingOperations):
         lost the answer finds the same schedule)."""
         if subscription.schedule:
             return await self.get_json(
-                f"/v1/subscription_schedules/{subscription.schedule}", _ScheduleWire,
+                f"/v1/subscription_schedules/{subscription.schedule}",
+                _ScheduleWire,
                 f"subscription schedule {subscription.schedule}",
                 template="/v1/subscription_schedules/{id}",
             )
         return await self.post_json(
-            "/v1/subscription_schedules", {"from_subscription": subscription.id}, _ScheduleWire,
-            key, f"subscription schedule of {subscription.id}",
+            "/v1/subscription_schedules",
+            {"from_subscription": subscription.id},
+            _ScheduleWire,
+            key,
+            f"subscription schedule of {subscription.id}",
             template="/v1/subscription_schedules",
         )
 

@@ -47,7 +47,9 @@ class Booked:
 
 async def _stripe(h: Harness, method: str, path: str, **data: str) -> dict[str, Any]:
     response = await h.client.request(
-        method, f"{SANDBOX}/stripe{path}", data=data or None,
+        method,
+        f"{SANDBOX}/stripe{path}",
+        data=data or None,
         headers={"Authorization": f"Bearer {STRIPE_KEY}"},
     )
     assert response.status_code == 200, response.text
@@ -59,18 +61,33 @@ async def _won_deal(h: Harness, name: str, *, seats: int = 10) -> Booked:
     platform and seats (monthly), booked by quote-to-cash."""
     now = int(time.time())
     clock = await _stripe(h, "POST", "/v1/test_helpers/test_clocks", frozen_time=str(now))
-    account = await h.sf.create("Account", {
-        "Name": name, "BillingStreet": "1 Main St", "BillingCity": "Austin",
-        "BillingPostalCode": "78744", "BillingCountry": "US", "CurrencyIsoCode": "USD",
-        "Legal_Entity__c": "US01", "Payment_Terms_Days__c": 30,
-    })
+    account = await h.sf.create(
+        "Account",
+        {
+            "Name": name,
+            "BillingStreet": "1 Main St",
+            "BillingCity": "Austin",
+            "BillingPostalCode": "78744",
+            "BillingCountry": "US",
+            "CurrencyIsoCode": "USD",
+            "Legal_Entity__c": "US01",
+            "Payment_Terms_Days__c": 30,
+        },
+    )
     customer = await _stripe(
-        h, "POST", "/v1/customers", name=name, test_clock=clock["id"],
+        h,
+        "POST",
+        "/v1/customers",
+        name=name,
+        test_clock=clock["id"],
         **{"metadata[crm_account_id]": account, "metadata[legal_entity]": "US01"},
     )
     close = datetime.fromtimestamp(now, UTC).date()
     opportunity = await h.sf.deal(
-        account, [("PLAT-STD", 1), ("SEAT", seats)], currency="USD", name=f"{name} - Platform",
+        account,
+        [("PLAT-STD", 1), ("SEAT", seats)],
+        currency="USD",
+        name=f"{name} - Platform",
         close_date=close.isoformat(),
     )
     await h.sf.update("Opportunity", opportunity, {"Contract_Term_Months__c": 12})
@@ -89,7 +106,8 @@ async def _won_deal(h: Harness, name: str, *, seats: int = 10) -> Booked:
 
 async def _scan(h: Harness, as_of: date, key: str | None = None) -> Any:
     return await h.client.post(
-        "/process/v1/renewals/scan", json={"as_of": as_of.isoformat(), "lead_days": 60},
+        "/process/v1/renewals/scan",
+        json={"as_of": as_of.isoformat(), "lead_days": 60},
         headers={**h.headers, "Idempotency-Key": key or uuid.uuid4().hex},
     )
 
@@ -98,8 +116,7 @@ async def _renewal_of(h: Harness, booked: Booked) -> str:
     end = date.fromisoformat(booked.contract["end_date"])
     response = await _scan(h, end - timedelta(days=30))
     assert response.status_code == 202, response.text
-    [opened] = [r for r in response.json()["renewals"]
-                if r["contract_id"] == booked.contract["id"]]
+    [opened] = [r for r in response.json()["renewals"] if r["contract_id"] == booked.contract["id"]]
     return str(opened["opportunity_id"])
 
 
@@ -124,10 +141,12 @@ async def test_won_deal_signs_its_contract_for_its_term(h: Harness) -> None:
     start = date.fromisoformat(contract["start_date"])
     assert contract["deal_id"] == booked.opportunity and contract["status"] == "activated"
     assert contract["term_months"] == 12 and contract["legal_entity"] == "US01"
-    assert date.fromisoformat(contract["end_date"]) == start.replace(year=start.year + 1) - \
-        timedelta(days=1)
-    assert {(li["product_code"], li["quantity"], li["unit_amount"]) for li in contract["lines"]} \
-        == {("PLAT-STD", 1, 50_000), ("SEAT", 10, 2_500)}
+    assert date.fromisoformat(contract["end_date"]) == start.replace(
+        year=start.year + 1
+    ) - timedelta(days=1)
+    assert {
+        (li["product_code"], li["quantity"], li["unit_amount"]) for li in contract["lines"]
+    } == {("PLAT-STD", 1, 50_000), ("SEAT", 10, 2_500)}
     # Booking again (another key) signs nothing more.
     again = await h.book(booked.opportunity)
     assert again.status_code == 202
@@ -149,13 +168,14 @@ async def test_one_renewal_per_contract_however_often_and_at_once(h: Harness) ->
     for response in (first, second, third, outside):
         assert response.status_code == 202, response.text
     mine = [
-        r for response in (first, second, third)
-        for r in response.json()["renewals"] if r["contract_id"] == booked.contract["id"]
+        r
+        for response in (first, second, third)
+        for r in response.json()["renewals"]
+        if r["contract_id"] == booked.contract["id"]
     ]
     assert len(mine) == 3 and len({r["opportunity_id"] for r in mine}) == 1
     assert sorted(r["created"] for r in mine) == [False, False, True]
-    assert not [r for r in outside.json()["renewals"]
-                if r["contract_id"] == booked.contract["id"]]
+    assert not [r for r in outside.json()["renewals"] if r["contract_id"] == booked.contract["id"]]
     rows = await h.sf.query(
         "SELECT Id, Type, StageName, CloseDate, Renewal_Risk__c, Renewal_Context__c "
         f"FROM Opportunity WHERE Renewal_Of__c = '{booked.opportunity}'"
@@ -163,7 +183,9 @@ async def test_one_renewal_per_contract_however_often_and_at_once(h: Harness) ->
     assert len(rows) == 1
     [renewal] = rows
     assert (renewal["Type"], renewal["StageName"], renewal["CloseDate"]) == (
-        "Renewal", "Prospecting", end.isoformat()
+        "Renewal",
+        "Prospecting",
+        end.isoformat(),
     )
     assert renewal["Renewal_Risk__c"] == "Low"
     assert "usage unknown" in renewal["Renewal_Context__c"]
@@ -172,7 +194,8 @@ async def test_one_renewal_per_contract_however_often_and_at_once(h: Harness) ->
         f"WHERE OpportunityId = '{renewal['Id']}'"
     )
     assert sorted((li["ProductCode"], li["Quantity"], li["UnitPrice"]) for li in lines) == [
-        ("PLAT-STD", 1, 500), ("SEAT", 10, 25),
+        ("PLAT-STD", 1, 500),
+        ("SEAT", 10, 25),
     ]
     # Replaying the first request answers the same renewals.
     replay = await h.client.post(
@@ -211,11 +234,13 @@ async def test_renewal_won_continues_at_the_boundary_and_books_its_order(h: Harn
     before = await h.stripe.objects("/v1/invoices", customer=booked.customer)
     # Nothing is billed at booking time: no proration, no new invoice.
     assert len(before) == 1
-    assert not [i for i in await h.stripe.objects("/v1/invoiceitems", customer=booked.customer)
-                if i["proration"]]
+    assert not [
+        i
+        for i in await h.stripe.objects("/v1/invoiceitems", customer=booked.customer)
+        if i["proration"]
+    ]
     end = date.fromisoformat(booked.contract["end_date"])
-    boundary = int(datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
-                   .timestamp())
+    boundary = int(datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC).timestamp())
     await _advance(h, booked.clock, subscription["current_period_end"] + 370 * DAY)
 
     invoices = await h.stripe.objects("/v1/invoices", customer=booked.customer)
@@ -237,11 +262,15 @@ async def test_renewal_won_continues_at_the_boundary_and_books_its_order(h: Harn
     assert opportunity["Billing_Subscription_Id__c"] == subscription["id"]
     [order] = await h.sales_orders(opportunity["ERP_Order_Number__c"])
     assert order["total"] == 50_000 + 15 * 2_000 and order["currency"] == "USD"
-    assert sorted((li["product_code"], li["quantity"], li["amount"]) for li in order["lines"]) \
-        == [("PLAT-STD", 1, 50_000), ("SEAT", 15, 30_000)]
-    contracts = (await h.client.get(
-        "/system/crm/v1/contracts", params={"account_id": booked.account}, headers=h.headers
-    )).json()["data"]
+    assert sorted((li["product_code"], li["quantity"], li["amount"]) for li in order["lines"]) == [
+        ("PLAT-STD", 1, 50_000),
+        ("SEAT", 15, 30_000),
+    ]
+    contracts = (
+        await h.client.get(
+            "/system/crm/v1/contracts", params={"account_id": booked.account}, headers=h.headers
+        )
+    ).json()["data"]
     [new_term] = [c for c in contracts if c["deal_id"] == renewal]
     assert new_term["start_date"] == (end + timedelta(days=1)).isoformat()
     assert new_term["term_months"] == 12
@@ -259,8 +288,7 @@ async def test_renewal_lost_cancels_at_the_boundary_and_shows_churn(h: Harness) 
     [subscription] = await h.stripe.objects("/v1/subscriptions", customer=booked.customer)
     assert subscription["cancel_at"] is not None and subscription["status"] == "active"
     end = date.fromisoformat(booked.contract["end_date"])
-    boundary = int(datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
-                   .timestamp())
+    boundary = int(datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC).timestamp())
     await _advance(h, booked.clock, subscription["current_period_end"] + 400 * DAY)
     ended = await _stripe(h, "GET", f"/v1/subscriptions/{subscription['id']}")
     assert ended["status"] == "canceled" and boundary <= ended["ended_at"] < boundary + DAY
@@ -271,9 +299,7 @@ async def test_renewal_lost_cancels_at_the_boundary_and_shows_churn(h: Harness) 
     assert account["Customer_Status__c"] == "Churned"
     [order_after] = await h.sales_orders(first_deal["ERP_Order_Number__c"])
     assert order_after == order_before
-    assert not await h.sf.query(
-        f"SELECT Id FROM Contract WHERE Opportunity__c = '{renewal}'"
-    )
+    assert not await h.sf.query(f"SELECT Id FROM Contract WHERE Opportunity__c = '{renewal}'")
 
 
 async def test_renewal_routes_refuse_bad_input_as_problems(h: Harness) -> None:
@@ -304,9 +330,7 @@ async def test_renewal_routes_refuse_bad_input_as_problems(h: Harness) -> None:
     assert "still open" in still_open.text
     as_new_deal = await h.book(open_renewal)
     assert as_new_deal.status_code == 422 and "renewal" in as_new_deal.text
-    unknown = await h.client.get(
-        "/system/crm/v1/contracts/800000000000000AAA", headers=h.headers
-    )
+    unknown = await h.client.get("/system/crm/v1/contracts/800000000000000AAA", headers=h.headers)
     assert unknown.status_code == 404
     assert unknown.headers["content-type"].startswith("application/problem+json")
 
@@ -340,7 +364,8 @@ async def test_another_entity_sees_no_contract_renewal_or_scan_result(h: Harness
     assert book.status_code == 404
     end = date.fromisoformat(booked.contract["end_date"])
     scan = await h.client.post(
-        "/process/v1/renewals/scan", json={"as_of": (end - timedelta(days=30)).isoformat()},
+        "/process/v1/renewals/scan",
+        json={"as_of": (end - timedelta(days=30)).isoformat()},
         headers={**german, "Idempotency-Key": uuid.uuid4().hex},
     )
     assert scan.status_code == 202
@@ -373,7 +398,10 @@ async def _scan_and_view(h: Harness, account: str) -> dict[str, Any]:
 async def test_context_and_risk_from_cases_credits_and_a_failed_payment(h: Harness) -> None:
     account = seeded_id("Account", "initech")
     opportunity = await h.sf.deal(
-        account, [("PLAT-STD", 1), ("SEAT", 4)], currency="USD", name="Initech - Platform",
+        account,
+        [("PLAT-STD", 1), ("SEAT", 4)],
+        currency="USD",
+        name="Initech - Platform",
         close_date=date.today().isoformat(),
     )
     flow = await h.wait((await h.book(opportunity)).json()["id"], "succeeded", "failed")
@@ -389,8 +417,10 @@ async def test_context_and_risk_from_cases_credits_and_a_failed_payment(h: Harne
     # A sev-1 case nobody answers, a service credit, and the invoice written off unpaid.
     await h.port("zendesk").create_case(
         SupportCaseCreate(
-            customer_id=canonical_customer_id(account), subject="Outage",
-            description="Nothing loads", priority="urgent",
+            customer_id=canonical_customer_id(account),
+            subject="Outage",
+            description="Nothing loads",
+            priority="urgent",
         )
     )
     await h.port("stripe").create_credit_note(
@@ -407,12 +437,17 @@ async def test_context_and_risk_from_cases_credits_and_a_failed_payment(h: Harne
     assert now["urgent_cases"] == was["urgent_cases"] + 1
     assert now["sla_breaches"] == was["sla_breaches"] + 1
     assert (now["service_credits"], now["service_credit_amount"], now["failed_payments"]) == (
-        1, 5_000, 1,
+        1,
+        5_000,
+        1,
     )
     assert after["risk"] == "high" and after["crm_risk"] == "high"
     rules = {(r["rule"], r["level"]) for r in after["rules"]}
-    assert {("sla_breaches", "high"), ("failed_payments", "medium"),
-            ("service_credits", "medium")} <= rules
+    assert {
+        ("sla_breaches", "high"),
+        ("failed_payments", "medium"),
+        ("service_credits", "medium"),
+    } <= rules
     renewal = await h.sf.get("Opportunity", after["opportunity_id"])
     assert renewal["Renewal_Risk__c"] == "High"
     context = renewal["Renewal_Context__c"]
@@ -426,8 +461,11 @@ async def test_scheduled_scan_opens_the_renewal_and_the_poller_books_it_won(
 ) -> None:
     since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     async with harness(
-        tmp_path, ERPGW_RENEWAL_SCAN_INTERVAL_SECONDS="1", ERPGW_RENEWAL_LEAD_DAYS="400",
-        ERPGW_CRM_POLL_SECONDS="0.3", ERPGW_CRM_POLL_SINCE=since,
+        tmp_path,
+        ERPGW_RENEWAL_SCAN_INTERVAL_SECONDS="1",
+        ERPGW_RENEWAL_LEAD_DAYS="400",
+        ERPGW_CRM_POLL_SECONDS="0.3",
+        ERPGW_CRM_POLL_SINCE=since,
     ) as h:
         _, token = await new_client_token(h.client, SCOPES)
         h.headers = bearer(token)
@@ -443,9 +481,13 @@ async def test_scheduled_scan_opens_the_renewal_and_the_poller_books_it_won(
         await h.sf.update("Opportunity", renewal["Id"], {"StageName": "Closed Won"})
         flow = await h.wait(f"renewal-won:{renewal['Id']}", "succeeded", "failed", within=60)
         assert flow["status"] == "succeeded", flow
-        assert (await h.sf.get("Opportunity", renewal["Id"]))["Integration_Status__c"] == \
-            "synced"
+        assert (await h.sf.get("Opportunity", renewal["Id"]))["Integration_Status__c"] == "synced"
         # However many scheduled scans ran meanwhile, the contract has one renewal.
-        assert len(await h.sf.query(
-            f"SELECT Id FROM Opportunity WHERE Renewal_Of__c = '{booked.opportunity}'"
-        )) == 1
+        assert (
+            len(
+                await h.sf.query(
+                    f"SELECT Id FROM Opportunity WHERE Renewal_Of__c = '{booked.opportunity}'"
+                )
+            )
+            == 1
+        )

@@ -40,10 +40,13 @@ class FakeUsage:
 
 def _desk(usage: FakeUsage | None = None, rules: RiskRules | None = None) -> RenewalDesk:
 
-
     return RenewalDesk(
-        crm=FakeCrm(), contracts=FakeCrm(), billing=FakeBilling(), support=FakeSupport(),
-        references=CrossReferences(create_async_engine("sqlite+aiosqlite://")), usage=usage,
+        crm=FakeCrm(),
+        contracts=FakeCrm(),
+        billing=FakeBilling(),
+        support=FakeSupport(),
+        references=CrossReferences(create_async_engine("sqlite+aiosqlite://")),
+        usage=usage,
         rules=rules,
     )
 
@@ -93,21 +96,31 @@ def test_highest_level_wins_and_every_fired_rule_is_listed() -> None:
     assert assessment.risk == "high"
     assert assessment.rules[0].level == "high"
     assert {r.rule for r in assessment.rules} == {
-        "sla_breaches", "failed_payments", "service_credits", "urgent_cases",
+        "sla_breaches",
+        "failed_payments",
+        "service_credits",
+        "urgent_cases",
     }
     text = summary(assessment)
     assert text.startswith("Renewal risk: high.") and "Why: 1 SLA breaches in 90 days" in text
 
 
 async def test_usage_trend_from_the_usage_port() -> None:
-    usage = FakeUsage({"sub_down": [1_000, 800, 400], "sub_up": [100, 150, 200],
-                       "sub_flat": [100, 95, 104], "sub_short": [100]})
+    usage = FakeUsage(
+        {
+            "sub_down": [1_000, 800, 400],
+            "sub_up": [100, 150, 200],
+            "sub_flat": [100, 95, 104],
+            "sub_short": [100],
+        }
+    )
     desk = _desk(usage)
     judged = {}
     for sub in ("sub_down", "sub_up", "sub_flat", "sub_short", "sub_unknown"):
         periods = await desk.usage_periods(sub)
         judged[sub] = desk.judge(
-            currency="USD", billing=count_billing([], [], as_of=AS_OF, window_days=90),
+            currency="USD",
+            billing=count_billing([], [], as_of=AS_OF, window_days=90),
             support=count_support([], sla_minutes=60, as_of=AS_OF, window_days=90),
             usage=periods,
         )
@@ -120,7 +133,8 @@ async def test_usage_trend_from_the_usage_port() -> None:
     assert judged["sub_short"].signals.usage_trend == "unknown"
     assert judged["sub_unknown"].signals.usage_trend == "unknown"
     mild = desk.judge(
-        currency="USD", billing=count_billing([], [], as_of=AS_OF, window_days=90),
+        currency="USD",
+        billing=count_billing([], [], as_of=AS_OF, window_days=90),
         support=count_support([], sla_minutes=None, as_of=AS_OF, window_days=90),
         usage=[UsagePeriod(period_start=NOW, quantity=q) for q in (100, 90, 75)],
     )
@@ -128,11 +142,21 @@ async def test_usage_trend_from_the_usage_port() -> None:
     assert await _desk(None).usage_periods("sub_down") is None
 
 
-def _case(case_id: str, *, priority: str, created: datetime, answered: datetime | None,
-          status: str = "open") -> SupportCase:
+def _case(
+    case_id: str,
+    *,
+    priority: str,
+    created: datetime,
+    answered: datetime | None,
+    status: str = "open",
+) -> SupportCase:
     return SupportCase(
-        id=case_id, subject="x", priority=priority, status=status,  # type: ignore[arg-type]
-        created_at=created, first_response_at=answered,
+        id=case_id,
+        subject="x",
+        priority=priority,
+        status=status,  # type: ignore[arg-type]
+        created_at=created,
+        first_response_at=answered,
     )
 
 
@@ -154,9 +178,16 @@ def test_support_counts_urgent_cases_and_breaches_in_the_window() -> None:
 
 def _invoice(invoice_id: str, status: str, *, due: date | None, issued: datetime) -> Invoice:
     return Invoice(
-        id=invoice_id, customer_id="cus_1", status=status,  # type: ignore[arg-type]
-        currency="USD", subtotal=10_000, total=10_000, amount_due=10_000,
-        amount_remaining=0 if status == "paid" else 10_000, due_date=due, issued_at=issued,
+        id=invoice_id,
+        customer_id="cus_1",
+        status=status,  # type: ignore[arg-type]
+        currency="USD",
+        subtotal=10_000,
+        total=10_000,
+        amount_due=10_000,
+        amount_remaining=0 if status == "paid" else 10_000,
+        due_date=due,
+        issued_at=issued,
         legal_entity="US01",
     )
 
@@ -168,16 +199,42 @@ def test_billing_counts_credits_failed_payments_and_lateness() -> None:
         _invoice("late", "open", due=date(2027, 6, 10), issued=recent),
         _invoice("not_yet_due", "open", due=date(2027, 7, 10), issued=recent),
         _invoice("written_off", "uncollectible", due=date(2027, 5, 31), issued=recent),
-        _invoice("long_ago", "uncollectible", due=date(2026, 1, 31),
-                 issued=datetime(2026, 1, 1, tzinfo=UTC)),
+        _invoice(
+            "long_ago",
+            "uncollectible",
+            due=date(2026, 1, 31),
+            issued=datetime(2026, 1, 1, tzinfo=UTC),
+        ),
     ]
     credits = [
-        CreditNote(id="cn_1", invoice_id="paid", customer_id="cus_1", currency="USD",
-                   amount=2_500, reason="service_credit", created_at=recent),
-        CreditNote(id="cn_2", invoice_id="paid", customer_id="cus_1", currency="USD",
-                   amount=9_999, reason="duplicate", created_at=recent),
-        CreditNote(id="cn_3", invoice_id="paid", customer_id="cus_1", currency="USD",
-                   amount=1_000, reason="service_credit", status="void", created_at=recent),
+        CreditNote(
+            id="cn_1",
+            invoice_id="paid",
+            customer_id="cus_1",
+            currency="USD",
+            amount=2_500,
+            reason="service_credit",
+            created_at=recent,
+        ),
+        CreditNote(
+            id="cn_2",
+            invoice_id="paid",
+            customer_id="cus_1",
+            currency="USD",
+            amount=9_999,
+            reason="duplicate",
+            created_at=recent,
+        ),
+        CreditNote(
+            id="cn_3",
+            invoice_id="paid",
+            customer_id="cus_1",
+            currency="USD",
+            amount=1_000,
+            reason="service_credit",
+            status="void",
+            created_at=recent,
+        ),
     ]
     counted = count_billing(invoices, credits, as_of=AS_OF, window_days=90)
     assert (counted.service_credits, counted.service_credit_amount) == (1, 2_500)
@@ -186,12 +243,18 @@ def test_billing_counts_credits_failed_payments_and_lateness() -> None:
 
 def test_boundary_is_the_period_end_at_the_contracts_end() -> None:
     annual = Subscription(
-        id="sub", customer_id="cus", status="active", currency="USD",
+        id="sub",
+        customer_id="cus",
+        status="active",
+        currency="USD",
         current_period_end=datetime(2027, 11, 2, 12, tzinfo=UTC),
     )
     assert boundary_of(annual, date(2027, 11, 1)) == datetime(2027, 11, 2, 12, tzinfo=UTC)
     monthly = Subscription(
-        id="sub", customer_id="cus", status="active", currency="USD",
+        id="sub",
+        customer_id="cus",
+        status="active",
+        currency="USD",
         current_period_end=datetime(2027, 8, 2, 12, tzinfo=UTC),
     )
     assert boundary_of(monthly, date(2027, 11, 1)) == datetime(2027, 11, 2, tzinfo=UTC)

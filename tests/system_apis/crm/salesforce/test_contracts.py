@@ -21,15 +21,23 @@ ACME_PLATFORM = seeded_id("Opportunity", "acme-platform")
 
 def _contract(start: date = date(2026, 11, 2), term: int = 12) -> ContractCreate:
     return ContractCreate(
-        customer_id=ACME, deal_id=ACME_PLATFORM, start_date=start, term_months=term,
+        customer_id=ACME,
+        deal_id=ACME_PLATFORM,
+        start_date=start,
+        term_months=term,
         currency="USD",
     )
 
 
 def _renewal(close: date) -> RenewalCreate:
     return RenewalCreate(
-        customer_id=ACME, renews_deal_id=ACME_PLATFORM, name="Acme - Renewal",
-        close_date=close, currency="USD", term_months=12, legal_entity="US01",
+        customer_id=ACME,
+        renews_deal_id=ACME_PLATFORM,
+        name="Acme - Renewal",
+        close_date=close,
+        currency="USD",
+        term_months=12,
+        legal_entity="US01",
         lines=[
             RenewalLine(product_code="PLAT-STD", quantity=1, unit_amount=49_000),
             RenewalLine(product_code="SEAT", quantity=25, unit_amount=1_150),
@@ -50,12 +58,16 @@ async def test_contract_is_created_once_and_reads_with_the_deals_lines(
     contract = await client.get_contract(first[0])
     assert contract.status == "activated"
     assert (contract.start_date, contract.end_date, contract.term_months) == (
-        date(2026, 11, 2), date(2027, 11, 1), 12,
+        date(2026, 11, 2),
+        date(2027, 11, 1),
+        12,
     )
     assert contract.customer_id == ACME and contract.deal_id == ACME_PLATFORM
     assert contract.legal_entity == "US01" and contract.currency == "USD"
     assert {(line.product_code, line.quantity) for line in contract.lines} == {
-        ("PLAT-STD", 1), ("SEAT", 20), ("ONBOARD", 1),
+        ("PLAT-STD", 1),
+        ("SEAT", 20),
+        ("ONBOARD", 1),
     }
     rows = served.emulator.org.records["Contract"]
     assert len(rows) == 1
@@ -68,9 +80,7 @@ async def test_contracts_filter_by_account_entity_and_end_date(client: Salesforc
     assert (await client.list_contracts(customer_id=GLOBEX)).data == []
     assert (await client.list_contracts(legal_entities={"DE01"})).data == []
     assert [c.id for c in (await client.list_contracts(legal_entities={"US01"})).data] == [made]
-    window = await client.list_contracts(
-        ending_from=date(2027, 10, 1), ending_to=date(2027, 11, 1)
-    )
+    window = await client.list_contracts(ending_from=date(2027, 10, 1), ending_to=date(2027, 11, 1))
     assert [c.id for c in window.data] == [made]
     assert (await client.list_contracts(ending_from=date(2027, 11, 2))).data == []
     with pytest.raises(UpstreamNotFound):
@@ -93,7 +103,8 @@ async def test_renewal_opportunity_is_made_once_even_at_once(
     assert renewal.renewal_of == ACME_PLATFORM and renewal.close_date == date(2027, 11, 1)
     assert renewal.contract_term_months == 12
     assert sorted((li.product_code, li.quantity, li.unit_amount) for li in renewal.lines) == [
-        ("PLAT-STD", 1, 49_000), ("SEAT", 25, 1_150),
+        ("PLAT-STD", 1, 49_000),
+        ("SEAT", 25, 1_150),
     ]
     assert renewal.amount == 49_000 + 25 * 1_150
 
