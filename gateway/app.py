@@ -279,7 +279,7 @@ def _renewals(gateway: Gateway) -> renewals_api.RenewalsWiring | None:
         # No usage source is wired: the renewal context reports the usage trend as unknown.
         usage=None,
     )
-    q2c.renewals = wiring.service.book_won
+    q2c.renewals = wiring.service
     return wiring
 
 

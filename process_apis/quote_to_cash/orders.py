@@ -164,7 +164,7 @@ class OrderDesk:
                 see (the same answer, so its existence does not show).
             ValidationFailed: the deal cannot be booked; one field error per problem.
         """
-        return await self.order_of(await self._deal(opportunity_id), principal=principal)
+        return await self.order_of(await self.deal(opportunity_id), principal=principal)
 
     async def order_of(
         self, deal: Deal, *, principal: Principal | None, renewal: bool = False
@@ -254,7 +254,8 @@ class OrderDesk:
             prices = await prices_cache.refresh(read_prices)
         return Catalog(products=products, prices=prices)
 
-    async def _deal(self, opportunity_id: str) -> Deal:
+    async def deal(self, opportunity_id: str) -> Deal:
+        """The deal as the CRM holds it; NotFound when there is none."""
         try:
             return await self._crm.get_deal(opportunity_id)
         except UpstreamNotFound as exc:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Protocol
 
 import msgspec
 import structlog
@@ -77,6 +77,15 @@ class QuoteToCashRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     """The CRM opportunity (won) to book."""
 
 
+class RenewalDesk(Protocol):
+    """The renewal flows as quote-to-cash hands them a closed renewal (from a caller, the
+    CRM's callout or the won-deal poller)."""
+
+    async def book(self, opportunity_id: str, *, principal: Principal | None) -> Flow: ...
+
+    async def book_won(self, deal: Deal) -> None: ...
+
+
 @dataclass(eq=False)  # a plugin: Litestar keeps plugins in sets
 class QuoteToCashService(InitPlugin):
     """Quote-to-cash and the customer master as the app runs them: the flows, the order
@@ -88,8 +97,8 @@ class QuoteToCashService(InitPlugin):
     customer_master: CustomerMasterService
     flows: QuoteToCash
     poller: WonDealPoller | None = None
-    renewals: Callable[[Deal], Awaitable[None]] | None = None
-    """Where a won renewal goes (the renewal flow books it, not quote-to-cash)."""
+    renewals: RenewalDesk | None = None
+    """Where a closed renewal goes (the renewal flows book it, not quote-to-cash)."""
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -128,7 +137,11 @@ class QuoteToCashService(InitPlugin):
         ):
             return existing
         # New, or a pending record with no workflow to run it: (re)start it under its key.
-        order = await self.desk.order_for(opportunity_id, principal=principal)
+        deal = await self.desk.deal(opportunity_id)
+        if deal.renewal_of is not None and self.renewals is not None:
+            # A renewal closes through the same door as a new deal, and books as a renewal.
+            return await self.renewals.book(opportunity_id, principal=principal)
+        order = await self.desk.order_of(deal, principal=principal)
         await self.engine.start(
             FLOW_TYPE,
             flow_id,
@@ -147,7 +160,7 @@ class QuoteToCashService(InitPlugin):
             return
         if deal.renewal_of is not None:
             if self.renewals is not None:
-                await self.renewals(deal)
+                await self.renewals.book_won(deal)
             return
         flow_id = flow_id_for(deal.id)
         if await self.reader.get(flow_id) is not None:

@@ -283,7 +283,12 @@ async def test_renewal_lost_cancels_at_the_boundary_and_shows_churn(h: Harness) 
     renewal = await _renewal_of(h, booked)
     await h.sf.update("Opportunity", renewal, {"StageName": "Closed Lost"})
 
-    await _book(h, renewal)
+    # Through the door new deals close by (the CRM's callout books through it too).
+    response = await h.book(renewal)
+    assert response.status_code == 202, response.text
+    assert response.json()["id"] == f"renewal-lost:{renewal}"
+    flow = await h.wait(response.json()["id"], "succeeded", "failed")
+    assert flow["status"] == "succeeded", flow
 
     [subscription] = await h.stripe.objects("/v1/subscriptions", customer=booked.customer)
     assert subscription["cancel_at"] is not None and subscription["status"] == "active"
