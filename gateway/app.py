@@ -54,6 +54,7 @@ from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.quote_to_cash.routes import build as build_quote_to_cash
 from process_apis.reconciliation import routes as reconciliation_api
 from process_apis.renewals import routes as renewals_api
+from process_apis.renewals.risk import parse_rules
 from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
 from system_apis.billing.port import SubscriptionRenewals
 from system_apis.crm.port import CrmContractsPort
@@ -278,6 +279,7 @@ def _renewals(gateway: Gateway) -> renewals_api.RenewalsWiring | None:
         interval_seconds=chosen.renewal_scan_interval_seconds,
         # No usage source is wired: the renewal context reports the usage trend as unknown.
         usage=None,
+        rules=parse_rules(chosen.renewal_risk_rules),
     )
     q2c.renewals = wiring.service
     return wiring

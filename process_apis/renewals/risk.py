@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import Annotated, Literal, Protocol
 
 import msgspec
 
@@ -26,6 +26,7 @@ __all__ = [
     "UsagePeriod",
     "UsageTrend",
     "assess",
+    "parse_rules",
     "summary",
     "usage_trend",
 ]
@@ -76,21 +77,37 @@ class Signals(msgspec.Struct, frozen=True, kw_only=True):
     window_days: int = 90
 
 
-class RiskRules(msgspec.Struct, frozen=True, kw_only=True):
+_Threshold = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class RiskRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The thresholds of the risk rules: a signal at or above one raises the risk to its level.
 
-    0 turns a rule off.
+    0 turns a rule off. `parse_rules` reads them from the gateway's setting.
     """
 
-    urgent_cases_medium: int = 1
-    urgent_cases_high: int = 3
-    sla_breaches_high: int = 1
-    service_credits_medium: int = 1
-    failed_payments_medium: int = 1
-    days_past_due_high: int = 30
-    usage_decline_percent_medium: int = 20
+    urgent_cases_medium: _Threshold = 1
+    urgent_cases_high: _Threshold = 3
+    sla_breaches_high: _Threshold = 1
+    service_credits_medium: _Threshold = 1
+    failed_payments_medium: _Threshold = 1
+    days_past_due_high: _Threshold = 30
+    usage_decline_percent_medium: _Threshold = 20
     """Usage of the last period this many percent below the first of the window."""
-    usage_decline_percent_high: int = 50
+    usage_decline_percent_high: _Threshold = 50
+
+
+def parse_rules(text: str) -> RiskRules:
+    """Thresholds from a JSON object naming the ones that differ from the defaults
+    (`{"sla_breaches_high": 2}`).
+
+    Raises:
+        ValueError: not such an object, an unknown rule, or a negative threshold.
+    """
+    try:
+        return msgspec.json.decode(text or "{}", type=RiskRules)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"renewal risk rules: {exc}") from None
 
 
 class FiredRule(msgspec.Struct, frozen=True, kw_only=True):

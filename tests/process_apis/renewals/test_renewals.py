@@ -471,7 +471,9 @@ async def test_scheduled_scan_opens_the_renewal_and_the_poller_books_it_won(
         ERPGW_RENEWAL_LEAD_DAYS="400",
         ERPGW_CRM_POLL_SECONDS="0.3",
         ERPGW_CRM_POLL_SINCE=since,
+        ERPGW_RENEWAL_RISK_RULES='{"urgent_cases_high": 5}',
     ) as h:
+        assert h.gateway.renewals.service.desk.rules.urgent_cases_high == 5
         _, token = await new_client_token(h.client, SCOPES)
         h.headers = bearer(token)
         booked = await _won_deal(h, "Scheduled Co")

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts.v1 import CreditNote, Invoice, Subscription, SupportCase
 from process_apis.cross_references import CrossReferences
 from process_apis.renewals.desk import RenewalDesk, boundary_of
-from process_apis.renewals.risk import RiskRules, Signals, UsagePeriod, assess, summary
+from process_apis.renewals.risk import (
+    RiskRules,
+    Signals,
+    UsagePeriod,
+    assess,
+    parse_rules,
+    summary,
+)
 from process_apis.renewals.signals import count_billing, count_support
 from tests.fakes import FakeBilling, FakeCrm, FakeSupport
 
@@ -86,6 +94,16 @@ def test_thresholds_are_configurable_and_zero_turns_a_rule_off() -> None:
     assert assess(_signals(urgent_cases=1), strict).risk == "high"
     off = RiskRules(sla_breaches_high=0, failed_payments_medium=0)
     assert assess(_signals(sla_breaches=5, failed_payments=2), off).risk == "low"
+
+
+def test_rules_read_from_the_setting_change_only_what_they_name() -> None:
+    rules = parse_rules('{"urgent_cases_high": 1, "failed_payments_medium": 0}')
+    assert rules == RiskRules(urgent_cases_high=1, failed_payments_medium=0)
+    assert parse_rules("{}") == RiskRules() == parse_rules("")
+    assert assess(_signals(urgent_cases=1, failed_payments=3), rules).risk == "high"
+    for bad in ('{"typo": 1}', '{"urgent_cases_high": -1}', "[]", "{"):
+        with pytest.raises(ValueError, match="renewal risk rules"):
+            parse_rules(bad)
 
 
 def test_highest_level_wins_and_every_fired_rule_is_listed() -> None:
