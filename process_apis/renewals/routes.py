@@ -4,7 +4,8 @@ schedule; the account's renewals as the sales view shows them.
     POST /process/v1/renewals/scan                    {"as_of"?, "lead_days"?} -> 202
     POST /process/v1/renewals/{opportunity_id}/book   a won or lost renewal -> 202 + flow
 
-Both need scope `process:write` and an `Idempotency-Key`. A caller limited to legal entities
+A scan also books the renewals it finds closed since (won or lost): a lost renewal is announced
+by no won-deal poll or callout. Both need scope `process:write` and an `Idempotency-Key`. A caller limited to legal entities
 scans only their contracts and books only their renewals (another entity's renewal is 404).
 """
 
@@ -168,6 +169,8 @@ class RenewalService:
             )
         except TimeoutError:
             return ScanAccepted(scan_id=request.scan_id, status="running", renewals=[])
+        if result is not None:
+            await self._book_closed(result.renewals, principal)
         return ScanAccepted(
             scan_id=request.scan_id,
             status="succeeded" if result is not None else "cancelled",
@@ -221,6 +224,20 @@ class RenewalService:
         flow = await self.reader.get(flow_id)
         assert flow is not None, "a started flow has a record"
         return flow
+
+    async def _book_closed(
+        self, renewals: list[RenewalOpened], principal: Principal | None
+    ) -> None:
+        """Book the renewals a person has closed since (won or lost): the scan is also how a
+        lost renewal, which no won-deal poll or callout announces, reaches its flow."""
+        for opened in renewals:
+            deal = await self.desk.crm.get_deal(opened.opportunity_id)
+            if not deal.closed or deal.integration_status == "synced":
+                continue
+            try:
+                await self.book(deal.id, principal=principal)
+            except (ValidationFailed, NotFound) as exc:
+                log.warning("renewal_not_booked", opportunity_id=deal.id, error=exc.message)
 
     async def book_won(self, deal: Deal) -> None:
         """A won renewal the won-deal poller (or the CRM's callout) handed over."""

@@ -223,7 +223,11 @@ async def test_renewal_won_continues_at_the_boundary_and_books_its_order(h: Harn
     await h.sf.update("OpportunityLineItem", seat["Id"], {"Quantity": 15, "UnitPrice": 20})
     await h.sf.update("Opportunity", renewal, {"StageName": "Closed Won"})
 
-    flow = await _book(h, renewal)
+    # The next scan finds the renewal closed and books it.
+    end = date.fromisoformat(booked.contract["end_date"])
+    assert (await _scan(h, end - timedelta(days=29))).status_code == 202
+    flow = await h.wait(f"renewal-won:{renewal}", "succeeded", "failed")
+    assert flow["status"] == "succeeded", flow
     again = await h.client.post(
         f"/process/v1/renewals/{renewal}/book",
         headers={**h.headers, "Idempotency-Key": uuid.uuid4().hex},
@@ -239,7 +243,6 @@ async def test_renewal_won_continues_at_the_boundary_and_books_its_order(h: Harn
         for i in await h.stripe.objects("/v1/invoiceitems", customer=booked.customer)
         if i["proration"]
     ]
-    end = date.fromisoformat(booked.contract["end_date"])
     boundary = int(datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC).timestamp())
     await _advance(h, booked.clock, subscription["current_period_end"] + 370 * DAY)
 
