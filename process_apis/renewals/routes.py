@@ -5,8 +5,9 @@ schedule; the account's renewals as the sales view shows them.
     POST /process/v1/renewals/{opportunity_id}/book   a won or lost renewal -> 202 + flow
 
 A scan also books the renewals it finds closed since (won or lost): a lost renewal is announced
-by no won-deal poll or callout. Both need scope `process:write` and an `Idempotency-Key`. A caller limited to legal entities
-scans only their contracts and books only their renewals (another entity's renewal is 404).
+by no won-deal poll or callout. Both need scope `process:write` and an `Idempotency-Key`. A
+caller limited to legal entities scans only their contracts and books only their renewals
+(another entity's renewal is 404).
 """
 
 from __future__ import annotations
