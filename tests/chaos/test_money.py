@@ -300,7 +300,7 @@ async def _run(chaos: Chaos) -> None:
         f"1 declined then paid ({declined}), 1 service credit, 1 kill, faults served "
         f"{dict(chaos.faults_served)}, {exceptions} exceptions ({chaos.retried} retried), "
         f"clean run checked {clean['checked']}, drift: {found} mismatches found, {repaired} "
-        f"repaired, 1 explained; booked in {booked - started:.0f}s, chaos ended at "
+        f"repaired, 1 explained; bookings accepted in {booked - started:.0f}s, chaos ended at "
         f"{chaotic - started:.0f}s, reconciled at {reconciled - started:.0f}s, "
         f"total {time.monotonic() - started:.0f}s"
     )
