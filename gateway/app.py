@@ -27,6 +27,7 @@ from gateway.auth import (
     TokenIssuer,
     TokenValidator,
 )
+from gateway.business_metrics import BusinessMetrics, ExceptionBacklog
 from gateway.client_address import ClientAddress
 from gateway.clients import ClientRegistry
 from gateway.core import FreezeLongLivedObjects, Gateway, GatewayCore
@@ -154,6 +155,7 @@ def _build(settings: Settings) -> Gateway:
             slot_lock_dir=EXECUTOR_SLOT_LOCKS,
             engine=engine,
             registry=metrics.registry,
+            observer=BusinessMetrics(metrics.registry),
         ),
         redis=redis,
         http=http,
@@ -163,6 +165,11 @@ def _build(settings: Settings) -> Gateway:
     gateway.amendments = _amendments(gateway)
     gateway.webhooks = _webhooks(gateway)
     gateway.reconciliation = _reconciliation(gateway)
+    backlog = ExceptionBacklog(engine)
+    metrics.add_scrape_collector(backlog, backlog.refresh)
+    if gateway.reconciliation is not None:
+        # The latest completed run as the database holds it, whichever worker ran it.
+        metrics.before_scrape(gateway.reconciliation.gauges.refresh)
     return gateway
 
 

@@ -39,6 +39,9 @@ class Flow(msgspec.Struct, frozen=True, kw_only=True):
     crm_account: str | None = None
     legal_entity: str | None = None
     correlation_id: str | None = None
+    caused_by: str | None = None
+    """The flow that made the record this flow was started about (the quote-to-cash of the
+    deal whose invoice it posts); it shares that flow's correlation id."""
     reason: str | None = None
     """Why the flow failed or was cancelled."""
     created_at: datetime

@@ -107,6 +107,9 @@ async def flow_detail(
         raise NotFound(f"No flow {flow_id}")
     calls = await console.reads.vendor_calls(flow_id)
     hooks = await console.reads.webhooks(flow_id)
+    cause, caused = await console.reads.related_flows(
+        flow_id, flow.caused_by, operator.principal.entities
+    )
     entries = [
         await exception_queue.get(exception_id, principal=operator.principal)
         for exception_id in await console.reads.flow_exception_ids(flow_id)
@@ -121,6 +124,8 @@ async def flow_detail(
         lanes=swimlane(flow, calls, hooks, console.links, now=now),
         calls=calls,
         hooks=hooks,
+        cause=cause,
+        caused=caused,
         exceptions=entries,
         inputs={entry.id: _pretty(entry.input) for entry in entries},
         link=console.links.url,

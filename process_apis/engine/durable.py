@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ from process_apis.engine._steps import (
     StepSpec,
     current_idempotency_key,
     report_external_ids,
+    report_money,
 )
 from process_apis.engine.queue import close_exception, owner_for, stop_at_step
 from process_apis.engine.records import (
@@ -68,6 +70,7 @@ from process_apis.engine.records import (
     set_flow_status,
     start_running,
 )
+from process_apis.engine.traces import keys_of_external_ids, record_trace_keys
 from process_apis.exceptions import OwnerTeam
 
 if TYPE_CHECKING:
@@ -89,6 +92,7 @@ __all__ = [
     "flow_class",
     "flow_step",
     "report_external_ids",
+    "report_money",
     "wait_for_approval",
 ]
 
@@ -321,6 +325,7 @@ async def _run_flow(
             "cancelled",
             reason=resolved.reason,
         )
+        engine.observer.flow_finished(meta.type, "cancelled")
         return None
     except dbos_errors.DBOSException:
         raise
@@ -329,11 +334,13 @@ async def _run_flow(
         await engine.transaction(
             "erpgw.flow_failed", set_flow_status, flow_id, "failed", reason=cause
         )
+        engine.observer.flow_finished(meta.type, "failed")
         raise
     finally:
         _flow_scope.reset(token)
         untrack()
     await engine.transaction("erpgw.flow_succeeded", set_flow_status, flow_id, "succeeded")
+    engine.observer.flow_finished(meta.type, "succeeded")
     return result
 
 async def _run_step(
@@ -408,6 +415,7 @@ def _attempt_of(
             return await fn(*args, **kwargs)
         engine, flow_id = _engine(), scope.meta.id
         step = StepScope(flow_id=flow_id, name=call)
+        began = time.perf_counter()
         try:
             # DBOS's step id orders the steps as the flow ran them.
             position = DBOS.step_id or 0
@@ -424,16 +432,28 @@ def _attempt_of(
                             raise
                         await asyncio.sleep(_steps.circuit_wait(exc))
         except Exception as exc:
+            engine.observer.step_attempted(spec.system, "failed", time.perf_counter() - began)
             failure = StepFailure.of(exc)
             with contextlib.suppress(Exception):
                 await engine.write(
                     record_step_outcome, flow_id, call, status="running", error=failure.cause
                 )
             raise failure from exc
+        engine.observer.step_attempted(spec.system, "succeeded", time.perf_counter() - began)
+        for money in step.money:
+            engine.observer.money_moved(money)
         ids = {**_steps.refs_of(result), **step.external_ids}
         try:
             await engine.write(
                 record_step_outcome, flow_id, call, status="succeeded", external_ids=ids
+            )
+            # The records the step made or found join the flow's trace (found by them later).
+            await engine.write(
+                record_trace_keys,
+                keys_of_external_ids(ids),
+                correlation_id=scope.meta.correlation_id,
+                flow_id=flow_id,
+                legal_entity=scope.meta.legal_entity,
             )
         except Exception as exc:
             # The platform did the work: a record we could not write must not fail the step

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from contracts.errors import Conflict, ServiceUnavailable
 from process_apis.engine import _steps, durable
 from process_apis.engine._executors import ExecutorRegistry, SlotLock
 from process_apis.engine.durable import DECISION_TOPIC, Decision, FlowInstance
+from process_apis.engine.observer import FlowObserver, NoObserver
 from process_apis.engine.records import (
     UnfinishedFlow,
     create_flow,
@@ -48,6 +50,7 @@ from process_apis.engine.system_database import (
     prepare_sqlite,
     redact,
 )
+from process_apis.engine.traces import find_origin, record_trace_keys
 
 __all__ = [
     "APPLICATION_VERSION",
@@ -127,6 +130,7 @@ class FlowEngine:
         executor_timeout_seconds: float = 30.0,
         system_pool_size: int = 10,
         log_level: str = "WARNING",
+        observer: FlowObserver | None = None,
     ) -> None:
         """
         Args:
@@ -140,7 +144,9 @@ class FlowEngine:
                 predecessor's id and resumes its flows at once, instead of waiting for the
                 dead one's heartbeat to go stale.
             poll_interval_seconds: how often queues and message waits poll the database.
+            observer: told of flows, steps, money and webhooks (the gateway's metrics).
         """
+        self.observer: FlowObserver = observer or NoObserver()
         self._database_url = database_url
         self._registered: dict[type[FlowInstance], dict[str, Any]] = {}
         self._fixed_executor_id = executor_id
@@ -315,11 +321,18 @@ class FlowEngine:
         correlation_id: str | None = None,
         crm_account: str | None = None,
         legal_entity: str | None = None,
+        trace_keys: Mapping[str, str] | None = None,
+        record_correlation_id: str | None = None,
     ) -> FlowHandle:
         """Start flow `fn(*args)` under id `business_key` (e.g. `q2c:{opportunity_id}`).
 
         Starting a key that already exists returns that flow: a duplicate delivery is the same
         flow, and its arguments are those of the first start.
+
+        The flow joins a trace: that of the record it is about when the record carries one
+        (`record_correlation_id`, from its metadata) or a trace already holds one of its
+        `trace_keys` (`deal`, `customer`, `subscription`, `invoice`: the flow that made the
+        record is named its cause), else the caller's `correlation_id`, else a new one.
 
         Raises:
             Conflict: the key belongs to a flow of another function.
@@ -329,16 +342,33 @@ class FlowEngine:
         # The record's transaction commits only once the workflow is enqueued, so no record
         # is ever left pending without a workflow; should this process die between the two,
         # the workflow writes its record itself as it starts (`records.start_running`).
+        keys = {kind: value for kind, value in (trace_keys or {}).items() if value}
+        if crm_account:
+            keys.setdefault("customer", crm_account)
         async with self._require_db().begin() as conn:
+            origin = await find_origin(conn, keys, excluding=business_key)
+            correlation = (
+                record_correlation_id
+                or (origin.correlation_id if origin else None)
+                or correlation_id
+                or uuid.uuid4().hex
+            )
+            now = utcnow()
             created = await create_flow(
                 conn,
                 flow_id=business_key,
                 flow_type=flow_type,
-                correlation_id=correlation_id,
+                correlation_id=correlation,
                 crm_account=crm_account,
                 legal_entity=legal_entity,
-                now=utcnow(),
+                now=now,
+                caused_by=origin.flow_id if origin else None,
             )
+            if created:
+                await record_trace_keys(
+                    conn, keys.items(), correlation_id=correlation, flow_id=business_key,
+                    legal_entity=legal_entity, now=now,
+                )
             try:
                 with SetWorkflowID(business_key):
                     workflow = await queue.enqueue_async(fn, *args)
@@ -347,6 +377,8 @@ class FlowEngine:
                     f"Flow {business_key} already exists as another kind of flow",
                     code="flow_key_taken",
                 ) from exc
+        if created:
+            self.observer.flow_started(flow_type)
         return FlowHandle(
             flow_id=business_key,
             created=created,

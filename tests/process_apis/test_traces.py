@@ -1,0 +1,172 @@
+"""Traces by business key, end to end against the emulators: a won deal's quote-to-cash, the
+posting of the invoice its subscription issues (started by Stripe's webhook) and the failure
+of that invoice's payment all carry the deal's correlation id, and the trace is found by the
+deal, the invoice (billing's or the ERP's id), the subscription and the customer; a caller of
+another legal entity is told what an unknown key tells."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from contracts.errors import UpstreamInvalid
+from tests.process_apis.sandbox import seeded_id
+from tests.process_apis.served_gateway import Served, served_gateway
+from tests.support.waiting import eventually
+
+SCOPES = ("process:write", "process:read", "ops:read")
+TRACES = "/experience/ops/v1/traces"
+
+
+async def _one_succeeded(world: Served, flow_type: str) -> dict[str, Any]:
+    flows = await eventually(
+        lambda: world.flows(flow_type),
+        lambda found: [flow["status"] for flow in found] == ["succeeded"],
+        timeout=90.0,
+        what=f"one succeeded {flow_type} flow",
+    )
+    return flows[0]
+
+
+async def _trace(world: Served, headers: dict[str, str] | None = None, **key: str) -> Any:
+    return await world.http.get(TRACES, params=key, headers=headers or world.reader)
+
+
+async def test_a_deal_its_invoice_posting_and_payment_failure_share_one_trace(
+    tmp_path: Path,
+) -> None:
+    opportunity = seeded_id("Opportunity", "acme-platform")
+    account = seeded_id("Account", "acme")
+    async with served_gateway(tmp_path, scopes=SCOPES) as world:
+        booked = await world.http.post(
+            "/process/v1/quote-to-cash",
+            json={"opportunity_id": opportunity},
+            headers={
+                **world.reader,
+                "Idempotency-Key": uuid.uuid4().hex,
+                "X-Correlation-ID": "deal-trace-1",
+            },
+        )
+        assert booked.status_code == 202, booked.text
+        q2c = await _one_succeeded(world, "quote_to_cash")
+        posting = await _one_succeeded(world, "invoice_posting")
+        deal = await world.salesforce.get_deal(opportunity)
+        assert deal.billing_subscription_id is not None
+        subscription = await world.stripe.get_subscription(deal.billing_subscription_id)
+        [stripe_invoice] = (await world.stripe.list_invoices(subscription_id=subscription.id)).data
+        erp_invoice = await world.netsuite.find_invoice(external_id=stripe_invoice.id)
+        assert erp_invoice is not None
+        sales_order = await world.netsuite.get_sales_order(
+            q2c_step(q2c, "book_sales_order")["netsuite_sales_order"]
+        )
+
+        with pytest.raises(UpstreamInvalid):
+            await world.stripe.pay_invoice(
+                stripe_invoice.id, payment_method="pm_card_chargeDeclined"
+            )
+        failure = await _one_succeeded(world, "payment_failure")
+        # Stripe marks the subscription past due: the account's status follows, same trace.
+        status = await _one_succeeded(world, "payment_status")
+
+        # Vendor calls are recorded in batches: wait until every flow's calls are written.
+        by_deal = await eventually(
+            lambda: _trace(world, deal=opportunity),
+            lambda response: _flows_with_calls(response.json())
+            >= {q2c["id"], posting["id"], failure["id"]},
+            what="every flow's vendor calls in the trace",
+        )
+        by_invoice = await _trace(world, invoice=stripe_invoice.id)
+        by_erp_invoice = await _trace(world, invoice=erp_invoice.id)
+        by_customer = await _trace(world, customer=account)
+        by_subscription = await _trace(world, subscription=subscription.id)
+        other_entity = await world.headers_for(("ops:read",), entities=("DE01",))
+        hidden = await _trace(world, other_entity, deal=opportunity)
+        hidden_invoice = await _trace(world, other_entity, invoice=stripe_invoice.id)
+        unknown = await _trace(world, deal="006000000000000AAA")
+        two_keys = await _trace(world, deal=opportunity, invoice=stripe_invoice.id)
+
+    # The deal's correlation id went into billing's records and every flow they caused.
+    assert q2c["correlation_id"] == "deal-trace-1"
+    assert subscription.correlation_id == "deal-trace-1"
+    assert stripe_invoice.correlation_id == "deal-trace-1"
+    assert posting["correlation_id"] == "deal-trace-1"
+    assert failure["correlation_id"] == "deal-trace-1"
+    assert posting["caused_by"] == q2c["id"]
+    assert failure["caused_by"] == posting["id"]
+
+    # Amounts: the deal, the order, the billing invoice and the ERP invoice agree.
+    assert deal.amount == sales_order.total
+    assert erp_invoice.total == stripe_invoice.total
+    assert stripe_invoice.currency == sales_order.currency == "USD"
+
+    for response in (by_deal, by_invoice, by_erp_invoice, by_customer, by_subscription):
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/json")
+        assert response.headers["etag"]
+    trace = by_deal.json()
+    assert trace["correlation_id"] == "deal-trace-1"
+    assert trace["found_by"] == {"kind": "deal", "value": opportunity}
+    flows = {flow["id"]: flow for flow in trace["flows"]}
+    # In the order they started: the deal, its invoice's posting, then what the failed
+    # payment set off (the failure and the subscription going past due).
+    assert list(flows)[:2] == [q2c["id"], posting["id"]]
+    assert set(flows) == {q2c["id"], posting["id"], failure["id"], status["id"]}
+    assert all(flow["status"] == "succeeded" for flow in trace["flows"])
+    assert flows[q2c["id"]]["caused_by"] is None
+    assert set(flows[q2c["id"]]["caused"]) == {posting["id"], status["id"]}
+    assert flows[posting["id"]]["caused_by"] == q2c["id"]
+    assert flows[posting["id"]]["caused"] == [failure["id"]]
+    assert flows[failure["id"]]["caused_by"] == posting["id"]
+    assert flows[status["id"]]["caused_by"] == q2c["id"]
+    for response in (by_invoice, by_erp_invoice, by_customer, by_subscription):
+        assert response.json()["correlation_id"] == "deal-trace-1"
+        assert [flow["id"] for flow in response.json()["flows"]] == list(flows)
+
+    # Every flow's steps, its vendor calls and the webhooks that started them, in time order.
+    events = trace["events"]
+    assert [event["at"] for event in events] == sorted(event["at"] for event in events)
+    kinds = {(event["kind"], event.get("flow_id")) for event in events}
+    for flow_id in flows:
+        assert ("step", flow_id) in kinds
+    for flow_id in (q2c["id"], posting["id"], failure["id"]):
+        assert ("vendor_call", flow_id) in kinds
+    webhooks = [event for event in events if event["kind"] == "webhook"]
+    assert {(hook["name"], hook["flow_id"]) for hook in webhooks} >= {
+        ("invoice.finalized", posting["id"]),
+        ("invoice.payment_failed", failure["id"]),
+    }
+    posted = next(
+        event for event in events
+        if event["kind"] == "step" and event["flow_id"] == posting["id"]
+        and event["name"] == "post_invoice"
+    )
+    assert posted["external_ids"]["netsuite_invoice"] == erp_invoice.id
+
+    # Another legal entity's caller learns nothing: the same answer as an unknown key.
+    assert unknown.status_code == 404
+    assert unknown.headers["content-type"] == "application/problem+json"
+    for response in (hidden, hidden_invoice):
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["title"] == unknown.json()["title"]
+        assert "deal-trace-1" not in response.text
+    assert two_keys.status_code in (400, 422)
+    assert two_keys.headers["content-type"] == "application/problem+json"
+    assert {error["pointer"] for error in two_keys.json()["errors"]} == {"deal", "invoice"}
+
+
+def q2c_step(flow: dict[str, Any], name: str) -> dict[str, str]:
+    """The external ids a step of a flow resource reported."""
+    step = next(step for step in flow["steps"] if step["name"] == name)
+    ids: dict[str, str] = step["external_ids"]
+    return ids
+
+
+def _flows_with_calls(trace: dict[str, Any]) -> set[str]:
+    return {
+        event["flow_id"] for event in trace.get("events", [])
+        if event["kind"] == "vendor_call" and event.get("flow_id")
+    }
