@@ -74,8 +74,9 @@ async def test_a_deal_its_invoice_posting_and_payment_failure_share_one_trace(
         # Vendor calls are recorded in batches: wait until every flow's calls are written.
         by_deal = await eventually(
             lambda: _trace(world, deal=opportunity),
-            lambda response: _flows_with_calls(response.json())
-            >= {q2c["id"], posting["id"], failure["id"]},
+            lambda response: (
+                _flows_with_calls(response.json()) >= {q2c["id"], posting["id"], failure["id"]}
+            ),
             what="every flow's vendor calls in the trace",
         )
         by_invoice = await _trace(world, invoice=stripe_invoice.id)
@@ -139,8 +140,10 @@ async def test_a_deal_its_invoice_posting_and_payment_failure_share_one_trace(
         ("invoice.payment_failed", failure["id"]),
     }
     posted = next(
-        event for event in events
-        if event["kind"] == "step" and event["flow_id"] == posting["id"]
+        event
+        for event in events
+        if event["kind"] == "step"
+        and event["flow_id"] == posting["id"]
         and event["name"] == "post_invoice"
     )
     assert posted["external_ids"]["netsuite_invoice"] == erp_invoice.id
@@ -167,6 +170,7 @@ def q2c_step(flow: dict[str, Any], name: str) -> dict[str, str]:
 
 def _flows_with_calls(trace: dict[str, Any]) -> set[str]:
     return {
-        event["flow_id"] for event in trace.get("events", [])
+        event["flow_id"]
+        for event in trace.get("events", [])
         if event["kind"] == "vendor_call" and event.get("flow_id")
     }
