@@ -6,6 +6,7 @@ another legal entity is told what an unknown key tells."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,11 @@ import pytest
 
 from contracts.errors import UpstreamInvalid
 from tests.process_apis.sandbox import seeded_id
-from tests.process_apis.served_gateway import Served, served_gateway
+from tests.process_apis.served_gateway import Served, create_client, served_gateway
 from tests.support.waiting import eventually
 
 SCOPES = ("process:write", "process:read", "ops:read")
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 TRACES = "/experience/ops/v1/traces"
 
 
@@ -86,6 +88,7 @@ async def test_a_deal_its_invoice_posting_and_payment_failure_share_one_trace(
         other_entity = await world.headers_for(("ops:read",), entities=("DE01",))
         hidden = await _trace(world, other_entity, deal=opportunity)
         hidden_invoice = await _trace(world, other_entity, invoice=stripe_invoice.id)
+        posting_page = await _console_page(world, f"/ops/flows/{posting['id']}")
         unknown = await _trace(world, deal="006000000000000AAA")
         two_keys = await _trace(world, deal=opportunity, invoice=stripe_invoice.id)
 
@@ -148,6 +151,14 @@ async def test_a_deal_its_invoice_posting_and_payment_failure_share_one_trace(
     )
     assert posted["external_ids"]["netsuite_invoice"] == erp_invoice.id
 
+    # The console's flow page links the flow that caused it and the flow it caused.
+    assert posting_page.status_code == 200
+    caused_by = _section(posting_page.text, "caused-by")
+    caused = _section(posting_page.text, "caused")
+    assert f'href="/ops/flows/{q2c["id"]}"' in caused_by
+    assert f'href="/ops/flows/{failure["id"]}"' in caused
+    assert 'href="/ops/flows?q=deal-trace-1"' in posting_page.text
+
     # Another legal entity's caller learns nothing: the same answer as an unknown key.
     assert unknown.status_code == 404
     assert unknown.headers["content-type"] == "application/problem+json"
@@ -174,3 +185,24 @@ def _flows_with_calls(trace: dict[str, Any]) -> set[str]:
         for event in trace.get("events", [])
         if event["kind"] == "vendor_call" and event.get("flow_id")
     }
+
+
+async def _console_page(world: Served, path: str) -> Any:
+    """`path` of the operations console, signed in as an operator (client credentials)."""
+    client_id, secret = await create_client(world.database_url, scopes=("ops:read",))
+    form = await world.http.get("/ops/sign-in")
+    token = CSRF.search(form.text)
+    assert token is not None
+    signed_in = await world.http.post(
+        "/ops/sign-in",
+        data={"client_id": client_id, "client_secret": secret, "csrf_token": token.group(1)},
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    return await world.http.get(path)
+
+
+def _section(page: str, element_id: str) -> str:
+    """The inner HTML of the `<dd id=...>` of the flow page's facts."""
+    match = re.search(rf'<dd id="{element_id}">(.*?)</dd>', page, re.S)
+    assert match is not None, element_id
+    return match.group(1)
