@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from contracts.errors import UpstreamInvalid
+from process_apis.engine.store import utcnow
+from tests.process_apis.q2c_harness import harness
 from tests.process_apis.sandbox import seeded_id
 from tests.process_apis.served_gateway import Served, create_client, served_gateway
 from tests.support.waiting import eventually
@@ -206,3 +208,53 @@ def _section(page: str, element_id: str) -> str:
     match = re.search(rf'<dd id="{element_id}">(.*?)</dd>', page, re.S)
     assert match is not None, element_id
     return match.group(1)
+
+
+async def test_an_amendment_of_the_deals_subscription_joins_the_deals_trace(
+    tmp_path: Path,
+) -> None:
+    opportunity = seeded_id("Opportunity", "acme-platform")
+    async with harness(tmp_path) as q2c:
+        booked = await q2c.client.post(
+            "/process/v1/quote-to-cash",
+            json={"opportunity_id": opportunity},
+            headers={
+                **q2c.headers,
+                "Idempotency-Key": uuid.uuid4().hex,
+                "X-Correlation-ID": "deal-trace-2",
+            },
+        )
+        assert booked.status_code == 202, booked.text
+        deal_flow = await q2c.wait(f"q2c:{opportunity}", "succeeded", "failed")
+        subscription_id = q2c_step(deal_flow, "subscribe_to_recurring_prices")[
+            "stripe_subscription"
+        ]
+        amended = await q2c.client.post(
+            "/process/v1/subscription-amendments",
+            json={
+                "subscription_id": subscription_id,
+                "changes": [{"product_code": "SEAT", "quantity": 25}],
+                "effective_date": utcnow().date().isoformat(),
+            },
+            # A request of its own, under another correlation id.
+            headers={
+                **q2c.headers,
+                "Idempotency-Key": uuid.uuid4().hex,
+                "X-Correlation-ID": "amendment-request",
+            },
+        )
+        assert amended.status_code == 202, amended.text
+        amendment = await q2c.wait(amended.json()["flow_id"], "succeeded", "failed")
+        seats = await q2c.port("stripe").get_subscription(subscription_id)
+        by_subscription = await q2c.client.get(
+            TRACES, params={"subscription": subscription_id}, headers=q2c.headers
+        )
+
+    assert amendment["status"] == "succeeded", amendment
+    assert {item.product_code: item.quantity for item in seats.items}["SEAT"] == 25
+    assert amendment["correlation_id"] == deal_flow["correlation_id"] == "deal-trace-2"
+    assert amendment["caused_by"] == deal_flow["id"]
+    assert by_subscription.status_code == 200, by_subscription.text
+    flows = {flow["id"]: flow for flow in by_subscription.json()["flows"]}
+    assert list(flows) == [deal_flow["id"], amendment["id"]]
+    assert flows[deal_flow["id"]]["caused"] == [amendment["id"]]
