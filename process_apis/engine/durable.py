@@ -448,13 +448,15 @@ def _attempt_of(
                 record_step_outcome, flow_id, call, status="succeeded", external_ids=ids
             )
             # The records the step made or found join the flow's trace (found by them later).
-            await engine.write(
-                record_trace_keys,
-                keys_of_external_ids(ids),
-                correlation_id=scope.meta.correlation_id,
-                flow_id=flow_id,
-                legal_entity=scope.meta.legal_entity,
-            )
+            keys = keys_of_external_ids(ids)
+            if keys:
+                await engine.write(
+                    record_trace_keys,
+                    keys,
+                    correlation_id=scope.meta.correlation_id,
+                    flow_id=flow_id,
+                    legal_entity=scope.meta.legal_entity,
+                )
         except Exception as exc:
             # The platform did the work: a record we could not write must not fail the step
             # (an operator retry would only repeat the call).
