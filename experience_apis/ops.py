@@ -50,7 +50,8 @@ PREFIX = "/experience/ops/v1"
 _OPT: dict[str, Any] = {"scopes": ["ops:read"], "rate_limit_group": "experience"}
 MAX_EVENTS = 2000
 CorrelationId = Annotated[str, PathParameter(min_length=1, max_length=128)]
-KEY_KINDS = ("deal", "invoice", "customer", "subscription")
+KeyKind = Literal["deal", "invoice", "customer", "subscription"]
+KEY_KINDS: tuple[KeyKind, ...] = ("deal", "invoice", "customer", "subscription")
 _KeyParam = Annotated[
     str | None,
     QueryParameter(
@@ -120,7 +121,7 @@ class TraceFlow(msgspec.Struct, frozen=True, kw_only=True):
 class TraceKey(msgspec.Struct, frozen=True, kw_only=True):
     """The business key a trace was found by."""
 
-    kind: Literal["deal", "invoice", "customer", "subscription"]
+    kind: KeyKind
     value: str
 
 
@@ -194,18 +195,15 @@ class TraceReader:
         found = [row.correlation_id for row in rows if principal.may_see_entity(row.legal_entity)]
         return list(dict.fromkeys(found))
 
-    async def trace_by_key(self, kind: str, value: str, principal: Principal) -> Trace | None:
-        """The newest trace that touched `value`, as the caller may see it; None when none."""
-        for position, correlation_id in enumerate(traces := await self.traces_of(
-            kind, value, principal
-        )):
+    async def trace_by_key(self, key: TraceKey, principal: Principal) -> Trace | None:
+        """The newest trace that touched `key`'s record, as the caller may see it; None when
+        none did."""
+        traces = await self.traces_of(key.kind, key.value, principal)
+        for correlation_id in traces:
             trace = await self.trace(correlation_id, principal)
             if trace is not None and trace.flows:
-                return msgspec.structs.replace(
-                    trace,
-                    found_by=TraceKey(kind=kind, value=value),  # type: ignore[arg-type]
-                    other_traces=[c for i, c in enumerate(traces) if i != position],
-                )
+                others = [other for other in traces if other != correlation_id]
+                return msgspec.structs.replace(trace, found_by=key, other_traces=others)
         return None
 
     async def recent(self, principal: Principal, limit: int) -> list[TraceSummary]:
@@ -280,7 +278,7 @@ async def list_traces(
             errors=[FieldError(pointer=kind, detail="give only one key") for kind in given],
         )
     ((kind, value),) = given.items()
-    trace = await reader.trace_by_key(kind, value, principal)
+    trace = await reader.trace_by_key(TraceKey(kind=kind, value=value), principal)
     if trace is None:
         raise NotFound(f"No trace touched {kind} {value}")
     return conditional_response(request, trace)
