@@ -23,7 +23,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.errors import FieldError, InvalidRequest, NotFound
+from contracts.errors import FieldError, InvalidRequest, NotFound, ValidationFailed
 from contracts.principal import Principal
 from contracts.v1 import Page
 from experience_apis._services import (
@@ -273,7 +273,8 @@ async def list_traces(
     if not given:
         return conditional_response(request, Page(data=await reader.recent(principal, limit)))
     if len(given) > 1:
-        raise InvalidRequest(
+        # As a malformed parameter is answered: 422, naming each parameter given.
+        raise ValidationFailed(
             "Find a trace by one key: deal, invoice, customer or subscription",
             errors=[FieldError(pointer=kind, detail="give only one key") for kind in given],
         )

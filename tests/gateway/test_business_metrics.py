@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from process_apis.engine.store import exceptions, utcnow
+from process_apis.reconciliation.store import mismatches, runs
 from sandbox.stripe.webhooks import sign_webhook
 from tests.process_apis.q2c_harness import harness
 from tests.process_apis.sandbox import seeded_id
@@ -152,6 +153,21 @@ async def test_webhook_lag_is_the_event_age_and_the_time_to_enqueue(tmp_path: Pa
     assert 0 < delta("erpgw_webhook_processing_seconds_sum", source="stripe") < 60
 
 
+async def test_drift_found_by_a_run_in_another_process_shows_at_the_next_scrape(
+    tmp_path: Path,
+) -> None:
+    settings = settings_for(tmp_path, emulated=True)
+    async with app_client(gateway_app(settings)) as client:
+        before = await scrape(client)
+        # As another worker's run leaves it: completed, one open invoice mismatch in US01 USD.
+        await _completed_run(client.app.state.gateway.engine, "run-elsewhere")
+        after = await scrape(client)
+
+    labels = {"kind": "invoice", "legal_entity": "US01", "currency": "USD", "status": "open"}
+    assert value(before, "erpgw_reconciliation_mismatches", **labels) == 0
+    assert value(after, "erpgw_reconciliation_mismatches", **labels) == 1
+
+
 def test_worker_processes_answer_the_sum_of_their_series(tmp_path: Path) -> None:
     """Two worker processes count into the shared directory; a scrape in a third answers both,
     summed, and the database-read series once."""
@@ -239,5 +255,38 @@ async def _exception(
                 occurrences=1,
                 created_at=created,
                 updated_at=created,
+            )
+        )
+
+
+async def _completed_run(engine: object, run_id: str) -> None:
+    now = utcnow()
+    async with engine.begin() as conn:  # type: ignore[attr-defined]
+        await conn.execute(
+            sa.insert(runs).values(
+                id=run_id,
+                status="completed",
+                scheduled=False,
+                kinds='["invoice"]',
+                settle_seconds=0.0,
+                started_at=now,
+                completed_at=now,
+            )
+        )
+        await conn.execute(
+            sa.insert(mismatches).values(
+                id="mm1",
+                run_id=run_id,
+                fingerprint="invoice:in_1",
+                kind="invoice",
+                code="missing_in_erp",
+                key="in_1",
+                legal_entity="US01",
+                currency="USD",
+                values="{}",
+                reason="not posted",
+                subject="in_1",
+                status="open",
+                created_at=now,
             )
         )

@@ -89,6 +89,9 @@ async def test_a_deal_its_invoice_posting_and_payment_failure_share_one_trace(
         by_subscription = await _trace(world, subscription=subscription.id)
         other_entity = await world.headers_for(("ops:read",), entities=("DE01",))
         hidden = await _trace(world, other_entity, deal=opportunity)
+        same_entity = await world.headers_for(("ops:read",), entities=("US01",))
+        seen = await _trace(world, same_entity, deal=opportunity)
+        empty = await _trace(world, deal="")
         hidden_invoice = await _trace(world, other_entity, invoice=stripe_invoice.id)
         posting_page = await _console_page(world, f"/ops/flows/{posting['id']}")
         unknown = await _trace(world, deal="006000000000000AAA")
@@ -169,7 +172,11 @@ async def test_a_deal_its_invoice_posting_and_payment_failure_share_one_trace(
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["title"] == unknown.json()["title"]
         assert "deal-trace-1" not in response.text
-    assert two_keys.status_code in (400, 422)
+    assert seen.status_code == 200
+    assert seen.json()["correlation_id"] == "deal-trace-1"
+    assert empty.status_code == 422
+    assert empty.headers["content-type"] == "application/problem+json"
+    assert two_keys.status_code == 422
     assert two_keys.headers["content-type"] == "application/problem+json"
     assert {error["pointer"] for error in two_keys.json()["errors"]} == {"deal", "invoice"}
 
