@@ -2,7 +2,8 @@
 posting of the invoice its subscription issues (started by Stripe's webhook) and the failure
 of that invoice's payment all carry the deal's correlation id, and the trace is found by the
 deal, the invoice (billing's or the ERP's id), the subscription and the customer; a caller of
-another legal entity is told what an unknown key tells."""
+another legal entity is told what an unknown key tells. The same run's money series count
+the deal booked, its invoice invoiced and its payment collected, once each."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.errors import UpstreamInvalid
 from process_apis.engine.store import utcnow
@@ -97,6 +99,11 @@ async def test_a_deal_its_invoice_posting_and_payment_failure_share_one_trace(
         unknown = await _trace(world, deal="006000000000000AAA")
         two_keys = await _trace(world, deal=opportunity, invoice=stripe_invoice.id)
 
+        # The customer pays after all: the payment is posted and counted as collected.
+        paid = await world.stripe.pay_invoice(stripe_invoice.id, payment_method="pm_card_visa")
+        await _one_succeeded(world, "payment_posting")
+        metrics = _samples((await world.http.get("/metrics")).text)
+
     # The deal's correlation id went into billing's records and every flow they caused.
     assert q2c["correlation_id"] == "deal-trace-1"
     assert subscription.correlation_id == "deal-trace-1"
@@ -155,6 +162,21 @@ async def test_a_deal_its_invoice_posting_and_payment_failure_share_one_trace(
         and event["name"] == "post_invoice"
     )
     assert posted["external_ids"]["netsuite_invoice"] == erp_invoice.id
+
+    # Money as the platforms hold it, counted once each, in the deal's entity and currency.
+    def money(kind: str) -> float:
+        labels = frozenset({"kind": kind, "legal_entity": "US01", "currency": "USD"}.items())
+        return metrics.get(("erpgw_money_minor_total", labels), 0.0)
+
+    assert money("booked") == deal.amount == sales_order.total
+    assert money("invoiced") == stripe_invoice.total == erp_invoice.total
+    assert paid.amount_paid == stripe_invoice.total
+    assert money("collected") == paid.amount_paid
+    assert money("credited") == 0
+    for flow_type in ("quote_to_cash", "invoice_posting", "payment_failure", "payment_posting"):
+        for outcome in ("started", "succeeded"):
+            labels = frozenset({"type": flow_type, "outcome": outcome}.items())
+            assert metrics[("erpgw_flows_total", labels)] == 1, (flow_type, outcome)
 
     # The console's flow page links the flow that caused it and the flow it caused.
     assert posting_page.status_code == 200
@@ -265,3 +287,11 @@ async def test_an_amendment_of_the_deals_subscription_joins_the_deals_trace(
     flows = {flow["id"]: flow for flow in by_subscription.json()["flows"]}
     assert list(flows) == [deal_flow["id"], amendment["id"]]
     assert flows[deal_flow["id"]]["caused"] == [amendment["id"]]
+
+
+def _samples(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
