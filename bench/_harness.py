@@ -18,10 +18,22 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Load", "WrkResult", "free_port", "process_tree_cpu", "serve", "wrk"]
+__all__ = [
+    "RSS_GOAL_MB",
+    "Load",
+    "WrkResult",
+    "free_port",
+    "peak_rss_mb",
+    "process_tree_cpu",
+    "rss_line",
+    "serve",
+    "wrk",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+RSS_GOAL_MB = 200
+"""Peak resident memory a gateway process may reach under any bench."""
 
 
 def free_port() -> int:
@@ -175,3 +187,27 @@ def _descendants(pid: int) -> list[int]:
     for child in map(int, children):
         found += [child, *_descendants(child)]
     return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The largest peak resident set (VmHWM) among `pid` and its descendants, in MB: granian
+    serves from a worker child, so the parent alone would understate it. Read it before the
+    process stops."""
+    peak_kb = 0
+    for member in [pid, *_descendants(pid)]:
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        if match:
+            peak_kb = max(peak_kb, int(match.group(1)))
+    return peak_kb / 1024
+
+
+def rss_line(peaks: Mapping[str, float]) -> str:
+    """One line: each gateway process's peak RSS against the goal."""
+    worst = max(peaks.values(), default=0.0)
+    each = ", ".join(f"{name} {mb:.0f} MB" for name, mb in peaks.items())
+    verdict = "met" if worst <= RSS_GOAL_MB else "MISSED"
+    return f"peak RSS per gateway process: {each}   goal <= {RSS_GOAL_MB} MB: {verdict}"

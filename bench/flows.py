@@ -1,7 +1,7 @@
 """Quote-to-cash end to end: won deals booked through real gateway processes against the four
 vendor emulators, beside DBOS workflows of the same number of no-op steps.
 
-    .venv/bin/python bench/flows.py [--flows 200] [--concurrency 32]
+    .venv/bin/python bench/flows.py [--flows 200] [--concurrency 32] [--profile]
 
 The emulators run in their own processes with their rate and concurrency limits off, and the
 gateway's client-side vendor quotas are off too (`ERPGW_VENDOR_QUOTAS=false`): what is left is
@@ -14,9 +14,15 @@ no-op baseline of `bench/flows_noop.py` runs as many workflows of as many steps 
 had, bare on DBOS and through the engine, with the gateway's queue concurrency.
 
 SQLite: one gateway process. PostgreSQL (when `ERPGW_BENCH_DATABASE_URL` names an async
-PostgreSQL URL whose user may create databases): two gateway processes on a fresh database.
-Prints flows/s, steps/s and the ratio of quote-to-cash steps/s to the no-op workflow's.
-Goals: ratio >= 0.7; >= 100 flows/s on PostgreSQL.
+PostgreSQL URL of a database the bench may empty: its tables and DBOS schemas are dropped
+first): two gateway processes. Prints flows/s, steps/s, the ratio of quote-to-cash steps/s to
+the no-op workflow's and each gateway process's peak RSS.
+Goals: ratio >= 0.7 of bare queued DBOS; >= 40 flows/s on PostgreSQL with two processes;
+peak RSS <= 200 MB per gateway process.
+
+`--profile` samples every gateway process with py-spy while the deals are booked (py-spy is
+in the dev extras; sampling costs some throughput, so the rates of a profiled run are not the
+figures to quote) and prints where their CPU went, by package and by our own functions.
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._harness import peak_rss_mb, rss_line
+from bench._profile import Sampler
 from bench.flows_noop import Result, run_bare, run_engine
 from gateway import storage
 from process_apis.engine.store import flow_steps, flows
@@ -64,6 +72,7 @@ WARM_UP = ("acme-platform", "globex-enterprise", "umbrella-platform")
 @dataclass(frozen=True)
 class Booking:
     processes: int
+    rss_mb: dict[str, float]
     flows: int
     steps: int
     failed: int
@@ -111,11 +120,18 @@ async def book(
                 warm = [seeded_id("Opportunity", key) for key in WARM_UP]
                 await _trigger(http, bases, headers, warm, args.concurrency)
                 await _until_done(database_url, warm, since=None)
-                started = datetime.now(UTC)
-                await _trigger(http, bases, headers, deals, args.concurrency)
-                seconds, steps, failed = await _until_done(database_url, deals, since=started)
+                pids = [gateway.process.pid for gateway in gateways]
+                with Sampler(pids, tmp, enabled=args.profile) as sampler:
+                    started = datetime.now(UTC)
+                    await _trigger(http, bases, headers, deals, args.concurrency)
+                    seconds, steps, failed = await _until_done(
+                        database_url, deals, since=started
+                    )
+                rss = {f"gateway {index}": peak_rss_mb(pid) for index, pid in enumerate(pids)}
+    if args.profile:
+        print(sampler.report(flows=len(deals)))
     return Booking(
-        processes=processes, flows=len(deals), steps=steps, failed=failed,
+        processes=processes, rss_mb=rss, flows=len(deals), steps=steps, failed=failed,
         seconds=seconds,
     )
 
@@ -257,25 +273,34 @@ def report(database: str, booking: Booking, noop: list[Result]) -> None:
         print("  " + result.line())
     for result in noop:
         steps_per_second = result.workflows * result.steps / result.seconds
-        print(
-            f"  quote-to-cash steps/s vs {result.name}: "
-            f"{booking.steps_per_second / steps_per_second:.2f}"
-        )
-    print("  (goal: >= 0.7 against the no-op workflow)")
+        ratio = booking.steps_per_second / steps_per_second
+        goal = ""
+        if result.name == "bare DBOS, queued":
+            goal = f"   goal >= 0.7: {'met' if ratio >= 0.7 else 'MISSED'}"
+        print(f"  quote-to-cash steps/s vs {result.name}: {ratio:.2f}{goal}")
+    print("  " + rss_line(booking.rss_mb))
 
 
 @contextmanager
-def fresh_postgres(url: str) -> Iterator[str]:
-    """A new database beside the one `url` names, dropped afterwards."""
-    name = f"erpgw_bench_{uuid.uuid4().hex[:8]}"
+def emptied_postgres(url: str) -> Iterator[str]:
+    """The database `url` names with every table of ours and every DBOS schema dropped, before
+    and after the run: the bench works in the one database it is given, never beside it."""
     admin = sa.create_engine(sync_database_url(url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
+
+    def empty() -> None:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            schemas = conn.execute(sa.text(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'dbos%'"
+            )).scalars().all()
+            for schema in [*schemas, "public"]:
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+
+    empty()
+    try:
+        yield url
+    finally:
+        empty()
         admin.dispose()
 
 
@@ -299,19 +324,22 @@ async def main(args: argparse.Namespace) -> None:
     if not postgres:
         print("PostgreSQL: skipped (set ERPGW_BENCH_DATABASE_URL to an async PostgreSQL URL)")
         return
-    with fresh_postgres(postgres) as database_url, tempfile.TemporaryDirectory(
+    with emptied_postgres(postgres) as database_url, tempfile.TemporaryDirectory(
         prefix="flows-bench-"
     ) as tmp:
         await asyncio.to_thread(storage.upgrade, database_url)
         booking = await book(database_url, 2, Path(tmp), args)
         noop = await noop_postgres(database_url, booking, args)
     report("PostgreSQL", booking, noop)
-    goal = "met" if booking.flows_per_second >= 100 else "not met"
-    print(f"  goal of 100 flows/s on PostgreSQL: {goal}")
+    goal = "met" if booking.flows_per_second >= 40 else "MISSED"
+    print(f"  goal >= 40 flows/s on PostgreSQL with two processes: {goal}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the gateways with py-spy (where CPU went)"
+    )
     asyncio.run(main(parser.parse_args()))
