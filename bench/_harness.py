@@ -22,6 +22,7 @@ __all__ = [
     "RSS_GOAL_MB",
     "Load",
     "WrkResult",
+    "failed_requests",
     "free_port",
     "peak_rss_mb",
     "process_tree_cpu",
@@ -44,9 +45,15 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    target: str, *, port: int, env: Mapping[str, str] | None = None, server: str = "granian"
+    target: str,
+    *,
+    port: int,
+    env: Mapping[str, str] | None = None,
+    server: str = "granian",
+    log: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Serve `module:factory` on 127.0.0.1:port in a child process until the block ends."""
+    """Serve `module:factory` on 127.0.0.1:port in a child process until the block ends; its
+    output goes to `log` when given (to read why a request failed), else nowhere."""
     command = (
         [
             sys.executable,
@@ -81,12 +88,13 @@ def serve(
             target,
         ]
     )
+    output = log.open("ab") if log is not None else None
     process = subprocess.Popen(
         command,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output or subprocess.DEVNULL,
+        stderr=output or subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -98,6 +106,19 @@ def serve(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+        if output is not None:
+            output.close()
+
+
+def failed_requests(log: Path, limit: int = 10) -> str:
+    """The access lines of `log` whose status is not 2xx, and any error lines (at most
+    `limit`), to say why a bench saw non-2xx answers."""
+    found: list[str] = []
+    for line in log.read_text(errors="replace").splitlines():
+        status = re.search(r'"status":\s*(\d{3})', line)
+        if (status and not status.group(1).startswith("2")) or '"level":"error"' in line:
+            found.append(line[:400])
+    return "\n".join(found[-limit:]) or "(no failed request in the server's log)"
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:

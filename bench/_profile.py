@@ -24,7 +24,8 @@ FRAME = re.compile(r"^(?P<function>.*) \((?P<path>[^()]*?)(?::\d+)?\)$")
 
 class Sampler:
     """py-spy `record` on each pid (and its children: granian serves from a worker) for the
-    length of the block; `report()` sums what it saw. Does nothing when not `enabled`."""
+    length of the block; `report()` sums what it saw. Does nothing when not `enabled`.
+    Sampling pauses the process for each sample, so a sampled run is slower."""
 
     def __init__(self, pids: Sequence[int], folder: Path, *, enabled: bool) -> None:
         self._pids = list(pids)
@@ -47,7 +48,10 @@ class Sampler:
                     "--pid",
                     str(pid),
                     "--subprocesses",
-                    "--nonblocking",
+                    # Only samples that hold the GIL: Python code running, not threads
+                    # waiting on sockets or locks (the server's own Rust threads are not seen).
+                    "--gil",
+                    "--full-filenames",
                     "--rate",
                     str(SAMPLES_PER_SECOND),
                     "--format",
@@ -75,12 +79,13 @@ class Sampler:
             except subprocess.TimeoutExpired:
                 recorder.kill()
 
-    def report(self, *, flows: int) -> str:
+    def report(self, *, count: int, unit: str) -> str:
+        """The summary, with CPU per `unit` over `count` of them (flows, requests)."""
         stacks: Counter[str] = Counter()
         for _, output in self._recorders:
             if output.exists():
                 stacks.update(_read(output.read_text()))
-        return summarize(stacks, flows=flows)
+        return summarize(stacks, count=count, unit=unit)
 
 
 def _read(text: str) -> Counter[str]:
@@ -92,7 +97,7 @@ def _read(text: str) -> Counter[str]:
     return stacks
 
 
-def summarize(stacks: Counter[str], *, flows: int, top: int = 15) -> str:
+def summarize(stacks: Counter[str], *, count: int, unit: str, top: int = 15) -> str:
     """CPU by the package of the innermost frame (where the time is spent), and by the
     outermost function of ours on the stack (which of our code asked for it)."""
     total = sum(stacks.values())
@@ -100,34 +105,41 @@ def summarize(stacks: Counter[str], *, flows: int, top: int = 15) -> str:
         return "profile: no samples (was py-spy allowed to attach?)"
     by_package: Counter[str] = Counter()
     by_ours: Counter[str] = Counter()
-    for stack, count in stacks.items():
+    by_frame: Counter[str] = Counter()
+    for stack, samples in stacks.items():
         frames = [_frame(raw) for raw in stack.split(";") if raw]
         frames = [frame for frame in frames if frame is not None]
         if not frames:
             continue
-        by_package[_package(frames[-1][1])] += count
+        by_package[_package(frames[-1][1])] += samples
+        function, path = frames[-1]
+        by_frame[f"{_module(path)}.{function}"] += samples
         ours = [
             f"{_module(path)}.{function}"
             for function, path in frames
             if _package(path) in OUR_PACKAGES
         ]
-        by_ours[ours[-1] if ours else "(no code of ours on the stack)"] += count
+        by_ours[ours[-1] if ours else "(no code of ours on the stack)"] += samples
     ms_per_sample = 1000 / SAMPLES_PER_SECOND
+    per = ms_per_sample / max(count, 1)
     lines = [
-        f"profile: {total} samples at {SAMPLES_PER_SECOND}/s over the gateway processes "
-        f"({total * ms_per_sample / flows:.1f} ms CPU a flow)"
+        f"profile: {total} samples holding the GIL at {SAMPLES_PER_SECOND}/s "
+        f"({total * per:.3f} ms of Python CPU a {unit})"
     ]
     lines.append("  where the CPU is spent (innermost frame's package):")
-    for name, count in by_package.most_common(top):
-        lines.append(_share(name, count, total, ms_per_sample / flows))
+    for name, samples in by_package.most_common(top):
+        lines.append(_share(name, samples, total, per, unit))
+    lines.append("  the hottest functions (innermost frame):")
+    for name, samples in by_frame.most_common(top):
+        lines.append(_share(name, samples, total, per, unit))
     lines.append("  which of our functions asked for it (innermost frame of ours):")
-    for name, count in by_ours.most_common(top):
-        lines.append(_share(name, count, total, ms_per_sample / flows))
+    for name, samples in by_ours.most_common(top):
+        lines.append(_share(name, samples, total, per, unit))
     return "\n".join(lines)
 
 
-def _share(name: str, count: int, total: int, ms_per_sample_flow: float) -> str:
-    return f"    {100 * count / total:5.1f}%  {count * ms_per_sample_flow:6.2f} ms/flow  {name}"
+def _share(name: str, samples: int, total: int, per: float, unit: str) -> str:
+    return f"    {100 * samples / total:5.1f}%  {samples * per:7.3f} ms/{unit}  {name}"
 
 
 def _frame(raw: str) -> tuple[str, str] | None:
@@ -152,6 +164,8 @@ def _package(path: str) -> str:
 
 def _module(path: str) -> str:
     parts = list(Path(path).with_suffix("").parts)
+    if "site-packages" in parts:
+        return ".".join(parts[parts.index("site-packages") + 1 :])
     for index, part in enumerate(parts):
         if part in OUR_PACKAGES:
             return ".".join(parts[index:])

@@ -1,7 +1,8 @@
 """Quote-to-cash end to end: won deals booked through real gateway processes against the four
 vendor emulators, beside DBOS workflows of the same number of no-op steps.
 
-    .venv/bin/python bench/flows.py [--flows 200] [--concurrency 32] [--profile]
+    .venv/bin/python bench/flows.py [--flows 200] [--concurrency 32] [--queue-concurrency 8]
+                                    [--profile]
 
 The emulators run in their own processes with their rate and concurrency limits off, and the
 gateway's client-side vendor quotas are off too (`ERPGW_VENDOR_QUOTAS=false`): what is left is
@@ -56,10 +57,9 @@ from tests.process_apis.emulator_processes import emulator_processes, gateway_en
 from tests.process_apis.sandbox import SalesforceOrg, seeded_id
 from tests.support.processes import GatewayProcess, create_client, start_gateway
 
-QUEUE_CONCURRENCY = 8
-"""Flows one gateway process runs at once (the flow engine's default worker concurrency)."""
 QUEUE_POLL_SECONDS = 0.25
-"""How often a gateway process polls the flows queue (the flow engine's default)."""
+"""How often a gateway process polls the flows queue (`ERPGW_FLOW_QUEUE_POLL_SECONDS`'s
+default)."""
 DEALS = (
     # (account, currency, lines)
     ("acme", "USD", (("PLAT-STD", 1), ("SEAT", 10), ("ONBOARD", 1))),
@@ -109,6 +109,7 @@ async def book(
             "ERPGW_LOG_LEVEL": "WARNING",
             "ERPGW_VENDOR_QUOTAS": "false",
             "ERPGW_RATE_LIMIT_TIERS": "gold=1000000/minute",
+            "ERPGW_FLOW_QUEUE_CONCURRENCY": str(args.queue_concurrency),
             **gateway_env(urls),
         }
         client = create_client(env, scopes="process:write process:read", tier="gold")
@@ -129,7 +130,7 @@ async def book(
                     )
                 rss = {f"gateway {index}": peak_rss_mb(pid) for index, pid in enumerate(pids)}
     if args.profile:
-        print(sampler.report(flows=len(deals)))
+        print(sampler.report(count=len(deals), unit="flow"))
     return Booking(
         processes=processes, rss_mb=rss, flows=len(deals), steps=steps, failed=failed,
         seconds=seconds,
@@ -240,7 +241,7 @@ def _noop_args(booking: Booking, args: argparse.Namespace) -> argparse.Namespace
     return argparse.Namespace(
         workflows=booking.flows,
         steps=round(booking.steps / booking.flows),
-        concurrency=QUEUE_CONCURRENCY * booking.processes,
+        concurrency=args.queue_concurrency * booking.processes,
         poll=QUEUE_POLL_SECONDS,
     )
 
@@ -315,7 +316,7 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.to_thread(storage.upgrade, database_url)
         booking = await book(database_url, 1, root, args)
     print(
-        f"no-op baseline: the same workflows and steps a booking had, {QUEUE_CONCURRENCY} "
+        f"no-op baseline: the same workflows and steps a booking had, {args.queue_concurrency} "
         f"at a time per gateway process, queue polled every {QUEUE_POLL_SECONDS} s as in the "
         "gateway"
     )
@@ -339,6 +340,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--queue-concurrency",
+        type=int,
+        default=8,
+        help="flows each gateway process runs at once (ERPGW_FLOW_QUEUE_CONCURRENCY)",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="sample the gateways with py-spy (where CPU went)"
     )

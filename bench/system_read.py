@@ -7,7 +7,8 @@ mapping to canonical contracts, call recording); the bare proxy forwards the sam
 with httpx on the aiohttp transport and returns the bytes. Both are served at once and wrk
 drives each in turn at 64 connections, `--rounds` times (default 3), each keeping its best;
 it prints requests/s of both and the ratio (goal >= 0.8), measured in one run, and the gateway
-process's peak RSS (goal <= 200 MB).
+process's peak RSS (goal <= 200 MB). `--profile` samples the gateway with py-spy during its
+runs and prints where its CPU went per request (the sampled rounds run slower).
 
     .venv/bin/python bench/system_read.py
 """
@@ -28,6 +29,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._harness import Load, WrkResult, free_port, peak_rss_mb, rss_line, serve, wrk
+from bench._profile import Sampler
 from bench.gateway_overhead import _redis_url, _token
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,7 +44,10 @@ CUSTOMERS = 10
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; best kept")
-    rounds = parser.parse_args().rounds
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the gateway with py-spy (where CPU went)"
+    )
+    args = parser.parse_args()
     emulator_port = free_port()
     emulator = subprocess.Popen(
         [
@@ -61,7 +66,7 @@ def main() -> None:
     try:
         _wait(upstream)
         asyncio.run(_seed(upstream))
-        bare, through, rss_mb = _measure(upstream, rounds)
+        bare, through, rss_mb = _measure(upstream, args.rounds, profile=args.profile)
     finally:
         emulator.terminate()
         emulator.wait(timeout=10)
@@ -79,7 +84,7 @@ def main() -> None:
     print(rss_line({"gateway": rss_mb}))
 
 
-def _measure(upstream: str, rounds: int) -> tuple[WrkResult, WrkResult, float]:
+def _measure(upstream: str, rounds: int, *, profile: bool) -> tuple[WrkResult, WrkResult, float]:
     """Serve the bare proxy and the gateway at once and drive them in turn, `rounds` times;
     each keeps its best round (other load on the machine only ever lowers a figure)."""
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as servers:
@@ -105,12 +110,15 @@ def _measure(upstream: str, rounds: int) -> tuple[WrkResult, WrkResult, float]:
         for round_number in range(rounds):
             for name, (url, extra) in targets.items():
                 wrk(url, WARMUP, extra)
-                result = wrk(url, LOAD, extra)
+                sampling = profile and name == "gateway"
+                with Sampler([gateway.pid], Path(tmp), enabled=sampling) as sampler:
+                    result = wrk(url, LOAD, extra)
+                if sampling:
+                    print(sampler.report(count=result.requests, unit="request"), flush=True)
                 if result.non_2xx:
                     raise SystemExit(f"{name} answered {result.non_2xx} non-2xx")
                 print(
-                    f"round {round_number + 1} {name:>7}: "
-                    f"{result.requests_per_second:8.0f} req/s",
+                    f"round {round_number + 1} {name:>7}: {result.requests_per_second:8.0f} req/s",
                     flush=True,
                 )
                 kept = best.get(name)
