@@ -611,6 +611,31 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             default_doc="one per process",
         ),
     ] = None
+    queue_concurrency: Annotated[
+        int,
+        var(
+            "ERPGW_FLOW_QUEUE_CONCURRENCY",
+            "flows one gateway process runs at once from the flows queue",
+            minimum=1,
+        ),
+    ] = 8
+    queue_global_concurrency: Annotated[
+        int | None,
+        var(
+            "ERPGW_FLOW_QUEUE_GLOBAL_CONCURRENCY",
+            "flows all gateway processes together run at once",
+            minimum=1,
+            default_doc="no limit beyond each process's",
+        ),
+    ] = None
+    queue_poll_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_FLOW_QUEUE_POLL_SECONDS",
+            "seconds between two polls of the flows queue (and of message waits)",
+            positive=True,
+        ),
+    ] = 0.25
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
