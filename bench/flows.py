@@ -349,6 +349,8 @@ async def main(args: argparse.Namespace) -> None:
     ) as tmp:
         await asyncio.to_thread(storage.upgrade, database_url)
         booking = await book(database_url, 2, Path(tmp), args)
+        # Printed at once: the no-op baseline that follows may still fail on its own.
+        print("PostgreSQL booking: " + booking.line(), flush=True)
         noop = await noop_postgres(database_url, booking, args)
     report("PostgreSQL", booking, noop)
     if RETRIED[0]:
