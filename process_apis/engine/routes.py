@@ -307,6 +307,7 @@ def build_process_layer(
     engine: AsyncEngine,
     registry: CollectorRegistry | None = None,
     slot_lock_dir: Path | None = None,
+    step_wait_ceiling_seconds: float = 900.0,
 ) -> ProcessLayer:
     """The layer for the app factory. `engine` is the gateway's own (reads and operator
     actions); the flow engine keeps a pool of its own for the writes flows make."""
@@ -315,6 +316,7 @@ def build_process_layer(
         executor_id=executor_id,
         executor_prefix=executor_prefix,
         slot_lock_dir=slot_lock_dir,
+        step_wait_ceiling_seconds=step_wait_ceiling_seconds,
     )
     queue = ExceptionQueue(engine, registry=registry)
     return ProcessLayer(
