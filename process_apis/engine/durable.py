@@ -92,6 +92,7 @@ __all__ = [
     "flow_step",
     "report_external_ids",
     "wait_for_approval",
+    "wait_for_event",
 ]
 
 DECISION_TOPIC = "erpgw.operator"
@@ -277,6 +278,21 @@ async def wait_for_approval(topic: str, *, timeout_seconds: float) -> Any | None
     await engine.transaction(
         "erpgw.flow_waiting", set_flow_status, scope.meta.id, "waiting_approval"
     )
+    message = await DBOS.recv_async(topic, timeout_seconds=timeout_seconds)
+    await engine.transaction("erpgw.flow_resumed", set_flow_status, scope.meta.id, "running")
+    return message
+
+
+async def wait_for_event(topic: str, *, timeout_seconds: float) -> Any | None:
+    """Wait durably for a message on `topic` while the flow is idle (`waiting`: open to
+    events, nothing to do until one comes); None when `timeout_seconds` pass first."""
+    scope = _flow_scope.get()
+    if scope is None:
+        raise LookupError("wait_for_event() is only defined inside a flow")
+    if topic == DECISION_TOPIC:
+        raise ValueError(f"topic {DECISION_TOPIC} is reserved for operator decisions")
+    engine = _engine()
+    await engine.transaction("erpgw.flow_idle", set_flow_status, scope.meta.id, "waiting")
     message = await DBOS.recv_async(topic, timeout_seconds=timeout_seconds)
     await engine.transaction("erpgw.flow_resumed", set_flow_status, scope.meta.id, "running")
     return message
