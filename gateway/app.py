@@ -156,6 +156,7 @@ def _build(settings: Settings) -> Gateway:
         process=build_process_layer(
             database_url=settings.database_url,
             executor_id=settings.process.executor_id,
+            step_wait_ceiling_seconds=settings.process.step_wait_ceiling_seconds,
             # The machine's name, not the bind address (0.0.0.0 on every container): an
             # executor slot is taken over on a restart of this host, port and worker slot.
             executor_prefix=f"{socket.gethostname()}:{settings.port}",

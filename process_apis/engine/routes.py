@@ -310,6 +310,7 @@ def build_process_layer(
     worker_concurrency: int = 8,
     global_concurrency: int | None = None,
     poll_interval_seconds: float = 0.25,
+    step_wait_ceiling_seconds: float = 900.0,
 ) -> ProcessLayer:
     """The layer for the app factory. `engine` is the gateway's own (reads and operator
     actions); the flow engine keeps a pool of its own for the writes flows make. The queue's
@@ -322,6 +323,7 @@ def build_process_layer(
         worker_concurrency=worker_concurrency,
         global_concurrency=global_concurrency,
         poll_interval_seconds=poll_interval_seconds,
+        step_wait_ceiling_seconds=step_wait_ceiling_seconds,
     )
     queue = ExceptionQueue(engine, registry=registry)
     return ProcessLayer(
