@@ -34,7 +34,7 @@ from gateway.core import FreezeLongLivedObjects, Gateway, GatewayCore
 from gateway.edge import EdgeMiddleware
 from gateway.idempotency import IdempotencyStore
 from gateway.keys import KeyStore
-from gateway.logging import configure_logging
+from gateway.logging import AccessLog, configure_logging
 from gateway.metrics import GatewayMetrics
 from gateway.modes import check_mode, webhook_secrets
 from gateway.platforms import build_platforms
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """
     settings = settings or load_settings()
     check_mode(settings)
-    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    access_log = configure_logging(fmt=settings.log_format, level=settings.log_level)
     gateway = _build(settings)
     app = Litestar(
         plugins=[
@@ -91,7 +91,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.gateway = gateway
-    app.asgi_handler = _edge(app.asgi_handler, gateway)
+    app.asgi_handler = _edge(
+        app.asgi_handler, gateway, access_log if settings.access_log else None
+    )
+    # The last lines of the buffered access log are written when the app stops.
+    app.on_shutdown.append(access_log.flush)
     return app
 
 
@@ -153,12 +157,16 @@ def _build(settings: Settings) -> Gateway:
         process=build_process_layer(
             database_url=settings.database_url,
             executor_id=settings.process.executor_id,
+            step_wait_ceiling_seconds=settings.process.step_wait_ceiling_seconds,
             # The machine's name, not the bind address (0.0.0.0 on every container): an
             # executor slot is taken over on a restart of this host, port and worker slot.
             executor_prefix=f"{socket.gethostname()}:{settings.port}",
             slot_lock_dir=EXECUTOR_SLOT_LOCKS,
             engine=engine,
             registry=metrics.registry,
+            worker_concurrency=settings.process.queue_concurrency,
+            global_concurrency=settings.process.queue_global_concurrency,
+            poll_interval_seconds=settings.process.queue_poll_seconds,
             observer=BusinessMetrics(metrics.registry),
         ),
         redis=redis,
@@ -348,7 +356,7 @@ def _rate_limit_config(settings: Settings) -> RateLimitConfig:
     )
 
 
-def _edge(inner: Any, gateway: Gateway) -> Any:
+def _edge(inner: Any, gateway: Gateway, access_log: AccessLog | None) -> Any:
     """Wrap the app in what every request passes before routing (see gateway/edge.py)."""
     tiers = gateway.rate_limiter.config.tiers.rates
     return EdgeMiddleware(
@@ -357,5 +365,5 @@ def _edge(inner: Any, gateway: Gateway) -> Any:
         body_read_timeout=gateway.settings.body_read_timeout_seconds,
         metrics=gateway.metrics,
         tiers=frozenset(name for name in tiers if "." not in name),
-        access_log=gateway.settings.access_log,
+        access_log=access_log,
     )

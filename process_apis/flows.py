@@ -11,7 +11,11 @@ import msgspec
 
 __all__ = ["Flow", "FlowStatus", "FlowStep", "StepStatus"]
 
-FlowStatus = Literal["pending", "running", "waiting_approval", "succeeded", "failed", "cancelled"]
+FlowStatus = Literal[
+    "pending", "running", "waiting_approval", "waiting", "succeeded", "failed", "cancelled"
+]
+"""`waiting`: idle until an event it is open to (a month's escalation waiting for that month's
+later breaches); `waiting_approval`: a person's decision."""
 StepStatus = Literal["running", "succeeded", "failed"]
 
 

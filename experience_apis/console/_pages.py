@@ -27,7 +27,9 @@ AGES: dict[str, timedelta] = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
-STATUSES = ("pending", "running", "waiting_approval", "succeeded", "failed", "cancelled")
+STATUSES = (
+    "pending", "running", "waiting_approval", "waiting", "succeeded", "failed", "cancelled"
+)
 OWNERS = ("finance", "revenue_ops", "support_ops", "integration")
 QUEUE_PAGE = 100
 _OPT: dict[str, Any] = {"public": True, "rate_limit_group": "console"}
@@ -129,7 +131,7 @@ async def flow_detail(
         exceptions=entries,
         inputs={entry.id: _pretty(entry.input) for entry in entries},
         link=console.links.url,
-        refresh=flow.status in ("pending", "running", "waiting_approval", "failed"),
+        refresh=flow.status in ("pending", "running", "waiting_approval", "waiting", "failed"),
     )
 
 

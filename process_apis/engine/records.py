@@ -42,7 +42,7 @@ __all__ = [
     "unfinished_flows",
 ]
 
-UNFINISHED: tuple[FlowStatus, ...] = ("pending", "running", "waiting_approval")
+UNFINISHED: tuple[FlowStatus, ...] = ("pending", "running", "waiting_approval", "waiting")
 """Statuses of a flow whose workflow should still be running or waiting."""
 
 
