@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import socket
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -268,7 +269,26 @@ def _webhooks(gateway: Gateway) -> WebhookIntake:
             zendesk=emulated.get("zendesk"),
         )
     )
+    salesforce = vendors.get("salesforce")
+    if gateway.quote_to_cash is not None and salesforce is not None and salesforce.emulator:
+        gateway.platforms.on_start.append(_salesforce_callouts(gateway, salesforce.emulator))
     return intake
+
+
+def _salesforce_callouts(gateway: Gateway, emulator: Any) -> Callable[[], Awaitable[None]]:
+    """A start-up hook pointing the Salesforce emulator's Closed Won callout at this gateway."""
+
+    async def connect() -> None:
+        from gateway import sandbox_wiring  # sandbox mode only: a live gateway loads no sandbox
+
+        await sandbox_wiring.connect_salesforce_callouts(
+            emulator,
+            database=gateway.engine,
+            base_url=gateway.settings.base_url,
+            var_dir=gateway.settings.var_dir,
+        )
+
+    return connect
 
 
 def _experience_config(settings: Settings) -> ExperienceConfig:
