@@ -116,7 +116,38 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("old")
     diff.add_argument("new")
     diff.set_defaults(run=_contracts_diff)
+
+    kit = commands.add_parser(
+        "contract-test",
+        help="hold a running gateway to its OpenAPI (schemathesis, every check)",
+        description="Hold a running gateway to its OpenAPI with schemathesis and every check. "
+        "A live gateway gets GET and HEAD only; a sandbox one also the unsafe operations, on "
+        "business state the kit seeds through the API (unless --read-only).",
+    )
+    kit.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:8000")
+    kit.add_argument("--client-id", required=True)
+    kit.add_argument("--client-secret", required=True)
+    kit.add_argument("--read-only", action="store_true", help="GET and HEAD only")
+    kit.add_argument("--junit-xml", type=Path, help="write a JUnit XML report here")
+    kit.add_argument("--max-examples", type=int, default=20, help="cases per operation")
+    kit.set_defaults(run=_contract_test)
     return parser
+
+
+def _contract_test(args: argparse.Namespace) -> int:
+    from gateway.partner_kit import run_contract_test
+
+    done = run_contract_test(
+        args.base_url,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        read_only=args.read_only,
+        junit_xml=args.junit_xml,
+        max_examples=args.max_examples,
+    )
+    writes = "GET and HEAD only" if done.read_only else "unsafe operations on its own records"
+    print(f"contract-test: {done.mode} gateway, {writes}; exit {done.exit_code}", file=sys.stderr)
+    return done.exit_code
 
 
 def _settings(overrides: dict[str, str] | None = None) -> Settings:
