@@ -46,7 +46,7 @@ from gateway.rate_limits import (
 )
 from gateway.request_bodies import GatewayRequest
 from gateway.settings import Settings, load_settings
-from gateway.versioning import VersionRegistry
+from gateway.versioning import DEFAULT_LIFECYCLE, VersionRegistry
 from process_apis.amendment import routes as subscription_amendment_api
 from process_apis.engine.routes import build_process_layer
 from process_apis.escalation import routes as escalation_api
@@ -131,7 +131,7 @@ def _build(settings: Settings) -> Gateway:
         ),
         metrics=metrics,
         rate_limiter=RateLimiter(_rate_limit_config(settings), registry=metrics.registry),
-        versions=VersionRegistry(settings.api_versions),
+        versions=VersionRegistry((*DEFAULT_LIFECYCLE, *settings.api_versions)),
         idempotency=IdempotencyStore(
             engine, retention_seconds=settings.idempotency_retention_seconds
         ),

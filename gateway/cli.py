@@ -112,9 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     contracts = commands.add_parser("contracts", help="canonical contracts").add_subparsers(
         title="contracts commands"
     )
-    diff = contracts.add_parser("diff", help="breaking changes between two versions")
+    diff = contracts.add_parser(
+        "diff", help="every change between two contract versions, breaking or compatible"
+    )
     diff.add_argument("old")
     diff.add_argument("new")
+    diff.add_argument("--json", action="store_true", help="as JSON")
     diff.set_defaults(run=_contracts_diff)
 
     kit = commands.add_parser(
@@ -246,16 +249,31 @@ def _keys_rotate(_args: argparse.Namespace) -> int:
 
 
 def _contracts_diff(args: argparse.Namespace) -> int:
-    from contracts.compat import diff_versions
+    """List every change from one version to the other; a listing, not a gate (exit 0)."""
+    import msgspec
 
-    changes = diff_versions(args.old, args.new)
-    breaking = {name: items for name, items in changes.items() if items}
-    for name, items in sorted(breaking.items()):
-        for item in items:
-            print(f"{name}: {item}")
-    if not breaking:
-        print(f"no breaking changes from {args.old} to {args.new}", file=sys.stderr)
-    return 1 if breaking else 0
+    from contracts.compat import changes_between_versions
+
+    changes = changes_between_versions(args.old, args.new)
+    breaking = sum(change.breaking for change in changes)
+    if args.json:
+        report = {
+            "old": args.old,
+            "new": args.new,
+            "breaking": breaking,
+            "compatible": len(changes) - breaking,
+            "changes": msgspec.to_builtins(changes),
+        }
+        print(json.dumps(report, indent=2))
+        return 0
+    for change in changes:
+        kind = "BREAKING  " if change.breaking else "compatible"
+        print(f"{kind}  {change.contract}: {change.path}: {change.change}")
+    print(
+        f"{args.old} -> {args.new}: {breaking} breaking, {len(changes) - breaking} compatible",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _emulator(args: argparse.Namespace) -> int:
