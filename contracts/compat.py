@@ -26,6 +26,7 @@ __all__ = [
     "check_snapshots",
     "diff_documents",
     "diff_versions",
+    "schema_changes",
 ]
 
 _LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
@@ -52,6 +53,19 @@ def breaking_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
     client of `old` keeps working against `new`.
     """
     comparer = _Comparer(old, new)
+    comparer.compare(old, new, "")
+    return list(dict.fromkeys(comparer.changes))
+
+
+def schema_changes(
+    old_root: Mapping[str, Any],
+    old: Mapping[str, Any],
+    new_root: Mapping[str, Any],
+    new: Mapping[str, Any],
+) -> list[str]:
+    """Like `breaking_changes`, for schemas inside larger documents (an OpenAPI document's
+    operation): `$ref`s resolve against `old_root` and `new_root`."""
+    comparer = _Comparer(old_root, new_root)
     comparer.compare(old, new, "")
     return list(dict.fromkeys(comparer.changes))
 

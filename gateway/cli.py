@@ -119,6 +119,17 @@ def _parser() -> argparse.ArgumentParser:
     diff.add_argument("new")
     diff.add_argument("--json", action="store_true", help="as JSON")
     diff.set_defaults(run=_contracts_diff)
+    check = contracts.add_parser(
+        "check",
+        help="fail on a breaking change of the published OpenAPI (per major snapshot)",
+        description="Compare the OpenAPI document this code publishes with the committed "
+        "snapshots (contracts/published/openapi.<api>.<major>.json) and name every breaking "
+        "change by file and JSON pointer; additions pass. --update rewrites the snapshots.",
+    )
+    check.add_argument("--update", action="store_true", help="rewrite the snapshots")
+    check.add_argument("--snapshots", type=Path, help="snapshot folder (default: the committed)")
+    check.add_argument("--json", action="store_true", help="as JSON")
+    check.set_defaults(run=_contracts_check)
 
     kit = commands.add_parser(
         "contract-test",
@@ -274,6 +285,30 @@ def _contracts_diff(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _contracts_check(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from gateway.published import SNAPSHOTS, check_published, write_snapshots
+
+    directory = args.snapshots or SNAPSHOTS
+    if args.update:
+        for path in write_snapshots(directory):
+            print(f"wrote {path}")
+        return 0
+    report = check_published(directory)
+    if args.json:
+        print(json.dumps(msgspec.to_builtins(report), indent=2))
+    else:
+        for name, found in report.breaking.items():
+            for change in found:
+                print(f"BREAKING {name}#{change.pointer}: {change.change}")
+        for name in report.changed + report.missing:
+            print(f"compatible change in {name} (refresh: erp-gateway contracts check --update)")
+    breaking = sum(len(found) for found in report.breaking.values())
+    print(f"contracts check: {breaking} breaking change(s)", file=sys.stderr)
+    return 1 if breaking else 0
 
 
 def _emulator(args: argparse.Namespace) -> int:
