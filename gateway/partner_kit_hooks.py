@@ -10,25 +10,26 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 from collections import defaultdict
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import schemathesis
 
-from gateway.partner_kit import ANSWERS_VARIABLE, READ_METHODS, STATE_VARIABLE
+from gateway.partner_kit import READ_METHODS, STATE_FILE
 
 _turns: defaultdict[str, itertools.count[int]] = defaultdict(itertools.count)
 
 
 @cache
 def _state() -> dict[str, Any]:
-    path = os.environ.get(STATE_VARIABLE)
-    if not path:
-        return {"ids": {}, "cursors": {}, "own": [], "read_only": True}
-    loaded: dict[str, Any] = json.loads(open(path).read())  # noqa: SIM115
+    """The kit's state, in the run's working directory (none: nothing known, read-only)."""
+    path = Path.cwd() / STATE_FILE
+    if not path.exists():
+        return {"ids": {}, "cursors": {}, "own": [], "read_only": True, "answers": None}
+    loaded: dict[str, Any] = json.loads(path.read_text())
     return loaded
 
 
@@ -72,9 +73,9 @@ def _naming_nothing(value: str) -> str:
 
 @schemathesis.hook
 def after_call(context: Any, case: Any, response: Any) -> None:
-    """Where asked (`ERP_GATEWAY_KIT_ANSWERS`), one line per request: method, operation,
-    status, so a suite can see what each operation answered."""
-    path = os.environ.get(ANSWERS_VARIABLE)
+    """Where asked (`answers` in the state), one line per request: method, operation, status,
+    so a suite can see what each operation answered."""
+    path = _state().get("answers")
     if path:
-        with open(path, "a") as answers:
+        with Path(path).open("a") as answers:
             answers.write(f"{case.method.upper()} {case.operation.path} {response.status_code}\n")

@@ -7,7 +7,6 @@ read-only client's run sends nothing but GET and HEAD."""
 from __future__ import annotations
 
 import asyncio
-import os
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ import pytest
 from contracts.scopes import SCOPES
 from gateway import storage
 from gateway.clients import ClientRegistry
-from gateway.partner_kit import ANSWERS_VARIABLE, run_contract_test
+from gateway.partner_kit import run_contract_test
 from tests.support.apps import gateway_app, settings_for
 from tests.support.servers import free_port, serve_asgi
 
@@ -54,20 +53,17 @@ def _kit(
     answers = outside / f"{client}-answers.txt"
     junit = outside / f"{client}-junit.xml"
     client_id, client_secret = gateway[client]
-    os.environ[ANSWERS_VARIABLE] = str(answers)
-    try:
-        done = run_contract_test(
-            gateway["base_url"],
-            client_id=client_id,
-            client_secret=client_secret,
-            read_only=read_only,
-            junit_xml=junit,
-            max_examples=max_examples,
-            workdir=outside,
-            echo=False,
-        )
-    finally:
-        del os.environ[ANSWERS_VARIABLE]
+    done = run_contract_test(
+        gateway["base_url"],
+        client_id=client_id,
+        client_secret=client_secret,
+        read_only=read_only,
+        junit_xml=junit,
+        max_examples=max_examples,
+        workdir=outside,
+        echo=False,
+        answers=answers,
+    )
     seen: dict[str, set[int]] = defaultdict(set)
     for line in answers.read_text().splitlines():
         method, path, status = line.split(" ")
