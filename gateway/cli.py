@@ -448,3 +448,7 @@ def _print_banner(settings: Settings, demo: dict[str, Any] | None) -> None:
 
     lines += ["", *sandbox_banner(settings)]
     print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
