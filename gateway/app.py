@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import socket
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ from gateway.rate_limits import (
 )
 from gateway.request_bodies import GatewayRequest
 from gateway.settings import Settings, load_settings
-from gateway.versioning import VersionRegistry
+from gateway.versioning import DEFAULT_LIFECYCLE, VersionRegistry
 from process_apis.amendment import routes as subscription_amendment_api
 from process_apis.engine.routes import build_process_layer
 from process_apis.escalation import routes as escalation_api
@@ -139,7 +140,7 @@ def _build(settings: Settings) -> Gateway:
         ),
         metrics=metrics,
         rate_limiter=RateLimiter(_rate_limit_config(settings), registry=metrics.registry),
-        versions=VersionRegistry(settings.api_versions),
+        versions=VersionRegistry((*DEFAULT_LIFECYCLE, *settings.api_versions)),
         idempotency=IdempotencyStore(
             engine, retention_seconds=settings.idempotency_retention_seconds
         ),
@@ -324,7 +325,26 @@ def _webhooks(gateway: Gateway) -> WebhookIntake:
             zendesk=emulated.get("zendesk"),
         )
     )
+    salesforce = vendors.get("salesforce")
+    if gateway.quote_to_cash is not None and salesforce is not None and salesforce.emulator:
+        gateway.platforms.on_start.append(_salesforce_callouts(gateway, salesforce.emulator))
     return intake
+
+
+def _salesforce_callouts(gateway: Gateway, emulator: Any) -> Callable[[], Awaitable[None]]:
+    """A start-up hook pointing the Salesforce emulator's Closed Won callout at this gateway."""
+
+    async def connect() -> None:
+        from gateway import sandbox_wiring  # sandbox mode only: a live gateway loads no sandbox
+
+        await sandbox_wiring.connect_salesforce_callouts(
+            emulator,
+            database=gateway.engine,
+            base_url=gateway.settings.base_url,
+            var_dir=gateway.settings.var_dir,
+        )
+
+    return connect
 
 
 def _experience_config(settings: Settings) -> ExperienceConfig:

@@ -34,6 +34,7 @@ from gateway.idempotency import IdempotencyPolicy, IdempotencyStore
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics, metrics_route
 from gateway.oauth import OAUTH_ROUTES
+from gateway.partner_kit import partner_kit_config
 from gateway.platforms import Platforms
 from gateway.policies import RoutePolicies
 from gateway.rate_limits import RateLimiter
@@ -116,6 +117,7 @@ class GatewayCore(InitPlugin):
                 *HEALTH_ROUTES,
                 metrics_route,
                 *docs.contracts_routes,
+                partner_kit_config,
                 *docs.docs_assets_router(),
             ]
         )

@@ -53,7 +53,7 @@ __all__ = [
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/erp-gateway.db"
 DEFAULT_RATE_LIMIT_TIERS = (
-    "bronze=60/minute;silver=600/minute;gold=6000/minute;anonymous=30/minute;"
+    "bronze=60/minute;silver=600/minute;gold=6000/minute;anonymous=300/minute;"
     "anonymous.webhooks=1200/minute"
 )
 VENDORS: tuple[str, ...] = ("salesforce", "stripe", "zendesk", "netsuite")

@@ -105,7 +105,7 @@ async def test_routes_declare_scope_and_rate_limit_group() -> None:
         for handler in route.route_handlers
         if "GET" in handler.http_methods
     ]
-    assert len(handlers) == 8
+    assert len(handlers) == 10  # v1: 8, v2: 2 (invoices)
     for handler in handlers:
         assert handler.opt["scopes"] == ["billing:read"]
         assert handler.opt["rate_limit_group"] == "system"
