@@ -8,6 +8,7 @@ the same billing request, not a second one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
 from contracts.money import Money
@@ -30,6 +31,7 @@ from contracts.v1 import (
     SubscriptionPatch,
     SubscriptionStatus,
     TaxRate,
+    UsageSummary,
 )
 
 __all__ = ["BillingPort", "ProrationBehavior", "SubscriptionFilter"]
@@ -233,6 +235,25 @@ class BillingPort(Protocol):
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[CreditNote]: ...
+
+    # usage of metered items
+
+    async def report_usage(
+        self,
+        subscription_item_id: str,
+        *,
+        quantity: int,
+        at: datetime,
+        action: Literal["increment", "set"] = "increment",
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Add (or set) usage of a metered item at `at`, inside its current period; returns
+        billing's record id. The same key is the same report, never counted twice."""
+        ...
+
+    async def list_usage_summaries(self, subscription_item_id: str) -> list[UsageSummary]:
+        """The item's usage total per period, newest first; billed periods name their invoice."""
+        ...
 
     # events
 

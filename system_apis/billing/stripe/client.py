@@ -20,6 +20,7 @@ from system_apis.billing.stripe._client_billing import BillingOperations, Prorat
 from system_apis.billing.stripe._client_catalog import CatalogOperations
 from system_apis.billing.stripe._client_customers import CustomerOperations
 from system_apis.billing.stripe._client_http import Transport
+from system_apis.billing.stripe._client_usage import UsageOperations
 
 __all__ = [
     "MAX_PAGE",
@@ -62,7 +63,9 @@ class StripeAuth(httpx.Auth):
         yield request
 
 
-class StripeClient(CustomerOperations, CatalogOperations, BillingOperations, AdminOperations):
+class StripeClient(
+    CustomerOperations, CatalogOperations, BillingOperations, UsageOperations, AdminOperations
+):
     """One method per Stripe operation the gateway uses; implements `BillingPort`."""
 
     def __init__(self, http: httpx.AsyncClient, *, credentials: StripeCredentials) -> None:
