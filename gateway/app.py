@@ -53,6 +53,7 @@ from process_apis.payment_failure import flow as payment_failure
 from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.quote_to_cash.routes import build as build_quote_to_cash
 from process_apis.reconciliation import routes as reconciliation_api
+from process_apis.usage import routes as usage_api
 from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
 from system_apis.tax import DEFAULT_RULES, TaxRules
 
@@ -163,6 +164,7 @@ def _build(settings: Settings) -> Gateway:
     gateway.amendments = _amendments(gateway)
     gateway.webhooks = _webhooks(gateway)
     gateway.reconciliation = _reconciliation(gateway)
+    gateway.usage = _usage(gateway)
     return gateway
 
 
@@ -241,6 +243,22 @@ def _reconciliation(gateway: Gateway) -> reconciliation_api.ReconciliationWiring
         interval_seconds=chosen.reconcile_interval_seconds,
         settle_seconds=chosen.reconcile_settle_seconds,
         registry=gateway.metrics.registry,
+    )
+
+
+def _usage(gateway: Gateway) -> usage_api.UsageWiring | None:
+    """Usage intake and its pushes to billing, when billing is wired; built before the flow
+    engine launches."""
+    vendor = gateway.platforms.vendors.get("stripe")
+    if vendor is None:
+        return None
+    chosen = gateway.settings.process
+    return usage_api.mount(
+        engine=gateway.process.engine,
+        database=gateway.engine,
+        billing=vendor.client,
+        flush_seconds=chosen.usage_flush_seconds,
+        grace_seconds=chosen.usage_grace_seconds,
     )
 
 
