@@ -1,11 +1,13 @@
 """Chaos: a gateway process SIGKILLed while its usage push has claimed and summed the records
-but billing has not answered the report yet. Restarted on its port, the gateway resumes the
-push from the report; Stripe, read through its own API, holds every accepted unit exactly
-once, and the gateway reports the period pushed in full."""
+and Stripe has counted the report, but before the answer reached the gateway (a proxy holds
+it back). Restarted on its port, the gateway resumes the push from the report; Stripe, read
+through its own API, holds every accepted unit exactly once, and the gateway reports the period
+pushed in full."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from aiohttp import web
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts.v1 import CustomerCreate, SubscriptionCreate, SubscriptionItemInput
@@ -29,7 +32,47 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(240)]
 
 BATCHES = 3
 PER_BATCH = 1_000
-SLOW_STRIPE_MS = 4_000
+_FORWARDED = ("authorization", "stripe-version", "idempotency-key", "content-type")
+_RETURNED = ("content-type", "request-id", "idempotent-replayed")
+
+
+class AnswerSwallower:
+    """A proxy before Stripe that, while `swallowing`, forwards usage reports and never
+    relays Stripe's answer: Stripe has counted the report, the gateway never learns it."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.swallowing = False
+        self.swallowed = asyncio.Event()
+        self._http = httpx.AsyncClient(timeout=30)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        headers = {k: v for k, v in request.headers.items() if k.lower() in _FORWARDED}
+        answer = await self._http.request(
+            request.method,
+            f"{self.upstream}{request.path_qs}",
+            headers=headers,
+            content=await request.read(),
+        )
+        if self.swallowing and request.path.endswith("/usage_records"):
+            self.swallowed.set()
+            await asyncio.sleep(3600)
+        kept = {k: v for k, v in answer.headers.items() if k.lower() in _RETURNED}
+        return web.Response(status=answer.status_code, body=answer.content, headers=kept)
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            await runner.cleanup()
+            await self._http.aclose()
 
 
 async def _admin(url: str, *statements: str) -> None:
@@ -93,18 +136,32 @@ async def test_a_crash_between_summing_and_reporting_loses_and_doubles_nothing(
             **gateway_env(urls),
         }
         subscription, item = await _metered_subscription(urls["stripe"])
-        client = await asyncio.to_thread(
-            create_client, env, scopes="usage:write process:write process:read", tier="gold"
-        )
-        port = free_port()
-        gateway = await asyncio.to_thread(start_gateway, env, tmp_path / "gateway-1.log", port=port)
-        try:
-            async with httpx.AsyncClient(timeout=30) as http:
-                await _crash_and_resume(
-                    http, urls, env, tmp_path, port, gateway, client, subscription, item
-                )
-        finally:
-            gateway.stop()
+        swallower = AnswerSwallower(urls["stripe"])
+        async with swallower.serving() as proxied:
+            env["ERPGW_STRIPE_BASE_URL"] = proxied
+            client = await asyncio.to_thread(
+                create_client, env, scopes="usage:write process:write process:read", tier="gold"
+            )
+            port = free_port()
+            gateway = await asyncio.to_thread(
+                start_gateway, env, tmp_path / "gateway-1.log", port=port
+            )
+            try:
+                async with httpx.AsyncClient(timeout=30) as http:
+                    await _crash_and_resume(
+                        http,
+                        urls,
+                        env,
+                        tmp_path,
+                        port,
+                        gateway,
+                        client,
+                        subscription,
+                        item,
+                        swallower,
+                    )
+            finally:
+                gateway.stop()
 
 
 async def _crash_and_resume(
@@ -117,6 +174,7 @@ async def _crash_and_resume(
     client: dict[str, str],
     subscription: str,
     item: str,
+    swallower: AnswerSwallower,
 ) -> None:
     base = gateway.base_url
     token = await http.post(
@@ -143,9 +201,8 @@ async def _crash_and_resume(
         )
         assert answer.status_code == 202, answer.text
         accepted += sum(r["quantity"] for r in records)
-    # Billing answers slowly, so the push is caught between its claim and the report.
-    slow = {"latency_ms": SLOW_STRIPE_MS}
-    assert (await http.post(f"{urls['stripe']}/_emulator/faults", json=slow)).is_success
+    # Stripe counts the report; its answer never reaches the gateway, which dies then.
+    swallower.swallowing = True
     flushed = await http.post(f"{base}/process/v1/usage/flush", headers=headers)
     assert flushed.status_code == 202, flushed.text
     flow_id = flushed.json()["flow_id"]
@@ -153,14 +210,11 @@ async def _crash_and_resume(
     def steps_of(response: httpx.Response) -> dict[str, str]:
         return {s["name"]: s["status"] for s in response.json()["steps"]}
 
-    claimed = await eventually(
-        lambda: http.get(f"{base}/process/v1/flows/{flow_id}", headers=headers),
-        lambda r: steps_of(r).get("claim_usage") == "succeeded" and "report_usage" in steps_of(r),
-        what="the push between its claim and its report",
-    )
+    await asyncio.wait_for(swallower.swallowed.wait(), timeout=60)
+    claimed = await http.get(f"{base}/process/v1/flows/{flow_id}", headers=headers)
     gateway.kill()
-    assert steps_of(claimed).get("mark_pushed") is None
-    assert (await http.post(f"{urls['stripe']}/_emulator/faults", json={})).is_success
+    counted_before_crash = await _stripe_total(http, urls["stripe"], item)
+    swallower.swallowing = False
     restarted = await asyncio.to_thread(start_gateway, env, tmp_path / "gateway-2.log", port=port)
     try:
         finished = await eventually(
@@ -170,15 +224,24 @@ async def _crash_and_resume(
             what="the resumed push",
         )
         report = await http.get(f"{base}/process/v1/usage/{subscription}", headers=headers)
-        summaries = await http.get(
-            f"{urls['stripe']}/v1/subscription_items/{item}/usage_record_summaries",
-            auth=("sk_test_erpgw_sandbox", ""),
-        )
+        counted = await _stripe_total(http, urls["stripe"], item)
     finally:
         restarted.stop()
 
+    assert steps_of(claimed)["claim_usage"] == "succeeded"
+    assert steps_of(claimed)["report_usage"] == "running"
+    assert "mark_pushed" not in steps_of(claimed)
+    assert counted_before_crash == accepted
     assert finished.json()["status"] == "succeeded"
     [row] = report.json()["data"]
     assert (row["accepted"], row["pushed"]) == (accepted, accepted)
+    assert counted == accepted
+
+
+async def _stripe_total(http: httpx.AsyncClient, stripe_url: str, item: str) -> int:
+    summaries = await http.get(
+        f"{stripe_url}/v1/subscription_items/{item}/usage_record_summaries",
+        auth=("sk_test_erpgw_sandbox", ""),
+    )
     current: dict[str, Any] = summaries.json()["data"][0]
-    assert current["total_usage"] == accepted
+    return int(current["total_usage"])
