@@ -18,7 +18,15 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Load", "WrkResult", "free_port", "process_tree_cpu", "serve", "wrk"]
+__all__ = [
+    "Load",
+    "WrkResult",
+    "free_port",
+    "process_tree_cpu",
+    "process_tree_peak_rss",
+    "serve",
+    "wrk",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -164,6 +172,20 @@ def process_tree_cpu(pid: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     return total
+
+
+def process_tree_peak_rss(pid: int) -> dict[int, float]:
+    """Peak resident memory (VmHWM, MB) of `pid` and each of its descendants, by pid."""
+    peaks: dict[int, float] = {}
+    for member in [pid, *_descendants(pid)]:
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        if found:
+            peaks[member] = int(found.group(1)) / 1024
+    return peaks
 
 
 def _descendants(pid: int) -> list[int]:

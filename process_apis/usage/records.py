@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from process_apis.engine.store import as_utc, insert_for, utcnow
 
@@ -126,6 +126,8 @@ class UsageStore:
             for row in rows
         ]
         async with self._engine.begin() as conn:
+            if conn.dialect.driver == "asyncpg":
+                return await _add_unnested(conn, values)
             statement = (
                 insert_for(conn, usage_records)
                 .on_conflict_do_nothing(
@@ -225,6 +227,46 @@ class UsageStore:
                 )
                 for row in rows
             ]
+
+
+_UNNEST_INSERT: Final = """
+INSERT INTO usage_records (client_id, record_id, subscription_id, subscription_item_id, metric,
+    quantity, occurred_at, period_start, period_end, legal_entity, accepted_at)
+SELECT $1, r.record_id, r.subscription_id, r.item, r.metric, r.quantity, r.occurred_at,
+    r.period_start, r.period_end, r.legal_entity, $2
+FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::timestamptz[],
+    $9::timestamptz[], $10::timestamptz[], $11::text[])
+    AS r(record_id, subscription_id, item, metric, quantity, occurred_at, period_start,
+         period_end, legal_entity)
+ON CONFLICT (client_id, record_id) DO NOTHING
+RETURNING record_id
+"""
+
+
+async def _add_unnested(conn: AsyncConnection, values: list[dict[str, Any]]) -> int:
+    """The same insert on PostgreSQL as one statement of eleven arrays: a batch costs one
+    round trip and no per-row statement building (intake's hot path)."""
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+
+    def column(name: str) -> list[Any]:
+        return [value[name] for value in values]
+
+    rows = await driver.fetch(
+        _UNNEST_INSERT,
+        values[0]["client_id"],
+        values[0]["accepted_at"],
+        column("record_id"),
+        column("subscription_id"),
+        column("subscription_item_id"),
+        column("metric"),
+        column("quantity"),
+        column("occurred_at"),
+        column("period_start"),
+        column("period_end"),
+        column("legal_entity"),
+    )
+    return len(rows)
 
 
 def _aggregate() -> sa.Select[tuple[str, str, str, datetime, datetime, int, int]]:
