@@ -89,6 +89,8 @@ class UsageAggregate(msgspec.Struct, frozen=True, kw_only=True):
 class PeriodTotals(msgspec.Struct, frozen=True, kw_only=True):
     """Accepted and pushed usage of one subscription, metric and period."""
 
+    subscription_id: str = ""
+    legal_entity: str | None = None
     subscription_item_id: str
     metric: str
     period_start: datetime
@@ -188,15 +190,30 @@ class UsageStore:
     async def totals(self, subscription_id: str) -> list[PeriodTotals]:
         """Accepted and pushed usage of a subscription per item, metric and period, newest
         period first."""
+        return await self._totals(usage_records.c.subscription_id == subscription_id)
+
+    async def entity_totals(self, entities: Sequence[str] | None) -> list[PeriodTotals]:
+        """The same for every subscription of `entities` (None: all)."""
+        condition: sa.ColumnElement[bool] = sa.true()
+        if entities is not None:
+            condition = usage_records.c.legal_entity.in_(sorted(entities))
+        return await self._totals(condition)
+
+    async def _totals(self, condition: sa.ColumnElement[bool]) -> list[PeriodTotals]:
         pushed = sa.case(
             (usage_batches.c.pushed_at.is_not(None), usage_records.c.quantity), else_=0
         )
+        keys = (
+            usage_records.c.subscription_id,
+            usage_records.c.legal_entity,
+            usage_records.c.subscription_item_id,
+            usage_records.c.metric,
+            usage_records.c.period_start,
+            usage_records.c.period_end,
+        )
         statement = (
             sa.select(
-                usage_records.c.subscription_item_id,
-                usage_records.c.metric,
-                usage_records.c.period_start,
-                usage_records.c.period_end,
+                *keys,
                 sa.func.sum(usage_records.c.quantity).label("accepted"),
                 sa.func.coalesce(sa.func.sum(pushed), 0).label("pushed"),
             )
@@ -205,19 +222,16 @@ class UsageStore:
                     usage_batches, usage_batches.c.id == usage_records.c.batch_id
                 )
             )
-            .where(usage_records.c.subscription_id == subscription_id)
-            .group_by(
-                usage_records.c.subscription_item_id,
-                usage_records.c.metric,
-                usage_records.c.period_start,
-                usage_records.c.period_end,
-            )
+            .where(condition)
+            .group_by(*keys)
             .order_by(usage_records.c.period_start.desc(), usage_records.c.metric)
         )
         async with self._engine.connect() as conn:
             rows = await conn.execute(statement)
             return [
                 PeriodTotals(
+                    subscription_id=row.subscription_id,
+                    legal_entity=row.legal_entity,
                     subscription_item_id=row.subscription_item_id,
                     metric=row.metric,
                     period_start=_utc(row.period_start),

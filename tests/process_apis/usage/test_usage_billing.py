@@ -203,6 +203,16 @@ async def test_usage_is_counted_once_pushed_once_invoiced_and_posted(tmp_path: P
             what="the NetSuite invoice of the usage",
         )
         after_close = await world.http.get(f"/process/v1/usage/{subscription}", headers=usage)
+        started = await world.http.post(
+            "/process/v1/reconciliations",
+            json={"kinds": ["usage"], "legal_entity": "US01", "settle_seconds": 0},
+            headers={**usage, "Idempotency-Key": "usage-reconciliation"},
+        )
+        reconciled = await eventually(
+            lambda: world.http.get(started.headers["location"], headers=usage),
+            lambda r: r.json().get("status") in ("completed", "failed"),
+            what="the usage reconciliation",
+        )
 
     assert first.status_code == 202
     body = first.json()
@@ -248,3 +258,8 @@ async def test_usage_is_counted_once_pushed_once_invoiced_and_posted(tmp_path: P
     [closed] = after_close.json()["data"]
     assert (closed["accepted"], closed["pushed"], closed["invoiced"]) == (total, total, total)
     assert closed["period_start"] == row["period_start"]
+    run = reconciled.json()
+    assert run["status"] == "completed", run
+    assert (run["checked"]["usage"], run["summary"]["mismatches"]) == (1, 0)
+    [usage_total] = [t for t in run["totals"] if t["kind"] == "usage"]
+    assert (usage_total["currency"], usage_total["billing"]) == ("USD", total)
