@@ -53,8 +53,13 @@ from process_apis.payment_failure import flow as payment_failure
 from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.quote_to_cash.routes import build as build_quote_to_cash
 from process_apis.reconciliation import routes as reconciliation_api
+from process_apis.renewals import routes as renewals_api
+from process_apis.renewals.risk import UsagePeriod, parse_rules
 from process_apis.usage import routes as usage_api
+from process_apis.usage.history import UsageRecords
 from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
+from system_apis.billing.port import SubscriptionRenewals
+from system_apis.crm.port import CrmContractsPort
 from system_apis.tax import DEFAULT_RULES, TaxRules
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -165,6 +170,7 @@ def _build(settings: Settings) -> Gateway:
     gateway.webhooks = _webhooks(gateway)
     gateway.reconciliation = _reconciliation(gateway)
     gateway.usage = _usage(gateway)
+    gateway.renewals = _renewals(gateway)
     return gateway
 
 
@@ -260,6 +266,54 @@ def _usage(gateway: Gateway) -> usage_api.UsageWiring | None:
         flush_seconds=chosen.usage_flush_seconds,
         grace_seconds=chosen.usage_grace_seconds,
     )
+def _renewals(gateway: Gateway) -> renewals_api.RenewalsWiring | None:
+    """The renewal scan, its schedule and the won and lost renewals, when quote-to-cash is
+    wired and the CRM keeps contracts and billing can change a subscription at a boundary;
+    built before the flow engine launches. Won renewals the won-deal poller finds are handed
+    to it."""
+    ports = {name: vendor.client for name, vendor in gateway.platforms.vendors.items()}
+    crm, billing = ports.get("salesforce"), ports.get("stripe")
+    q2c = gateway.quote_to_cash
+    if (
+        q2c is None
+        or not isinstance(crm, CrmContractsPort)
+        or not isinstance(billing, SubscriptionRenewals)
+    ):
+        return None
+    chosen = gateway.settings.process
+    wiring = renewals_api.mount(
+        engine=gateway.process.engine,
+        reader=gateway.process.reader,
+        database=gateway.engine,
+        crm=ports["salesforce"],
+        contracts=crm,
+        billing=ports["stripe"],
+        renewals=billing,
+        support=ports.get("zendesk"),
+        quote_to_cash=q2c.flows,
+        orders=q2c.desk,
+        lead_days=chosen.renewal_lead_days,
+        interval_seconds=chosen.renewal_scan_interval_seconds,
+        usage=_RenewalUsage(UsageRecords(gateway.engine)),
+        rules=parse_rules(chosen.renewal_risk_rules),
+    )
+    q2c.renewals = wiring.service
+    return wiring
+
+
+class _RenewalUsage:
+    """The usage records as the renewal desk reads them (`UsageHistory`)."""
+
+    def __init__(self, records: UsageRecords) -> None:
+        self._records = records
+
+    async def last_periods(
+        self, subscription_id: str, periods: int = 3
+    ) -> list[UsagePeriod] | None:
+        closed = await self._records.closed_periods(subscription_id, periods)
+        if closed is None:
+            return None
+        return [UsagePeriod(period_start=start, quantity=units) for start, units in closed]
 
 
 def _webhooks(gateway: Gateway) -> WebhookIntake:

@@ -66,6 +66,7 @@ from contracts.v1.party import (
     Customer,
     CustomerCreate,
     CustomerPatch,
+    CustomerStatus,
     LegalEntity,
     PaymentStatus,
     RiskLevel,
@@ -79,6 +80,7 @@ from contracts.v1.sales import (
     DealLine,
     DealPatch,
     IntegrationStatus,
+    RenewalRisk,
 )
 from contracts.v1.support import (
     CasePriority,
@@ -119,6 +121,7 @@ __all__ = [
     "Customer",
     "CustomerCreate",
     "CustomerPatch",
+    "CustomerStatus",
     "Deal",
     "DealLine",
     "DealPatch",
@@ -144,6 +147,7 @@ __all__ = [
     "ProblemFieldError",
     "Product",
     "RecurringInterval",
+    "RenewalRisk",
     "RiskLevel",
     "SalesOrder",
     "SalesOrderCreate",

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from process_apis.usage.records import UsageStore
 
-__all__ = ["PeriodUsage", "recent_usage"]
+__all__ = ["PeriodUsage", "UsageRecords", "recent_usage"]
 
 
 class PeriodUsage(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,3 +39,26 @@ async def recent_usage(
         for t in totals
         if t.period_start in starts
     ]
+
+
+class UsageRecords:
+    """Closed periods' usage of a subscription, all metrics summed, as a renewal weighs it
+    (`last_periods` is the shape `process_apis.renewals.risk.UsageHistory` asks for)."""
+
+    def __init__(self, database: AsyncEngine) -> None:
+        self._database = database
+
+    async def closed_periods(
+        self, subscription_id: str, periods: int = 3, *, now: datetime | None = None
+    ) -> list[tuple[datetime, int]] | None:
+        """Up to `periods` ended periods as (start, units), oldest first; None when no usage
+        was ever reported for the subscription."""
+        moment = now or datetime.now(UTC)
+        totals = await UsageStore(self._database).totals(subscription_id)
+        if not totals:
+            return None
+        summed: dict[datetime, int] = {}
+        for total in totals:
+            if total.period_end <= moment:
+                summed[total.period_start] = summed.get(total.period_start, 0) + total.accepted
+        return sorted(summed.items())[-periods:]

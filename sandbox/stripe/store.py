@@ -38,6 +38,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "clock": ("test_helpers.test_clock", "test clock"),
     "txr": ("tax_rate", "tax rate"),
     "mbur": ("usage_record", "usage record"),
+    "sub_sched": ("subscription_schedule", "subscription schedule"),
 }
 _LABELS = {kind: label for kind, label in KINDS.values()}
 

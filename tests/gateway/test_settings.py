@@ -100,6 +100,13 @@ def test_blank_values_mean_the_default() -> None:
         ("ERPGW_API_VERSIONS", '[{"api": "system/crm", "major": 1}]'),
         ("ERPGW_API_VERSIONS", '[{"api": "system/crm", "major": "v1", "status": "retired"}]'),
         ("ERPGW_API_VERSIONS", '[{"api": "system/crm", "major": "v1", "sunset_at": "soon"}]'),
+        ("ERPGW_RENEWAL_RISK_RULES", "not json"),
+        ("ERPGW_RENEWAL_RISK_RULES", '{"no_such_rule": 1}'),
+        ("ERPGW_RENEWAL_RISK_RULES", '{"sla_breaches_high": -1}'),
+        ("ERPGW_RENEWAL_RISK_RULES", "[1, 2]"),
+        ("ERPGW_RENEWAL_LEAD_DAYS", "0"),
+        ("ERPGW_RENEWAL_LEAD_DAYS", "731"),
+        ("ERPGW_RENEWAL_SCAN_INTERVAL_SECONDS", "-1"),
     ],
 )
 def test_bad_value_raises_settings_error_naming_the_variable(variable: str, value: str) -> None:

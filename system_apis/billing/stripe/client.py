@@ -16,10 +16,11 @@ import msgspec
 
 from system_apis.billing.stripe._client_admin import AdminOperations
 from system_apis.billing.stripe._client_base import MAX_PAGE
-from system_apis.billing.stripe._client_billing import BillingOperations, ProrationBehavior
+from system_apis.billing.stripe._client_billing import ProrationBehavior
 from system_apis.billing.stripe._client_catalog import CatalogOperations
 from system_apis.billing.stripe._client_customers import CustomerOperations
 from system_apis.billing.stripe._client_http import Transport
+from system_apis.billing.stripe._client_renewals import RenewalOperations
 from system_apis.billing.stripe._client_usage import UsageOperations
 
 __all__ = [
@@ -64,9 +65,10 @@ class StripeAuth(httpx.Auth):
 
 
 class StripeClient(
-    CustomerOperations, CatalogOperations, BillingOperations, UsageOperations, AdminOperations
+    CustomerOperations, CatalogOperations, RenewalOperations, UsageOperations, AdminOperations
 ):
-    """One method per Stripe operation the gateway uses; implements `BillingPort`."""
+    """One method per Stripe operation the gateway uses; implements `BillingPort` and
+    `SubscriptionRenewals`."""
 
     def __init__(self, http: httpx.AsyncClient, *, credentials: StripeCredentials) -> None:
         auth = StripeAuth(credentials.secret_key)
