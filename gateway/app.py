@@ -56,7 +56,9 @@ from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.quote_to_cash.routes import build as build_quote_to_cash
 from process_apis.reconciliation import routes as reconciliation_api
 from process_apis.renewals import routes as renewals_api
-from process_apis.renewals.risk import parse_rules
+from process_apis.renewals.risk import UsagePeriod, parse_rules
+from process_apis.usage import routes as usage_api
+from process_apis.usage.history import UsageRecords
 from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
 from system_apis.billing.port import SubscriptionRenewals
 from system_apis.crm.port import CrmContractsPort
@@ -178,6 +180,7 @@ def _build(settings: Settings) -> Gateway:
     gateway.amendments = _amendments(gateway)
     gateway.webhooks = _webhooks(gateway)
     gateway.reconciliation = _reconciliation(gateway)
+    gateway.usage = _usage(gateway)
     gateway.renewals = _renewals(gateway)
     backlog = ExceptionBacklog(engine)
     metrics.add_scrape_collector(backlog, backlog.refresh)
@@ -265,6 +268,20 @@ def _reconciliation(gateway: Gateway) -> reconciliation_api.ReconciliationWiring
     )
 
 
+def _usage(gateway: Gateway) -> usage_api.UsageWiring | None:
+    """Usage intake and its pushes to billing, when billing is wired; built before the flow
+    engine launches."""
+    vendor = gateway.platforms.vendors.get("stripe")
+    if vendor is None:
+        return None
+    chosen = gateway.settings.process
+    return usage_api.mount(
+        engine=gateway.process.engine,
+        database=gateway.engine,
+        billing=vendor.client,
+        flush_seconds=chosen.usage_flush_seconds,
+        grace_seconds=chosen.usage_grace_seconds,
+    )
 def _renewals(gateway: Gateway) -> renewals_api.RenewalsWiring | None:
     """The renewal scan, its schedule and the won and lost renewals, when quote-to-cash is
     wired and the CRM keeps contracts and billing can change a subscription at a boundary;
@@ -293,12 +310,26 @@ def _renewals(gateway: Gateway) -> renewals_api.RenewalsWiring | None:
         orders=q2c.desk,
         lead_days=chosen.renewal_lead_days,
         interval_seconds=chosen.renewal_scan_interval_seconds,
-        # No usage source is wired: the renewal context reports the usage trend as unknown.
-        usage=None,
+        usage=_RenewalUsage(UsageRecords(gateway.engine)),
         rules=parse_rules(chosen.renewal_risk_rules),
     )
     q2c.renewals = wiring.service
     return wiring
+
+
+class _RenewalUsage:
+    """The usage records as the renewal desk reads them (`UsageHistory`)."""
+
+    def __init__(self, records: UsageRecords) -> None:
+        self._records = records
+
+    async def last_periods(
+        self, subscription_id: str, periods: int = 3
+    ) -> list[UsagePeriod] | None:
+        closed = await self._records.closed_periods(subscription_id, periods)
+        if closed is None:
+            return None
+        return [UsagePeriod(period_start=start, quantity=units) for start, units in closed]
 
 
 def _webhooks(gateway: Gateway) -> WebhookIntake:

@@ -90,6 +90,7 @@ STATEFUL = {
     "GET /system/erp/v1/invoices/{invoice_id}": "a posted ERP invoice (invoice posting)",
     "GET /system/erp/v1/approvals/{task_id}": "an approval task (escalation credit)",
     "GET /process/v1/exceptions/{exception_id}": "a failed flow (exception queue)",
+    "GET /process/v1/usage/{subscription_id}": "a metered subscription (usage tests)",
     "POST /process/v1/exceptions/{exception_id}/retry": "a failed flow (exception queue)",
     "POST /process/v1/exceptions/{exception_id}/assign": "a failed flow (exception queue)",
     "POST /process/v1/exceptions/{exception_id}/resolve": "a failed flow (exception queue)",
