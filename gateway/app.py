@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import socket
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +28,14 @@ from gateway.auth import (
     TokenIssuer,
     TokenValidator,
 )
+from gateway.business_metrics import BusinessMetrics, ExceptionBacklog
 from gateway.client_address import ClientAddress
 from gateway.clients import ClientRegistry
 from gateway.core import FreezeLongLivedObjects, Gateway, GatewayCore
 from gateway.edge import EdgeMiddleware
 from gateway.idempotency import IdempotencyStore
 from gateway.keys import KeyStore
-from gateway.logging import configure_logging
+from gateway.logging import AccessLog, configure_logging
 from gateway.metrics import GatewayMetrics
 from gateway.modes import check_mode, webhook_secrets
 from gateway.platforms import build_platforms
@@ -45,7 +47,7 @@ from gateway.rate_limits import (
 )
 from gateway.request_bodies import GatewayRequest
 from gateway.settings import Settings, load_settings
-from gateway.versioning import VersionRegistry
+from gateway.versioning import DEFAULT_LIFECYCLE, VersionRegistry
 from process_apis.amendment import routes as subscription_amendment_api
 from process_apis.engine.routes import build_process_layer
 from process_apis.escalation import routes as escalation_api
@@ -54,7 +56,9 @@ from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.quote_to_cash.routes import build as build_quote_to_cash
 from process_apis.reconciliation import routes as reconciliation_api
 from process_apis.renewals import routes as renewals_api
-from process_apis.renewals.risk import parse_rules
+from process_apis.renewals.risk import UsagePeriod, parse_rules
+from process_apis.usage import routes as usage_api
+from process_apis.usage.history import UsageRecords
 from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
 from system_apis.billing.port import SubscriptionRenewals
 from system_apis.crm.port import CrmContractsPort
@@ -76,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """
     settings = settings or load_settings()
     check_mode(settings)
-    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    access_log = configure_logging(fmt=settings.log_format, level=settings.log_level)
     gateway = _build(settings)
     app = Litestar(
         plugins=[
@@ -90,7 +94,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.gateway = gateway
-    app.asgi_handler = _edge(app.asgi_handler, gateway)
+    app.asgi_handler = _edge(
+        app.asgi_handler, gateway, access_log if settings.access_log else None
+    )
+    # The last lines of the buffered access log are written when the app stops.
+    app.on_shutdown.append(access_log.flush)
     return app
 
 
@@ -134,7 +142,7 @@ def _build(settings: Settings) -> Gateway:
         ),
         metrics=metrics,
         rate_limiter=RateLimiter(_rate_limit_config(settings), registry=metrics.registry),
-        versions=VersionRegistry(settings.api_versions),
+        versions=VersionRegistry((*DEFAULT_LIFECYCLE, *settings.api_versions)),
         idempotency=IdempotencyStore(
             engine, retention_seconds=settings.idempotency_retention_seconds
         ),
@@ -152,12 +160,17 @@ def _build(settings: Settings) -> Gateway:
         process=build_process_layer(
             database_url=settings.database_url,
             executor_id=settings.process.executor_id,
+            step_wait_ceiling_seconds=settings.process.step_wait_ceiling_seconds,
             # The machine's name, not the bind address (0.0.0.0 on every container): an
             # executor slot is taken over on a restart of this host, port and worker slot.
             executor_prefix=f"{socket.gethostname()}:{settings.port}",
             slot_lock_dir=EXECUTOR_SLOT_LOCKS,
             engine=engine,
             registry=metrics.registry,
+            worker_concurrency=settings.process.queue_concurrency,
+            global_concurrency=settings.process.queue_global_concurrency,
+            poll_interval_seconds=settings.process.queue_poll_seconds,
+            observer=BusinessMetrics(metrics.registry),
         ),
         redis=redis,
         http=http,
@@ -167,7 +180,13 @@ def _build(settings: Settings) -> Gateway:
     gateway.amendments = _amendments(gateway)
     gateway.webhooks = _webhooks(gateway)
     gateway.reconciliation = _reconciliation(gateway)
+    gateway.usage = _usage(gateway)
     gateway.renewals = _renewals(gateway)
+    backlog = ExceptionBacklog(engine)
+    metrics.add_scrape_collector(backlog, backlog.refresh)
+    if gateway.reconciliation is not None:
+        # The latest completed run as the database holds it, whichever worker ran it.
+        metrics.before_scrape(gateway.reconciliation.gauges.refresh)
     return gateway
 
 
@@ -249,6 +268,20 @@ def _reconciliation(gateway: Gateway) -> reconciliation_api.ReconciliationWiring
     )
 
 
+def _usage(gateway: Gateway) -> usage_api.UsageWiring | None:
+    """Usage intake and its pushes to billing, when billing is wired; built before the flow
+    engine launches."""
+    vendor = gateway.platforms.vendors.get("stripe")
+    if vendor is None:
+        return None
+    chosen = gateway.settings.process
+    return usage_api.mount(
+        engine=gateway.process.engine,
+        database=gateway.engine,
+        billing=vendor.client,
+        flush_seconds=chosen.usage_flush_seconds,
+        grace_seconds=chosen.usage_grace_seconds,
+    )
 def _renewals(gateway: Gateway) -> renewals_api.RenewalsWiring | None:
     """The renewal scan, its schedule and the won and lost renewals, when quote-to-cash is
     wired and the CRM keeps contracts and billing can change a subscription at a boundary;
@@ -277,12 +310,26 @@ def _renewals(gateway: Gateway) -> renewals_api.RenewalsWiring | None:
         orders=q2c.desk,
         lead_days=chosen.renewal_lead_days,
         interval_seconds=chosen.renewal_scan_interval_seconds,
-        # No usage source is wired: the renewal context reports the usage trend as unknown.
-        usage=None,
+        usage=_RenewalUsage(UsageRecords(gateway.engine)),
         rules=parse_rules(chosen.renewal_risk_rules),
     )
     q2c.renewals = wiring.service
     return wiring
+
+
+class _RenewalUsage:
+    """The usage records as the renewal desk reads them (`UsageHistory`)."""
+
+    def __init__(self, records: UsageRecords) -> None:
+        self._records = records
+
+    async def last_periods(
+        self, subscription_id: str, periods: int = 3
+    ) -> list[UsagePeriod] | None:
+        closed = await self._records.closed_periods(subscription_id, periods)
+        if closed is None:
+            return None
+        return [UsagePeriod(period_start=start, quantity=units) for start, units in closed]
 
 
 def _webhooks(gateway: Gateway) -> WebhookIntake:
@@ -309,7 +356,26 @@ def _webhooks(gateway: Gateway) -> WebhookIntake:
             zendesk=emulated.get("zendesk"),
         )
     )
+    salesforce = vendors.get("salesforce")
+    if gateway.quote_to_cash is not None and salesforce is not None and salesforce.emulator:
+        gateway.platforms.on_start.append(_salesforce_callouts(gateway, salesforce.emulator))
     return intake
+
+
+def _salesforce_callouts(gateway: Gateway, emulator: Any) -> Callable[[], Awaitable[None]]:
+    """A start-up hook pointing the Salesforce emulator's Closed Won callout at this gateway."""
+
+    async def connect() -> None:
+        from gateway import sandbox_wiring  # sandbox mode only: a live gateway loads no sandbox
+
+        await sandbox_wiring.connect_salesforce_callouts(
+            emulator,
+            database=gateway.engine,
+            base_url=gateway.settings.base_url,
+            var_dir=gateway.settings.var_dir,
+        )
+
+    return connect
 
 
 def _experience_config(settings: Settings) -> ExperienceConfig:
@@ -341,7 +407,7 @@ def _rate_limit_config(settings: Settings) -> RateLimitConfig:
     )
 
 
-def _edge(inner: Any, gateway: Gateway) -> Any:
+def _edge(inner: Any, gateway: Gateway, access_log: AccessLog | None) -> Any:
     """Wrap the app in what every request passes before routing (see gateway/edge.py)."""
     tiers = gateway.rate_limiter.config.tiers.rates
     return EdgeMiddleware(
@@ -350,5 +416,5 @@ def _edge(inner: Any, gateway: Gateway) -> Any:
         body_read_timeout=gateway.settings.body_read_timeout_seconds,
         metrics=gateway.metrics,
         tiers=frozenset(name for name in tiers if "." not in name),
-        access_log=gateway.settings.access_log,
+        access_log=access_log,
     )

@@ -34,6 +34,7 @@ from gateway.idempotency import IdempotencyPolicy, IdempotencyStore
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics, metrics_route
 from gateway.oauth import OAUTH_ROUTES
+from gateway.partner_kit import partner_kit_config
 from gateway.platforms import Platforms
 from gateway.policies import RoutePolicies
 from gateway.rate_limits import RateLimiter
@@ -46,6 +47,7 @@ from process_apis.escalation.routes import EscalationWiring
 from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.reconciliation.routes import ReconciliationWiring
 from process_apis.renewals.routes import RenewalsWiring
+from process_apis.usage.routes import UsageWiring
 from process_apis.webhooks.intake import WebhookIntake
 
 __all__ = ["FreezeLongLivedObjects", "Gateway", "GatewayCore"]
@@ -79,6 +81,7 @@ class Gateway:
     amendments: AmendmentWiring | None = None
     webhooks: WebhookIntake | None = None
     reconciliation: ReconciliationWiring | None = None
+    usage: UsageWiring | None = None
     renewals: RenewalsWiring | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -91,6 +94,7 @@ class Gateway:
             self.amendments,
             self.webhooks,
             self.reconciliation,
+            self.usage,
             self.renewals,
         )
         return [
@@ -116,6 +120,7 @@ class GatewayCore(InitPlugin):
                 *HEALTH_ROUTES,
                 metrics_route,
                 *docs.contracts_routes,
+                partner_kit_config,
                 *docs.docs_assets_router(),
             ]
         )
@@ -152,6 +157,7 @@ class GatewayCore(InitPlugin):
             redis_required=gateway.settings.rate_limit_on_store_error == "deny",
             metrics=gateway.metrics,
             engine_storage=gateway.process.engine.check_storage,
+            rate_limit_store=gateway.rate_limiter.check_store,
         )
         return {
             name: Provide(_constant(value), use_cache=True, sync_to_thread=False)

@@ -53,7 +53,7 @@ __all__ = [
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/erp-gateway.db"
 DEFAULT_RATE_LIMIT_TIERS = (
-    "bronze=60/minute;silver=600/minute;gold=6000/minute;anonymous=30/minute;"
+    "bronze=60/minute;silver=600/minute;gold=6000/minute;anonymous=300/minute;"
     "anonymous.webhooks=1200/minute"
 )
 VENDORS: tuple[str, ...] = ("salesforce", "stripe", "zendesk", "netsuite")
@@ -597,6 +597,15 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             positive=True,
         ),
     ] = 7 * 24 * 3600.0
+    step_wait_ceiling_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_STEP_WAIT_CEILING_SECONDS",
+            "how long a flow may wait on an outage (open breaker, spent quota) before the "
+            "integration team gets an exception",
+            minimum=30,
+        ),
+    ] = 900.0
     reconcile_interval_seconds: Annotated[
         float,
         var(
@@ -613,6 +622,24 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             minimum=0,
         ),
     ] = 300.0
+    usage_flush_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_USAGE_FLUSH_SECONDS",
+            "seconds between pushes of accepted usage records to billing (0: only on demand "
+            "and before a period closes)",
+            minimum=0,
+        ),
+    ] = 60.0
+    usage_grace_seconds: Annotated[
+        int,
+        var(
+            "ERPGW_USAGE_GRACE_SECONDS",
+            "how long before the open billing period a usage record may be timestamped (it "
+            "counts in the open period)",
+            minimum=0,
+        ),
+    ] = 3600
     renewal_scan_interval_seconds: Annotated[
         float,
         var(
@@ -648,6 +675,31 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             default_doc="one per process",
         ),
     ] = None
+    queue_concurrency: Annotated[
+        int,
+        var(
+            "ERPGW_FLOW_QUEUE_CONCURRENCY",
+            "flows one gateway process runs at once from the flows queue",
+            minimum=1,
+        ),
+    ] = 8
+    queue_global_concurrency: Annotated[
+        int | None,
+        var(
+            "ERPGW_FLOW_QUEUE_GLOBAL_CONCURRENCY",
+            "flows all gateway processes together run at once",
+            minimum=1,
+            default_doc="no limit beyond each process's",
+        ),
+    ] = None
+    queue_poll_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_FLOW_QUEUE_POLL_SECONDS",
+            "seconds between two polls of the flows queue (and of message waits)",
+            positive=True,
+        ),
+    ] = 0.25
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,6 +17,7 @@ from contracts.v1.base import (
     Refs,
     TaxRateBps,
     UtcDateTime,
+    ValueObject,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "SubscriptionPatch",
     "SubscriptionStatus",
     "TaxRate",
+    "UsageSummary",
 ]
 
 SubscriptionStatus = Literal[
@@ -70,6 +72,9 @@ class SubscriptionItem(Entity, frozen=True, kw_only=True):
     quantity: _Quantity = 1
     unit_amount: MinorUnits | None = None
     """None when the price is tiered."""
+    usage_metric: str | None = None
+    """Set on a metered item: the metric its usage is reported under (its quantity is 0; the
+    period's reported usage is billed at its end)."""
     refs: Refs = {}
 
 
@@ -90,6 +95,8 @@ class Subscription(Entity, frozen=True, kw_only=True):
     items: list[SubscriptionItem] = []
     deal_id: str | None = None
     legal_entity: LegalEntityCode | None = None
+    correlation_id: str | None = None
+    """The trace of the deal that created the subscription: the flows it causes join it."""
     refs: Refs = {}
 
 
@@ -105,6 +112,8 @@ class SubscriptionItemInput(InputStruct, frozen=True, kw_only=True):
     """The catalog product code of the line, kept on the billed item."""
     description: Annotated[str, msgspec.Meta(max_length=500)] | None = None
     """What the invoice line says (one-time items)."""
+    usage_metric: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    """A metered item: billed for the usage reported under this metric, `quantity` ignored."""
 
 
 class SubscriptionCreate(InputStruct, frozen=True, kw_only=True):
@@ -121,6 +130,8 @@ class SubscriptionCreate(InputStruct, frozen=True, kw_only=True):
     """Charged once, on this subscription's first invoice only (each item names the deal)."""
     tax_rate_ids: list[str] = []
     """Billing tax rates applied to every item and one-time item of the subscription."""
+    correlation_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    """The trace the subscription and its invoices belong to (kept in their metadata)."""
 
 
 class SubscriptionPatch(InputStruct, frozen=True, kw_only=True):
@@ -166,6 +177,8 @@ class Invoice(Entity, frozen=True, kw_only=True):
     deal_id: str | None = None
     """The CRM deal a billing invoice bills (its subscription's deal, or the deal of a one-time
     invoice), so the invoice is posted against that deal's sales order."""
+    correlation_id: str | None = None
+    """The trace of the deal the invoice bills (its own or its subscription's metadata)."""
     number: str | None = None
     status: InvoiceStatus
     currency: CurrencyCode
@@ -275,3 +288,14 @@ class CreditNoteCreate(InputStruct, frozen=True, kw_only=True):
         super().__post_init__()
         if (self.amount is None) == (not self.lines):
             raise ValueError("give either amount or lines, not both and not neither")
+
+
+class UsageSummary(ValueObject, frozen=True, kw_only=True):
+    """The usage billing holds for one metered subscription item over one period."""
+
+    subscription_item_id: str
+    period_start: UtcDateTime
+    period_end: UtcDateTime
+    total_usage: _Quantity
+    invoice_id: str | None = None
+    """The invoice that billed the period; None while the period is open."""

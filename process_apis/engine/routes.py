@@ -31,6 +31,7 @@ from contracts.limits import MAX_ITEMS
 from contracts.principal import Principal
 from contracts.v1 import Page
 from process_apis.engine.flow_engine import FlowEngine
+from process_apis.engine.observer import FlowObserver
 from process_apis.engine.operations import Operations
 from process_apis.engine.queue import ExceptionQueue
 from process_apis.engine.records import UNFINISHED, FlowQuery, FlowReader
@@ -307,14 +308,26 @@ def build_process_layer(
     engine: AsyncEngine,
     registry: CollectorRegistry | None = None,
     slot_lock_dir: Path | None = None,
+    worker_concurrency: int = 8,
+    global_concurrency: int | None = None,
+    poll_interval_seconds: float = 0.25,
+    step_wait_ceiling_seconds: float = 900.0,
+    observer: FlowObserver | None = None,
 ) -> ProcessLayer:
     """The layer for the app factory. `engine` is the gateway's own (reads and operator
-    actions); the flow engine keeps a pool of its own for the writes flows make."""
+    actions); the flow engine keeps a pool of its own for the writes flows make. The queue's
+    concurrency (per process and in all) and poll interval are the flow engine's; `observer`
+    measures flows, steps, money and webhooks."""
     flow_engine = FlowEngine(
         database_url=database_url,
         executor_id=executor_id,
         executor_prefix=executor_prefix,
         slot_lock_dir=slot_lock_dir,
+        worker_concurrency=worker_concurrency,
+        global_concurrency=global_concurrency,
+        poll_interval_seconds=poll_interval_seconds,
+        step_wait_ceiling_seconds=step_wait_ceiling_seconds,
+        observer=observer,
     )
     queue = ExceptionQueue(engine, registry=registry)
     return ProcessLayer(

@@ -150,6 +150,7 @@ class QuoteToCashService(InitPlugin):
             correlation_id=current_context().correlation_id,
             crm_account=order.account.id,
             legal_entity=order.legal_entity,
+            trace_keys={"deal": opportunity_id},
         )
         return await self._flow(flow_id)
 
@@ -176,6 +177,7 @@ class QuoteToCashService(InitPlugin):
         await self.engine.start(
             FLOW_TYPE, flow_id, self.flows.run, order,
             crm_account=order.account.id, legal_entity=order.legal_entity,
+            trace_keys={"deal": deal.id},
         )
 
     async def _flow(self, flow_id: str) -> Flow:

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import msgspec
 import structlog
-from litestar import Litestar, Request, Response, Router, get, post
+from litestar import HttpMethod, Litestar, Request, Response, Router, get, post, route
 from litestar.config.app import AppConfig
 from litestar.di import NamedDependency, Provide
 from litestar.params import Body, PathParameter, QueryParameter
@@ -110,6 +110,9 @@ class MismatchGauges:
             "currency and status",
             ("kind", "legal_entity", "currency", "status"),
             registry=registry,
+            # Several workers: the value the latest refresh set (each scrape refreshes it
+            # from the database), not one per process.
+            multiprocess_mode="mostrecent",
         )
         self._shown: set[tuple[str, str, str, str]] = set()
 
@@ -254,6 +257,19 @@ async def start_reconciliation(
     )
 
 
+@route(
+    "/reconciliations",
+    http_method=HttpMethod.OPTIONS,
+    include_in_schema=False,
+    opt={"rate_limit_group": "process"},
+    sync_to_thread=False,
+)
+def reconciliations_options() -> Response[None]:
+    """The methods of the runs' list. Litestar 2 builds a path's automatic OPTIONS answer when
+    the path's first handler is registered, so it would leave out GET (litestar#4169)."""
+    return Response(None, status_code=204, headers={"Allow": "GET, OPTIONS, POST"})
+
+
 @get("/reconciliations", opt=_READ, summary="Reconciliation runs, newest first")
 async def list_reconciliations(
     request: AuthedRequest,
@@ -313,7 +329,9 @@ class ReconciliationWiring(InitPlugin):
         app_config.route_handlers.append(
             Router(
                 path=PREFIX,
+                # The OPTIONS handler first: a path registered without one gets Litestar's.
                 route_handlers=[
+                    reconciliations_options,
                     start_reconciliation,
                     list_reconciliations,
                     get_reconciliation,

@@ -32,6 +32,7 @@ from contracts.v1 import (
     SubscriptionPatch,
     SubscriptionStatus,
     TaxRate,
+    UsageSummary,
 )
 
 __all__ = ["BillingPort", "ProrationBehavior", "SubscriptionFilter", "SubscriptionRenewals"]
@@ -175,12 +176,14 @@ class BillingPort(Protocol):
         tax_rate_ids: Sequence[str] = (),
         deal_id: str | None = None,
         legal_entity: str | None = None,
+        correlation_id: str | None = None,
         currency: str | None = None,
     ) -> Invoice:
         """A draft invoice; `tax_rate_ids` tax every line without tax rates of its own;
-        `deal_id` and `legal_entity` name the deal it bills and the entity it is billed by.
-        `currency` is the one it bills in; absent, the customer's, and for a customer not yet
-        billed the platform's default, which fixes that customer's currency from then on."""
+        `deal_id` and `legal_entity` name the deal it bills and the entity it is billed by,
+        `correlation_id` the trace it belongs to. `currency` is the one it bills in; absent,
+        the customer's, and for a customer not yet billed the platform's default, which fixes
+        that customer's currency from then on."""
         ...
 
     async def finalize_invoice(
@@ -238,6 +241,25 @@ class BillingPort(Protocol):
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[CreditNote]: ...
+
+    # usage of metered items
+
+    async def report_usage(
+        self,
+        subscription_item_id: str,
+        *,
+        quantity: int,
+        at: datetime,
+        action: Literal["increment", "set"] = "increment",
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Add (or set) usage of a metered item at `at`, inside its current period; returns
+        billing's record id. The same key is the same report, never counted twice."""
+        ...
+
+    async def list_usage_summaries(self, subscription_item_id: str) -> list[UsageSummary]:
+        """The item's usage total per period, newest first; billed periods name their invoice."""
+        ...
 
     # events
 

@@ -1,14 +1,13 @@
-"""What the chaos tests share: a PostgreSQL database of their own, two gateway replicas on it
-(restartable on their ports), and a client that submits under one Idempotency-Key and moves to
-the other replica when one is down, busy with the key (409) or unavailable."""
+"""What the chaos runs share: a PostgreSQL database of their own, gateway replicas restartable
+on their ports, the gateway's environment pointed at emulators in their own processes, and a
+client that submits to whichever replica takes the request."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,13 @@ from tests.process_apis.emulator_processes import gateway_env
 from tests.support.processes import GatewayProcess, start_gateway
 from tests.support.servers import free_port
 
-__all__ = ["Replicas", "Submitter", "chaos_database", "replica_env"]
+__all__ = ["Replicas", "Submitter", "admin", "chaos_env", "problem"]
 
 
-async def _admin(url: str, *statements: str) -> None:
-    admin = sa.make_url(url).set(database="postgres").render_as_string(hide_password=False)
-    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
+async def admin(url: str, *statements: str) -> None:
+    """Run `statements` on the server of `url` from its `postgres` database (CREATE, DROP)."""
+    target = sa.make_url(url).set(database="postgres").render_as_string(hide_password=False)
+    engine = create_async_engine(target, isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as conn:
             for statement in statements:
@@ -34,48 +34,48 @@ async def _admin(url: str, *statements: str) -> None:
         await engine.dispose()
 
 
-@asynccontextmanager
-async def chaos_database(postgres_url: str, suffix: str) -> AsyncIterator[str]:
-    """A fresh database `<test database>_<suffix>` beside the test database, dropped after."""
-    name = f"{sa.make_url(postgres_url).database}_{suffix}"
-    url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    await _admin(
-        postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
-    )
-    try:
-        yield url
-    finally:
-        await _admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def replica_env(
-    urls: Mapping[str, str], *, database: str, redis_url: str, var_dir: Path
+def chaos_env(
+    database: str, tmp_path: Path, urls: Mapping[str, str], **extra: str
 ) -> dict[str, str]:
-    """The environment every replica shares: one database, one Redis, one signing key set."""
+    """The environment of every replica (and of the CLI run beside them)."""
     return {
         "ERPGW_DATABASE_URL": database,
-        "ERPGW_VAR_DIR": str(var_dir),
-        "ERPGW_SIGNING_KEYS_DIR": str(var_dir / "keys"),
+        "ERPGW_VAR_DIR": str(tmp_path),
+        "ERPGW_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
         "ERPGW_ISSUER": "http://gateway.test",
         "ERPGW_ACCESS_LOG": "false",
         "ERPGW_LOG_FORMAT": "json",
-        "ERPGW_REDIS_URL": redis_url,
         **gateway_env(urls),
+        **extra,
     }
 
 
-class Replicas:
-    """The two replicas, restartable on their ports."""
+def problem(response: httpx.Response, status: int = 503) -> dict[str, Any]:
+    """The problem+json body of `response`, which must be `status` with a Retry-After."""
+    assert response.status_code == status, (response.request.url, response.text)
+    assert response.headers["content-type"] == "application/problem+json", response.headers
+    assert int(response.headers["retry-after"]) >= 1, response.headers
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status, body
+    return body
 
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
+
+class Replicas:
+    """Gateway replicas on one database, each restartable on its port."""
+
+    def __init__(self, env: dict[str, str], logs: Path, count: int = 2) -> None:
         self.env = env
         self.logs = logs
-        self.ports = [free_port(), free_port()]
-        self.processes: list[GatewayProcess | None] = [None, None]
-        self.starts = [0, 0]
+        self.ports = [free_port() for _ in range(count)]
+        self.processes: list[GatewayProcess | None] = [None] * count
+        self.starts = [0] * count
 
     def url(self, index: int) -> str:
         return f"http://127.0.0.1:{self.ports[index]}"
+
+    @property
+    def urls(self) -> list[str]:
+        return [self.url(index) for index in range(len(self.ports))]
 
     def start(self, index: int) -> None:
         self.starts[index] += 1

@@ -19,7 +19,6 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -31,7 +30,7 @@ import pytest
 
 from gateway.sandbox_wiring import netsuite_sandbox_credentials as netsuite_sandbox
 from system_apis.tax import line_tax
-from tests.chaos.cluster import Replicas, Submitter, chaos_database, replica_env
+from tests.chaos.cluster import Replicas, Submitter, chaos_env
 from tests.process_apis.emulator_processes import emulator_processes
 from tests.process_apis.sandbox import STRIPE_KEY, SalesforceOrg, StripeAccount, seeded_id
 from tests.support.processes import create_client
@@ -218,18 +217,17 @@ BOOKING_FAULTS = faults_of({"salesforce": 503, "stripe": 429, "zendesk": 503, "n
 AMENDING_FAULTS = faults_of({"salesforce": 429, "stripe": 502, "zendesk": 429, "netsuite": 429})
 
 
-@pytest.fixture
-async def database(postgres_url: str) -> AsyncIterator[str]:
-    async with chaos_database(postgres_url, "money_chaos") as url:
-        yield url
-
-
 async def test_money_agrees_in_every_system_through_chaos_and_drift(
     tmp_path: Path, database: str, redis_url: str
 ) -> None:
     with emulator_processes(tmp_path) as urls:
-        env = replica_env(urls, database=database, redis_url=redis_url, var_dir=tmp_path)
-        env["ERPGW_RECONCILE_INTERVAL_SECONDS"] = "0"
+        env = chaos_env(
+            database,
+            tmp_path,
+            urls,
+            ERPGW_REDIS_URL=redis_url,
+            ERPGW_RECONCILE_INTERVAL_SECONDS="0",
+        )
         client = await asyncio.to_thread(create_client, env, scopes=SCOPES, tier="gold")
         replicas = Replicas(env, tmp_path)
         try:

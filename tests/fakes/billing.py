@@ -63,6 +63,7 @@ from contracts.v1 import (
     SubscriptionItemInput,
     SubscriptionPatch,
     TaxRate,
+    UsageSummary,
 )
 from system_apis.billing.port import ProrationBehavior, SubscriptionFilter
 from tests.fakes._base import FakePort, operation
@@ -213,6 +214,8 @@ class FakeBilling(FakePort):
         self.credit_notes: dict[str, CreditNote] = {}
         self.events: dict[str, EventEnvelope] = {}
         self.default_payment_methods: dict[str, str] = {}
+        self.usage: dict[str, list[tuple[int, int, str]]] = {}
+        """Reported usage by subscription item: (unix time, quantity, action), oldest first."""
 
     # ------------------------------------------------------------------ seeding (not recorded)
 
@@ -475,6 +478,41 @@ class FakeBilling(FakePort):
                           lambda: self._create_subscription(subscription, canonical_id))
 
     @operation
+    async def report_usage(
+        self,
+        subscription_item_id: str,
+        *,
+        quantity: int,
+        at: datetime,
+        action: str = "increment",
+        idempotency_key: str | None = None,
+    ) -> str:
+        def write() -> str:
+            records = self.usage.setdefault(subscription_item_id, [])
+            records.append((int(at.timestamp()), quantity, action))
+            return f"mbur_{subscription_item_id}_{len(records)}"
+
+        key = ("report_usage", subscription_item_id, quantity, at, action)
+        return self._once(idempotency_key, key, write)
+
+    @operation
+    async def list_usage_summaries(self, subscription_item_id: str) -> list[UsageSummary]:
+        """The open period's total only (the fake does not renew subscriptions)."""
+        sub = next(s for s in self._subs.values()
+                   if any(item.id == subscription_item_id for item in s.items))
+        at_moment: dict[int, int] = {}
+        for moment, quantity, action in self.usage.get(subscription_item_id, []):
+            if sub.period_start <= moment < sub.period_end:
+                base = 0 if action == "set" else at_moment.get(moment, 0)
+                at_moment[moment] = base + quantity
+        return [UsageSummary(
+            subscription_item_id=subscription_item_id,
+            period_start=datetime.fromtimestamp(sub.period_start, UTC),
+            period_end=datetime.fromtimestamp(sub.period_end, UTC),
+            total_usage=sum(at_moment.values()),
+        )]
+
+    @operation
     async def get_subscription(self, subscription_id: str) -> Subscription:
         return self._subscription(self._get(self._subs, subscription_id, "subscription"))
 
@@ -632,13 +670,14 @@ class FakeBilling(FakePort):
         tax_rate_ids: Sequence[str] = (),
         deal_id: str | None = None,
         legal_entity: str | None = None,
+        correlation_id: str | None = None,
         currency: str | None = None,
     ) -> Invoice:
         for rate_id in tax_rate_ids:
             self._param(self._tax_rates, rate_id, "tax_rate", "default_tax_rates")
         key = ("create_invoice", customer_id, collection_method, days_until_due,
                subscription_id, include_pending_items, auto_advance, description,
-               tuple(tax_rate_ids), deal_id, legal_entity, currency)
+               tuple(tax_rate_ids), deal_id, legal_entity, correlation_id, currency)
 
         def create() -> Invoice:
             customer = self._param(self._customers, customer_id, "customer", "customer")
@@ -659,7 +698,8 @@ class FakeBilling(FakePort):
                                         tax_rates=list(tax_rate_ids))
             invoice.description = description
             invoice.metadata.update({key: value for key, value in (
-                ("deal_id", deal_id), ("legal_entity", legal_entity)) if value is not None})
+                ("deal_id", deal_id), ("legal_entity", legal_entity),
+                ("correlation_id", correlation_id)) if value is not None})
             for item in pending:
                 self._attach(invoice, item)
             _set_currency(customer, billed_in, param="currency")
@@ -830,7 +870,7 @@ class FakeBilling(FakePort):
         _set_currency(customer, first.currency, param="items[0][price]")
         at = self._stamp()
         metadata = {"deal_id": create.deal_id, "legal_entity": create.legal_entity,
-                    "canonical_id": canonical_id}
+                    "canonical_id": canonical_id, "correlation_id": create.correlation_id}
         sub = _Subscription(
             id=self._mint("sub"), customer_id=customer.id, currency=first.currency,
             status="incomplete" if create.collection_method == "charge_automatically"
@@ -1286,7 +1326,7 @@ class FakeBilling(FakePort):
             collection_method=sub.collection_method,  # type: ignore[arg-type]
             days_until_due=sub.days_until_due,
             items=[self._sub_item(item) for item in sub.items], deal_id=sub.metadata.get(
-                "deal_id"),
+                "deal_id"), correlation_id=sub.metadata.get("correlation_id"),
             legal_entity=sub.metadata.get("legal_entity")
             or customer.metadata.get("legal_entity") or UNASSIGNED_ENTITY,
             refs={VENDOR: sub.id},
@@ -1307,7 +1347,7 @@ class FakeBilling(FakePort):
         return Invoice(
             id=invoice.id, customer_id=invoice.customer_id,
             subscription_id=invoice.subscription_id, deal_id=metadata.get("deal_id"),
-            number=invoice.number,
+            correlation_id=metadata.get("correlation_id"), number=invoice.number,
             status=invoice.status, currency=invoice.currency, lines=list(invoice.lines),
             subtotal=invoice.subtotal, tax=invoice.tax, total=invoice.subtotal + invoice.tax,
             amount_due=invoice.amount_due, amount_paid=invoice.amount_paid,

@@ -219,9 +219,14 @@ class BillingOperations(ClientBase):
         tax_rate_ids: Sequence[str] = (),
         deal_id: str | None = None,
         legal_entity: str | None = None,
+        correlation_id: str | None = None,
         currency: str | None = None,
     ) -> Invoice:
-        metadata = {mapping.META_DEAL: deal_id, mapping.META_LEGAL_ENTITY: legal_entity}
+        metadata = {
+            mapping.META_DEAL: deal_id,
+            mapping.META_LEGAL_ENTITY: legal_entity,
+            mapping.META_CORRELATION: correlation_id,
+        }
         params = {
             "currency": currency.lower() if currency else None,
             "metadata": {k: v for k, v in metadata.items() if v is not None} or None,
