@@ -18,6 +18,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import Body
 from litestar.plugins import InitPlugin
 
+from contracts.audit import actor_of
 from contracts.context import current_context
 from contracts.errors import FieldError, UpstreamNotFound, ValidationFailed
 from contracts.limits import MAX_QUANTITY
@@ -152,6 +153,8 @@ class AmendmentService:
             amendment,
             correlation_id=current_context().correlation_id,
             legal_entity=subscription.legal_entity,
+            source="api",
+            actor=actor_of(principal),
         )
         return handle, amendment
 

@@ -32,6 +32,15 @@ from dbos import _dbos as _dbos_internals
 from dbos import error as dbos_errors
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.audit import (
+    AuditActor,
+    AuditEvent,
+    AuditTrail,
+    FlowSource,
+    gateway_target,
+    system_actor,
+)
+from contracts.context import current_context
 from contracts.errors import Conflict, ServiceUnavailable
 from process_apis.engine import _steps, durable
 from process_apis.engine._executors import ExecutorRegistry, SlotLock
@@ -127,6 +136,7 @@ class FlowEngine:
         executor_timeout_seconds: float = 30.0,
         system_pool_size: int = 10,
         log_level: str = "WARNING",
+        audit: AuditTrail | None = None,
     ) -> None:
         """
         Args:
@@ -140,7 +150,10 @@ class FlowEngine:
                 predecessor's id and resumes its flows at once, instead of waiting for the
                 dead one's heartbeat to go stale.
             poll_interval_seconds: how often queues and message waits poll the database.
+            audit: the audit trail every accepted start request is recorded in (with its
+                source, and whether it created the flow or found it there).
         """
+        self._audit = audit
         self._database_url = database_url
         self._registered: dict[type[FlowInstance], dict[str, Any]] = {}
         self._fixed_executor_id = executor_id
@@ -315,11 +328,15 @@ class FlowEngine:
         correlation_id: str | None = None,
         crm_account: str | None = None,
         legal_entity: str | None = None,
+        source: FlowSource = "api",
+        actor: AuditActor | None = None,
     ) -> FlowHandle:
         """Start flow `fn(*args)` under id `business_key` (e.g. `q2c:{opportunity_id}`).
 
         Starting a key that already exists returns that flow: a duplicate delivery is the same
-        flow, and its arguments are those of the first start.
+        flow, and its arguments are those of the first start. Either way the request is
+        audited (`flow.start`) with its `source` and `actor` (default: the calling client,
+        else the gateway).
 
         Raises:
             Conflict: the key belongs to a flow of another function.
@@ -347,11 +364,41 @@ class FlowEngine:
                     f"Flow {business_key} already exists as another kind of flow",
                     code="flow_key_taken",
                 ) from exc
+        await self.record_start(
+            flow_type, business_key, created=created, source=source, actor=actor,
+            legal_entity=legal_entity, correlation_id=correlation_id,
+        )
         return FlowHandle(
             flow_id=business_key,
             created=created,
             workflow=workflow,
             poll_interval_seconds=self._poll,
+        )
+
+    async def record_start(
+        self,
+        flow_type: str,
+        flow_id: str,
+        *,
+        created: bool,
+        source: FlowSource,
+        actor: AuditActor | None,
+        legal_entity: str | None,
+        correlation_id: str | None = None,
+    ) -> None:
+        """Audit a start request: `start` does for every request it takes, and a service
+        that answers a request with the flow that already exists (without `start`) calls it."""
+        if self._audit is None:
+            return
+        await self._audit.record(
+            AuditEvent(
+                action="flow.start",
+                actor=actor or _calling_client(),
+                target=gateway_target(flow_id),
+                legal_entity=legal_entity,
+                correlation_id=correlation_id,
+                detail={"flow_type": flow_type, "source": source, "created": created},
+            )
         )
 
     async def has_workflow(self, flow_id: str) -> bool:
@@ -567,6 +614,13 @@ class FlowEngine:
         if self._queue is None:
             raise ServiceUnavailable("The flow engine is not running")
         return self._queue
+
+
+def _calling_client() -> AuditActor:
+    client_id = current_context().client_id
+    if client_id is not None:
+        return AuditActor(kind="client", id=client_id)
+    return system_actor("gateway")
 
 
 def migrate_engine_storage(

@@ -26,6 +26,7 @@ from litestar.plugins import InitPlugin
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.audit import AuditTrail
 from contracts.errors import FieldError, InvalidRequest, NotFound
 from contracts.limits import MAX_ITEMS
 from contracts.principal import Principal
@@ -307,6 +308,7 @@ def build_process_layer(
     engine: AsyncEngine,
     registry: CollectorRegistry | None = None,
     slot_lock_dir: Path | None = None,
+    audit: AuditTrail | None = None,
 ) -> ProcessLayer:
     """The layer for the app factory. `engine` is the gateway's own (reads and operator
     actions); the flow engine keeps a pool of its own for the writes flows make."""
@@ -315,13 +317,14 @@ def build_process_layer(
         executor_id=executor_id,
         executor_prefix=executor_prefix,
         slot_lock_dir=slot_lock_dir,
+        audit=audit,
     )
     queue = ExceptionQueue(engine, registry=registry)
     return ProcessLayer(
         engine=flow_engine,
         reader=FlowReader(engine),
         queue=queue,
-        operations=Operations(engine=flow_engine, queue=queue),
+        operations=Operations(engine=flow_engine, queue=queue, audit=audit),
     )
 
 

@@ -27,6 +27,7 @@ from litestar.params import Body
 from litestar.plugins import InitPlugin
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.audit import FlowSource, actor_of, system_actor
 from contracts.context import current_context
 from contracts.errors import RequestRejected
 from contracts.principal import Principal
@@ -116,14 +117,22 @@ class QuoteToCashService(InitPlugin):
                 await self._task
             self._task = None
 
-    async def book(self, opportunity_id: str, *, principal: Principal) -> Flow:
+    async def book(
+        self, opportunity_id: str, *, principal: Principal, source: FlowSource = "api"
+    ) -> Flow:
         """The quote-to-cash flow of a deal: the one that exists, or a new one once the deal
-        passes its checks."""
+        passes its checks. Either way the request is audited, from `source` (the API or a
+        Salesforce callout)."""
         flow_id = flow_id_for(opportunity_id)
         existing = await self.reader.get(flow_id, principal=principal)
         if existing is not None and (
             existing.status != "pending" or await self.engine.has_workflow(flow_id)
         ):
+            await self.engine.record_start(
+                FLOW_TYPE, flow_id, created=False, source=source, actor=actor_of(principal),
+                legal_entity=existing.legal_entity,
+                correlation_id=current_context().correlation_id,
+            )
             return existing
         # New, or a pending record with no workflow to run it: (re)start it under its key.
         order = await self.desk.order_for(opportunity_id, principal=principal)
@@ -135,6 +144,8 @@ class QuoteToCashService(InitPlugin):
             correlation_id=current_context().correlation_id,
             crm_account=order.account.id,
             legal_entity=order.legal_entity,
+            source=source,
+            actor=actor_of(principal),
         )
         return await self._flow(flow_id)
 
@@ -156,6 +167,7 @@ class QuoteToCashService(InitPlugin):
         await self.engine.start(
             FLOW_TYPE, flow_id, self.flows.run, order,
             crm_account=order.account.id, legal_entity=order.legal_entity,
+            source="poller", actor=system_actor("crm-poller"),
         )
 
     async def _flow(self, flow_id: str) -> Flow:

@@ -51,6 +51,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.plugins import InitPlugin
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.audit import FlowSource, system_actor
 from contracts.context import current_context
 from contracts.principal import Principal
 from process_apis.engine.flow_engine import FlowEngine
@@ -244,6 +245,8 @@ class WebhookIntake(InitPlugin):
                 correlation_id=current_context().correlation_id,
                 crm_account=start.crm_account,
                 legal_entity=start.legal_entity,
+                source="webhook",
+                actor=system_actor(f"webhook:{event.source}"),
             )
             flow_ids.append(handle.flow_id)
         status: Literal["enqueued", "ignored"] = "enqueued" if flow_ids else "ignored"
@@ -401,7 +404,9 @@ def build_intake(
 class DealDesk(Protocol):
     """Quote-to-cash as the callout sees it: book a won deal (checked first) into its flow."""
 
-    async def book(self, opportunity_id: str, *, principal: Principal) -> Any: ...
+    async def book(
+        self, opportunity_id: str, *, principal: Principal, source: FlowSource
+    ) -> Any: ...
 
 
 def subscribe_quote_to_cash(dispatcher: WebhookDispatcher, desk: DealDesk) -> None:
@@ -412,7 +417,7 @@ def subscribe_quote_to_cash(dispatcher: WebhookDispatcher, desk: DealDesk) -> No
     async def on_closed_won(event: WebhookEvent) -> str | None:
         if event.type != CLOSED_WON or not event.subject or event.sender is None:
             return None  # only a client's callout books a deal; nobody else announces one
-        booked = await desk.book(event.subject, principal=event.sender)
+        booked = await desk.book(event.subject, principal=event.sender, source="callout")
         return str(booked.id)
 
     dispatcher.register("salesforce", CLOSED_WON, on_closed_won)
