@@ -8,12 +8,14 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from contracts.audit import AuditEvent, gateway_target, system_actor
+from process_apis.quote_to_cash.routes import DEMO_OPPORTUNITY_ID
 from process_apis.webhooks.intake import WebhookEvent
 from tests.process_apis.escalation.test_credit import callers, credit_in, decide, escalate
 from tests.process_apis.linked_customer import seed_acme, vendor
@@ -229,3 +231,41 @@ async def client_id_of(_client: AppClient, headers: dict[str, str]) -> str:
     payload = headers["Authorization"].split()[1].split(".")[1]
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     return str(claims["sub"])
+
+
+async def test_flow_starts_name_their_source_poller_callout_and_schedule(
+    client: AppClient,
+) -> None:
+    gateway = client.app.state.gateway
+    crm = vendor(client, "salesforce")
+    deal = await crm.get_deal(DEMO_OPPORTUNITY_ID)
+    caller_id, caller = await new_client_token(
+        client, ["process:write", "process:read"], entities=["US01"]
+    )
+
+    await gateway.quote_to_cash.book_won(deal)  # what the won-deal poller does
+    callout = await client.post(
+        "/webhooks/salesforce",
+        json={"event": "opportunity.closed_won", "opportunity_id": deal.id, "event_id": "sf-1"},
+        headers=bearer(caller),
+    )
+    scheduled = datetime(2026, 12, 7, 6, tzinfo=UTC)
+    await gateway.reconciliation.service.start_scheduled(scheduled)
+    await gateway.reconciliation.service.start_scheduled(scheduled)  # another replica's turn
+    _, everyone = await auditor(client, None)
+    deal_trail = await every_record(client, everyone, target=deal.id)
+    run_trail = await every_record(client, everyone, target="reconcile:2026-12-07T06:00:00Z")
+
+    assert callout.status_code == 200, callout.text
+    assert [
+        (r["actor"]["kind"], r["actor"]["id"], r["detail"]["source"], r["detail"]["created"])
+        for r in reversed(deal_trail)
+    ] == [
+        ("system", "crm-poller", "poller", True),
+        ("client", caller_id, "callout", False),
+    ]
+    assert {r["target"]["id"] for r in deal_trail} == {f"q2c:{deal.id}"}
+    assert [
+        (r["actor"]["id"], r["detail"]["source"], r["detail"]["created"])
+        for r in reversed(run_trail)
+    ] == [("schedule", "schedule", True), ("schedule", "schedule", False)]
