@@ -76,11 +76,14 @@ class AuditLog:
     ) -> None:
         self._engine = engine
         self._clock = clock
+        # One append at a time in this process: the head serializes them anyway, and a writer
+        # waiting on SQLite's lock sleeps in its busy handler (bench/audit_append.py).
+        self._turn = asyncio.Lock()
 
     async def record(self, event: AuditEvent) -> AuditRecord:
         """Append `event` as the next record of the chain (its own transaction)."""
         correlation_id = event.correlation_id or current_context().correlation_id
-        async with self._engine.begin() as conn:
+        async with self._turn, self._engine.begin() as conn:
             # First statement of the transaction: takes the head's lock before anything is read.
             head = (
                 await conn.execute(
