@@ -144,20 +144,16 @@ class AuditLog:
     async def prune(self, *, older_than: timedelta) -> int:
         """Remove the records older than `older_than`; the anchor moves to the last removed."""
         cutoff = self._clock() - older_than
-        async with self._engine.begin() as conn:
+        async with self._engine.connect() as conn:  # most hours there is nothing to prune
+            if await _last_before(conn, cutoff) is None:
+                return 0
+        async with self._turn, self._engine.begin() as conn:
             await conn.execute(  # the head's lock: no append interleaves with the prune
                 sa.update(audit_head)
                 .where(audit_head.c.id == _HEAD)
                 .values(anchor_seq=audit_head.c.anchor_seq)
             )
-            last = (
-                await conn.execute(
-                    sa.select(audit_log.c.seq, audit_log.c.hash)
-                    .where(audit_log.c.at < cutoff)
-                    .order_by(audit_log.c.seq.desc())
-                    .limit(1)
-                )
-            ).first()
+            last = await _last_before(conn, cutoff)
             if last is None:
                 return 0
             removed = (
@@ -172,15 +168,16 @@ class AuditLog:
 
 
 async def keep_pruning(audit: AuditLog, *, retention_days: int) -> None:
-    """Prune the records past their retention now and every hour, until cancelled."""
+    """Prune the records past their retention every hour, until cancelled (the first time an
+    hour after start: start-up is busy enough on the database)."""
     while True:
+        await asyncio.sleep(PRUNE_EVERY_SECONDS)
         try:
             removed = await audit.prune(older_than=timedelta(days=retention_days))
             if removed:
                 log.info("audit_records_pruned", count=removed)
         except Exception as exc:
             log.warning("audit_prune_failed", error=str(exc))
-        await asyncio.sleep(PRUNE_EVERY_SECONDS)
 
 
 def chain_hash(row: dict[str, Any]) -> str:
@@ -315,6 +312,18 @@ def _conditions(query: AuditQuery, principal: Principal) -> list[sa.ColumnElemen
     if query.until:
         conditions.append(audit_log.c.at <= query.until)
     return conditions
+
+
+async def _last_before(conn: AsyncConnection, cutoff: datetime) -> sa.Row[Any] | None:
+    """The newest record written before `cutoff` (seq and hash), if any."""
+    return (
+        await conn.execute(
+            sa.select(audit_log.c.seq, audit_log.c.hash)
+            .where(audit_log.c.at < cutoff)
+            .order_by(audit_log.c.seq.desc())
+            .limit(1)
+        )
+    ).first()
 
 
 async def _rows_from(conn: AsyncConnection, anchor_seq: int) -> AsyncIterator[dict[str, Any]]:
