@@ -156,13 +156,14 @@ class AuditLog:
             last = await _last_before(conn, cutoff)
             if last is None:
                 return 0
+            last_seq, last_hash = last
             removed = (
-                await conn.execute(sa.delete(audit_log).where(audit_log.c.seq <= last.seq))
+                await conn.execute(sa.delete(audit_log).where(audit_log.c.seq <= last_seq))
             ).rowcount
             await conn.execute(
                 sa.update(audit_head)
                 .where(audit_head.c.id == _HEAD)
-                .values(anchor_seq=last.seq, anchor_hash=last.hash)
+                .values(anchor_seq=last_seq, anchor_hash=last_hash)
             )
         return int(removed or 0)
 
@@ -314,9 +315,9 @@ def _conditions(query: AuditQuery, principal: Principal) -> list[sa.ColumnElemen
     return conditions
 
 
-async def _last_before(conn: AsyncConnection, cutoff: datetime) -> sa.Row[Any] | None:
-    """The newest record written before `cutoff` (seq and hash), if any."""
-    return (
+async def _last_before(conn: AsyncConnection, cutoff: datetime) -> tuple[int, str] | None:
+    """The seq and hash of the newest record written before `cutoff`, if any."""
+    row = (
         await conn.execute(
             sa.select(audit_log.c.seq, audit_log.c.hash)
             .where(audit_log.c.at < cutoff)
@@ -324,6 +325,7 @@ async def _last_before(conn: AsyncConnection, cutoff: datetime) -> sa.Row[Any] |
             .limit(1)
         )
     ).first()
+    return None if row is None else (int(row.seq), str(row.hash))
 
 
 async def _rows_from(conn: AsyncConnection, anchor_seq: int) -> AsyncIterator[dict[str, Any]]:
