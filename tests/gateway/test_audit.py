@@ -5,6 +5,7 @@ naming the first bad record, and pruning keeps the rest verifiable."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -145,18 +146,22 @@ def test_audit_verify_exits_non_zero_naming_the_first_bad_record(
     monkeypatch.setenv("ERPGW_SIGNING_KEYS_DIR", str(tmp_path / "keys"))
     monkeypatch.setenv("ERPGW_LOG_FORMAT", "json")
 
-    assert main(["clients", "create", "--name", "nightly job", "--scopes", "crm:read"]) == 0
+    assert (
+        main(["clients", "create", "--name", "nightly job", "--scopes", "crm:read", "--json"]) == 0
+    )
+    client_id = json.loads(capsys.readouterr().out)["client_id"]
+    assert main(["clients", "revoke", client_id]) == 0
     assert main(["keys", "rotate"]) == 0
     capsys.readouterr()
     assert main(["audit", "verify"]) == 0
-    assert "audit chain intact: 2 records checked" in capsys.readouterr().err
+    assert "audit chain intact: 3 records checked" in capsys.readouterr().err
 
-    async def tamper() -> list[tuple[int, str, str]]:
+    async def tamper() -> list[tuple[int, str, str, str]]:
         engine = storage.create_engine(url)
         try:
             async with engine.begin() as conn:
                 rows = [
-                    (row.seq, row.action, row.actor_id)
+                    (row.seq, row.action, row.actor_id, row.target_id)
                     for row in await conn.execute(
                         sa.select(storage.audit_log).order_by(storage.audit_log.c.seq)
                     )
@@ -171,8 +176,9 @@ def test_audit_verify_exits_non_zero_naming_the_first_bad_record(
             await engine.dispose()
 
     rows = asyncio.run(tamper())
-    assert [action for _, action, _ in rows] == ["client.create", "keys.rotate"]
-    assert all(actor.startswith("cli:") for _, _, actor in rows)
+    assert [action for _, action, _, _ in rows] == ["client.create", "client.revoke", "keys.rotate"]
+    assert [target for _, _, _, target in rows][:2] == [client_id, client_id]
+    assert all(actor.startswith("cli:") for _, _, actor, _ in rows)
     assert main(["audit", "verify"]) == 1
     assert (
         "audit chain broken at record 1: record 1 was changed after it was written"
