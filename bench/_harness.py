@@ -18,10 +18,23 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["Load", "WrkResult", "free_port", "process_tree_cpu", "serve", "wrk"]
+__all__ = [
+    "RSS_GOAL_MB",
+    "Load",
+    "WrkResult",
+    "failed_requests",
+    "free_port",
+    "peak_rss_mb",
+    "process_tree_cpu",
+    "rss_line",
+    "serve",
+    "wrk",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+RSS_GOAL_MB = 200
+"""Peak resident memory a gateway process may reach under any bench."""
 
 
 def free_port() -> int:
@@ -32,9 +45,15 @@ def free_port() -> int:
 
 @contextmanager
 def serve(
-    target: str, *, port: int, env: Mapping[str, str] | None = None, server: str = "granian"
+    target: str,
+    *,
+    port: int,
+    env: Mapping[str, str] | None = None,
+    server: str = "granian",
+    log: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Serve `module:factory` on 127.0.0.1:port in a child process until the block ends."""
+    """Serve `module:factory` on 127.0.0.1:port in a child process until the block ends; its
+    output goes to `log` when given (to read why a request failed), else nowhere."""
     command = (
         [
             sys.executable,
@@ -69,12 +88,13 @@ def serve(
             target,
         ]
     )
+    output = log.open("ab") if log is not None else None
     process = subprocess.Popen(
         command,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output or subprocess.DEVNULL,
+        stderr=output or subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
@@ -86,6 +106,19 @@ def serve(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+        if output is not None:
+            output.close()
+
+
+def failed_requests(log: Path, limit: int = 10) -> str:
+    """The access lines of `log` whose status is not 2xx, and any error lines (at most
+    `limit`), to say why a bench saw non-2xx answers."""
+    found: list[str] = []
+    for line in log.read_text(errors="replace").splitlines():
+        status = re.search(r'"status":\s*(\d{3})', line)
+        if (status and not status.group(1).startswith("2")) or '"level":"error"' in line:
+            found.append(line[:400])
+    return "\n".join(found[-limit:]) or "(no failed request in the server's log)"
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
@@ -175,3 +208,27 @@ def _descendants(pid: int) -> list[int]:
     for child in map(int, children):
         found += [child, *_descendants(child)]
     return found
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The largest peak resident set (VmHWM) among `pid` and its descendants, in MB: granian
+    serves from a worker child, so the parent alone would understate it. Read it before the
+    process stops."""
+    peak_kb = 0
+    for member in [pid, *_descendants(pid)]:
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        match = re.search(r"VmHWM:\s+(\d+) kB", status)
+        if match:
+            peak_kb = max(peak_kb, int(match.group(1)))
+    return peak_kb / 1024
+
+
+def rss_line(peaks: Mapping[str, float]) -> str:
+    """One line: each gateway process's peak RSS against the goal."""
+    worst = max(peaks.values(), default=0.0)
+    each = ", ".join(f"{name} {mb:.0f} MB" for name, mb in peaks.items())
+    verdict = "met" if worst <= RSS_GOAL_MB else "MISSED"
+    return f"peak RSS per gateway process: {each}   goal <= {RSS_GOAL_MB} MB: {verdict}"

@@ -42,7 +42,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._harness import Load, free_port, serve, wrk
+from bench._harness import Load, free_port, peak_rss_mb, rss_line, serve, wrk
 
 ACCOUNT = "001BENCH0000001AAA"
 CANONICAL = f"cus-{ACCOUNT}"
@@ -132,7 +132,7 @@ def main() -> None:
         env = _env(Path(tmp))
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        with serve("bench.fanout:fanout_app", port=port, env=env):
+        with serve("bench.fanout:fanout_app", port=port, env=env) as process:
             asyncio.run(_seed(env["ERPGW_DATABASE_URL"]))
             sales_token = _token(base, env, "experience:sales")
             portal_token = _token(base, env, "experience:portal", customer=CANONICAL)
@@ -146,8 +146,10 @@ def main() -> None:
             httpx.post(f"{base}/bench/backend-latency/reset").raise_for_status()
             measured = _generate(base + SALES, rate, args.seconds, sales_token)
             backends = httpx.get(f"{base}/bench/backend-latency").json()
+            rss_mb = peak_rss_mb(process.pid)
     _report(measured, backends, rate, sales_capacity, portal_capacity)
     print(f"  gc.freeze() after start: {'yes' if args.gc_freeze else 'no (try --gc-freeze)'}")
+    print(rss_line({"gateway": rss_mb}))
 
 
 def _env(tmp: Path) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Quote-to-cash end to end: won deals booked through real gateway processes against the four
 vendor emulators, beside DBOS workflows of the same number of no-op steps.
 
-    .venv/bin/python bench/flows.py [--flows 200] [--concurrency 32]
+    .venv/bin/python bench/flows.py [--flows 200] [--concurrency 32] [--queue-concurrency 8]
+                                    [--profile]
 
 The emulators run in their own processes with their rate and concurrency limits off, and the
 gateway's client-side vendor quotas are off too (`ERPGW_VENDOR_QUOTAS=false`): what is left is
@@ -14,9 +15,15 @@ no-op baseline of `bench/flows_noop.py` runs as many workflows of as many steps 
 had, bare on DBOS and through the engine, with the gateway's queue concurrency.
 
 SQLite: one gateway process. PostgreSQL (when `ERPGW_BENCH_DATABASE_URL` names an async
-PostgreSQL URL whose user may create databases): two gateway processes on a fresh database.
-Prints flows/s, steps/s and the ratio of quote-to-cash steps/s to the no-op workflow's.
-Goals: ratio >= 0.7; >= 100 flows/s on PostgreSQL.
+PostgreSQL URL of a database the bench may empty: its tables and DBOS schemas are dropped
+first): two gateway processes. Prints flows/s, steps/s, the ratio of quote-to-cash steps/s to
+the no-op workflow's and each gateway process's peak RSS.
+Goals: ratio >= 0.7 of bare queued DBOS; >= 40 flows/s on PostgreSQL with two processes;
+peak RSS <= 200 MB per gateway process.
+
+`--profile` samples every gateway process with py-spy while the deals are booked (py-spy is
+in the dev extras; sampling costs some throughput, so the rates of a profiled run are not the
+figures to quote) and prints where their CPU went, by package and by our own functions.
 """
 
 from __future__ import annotations
@@ -40,6 +47,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._harness import peak_rss_mb, rss_line
+from bench._profile import Sampler
 from bench.flows_noop import Result, run_bare, run_engine
 from gateway import storage
 from process_apis.engine.store import flow_steps, flows
@@ -48,22 +57,26 @@ from tests.process_apis.emulator_processes import emulator_processes, gateway_en
 from tests.process_apis.sandbox import SalesforceOrg, seeded_id
 from tests.support.processes import GatewayProcess, create_client, start_gateway
 
-QUEUE_CONCURRENCY = 8
-"""Flows one gateway process runs at once (the flow engine's default worker concurrency)."""
 QUEUE_POLL_SECONDS = 0.25
-"""How often a gateway process polls the flows queue (the flow engine's default)."""
+"""How often a gateway process polls the flows queue (`ERPGW_FLOW_QUEUE_POLL_SECONDS`'s
+default)."""
 DEALS = (
     # (account, currency, lines)
     ("acme", "USD", (("PLAT-STD", 1), ("SEAT", 10), ("ONBOARD", 1))),
     ("globex", "EUR", (("PLAT-ENT", 1), ("ONBOARD", 1))),
     ("umbrella", "EUR", (("PLAT-STD", 1), ("SEAT", 5))),
 )
+BOOKING_ATTEMPTS = 4
+"""A booking answered 503 (the database busy) is sent again, with its key, up to this often."""
+RETRIED = [0]
+"""Bookings answered 503 and sent again, over the whole run (printed: the database was busy)."""
 WARM_UP = ("acme-platform", "globex-enterprise", "umbrella-platform")
 
 
 @dataclass(frozen=True)
 class Booking:
     processes: int
+    rss_mb: dict[str, float]
     flows: int
     steps: int
     failed: int
@@ -100,6 +113,7 @@ async def book(
             "ERPGW_LOG_LEVEL": "WARNING",
             "ERPGW_VENDOR_QUOTAS": "false",
             "ERPGW_RATE_LIMIT_TIERS": "gold=1000000/minute",
+            "ERPGW_FLOW_QUEUE_CONCURRENCY": str(args.queue_concurrency),
             **gateway_env(urls),
         }
         client = create_client(env, scopes="process:write process:read", tier="gold")
@@ -111,11 +125,18 @@ async def book(
                 warm = [seeded_id("Opportunity", key) for key in WARM_UP]
                 await _trigger(http, bases, headers, warm, args.concurrency)
                 await _until_done(database_url, warm, since=None)
-                started = datetime.now(UTC)
-                await _trigger(http, bases, headers, deals, args.concurrency)
-                seconds, steps, failed = await _until_done(database_url, deals, since=started)
+                pids = [gateway.process.pid for gateway in gateways]
+                with Sampler(pids, tmp, enabled=args.profile) as sampler:
+                    started = datetime.now(UTC)
+                    await _trigger(http, bases, headers, deals, args.concurrency)
+                    seconds, steps, failed = await _until_done(
+                        database_url, deals, since=started
+                    )
+                rss = {f"gateway {index}": peak_rss_mb(pid) for index, pid in enumerate(pids)}
+    if args.profile:
+        print(sampler.report(count=len(deals), unit="flow"))
     return Booking(
-        processes=processes, flows=len(deals), steps=steps, failed=failed,
+        processes=processes, rss_mb=rss, flows=len(deals), steps=steps, failed=failed,
         seconds=seconds,
     )
 
@@ -147,12 +168,19 @@ async def _trigger(
     targets = itertools.cycle(bases)
 
     async def one(opportunity: str, base: str) -> None:
+        key = uuid.uuid4().hex
         async with gate:
-            response = await http.post(
-                f"{base}/process/v1/quote-to-cash",
-                json={"opportunity_id": opportunity},
-                headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-            )
+            for _ in range(BOOKING_ATTEMPTS):
+                response = await http.post(
+                    f"{base}/process/v1/quote-to-cash",
+                    json={"opportunity_id": opportunity},
+                    headers={**headers, "Idempotency-Key": key},
+                )
+                if response.status_code != 503:
+                    break
+                # As a client would: the same key again once the gateway's Retry-After passed.
+                RETRIED[0] += 1
+                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
             if response.status_code != 202:
                 raise RuntimeError(f"booking {opportunity}: {response.status_code} {response.text}")
 
@@ -224,7 +252,7 @@ def _noop_args(booking: Booking, args: argparse.Namespace) -> argparse.Namespace
     return argparse.Namespace(
         workflows=booking.flows,
         steps=round(booking.steps / booking.flows),
-        concurrency=QUEUE_CONCURRENCY * booking.processes,
+        concurrency=args.queue_concurrency * booking.processes,
         poll=QUEUE_POLL_SECONDS,
     )
 
@@ -257,26 +285,52 @@ def report(database: str, booking: Booking, noop: list[Result]) -> None:
         print("  " + result.line())
     for result in noop:
         steps_per_second = result.workflows * result.steps / result.seconds
-        print(
-            f"  quote-to-cash steps/s vs {result.name}: "
-            f"{booking.steps_per_second / steps_per_second:.2f}"
-        )
-    print("  (goal: >= 0.7 against the no-op workflow)")
+        ratio = booking.steps_per_second / steps_per_second
+        goal = ""
+        if result.name == "bare DBOS, queued":
+            goal = f"   goal >= 0.7: {'met' if ratio >= 0.7 else 'MISSED'}"
+        print(f"  quote-to-cash steps/s vs {result.name}: {ratio:.2f}{goal}")
+    print("  " + rss_line(booking.rss_mb))
 
 
 @contextmanager
-def fresh_postgres(url: str) -> Iterator[str]:
-    """A new database beside the one `url` names, dropped afterwards."""
-    name = f"erpgw_bench_{uuid.uuid4().hex[:8]}"
+def emptied_postgres(url: str) -> Iterator[str]:
+    """The database `url` names with every table of ours and every DBOS schema dropped, before
+    and after the run: the bench works in the one database it is given, never beside it."""
     admin = sa.create_engine(sync_database_url(url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield sa.make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
+
+    def empty() -> None:
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            schemas = conn.execute(sa.text(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'dbos%'"
+            )).scalars().all()
+            for schema in [*schemas, "public"]:
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+
+    empty()
+    try:
+        yield url
+    finally:
+        empty()
         admin.dispose()
+
+
+async def _sqlite(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="flows-bench-") as tmp:
+        root = Path(tmp)
+        database_url = f"sqlite+aiosqlite:///{root / 'gateway.db'}"
+        await asyncio.to_thread(storage.upgrade, database_url)
+        booking = await book(database_url, 1, root, args)
+    print(
+        f"no-op baseline: the same workflows and steps a booking had, {args.queue_concurrency} "
+        f"at a time per gateway process, queue polled every {QUEUE_POLL_SECONDS} s as in the "
+        "gateway"
+    )
+    report("SQLite", booking, await noop_sqlite(booking, args))
+    if RETRIED[0]:
+        print(f"  ({RETRIED[0]} bookings answered 503, database busy, and were sent again)")
+        RETRIED[0] = 0
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -284,34 +338,39 @@ async def main(args: argparse.Namespace) -> None:
         f"{args.flows} won deals booked end to end ({args.concurrency} requests at a time), "
         "emulators in their own processes, limits and vendor quotas off"
     )
-    with tempfile.TemporaryDirectory(prefix="flows-bench-") as tmp:
-        root = Path(tmp)
-        database_url = f"sqlite+aiosqlite:///{root / 'gateway.db'}"
-        await asyncio.to_thread(storage.upgrade, database_url)
-        booking = await book(database_url, 1, root, args)
-    print(
-        f"no-op baseline: the same workflows and steps a booking had, {QUEUE_CONCURRENCY} "
-        f"at a time per gateway process, queue polled every {QUEUE_POLL_SECONDS} s as in the "
-        "gateway"
-    )
-    report("SQLite", booking, await noop_sqlite(booking, args))
+    if not args.skip_sqlite:
+        await _sqlite(args)
     postgres = os.environ.get("ERPGW_BENCH_DATABASE_URL")
     if not postgres:
         print("PostgreSQL: skipped (set ERPGW_BENCH_DATABASE_URL to an async PostgreSQL URL)")
         return
-    with fresh_postgres(postgres) as database_url, tempfile.TemporaryDirectory(
+    with emptied_postgres(postgres) as database_url, tempfile.TemporaryDirectory(
         prefix="flows-bench-"
     ) as tmp:
         await asyncio.to_thread(storage.upgrade, database_url)
         booking = await book(database_url, 2, Path(tmp), args)
+        # Printed at once: the no-op baseline that follows may still fail on its own.
+        print("PostgreSQL booking: " + booking.line(), flush=True)
         noop = await noop_postgres(database_url, booking, args)
     report("PostgreSQL", booking, noop)
-    goal = "met" if booking.flows_per_second >= 100 else "not met"
-    print(f"  goal of 100 flows/s on PostgreSQL: {goal}")
+    if RETRIED[0]:
+        print(f"  ({RETRIED[0]} bookings answered 503, database busy, and were sent again)")
+    goal = "met" if booking.flows_per_second >= 40 else "MISSED"
+    print(f"  goal >= 40 flows/s on PostgreSQL with two processes: {goal}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flows", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL only")
+    parser.add_argument(
+        "--queue-concurrency",
+        type=int,
+        default=8,
+        help="flows each gateway process runs at once (ERPGW_FLOW_QUEUE_CONCURRENCY)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the gateways with py-spy (where CPU went)"
+    )
     asyncio.run(main(parser.parse_args()))

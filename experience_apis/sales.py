@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Response, Router, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter, SkipValidation
 
 from contracts.errors import FieldError, InvalidRequest, NotFound, UpstreamNotFound
 from contracts.v1 import Customer, Invoice, Page, Subscription, SupportCase
@@ -48,6 +49,7 @@ from experience_apis.compose import (
     conditional_response,
     wants_fresh,
 )
+from process_apis.renewals.routes import AccountRenewal, RenewalService
 from system_apis.billing.port import BillingPort
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
@@ -179,8 +181,41 @@ async def account_overview(
     return conditional_response(request, overview)
 
 
+RenewalsDep = NamedDependency[SkipValidation[RenewalService | None]]
+
+
+class AccountRenewals(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's renewal opportunities, each with its risk, the rules behind it and the
+    signals they read (usage trend, support load, service credits, payments)."""
+
+    account_id: str
+    data: list[AccountRenewal]
+
+
+@get(
+    "/accounts/{crm_account_id:str}/renewals",
+    opt=_OPT,
+    summary="An account's renewals with their risk and why",
+    description="Each renewal opportunity of the account with the risk its signals give now, "
+    "the rules that fired, and what the last renewal scan wrote to the CRM.",
+)
+async def account_renewals(
+    request: AuthedRequest,
+    crm_account_id: AccountId,
+    renewal_service: RenewalsDep = None,
+) -> AccountRenewals:
+    principal = principal_of(request)
+    service = require_port(renewal_service, "renewals")
+    renewals = await service.account_renewals(crm_account_id, principal=principal)
+    return AccountRenewals(account_id=crm_account_id, data=renewals)
+
+
 def create_router() -> Router:
-    return Router(path=PREFIX, route_handlers=[list_accounts, account_overview], tags=["sales"])
+    return Router(
+        path=PREFIX,
+        route_handlers=[list_accounts, account_overview, account_renewals],
+        tags=["sales"],
+    )
 
 
 async def fetch_crm(crm: CrmPort | None, account_id: str) -> CrmData:

@@ -34,7 +34,7 @@ from gateway.core import FreezeLongLivedObjects, Gateway, GatewayCore
 from gateway.edge import EdgeMiddleware
 from gateway.idempotency import IdempotencyStore
 from gateway.keys import KeyStore
-from gateway.logging import configure_logging
+from gateway.logging import AccessLog, configure_logging
 from gateway.metrics import GatewayMetrics
 from gateway.modes import check_mode, webhook_secrets
 from gateway.platforms import build_platforms
@@ -54,7 +54,11 @@ from process_apis.payment_failure import flow as payment_failure
 from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.quote_to_cash.routes import build as build_quote_to_cash
 from process_apis.reconciliation import routes as reconciliation_api
+from process_apis.renewals import routes as renewals_api
+from process_apis.renewals.risk import parse_rules
 from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
+from system_apis.billing.port import SubscriptionRenewals
+from system_apis.crm.port import CrmContractsPort
 from system_apis.tax import DEFAULT_RULES, TaxRules
 
 __all__ = ["create_app", "create_app_from_env"]
@@ -73,7 +77,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     """
     settings = settings or load_settings()
     check_mode(settings)
-    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    access_log = configure_logging(fmt=settings.log_format, level=settings.log_level)
     gateway = _build(settings)
     app = Litestar(
         plugins=[
@@ -87,7 +91,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.gateway = gateway
-    app.asgi_handler = _edge(app.asgi_handler, gateway)
+    app.asgi_handler = _edge(
+        app.asgi_handler, gateway, access_log if settings.access_log else None
+    )
+    # The last lines of the buffered access log are written when the app stops.
+    app.on_shutdown.append(access_log.flush)
     return app
 
 
@@ -158,6 +166,9 @@ def _build(settings: Settings) -> Gateway:
             slot_lock_dir=EXECUTOR_SLOT_LOCKS,
             engine=engine,
             registry=metrics.registry,
+            worker_concurrency=settings.process.queue_concurrency,
+            global_concurrency=settings.process.queue_global_concurrency,
+            poll_interval_seconds=settings.process.queue_poll_seconds,
             audit=audit,
         ),
         redis=redis,
@@ -170,6 +181,7 @@ def _build(settings: Settings) -> Gateway:
     gateway.amendments = _amendments(gateway)
     gateway.webhooks = _webhooks(gateway)
     gateway.reconciliation = _reconciliation(gateway)
+    gateway.renewals = _renewals(gateway)
     return gateway
 
 
@@ -250,6 +262,42 @@ def _reconciliation(gateway: Gateway) -> reconciliation_api.ReconciliationWiring
         settle_seconds=chosen.reconcile_settle_seconds,
         registry=gateway.metrics.registry,
     )
+
+
+def _renewals(gateway: Gateway) -> renewals_api.RenewalsWiring | None:
+    """The renewal scan, its schedule and the won and lost renewals, when quote-to-cash is
+    wired and the CRM keeps contracts and billing can change a subscription at a boundary;
+    built before the flow engine launches. Won renewals the won-deal poller finds are handed
+    to it."""
+    ports = {name: vendor.client for name, vendor in gateway.platforms.vendors.items()}
+    crm, billing = ports.get("salesforce"), ports.get("stripe")
+    q2c = gateway.quote_to_cash
+    if (
+        q2c is None
+        or not isinstance(crm, CrmContractsPort)
+        or not isinstance(billing, SubscriptionRenewals)
+    ):
+        return None
+    chosen = gateway.settings.process
+    wiring = renewals_api.mount(
+        engine=gateway.process.engine,
+        reader=gateway.process.reader,
+        database=gateway.engine,
+        crm=ports["salesforce"],
+        contracts=crm,
+        billing=ports["stripe"],
+        renewals=billing,
+        support=ports.get("zendesk"),
+        quote_to_cash=q2c.flows,
+        orders=q2c.desk,
+        lead_days=chosen.renewal_lead_days,
+        interval_seconds=chosen.renewal_scan_interval_seconds,
+        # No usage source is wired: the renewal context reports the usage trend as unknown.
+        usage=None,
+        rules=parse_rules(chosen.renewal_risk_rules),
+    )
+    q2c.renewals = wiring.service
+    return wiring
 
 
 def _webhooks(gateway: Gateway) -> WebhookIntake:
@@ -333,7 +381,7 @@ def _rate_limit_config(settings: Settings) -> RateLimitConfig:
     )
 
 
-def _edge(inner: Any, gateway: Gateway) -> Any:
+def _edge(inner: Any, gateway: Gateway, access_log: AccessLog | None) -> Any:
     """Wrap the app in what every request passes before routing (see gateway/edge.py)."""
     tiers = gateway.rate_limiter.config.tiers.rates
     return EdgeMiddleware(
@@ -342,5 +390,5 @@ def _edge(inner: Any, gateway: Gateway) -> Any:
         body_read_timeout=gateway.settings.body_read_timeout_seconds,
         metrics=gateway.metrics,
         tiers=frozenset(name for name in tiers if "." not in name),
-        access_log=gateway.settings.access_log,
+        access_log=access_log,
     )

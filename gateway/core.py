@@ -46,6 +46,7 @@ from process_apis.engine.routes import ProcessLayer
 from process_apis.escalation.routes import EscalationWiring
 from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.reconciliation.routes import ReconciliationWiring
+from process_apis.renewals.routes import RenewalsWiring
 from process_apis.webhooks.intake import WebhookIntake
 
 __all__ = ["FreezeLongLivedObjects", "Gateway", "GatewayCore"]
@@ -80,6 +81,7 @@ class Gateway:
     amendments: AmendmentWiring | None = None
     webhooks: WebhookIntake | None = None
     reconciliation: ReconciliationWiring | None = None
+    renewals: RenewalsWiring | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
@@ -91,6 +93,7 @@ class Gateway:
             self.amendments,
             self.webhooks,
             self.reconciliation,
+            self.renewals,
         )
         return [
             self.platforms,

@@ -17,7 +17,7 @@ from typing import Any
 
 from gateway.body_limit import declared_too_large, limited_receive
 from gateway.errors import send_problem
-from gateway.logging import access_line
+from gateway.logging import AccessLog
 from gateway.metrics import GatewayMetrics
 from gateway.tracing import begin_trace
 from gateway.wellformed import IMPLEMENTED_METHODS, refusal_of
@@ -36,7 +36,7 @@ class EdgeMiddleware:
         body_read_timeout: float,
         metrics: GatewayMetrics,
         tiers: frozenset[str],
-        access_log: bool,
+        access_log: AccessLog | None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -45,6 +45,7 @@ class EdgeMiddleware:
         self.tiers = tiers
         """The tiers counted under their own name in metrics (any other is `other`)."""
         self.access_log = access_log
+        """Where each request's line goes; None when the access log is off."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -86,5 +87,5 @@ class EdgeMiddleware:
                 method = "other"
             route = scope.get("path_template") or "unmatched"
             self.metrics.observe(route, method, status, tier, elapsed)
-            if self.access_log:
-                access_line(scope, status, elapsed)
+            if self.access_log is not None:
+                self.access_log.write(scope, status, elapsed)

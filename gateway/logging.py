@@ -7,10 +7,16 @@ repeats (same logger, event and error) is written once, then at most once a minu
 count of those held back (`repeated`). Log lines carry the correlation id bound by the
 tracing policy. Headers, bodies, query strings and tokens are never logged: the access line
 holds the route template, not the URL.
+
+The access line is formatted on the request path (a few microseconds) but written off it:
+lines gather in a buffer written to stderr in one call a few times a second (`AccessLog`),
+instead of a locked, flushed write per request (measured: ~40 us a request on 2 cores).
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import logging
 import re
 import sys
@@ -18,13 +24,22 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, MutableMapping
-from typing import Any
+from datetime import UTC, datetime
+from typing import IO, Any
 
+import msgspec
 import structlog
 
 from contracts.context import current_context
 
-__all__ = ["REPEAT_WINDOW_SECONDS", "RepeatThrottle", "access_line", "configure_logging"]
+__all__ = [
+    "ACCESS_FLUSH_BYTES",
+    "ACCESS_FLUSH_SECONDS",
+    "REPEAT_WINDOW_SECONDS",
+    "AccessLog",
+    "RepeatThrottle",
+    "configure_logging",
+]
 
 REPEAT_WINDOW_SECONDS = 60.0
 """A repeated failure is written at most once in this long (with the count held back)."""
@@ -32,6 +47,11 @@ REPEAT_KEYS = 1024
 """Distinct failures remembered; the oldest is forgotten first."""
 DBOS_CONSOLE_HANDLER = "__dbos_console_log_handler__"
 """The name DBOS looks for before adding its own plain-text console handler to its logger."""
+ACCESS_FLUSH_SECONDS = 0.05
+"""Longest an access line waits in the buffer: lines still appear as the requests happen, and
+a process killed outright (SIGKILL) loses at most this long of them."""
+ACCESS_FLUSH_BYTES = 64 * 1024
+"""A buffer this full is written at once, so a burst never holds much memory."""
 
 
 class RepeatThrottle:
@@ -69,11 +89,12 @@ class RepeatThrottle:
 _throttle = RepeatThrottle()
 
 
-def configure_logging(*, fmt: str = "console", level: str = "INFO") -> None:
+def configure_logging(*, fmt: str = "console", level: str = "INFO") -> AccessLog:
     """Configure structlog, the standard library's logging (DBOS's logger included),
-    `warnings` and uncaught thread exceptions to write to stderr in one format."""
+    `warnings` and uncaught thread exceptions to write to stderr in one format; returns the
+    access log writing in that format (it writes nothing when `level` is above INFO)."""
     renderer: Any = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_json_dumps)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
@@ -126,6 +147,31 @@ def configure_logging(*, fmt: str = "console", level: str = "INFO") -> None:
     # One line per vendor call would drown the access log; vendor calls are metered and
     # recorded in vendor_calls instead.
     logging.getLogger("httpx").setLevel(quiet)
+    return AccessLog(
+        render=_render_json if fmt == "json" else _console_render(renderer),
+        stream=sys.stderr,
+        enabled=logging.getLevelName(level) <= logging.INFO,
+    )
+
+
+_json_encoder = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _json_dumps(event: Any, **_options: Any) -> str:
+    """structlog's JSON serializer: msgspec, anything it cannot encode as its repr (as
+    structlog's own fallback does)."""
+    return _json_encoder.encode(event).decode()
+
+
+def _render_json(event: dict[str, Any]) -> str:
+    return _json_encoder.encode(event).decode()
+
+
+def _console_render(renderer: Any) -> Callable[[dict[str, Any]], str]:
+    def render(event: dict[str, Any]) -> str:
+        return str(renderer(None, "info", event))
+
+    return render
 
 
 def _add_call_context(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
@@ -228,18 +274,74 @@ def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
     )
 
 
-_access = structlog.get_logger("gateway.access")
-
-
-def access_line(scope: Any, status: int, seconds: float) -> None:
+class AccessLog:
     """One line per request: route template (never the URL: it may carry search terms),
-    status, client and latency; the correlation id comes from the call context."""
-    user = scope.get("user")
-    _access.info(
-        "request",
-        method=scope["method"],
-        route=scope.get("path_template") or "unmatched",
-        status=status,
-        client_id=getattr(user, "client_id", None),
-        latency_ms=round(seconds * 1000, 3),
-    )
+    status, client and latency, with the correlation id of the call context; the same fields
+    and format as every other log line (`event` "request", `level`, `timestamp`).
+
+    `write` formats the line and appends it to a buffer; the buffer goes to the stream in one
+    write `flush_seconds` after its first line, or at once past `flush_bytes`, and at exit.
+    Used from the event loop's thread only (the edge middleware)."""
+
+    def __init__(
+        self,
+        *,
+        render: Callable[[dict[str, Any]], str],
+        stream: IO[str],
+        enabled: bool = True,
+        flush_seconds: float = ACCESS_FLUSH_SECONDS,
+        flush_bytes: int = ACCESS_FLUSH_BYTES,
+    ) -> None:
+        self.render = render
+        self.stream = stream
+        self.enabled = enabled
+        """False when the log level is above INFO: then no line is formatted at all."""
+        self.flush_seconds = flush_seconds
+        self.flush_bytes = flush_bytes
+        self._lines: list[str] = []
+        self._size = 0
+        atexit.register(self.flush)
+
+    def write(self, scope: Any, status: int, seconds: float) -> None:
+        if not self.enabled:
+            return
+        user = scope.get("user")
+        event: dict[str, Any] = {
+            "method": scope["method"],
+            "route": scope.get("path_template") or "unmatched",
+            "status": status,
+            "client_id": getattr(user, "client_id", None),
+            "latency_ms": round(seconds * 1000, 3),
+            "event": "request",
+        }
+        _add_call_context(None, "info", event)
+        event["level"] = "info"
+        event["timestamp"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        line = self.render(event) + "\n"
+        if not self._lines:
+            self._schedule_flush()
+        self._lines.append(line)
+        self._size += len(line)
+        if self._size >= self.flush_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what the buffer holds (nothing to do when it is empty)."""
+        lines, self._lines, self._size = self._lines, [], 0
+        if not lines:
+            return
+        try:
+            self.stream.write("".join(lines))
+            self.stream.flush()
+        except (OSError, ValueError):
+            # A closed or broken stderr must not fail the requests that log to it.
+            pass
+
+    def _schedule_flush(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            # Outside an event loop nothing would fire the timer: the next flush (a full
+            # buffer, shutdown or exit) writes the line.
+            return
+        loop.call_later(self.flush_seconds, self.flush)

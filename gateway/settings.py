@@ -200,6 +200,16 @@ def _database_url(name: str, raw: str) -> str:
     return raw
 
 
+def _renewal_risk_rules(name: str, raw: str) -> str:
+    from process_apis.renewals.risk import parse_rules
+
+    try:
+        parse_rules(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name}: {exc}") from None
+    return raw
+
+
 def _rate_limit_tiers(name: str, raw: str) -> str:
     from gateway.rate_limits import parse_tiers
 
@@ -684,6 +694,33 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             minimum=0,
         ),
     ] = 300.0
+    renewal_scan_interval_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_RENEWAL_SCAN_INTERVAL_SECONDS",
+            "seconds between scheduled renewal scans (0: off)",
+            minimum=0,
+        ),
+    ] = 86400.0
+    renewal_lead_days: Annotated[
+        int,
+        var(
+            "ERPGW_RENEWAL_LEAD_DAYS",
+            "days before a contract's end its renewal opportunity is made",
+            minimum=1,
+            maximum=730,
+        ),
+    ] = 90
+    renewal_risk_rules: Annotated[
+        str,
+        var(
+            "ERPGW_RENEWAL_RISK_RULES",
+            "renewal risk thresholds that differ from the defaults, as JSON "
+            '(`{"sla_breaches_high": 2}`; 0 turns a rule off)',
+            check=_renewal_risk_rules,
+            default_doc="the defaults (see `process_apis/renewals/risk.py`)",
+        ),
+    ] = "{}"
     executor_id: Annotated[
         str | None,
         var(
@@ -692,6 +729,31 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             default_doc="one per process",
         ),
     ] = None
+    queue_concurrency: Annotated[
+        int,
+        var(
+            "ERPGW_FLOW_QUEUE_CONCURRENCY",
+            "flows one gateway process runs at once from the flows queue",
+            minimum=1,
+        ),
+    ] = 8
+    queue_global_concurrency: Annotated[
+        int | None,
+        var(
+            "ERPGW_FLOW_QUEUE_GLOBAL_CONCURRENCY",
+            "flows all gateway processes together run at once",
+            minimum=1,
+            default_doc="no limit beyond each process's",
+        ),
+    ] = None
+    queue_poll_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_FLOW_QUEUE_POLL_SECONDS",
+            "seconds between two polls of the flows queue (and of message waits)",
+            positive=True,
+        ),
+    ] = 0.25
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
@@ -1138,6 +1200,7 @@ def _type_text(item: Variable) -> str:
         _pem: "PEM",
         _rate_limit_tiers: "rate list",
         _networks: "IP/CIDR list",
+        _renewal_risk_rules: "JSON",
     }
     if check in named:
         return named[check]

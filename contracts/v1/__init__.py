@@ -64,6 +64,7 @@ from contracts.v1.party import (
     Customer,
     CustomerCreate,
     CustomerPatch,
+    CustomerStatus,
     LegalEntity,
     PaymentStatus,
     RiskLevel,
@@ -77,6 +78,7 @@ from contracts.v1.sales import (
     DealLine,
     DealPatch,
     IntegrationStatus,
+    RenewalRisk,
 )
 from contracts.v1.support import (
     CasePriority,
@@ -117,6 +119,7 @@ __all__ = [
     "Customer",
     "CustomerCreate",
     "CustomerPatch",
+    "CustomerStatus",
     "Deal",
     "DealLine",
     "DealPatch",
@@ -142,6 +145,7 @@ __all__ = [
     "ProblemFieldError",
     "Product",
     "RecurringInterval",
+    "RenewalRisk",
     "RiskLevel",
     "SalesOrder",
     "SalesOrderCreate",

@@ -26,6 +26,7 @@ __all__ = [
     "Customer",
     "CustomerCreate",
     "CustomerPatch",
+    "CustomerStatus",
     "LegalEntity",
     "PaymentStatus",
     "RiskLevel",
@@ -36,6 +37,8 @@ PaymentStatus = Literal["current", "past_due", "delinquent"]
 `delinquent`: retries are exhausted and the account is in collections."""
 
 RiskLevel = Literal["low", "medium", "high"]
+CustomerStatus = Literal["active", "churned"]
+"""Whether the customer still buys from us: `churned` once its last contract was not renewed."""
 
 _Email = Annotated[str, msgspec.Meta(pattern="^[^@\\s]+@[^@\\s]+$", max_length=254)]
 _PaymentTerms = Annotated[int, msgspec.Meta(ge=0, le=365)]
@@ -106,6 +109,7 @@ class Customer(Entity, frozen=True, kw_only=True):
     payment_status: PaymentStatus | None = None
     risk_level: RiskLevel | None = None
     updated_at: UtcDateTime | None = None
+    status: CustomerStatus | None = None
     refs: Refs = {}
 
 

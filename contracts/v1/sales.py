@@ -27,6 +27,7 @@ __all__ = [
     "DealLine",
     "DealPatch",
     "IntegrationStatus",
+    "RenewalRisk",
 ]
 
 IntegrationStatus = Literal["pending", "in_progress", "synced", "failed"]
@@ -35,6 +36,8 @@ IntegrationStatus = Literal["pending", "in_progress", "synced", "failed"]
 exception queue)."""
 
 ContractStatus = Literal["draft", "in_approval", "activated", "expired", "terminated"]
+RenewalRisk = Literal["low", "medium", "high"]
+"""How likely a renewal is to be lost, as the gateway's renewal rules rate it."""
 
 _Quantity = Annotated[int, msgspec.Meta(ge=0)]
 
@@ -77,6 +80,16 @@ class Deal(Entity, frozen=True, kw_only=True):
     order); a mirror the gateway writes back, like `erp_order_number`."""
     integration_status: IntegrationStatus | None = None
     updated_at: UtcDateTime | None = None
+    deal_type: str | None = None
+    """The CRM's opportunity type ("New Business", "Renewal", ...)."""
+    contract_term_months: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    """The term the deal sells; its contract runs that long from the close date."""
+    renewal_of: str | None = None
+    """The deal this one renews (a renewal opportunity only)."""
+    renewal_risk: RenewalRisk | None = None
+    renewal_context: str | None = None
+    """A short summary of the signals behind `renewal_risk` (usage, support, credits,
+    payments), as the renewal scan wrote it."""
     refs: Refs = {}
 
 
@@ -115,6 +128,8 @@ class Contract(Entity, frozen=True, kw_only=True):
     """A signed agreement with a customer for a term, renewed by the renewal flow."""
 
     id: str
+    number: str | None = None
+    """The CRM's contract number."""
     customer_id: str
     deal_id: str | None = None
     status: ContractStatus

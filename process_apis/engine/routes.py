@@ -308,15 +308,22 @@ def build_process_layer(
     engine: AsyncEngine,
     registry: CollectorRegistry | None = None,
     slot_lock_dir: Path | None = None,
+    worker_concurrency: int = 8,
+    global_concurrency: int | None = None,
+    poll_interval_seconds: float = 0.25,
     audit: AuditTrail | None = None,
 ) -> ProcessLayer:
     """The layer for the app factory. `engine` is the gateway's own (reads and operator
-    actions); the flow engine keeps a pool of its own for the writes flows make."""
+    actions); the flow engine keeps a pool of its own for the writes flows make. The queue's
+    concurrency (per process and in all) and poll interval are the flow engine's."""
     flow_engine = FlowEngine(
         database_url=database_url,
         executor_id=executor_id,
         executor_prefix=executor_prefix,
         slot_lock_dir=slot_lock_dir,
+        worker_concurrency=worker_concurrency,
+        global_concurrency=global_concurrency,
+        poll_interval_seconds=poll_interval_seconds,
         audit=audit,
     )
     queue = ExceptionQueue(engine, registry=registry)

@@ -7,7 +7,9 @@ any invoice (so every invoice's posting finds the order it bills), subscribes th
 the recurring lines at the deal's own unit prices (one Stripe subscription, `send_invoice`, due
 after the account's payment terms), its one-time lines added to that subscription's first
 invoice only (never left as loose items another subscription's invoice could pick up), and
-writes order number, subscription id and status back to the opportunity. No compensation: a
+writes order number, subscription id and status back to the opportunity, then signs the deal's
+CRM contract (activated from the close date for the deal's term, keyed `contract:{opportunity_id}`
+so it exists once however often the step runs). No compensation: a
 step that fails for good waits in the exception queue and resumes from that step; every write is
 keyed, so nothing is created twice. A deal of one-time services only gets an invoice of its own
 instead of a subscription, its items bound to it.
@@ -55,7 +57,7 @@ from process_apis.engine.durable import (
 )
 from process_apis.quote_to_cash.orders import Order, OrderLine
 from system_apis.billing.port import BillingPort
-from system_apis.crm.port import CrmPort
+from system_apis.crm.port import ContractCreate, CrmContractsPort, CrmPort
 from system_apis.erp.port import ErpPort
 from system_apis.tax.port import TaxTreatment
 
@@ -64,6 +66,7 @@ __all__ = [
     "BookedOrder",
     "QuoteToCash",
     "QuoteToCashResult",
+    "contract_key",
     "flow_id_for",
 ]
 
@@ -92,6 +95,13 @@ class QuoteToCashResult(msgspec.Struct, frozen=True, kw_only=True):
     subscription_id: str | None
     invoice_item_ids: list[str]
     sales_order: BookedOrder
+    contract_id: str | None = None
+    """The CRM contract the deal started (None: the CRM keeps no contracts)."""
+
+
+def contract_key(opportunity_id: str) -> str:
+    """The external id of the contract a won deal starts."""
+    return f"contract:{opportunity_id}"
 
 
 def flow_id_for(opportunity_id: str) -> str:
@@ -112,10 +122,12 @@ class QuoteToCash(FlowInstance):
         billing: BillingPort,
         erp: ErpPort,
         references: CrossReferences,
+        contracts: CrmContractsPort | None = None,
     ) -> None:
         super().__init__()
         self.customers = customers
         self.crm = crm
+        self.contracts = contracts
         self.billing = billing
         self.erp = erp
         self.references = references
@@ -147,11 +159,13 @@ class QuoteToCash(FlowInstance):
             ]
             await self.send_one_time_invoice(draft)
         await self.write_back_opportunity(order.opportunity_id, booked.number, subscription_id)
+        contract_id = await self.sign_contract(order) if self.contracts is not None else None
         return QuoteToCashResult(
             customer=customer,
             subscription_id=subscription_id,
             invoice_item_ids=charges,
             sales_order=booked,
+            contract_id=contract_id,
         )
 
     # -- catalog ---------------------------------------------------------------------------
@@ -338,6 +352,24 @@ class QuoteToCash(FlowInstance):
         check_write("Deal", "salesforce", patch.fields_set(), mirror=True)
         await self.crm.update_deal(opportunity_id, patch)
         report_external_ids(salesforce_opportunity=opportunity_id)
+
+    @flow_step(system="salesforce", retry=BUSY_PLATFORM)
+    async def sign_contract(self, order: Order) -> str:
+        """The deal's contract: activated from its close date for its term, keyed by the deal
+        (a repeat, or another process doing the same, finds the same contract)."""
+        assert self.contracts is not None, "run signs a contract only with a contracts port"
+        contract_id, _ = await self.contracts.upsert_contract(
+            ContractCreate(
+                customer_id=order.account.id,
+                deal_id=order.opportunity_id,
+                start_date=order.order_date,
+                term_months=order.term_months,
+                currency=order.currency,
+            ),
+            external_id=contract_key(order.opportunity_id),
+        )
+        report_external_ids(salesforce_contract=contract_id)
+        return contract_id
 
     async def _new_price(self, line: OrderLine, currency: str) -> str:
         """A Stripe price (and product, when Stripe has none for the code) at list price.

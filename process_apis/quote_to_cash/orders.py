@@ -36,6 +36,7 @@ from system_apis.visibility import may_see
 
 __all__ = [
     "DEFAULT_PAYMENT_TERMS_DAYS",
+    "DEFAULT_TERM_MONTHS",
     "STRIPE_CURRENCIES",
     "Catalog",
     "Order",
@@ -46,6 +47,8 @@ __all__ = [
 
 DEFAULT_PAYMENT_TERMS_DAYS: Final = 30
 """Days an invoice is due after when the account states no payment terms."""
+DEFAULT_TERM_MONTHS: Final = 12
+"""The contract term of a deal that states none (`Contract_Term_Months__c`)."""
 CATALOG_TTL_SECONDS: Final = 30.0
 """How long a read of the CRM catalog is reused. Only a catalog that knows every product and
 price of a deal is reused; a miss reads the catalog again, so a new product is never refused
@@ -101,6 +104,8 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     amount: int
     tax: TaxTreatment | None = None
     """How the legal entity taxes this customer (None: the gateway has no tax port)."""
+    term_months: int = DEFAULT_TERM_MONTHS
+    """The contract's term, from the order date."""
 
 
 class Catalog(msgspec.Struct, frozen=True, kw_only=True):
@@ -159,14 +164,28 @@ class OrderDesk:
                 see (the same answer, so its existence does not show).
             ValidationFailed: the deal cannot be booked; one field error per problem.
         """
-        return await self.order_of(await self._deal(opportunity_id), principal=principal)
+        return await self.order_of(await self.deal(opportunity_id), principal=principal)
 
-    async def order_of(self, deal: Deal, *, principal: Principal | None) -> Order:
-        """The order of a deal already read (the poller's); raises as `order_for`."""
+    async def order_of(
+        self, deal: Deal, *, principal: Principal | None, renewal: bool = False
+    ) -> Order:
+        """The order of a deal already read (the poller's); raises as `order_for`.
+
+        `renewal`: the deal is booked as the renewal of another (the renewal flow's order);
+        otherwise a renewal is refused, since booking it as a new deal would bill it twice.
+        """
         opportunity_id = deal.id
         if not may_see(principal, deal.legal_entity):
             raise NotFound(f"No opportunity {opportunity_id}")
         account, account_problems = await self._account(deal)
+        if deal.renewal_of is not None and not renewal:
+            account_problems.append(
+                _problem(
+                    "/renewal_of",
+                    "the opportunity renews another deal: book it as a renewal "
+                    f"(/process/v1/renewals/{opportunity_id}/book)",
+                )
+            )
         catalog = await self.catalog(deal)
         entities = await self._entities.get(self._read_entities)
         problems = account_problems + order_problems(deal, account, catalog, entities)
@@ -235,7 +254,8 @@ class OrderDesk:
             prices = await prices_cache.refresh(read_prices)
         return Catalog(products=products, prices=prices)
 
-    async def _deal(self, opportunity_id: str) -> Deal:
+    async def deal(self, opportunity_id: str) -> Deal:
+        """The deal as the CRM holds it; NotFound when there is none."""
         try:
             return await self._crm.get_deal(opportunity_id)
         except UpstreamNotFound as exc:
@@ -389,6 +409,7 @@ def _order(deal: Deal, account: Customer, catalog: Catalog) -> Order:
         payment_terms_days=account.payment_terms_days or DEFAULT_PAYMENT_TERMS_DAYS,
         lines=lines,
         amount=sum(line.amount for line in lines),
+        term_months=deal.contract_term_months or DEFAULT_TERM_MONTHS,
     )
 
 

@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Protocol
 
 import msgspec
 import structlog
@@ -44,7 +44,7 @@ from process_apis.quote_to_cash.flow import FLOW_TYPE, QuoteToCash, flow_id_for
 from process_apis.quote_to_cash.orders import OrderDesk
 from process_apis.quote_to_cash.won_deals import WonDealPoller
 from system_apis.billing.port import BillingPort
-from system_apis.crm.port import CrmPort
+from system_apis.crm.port import CrmContractsPort, CrmPort
 from system_apis.erp.port import ErpPort
 from system_apis.support.port import SupportPort
 from system_apis.tax.port import TaxPort
@@ -78,6 +78,17 @@ class QuoteToCashRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     """The CRM opportunity (won) to book."""
 
 
+class RenewalDesk(Protocol):
+    """The renewal flows as quote-to-cash hands them a closed renewal (from a caller, the
+    CRM's callout or the won-deal poller)."""
+
+    async def book(
+        self, opportunity_id: str, *, principal: Principal | None, source: FlowSource
+    ) -> Flow: ...
+
+    async def book_won(self, deal: Deal) -> None: ...
+
+
 @dataclass(eq=False)  # a plugin: Litestar keeps plugins in sets
 class QuoteToCashService(InitPlugin):
     """Quote-to-cash and the customer master as the app runs them: the flows, the order
@@ -89,6 +100,8 @@ class QuoteToCashService(InitPlugin):
     customer_master: CustomerMasterService
     flows: QuoteToCash
     poller: WonDealPoller | None = None
+    renewals: RenewalDesk | None = None
+    """Where a closed renewal goes (the renewal flows book it, not quote-to-cash)."""
     _task: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -135,7 +148,11 @@ class QuoteToCashService(InitPlugin):
             )
             return existing
         # New, or a pending record with no workflow to run it: (re)start it under its key.
-        order = await self.desk.order_for(opportunity_id, principal=principal)
+        deal = await self.desk.deal(opportunity_id)
+        if deal.renewal_of is not None and self.renewals is not None:
+            # A renewal closes through the same door as a new deal, and books as a renewal.
+            return await self.renewals.book(opportunity_id, principal=principal, source=source)
+        order = await self.desk.order_of(deal, principal=principal)
         await self.engine.start(
             FLOW_TYPE,
             flow_id,
@@ -150,8 +167,13 @@ class QuoteToCashService(InitPlugin):
         return await self._flow(flow_id)
 
     async def book_won(self, deal: Deal) -> None:
-        """Book a deal the poller found, unless it is booked or cannot be (logged)."""
+        """Book a deal the poller found, unless it is booked or cannot be (logged); a won
+        renewal goes to the renewal flow."""
         if deal.integration_status == "synced" or deal.erp_order_number:
+            return
+        if deal.renewal_of is not None:
+            if self.renewals is not None:
+                await self.renewals.book_won(deal)
             return
         flow_id = flow_id_for(deal.id)
         if await self.reader.get(flow_id) is not None:
@@ -241,6 +263,7 @@ def build(
     flows = flow_engine.register(
         QuoteToCash, customers=customers, crm=crm, billing=billing, erp=erp,
         references=references,
+        contracts=crm if isinstance(crm, CrmContractsPort) else None,
     )
     desk = OrderDesk(crm=crm, erp=erp, tax=tax)
     service = QuoteToCashService(

@@ -31,9 +31,12 @@ class FieldSpec:
 
     @property
     def relationship(self) -> str | None:
-        """The parent relationship name (`AccountId` -> `Account`) of a lookup field."""
+        """The parent relationship name of a lookup field: `AccountId` -> `Account`, a custom
+        `Renewal_Of__c` -> `Renewal_Of__r`."""
         if self.reference_to is None:
             return None
+        if self.name.endswith("__c"):
+            return self.name[:-3] + "__r"
         return self.name[:-2] if self.name.endswith("Id") else self.name
 
     @property
@@ -113,6 +116,9 @@ OBJECTS: dict[str, ObjectSpec] = {
             FieldSpec("Billing_Email__c"),
             FieldSpec("ERP_Customer_Id__c", external_id=True),
             FieldSpec("Canonical_Id__c", external_id=True),
+            FieldSpec(
+                "Customer_Status__c", picklist=("Active", "Churned"), label="Customer Status"
+            ),
         )),
         ObjectSpec("Contact", (
             *_SYSTEM,
@@ -139,6 +145,14 @@ OBJECTS: dict[str, ObjectSpec] = {
             FieldSpec("Billing_Subscription_Id__c"),
             FieldSpec("Integration_Status__c"),
             FieldSpec("Contract_Amount__c", "currency"),
+            FieldSpec("Type"),
+            FieldSpec("Contract_Term_Months__c", "double", label="Contract Term (Months)"),
+            _ref("Renewal_Of__c", "Opportunity"),
+            FieldSpec(
+                "Renewal_Risk__c", picklist=("Low", "Medium", "High"), label="Renewal Risk"
+            ),
+            FieldSpec("Renewal_Context__c", label="Renewal Context"),
+            FieldSpec("Renewal_Key__c", external_id=True, label="Renewal Key"),
         )),
         ObjectSpec("OpportunityLineItem", (
             *_SYSTEM,
@@ -152,6 +166,7 @@ OBJECTS: dict[str, ObjectSpec] = {
             _ro("TotalPrice", "currency"),
             _ro("CurrencyIsoCode"),
             FieldSpec("Description"),
+            FieldSpec("Line_Key__c", external_id=True, label="Line Key"),
         )),
         ObjectSpec("Product2", (
             *_SYSTEM,
@@ -192,6 +207,8 @@ OBJECTS: dict[str, ObjectSpec] = {
             FieldSpec("ContractTerm", "int"),
             _ro("EndDate", "date"),
             _CURRENCY,
+            _ref("Opportunity__c", "Opportunity"),
+            FieldSpec("Contract_Key__c", external_id=True, label="Contract Key"),
         )),
         # Classic notes; ParentId is polymorphic in Salesforce, the gateway notes accounts only.
         ObjectSpec("Note", (

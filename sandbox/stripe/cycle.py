@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sandbox.stripe import invoicing
+from sandbox.stripe import invoicing, routes_schedules
 from sandbox.stripe.errors import invalid_request
 from sandbox.stripe.pricing import add_interval, line_amount, prorated
 from sandbox.stripe.render import render
@@ -305,6 +305,7 @@ def renew(store: Store, subscription: Obj, *, at: int) -> None:
     interval = interval_of(store, subscription) or ("month", 1)
     new = (old[1], add_interval(old[1], interval[0], interval[1]))
     subscription["current_period_start"], subscription["current_period_end"] = new
+    routes_schedules.enter_phase(store, subscription, period_start=new[0])
     subscription_invoice(
         store, subscription, reason="subscription_cycle", at=at, period=old, lines_period=new
     )

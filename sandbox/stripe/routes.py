@@ -11,6 +11,7 @@ from sandbox.stripe import routes_credit_notes as credit_notes
 from sandbox.stripe import routes_customers as customers
 from sandbox.stripe import routes_events as events
 from sandbox.stripe import routes_invoices as invoices
+from sandbox.stripe import routes_schedules as schedules
 from sandbox.stripe import routes_subscriptions as subscriptions
 from sandbox.stripe import routes_tax_rates as tax_rates
 from sandbox.stripe.params import Params
@@ -44,6 +45,9 @@ ROUTES: tuple[tuple[Method, str, Operation], ...] = (
     ("GET", "/v1/subscriptions/{subscription:str}", subscriptions.get_subscription),
     ("POST", "/v1/subscriptions/{subscription:str}", subscriptions.update_subscription),
     ("DELETE", "/v1/subscriptions/{subscription:str}", subscriptions.cancel_subscription),
+    ("POST", "/v1/subscription_schedules", schedules.create_schedule),
+    ("GET", "/v1/subscription_schedules/{schedule:str}", schedules.get_schedule),
+    ("POST", "/v1/subscription_schedules/{schedule:str}", schedules.update_schedule),
     ("GET", "/v1/subscription_items", subscriptions.list_subscription_items),
     ("POST", "/v1/subscription_items", subscriptions.create_subscription_item),
     ("GET", "/v1/subscription_items/{item:str}", subscriptions.get_subscription_item),

@@ -126,6 +126,7 @@ def update_subscription(store: Store, params: Params, path: dict[str, str]) -> O
     params.only(
         (
             "add_invoice_items",
+            "cancel_at",
             "cancel_at_period_end",
             "collection_method",
             "days_until_due",
@@ -430,6 +431,11 @@ def _apply_settings(subscription: Obj, params: Params) -> None:
     flag = params.flag("cancel_at_period_end")
     if flag is not None:
         subscription["cancel_at_period_end"] = flag
+    if params.has("cancel_at"):
+        # An empty value clears it. The sandbox ends the subscription at the first period end
+        # on or after `cancel_at` (Stripe ends it at that instant, prorating unless told not
+        # to; the gateway only asks for a period end).
+        subscription["cancel_at"] = params.integer("cancel_at", minimum=0)
     for field in ("description", "default_payment_method"):
         if params.has(field):
             subscription[field] = params.text(field) or None

@@ -8,6 +8,7 @@ the same billing request, not a second one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
 from contracts.money import Money
@@ -27,12 +28,13 @@ from contracts.v1 import (
     Product,
     Subscription,
     SubscriptionCreate,
+    SubscriptionItemInput,
     SubscriptionPatch,
     SubscriptionStatus,
     TaxRate,
 )
 
-__all__ = ["BillingPort", "ProrationBehavior", "SubscriptionFilter"]
+__all__ = ["BillingPort", "ProrationBehavior", "SubscriptionFilter", "SubscriptionRenewals"]
 
 ProrationBehavior = Literal["create_prorations", "none", "always_invoice"]
 """How a mid-period change is billed: prorations on the next invoice, none, or invoiced now."""
@@ -237,3 +239,31 @@ class BillingPort(Protocol):
     # events
 
     async def get_event(self, event_id: str) -> EventEnvelope: ...
+
+
+@runtime_checkable
+class SubscriptionRenewals(Protocol):
+    """Changes of a subscription that take effect at a future period boundary (a renewal).
+
+    A separate port from `BillingPort`, so only the renewal flow depends on it; the Stripe
+    client implements both. Nothing is prorated: the periods before `at` are billed as they
+    were, the ones from `at` on as asked.
+    """
+
+    async def continue_subscription(
+        self,
+        subscription_id: str,
+        *,
+        at: datetime,
+        items: Sequence[SubscriptionItemInput],
+        deal_id: str,
+        idempotency_key: str,
+    ) -> Subscription:
+        """From `at` on, bill `items` (quantities and sold unit prices) under deal `deal_id`."""
+        ...
+
+    async def cancel_subscription_at(
+        self, subscription_id: str, *, at: datetime, idempotency_key: str
+    ) -> Subscription:
+        """End the subscription at `at`, billing nothing for the time after it."""
+        ...

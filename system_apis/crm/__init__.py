@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from system_apis.crm.api import create_router
-from system_apis.crm.port import CrmPort
+from system_apis.crm.port import CrmContractsPort, CrmPort
 
-__all__ = ["CrmPort", "create_router"]
+__all__ = ["CrmContractsPort", "CrmPort", "create_router"]

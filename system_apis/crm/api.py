@@ -1,4 +1,5 @@
-"""Canonical CRM routes (`/system/crm/v1`): accounts, their contacts, deals, account updates.
+"""Canonical CRM routes (`/system/crm/v1`): accounts, their contacts, deals, contracts, account
+updates.
 
 Reads show only records of the legal entities the caller may see (another entity's record
 is NotFound, not Forbidden, so its existence does not leak). An account update writes only
@@ -22,8 +23,8 @@ from contracts.audit import AuditEvent, AuditTarget, AuditTrail, actor_of
 from contracts.errors import NotFound, UpstreamNotFound
 from contracts.ownership import check_write
 from contracts.principal import Principal
-from contracts.v1 import Contact, Customer, CustomerPatch, Deal, Page
-from system_apis.crm.port import CrmPort
+from contracts.v1 import Contact, Contract, Customer, CustomerPatch, Deal, Page
+from system_apis.crm.port import CrmContractsPort, CrmPort
 from system_apis.outbound import CursorSeal, Offset, decode_cursor, encode_cursor
 from system_apis.params import (
     DEFAULT_LIMIT,
@@ -49,6 +50,7 @@ def _salesforce_id(key_prefix: str) -> re.Pattern[str]:
 
 _ACCOUNT_ID = _salesforce_id("001")
 _OPPORTUNITY_ID = _salesforce_id("006")
+_CONTRACT_ID = _salesforce_id("800")
 # Path ids are checked in the handler, not by a pattern here: an id that is not a Salesforce
 # id of the right object is a record that does not exist (404), and is never put in a query.
 AccountId = Annotated[
@@ -61,6 +63,19 @@ OpportunityId = Annotated[
     str,
     PathParameter(
         max_length=128, description="Salesforce Opportunity id (15 or 18 characters, 006...)"
+    ),
+]
+ContractId = Annotated[
+    str,
+    PathParameter(
+        max_length=128, description="Salesforce Contract id (15 or 18 characters, 800...)"
+    ),
+]
+AccountFilter = Annotated[
+    str | None,
+    QueryParameter(
+        name="account_id", min_length=1, max_length=128,
+        description="Only contracts of this Salesforce account",
     ),
 ]
 NameFilter = Annotated[
@@ -78,7 +93,7 @@ def create_router() -> Router:
         path="/system/crm/v1",
         # account_options first: a path registered without an OPTIONS handler gets Litestar's.
         route_handlers=[list_accounts, account_options, get_account, update_account,
-                        list_contacts, get_opportunity],
+                        list_contacts, get_opportunity, list_contracts, get_contract],
         tags=["crm"],
     )
 
@@ -157,6 +172,46 @@ async def get_opportunity(
     )
 
 
+@get("/contracts", opt=_READ)
+async def list_contracts(
+    request: Request[Any, Any, Any],
+    crm: NamedDependency[CrmPort],
+    cursor_seal: NamedDependency[CursorSeal],
+    cursor: PageCursor = None,
+    limit: PageLimit = DEFAULT_LIMIT,
+    legal_entity: LegalEntityFilter = None,
+    account_id: AccountFilter = None,
+) -> Page[Contract]:
+    """Contracts of the legal entities the caller may see, optionally of one account."""
+    principal = caller(request)
+    contracts = _contracts_of(crm)
+    if account_id is not None:
+        await _visible_account(principal, crm, account_id)
+    entities = _entities(principal, legal_entity)
+    return await visible_page(
+        principal, seal=cursor_seal, list_name=f"crm:contracts:{legal_entity}:{account_id}",
+        cursor=cursor, limit=limit,
+        fetch=lambda at, n: contracts.list_contracts(
+            customer_id=account_id, legal_entities=entities, cursor=at, limit=n
+        ),
+        entity=lambda c: c.legal_entity,
+    )
+
+
+@get("/contracts/{contract_id:str}", opt=_READ)
+async def get_contract(
+    request: Request[Any, Any, Any], crm: NamedDependency[CrmPort], contract_id: ContractId,
+) -> Contract:
+    """A contract with the lines of the deal it was signed for."""
+    what = f"contract {contract_id}"
+    contracts = _contracts_of(crm)
+    return await visible_one(
+        caller(request), what,
+        contracts.get_contract(known_id(contract_id, _CONTRACT_ID, what)),
+        lambda c: c.legal_entity,
+    )
+
+
 @patch("/accounts/{account_id:str}", opt=_WRITE)
 async def update_account(
     request: Request[Any, Any, Any],
@@ -219,6 +274,13 @@ async def _visible_account(principal: Principal, crm: CrmPort, account_id: str) 
 
 def _fields_of(customer: Customer, fields: Iterable[str]) -> dict[str, Any]:
     return {name: msgspec.to_builtins(getattr(customer, name, None)) for name in sorted(fields)}
+
+
+def _contracts_of(crm: CrmPort) -> CrmContractsPort:
+    """The CRM's contracts; a CRM adapter without them has none to show."""
+    if not isinstance(crm, CrmContractsPort):
+        raise NotFound("this CRM keeps no contracts")
+    return crm
 
 
 def _entities(principal: Principal, requested: str | None) -> frozenset[str] | None:

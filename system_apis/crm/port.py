@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -14,6 +14,7 @@ import msgspec
 from contracts.v1 import (
     Contact,
     ContactCreate,
+    Contract,
     Customer,
     CustomerCreate,
     CustomerPatch,
@@ -22,9 +23,17 @@ from contracts.v1 import (
     Page,
     Price,
     Product,
+    RenewalRisk,
 )
 
-__all__ = ["AccountNote", "CrmPort"]
+__all__ = [
+    "AccountNote",
+    "ContractCreate",
+    "CrmContractsPort",
+    "CrmPort",
+    "RenewalCreate",
+    "RenewalLine",
+]
 
 
 class AccountNote(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,4 +118,94 @@ class CrmPort(Protocol):
 
     async def list_prices(self, *, currency: str | None = None) -> list[Price]:
         """List prices of the standard price book, optionally of one currency."""
+        ...
+
+
+class ContractCreate(msgspec.Struct, frozen=True, kw_only=True):
+    """The contract a won deal starts: activated from the deal's close date for its term."""
+
+    customer_id: str
+    """The CRM account."""
+    deal_id: str
+    start_date: date
+    term_months: int
+    currency: str
+
+
+class RenewalLine(msgspec.Struct, frozen=True, kw_only=True):
+    """A product the renewal sells again: quantity and unit price (minor units of the
+    renewal's currency)."""
+
+    product_code: str
+    quantity: int
+    unit_amount: int
+
+
+class RenewalCreate(msgspec.Struct, frozen=True, kw_only=True):
+    """The renewal opportunity of a contract, open at `Prospecting`."""
+
+    customer_id: str
+    renews_deal_id: str
+    name: str
+    close_date: date
+    currency: str
+    term_months: int
+    legal_entity: str | None = None
+    lines: list[RenewalLine] = []
+
+
+# Runtime-checkable: Litestar checks an injected dependency against its annotation.
+@runtime_checkable
+class CrmContractsPort(Protocol):
+    """Contracts and renewal opportunities of the CRM of record.
+
+    A separate port from `CrmPort` so that what only renewals need stays out of every other
+    caller's way; `SalesforceClient` implements both. Errors as `CrmPort`'s.
+    """
+
+    async def get_contract(self, contract_id: str) -> Contract:
+        """One contract with the lines of the deal it was signed for."""
+        ...
+
+    async def list_contracts(
+        self,
+        *,
+        customer_id: str | None = None,
+        legal_entities: Collection[str] | None = None,
+        ending_from: date | None = None,
+        ending_to: date | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Contract]:
+        """A page of contracts (by id) of an account and/or legal entities (None: all), whose
+        end date falls in [`ending_from`, `ending_to`] when given."""
+        ...
+
+    async def upsert_contract(
+        self, contract: ContractCreate, *, external_id: str
+    ) -> tuple[str, bool]:
+        """Create (or find) the contract keyed by `external_id`: (id, created). Safe to
+        repeat and to run at once from several processes: one key, one record."""
+        ...
+
+    async def upsert_renewal(
+        self, renewal: RenewalCreate, *, external_id: str
+    ) -> tuple[str, bool]:
+        """Create (or find) the renewal opportunity keyed by `external_id` with its lines:
+        (id, created). A record that already exists is left as it is (a person may have
+        worked on it), except that lines missing after an interrupted create are added."""
+        ...
+
+    async def list_renewals(self, customer_id: str) -> list[Deal]:
+        """The renewal opportunities of an account (with their lines), oldest close first."""
+        ...
+
+    async def assess_renewal(
+        self, opportunity_id: str, *, risk: RenewalRisk, context: str
+    ) -> None:
+        """Write the renewal's risk and its context summary to the opportunity."""
+        ...
+
+    async def mark_churned(self, account_id: str) -> None:
+        """Show on the account that the customer has churned."""
         ...

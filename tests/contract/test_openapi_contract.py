@@ -231,6 +231,9 @@ STATEFUL = {
     "POST /process/v1/service-credits/{credit_id}/approve": "an escalation (escalation tests)",
     "POST /process/v1/service-credits/{credit_id}/reject": "an escalation (escalation tests)",
     "POST /process/v1/subscription-amendments": "a live subscription item (amendment tests)",
+    "POST /process/v1/renewals/{opportunity_id}/book": (
+        "a closed renewal opportunity (tests/process_apis/renewals/test_renewals.py)"
+    ),
     "POST /process/v1/reconciliations/{run_id}/mismatches/{mismatch_id}/repair": (
         "drift in the books (tests/process_apis/reconciliation/test_drift.py)"
     ),

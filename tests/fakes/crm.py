@@ -11,9 +11,10 @@ deal moves its `updated_at` (SystemModstamp), so it shows in `list_won_deals` ag
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -26,6 +27,8 @@ from contracts.v1 import (
     AddressInput,
     Contact,
     ContactCreate,
+    Contract,
+    ContractLine,
     Customer,
     CustomerCreate,
     CustomerPatch,
@@ -35,8 +38,9 @@ from contracts.v1 import (
     Page,
     Price,
     Product,
+    RenewalRisk,
 )
-from system_apis.crm.port import AccountNote
+from system_apis.crm.port import AccountNote, ContractCreate, RenewalCreate
 from tests.fakes._base import FakePort, operation
 
 __all__ = ["FakeCrm", "sf_checksum"]
@@ -44,7 +48,8 @@ __all__ = ["FakeCrm", "sf_checksum"]
 VENDOR = "salesforce"
 MAX_COLLECTION = 200
 _PREFIXES = {"Account": "001", "Note": "002", "Contact": "003", "Opportunity": "006",
-             "OpportunityLineItem": "00k", "Product2": "01t", "PricebookEntry": "01u"}
+             "OpportunityLineItem": "00k", "Product2": "01t", "PricebookEntry": "01u",
+             "Contract": "800"}
 _ID = re.compile(r"[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?")
 _CLOSED_STAGES = {"Closed Won": True, "Closed Lost": False}
 
@@ -86,6 +91,11 @@ class FakeCrm(FakePort):
         self.deals: dict[str, Deal] = {}
         self.products: dict[str, Product] = {}
         self.prices: dict[str, Price] = {}
+        self.contracts: dict[str, Contract] = {}
+        self.contract_keys: dict[str, str] = {}
+        """Contract_Key__c -> contract id."""
+        self.renewal_keys: dict[str, str] = {}
+        """Renewal_Key__c -> opportunity id."""
 
     # ------------------------------------------------------------------ seeding (not recorded)
 
@@ -350,6 +360,119 @@ class FakeCrm(FakePort):
         self.deals[rid] = msgspec.structs.replace(self.deals[rid], **changes,
                                                   updated_at=self.now())
         self._wrote("update_deal", rid)
+
+    # ------------------------------------------------------------------ contracts, renewals
+
+    def seed_contract(
+        self, deal_id: str, *, start_date: date, term_months: int = 12
+    ) -> Contract:
+        """An activated contract of a won deal (not recorded as a write)."""
+        return self.contracts[self._sign(deal_id, start_date, term_months)]
+
+    @operation
+    async def get_contract(self, contract_id: str) -> Contract:
+        return self.contracts[self._existing(self.contracts, contract_id, "contract")]
+
+    @operation
+    async def list_contracts(
+        self,
+        *,
+        customer_id: str | None = None,
+        legal_entities: Collection[str] | None = None,
+        ending_from: date | None = None,
+        ending_to: date | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Contract]:
+        if customer_id is not None:
+            customer_id = _full(_soql_id(customer_id, "account"))
+        found = [
+            c for _, c in sorted(self.contracts.items())
+            if (customer_id is None or c.customer_id == customer_id)
+            and (legal_entities is None or c.legal_entity in legal_entities)
+            and (ending_from is None or (c.end_date is not None and c.end_date >= ending_from))
+            and (ending_to is None or (c.end_date is not None and c.end_date <= ending_to))
+        ]
+        return self._page(found, cursor, limit)
+
+    @operation
+    async def upsert_contract(
+        self, contract: ContractCreate, *, external_id: str
+    ) -> tuple[str, bool]:
+        if external_id in self.contract_keys:
+            return self.contract_keys[external_id], False
+        rid = self._sign(contract.deal_id, contract.start_date, contract.term_months)
+        self.contract_keys[external_id] = rid
+        self._wrote("upsert_contract", rid)
+        return rid, True
+
+    @operation
+    async def upsert_renewal(
+        self, renewal: RenewalCreate, *, external_id: str
+    ) -> tuple[str, bool]:
+        if external_id in self.renewal_keys:
+            return self.renewal_keys[external_id], False
+        account = self.accounts[self._existing(self.accounts, renewal.customer_id, "account")]
+        rid = self._new_id("Opportunity")
+        lines = []
+        for line in renewal.lines:
+            line_id = self._new_id("OpportunityLineItem")
+            lines.append(DealLine(
+                id=line_id, product_code=line.product_code, quantity=line.quantity,
+                unit_amount=line.unit_amount, total_amount=line.quantity * line.unit_amount,
+                refs={VENDOR: line_id},
+            ))
+        self.deals[rid] = Deal(
+            id=rid, customer_id=account.id, name=renewal.name, stage="Prospecting",
+            close_date=renewal.close_date, currency=renewal.currency,
+            amount=sum(line.total_amount for line in lines) if lines else None, lines=lines,
+            legal_entity=renewal.legal_entity or account.legal_entity, updated_at=self.now(),
+            deal_type="Renewal", renewal_of=renewal.renews_deal_id,
+            contract_term_months=renewal.term_months, refs={VENDOR: rid},
+        )
+        self.renewal_keys[external_id] = rid
+        self._wrote("upsert_renewal", rid)
+        return rid, True
+
+    @operation
+    async def list_renewals(self, customer_id: str) -> list[Deal]:
+        account = _full(_soql_id(customer_id, "account"))
+        found = [d for d in self.deals.values()
+                 if d.customer_id == account and d.deal_type == "Renewal"]
+        return sorted(found, key=lambda d: (d.close_date or date.min, d.id))
+
+    @operation
+    async def assess_renewal(
+        self, opportunity_id: str, *, risk: RenewalRisk, context: str
+    ) -> None:
+        rid = self._existing(self.deals, opportunity_id, "opportunity")
+        self.deals[rid] = msgspec.structs.replace(
+            self.deals[rid], renewal_risk=risk, renewal_context=context, updated_at=self.now()
+        )
+        self._wrote("assess_renewal", rid)
+
+    @operation
+    async def mark_churned(self, account_id: str) -> None:
+        rid = self._existing(self.accounts, account_id, "account")
+        self.accounts[rid] = msgspec.structs.replace(self.accounts[rid], status="churned")
+        self._wrote("mark_churned", rid)
+
+    def _sign(self, deal_id: str, start: date, term_months: int) -> str:
+        deal = self.deals[self._existing(self.deals, deal_id, "opportunity")]
+        rid = self._new_id("Contract")
+        month = start.month - 1 + term_months
+        year, month = start.year + month // 12, month % 12 + 1
+        end = date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
+        self.contracts[rid] = Contract(
+            id=rid, number=f"{len(self.contracts) + 101:08d}", customer_id=deal.customer_id,
+            deal_id=deal.id, status="activated", start_date=start,
+            end_date=end - timedelta(days=1), term_months=term_months, currency=deal.currency,
+            lines=[ContractLine(id=li.id, product_id=li.product_id, product_code=li.product_code,
+                                quantity=li.quantity, unit_amount=li.unit_amount)
+                   for li in deal.lines],
+            legal_entity=deal.legal_entity, refs={VENDOR: rid},
+        )
+        return rid
 
     # ------------------------------------------------------------------ catalog
 

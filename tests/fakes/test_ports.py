@@ -9,7 +9,7 @@ import pytest
 
 import tests.fakes
 from system_apis.billing.port import BillingPort
-from system_apis.crm.port import CrmPort
+from system_apis.crm.port import CrmContractsPort, CrmPort
 from system_apis.erp.port import ErpPort
 from system_apis.support.port import SupportPort
 from tests.fakes import FakeBilling, FakeCrm, FakeErp, FakeSupport
@@ -17,12 +17,14 @@ from tests.fakes._base import FakePort
 
 # Checked by mypy: each fake is assignable to its port.
 _crm: CrmPort = FakeCrm()
+_contracts: CrmContractsPort = FakeCrm()
 _billing: BillingPort = FakeBilling()
 _support: SupportPort = FakeSupport()
 _erp: ErpPort = FakeErp()
 
 PAIRS: list[tuple[type[FakePort], type[Any]]] = [
     (FakeCrm, CrmPort),
+    (FakeCrm, CrmContractsPort),
     (FakeBilling, BillingPort),
     (FakeSupport, SupportPort),
     (FakeErp, ErpPort),

@@ -100,6 +100,13 @@ def test_blank_values_mean_the_default() -> None:
         ("ERPGW_API_VERSIONS", '[{"api": "system/crm", "major": 1}]'),
         ("ERPGW_API_VERSIONS", '[{"api": "system/crm", "major": "v1", "status": "retired"}]'),
         ("ERPGW_API_VERSIONS", '[{"api": "system/crm", "major": "v1", "sunset_at": "soon"}]'),
+        ("ERPGW_RENEWAL_RISK_RULES", "not json"),
+        ("ERPGW_RENEWAL_RISK_RULES", '{"no_such_rule": 1}'),
+        ("ERPGW_RENEWAL_RISK_RULES", '{"sla_breaches_high": -1}'),
+        ("ERPGW_RENEWAL_RISK_RULES", "[1, 2]"),
+        ("ERPGW_RENEWAL_LEAD_DAYS", "0"),
+        ("ERPGW_RENEWAL_LEAD_DAYS", "731"),
+        ("ERPGW_RENEWAL_SCAN_INTERVAL_SECONDS", "-1"),
     ],
 )
 def test_bad_value_raises_settings_error_naming_the_variable(variable: str, value: str) -> None:
@@ -184,3 +191,33 @@ def test_url_passwords_are_not_echoed(variable: str, value: str) -> None:
     assert variable in message
     assert "secret" not in message
     assert "pw@" not in message
+
+
+def test_the_flows_queue_is_configured_by_its_variables() -> None:
+    default = load_settings({}).process
+    chosen = load_settings(
+        {
+            "ERPGW_FLOW_QUEUE_CONCURRENCY": "16",
+            "ERPGW_FLOW_QUEUE_GLOBAL_CONCURRENCY": "24",
+            "ERPGW_FLOW_QUEUE_POLL_SECONDS": "0.1",
+        }
+    ).process
+
+    assert (default.queue_concurrency, default.queue_global_concurrency) == (8, None)
+    assert default.queue_poll_seconds == 0.25
+    assert (chosen.queue_concurrency, chosen.queue_global_concurrency) == (16, 24)
+    assert chosen.queue_poll_seconds == 0.1
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ERPGW_FLOW_QUEUE_CONCURRENCY", "0"),
+        ("ERPGW_FLOW_QUEUE_CONCURRENCY", "many"),
+        ("ERPGW_FLOW_QUEUE_GLOBAL_CONCURRENCY", "-1"),
+        ("ERPGW_FLOW_QUEUE_POLL_SECONDS", "0"),
+    ],
+)
+def test_a_bad_flows_queue_value_names_its_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})

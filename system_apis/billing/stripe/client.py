@@ -16,10 +16,11 @@ import msgspec
 
 from system_apis.billing.stripe._client_admin import AdminOperations
 from system_apis.billing.stripe._client_base import MAX_PAGE
-from system_apis.billing.stripe._client_billing import BillingOperations, ProrationBehavior
+from system_apis.billing.stripe._client_billing import ProrationBehavior
 from system_apis.billing.stripe._client_catalog import CatalogOperations
 from system_apis.billing.stripe._client_customers import CustomerOperations
 from system_apis.billing.stripe._client_http import Transport
+from system_apis.billing.stripe._client_renewals import RenewalOperations
 
 __all__ = [
     "MAX_PAGE",
@@ -62,8 +63,9 @@ class StripeAuth(httpx.Auth):
         yield request
 
 
-class StripeClient(CustomerOperations, CatalogOperations, BillingOperations, AdminOperations):
-    """One method per Stripe operation the gateway uses; implements `BillingPort`."""
+class StripeClient(CustomerOperations, CatalogOperations, RenewalOperations, AdminOperations):
+    """One method per Stripe operation the gateway uses; implements `BillingPort` and
+    `SubscriptionRenewals`."""
 
     def __init__(self, http: httpx.AsyncClient, *, credentials: StripeCredentials) -> None:
         auth = StripeAuth(credentials.secret_key)

@@ -15,6 +15,7 @@ import msgspec
 __all__ = [
     "ACCOUNT_FIELDS",
     "CONTACT_FIELDS",
+    "CONTRACT_FIELDS",
     "LINE_FIELDS",
     "OPPORTUNITY_FIELDS",
     "PRICE_FIELDS",
@@ -24,6 +25,7 @@ __all__ = [
     "Attributes",
     "CollectionRequest",
     "ContactRecord",
+    "ContractRecord",
     "ErrorEntry",
     "LineRecord",
     "OAuthError",
@@ -92,6 +94,7 @@ class AccountRecord(SObjectRecord, kw_only=True):
     billing_email: str | None = msgspec.field(default=None, name="Billing_Email__c")
     erp_customer_id: str | None = msgspec.field(default=None, name="ERP_Customer_Id__c")
     canonical_id: str | None = msgspec.field(default=None, name="Canonical_Id__c")
+    customer_status: str | None = msgspec.field(default=None, name="Customer_Status__c")
 
 
 class ContactRecord(SObjectRecord, kw_only=True):
@@ -120,6 +123,25 @@ class OpportunityRecord(SObjectRecord, kw_only=True):
     )
     integration_status: str | None = msgspec.field(default=None, name="Integration_Status__c")
     contract_amount: Decimal | None = msgspec.field(default=None, name="Contract_Amount__c")
+    type: str | None = msgspec.field(default=None, name="Type")
+    contract_term_months: Decimal | None = msgspec.field(
+        default=None, name="Contract_Term_Months__c"
+    )
+    renewal_of: str | None = msgspec.field(default=None, name="Renewal_Of__c")
+    renewal_risk: str | None = msgspec.field(default=None, name="Renewal_Risk__c")
+    renewal_context: str | None = msgspec.field(default=None, name="Renewal_Context__c")
+
+
+class ContractRecord(SObjectRecord, kw_only=True):
+    account_id: str | None = msgspec.field(default=None, name="AccountId")
+    account: AccountRef | None = msgspec.field(default=None, name="Account")
+    contract_number: str | None = msgspec.field(default=None, name="ContractNumber")
+    status: str | None = msgspec.field(default=None, name="Status")
+    start_date: date | None = msgspec.field(default=None, name="StartDate")
+    end_date: date | None = msgspec.field(default=None, name="EndDate")
+    contract_term: int | None = msgspec.field(default=None, name="ContractTerm")
+    currency: str | None = msgspec.field(default=None, name="CurrencyIsoCode")
+    opportunity_id: str | None = msgspec.field(default=None, name="Opportunity__c")
 
 
 class LineRecord(SObjectRecord, kw_only=True):
@@ -209,13 +231,19 @@ ACCOUNT_FIELDS = (
     "BillingCountry", "ShippingStreet", "ShippingCity", "ShippingState", "ShippingPostalCode",
     "ShippingCountry", "Phone", "Website", "CurrencyIsoCode", "Legal_Entity__c", "Tax_Id__c",
     "Payment_Terms_Days__c", "Payment_Status__c", "Risk_Level__c", "Billing_Email__c",
-    "ERP_Customer_Id__c", "Canonical_Id__c", "SystemModstamp",
+    "ERP_Customer_Id__c", "Canonical_Id__c", "Customer_Status__c", "SystemModstamp",
 )
 CONTACT_FIELDS = ("Id", "AccountId", "FirstName", "LastName", "Email", "Phone", "Title")
 OPPORTUNITY_FIELDS = (
     "Id", "AccountId", "Account.Legal_Entity__c", "Name", "StageName", "CloseDate", "Amount",
     "CurrencyIsoCode", "IsWon", "IsClosed", "Legal_Entity__c", "ERP_Order_Number__c",
-    "Billing_Subscription_Id__c", "Integration_Status__c", "Contract_Amount__c", "SystemModstamp",
+    "Billing_Subscription_Id__c", "Integration_Status__c", "Contract_Amount__c", "Type",
+    "Contract_Term_Months__c", "Renewal_Of__c", "Renewal_Risk__c", "Renewal_Context__c",
+    "SystemModstamp",
+)
+CONTRACT_FIELDS = (
+    "Id", "AccountId", "Account.Legal_Entity__c", "ContractNumber", "Status", "StartDate",
+    "EndDate", "ContractTerm", "CurrencyIsoCode", "Opportunity__c", "SystemModstamp",
 )
 LINE_FIELDS = (
     "Id", "OpportunityId", "Product2Id", "ProductCode", "Product2.ProductCode",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote as url_quote
 
@@ -28,6 +28,7 @@ from contracts.errors import (
 from contracts.v1 import (
     Contact,
     ContactCreate,
+    Contract,
     Customer,
     CustomerCreate,
     CustomerPatch,
@@ -36,8 +37,9 @@ from contracts.v1 import (
     Page,
     Price,
     Product,
+    RenewalRisk,
 )
-from system_apis.crm.port import AccountNote
+from system_apis.crm.port import AccountNote, ContractCreate, RenewalCreate, RenewalLine
 from system_apis.crm.salesforce._client_auth import (
     SalesforceAuth,
     SalesforceCredentials,
@@ -62,6 +64,7 @@ from system_apis.crm.salesforce._client_soql import (
 from system_apis.crm.salesforce.mapping import (
     ACCOUNT_FIELDS,
     CONTACT_FIELDS,
+    CONTRACT_FIELDS,
     LINE_FIELDS,
     OPPORTUNITY_FIELDS,
     PRICE_FIELDS,
@@ -69,6 +72,7 @@ from system_apis.crm.salesforce.mapping import (
     AccountRecord,
     CollectionRequest,
     ContactRecord,
+    ContractRecord,
     LineRecord,
     MappingError,
     OpportunityRecord,
@@ -78,13 +82,18 @@ from system_apis.crm.salesforce.mapping import (
     SaveResult,
     SObjectRecord,
     from_contact_create,
+    from_contract_create,
     from_customer,
     from_customer_patch,
     from_deal_patch,
+    from_renewal_create,
     record_id,
+    renewal_risk_value,
     to_contact,
+    to_contract,
     to_customer,
     to_deal,
+    to_money_decimal,
     to_price,
     to_product,
 )
@@ -107,6 +116,12 @@ _IDS_PER_QUERY = 200
 NOTE_FIELDS = ("Id", "Title", "Body")
 MAX_NOTE_BODY = 32000
 """A Note's Body holds at most 32,000 characters."""
+MAX_LONG_TEXT = 32768
+"""A long text area field holds at most 32,768 characters."""
+CONTRACTS_LIST = "salesforce:Contract"
+CONTRACT_KEY = "Contract_Key__c"
+RENEWAL_KEY = "Renewal_Key__c"
+LINE_KEY = "Line_Key__c"
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -306,6 +321,194 @@ class SalesforceClient:
                 sobject="Opportunity", template="sobjects/Opportunity/{id}",
             )
 
+    # -- contracts and renewals ------------------------------------------------------------
+
+    async def get_contract(self, contract_id: str) -> Contract:
+        contract = checked_id(contract_id, "contract")
+        soql = select(CONTRACT_FIELDS, "Contract", [f"Id = {soql_string(contract)}"])
+        records = [r async for r in self._query(soql, ContractRecord, sobject="Contract")]
+        if not records:
+            raise UpstreamNotFound(
+                f"Salesforce contract {contract} not found", vendor=VENDOR, status=404
+            )
+        return (await self._contracts(records))[0]
+
+    async def list_contracts(
+        self,
+        *,
+        customer_id: str | None = None,
+        legal_entities: Collection[str] | None = None,
+        ending_from: date | None = None,
+        ending_to: date | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Contract]:
+        """One page of contracts ordered by id; `cursor` is the previous page's cursor."""
+        conditions = []
+        if customer_id is not None:
+            conditions.append(f"AccountId = {soql_string(checked_id(customer_id, 'account'))}")
+        if legal_entities is not None:
+            # An empty set of visible entities must match nothing, not everything.
+            values = ", ".join(soql_string(e) for e in sorted(legal_entities)) or "''"
+            conditions.append(f"Account.Legal_Entity__c IN ({values})")
+        if ending_from is not None:
+            conditions.append(f"EndDate >= {ending_from.isoformat()}")
+        if ending_to is not None:
+            conditions.append(f"EndDate <= {ending_to.isoformat()}")
+        after = decode_cursor(cursor, list_name=CONTRACTS_LIST, position=RecordId)
+        if after is not None:
+            conditions.append(f"Id > {soql_string(after)}")
+        soql = select(CONTRACT_FIELDS, "Contract", conditions, order="Id", limit=limit + 1)
+        records = [r async for r in self._query(soql, ContractRecord, sobject="Contract")]
+        data = await self._contracts(records[:limit])
+        more = len(records) > limit and data
+        next_cursor = encode_cursor(data[-1].id, list_name=CONTRACTS_LIST) if more else None
+        return Page(data=data, next_cursor=next_cursor)
+
+    async def upsert_contract(
+        self, contract: ContractCreate, *, external_id: str
+    ) -> tuple[str, bool]:
+        """The contract keyed by `external_id` (`Contract_Key__c`), created when missing."""
+        found = await self._find_by_key("Contract", CONTRACT_KEY, external_id)
+        if found is not None:
+            return found, False
+        return await self._upsert_by_key(
+            "Contract", CONTRACT_KEY, external_id, from_contract_create(contract)
+        )
+
+    async def upsert_renewal(
+        self, renewal: RenewalCreate, *, external_id: str
+    ) -> tuple[str, bool]:
+        """The renewal opportunity keyed by `external_id` (`Renewal_Key__c`) and its lines
+        (each keyed `{external_id}:{product code}`). An existing opportunity is not written
+        again: a person may have moved it on since."""
+        opportunity = await self._find_by_key("Opportunity", RENEWAL_KEY, external_id)
+        created = False
+        if opportunity is None:
+            opportunity, created = await self._upsert_by_key(
+                "Opportunity", RENEWAL_KEY, external_id, from_renewal_create(renewal)
+            )
+        if renewal.lines:
+            entries = await self._price_entries(
+                renewal.currency, {line.product_code for line in renewal.lines}
+            )
+            for line in renewal.lines:
+                await self._ensure_renewal_line(
+                    opportunity, line, entries, renewal.currency, f"{external_id}:"
+                )
+        return opportunity, created
+
+    async def list_renewals(self, customer_id: str) -> list[Deal]:
+        account = checked_id(customer_id, "account")
+        conditions = [f"AccountId = {soql_string(account)}", "Type = 'Renewal'"]
+        soql = select(OPPORTUNITY_FIELDS, "Opportunity", conditions, "CloseDate, Id")
+        records = [r async for r in self._query(soql, OpportunityRecord, sobject="Opportunity")]
+        return await self._with_lines(records)
+
+    async def assess_renewal(
+        self, opportunity_id: str, *, risk: RenewalRisk, context: str
+    ) -> None:
+        await self._send(
+            "PATCH", self._row_path("Opportunity", opportunity_id), sobject="Opportunity",
+            template="sobjects/Opportunity/{id}",
+            body={
+                "Renewal_Risk__c": renewal_risk_value(risk),
+                "Renewal_Context__c": context[:MAX_LONG_TEXT],
+            },
+        )
+
+    async def mark_churned(self, account_id: str) -> None:
+        await self._send(
+            "PATCH", self._row_path("Account", account_id), sobject="Account",
+            template="sobjects/Account/{id}", body={"Customer_Status__c": "Churned"},
+        )
+
+    async def _contracts(self, records: list[ContractRecord]) -> list[Contract]:
+        deals = [r.opportunity_id for r in records if r.opportunity_id]
+        lines = await self._lines_of(deals)
+        return [
+            self._mapped(to_contract, r, lines.get(r.opportunity_id or "", [])) for r in records
+        ]
+
+    async def _find_by_key(self, sobject: str, field: str, value: str) -> str | None:
+        soql = select(("Id",), sobject, [f"{field} = {soql_string(value)}"], limit=1)
+        async for record in self._query(soql, SObjectRecord, sobject=sobject):
+            return record_id(record)
+        return None
+
+    async def _upsert_by_key(
+        self, sobject: str, field: str, value: str, body: dict[str, Any]
+    ) -> tuple[str, bool]:
+        path = f"sobjects/{sobject}/{field}/{url_quote(value, safe='')}"
+        try:
+            response = await self._send(
+                "PATCH", _data(path), body=body, sobject=sobject, idempotent=True,
+                template=f"sobjects/{sobject}/{field}/{{value}}",
+            )
+        except UpstreamInvalid:
+            # Only called when no record had the key: one that has it now was made meanwhile
+            # by another process (Salesforce refuses the second insert as DUPLICATE_VALUE, or
+            # the update it turned into when it wrote create-only fields). That one stands.
+            found = await self._find_by_key(sobject, field, value)
+            if found is None:
+                raise
+            return found, False
+        result = self._decode(response, SaveResult)
+        return result.id or "", bool(result.created)
+
+    async def _price_entries(self, currency: str, codes: set[str]) -> dict[str, str]:
+        """The standard price book's entry id of each product code in `currency`."""
+        listed = ", ".join(soql_string(code) for code in sorted(codes)) or "''"
+        conditions = [
+            "Pricebook2.IsStandard = true",
+            f"CurrencyIsoCode = {soql_string(currency)}",
+            f"Product2.ProductCode IN ({listed})",
+        ]
+        soql = select(PRICE_FIELDS, "PricebookEntry", conditions, "Id")
+        entries: dict[str, str] = {}
+        async for record in self._query(soql, PricebookEntryRecord, sobject="PricebookEntry"):
+            code = record.product.product_code if record.product else None
+            if code:
+                entries.setdefault(code, record_id(record))
+        missing = sorted(codes - entries.keys())
+        if missing:
+            raise UpstreamInvalid(
+                f"no {currency} price book entry for {', '.join(missing)}", vendor=VENDOR,
+                code="missing_price_book_entry",
+            )
+        return entries
+
+    async def _ensure_renewal_line(
+        self,
+        opportunity: str,
+        line: RenewalLine,
+        entries: dict[str, str],
+        currency: str,
+        key_prefix: str,
+    ) -> None:
+        key = f"{key_prefix}{line.product_code}"
+        if await self._find_by_key("OpportunityLineItem", LINE_KEY, key) is not None:
+            return
+        body = {
+            "OpportunityId": opportunity,
+            "PricebookEntryId": entries[line.product_code],
+            "Quantity": line.quantity,
+            "UnitPrice": str(to_money_decimal(line.unit_amount, currency)),
+        }
+        await self._upsert_by_key("OpportunityLineItem", LINE_KEY, key, body)
+
+    async def _lines_of(self, opportunity_ids: list[str]) -> dict[str, list[LineRecord]]:
+        lines: dict[str, list[LineRecord]] = {key: [] for key in opportunity_ids}
+        for start in range(0, len(opportunity_ids), _IDS_PER_QUERY):
+            chunk = ", ".join(
+                soql_string(i) for i in opportunity_ids[start : start + _IDS_PER_QUERY]
+            )
+            soql = select(LINE_FIELDS, "OpportunityLineItem", [f"OpportunityId IN ({chunk})"],
+                           "Id")
+            async for line in self._query(soql, LineRecord, sobject="OpportunityLineItem"):
+                lines.setdefault(line.opportunity_id or "", []).append(line)
+        return lines
+
     # -- catalog -------------------------------------------------------------------------
 
     async def list_products(self, *, active_only: bool = False) -> list[Product]:
@@ -330,14 +533,7 @@ class SalesforceClient:
     # -- plumbing ------------------------------------------------------------------------
 
     async def _with_lines(self, records: list[OpportunityRecord]) -> list[Deal]:
-        ids = [record_id(record) for record in records]
-        lines: dict[str, list[LineRecord]] = {key: [] for key in ids}
-        for start in range(0, len(ids), _IDS_PER_QUERY):
-            chunk = ", ".join(soql_string(i) for i in ids[start : start + _IDS_PER_QUERY])
-            soql = select(LINE_FIELDS, "OpportunityLineItem", [f"OpportunityId IN ({chunk})"],
-                           "Id")
-            async for line in self._query(soql, LineRecord, sobject="OpportunityLineItem"):
-                lines.setdefault(line.opportunity_id or "", []).append(line)
+        lines = await self._lines_of([record_id(record) for record in records])
         return [self._mapped(to_deal, r, lines[record_id(r)]) for r in records]
 
     async def _find_account(self, field: str, value: str) -> str:

@@ -21,9 +21,13 @@ from contracts.v1 import (
     BillingInterval,
     Contact,
     ContactCreate,
+    Contract,
+    ContractLine,
+    ContractStatus,
     Customer,
     CustomerCreate,
     CustomerPatch,
+    CustomerStatus,
     Deal,
     DealLine,
     DealPatch,
@@ -31,11 +35,15 @@ from contracts.v1 import (
     PaymentStatus,
     Price,
     Product,
+    RenewalRisk,
     RiskLevel,
 )
+from system_apis.crm.port import ContractCreate as ContractCreateInput
+from system_apis.crm.port import RenewalCreate as RenewalCreateInput
 from system_apis.crm.salesforce._wire import (
     ACCOUNT_FIELDS,
     CONTACT_FIELDS,
+    CONTRACT_FIELDS,
     LINE_FIELDS,
     OPPORTUNITY_FIELDS,
     PRICE_FIELDS,
@@ -44,6 +52,7 @@ from system_apis.crm.salesforce._wire import (
     Attributes,
     CollectionRequest,
     ContactRecord,
+    ContractRecord,
     ErrorEntry,
     LineRecord,
     OAuthError,
@@ -60,15 +69,18 @@ from system_apis.crm.salesforce._wire import (
 __all__ = [
     "ACCOUNT_FIELDS",
     "CONTACT_FIELDS",
+    "CONTRACT_FIELDS",
     "LINE_FIELDS",
     "OPPORTUNITY_FIELDS",
     "PRICE_FIELDS",
     "PRODUCT_FIELDS",
+    "RENEWAL_TYPE",
     "SYSTEM",
     "AccountRecord",
     "Attributes",
     "CollectionRequest",
     "ContactRecord",
+    "ContractRecord",
     "ErrorEntry",
     "LineRecord",
     "MappingError",
@@ -82,12 +94,16 @@ __all__ = [
     "TokenResponse",
     "canonical_pointer",
     "from_contact_create",
+    "from_contract_create",
     "from_customer",
     "from_customer_patch",
     "from_deal_patch",
+    "from_renewal_create",
     "parse_datetime",
     "record_id",
+    "renewal_risk_value",
     "to_contact",
+    "to_contract",
     "to_customer",
     "to_deal",
     "to_deal_line",
@@ -108,6 +124,15 @@ _PAYMENT_STATUSES: tuple[str, ...] = get_args(PaymentStatus)
 _RISK_LEVELS: tuple[str, ...] = get_args(RiskLevel)
 _INTEGRATION_STATUSES: tuple[str, ...] = get_args(IntegrationStatus)
 _INTERVALS: tuple[str, ...] = get_args(BillingInterval)
+_RENEWAL_RISKS: tuple[str, ...] = get_args(RenewalRisk)
+_CUSTOMER_STATUSES: tuple[str, ...] = get_args(CustomerStatus)
+_CONTRACT_STATUSES = {
+    "Draft": "draft", "In Approval Process": "in_approval", "Activated": "activated",
+    "Expired": "expired", "Terminated": "terminated",
+}
+RENEWAL_TYPE = "Renewal"
+"""The opportunity `Type` of a renewal."""
+RENEWAL_STAGE = "Prospecting"
 
 _CUSTOMER_POINTERS = {
     "Name": "/legal_name", "Phone": "/phone", "Website": "/website",
@@ -189,6 +214,7 @@ def to_customer(record: AccountRecord, *, default_legal_entity: str | None = Non
                                                           _PAYMENT_STATUSES)),
         risk_level=cast(RiskLevel | None, _token(record.risk_level, _RISK_LEVELS)),
         updated_at=parse_datetime(record.system_modstamp or record.last_modified_date),
+        status=cast(CustomerStatus | None, _token(record.customer_status, _CUSTOMER_STATUSES)),
         refs=refs,
     )
 
@@ -293,6 +319,11 @@ def to_deal(record: OpportunityRecord, lines: list[LineRecord]) -> Deal:
             IntegrationStatus | None, _token(record.integration_status, _INTEGRATION_STATUSES)
         ),
         updated_at=parse_datetime(record.system_modstamp or record.last_modified_date),
+        deal_type=record.type,
+        contract_term_months=_whole(record.contract_term_months, "Contract_Term_Months__c"),
+        renewal_of=record.renewal_of,
+        renewal_risk=cast(RenewalRisk | None, _token(record.renewal_risk, _RENEWAL_RISKS)),
+        renewal_context=record.renewal_context,
         refs={SYSTEM: sf_id},
     )
 
@@ -328,6 +359,72 @@ def from_deal_patch(patch: DealPatch) -> dict[str, Any]:
             value = str(to_decimal(value))
         body[names[name]] = value.isoformat() if isinstance(value, date) else value
     return body
+
+
+# -- contracts and renewals ----------------------------------------------------------------
+
+
+def to_contract(record: ContractRecord, lines: list[LineRecord]) -> Contract:
+    """A contract, with the line items of the deal it was signed for as its lines."""
+    sf_id = record_id(record)
+    currency = _currency(record.currency, sf_id)
+    if record.start_date is None:
+        raise MappingError(f"Salesforce contract {sf_id} has no StartDate")
+    status = _CONTRACT_STATUSES.get(record.status or "", "draft")
+    return Contract(
+        id=sf_id,
+        number=record.contract_number,
+        customer_id=record.account_id or "",
+        deal_id=record.opportunity_id,
+        status=cast(ContractStatus, status),
+        start_date=record.start_date,
+        end_date=record.end_date,
+        term_months=record.contract_term or None,
+        currency=currency,
+        lines=[_contract_line(line, currency) for line in lines],
+        legal_entity=record.account.legal_entity if record.account else None,
+        refs={SYSTEM: sf_id},
+    )
+
+
+def _contract_line(record: LineRecord, currency: str) -> ContractLine:
+    line = to_deal_line(record, currency)
+    return ContractLine(
+        id=line.id, product_id=line.product_id, product_code=line.product_code,
+        quantity=line.quantity, unit_amount=line.unit_amount, refs=line.refs,
+    )
+
+
+def from_contract_create(contract: ContractCreateInput) -> dict[str, Any]:
+    """The Contract body of a won deal: activated, from its start date for its term."""
+    return {
+        "AccountId": contract.customer_id,
+        "Opportunity__c": contract.deal_id,
+        "Status": "Activated",
+        "StartDate": contract.start_date.isoformat(),
+        "ContractTerm": contract.term_months,
+        "CurrencyIsoCode": contract.currency,
+    }
+
+
+def from_renewal_create(renewal: RenewalCreateInput) -> dict[str, Any]:
+    """The Opportunity body of a renewal (its lines are written separately)."""
+    return {
+        "AccountId": renewal.customer_id,
+        "Name": renewal.name,
+        "Type": RENEWAL_TYPE,
+        "StageName": RENEWAL_STAGE,
+        "CloseDate": renewal.close_date.isoformat(),
+        "CurrencyIsoCode": renewal.currency,
+        "Renewal_Of__c": renewal.renews_deal_id,
+        "Contract_Term_Months__c": renewal.term_months,
+        "Legal_Entity__c": renewal.legal_entity,
+    }
+
+
+def renewal_risk_value(risk: RenewalRisk) -> str:
+    """The `Renewal_Risk__c` picklist value of a risk level ("high" -> "High")."""
+    return risk.capitalize()
 
 
 # -- catalog -------------------------------------------------------------------------------
