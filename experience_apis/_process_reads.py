@@ -25,7 +25,7 @@ __all__ = [
     "ProcessReads",
 ]
 
-IN_PROGRESS: tuple[FlowStatus, ...] = ("pending", "running", "waiting_approval")
+IN_PROGRESS: tuple[FlowStatus, ...] = ("pending", "running", "waiting_approval", "waiting")
 UNRESOLVED: tuple[ExceptionStatus, ...] = ("open", "retrying")
 _MAX_ROWS = 100
 

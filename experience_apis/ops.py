@@ -1,6 +1,9 @@
 """Operations views (`/experience/ops/v1`): a trace of everything that carried one correlation
 id, in time order: the flows started under it and their steps, every vendor call attempt made
-under it or by those flows, and the webhooks that fed those flows.
+under it or by those flows, and the webhooks that fed those flows. A trace is found by its
+correlation id or by a business key it touched (`?deal=`, `?invoice=`, `?customer=`,
+`?subscription=`): the flows a deal causes (its invoices' postings, payment failures,
+amendments) join the deal's trace, each naming the flow that caused it.
 
 Vendor call attempts are read from the gateway's `vendor_calls` table, declared here read-only
 (same columns as the gateway's definition; this layer never imports the gateway). A caller
@@ -17,10 +20,10 @@ import msgspec
 import sqlalchemy as sa
 from litestar import Response, Router, get
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import PathParameter
+from litestar.params import PathParameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.errors import NotFound
+from contracts.errors import FieldError, InvalidRequest, NotFound, ValidationFailed
 from contracts.principal import Principal
 from contracts.v1 import Page
 from experience_apis._services import (
@@ -29,15 +32,32 @@ from experience_apis._services import (
     principal_of,
 )
 from experience_apis.compose import conditional_response
-from process_apis.engine.store import as_utc, flow_steps, flows, webhook_inbox
+from process_apis.engine.store import as_utc, flow_steps, flows, trace_keys, webhook_inbox
 from system_apis.params import PageLimit
 
-__all__ = ["Trace", "TraceEvent", "TraceReader", "TraceSummary", "create_router", "vendor_calls"]
+__all__ = [
+    "Trace",
+    "TraceEvent",
+    "TraceFlow",
+    "TraceKey",
+    "TraceReader",
+    "TraceSummary",
+    "create_router",
+    "vendor_calls",
+]
 
 PREFIX = "/experience/ops/v1"
 _OPT: dict[str, Any] = {"scopes": ["ops:read"], "rate_limit_group": "experience"}
 MAX_EVENTS = 2000
 CorrelationId = Annotated[str, PathParameter(min_length=1, max_length=128)]
+KeyKind = Literal["deal", "invoice", "customer", "subscription"]
+KEY_KINDS: tuple[KeyKind, ...] = ("deal", "invoice", "customer", "subscription")
+_KeyParam = Annotated[
+    str | None,
+    QueryParameter(
+        min_length=1, max_length=200, description="Find the trace that touched this record"
+    ),
+]
 
 _metadata = sa.MetaData()
 vendor_calls = sa.Table(
@@ -83,10 +103,38 @@ class TraceEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     external_ids: dict[str, str] | None = None
 
 
+class TraceFlow(msgspec.Struct, frozen=True, kw_only=True):
+    """A flow of the trace and how it hangs together with the others."""
+
+    id: str
+    type: str
+    status: str
+    legal_entity: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    caused_by: str | None = None
+    """The flow that made the record this one was started about."""
+    caused: list[str] = []
+    """The flows started about records this one made."""
+
+
+class TraceKey(msgspec.Struct, frozen=True, kw_only=True):
+    """The business key a trace was found by."""
+
+    kind: KeyKind
+    value: str
+
+
 class Trace(msgspec.Struct, frozen=True, kw_only=True):
     correlation_id: str
     flow_ids: list[str]
     events: list[TraceEvent]
+    flows: list[TraceFlow] = []
+    """The flows in the order they started."""
+    found_by: TraceKey | None = None
+    other_traces: list[str] = []
+    """Other traces that touched the key it was found by (a customer's other deals), newest
+    first."""
 
 
 class TraceSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,7 +175,36 @@ class TraceReader:
             *(_hook_event(row) for row in hooks),
         ]
         events.sort(key=lambda event: (event.at, _ORDER[event.kind]))
-        return Trace(correlation_id=correlation_id, flow_ids=sorted(flow_ids), events=events)
+        return Trace(
+            correlation_id=correlation_id,
+            flow_ids=sorted(flow_ids),
+            events=events,
+            flows=_trace_flows(visible),
+        )
+
+    async def traces_of(self, kind: str, value: str, principal: Principal) -> list[str]:
+        """The correlation ids of the traces that touched record `value` (a deal, invoice,
+        customer or subscription id) in the legal entities the caller may see, newest first."""
+        statement = (
+            sa.select(trace_keys.c.correlation_id, trace_keys.c.legal_entity)
+            .where(trace_keys.c.kind == kind, trace_keys.c.value == value)
+            .order_by(trace_keys.c.created_at.desc(), trace_keys.c.correlation_id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        found = [row.correlation_id for row in rows if principal.may_see_entity(row.legal_entity)]
+        return list(dict.fromkeys(found))
+
+    async def trace_by_key(self, key: TraceKey, principal: Principal) -> Trace | None:
+        """The newest trace that touched `key`'s record, as the caller may see it; None when
+        none did."""
+        traces = await self.traces_of(key.kind, key.value, principal)
+        for correlation_id in traces:
+            trace = await self.trace(correlation_id, principal)
+            if trace is not None and trace.flows:
+                others = [other for other in traces if other != correlation_id]
+                return msgspec.structs.replace(trace, found_by=key, other_traces=others)
+        return None
 
     async def recent(self, principal: Principal, limit: int) -> list[TraceSummary]:
         """The correlation ids of the latest flows the caller may see."""
@@ -154,12 +231,58 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ORDER: dict[str, int] = {"webhook": 0, "flow": 1, "step": 2, "vendor_call": 3}
 
 
-@get("/traces", opt=_OPT, summary="Correlation ids of the latest flows")
+@get(
+    "/traces",
+    opt=_OPT,
+    summary="The trace of a deal, invoice, customer or subscription; else the latest traces",
+    description=(
+        "With exactly one of `deal`, `invoice`, `customer`, `subscription`: the newest trace "
+        "that touched that record (404 when none the caller may see did). Without any: the "
+        "correlation ids of the latest flows."
+    ),
+    responses={
+        200: ResponseSpec(
+            Trace | Page[TraceSummary],  # type: ignore[arg-type]
+            description="The trace found by key, or the latest traces",
+            generate_examples=False,
+        ),
+        304: ResponseSpec(None, description="Not modified (If-None-Match)"),
+    },
+)
 async def list_traces(
-    request: AuthedRequest, views: ViewsDep, limit: PageLimit = 20
-) -> Page[TraceSummary]:
+    request: AuthedRequest,
+    views: ViewsDep,
+    limit: PageLimit = 20,
+    deal: _KeyParam = None,
+    invoice: _KeyParam = None,
+    customer: _KeyParam = None,
+    subscription: _KeyParam = None,
+) -> Response[bytes]:
     reader = TraceReader(views.process.engine)
-    return Page(data=await reader.recent(principal_of(request), limit))
+    principal = principal_of(request)
+    given = {
+        kind: value
+        for kind, value in zip(KEY_KINDS, (deal, invoice, customer, subscription), strict=True)
+        if value is not None
+    }
+    for kind in KEY_KINDS:
+        if len(request.query_params.getall(kind, [])) > 1:
+            raise InvalidRequest(
+                f"Give {kind} once", errors=[FieldError(pointer=kind, detail="repeated")]
+            )
+    if not given:
+        return conditional_response(request, Page(data=await reader.recent(principal, limit)))
+    if len(given) > 1:
+        # As a malformed parameter is answered: 422, naming each parameter given.
+        raise ValidationFailed(
+            "Find a trace by one key: deal, invoice, customer or subscription",
+            errors=[FieldError(pointer=kind, detail="give only one key") for kind in given],
+        )
+    ((kind, value),) = given.items()
+    trace = await reader.trace_by_key(TraceKey(kind=kind, value=value), principal)
+    if trace is None:
+        raise NotFound(f"No trace touched {kind} {value}")
+    return conditional_response(request, trace)
 
 
 @get(
@@ -197,6 +320,29 @@ def _calls_query(correlation_id: str, flow_ids: list[str], principal: Principal)
         .order_by(vendor_calls.c.started_at, vendor_calls.c.id)
         .limit(MAX_EVENTS)
     )
+
+
+def _trace_flows(rows: list[Any]) -> list[TraceFlow]:
+    """The trace's flows in the order they started, each with the flows it caused (among
+    those the caller may see)."""
+    ordered = sorted(rows, key=lambda row: (_utc(row.created_at), row.id))
+    caused: dict[str, list[str]] = {}
+    for row in ordered:
+        if row.caused_by:
+            caused.setdefault(row.caused_by, []).append(row.id)
+    return [
+        TraceFlow(
+            id=row.id,
+            type=row.flow_type,
+            status=row.status,
+            legal_entity=row.legal_entity,
+            created_at=_utc(row.created_at),
+            updated_at=_utc(row.updated_at),
+            caused_by=row.caused_by,
+            caused=caused.get(row.id, []),
+        )
+        for row in ordered
+    ]
 
 
 def _flow_event(row: Any) -> TraceEvent:

@@ -304,6 +304,10 @@ class LeaseBook:
         self._created_since_sweep = 0
         self._sweep_every = SWEEP_MIN
 
+    def store_marked_down(self) -> bool:
+        """True while requests skip the store after it failed (`store_retry_interval`)."""
+        return time.time() < self._store_down_until
+
     async def acquire_all(self, key: str, rates: tuple[PolicyRate, ...]) -> Decision:
         """One permit under every rate; on a refusal the permits already taken go back."""
         taken: list[tuple[Lease, int]] = []

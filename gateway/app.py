@@ -28,6 +28,7 @@ from gateway.auth import (
     TokenIssuer,
     TokenValidator,
 )
+from gateway.business_metrics import BusinessMetrics, ExceptionBacklog
 from gateway.client_address import ClientAddress
 from gateway.clients import ClientRegistry
 from gateway.core import FreezeLongLivedObjects, Gateway, GatewayCore
@@ -160,6 +161,7 @@ def _build(settings: Settings) -> Gateway:
         process=build_process_layer(
             database_url=settings.database_url,
             executor_id=settings.process.executor_id,
+            step_wait_ceiling_seconds=settings.process.step_wait_ceiling_seconds,
             # The machine's name, not the bind address (0.0.0.0 on every container): an
             # executor slot is taken over on a restart of this host, port and worker slot.
             executor_prefix=f"{socket.gethostname()}:{settings.port}",
@@ -169,6 +171,7 @@ def _build(settings: Settings) -> Gateway:
             worker_concurrency=settings.process.queue_concurrency,
             global_concurrency=settings.process.queue_global_concurrency,
             poll_interval_seconds=settings.process.queue_poll_seconds,
+            observer=BusinessMetrics(metrics.registry),
             audit=audit,
         ),
         redis=redis,
@@ -182,6 +185,11 @@ def _build(settings: Settings) -> Gateway:
     gateway.webhooks = _webhooks(gateway)
     gateway.reconciliation = _reconciliation(gateway)
     gateway.renewals = _renewals(gateway)
+    backlog = ExceptionBacklog(engine)
+    metrics.add_scrape_collector(backlog, backlog.refresh)
+    if gateway.reconciliation is not None:
+        # The latest completed run as the database holds it, whichever worker ran it.
+        metrics.before_scrape(gateway.reconciliation.gauges.refresh)
     return gateway
 
 

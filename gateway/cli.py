@@ -324,6 +324,16 @@ def _doctor(_args: argparse.Namespace) -> int:
     return 0 if all(check.ok for check in checks) else 1
 
 
+def _share_metrics(default_dir: Path) -> None:
+    """Workers keep their Prometheus series in one directory (prometheus-client's
+    multiprocess mode), so a scrape of any worker answers all of them; emptied first."""
+    from gateway.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+
+    directory = Path(os.environ.get(MULTIPROC_ENV) or default_dir)
+    prepare_multiprocess_dir(directory)
+    os.environ[MULTIPROC_ENV] = str(directory)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from gateway.modes import check_mode
 
@@ -336,6 +346,8 @@ def _serve(args: argparse.Namespace) -> int:
     check_mode(settings)
     # The workers read their settings from the environment they inherit.
     export_overrides(overrides)
+    if args.workers > 1:
+        _share_metrics(settings.var_dir / "metrics")
     storage.upgrade(settings.database_url)
     KeyStore(settings.signing_keys_dir).ensure()
     demo = _ensure_demo_client(settings) if settings.sandbox.enabled else None

@@ -156,6 +156,7 @@ class GatewayCore(InitPlugin):
             redis_required=gateway.settings.rate_limit_on_store_error == "deny",
             metrics=gateway.metrics,
             engine_storage=gateway.process.engine.check_storage,
+            rate_limit_store=gateway.rate_limiter.check_store,
         )
         return {
             name: Provide(_constant(value), use_cache=True, sync_to_thread=False)

@@ -50,6 +50,9 @@ class ReadinessChecks:
     metrics: GatewayMetrics
     engine_storage: Callable[[], Awaitable[None]] | None = None
     """Raises when the durable engine's own tables are missing."""
+    rate_limit_store: Callable[[], Awaitable[None]] | None = None
+    """Raises when the rate limiter cannot reach its store (deny mode then refuses requests
+    even though a fresh Redis connection answers)."""
 
 
 @get("/health/live", opt=PUBLIC, tags=["health"], summary="The process is up", sync_to_thread=False)
@@ -65,6 +68,8 @@ async def ready(readiness: ReadinessChecks) -> Readiness:
     checks = {"database": database}
     if readiness.redis is not None:
         redis = await _check(_redis(readiness.redis))
+        if redis == "ok" and readiness.redis_required and readiness.rate_limit_store is not None:
+            redis = await _check(readiness.rate_limit_store())
         if redis != "ok" and not readiness.redis_required:
             redis = "degraded"
         checks["redis"] = redis

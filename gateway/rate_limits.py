@@ -346,6 +346,19 @@ class RateLimiter:
             self.refusals.labels(policy.tier, policy.group).inc()
         return decision
 
+    async def check_store(self) -> None:
+        """Nothing when requests that need the store would reach it now.
+
+        Raises:
+            ConnectionError: the store failed within the last retry interval (requests skip it
+                meanwhile), or it does not answer a ping on this limiter's own connections
+                (which may be stale after the store came back while another client is not).
+        """
+        if self._book.store_marked_down():
+            raise ConnectionError("the rate-limit store failed within its retry interval")
+        if not await self.storage.check():
+            raise ConnectionError("the rate-limit store does not answer")
+
     async def close(self) -> None:
         """Release the store's connections (call on application shutdown)."""
         client = getattr(getattr(self.storage, "bridge", None), "storage", None)

@@ -678,6 +678,15 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             positive=True,
         ),
     ] = 7 * 24 * 3600.0
+    step_wait_ceiling_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_STEP_WAIT_CEILING_SECONDS",
+            "how long a flow may wait on an outage (open breaker, spent quota) before the "
+            "integration team gets an exception",
+            minimum=30,
+        ),
+    ] = 900.0
     reconcile_interval_seconds: Annotated[
         float,
         var(

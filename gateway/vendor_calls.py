@@ -30,6 +30,9 @@ class DatabaseCallRecorder:
         self.engine = engine
         self._buffer: deque[VendorCall] = deque(maxlen=MAX_BUFFER)
         self._task: asyncio.Task[None] | None = None
+        # One writer at a time: a flush that found the buffer empty while the background
+        # task still wrote its batch would return before those calls were in the table.
+        self._writing = asyncio.Lock()
 
     async def record(self, call: VendorCall) -> None:
         self._buffer.append(call)
@@ -44,6 +47,12 @@ class DatabaseCallRecorder:
         await self.flush()
 
     async def flush(self) -> None:
+        """Write every buffered call; on return, every call recorded before is in the table
+        (or was dropped with a warning)."""
+        async with self._writing:
+            await self._write_buffer()
+
+    async def _write_buffer(self) -> None:
         while self._buffer:
             batch = [self._buffer.popleft() for _ in range(min(BATCH_SIZE, len(self._buffer)))]
             try:

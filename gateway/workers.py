@@ -41,6 +41,9 @@ def worker_app() -> Litestar:
     """The ASGI factory `erp-gateway serve` hands the server: the gateway for the
     environment's settings, in a worker that exits with its parent."""
     from gateway.app import create_app_from_env
+    from gateway.metrics import enable_multiprocess
 
     exit_with_parent()
+    # Before any series exists: the workers' series go to the shared directory `serve` set.
+    enable_multiprocess()
     return create_app_from_env()

@@ -11,7 +11,11 @@ import msgspec
 
 __all__ = ["Flow", "FlowStatus", "FlowStep", "StepStatus"]
 
-FlowStatus = Literal["pending", "running", "waiting_approval", "succeeded", "failed", "cancelled"]
+FlowStatus = Literal[
+    "pending", "running", "waiting_approval", "waiting", "succeeded", "failed", "cancelled"
+]
+"""`waiting`: idle until an event it is open to (a month's escalation waiting for that month's
+later breaches); `waiting_approval`: a person's decision."""
 StepStatus = Literal["running", "succeeded", "failed"]
 
 
@@ -39,6 +43,9 @@ class Flow(msgspec.Struct, frozen=True, kw_only=True):
     crm_account: str | None = None
     legal_entity: str | None = None
     correlation_id: str | None = None
+    caused_by: str | None = None
+    """The flow that made the record this flow was started about (the quote-to-cash of the
+    deal whose invoice it posts); it shares that flow's correlation id."""
     reason: str | None = None
     """Why the flow failed or was cancelled."""
     created_at: datetime

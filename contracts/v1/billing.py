@@ -90,6 +90,8 @@ class Subscription(Entity, frozen=True, kw_only=True):
     items: list[SubscriptionItem] = []
     deal_id: str | None = None
     legal_entity: LegalEntityCode | None = None
+    correlation_id: str | None = None
+    """The trace of the deal that created the subscription: the flows it causes join it."""
     refs: Refs = {}
 
 
@@ -121,6 +123,8 @@ class SubscriptionCreate(InputStruct, frozen=True, kw_only=True):
     """Charged once, on this subscription's first invoice only (each item names the deal)."""
     tax_rate_ids: list[str] = []
     """Billing tax rates applied to every item and one-time item of the subscription."""
+    correlation_id: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    """The trace the subscription and its invoices belong to (kept in their metadata)."""
 
 
 class SubscriptionPatch(InputStruct, frozen=True, kw_only=True):
@@ -166,6 +170,8 @@ class Invoice(Entity, frozen=True, kw_only=True):
     deal_id: str | None = None
     """The CRM deal a billing invoice bills (its subscription's deal, or the deal of a one-time
     invoice), so the invoice is posted against that deal's sales order."""
+    correlation_id: str | None = None
+    """The trace of the deal the invoice bills (its own or its subscription's metadata)."""
     number: str | None = None
     status: InvoiceStatus
     currency: CurrencyCode

@@ -27,7 +27,9 @@ AGES: dict[str, timedelta] = {
     "7d": timedelta(days=7),
     "30d": timedelta(days=30),
 }
-STATUSES = ("pending", "running", "waiting_approval", "succeeded", "failed", "cancelled")
+STATUSES = (
+    "pending", "running", "waiting_approval", "waiting", "succeeded", "failed", "cancelled"
+)
 OWNERS = ("finance", "revenue_ops", "support_ops", "integration")
 QUEUE_PAGE = 100
 _OPT: dict[str, Any] = {"public": True, "rate_limit_group": "console"}
@@ -107,6 +109,9 @@ async def flow_detail(
         raise NotFound(f"No flow {flow_id}")
     calls = await console.reads.vendor_calls(flow_id)
     hooks = await console.reads.webhooks(flow_id)
+    cause, caused = await console.reads.related_flows(
+        flow_id, flow.caused_by, operator.principal.entities
+    )
     entries = [
         await exception_queue.get(exception_id, principal=operator.principal)
         for exception_id in await console.reads.flow_exception_ids(flow_id)
@@ -121,10 +126,12 @@ async def flow_detail(
         lanes=swimlane(flow, calls, hooks, console.links, now=now),
         calls=calls,
         hooks=hooks,
+        cause=cause,
+        caused=caused,
         exceptions=entries,
         inputs={entry.id: _pretty(entry.input) for entry in entries},
         link=console.links.url,
-        refresh=flow.status in ("pending", "running", "waiting_approval", "failed"),
+        refresh=flow.status in ("pending", "running", "waiting_approval", "waiting", "failed"),
     )
 
 

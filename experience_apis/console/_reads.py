@@ -135,6 +135,24 @@ class ConsoleReads:
             rows = (await conn.execute(statement)).all()
         return [_flow_row(row._mapping) for row in rows]
 
+    async def related_flows(
+        self, flow_id: str, caused_by: str | None, entities: Collection[str] | None
+    ) -> tuple[FlowRow | None, list[FlowRow]]:
+        """The flow that caused `flow_id` and the flows it caused, among those the operator
+        may see (oldest first)."""
+        cause = sa.false() if caused_by is None else flows.c.id == caused_by
+        statement = (
+            sa.select(flows, sa.null().label("owner"))
+            .where(sa.or_(cause, flows.c.caused_by == flow_id))
+            .where(*_entities(flows.c.legal_entity, entities))
+            .order_by(flows.c.created_at, flows.c.id)
+            .limit(MAX_FLOWS)
+        )
+        async with self._engine.connect() as conn:
+            rows = [_flow_row(row._mapping) for row in await conn.execute(statement)]
+        parent = next((row for row in rows if row.id == caused_by), None)
+        return parent, [row for row in rows if row.id != caused_by]
+
     async def flow_exception_ids(self, flow_id: str) -> list[str]:
         statement = (
             sa.select(exceptions.c.id)

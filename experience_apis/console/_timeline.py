@@ -171,7 +171,7 @@ def _span(
 ) -> tuple[datetime, datetime]:
     starts = [flow.created_at, *(c.started_at for c in calls), *(h.received_at for h in hooks)]
     starts += [s.started_at for s in flow.steps if s.started_at]
-    running = flow.status in ("pending", "running", "waiting_approval")
+    running = flow.status in ("pending", "running", "waiting_approval", "waiting")
     ends = [now if running else flow.updated_at]
     ends += [c.started_at + timedelta(milliseconds=c.latency_ms) for c in calls]
     ends += [s.finished_at for s in flow.steps if s.finished_at]
@@ -179,7 +179,7 @@ def _span(
 
 
 def _flow_bar(flow: Flow, scale: _Scale, y: float, now: datetime) -> Bar:
-    running = flow.status in ("pending", "running", "waiting_approval")
+    running = flow.status in ("pending", "running", "waiting_approval", "waiting")
     end = now if running else flow.updated_at
     return Bar(
         kind="flow",

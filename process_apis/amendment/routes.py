@@ -153,6 +153,9 @@ class AmendmentService:
             amendment,
             correlation_id=current_context().correlation_id,
             legal_entity=subscription.legal_entity,
+            # The amendment joins the trace of the deal that sold the subscription.
+            trace_keys=_trace_keys(subscription),
+            record_correlation_id=subscription.correlation_id,
             source="api",
             actor=actor_of(principal),
         )
@@ -318,3 +321,10 @@ async def _or_none(call: Awaitable[T]) -> T | None:
 
 def _field(pointer: str, detail: str) -> FieldError:
     return FieldError(pointer=pointer, detail=detail)
+
+
+def _trace_keys(subscription: Subscription) -> dict[str, str]:
+    keys = {"subscription": subscription.id}
+    if subscription.deal_id:
+        keys["deal"] = subscription.deal_id
+    return keys

@@ -26,6 +26,7 @@ from contracts.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
+from process_apis.engine.observer import MoneyKind, MoneyMoved
 from process_apis.exceptions import OwnerTeam
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "refs_of",
     "register_step",
     "report_external_ids",
+    "report_money",
     "running",
     "step_spec",
     "validate_step_input",
@@ -61,6 +63,7 @@ class StepScope:
     flow_id: str
     name: str
     external_ids: dict[str, str] = field(default_factory=dict)
+    money: list[MoneyMoved] = field(default_factory=list)
 
     @property
     def idempotency_key(self) -> str:
@@ -89,6 +92,16 @@ def report_external_ids(**ids: str) -> None:
     scope = _scope.get()
     if scope is not None:
         scope.external_ids.update(ids)
+
+
+def report_money(kind: MoneyKind, *, legal_entity: str, currency: str, amount: int) -> None:
+    """Record an amount the running step booked (`booked`, `invoiced`, `credited`,
+    `collected`); measured once the step succeeds. Outside a step this does nothing."""
+    scope = _scope.get()
+    if scope is not None:
+        scope.money.append(
+            MoneyMoved(kind=kind, legal_entity=legal_entity, currency=currency, amount=amount)
+        )
 
 
 class StepFailure(Exception):

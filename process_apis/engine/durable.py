@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -53,12 +54,14 @@ from dbos import error as dbos_errors
 
 from contracts.errors import ServiceUnavailable, UpstreamUnavailable
 from process_apis.engine import _steps
+from process_apis.engine._stalls import WAITING_CODES
 from process_apis.engine._steps import (
     StepFailure,
     StepScope,
     StepSpec,
     current_idempotency_key,
     report_external_ids,
+    report_money,
 )
 from process_apis.engine.queue import close_exception, owner_for, stop_at_step
 from process_apis.engine.records import (
@@ -68,6 +71,8 @@ from process_apis.engine.records import (
     set_flow_status,
     start_running,
 )
+from process_apis.engine.store import utcnow
+from process_apis.engine.traces import keys_of_external_ids, record_trace_keys
 from process_apis.exceptions import OwnerTeam
 
 if TYPE_CHECKING:
@@ -89,7 +94,9 @@ __all__ = [
     "flow_class",
     "flow_step",
     "report_external_ids",
+    "report_money",
     "wait_for_approval",
+    "wait_for_event",
 ]
 
 DECISION_TOPIC = "erpgw.operator"
@@ -280,6 +287,21 @@ async def wait_for_approval(topic: str, *, timeout_seconds: float) -> Any | None
     return message
 
 
+async def wait_for_event(topic: str, *, timeout_seconds: float) -> Any | None:
+    """Wait durably for a message on `topic` while the flow is idle (`waiting`: open to
+    events, nothing to do until one comes); None when `timeout_seconds` pass first."""
+    scope = _flow_scope.get()
+    if scope is None:
+        raise LookupError("wait_for_event() is only defined inside a flow")
+    if topic == DECISION_TOPIC:
+        raise ValueError(f"topic {DECISION_TOPIC} is reserved for operator decisions")
+    engine = _engine()
+    await engine.transaction("erpgw.flow_idle", set_flow_status, scope.meta.id, "waiting")
+    message = await DBOS.recv_async(topic, timeout_seconds=timeout_seconds)
+    await engine.transaction("erpgw.flow_resumed", set_flow_status, scope.meta.id, "running")
+    return message
+
+
 def activate(engine: FlowEngine | None) -> None:
     """Make `engine` the one flows run on (None: no engine is launched)."""
     global _active
@@ -321,6 +343,7 @@ async def _run_flow(
             "cancelled",
             reason=resolved.reason,
         )
+        engine.observer.flow_finished(meta.type, "cancelled")
         return None
     except dbos_errors.DBOSException:
         raise
@@ -329,12 +352,15 @@ async def _run_flow(
         await engine.transaction(
             "erpgw.flow_failed", set_flow_status, flow_id, "failed", reason=cause
         )
+        engine.observer.flow_finished(meta.type, "failed")
         raise
     finally:
         _flow_scope.reset(token)
         untrack()
     await engine.transaction("erpgw.flow_succeeded", set_flow_status, flow_id, "succeeded")
+    engine.observer.flow_finished(meta.type, "succeeded")
     return result
+
 
 async def _run_step(
     engine: FlowEngine,
@@ -381,6 +407,7 @@ async def _run_step(
             args, kwargs = spec.arguments(args, decision.input)
         await engine.transaction("erpgw.flow_resumed", set_flow_status, scope.meta.id, "running")
 
+
 async def _await_decision(exception_id: str, occurrence: int) -> Decision:
     while True:
         message = await DBOS.recv_async(DECISION_TOPIC, timeout_seconds=DECISION_WAIT_SECONDS)
@@ -408,6 +435,7 @@ def _attempt_of(
             return await fn(*args, **kwargs)
         engine, flow_id = _engine(), scope.meta.id
         step = StepScope(flow_id=flow_id, name=call)
+        began = time.perf_counter()
         try:
             # DBOS's step id orders the steps as the flow ran them.
             position = DBOS.step_id or 0
@@ -415,26 +443,35 @@ def _attempt_of(
                 record_attempt, flow_id, call, system=spec.system, position=position
             )
             with _steps.running(step, scope.meta.correlation_id):
-                while True:
-                    try:
-                        result = await fn(*args, **kwargs)
-                        break
-                    except UpstreamUnavailable as exc:
-                        if exc.code != "circuit_open":
-                            raise
-                        await asyncio.sleep(_steps.circuit_wait(exc))
+                result = await _waiting_out_outages(
+                    engine, scope.meta, call, spec, fn, args, kwargs
+                )
         except Exception as exc:
+            engine.observer.step_attempted(spec.system, "failed", time.perf_counter() - began)
             failure = StepFailure.of(exc)
             with contextlib.suppress(Exception):
                 await engine.write(
                     record_step_outcome, flow_id, call, status="running", error=failure.cause
                 )
             raise failure from exc
+        engine.observer.step_attempted(spec.system, "succeeded", time.perf_counter() - began)
+        for money in step.money:
+            engine.observer.money_moved(money)
         ids = {**_steps.refs_of(result), **step.external_ids}
         try:
             await engine.write(
                 record_step_outcome, flow_id, call, status="succeeded", external_ids=ids
             )
+            # The records the step made or found join the flow's trace (found by them later).
+            keys = keys_of_external_ids(ids)
+            if keys:
+                await engine.write(
+                    record_trace_keys,
+                    keys,
+                    correlation_id=scope.meta.correlation_id,
+                    flow_id=flow_id,
+                    legal_entity=scope.meta.legal_entity,
+                )
         except Exception as exc:
             # The platform did the work: a record we could not write must not fail the step
             # (an operator retry would only repeat the call).
@@ -442,6 +479,68 @@ def _attempt_of(
         return result
 
     return attempt
+
+
+async def _waiting_out_outages(
+    engine: FlowEngine,
+    meta: FlowMeta,
+    call: str,
+    spec: StepSpec,
+    fn: Callable[..., Awaitable[R]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> R:
+    """The step's code, called again while its platform's breaker is open or its quota
+    spent (no attempt spent: the platform was never asked). Past the step wait ceiling the
+    integration team gets an exception, once; when the call goes through, the exception
+    resolves itself with a note and the flow carries on."""
+    since = utcnow()
+    opened = False
+    while True:
+        try:
+            result = await fn(*args, **kwargs)
+        except UpstreamUnavailable as exc:
+            if exc.code not in WAITING_CODES:
+                raise
+            waited = (utcnow() - since).total_seconds()
+            if not opened and waited > engine.step_wait_ceiling_seconds:
+                opened = await _open_wait(engine, meta, call, spec, exc, waited)
+            await asyncio.sleep(_steps.circuit_wait(exc))
+            continue
+        if opened:
+            waited = (utcnow() - since).total_seconds()
+            note = f"Resolved by itself: {spec.system} answered again after {waited:.0f} s"
+            try:
+                await engine.resolve_wait(meta.id, note=note)
+            except Exception as exc:
+                # The engine's reaper resolves it on its next round.
+                log.warning("wait_exception_not_resolved", flow_id=meta.id, error=str(exc))
+        return result
+
+
+async def _open_wait(
+    engine: FlowEngine,
+    meta: FlowMeta,
+    call: str,
+    spec: StepSpec,
+    exc: UpstreamUnavailable,
+    waited: float,
+) -> bool:
+    """Whether the wait exception could be written (else the next round tries again)."""
+    reason = "its circuit breaker is open" if exc.code == "circuit_open" else "its quota is spent"
+    cause = (
+        f"Step {call} has waited {waited:.0f} s on {spec.system}: {reason} "
+        f"(ceiling {engine.step_wait_ceiling_seconds:.0f} s); the flow continues by itself "
+        "when the platform is back"
+    )
+    try:
+        await engine.open_wait(
+            meta.id, meta.type, call, spec.system, cause=cause, legal_entity=meta.legal_entity
+        )
+    except Exception as error:
+        log.warning("wait_exception_not_opened", flow_id=meta.id, error=str(error))
+        return False
+    return True
 
 
 def _retryable(exc: BaseException) -> bool:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Coroutine
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -42,9 +44,10 @@ from contracts.audit import (
 )
 from contracts.context import current_context
 from contracts.errors import Conflict, ServiceUnavailable
-from process_apis.engine import _steps, durable
+from process_apis.engine import _stalls, _steps, durable
 from process_apis.engine._executors import ExecutorRegistry, SlotLock
 from process_apis.engine.durable import DECISION_TOPIC, Decision, FlowInstance
+from process_apis.engine.observer import FlowObserver, NoObserver
 from process_apis.engine.records import (
     UnfinishedFlow,
     create_flow,
@@ -57,6 +60,7 @@ from process_apis.engine.system_database import (
     prepare_sqlite,
     redact,
 )
+from process_apis.engine.traces import find_origin, record_trace_keys
 
 __all__ = [
     "APPLICATION_VERSION",
@@ -77,6 +81,7 @@ ORPHAN_GRACE_SECONDS = 30.0
 """A pending flow record younger than this may still be getting its workflow (a start writes
 the record first); only older ones count as missing their workflow."""
 RECONCILE_BATCH = 200
+WAIT_ERROR_PREFIX = "Waiting past the ceiling:"
 _RESUMABLE = frozenset({"CANCELLED", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"})
 _FINISHED = frozenset({"SUCCESS", "ERROR"})
 
@@ -136,6 +141,8 @@ class FlowEngine:
         executor_timeout_seconds: float = 30.0,
         system_pool_size: int = 10,
         log_level: str = "WARNING",
+        step_wait_ceiling_seconds: float = 900.0,
+        observer: FlowObserver | None = None,
         audit: AuditTrail | None = None,
     ) -> None:
         """
@@ -150,9 +157,14 @@ class FlowEngine:
                 predecessor's id and resumes its flows at once, instead of waiting for the
                 dead one's heartbeat to go stale.
             poll_interval_seconds: how often queues and message waits poll the database.
+            step_wait_ceiling_seconds: how long a flow may go without progress (a step
+                waiting on an open breaker or a spent quota, an outage) before the integration
+                team gets an exception; the flow keeps waiting and resumes by itself.
+            observer: told of flows, steps, money and webhooks (the gateway's metrics).
             audit: the audit trail every accepted start request is recorded in (with its
                 source, and whether it created the flow or found it there).
         """
+        self.observer: FlowObserver = observer or NoObserver()
         self._audit = audit
         self._database_url = database_url
         self._registered: dict[type[FlowInstance], dict[str, Any]] = {}
@@ -169,6 +181,7 @@ class FlowEngine:
         self._executor_timeout = executor_timeout_seconds
         self._system_pool_size = system_pool_size
         self._log_level = log_level
+        self.step_wait_ceiling_seconds = step_wait_ceiling_seconds
         # Keyed writes need no stronger isolation; SQLite knows only SERIALIZABLE.
         self._isolation: Literal["SERIALIZABLE", "READ COMMITTED"] = (
             "SERIALIZABLE" if database_url.startswith("sqlite") else "READ COMMITTED"
@@ -233,6 +246,7 @@ class FlowEngine:
             asyncio.create_task(self._every(self._beat)),
             asyncio.create_task(self._every(self.recover_dead_executors)),
             asyncio.create_task(self._every(self._keep_registered)),
+            asyncio.create_task(self._every(self.reap_stalled)),
         ]
         log.info("flow_engine_launched", executor_id=self._executor_id, system=redact(system_url))
         try:
@@ -328,6 +342,8 @@ class FlowEngine:
         correlation_id: str | None = None,
         crm_account: str | None = None,
         legal_entity: str | None = None,
+        trace_keys: Mapping[str, str] | None = None,
+        record_correlation_id: str | None = None,
         source: FlowSource = "api",
         actor: AuditActor | None = None,
     ) -> FlowHandle:
@@ -338,6 +354,11 @@ class FlowEngine:
         audited (`flow.start`) with its `source` and `actor` (default: the calling client,
         else the gateway).
 
+        The flow joins a trace: that of the record it is about when the record carries one
+        (`record_correlation_id`, from its metadata) or a trace already holds one of its
+        `trace_keys` (`deal`, `customer`, `subscription`, `invoice`: the flow that made the
+        record is named its cause), else the caller's `correlation_id`, else a new one.
+
         Raises:
             Conflict: the key belongs to a flow of another function.
             ServiceUnavailable: the engine is not running.
@@ -346,16 +367,33 @@ class FlowEngine:
         # The record's transaction commits only once the workflow is enqueued, so no record
         # is ever left pending without a workflow; should this process die between the two,
         # the workflow writes its record itself as it starts (`records.start_running`).
+        keys = {kind: value for kind, value in (trace_keys or {}).items() if value}
+        if crm_account:
+            keys.setdefault("customer", crm_account)
         async with self._require_db().begin() as conn:
+            origin = await find_origin(conn, keys, excluding=business_key)
+            correlation = (
+                record_correlation_id
+                or (origin.correlation_id if origin else None)
+                or correlation_id
+                or uuid.uuid4().hex
+            )
+            now = utcnow()
             created = await create_flow(
                 conn,
                 flow_id=business_key,
                 flow_type=flow_type,
-                correlation_id=correlation_id,
+                correlation_id=correlation,
                 crm_account=crm_account,
                 legal_entity=legal_entity,
-                now=utcnow(),
+                now=now,
+                caused_by=origin.flow_id if origin else None,
             )
+            if created:
+                await record_trace_keys(
+                    conn, keys.items(), correlation_id=correlation, flow_id=business_key,
+                    legal_entity=legal_entity, now=now,
+                )
             try:
                 with SetWorkflowID(business_key):
                     workflow = await queue.enqueue_async(fn, *args)
@@ -364,6 +402,8 @@ class FlowEngine:
                     f"Flow {business_key} already exists as another kind of flow",
                     code="flow_key_taken",
                 ) from exc
+        if created:
+            self.observer.flow_started(flow_type)
         await self.record_start(
             flow_type, business_key, created=created, source=source, actor=actor,
             legal_entity=legal_entity, correlation_id=correlation_id,
@@ -514,7 +554,72 @@ class FlowEngine:
             log.warning("flow_without_workflow", flow_id=record.id, reason=reason)
         return changed
 
+    async def reap_stalled(self) -> list[str]:
+        """Open an exception for the integration team for each unfinished flow that has made
+        no progress for longer than the step wait ceiling and has none open; resolve (with a
+        note) those whose flow has moved on since. Runs every heartbeat; returns the flows
+        given an exception now."""
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.step_wait_ceiling_seconds)
+        async with self._require_db().begin() as conn:
+            await _stalls.resolve_waits(conn, now=now)
+            stalled = await _stalls.stalled_flows(conn, cutoff=cutoff)
+            for flow in stalled:
+                waited = int((now - flow.last_progress).total_seconds())
+                where = (
+                    f"at step {flow.step} on {flow.system}"
+                    if flow.step
+                    else "before its first step"
+                )
+                await _stalls.open_wait_exception(
+                    conn,
+                    flow_id=flow.id,
+                    flow_type=flow.type,
+                    step=flow.step,
+                    system=flow.system,
+                    legal_entity=flow.legal_entity,
+                    cause=(
+                        f"{WAIT_ERROR_PREFIX} {flow.status} {where} with no progress for "
+                        f"{waited} s (ceiling {self.step_wait_ceiling_seconds:.0f} s); it "
+                        "continues by itself when the platform is back"
+                    ),
+                    now=now,
+                )
+        for flow in stalled:
+            log.warning("flow_past_wait_ceiling", flow_id=flow.id, step=flow.step)
+        return [flow.id for flow in stalled]
+
     # -- for the flow runtime (`process_apis.engine.durable`) --------------------------
+
+    async def open_wait(
+        self,
+        flow_id: str,
+        flow_type: str,
+        step: str,
+        system: str,
+        *,
+        cause: str,
+        legal_entity: str | None,
+    ) -> None:
+        """A step has waited past the ceiling: the integration team's exception (the flow
+        keeps running). For the flow runtime."""
+        async with self._require_db().begin() as conn:
+            await _stalls.open_wait_exception(
+                conn,
+                flow_id=flow_id,
+                flow_type=flow_type,
+                step=step,
+                system=system,
+                legal_entity=legal_entity,
+                cause=cause,
+                now=utcnow(),
+                refine=True,
+            )
+
+    async def resolve_wait(self, flow_id: str, *, note: str) -> None:
+        """The waiting step went through: its wait exception resolves itself with `note`."""
+        async with self._require_db().begin() as conn:
+            await _stalls.resolve_waits(conn, now=utcnow(), flow_id=flow_id, note=note)
 
     async def transaction(
         self, name: str, fn: Callable[..., Awaitable[R]], *args: Any, **kwargs: Any

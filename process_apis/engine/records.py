@@ -42,7 +42,7 @@ __all__ = [
     "unfinished_flows",
 ]
 
-UNFINISHED: tuple[FlowStatus, ...] = ("pending", "running", "waiting_approval")
+UNFINISHED: tuple[FlowStatus, ...] = ("pending", "running", "waiting_approval", "waiting")
 """Statuses of a flow whose workflow should still be running or waiting."""
 
 
@@ -81,6 +81,7 @@ async def create_flow(
     crm_account: str | None,
     legal_entity: str | None,
     now: datetime,
+    caused_by: str | None = None,
 ) -> bool:
     """Record a new pending flow; False when the flow already exists (a duplicate start)."""
     statement = (
@@ -93,6 +94,7 @@ async def create_flow(
             correlation_id=correlation_id,
             crm_account=crm_account,
             legal_entity=legal_entity,
+            caused_by=caused_by,
             created_at=now,
             updated_at=now,
         )
@@ -351,6 +353,7 @@ def _flow(row: sa.Row[tuple[object, ...]], steps: list[FlowStep]) -> Flow:
         crm_account=mapping["crm_account"],
         legal_entity=mapping["legal_entity"],
         correlation_id=mapping["correlation_id"],
+        caused_by=mapping["caused_by"],
         reason=mapping["reason"],
         created_at=created_at,
         updated_at=updated_at,

@@ -32,6 +32,7 @@ from contracts.limits import MAX_ITEMS
 from contracts.principal import Principal
 from contracts.v1 import Page
 from process_apis.engine.flow_engine import FlowEngine
+from process_apis.engine.observer import FlowObserver
 from process_apis.engine.operations import Operations
 from process_apis.engine.queue import ExceptionQueue
 from process_apis.engine.records import UNFINISHED, FlowQuery, FlowReader
@@ -311,11 +312,14 @@ def build_process_layer(
     worker_concurrency: int = 8,
     global_concurrency: int | None = None,
     poll_interval_seconds: float = 0.25,
+    step_wait_ceiling_seconds: float = 900.0,
+    observer: FlowObserver | None = None,
     audit: AuditTrail | None = None,
 ) -> ProcessLayer:
     """The layer for the app factory. `engine` is the gateway's own (reads and operator
     actions); the flow engine keeps a pool of its own for the writes flows make. The queue's
-    concurrency (per process and in all) and poll interval are the flow engine's."""
+    concurrency (per process and in all) and poll interval are the flow engine's; `observer`
+    measures flows, steps, money and webhooks."""
     flow_engine = FlowEngine(
         database_url=database_url,
         executor_id=executor_id,
@@ -324,6 +328,8 @@ def build_process_layer(
         worker_concurrency=worker_concurrency,
         global_concurrency=global_concurrency,
         poll_interval_seconds=poll_interval_seconds,
+        step_wait_ceiling_seconds=step_wait_ceiling_seconds,
+        observer=observer,
         audit=audit,
     )
     queue = ExceptionQueue(engine, registry=registry)

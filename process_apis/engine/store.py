@@ -33,6 +33,7 @@ __all__ = [
     "flows",
     "insert_for",
     "metadata",
+    "trace_keys",
     "utcnow",
     "webhook_inbox",
 ]
@@ -55,6 +56,8 @@ flows = sa.Table(
     sa.Column("reason", sa.Text, nullable=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # The flow whose record (deal, subscription, invoice) this flow was started about.
+    sa.Column("caused_by", sa.String(200), nullable=True, index=True),
 )
 
 flow_steps = sa.Table(
@@ -146,6 +149,20 @@ cross_references = sa.Table(
     ),
 )
 """`legal_entity` is `""` for references that hold in every entity (a key cannot be NULL)."""
+
+trace_keys = sa.Table(
+    "trace_keys",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("value", sa.String(200), primary_key=True),
+    sa.Column("correlation_id", sa.String(128), primary_key=True),
+    sa.Column("flow_id", sa.String(200), nullable=False),
+    sa.Column("legal_entity", sa.String(32), nullable=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+)
+"""The business records (deal, customer, subscription, invoice) each trace touched, and the
+flow that first touched each: how a trace is found by a business key, and how a flow started
+about a record joins the trace of the flow that made it."""
 
 
 def utcnow() -> datetime:

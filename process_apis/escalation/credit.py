@@ -10,14 +10,18 @@ finance's exception queue.
 No compensation: nothing reaches billing or the books before the approval, and every write
 after it is idempotent, so a failing step waits in the exception queue and resumes there.
 
-One credit per organization and month: the workflow id is `escalation:{organization}:{YYYY-MM}`
-with the month (UTC) of the case that started it, so a second sev-1 case of that month (or a
-duplicate webhook) joins the same flow. The credit counts every breach of the month found when
-it is computed; breaches after that are not credited again that month.
+One escalation per organization and month: the workflow id is
+`escalation:{organization}:{YYYY-MM}` with the month (UTC) of the case that started it, so a
+second sev-1 case of that month (or a duplicate webhook) joins the same flow and makes it look
+again. The flow stays open to the month's later breaches until the month closes (its last
+case's first-response target gone by): each breach re-evaluates the month's credit, cumulative
+and capped; one approval for the month's total is pending at a time (a breach meanwhile raises
+it), and once one was approved, a later breach asks for and credits only the difference.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Literal
 
 import msgspec
@@ -39,6 +43,7 @@ from process_apis.engine.durable import (
     flow_step,
     report_external_ids,
     wait_for_approval,
+    wait_for_event,
 )
 from process_apis.engine.published import publish
 from process_apis.engine.store import utcnow
@@ -59,7 +64,9 @@ from process_apis.escalation.service_credit import (
     compute_credit,
     describe_credit,
     find_breaches,
+    month_bounds,
     monthly_recurring_amount,
+    next_breach_at,
 )
 from process_apis.invoice_posting.flow import book_credit_note
 from system_apis.billing.port import BillingPort
@@ -72,6 +79,7 @@ __all__ = [
     "DECISION_TOPIC",
     "FLOW_TYPE",
     "ApprovalOverdue",
+    "BreachReported",
     "CreditDecision",
     "Escalation",
     "EscalationFlows",
@@ -88,13 +96,19 @@ REQUESTED_BY = "erp-gateway"
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 7 * 24 * 3600.0
 
 
-
 class Escalation(msgspec.Struct, frozen=True, kw_only=True):
     """What starts the flow: the organization, the sev-1 case, and the month it counts in."""
 
     organization_id: str
     ticket_id: str
     month: str
+
+
+class BreachReported(msgspec.Struct, frozen=True, kw_only=True):
+    """A sev-1 case of the month reported again (a new case, a late answer): the month's
+    escalation looks at its breaches again."""
+
+    ticket_id: str
 
 
 class CreditDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -185,20 +199,23 @@ class EscalationFlows(FlowInstance):
         await self.crm.update_account(crm_account_id, CustomerPatch(risk_level=ESCALATED_RISK))
 
     @flow_step(system="netsuite", owner="finance")
-    async def open_approval_task(self, credit: ServiceCredit) -> str:
+    async def open_approval_task(self, credit: ServiceCredit, external_id: str) -> str:
+        """The approval task for what the month owes beyond what is already credited,
+        upserted by `external_id`: a later breach raises the same pending task."""
+        due = None if credit.amount is None else credit.amount - credit.credited_amount
         task = await self.erp.upsert_approval_task(
             ApprovalTask(
                 id="",
                 kind="service_credit",
                 subject=describe_credit(credit),
-                amount=credit.amount,
+                amount=due,
                 currency=credit.currency,
                 requested_at=utcnow(),
                 requested_by=REQUESTED_BY,
                 flow_id=credit.id,
                 legal_entity=credit.legal_entity,
             ),
-            external_id=current_idempotency_key(),
+            external_id=external_id,
         )
         report_external_ids(netsuite_approval_task=task.id)
         return task.id
@@ -217,14 +234,15 @@ class EscalationFlows(FlowInstance):
         )
 
     @flow_step(system="stripe", owner="finance")
-    async def issue_credit_note(self, credit: ServiceCredit, memo: str) -> str:
-        if credit.invoice_id is None or credit.amount is None or credit.currency is None:
+    async def issue_credit_note(self, credit: ServiceCredit, memo: str, amount: int) -> str:
+        """A credit note for `amount`: what this approval adds to the month's credit."""
+        if credit.invoice_id is None or amount <= 0 or credit.currency is None:
             raise Conflict(f"Service credit {credit.id} has no invoice or amount to credit")
         note = await self.billing.create_credit_note(
             CreditNoteCreate(
                 invoice_id=credit.invoice_id,
                 currency=credit.currency,
-                amount=credit.amount,
+                amount=amount,
                 reason="service_credit",
                 memo=memo,
             ),
@@ -243,8 +261,12 @@ class EscalationFlows(FlowInstance):
             raise Conflict(f"Service credit {credit.id} has no amount to book")
         note = await self.billing.get_credit_note(note_id)
         booked = await book_credit_note(
-            self.erp, note, customer_id=erp.customer_id, legal_entity=erp.legal_entity,
-            erp_invoice_id=erp.invoice_id, memo=memo,
+            self.erp,
+            note,
+            customer_id=erp.customer_id,
+            legal_entity=erp.legal_entity,
+            erp_invoice_id=erp.invoice_id,
+            memo=memo,
         )
         report_external_ids(netsuite_credit_memo=booked.id)
         return booked.id
@@ -291,29 +313,30 @@ class EscalationFlows(FlowInstance):
             credit, legal_entity=terms.legal_entity, crm_account_id=terms.crm_account_id
         )
         await self.raise_account_risk(terms.crm_account_id)
-        credit, erp = await self._compute(credit, terms)
-        if credit.status == "not_owed":
-            await publish(CREDIT_EVENT, credit)
-            return credit
-        task_id = await self.open_approval_task(credit)
-        credit = msgspec.structs.replace(credit, approval_task_id=task_id)
-        decision = await self._decision(credit, task_id)
-        # Shown at once, so a second decision is refused while the first is carried out.
-        credit = msgspec.structs.replace(
-            credit,
-            status=decision.decision,
-            decided_by=decision.actor,
-            decision_reason=decision.reason,
-        )
-        await publish(CREDIT_EVENT, credit)
-        if decision.decision == "approved":
-            return await self._credit(credit, erp, task_id, decision)
-        return await self._refuse(credit, task_id, decision)
+        settled = 0  # credited or refused by finance: never asked for again
+        round_number = 0
+        while True:
+            credit, erp, cases = await self._compute(credit, terms)
+            if (credit.amount or 0) <= settled:
+                if round_number == 0:
+                    credit = msgspec.structs.replace(credit, status="not_owed")
+                await publish(CREDIT_EVENT, credit)
+                if not await self._later_breach(credit, terms, cases):
+                    return credit
+                continue
+            round_number += 1
+            credit, decision, erp = await self._approval(credit, terms, erp, round_number)
+            settled = credit.amount or 0
+            if decision.decision == "approved":
+                credit = await self._credit(credit, erp, decision, round_number)
+            else:
+                credit = await self._refuse(credit, decision, round_number)
 
     async def _compute(
         self, credit: ServiceCredit, terms: CreditTerms
-    ) -> tuple[ServiceCredit, ErpAccount | None]:
-        """The month's figures; `not_owed` (and no ERP account) when no breach earned any."""
+    ) -> tuple[ServiceCredit, ErpAccount | None, CaseSnapshot]:
+        """The month's figures, every breach found so far counted (capped); no ERP account
+        when no breach earned any credit."""
         cases = await self.list_urgent_cases(credit.organization_id)
         customer_id = await self.find_billing_customer(terms.crm_account_id)
         charge = largest_charge(await self.read_recurring_charges(customer_id))
@@ -339,22 +362,76 @@ class EscalationFlows(FlowInstance):
             subscription_id=charge.subscription_id,
         )
         if computed.amount <= 0:
-            return msgspec.structs.replace(credit, status="not_owed"), None
+            return credit, None, cases
         invoice_id = await self.find_paid_invoice(charge.subscription_id)
         erp = await self.find_erp_account(terms, customer_id, invoice_id)
         credit = msgspec.structs.replace(
             credit, invoice_id=invoice_id, legal_entity=erp.legal_entity
         )
-        return credit, erp
+        return credit, erp, cases
 
-    async def _decision(self, credit: ServiceCredit, task_id: str) -> CreditDecision:
-        """Wait for finance; each timeout goes to the exception queue until reopened."""
+    async def _later_breach(
+        self, credit: ServiceCredit, terms: CreditTerms, cases: CaseSnapshot
+    ) -> bool:
+        """Wait, open to the month's later breaches, until one is reported, an open case's
+        target passes, or the month closes (its last case's target gone by). False when the
+        month is closed: nothing more can be owed."""
+        _, month_end = month_bounds(credit.month)
+        closes_at = month_end + timedelta(minutes=terms.sla_minutes)
+        due = next_breach_at(
+            cases.cases, sla_minutes=terms.sla_minutes, month=credit.month, as_of=cases.as_of
+        )
+        if due is None and cases.as_of >= closes_at:
+            return False
+        wake_at = min(due or closes_at, closes_at)
+        # A minute past the target, so the case is late when it is looked at again.
+        wait = max((wake_at - cases.as_of).total_seconds() + 60, 1.0)
+        while True:
+            message = await wait_for_event(DECISION_TOPIC, timeout_seconds=wait)
+            # A decision arriving now (a late double click), or a breach already counted,
+            # changes nothing: wait on.
+            if message is None or _new_breach(credit, message):
+                return True
+
+    async def _approval(
+        self, credit: ServiceCredit, terms: CreditTerms, erp: ErpAccount | None, round_number: int
+    ) -> tuple[ServiceCredit, CreditDecision, ErpAccount | None]:
+        """One approval for what the month owes beyond what is already credited; a breach
+        reported meanwhile raises that same approval to the new total."""
+        task_key = _approval_key(credit, round_number)
+        task_id = await self.open_approval_task(credit, task_key)
+        credit = msgspec.structs.replace(credit, approval_task_id=task_id)
+        while True:
+            message = await self._decision(credit, task_id)
+            if isinstance(message, CreditDecision):
+                break
+            if not _new_breach(credit, message):
+                continue
+            revised, erp, _ = await self._compute(credit, terms)
+            if revised.amount != credit.amount:
+                await self.open_approval_task(revised, task_key)
+            credit = revised
+        # Shown at once, so a second decision is refused while the first is carried out.
+        credit = msgspec.structs.replace(
+            credit,
+            status=message.decision,
+            decided_by=message.actor,
+            decision_reason=message.reason,
+        )
+        await publish(CREDIT_EVENT, credit)
+        return credit, message, erp
+
+    async def _decision(
+        self, credit: ServiceCredit, task_id: str
+    ) -> CreditDecision | BreachReported:
+        """Wait for finance (or a later breach); each timeout goes to the exception queue
+        until reopened."""
         while True:
             await publish(CREDIT_EVENT, msgspec.structs.replace(credit, status="pending_approval"))
             message = await wait_for_approval(
                 DECISION_TOPIC, timeout_seconds=self.approval_timeout_seconds
             )
-            if isinstance(message, CreditDecision):
+            if isinstance(message, CreditDecision | BreachReported):
                 return message
             await publish(CREDIT_EVENT, msgspec.structs.replace(credit, status="expired"))
             await self.escalate_overdue_approval(
@@ -369,59 +446,80 @@ class EscalationFlows(FlowInstance):
         self,
         credit: ServiceCredit,
         erp: ErpAccount | None,
-        task_id: str,
         decision: CreditDecision,
+        round_number: int,
     ) -> ServiceCredit:
         assert erp is not None, "an owed credit has its ERP account"
+        task_id = credit.approval_task_id
+        assert task_id is not None, "a decided credit has its approval task"
         memo = _memo(credit, decision)
-        note_id = await self.issue_credit_note(credit, memo)
+        amount = (credit.amount or 0) - credit.credited_amount
+        note_id = await self.issue_credit_note(credit, memo, amount)
         memo_id = await self.book_credit_memo(credit, erp, memo, note_id)
         credit = msgspec.structs.replace(credit, credit_note_id=note_id, credit_memo_id=memo_id)
         if credit.ticket_id is not None:
-            await self.comment_on_case(credit.ticket_id, _case_comment(credit), _marker(credit))
+            await self.comment_on_case(
+                credit.ticket_id, _case_comment(credit, round_number), _marker(credit, round_number)
+            )
         await self.close_approval_task(task_id, decision)
-        credit = msgspec.structs.replace(credit, status="credited")
+        credit = msgspec.structs.replace(
+            credit, status="credited", credited_amount=credit.amount or 0
+        )
         await publish(CREDIT_EVENT, credit)
         return credit
 
     async def _refuse(
-        self, credit: ServiceCredit, task_id: str, decision: CreditDecision
+        self, credit: ServiceCredit, decision: CreditDecision, round_number: int
     ) -> ServiceCredit:
+        assert credit.approval_task_id is not None
         await self.note_rejection_on_account(
             credit.crm_account_id or "",
-            _rejection_title(credit),
+            _rejection_title(credit, round_number),
             _rejection_note(credit, decision),
         )
-        await self.close_approval_task(task_id, decision)
+        await self.close_approval_task(credit.approval_task_id, decision)
         credit = msgspec.structs.replace(credit, status="rejected")
         await publish(CREDIT_EVENT, credit)
         return credit
+
+
+def _new_breach(credit: ServiceCredit, message: object) -> bool:
+    """Whether `message` reports a case the credit does not count yet (each report of a case
+    it counts would only read every platform again for the same figure)."""
+    counted = {breach.case_id for breach in credit.breaches}
+    return isinstance(message, BreachReported) and message.ticket_id not in counted
+
+
+def _approval_key(credit: ServiceCredit, round_number: int) -> str:
+    """The ERP approval task's external id: one task per approval round of the month (the
+    first keeps the key the one-round flow used)."""
+    key = f"{credit.id}:open_approval_task"
+    return key if round_number == 1 else f"{key}#{round_number}"
 
 
 def _memo(credit: ServiceCredit, decision: CreditDecision) -> str:
     return f"{describe_credit(credit)}; approved by {decision.actor}: {decision.reason}"[:1000]
 
 
-def _rejection_title(credit: ServiceCredit) -> str:
-    """The account note's title, one per flow: the CRM adapter finds a repeated note by it."""
-    return f"Service credit rejected ({credit.id})"
+def _rejection_title(credit: ServiceCredit, round_number: int) -> str:
+    """The account note's title, one per approval round: the CRM adapter finds a repeated
+    note by it."""
+    suffix = "" if round_number == 1 else f" #{round_number}"
+    return f"Service credit rejected ({credit.id}){suffix}"
 
 
 def _rejection_note(credit: ServiceCredit, decision: CreditDecision) -> str:
-    return (
-        f"{describe_credit(credit)} was rejected by {decision.actor}.\n"
-        f"Reason: {decision.reason}"
-    )
+    return f"{describe_credit(credit)} was rejected by {decision.actor}.\nReason: {decision.reason}"
 
 
-def _marker(credit: ServiceCredit) -> str:
-    return f"[{credit.id}]"
+def _marker(credit: ServiceCredit, round_number: int) -> str:
+    return f"[{credit.id}]" if round_number == 1 else f"[{credit.id}#{round_number}]"
 
 
-def _case_comment(credit: ServiceCredit) -> str:
+def _case_comment(credit: ServiceCredit, round_number: int) -> str:
     breaches = ", ".join(f"#{breach.case_id}" for breach in credit.breaches)
     return (
         f"{describe_credit(credit)} was approved and issued: credit note {credit.credit_note_id}, "
-        f"ERP credit memo {credit.credit_memo_id}. Breached cases: {breaches}. {_marker(credit)}"
+        f"ERP credit memo {credit.credit_memo_id}. Breached cases: {breaches}. "
+        f"{_marker(credit, round_number)}"
     )
-

@@ -52,6 +52,7 @@ from process_apis.escalation.credit import (
     DECISION_TOPIC,
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     FLOW_TYPE,
+    BreachReported,
     CreditDecision,
     Escalation,
     EscalationFlows,
@@ -166,6 +167,7 @@ class EscalationService:
             return None
         organization, case = due
         escalation = _escalation(organization, case)
+        await self._report_breach(credit_id_for(organization.id, escalation.month), case)
         return FlowStart(
             flow_type=FLOW_TYPE,
             business_key=credit_id_for(organization.id, escalation.month),
@@ -265,11 +267,16 @@ class EscalationService:
             return None
         return organization, case
 
+    async def _report_breach(self, flow_id: str, case: SupportCase) -> None:
+        """A month's escalation already under way looks at its breaches again."""
+        if await self.engine.has_workflow(flow_id):
+            await self.engine.send(flow_id, DECISION_TOPIC, BreachReported(ticket_id=case.id))
+
     async def _start(
         self, organization: Customer, case: SupportCase, *, source: FlowSource, actor: AuditActor
     ) -> FlowHandle:
         escalation = _escalation(organization, case)
-        return await self.engine.start(
+        handle = await self.engine.start(
             FLOW_TYPE,
             credit_id_for(organization.id, escalation.month),
             self.flows.escalate,
@@ -280,6 +287,12 @@ class EscalationService:
             source=source,
             actor=actor,
         )
+        if not handle.created:
+            # The month's escalation stays open to its later breaches: this case may be one.
+            await self.engine.send(
+                handle.flow_id, DECISION_TOPIC, BreachReported(ticket_id=case.id)
+            )
+        return handle
 
 
 @dataclass(eq=False)  # a plugin: Litestar keeps plugins in sets

@@ -41,6 +41,7 @@ __all__ = [
     "line_amount",
     "month_bounds",
     "monthly_recurring_amount",
+    "next_breach_at",
     "round_half_up",
 ]
 
@@ -56,9 +57,11 @@ ServiceCreditStatus = Literal[
     "computing", "not_owed", "pending_approval", "expired", "approved", "credited", "rejected"
 ]
 """`computing` until the figures are known; `not_owed` when no breach earned a credit;
-`pending_approval` while finance decides; `expired` when nobody decided in time (the flow then
-waits in finance's exception queue); `approved` while the credit is being issued; `credited`
-once billing, the ERP and the case all show it; `rejected` when finance refused it."""
+`pending_approval` while finance decides (the month's total less what is already credited;
+a later breach meanwhile raises the same pending approval); `expired` when nobody decided in
+time (the flow then waits in finance's exception queue); `approved` while the credit is
+being issued; `credited` once billing, the ERP and the case all show it; `rejected` when
+finance refused it."""
 
 _CLOSED: frozenset[CaseStatus] = frozenset({"solved", "closed"})
 
@@ -122,7 +125,11 @@ class ServiceCredit(msgspec.Struct, frozen=True, kw_only=True):
     legal_entity: str | None = None
     crm_account_id: str | None = None
     amount: int | None = None
-    """The credit in minor units of `currency`; None while computing."""
+    """The month's credit in minor units of `currency`, every breach found so far counted
+    (capped); None while computing."""
+    credited_amount: int = 0
+    """What earlier approvals of the month already credited: a later breach's approval is for
+    `amount - credited_amount` only."""
     currency: str | None = None
     monthly_recurring_amount: int | None = None
     percent_per_breach: int | None = None
@@ -221,6 +228,24 @@ def find_breaches(
     return sorted(found, key=lambda breach: (breach.created_at, breach.case_id))
 
 
+def next_breach_at(
+    cases: Iterable[CaseTiming], *, sla_minutes: int, month: str, as_of: datetime
+) -> datetime | None:
+    """When the next sev-1 case of `month` still open and unanswered at `as_of` breaches
+    its target (None when none is due to): the month's credit must be looked at again then."""
+    start, end = month_bounds(month)
+    targets = [
+        case.created_at + timedelta(minutes=sla_minutes)
+        for case in cases
+        if case.priority == "urgent"
+        and start <= case.created_at < end
+        and case.first_response_at is None
+        and case.status not in _CLOSED
+        and case.created_at + timedelta(minutes=sla_minutes) > as_of
+    ]
+    return min(targets, default=None)
+
+
 def compute_credit(
     *,
     monthly_recurring_amount: int,
@@ -248,13 +273,21 @@ def compute_credit(
 def describe_credit(credit: ServiceCredit) -> str:
     """One line a person reads (approval queue, memos, notes): what, for whom, how much."""
     amount = (
-        f"{format_decimal(Money(amount=credit.amount, currency=credit.currency))} "
-        f"{credit.currency}"
+        f"{format_decimal(Money(amount=credit.amount, currency=credit.currency))} {credit.currency}"
         if credit.amount is not None and credit.currency is not None
         else "(not computed)"
     )
     capped = f" (capped at {credit.cap_percent} %)" if credit.cap_applied else ""
+    already = ""
+    if credit.credited_amount and credit.amount is not None and credit.currency is not None:
+        rest = Money(amount=credit.amount - credit.credited_amount, currency=credit.currency)
+        done = Money(amount=credit.credited_amount, currency=credit.currency)
+        already = (
+            f"; {format_decimal(rest)} {credit.currency} due after "
+            f"{format_decimal(done)} {credit.currency} already credited"
+        )
     return (
         f"Service credit {amount} for organization {credit.organization_id}, {credit.month}: "
         f"{len(credit.breaches)} SLA breach(es) x {credit.percent_per_breach} %{capped}"
+        f"{already}"
     )

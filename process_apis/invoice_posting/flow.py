@@ -37,6 +37,7 @@ from process_apis.engine.durable import (
     flow_class,
     flow_step,
     report_external_ids,
+    report_money,
 )
 from process_apis.engine.flow_engine import FlowEngine
 from process_apis.webhooks.intake import FlowStart, WebhookDispatcher, WebhookEvent
@@ -61,6 +62,7 @@ __all__ = [
     "payment_external_id",
     "post_billing_invoice",
     "stripe_legal_entity",
+    "stripe_trace",
 ]
 
 FLOW_TYPE: Final = "invoice_posting"
@@ -205,6 +207,40 @@ def stripe_legal_entity(event: WebhookEvent) -> str | None:
     return None
 
 
+def stripe_trace(event: WebhookEvent) -> tuple[dict[str, str], str | None]:
+    """What a Stripe billing event is about, for the trace its flow joins: the invoice, its
+    subscription, customer and deal (`trace_keys`), and the correlation id the object or its
+    subscription carries in metadata (None when neither does)."""
+    obj = event.object
+    keys: dict[str, str] = {}
+    kind = {"invoice": "invoice", "subscription": "subscription", "credit_note": "credit_note"}
+    own = kind.get(str(obj.get("object")))
+    if own in ("invoice", "subscription") and event.subject:
+        keys[own] = event.subject
+    for field_name, key in (("invoice", "invoice"), ("subscription", "subscription"),
+                            ("customer", "customer")):
+        value = _id_of(obj.get(field_name))
+        if value and key not in keys:
+            keys[key] = value
+    correlation_id: str | None = None
+    for holder in (obj, obj.get("subscription_details") or {}):
+        metadata = holder.get("metadata") if isinstance(holder, dict) else None
+        if not isinstance(metadata, dict):
+            continue
+        if isinstance(metadata.get("deal_id"), str):
+            keys.setdefault("deal", metadata["deal_id"])
+        if correlation_id is None and isinstance(metadata.get("correlation_id"), str):
+            correlation_id = str(metadata["correlation_id"])
+    return keys, correlation_id
+
+
+def _id_of(value: Any) -> str | None:
+    """A Stripe reference as an id, expanded or not."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) and value else None
+
+
 @flow_class("invoice_posting")
 class InvoicePostingFlows(FlowInstance):
     """Stripe invoices and payments into NetSuite."""
@@ -271,20 +307,35 @@ class InvoicePostingFlows(FlowInstance):
         return chosen
 
     @flow_step(system="netsuite", retry=SHORT_OUTAGE)
-    async def post_invoice(self, order: SalesOrder, invoice: Invoice) -> Invoice:
-        """The ERP invoice with the billing invoice's own lines (see `erp_lines`)."""
+    async def post_invoice(
+        self, order: SalesOrder, invoice: Invoice, measured: bool = False
+    ) -> Invoice:
+        """The ERP invoice with the billing invoice's own lines (see `erp_lines`). `measured`:
+        this posting counts the invoice as invoiced (only the `invoice.finalized` one does,
+        since the other flows posting the same invoice find it posted)."""
         posted = await post_billing_invoice(self.erp, order, invoice)
         report_external_ids(netsuite_invoice=posted.id)
+        if measured:
+            report_money(
+                "invoiced", legal_entity=posted.legal_entity, currency=invoice.currency,
+                amount=invoice.total,
+            )
         return posted
 
     @flow_step(system="netsuite", retry=SHORT_OUTAGE)
-    async def post_credit(self, order: SalesOrder, invoice: Invoice) -> str:
-        """A billing invoice below zero: the credit memo of what it credits."""
+    async def post_credit(self, order: SalesOrder, invoice: Invoice, measured: bool = False) -> str:
+        """A billing invoice below zero: the credit memo of what it credits (`measured`: as
+        `post_invoice`)."""
         memo = await credit_billing_invoice(
             self.erp, customer_id=order.customer_id, legal_entity=order.legal_entity,
             invoice=invoice,
         )
         report_external_ids(netsuite_credit_memo=memo.id)
+        if measured:
+            report_money(
+                "credited", legal_entity=order.legal_entity, currency=invoice.currency,
+                amount=-invoice.total,
+            )
         return memo.id
 
     @flow_step(system="netsuite", retry=SHORT_OUTAGE)
@@ -304,6 +355,10 @@ class InvoicePostingFlows(FlowInstance):
             external_id=payment_external_id(invoice.id),
         )
         report_external_ids(netsuite_payment=payment.id)
+        report_money(
+            "collected", legal_entity=posted.legal_entity, currency=invoice.currency,
+            amount=invoice.amount_paid,
+        )
         return payment
 
     @flow_step(system="stripe", retry=SHORT_OUTAGE)
@@ -329,6 +384,10 @@ class InvoicePostingFlows(FlowInstance):
             legal_entity=credited.legal_entity, erp_invoice_id=credited.id,
         )
         report_external_ids(netsuite_credit_memo=memo.id)
+        report_money(
+            "credited", legal_entity=credited.legal_entity, currency=note.currency,
+            amount=note.amount,
+        )
         return memo.id
 
     # -- flows ---------------------------------------------------------------------------
@@ -338,10 +397,11 @@ class InvoicePostingFlows(FlowInstance):
         """Returns the NetSuite invoice id (or credit memo id, for an invoice that credits)."""
         invoice = await self.fetch_invoice(_subject(event))
         account = await self.fetch_crm_account(invoice.customer_id)
+        order = await self.order_of(invoice, account)
+        # The one posting of each billing invoice that counts it (invoiced or credited).
         if invoice.total < 0:
-            order = await self.order_of(invoice, account)
-            return await self.post_credit(order, invoice)
-        return (await self.book(invoice, account)).id
+            return await self.post_credit(order, invoice, measured=True)
+        return (await self.post_invoice(order, invoice, measured=True)).id
 
     @flow()
     async def credit_note_created(self, event: WebhookEvent) -> str:
@@ -392,12 +452,15 @@ class InvoicePostingFlows(FlowInstance):
     def _on_credit_note(self, event: WebhookEvent) -> FlowStart | None:
         if event.type != CREDIT_NOTE_CREATED or not event.subject:
             return None
+        keys, correlation_id = stripe_trace(event)
         return FlowStart(
             flow_type=CREDIT_FLOW_TYPE,
             business_key=f"stripe:{event.id}",
             fn=self.credit_note_created,
             args=(event,),
             legal_entity=stripe_legal_entity(event),
+            trace_keys=keys,
+            correlation_id=correlation_id,
         )
 
     def _on_finalized(self, event: WebhookEvent) -> FlowStart | None:
@@ -410,12 +473,15 @@ class InvoicePostingFlows(FlowInstance):
     def _start(event: WebhookEvent, flow_type: str, fn: Any) -> FlowStart | None:
         if event.type not in (FINALIZED, PAID) or not event.subject:
             return None
+        keys, correlation_id = stripe_trace(event)
         return FlowStart(
             flow_type=flow_type,
             business_key=f"stripe:{event.id}",
             fn=fn,
             args=(event,),
             legal_entity=stripe_legal_entity(event),
+            trace_keys=keys,
+            correlation_id=correlation_id,
         )
 
     async def _orders_of(self, erp_customer_id: str) -> list[SalesOrder]:

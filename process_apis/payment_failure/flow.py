@@ -31,7 +31,12 @@ from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.queue import close_exception, new_exception_id, open_exception
 from process_apis.engine.store import exceptions, utcnow
 from process_apis.invoice_posting import flow as invoice_posting
-from process_apis.invoice_posting.flow import PAID, InvoicePostingFlows, stripe_legal_entity
+from process_apis.invoice_posting.flow import (
+    PAID,
+    InvoicePostingFlows,
+    stripe_legal_entity,
+    stripe_trace,
+)
 from process_apis.webhooks.intake import (
     AppliedVersions,
     Claim,
@@ -371,12 +376,15 @@ _ITEM_STEP_REF: Final = f"{__name__}.PaymentFailureFlows.open_collections_item"
 def _start(
     event: WebhookEvent, flow_type: str, key: str, fn: Any, args: tuple[Any, ...]
 ) -> FlowStart:
+    keys, correlation_id = stripe_trace(event)
     return FlowStart(
         flow_type=flow_type,
         business_key=key,
         fn=fn,
         args=args,
         legal_entity=stripe_legal_entity(event),
+        trace_keys=keys,
+        correlation_id=correlation_id,
     )
 
 

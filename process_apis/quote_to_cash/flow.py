@@ -9,7 +9,9 @@ after the account's payment terms), its one-time lines added to that subscriptio
 invoice only (never left as loose items another subscription's invoice could pick up), and
 writes order number, subscription id and status back to the opportunity, then signs the deal's
 CRM contract (activated from the close date for the deal's term, keyed `contract:{opportunity_id}`
-so it exists once however often the step runs). No compensation: a
+so it exists once however often the step runs). The subscription and invoices carry the flow's
+correlation id in their metadata, so what they cause (postings, payment failures, amendments)
+joins the deal's trace. No compensation: a
 step that fails for good waits in the exception queue and resumes from that step; every write is
 keyed, so nothing is created twice. A deal of one-time services only gets an invoice of its own
 instead of a subscription, its items bound to it.
@@ -28,6 +30,7 @@ from typing import Final
 
 import msgspec
 
+from contracts.context import current_context
 from contracts.ownership import check_write
 from contracts.v1 import (
     DealPatch,
@@ -54,6 +57,7 @@ from process_apis.engine.durable import (
     flow_class,
     flow_step,
     report_external_ids,
+    report_money,
 )
 from process_apis.quote_to_cash.orders import Order, OrderLine
 from system_apis.billing.port import BillingPort
@@ -248,6 +252,7 @@ class QuoteToCash(FlowInstance):
             deal_id=order.opportunity_id,
             legal_entity=order.legal_entity,
             tax_rate_ids=tax_rates,
+            correlation_id=current_context().correlation_id,
         )
         created = await self.billing.create_subscription(
             subscription,
@@ -274,6 +279,7 @@ class QuoteToCash(FlowInstance):
             tax_rate_ids=tax_rates,
             deal_id=order.opportunity_id,
             legal_entity=order.legal_entity,
+            correlation_id=current_context().correlation_id,
         )
         report_external_ids(stripe_invoice=invoice.id)
         return invoice.id
@@ -336,6 +342,10 @@ class QuoteToCash(FlowInstance):
             )
         )
         report_external_ids(netsuite_sales_order=booked.id, netsuite_tran_id=booked.number or "")
+        report_money(
+            "booked", legal_entity=order.legal_entity, currency=order.currency,
+            amount=order.amount,
+        )
         return BookedOrder(id=booked.id, number=booked.number)
 
     @flow_step(system="salesforce", retry=BUSY_PLATFORM)

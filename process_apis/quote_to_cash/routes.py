@@ -161,6 +161,7 @@ class QuoteToCashService(InitPlugin):
             correlation_id=current_context().correlation_id,
             crm_account=order.account.id,
             legal_entity=order.legal_entity,
+            trace_keys={"deal": opportunity_id},
             source=source,
             actor=actor_of(principal),
         )
@@ -189,6 +190,7 @@ class QuoteToCashService(InitPlugin):
         await self.engine.start(
             FLOW_TYPE, flow_id, self.flows.run, order,
             crm_account=order.account.id, legal_entity=order.legal_entity,
+            trace_keys={"deal": deal.id},
             source="poller", actor=system_actor("crm-poller"),
         )
 

@@ -111,6 +111,9 @@ class MismatchGauges:
             "currency and status",
             ("kind", "legal_entity", "currency", "status"),
             registry=registry,
+            # Several workers: the value the latest refresh set (each scrape refreshes it
+            # from the database), not one per process.
+            multiprocess_mode="mostrecent",
         )
         self._shown: set[tuple[str, str, str, str]] = set()
 

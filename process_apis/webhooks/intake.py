@@ -38,6 +38,7 @@ the vendor can produce a valid signature, so partners have nothing to call there
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
@@ -113,6 +114,11 @@ class FlowStart:
     args: tuple[Any, ...] = ()
     crm_account: str | None = None
     legal_entity: str | None = None
+    trace_keys: Mapping[str, str] = field(default_factory=dict)
+    """The deal, customer, subscription or invoice the event is about: the flow joins the
+    trace that made them (`FlowEngine.start`)."""
+    correlation_id: str | None = None
+    """The correlation id the event's object carries in its metadata, if any."""
 
 
 Answer = FlowStart | str | None
@@ -228,6 +234,7 @@ class WebhookIntake(InitPlugin):
     async def accept(self, event: WebhookEvent, engine: FlowEngine) -> WebhookReceipt:
         """Store the event once and start the flows that want it (unless an earlier delivery
         already did)."""
+        received = time.perf_counter()
         earlier = await self._record(event)
         if earlier is not None:
             return earlier
@@ -245,12 +252,21 @@ class WebhookIntake(InitPlugin):
                 correlation_id=current_context().correlation_id,
                 crm_account=start.crm_account,
                 legal_entity=start.legal_entity,
+                trace_keys=start.trace_keys,
+                record_correlation_id=start.correlation_id,
                 source="webhook",
                 actor=system_actor(f"webhook:{event.source}"),
             )
             flow_ids.append(handle.flow_id)
         status: Literal["enqueued", "ignored"] = "enqueued" if flow_ids else "ignored"
         await self._settle(event, status, flow_ids)
+        engine.observer.webhook_processed(
+            event.source,
+            processing_seconds=time.perf_counter() - received,
+            event_age_seconds=(
+                max((utcnow() - event.created).total_seconds(), 0.0) if event.created else None
+            ),
+        )
         log.info(
             "webhook_accepted", source=event.source, event_id=event.id, type=event.type,
             status=status, flows=flow_ids,

@@ -175,9 +175,11 @@ class BillingPort(Protocol):
         tax_rate_ids: Sequence[str] = (),
         deal_id: str | None = None,
         legal_entity: str | None = None,
+        correlation_id: str | None = None,
     ) -> Invoice:
         """A draft invoice; `tax_rate_ids` tax every line without tax rates of its own;
-        `deal_id` and `legal_entity` name the deal it bills and the entity it is billed by."""
+        `deal_id` and `legal_entity` name the deal it bills and the entity it is billed by,
+        `correlation_id` the trace it belongs to."""
         ...
 
     async def finalize_invoice(

@@ -10,19 +10,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.process_apis.emulator_processes import emulator_processes, gateway_env
+from tests.chaos.cluster import Replicas, chaos_env
+from tests.process_apis.emulator_processes import emulator_processes
 from tests.process_apis.sandbox import SalesforceOrg, StripeAccount, seeded_id
-from tests.support.processes import GatewayProcess, create_client, start_gateway
-from tests.support.servers import free_port
+from tests.support.processes import create_client
 from tests.support.waiting import eventually
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(240)]
@@ -35,57 +32,6 @@ FAULTS = {
     "zendesk": {"error_rate": 0.2, "error_status": 503},
     "netsuite": {"error_rate": 0.2, "error_status": 504},
 }
-
-
-async def _admin(url: str, *statements: str) -> None:
-    admin = sa.make_url(url).set(database="postgres").render_as_string(hide_password=False)
-    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            for statement in statements:
-                await conn.execute(sa.text(statement))
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture
-async def database(postgres_url: str) -> AsyncIterator[str]:
-    name = f"{sa.make_url(postgres_url).database}_chaos"
-    url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    await _admin(
-        postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
-    )
-    yield url
-    await _admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-class Replicas:
-    """The two replicas, restartable on their ports."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env = env
-        self.logs = logs
-        self.ports = [free_port(), free_port()]
-        self.processes: list[GatewayProcess | None] = [None, None]
-        self.starts = [0, 0]
-
-    def url(self, index: int) -> str:
-        return f"http://127.0.0.1:{self.ports[index]}"
-
-    def start(self, index: int) -> None:
-        self.starts[index] += 1
-        log = self.logs / f"replica-{index}-{self.starts[index]}.log"
-        self.processes[index] = start_gateway(self.env, log, port=self.ports[index])
-
-    def kill(self, index: int) -> None:
-        process = self.processes[index]
-        if process is not None:
-            process.kill()
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process is not None:
-                process.stop()
 
 
 class Submitter:
@@ -137,16 +83,7 @@ async def test_crashes_lose_nothing_and_create_nothing_twice(
     tmp_path: Path, database: str, redis_url: str
 ) -> None:
     with emulator_processes(tmp_path) as urls:
-        env = {
-            "ERPGW_DATABASE_URL": database,
-            "ERPGW_VAR_DIR": str(tmp_path),
-            "ERPGW_SIGNING_KEYS_DIR": str(tmp_path / "keys"),
-            "ERPGW_ISSUER": "http://gateway.test",
-            "ERPGW_ACCESS_LOG": "false",
-            "ERPGW_LOG_FORMAT": "json",
-            "ERPGW_REDIS_URL": redis_url,
-            **gateway_env(urls),
-        }
+        env = chaos_env(database, tmp_path, urls, ERPGW_REDIS_URL=redis_url)
         client = await asyncio.to_thread(
             create_client, env, scopes="process:write process:read", tier="gold"
         )

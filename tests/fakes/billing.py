@@ -632,12 +632,13 @@ class FakeBilling(FakePort):
         tax_rate_ids: Sequence[str] = (),
         deal_id: str | None = None,
         legal_entity: str | None = None,
+        correlation_id: str | None = None,
     ) -> Invoice:
         for rate_id in tax_rate_ids:
             self._param(self._tax_rates, rate_id, "tax_rate", "default_tax_rates")
         key = ("create_invoice", customer_id, collection_method, days_until_due,
                subscription_id, include_pending_items, auto_advance, description,
-               tuple(tax_rate_ids), deal_id, legal_entity)
+               tuple(tax_rate_ids), deal_id, legal_entity, correlation_id)
 
         def create() -> Invoice:
             customer = self._param(self._customers, customer_id, "customer", "customer")
@@ -657,7 +658,8 @@ class FakeBilling(FakePort):
                                         tax_rates=list(tax_rate_ids))
             invoice.description = description
             invoice.metadata.update({key: value for key, value in (
-                ("deal_id", deal_id), ("legal_entity", legal_entity)) if value is not None})
+                ("deal_id", deal_id), ("legal_entity", legal_entity),
+                ("correlation_id", correlation_id)) if value is not None})
             for item in pending:
                 self._attach(invoice, item)
             _set_currency(customer, currency, param="currency")
@@ -828,7 +830,7 @@ class FakeBilling(FakePort):
         _set_currency(customer, first.currency, param="items[0][price]")
         at = self._stamp()
         metadata = {"deal_id": create.deal_id, "legal_entity": create.legal_entity,
-                    "canonical_id": canonical_id}
+                    "canonical_id": canonical_id, "correlation_id": create.correlation_id}
         sub = _Subscription(
             id=self._mint("sub"), customer_id=customer.id, currency=first.currency,
             status="incomplete" if create.collection_method == "charge_automatically"
@@ -1284,7 +1286,7 @@ class FakeBilling(FakePort):
             collection_method=sub.collection_method,  # type: ignore[arg-type]
             days_until_due=sub.days_until_due,
             items=[self._sub_item(item) for item in sub.items], deal_id=sub.metadata.get(
-                "deal_id"),
+                "deal_id"), correlation_id=sub.metadata.get("correlation_id"),
             legal_entity=sub.metadata.get("legal_entity")
             or customer.metadata.get("legal_entity") or UNASSIGNED_ENTITY,
             refs={VENDOR: sub.id},
@@ -1305,7 +1307,7 @@ class FakeBilling(FakePort):
         return Invoice(
             id=invoice.id, customer_id=invoice.customer_id,
             subscription_id=invoice.subscription_id, deal_id=metadata.get("deal_id"),
-            number=invoice.number,
+            correlation_id=metadata.get("correlation_id"), number=invoice.number,
             status=invoice.status, currency=invoice.currency, lines=list(invoice.lines),
             subtotal=invoice.subtotal, tax=invoice.tax, total=invoice.subtotal + invoice.tax,
             amount_due=invoice.amount_due, amount_paid=invoice.amount_paid,

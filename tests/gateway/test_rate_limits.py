@@ -460,6 +460,31 @@ async def test_store_outage_with_deny_answers_503(broken_store):
     assert elapsed < 2.0
 
 
+@pytest.mark.redis
+async def test_store_check_fails_while_requests_skip_the_store(redis_url):
+    """Readiness asks the limiter itself: a fresh Redis connection answering does not mean
+    requests are counted, while the limiter still skips a store that just failed."""
+    live = RateLimiter(
+        RateLimitConfig(tiers=parse_tiers(TIERS), storage_uri=storage_uri_for(redis_url))
+    )
+    await live.check_store()
+    await live.close()
+
+    config = RateLimitConfig(
+        tiers=parse_tiers(TIERS),
+        storage_uri=storage_uri_for("redis://127.0.0.1:1/0"),
+        on_store_error="deny",
+        store_retry_interval=60.0,
+    )
+    limiter = RateLimiter(config)
+    with pytest.raises(ConnectionError, match="does not answer"):
+        await limiter.check_store()
+    answers, _ = await timed_requests(limiter, 1)
+    assert [a.status_code for a in answers] == [503]
+    with pytest.raises(ConnectionError, match="failed within its retry interval"):
+        await limiter.check_store()
+
+
 # --- configuration ------------------------------------------------------------------------
 
 

@@ -10,7 +10,9 @@ import socket
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.processes import start_gateway
 
@@ -67,3 +69,38 @@ def test_workers_exit_with_the_serve_process(tmp_path: Path, signum: signal.Sign
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(gateway.process.pid, signal.SIGKILL)
+
+
+def test_every_worker_answers_the_requests_all_workers_served(tmp_path: Path) -> None:
+    """Two workers share their series (prometheus-client's multiprocess files): however the
+    kernel spreads the requests and the scrapes, each scrape counts all of them."""
+    env = {
+        "ERPGW_SANDBOX": "true",
+        "ERPGW_SANDBOX_VENDORS": "none",
+        "ERPGW_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/gateway.db",
+        "ERPGW_VAR_DIR": str(tmp_path),
+        "ERPGW_LOG_FORMAT": "json",
+        "ERPGW_ACCESS_LOG": "false",
+    }
+    gateway = start_gateway(env, tmp_path / "serve.log", workers=2)
+    try:
+        # The start-up probe's requests are counted too.
+        before = _live_requests(httpx.get(f"{gateway.base_url}/metrics").text)
+        for _ in range(40):
+            # A new connection each time, so both workers get some.
+            assert httpx.get(f"{gateway.base_url}/health/live").status_code == 200
+        counted = [_live_requests(httpx.get(f"{gateway.base_url}/metrics").text) for _ in range(8)]
+    finally:
+        gateway.stop()
+
+    assert counted == [before + 40] * 8
+    assert list((tmp_path / "metrics").glob("*.db"))
+
+
+def _live_requests(exposition: str) -> float:
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == "erpgw_http_requests_total" and sample.labels["route"] == "/health/live"
+    )

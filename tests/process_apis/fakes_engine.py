@@ -59,10 +59,11 @@ OPERATOR = Principal(client_id="test-operator", name="operator", scopes=frozense
 class FlowBench:
     """One test's flow engine on a temporary SQLite database, and what a test reads back."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, **engine_options: Any) -> None:
         self.database_url = database_url
         self.engine = FlowEngine(
-            database_url=database_url, executor_id="fakes-executor", **FAST
+            database_url=database_url, executor_id="fakes-executor",
+            **{**FAST, **engine_options},
         )
         self.database: AsyncEngine = storage.create_engine(database_url)
         """The app database (flows, steps, exceptions, cross-references): for ports that

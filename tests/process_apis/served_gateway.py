@@ -35,7 +35,7 @@ from system_apis.erp.netsuite.client import NetSuiteClient
 from tests.support.apps import gateway_app, settings_for
 from tests.support.servers import free_port, serve_asgi
 
-__all__ = ["Customer", "Served", "served_gateway"]
+__all__ = ["READER_SCOPES", "Customer", "Served", "create_client", "served_gateway"]
 
 SANDBOXES = ("stripe", "netsuite", "salesforce")
 SEATS = 5
@@ -64,7 +64,19 @@ class Served:
     netsuite: NetSuiteClient
     salesforce: SalesforceClient
     reader: dict[str, str]
-    """Headers of a client holding process:read and ops:read."""
+    """Headers of a client holding process:read and ops:read (or the scopes asked for)."""
+    database_url: str
+
+    async def headers_for(
+        self, scopes: tuple[str, ...], *, entities: tuple[str, ...] | None = None
+    ) -> dict[str, str]:
+        """Bearer headers of a new client with `scopes`, limited to `entities` if given."""
+        secret = await create_client(self.database_url, scopes=scopes, entities=entities)
+        token = await self.http.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=secret
+        )
+        token.raise_for_status()
+        return {"Authorization": f"Bearer {token.json()['access_token']}"}
 
     async def flows(self, flow_type: str) -> list[dict[str, Any]]:
         response = await self.http.get(
@@ -157,8 +169,13 @@ class Served:
         )
 
 
+READER_SCOPES = ("process:read", "ops:read")
+
+
 @asynccontextmanager
-async def served_gateway(tmp_path: Path) -> AsyncIterator[Served]:
+async def served_gateway(
+    tmp_path: Path, *, scopes: tuple[str, ...] = READER_SCOPES
+) -> AsyncIterator[Served]:
     port = free_port()
     settings = settings_for(
         tmp_path,
@@ -168,7 +185,7 @@ async def served_gateway(tmp_path: Path) -> AsyncIterator[Served]:
     )
     app = gateway_app(settings)
     with serve_asgi(app, port=port, lifespan="on") as base_url:
-        secret = await _create_client(settings.database_url)
+        secret = await create_client(settings.database_url, scopes=scopes)
         sandbox = {vendor: f"{base_url}/_sandbox/{vendor}" for vendor in SANDBOXES}
         async with contextlib.AsyncExitStack() as stack:
             http, stripe_http, netsuite_http, salesforce_http = [
@@ -190,14 +207,18 @@ async def served_gateway(tmp_path: Path) -> AsyncIterator[Served]:
                     salesforce_http, salesforce_sandbox(sandbox["salesforce"])
                 ),
                 reader={"Authorization": f"Bearer {token.json()['access_token']}"},
+                database_url=settings.database_url,
             )
 
 
-async def _create_client(database_url: str) -> tuple[str, str]:
+async def create_client(
+    database_url: str, *, scopes: tuple[str, ...], entities: tuple[str, ...] | None = None
+) -> tuple[str, str]:
+    """A gold-tier API client of the served gateway (id and secret)."""
     engine = storage.create_engine(database_url)
     try:
         created = await ClientRegistry(engine).create(
-            name="payments-test", scopes=["process:read", "ops:read"], tier="gold"
+            name="payments-test", scopes=scopes, tier="gold", entities=entities
         )
     finally:
         await engine.dispose()

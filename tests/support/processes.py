@@ -52,11 +52,13 @@ class GatewayProcess:
                 self.kill()
 
 
-def start_gateway(env: Mapping[str, str], log: Path, *, port: int | None = None) -> GatewayProcess:
+def start_gateway(
+    env: Mapping[str, str], log: Path, *, port: int | None = None, workers: int = 1
+) -> GatewayProcess:
     port = port or free_port()
     handle = log.open("ab")
     process = subprocess.Popen(
-        [str(SCRIPT), "serve", "--port", str(port)],
+        [str(SCRIPT), "serve", "--port", str(port), "--workers", str(workers)],
         env={**os.environ, **env, "ERPGW_PORT": str(port)},
         stdout=handle,
         stderr=subprocess.STDOUT,

@@ -219,8 +219,13 @@ class BillingOperations(ClientBase):
         tax_rate_ids: Sequence[str] = (),
         deal_id: str | None = None,
         legal_entity: str | None = None,
+        correlation_id: str | None = None,
     ) -> Invoice:
-        metadata = {mapping.META_DEAL: deal_id, mapping.META_LEGAL_ENTITY: legal_entity}
+        metadata = {
+            mapping.META_DEAL: deal_id,
+            mapping.META_LEGAL_ENTITY: legal_entity,
+            mapping.META_CORRELATION: correlation_id,
+        }
         params = {
             "metadata": {k: v for k, v in metadata.items() if v is not None} or None,
             "default_tax_rates": list(tax_rate_ids) or None,

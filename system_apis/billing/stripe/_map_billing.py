@@ -35,6 +35,7 @@ from system_apis.billing.stripe._amounts import (
 )
 from system_apis.billing.stripe._conventions import (
     META_CANONICAL_ID,
+    META_CORRELATION,
     META_DEAL,
     META_LEGAL_ENTITY,
     META_NETSUITE_ID,
@@ -105,6 +106,7 @@ def to_subscription(wire: SubscriptionWire) -> Subscription:
         items=[_subscription_item(item, currency) for item in wire.items.data],
         deal_id=wire.metadata.get(META_DEAL),
         legal_entity=entity_of(wire.metadata, wire.customer),
+        correlation_id=wire.metadata.get(META_CORRELATION),
         refs=refs(wire.id),
     )
 
@@ -125,6 +127,7 @@ def from_subscription_create(
         META_DEAL: create.deal_id,
         META_LEGAL_ENTITY: create.legal_entity,
         META_CANONICAL_ID: canonical_id,
+        META_CORRELATION: create.correlation_id,
     }
     prices = catalog or {}
     currency = create.currency.lower()
@@ -243,6 +246,7 @@ def to_invoice(wire: InvoiceWire, *, lines: Sequence[InvoiceLineWire] | None = N
         customer_id=customer_id_of(wire.customer),
         subscription_id=ref_id(wire.subscription),
         deal_id=metadata.get(META_DEAL) or (details or {}).get(META_DEAL),
+        correlation_id=metadata.get(META_CORRELATION) or (details or {}).get(META_CORRELATION),
         number=wire.number,
         status=status,  # type: ignore[arg-type]  # checked against the Literal above
         currency=currency,

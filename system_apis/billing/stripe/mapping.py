@@ -12,6 +12,7 @@ from __future__ import annotations
 from system_apis.billing.stripe._amounts import to_minor_units, to_stripe_amount
 from system_apis.billing.stripe._conventions import (
     META_CANONICAL_ID,
+    META_CORRELATION,
     META_CRM_ACCOUNT,
     META_CURRENCY,
     META_DEAL,
@@ -66,6 +67,7 @@ from system_apis.billing.stripe._wire import (
 
 __all__ = [
     "META_CANONICAL_ID",
+    "META_CORRELATION",
     "META_CRM_ACCOUNT",
     "META_CURRENCY",
     "META_DEAL",
