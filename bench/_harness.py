@@ -26,6 +26,7 @@ __all__ = [
     "free_port",
     "peak_rss_mb",
     "process_tree_cpu",
+    "process_tree_peak_rss",
     "rss_line",
     "serve",
     "wrk",
@@ -199,6 +200,20 @@ def process_tree_cpu(pid: int) -> float:
     return total
 
 
+def process_tree_peak_rss(pid: int) -> dict[int, float]:
+    """Peak resident memory (VmHWM, MB) of `pid` and each of its descendants, by pid."""
+    peaks: dict[int, float] = {}
+    for member in [pid, *_descendants(pid)]:
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.MULTILINE)
+        if found:
+            peaks[member] = int(found.group(1)) / 1024
+    return peaks
+
+
 def _descendants(pid: int) -> list[int]:
     found: list[int] = []
     try:
@@ -214,16 +229,7 @@ def peak_rss_mb(pid: int) -> float:
     """The largest peak resident set (VmHWM) among `pid` and its descendants, in MB: granian
     serves from a worker child, so the parent alone would understate it. Read it before the
     process stops."""
-    peak_kb = 0
-    for member in [pid, *_descendants(pid)]:
-        try:
-            status = Path(f"/proc/{member}/status").read_text()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        match = re.search(r"VmHWM:\s+(\d+) kB", status)
-        if match:
-            peak_kb = max(peak_kb, int(match.group(1)))
-    return peak_kb / 1024
+    return max(process_tree_peak_rss(pid).values(), default=0.0)
 
 
 def rss_line(peaks: Mapping[str, float]) -> str:

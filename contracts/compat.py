@@ -18,11 +18,15 @@ import msgspec
 from contracts.schema import VERSIONS, json_schema, published
 
 __all__ = [
+    "Change",
     "SnapshotReport",
+    "all_changes",
     "breaking_changes",
+    "changes_between_versions",
     "check_snapshots",
     "diff_documents",
     "diff_versions",
+    "schema_changes",
 ]
 
 _LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
@@ -53,6 +57,19 @@ def breaking_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
     return list(dict.fromkeys(comparer.changes))
 
 
+def schema_changes(
+    old_root: Mapping[str, Any],
+    old: Mapping[str, Any],
+    new_root: Mapping[str, Any],
+    new: Mapping[str, Any],
+) -> list[str]:
+    """Like `breaking_changes`, for schemas inside larger documents (an OpenAPI document's
+    operation): `$ref`s resolve against `old_root` and `new_root`."""
+    comparer = _Comparer(old_root, new_root)
+    comparer.compare(old, new, "")
+    return list(dict.fromkeys(comparer.changes))
+
+
 def diff_documents(
     old: Mapping[str, Mapping[str, Any]], new: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, list[str]]:
@@ -64,6 +81,68 @@ def diff_documents(
         elif changes := breaking_changes(old_schema, new[name]):
             report[name] = changes
     return report
+
+
+class Change(msgspec.Struct, frozen=True, kw_only=True):
+    """One difference between two versions of a contract."""
+
+    contract: str
+    path: str
+    """Dotted from the contract's root (`lines[].amount`), `(root)` for the contract itself."""
+    change: str
+    breaking: bool
+
+
+# A compatible change is an incompatible one read backwards (new -> old): how to say it forwards.
+_FORWARDS = (
+    ("field removed", "field added (optional)"),
+    ("field became required", "field became optional"),
+    ("enum value removed: ", "enum value added: "),
+    ("unknown fields now refused", "unknown fields now accepted"),
+    ("type narrowed: ", "type widened (backwards: "),
+    ("constraint tightened: ", "constraint loosened (backwards: "),
+)
+
+
+def all_changes(name: str, old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    """Every difference from schema `old` to schema `new` of contract `name`, each classified:
+    breaking (a client of `old` may fail) or compatible (additions, widenings)."""
+    breaking = [_change(name, entry, breaking=True) for entry in breaking_changes(old, new)]
+    flagged = {change.path for change in breaking}
+    compatible = []
+    for entry in breaking_changes(new, old):
+        change = _change(name, entry, breaking=False)
+        if change.path in flagged:
+            continue  # the same spot already changed incompatibly
+        for backwards, forwards in _FORWARDS:
+            if change.change.startswith(backwards):
+                rest = change.change.removeprefix(backwards)
+                closing = ")" if forwards.endswith("(backwards: ") else ""
+                change = msgspec.structs.replace(change, change=f"{forwards}{rest}{closing}")
+                break
+        compatible.append(change)
+    return [*breaking, *compatible]
+
+
+def changes_between_versions(old_version: str, new_version: str) -> list[Change]:
+    """Every change of every contract from one published version to another."""
+    old, new = _documents(old_version), _documents(new_version)
+    changes: list[Change] = []
+    for name in sorted(old.keys() | new.keys()):
+        if name not in new:
+            changes.append(Change(contract=name, path="(root)", change="contract removed",
+                                  breaking=True))
+        elif name not in old:
+            changes.append(Change(contract=name, path="(root)", change="contract added",
+                                  breaking=False))
+        else:
+            changes.extend(all_changes(name, old[name], new[name]))
+    return changes
+
+
+def _change(name: str, entry: str, *, breaking: bool) -> Change:
+    path, _, what = entry.partition(": ")
+    return Change(contract=name, path=path, change=what, breaking=breaking)
 
 
 def diff_versions(old_version: str, new_version: str) -> dict[str, list[str]]:

@@ -34,7 +34,7 @@ __all__ = [
     "write_snapshots",
 ]
 
-VERSIONS: tuple[str, ...] = ("v1",)
+VERSIONS: tuple[str, ...] = ("v1", "v2")
 """Every published major version, oldest first."""
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"

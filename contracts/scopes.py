@@ -15,6 +15,7 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     "erp:write": "Change ERP records",
     "process:read": "Read business flows and their steps",
     "process:write": "Start business flows",
+    "usage:write": "Report usage records of metered subscriptions",
     "finance:approve": "Approve or reject service credits",
     "experience:sales": "Sales console views",
     "experience:support": "Support desk views",

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import socket
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from gateway.rate_limits import (
 )
 from gateway.request_bodies import GatewayRequest
 from gateway.settings import Settings, load_settings
-from gateway.versioning import VersionRegistry
+from gateway.versioning import DEFAULT_LIFECYCLE, VersionRegistry
 from process_apis.amendment import routes as subscription_amendment_api
 from process_apis.engine.routes import build_process_layer
 from process_apis.escalation import routes as escalation_api
@@ -56,7 +57,9 @@ from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.quote_to_cash.routes import build as build_quote_to_cash
 from process_apis.reconciliation import routes as reconciliation_api
 from process_apis.renewals import routes as renewals_api
-from process_apis.renewals.risk import parse_rules
+from process_apis.renewals.risk import UsagePeriod, parse_rules
+from process_apis.usage import routes as usage_api
+from process_apis.usage.history import UsageRecords
 from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
 from system_apis.billing.port import SubscriptionRenewals
 from system_apis.crm.port import CrmContractsPort
@@ -142,7 +145,7 @@ def _build(settings: Settings) -> Gateway:
         metrics=metrics,
         audit=audit,
         rate_limiter=RateLimiter(_rate_limit_config(settings), registry=metrics.registry),
-        versions=VersionRegistry(settings.api_versions),
+        versions=VersionRegistry((*DEFAULT_LIFECYCLE, *settings.api_versions)),
         idempotency=IdempotencyStore(
             engine, retention_seconds=settings.idempotency_retention_seconds
         ),
@@ -184,6 +187,7 @@ def _build(settings: Settings) -> Gateway:
     gateway.amendments = _amendments(gateway)
     gateway.webhooks = _webhooks(gateway)
     gateway.reconciliation = _reconciliation(gateway)
+    gateway.usage = _usage(gateway)
     gateway.renewals = _renewals(gateway)
     backlog = ExceptionBacklog(engine)
     metrics.add_scrape_collector(backlog, backlog.refresh)
@@ -272,6 +276,20 @@ def _reconciliation(gateway: Gateway) -> reconciliation_api.ReconciliationWiring
     )
 
 
+def _usage(gateway: Gateway) -> usage_api.UsageWiring | None:
+    """Usage intake and its pushes to billing, when billing is wired; built before the flow
+    engine launches."""
+    vendor = gateway.platforms.vendors.get("stripe")
+    if vendor is None:
+        return None
+    chosen = gateway.settings.process
+    return usage_api.mount(
+        engine=gateway.process.engine,
+        database=gateway.engine,
+        billing=vendor.client,
+        flush_seconds=chosen.usage_flush_seconds,
+        grace_seconds=chosen.usage_grace_seconds,
+    )
 def _renewals(gateway: Gateway) -> renewals_api.RenewalsWiring | None:
     """The renewal scan, its schedule and the won and lost renewals, when quote-to-cash is
     wired and the CRM keeps contracts and billing can change a subscription at a boundary;
@@ -300,12 +318,26 @@ def _renewals(gateway: Gateway) -> renewals_api.RenewalsWiring | None:
         orders=q2c.desk,
         lead_days=chosen.renewal_lead_days,
         interval_seconds=chosen.renewal_scan_interval_seconds,
-        # No usage source is wired: the renewal context reports the usage trend as unknown.
-        usage=None,
+        usage=_RenewalUsage(UsageRecords(gateway.engine)),
         rules=parse_rules(chosen.renewal_risk_rules),
     )
     q2c.renewals = wiring.service
     return wiring
+
+
+class _RenewalUsage:
+    """The usage records as the renewal desk reads them (`UsageHistory`)."""
+
+    def __init__(self, records: UsageRecords) -> None:
+        self._records = records
+
+    async def last_periods(
+        self, subscription_id: str, periods: int = 3
+    ) -> list[UsagePeriod] | None:
+        closed = await self._records.closed_periods(subscription_id, periods)
+        if closed is None:
+            return None
+        return [UsagePeriod(period_start=start, quantity=units) for start, units in closed]
 
 
 def _webhooks(gateway: Gateway) -> WebhookIntake:
@@ -332,7 +364,26 @@ def _webhooks(gateway: Gateway) -> WebhookIntake:
             zendesk=emulated.get("zendesk"),
         )
     )
+    salesforce = vendors.get("salesforce")
+    if gateway.quote_to_cash is not None and salesforce is not None and salesforce.emulator:
+        gateway.platforms.on_start.append(_salesforce_callouts(gateway, salesforce.emulator))
     return intake
+
+
+def _salesforce_callouts(gateway: Gateway, emulator: Any) -> Callable[[], Awaitable[None]]:
+    """A start-up hook pointing the Salesforce emulator's Closed Won callout at this gateway."""
+
+    async def connect() -> None:
+        from gateway import sandbox_wiring  # sandbox mode only: a live gateway loads no sandbox
+
+        await sandbox_wiring.connect_salesforce_callouts(
+            emulator,
+            database=gateway.engine,
+            base_url=gateway.settings.base_url,
+            var_dir=gateway.settings.var_dir,
+        )
+
+    return connect
 
 
 def _experience_config(settings: Settings) -> ExperienceConfig:

@@ -124,11 +124,56 @@ def _parser() -> argparse.ArgumentParser:
     contracts = commands.add_parser("contracts", help="canonical contracts").add_subparsers(
         title="contracts commands"
     )
-    diff = contracts.add_parser("diff", help="breaking changes between two versions")
+    diff = contracts.add_parser(
+        "diff", help="every change between two contract versions, breaking or compatible"
+    )
     diff.add_argument("old")
     diff.add_argument("new")
+    diff.add_argument("--json", action="store_true", help="as JSON")
     diff.set_defaults(run=_contracts_diff)
+    check = contracts.add_parser(
+        "check",
+        help="fail on a breaking change of the published OpenAPI (per major snapshot)",
+        description="Compare the OpenAPI document this code publishes with the committed "
+        "snapshots (contracts/published/openapi.<api>.<major>.json) and name every breaking "
+        "change by file and JSON pointer; additions pass. --update rewrites the snapshots.",
+    )
+    check.add_argument("--update", action="store_true", help="rewrite the snapshots")
+    check.add_argument("--snapshots", type=Path, help="snapshot folder (default: the committed)")
+    check.add_argument("--json", action="store_true", help="as JSON")
+    check.set_defaults(run=_contracts_check)
+
+    kit = commands.add_parser(
+        "contract-test",
+        help="hold a running gateway to its OpenAPI (schemathesis, every check)",
+        description="Hold a running gateway to its OpenAPI with schemathesis and every check. "
+        "A live gateway gets GET and HEAD only; a sandbox one also the unsafe operations, on "
+        "business state the kit seeds through the API (unless --read-only).",
+    )
+    kit.add_argument("--base-url", required=True, help="e.g. http://127.0.0.1:8000")
+    kit.add_argument("--client-id", required=True)
+    kit.add_argument("--client-secret", required=True)
+    kit.add_argument("--read-only", action="store_true", help="GET and HEAD only")
+    kit.add_argument("--junit-xml", type=Path, help="write a JUnit XML report here")
+    kit.add_argument("--max-examples", type=int, default=20, help="cases per operation")
+    kit.set_defaults(run=_contract_test)
     return parser
+
+
+def _contract_test(args: argparse.Namespace) -> int:
+    from gateway.partner_kit import run_contract_test
+
+    done = run_contract_test(
+        args.base_url,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        read_only=args.read_only,
+        junit_xml=args.junit_xml,
+        max_examples=args.max_examples,
+    )
+    writes = "GET and HEAD only" if done.read_only else "unsafe operations on its own records"
+    print(f"contract-test: {done.mode} gateway, {writes}; exit {done.exit_code}", file=sys.stderr)
+    return done.exit_code
 
 
 def _settings(overrides: dict[str, str] | None = None) -> Settings:
@@ -279,15 +324,54 @@ def _audit_verify(_args: argparse.Namespace) -> int:
 
 
 def _contracts_diff(args: argparse.Namespace) -> int:
-    from contracts.compat import diff_versions
+    """List every change from one version to the other; a listing, not a gate (exit 0)."""
+    import msgspec
 
-    changes = diff_versions(args.old, args.new)
-    breaking = {name: items for name, items in changes.items() if items}
-    for name, items in sorted(breaking.items()):
-        for item in items:
-            print(f"{name}: {item}")
-    if not breaking:
-        print(f"no breaking changes from {args.old} to {args.new}", file=sys.stderr)
+    from contracts.compat import changes_between_versions
+
+    changes = changes_between_versions(args.old, args.new)
+    breaking = sum(change.breaking for change in changes)
+    if args.json:
+        report = {
+            "old": args.old,
+            "new": args.new,
+            "breaking": breaking,
+            "compatible": len(changes) - breaking,
+            "changes": msgspec.to_builtins(changes),
+        }
+        print(json.dumps(report, indent=2))
+        return 0
+    for change in changes:
+        kind = "BREAKING  " if change.breaking else "compatible"
+        print(f"{kind}  {change.contract}: {change.path}: {change.change}")
+    print(
+        f"{args.old} -> {args.new}: {breaking} breaking, {len(changes) - breaking} compatible",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _contracts_check(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from gateway.published import SNAPSHOTS, check_published, write_snapshots
+
+    directory = args.snapshots or SNAPSHOTS
+    if args.update:
+        for path in write_snapshots(directory):
+            print(f"wrote {path}")
+        return 0
+    report = check_published(directory)
+    if args.json:
+        print(json.dumps(msgspec.to_builtins(report), indent=2))
+    else:
+        for name, found in report.breaking.items():
+            for change in found:
+                print(f"BREAKING {name}#{change.pointer}: {change.change}")
+        for name in report.changed + report.missing:
+            print(f"compatible change in {name} (refresh: erp-gateway contracts check --update)")
+    breaking = sum(len(found) for found in report.breaking.values())
+    print(f"contracts check: {breaking} breaking change(s)", file=sys.stderr)
     return 1 if breaking else 0
 
 
@@ -440,3 +524,7 @@ def _print_banner(settings: Settings, demo: dict[str, Any] | None) -> None:
 
     lines += ["", *sandbox_banner(settings)]
     print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -35,6 +35,7 @@ from gateway.idempotency import IdempotencyPolicy, IdempotencyStore
 from gateway.keys import KeyStore
 from gateway.metrics import GatewayMetrics, metrics_route
 from gateway.oauth import OAUTH_ROUTES
+from gateway.partner_kit import partner_kit_config
 from gateway.platforms import Platforms
 from gateway.policies import RoutePolicies
 from gateway.rate_limits import RateLimiter
@@ -47,6 +48,7 @@ from process_apis.escalation.routes import EscalationWiring
 from process_apis.quote_to_cash.routes import QuoteToCashService
 from process_apis.reconciliation.routes import ReconciliationWiring
 from process_apis.renewals.routes import RenewalsWiring
+from process_apis.usage.routes import UsageWiring
 from process_apis.webhooks.intake import WebhookIntake
 
 __all__ = ["FreezeLongLivedObjects", "Gateway", "GatewayCore"]
@@ -81,6 +83,7 @@ class Gateway:
     amendments: AmendmentWiring | None = None
     webhooks: WebhookIntake | None = None
     reconciliation: ReconciliationWiring | None = None
+    usage: UsageWiring | None = None
     renewals: RenewalsWiring | None = None
     background: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -93,6 +96,7 @@ class Gateway:
             self.amendments,
             self.webhooks,
             self.reconciliation,
+            self.usage,
             self.renewals,
         )
         return [
@@ -118,6 +122,7 @@ class GatewayCore(InitPlugin):
                 *HEALTH_ROUTES,
                 metrics_route,
                 *docs.contracts_routes,
+                partner_kit_config,
                 *docs.docs_assets_router(),
                 audit_router(),
             ]

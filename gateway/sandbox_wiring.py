@@ -6,18 +6,29 @@ Only sandbox mode imports this module (lazily, from `gateway.platforms` and the 
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.clients import ClientRegistry
 from sandbox import credentials as sandbox_values
+from sandbox.salesforce.callouts import NamedCredential
 from system_apis.billing.stripe.client import StripeCredentials
 from system_apis.crm.salesforce.client import SalesforceCredentials
 from system_apis.erp.netsuite.client import NetSuiteCredentials
 from system_apis.support.zendesk.client import ZendeskCredentials
 
 __all__ = [
+    "CALLOUT_CLIENT_FILE",
     "SANDBOX_NOTES",
+    "connect_salesforce_callouts",
     "create_emulator",
     "emulator_app",
     "netsuite_sandbox_credentials",
@@ -27,6 +38,13 @@ __all__ = [
     "webhook_secrets",
     "zendesk_sandbox_credentials",
 ]
+
+_log = structlog.get_logger(__name__)
+
+CALLOUT_CLIENT_FILE = "sandbox-salesforce-callouts.json"
+"""Under the var folder: the API client the Salesforce emulator's callouts sign in as."""
+CALLOUT_CLIENT_NAME = "salesforce-sandbox-callouts"
+CALLOUT_SCOPES = ("process:write",)
 
 _EMULATOR_MODULES = {
     "salesforce": "sandbox.salesforce",
@@ -133,3 +151,56 @@ def webhook_secrets(source: str) -> tuple[str, ...]:
         "zendesk": sandbox_values.ZENDESK.webhook_secret,
     }
     return (published[source],)
+
+
+async def connect_salesforce_callouts(
+    emulator: Any, *, database: AsyncEngine, base_url: str, var_dir: Path
+) -> None:
+    """Point the Salesforce emulator's Closed Won callout at this gateway's
+    `/webhooks/salesforce`, signed in as the sandbox's integration client (`process:write`,
+    every legal entity), as a real org's Named Credential would be set up. The client is
+    created on first start and kept under the var folder (mode 0600)."""
+    try:
+        target_check = NamedCredential(
+            endpoint=f"{base_url}/webhooks/salesforce",
+            token_url=f"{base_url}/oauth/token",
+            client_id="-",
+            client_secret="-",
+        )
+    except ValueError:
+        _log.warning("salesforce_callouts_off", reason="the gateway's URL is not loopback")
+        return
+    client_id, client_secret = await _callout_client(database, var_dir / CALLOUT_CLIENT_FILE)
+    emulator.call_out_closed_won(
+        NamedCredential(
+            endpoint=target_check.endpoint,
+            token_url=target_check.token_url,
+            client_id=client_id,
+            client_secret=client_secret,
+        )
+    )
+
+
+async def _callout_client(database: AsyncEngine, path: Path) -> tuple[str, str]:
+    """The stored integration client if it is still active, else a new one (stored)."""
+    registry = ClientRegistry(database)
+    stored = await asyncio.to_thread(_read_json, path)
+    if stored is not None:
+        existing = await registry.get(stored["client_id"])
+        if existing is not None and existing.active:
+            return stored["client_id"], stored["client_secret"]
+    created = await registry.create(name=CALLOUT_CLIENT_NAME, scopes=CALLOUT_SCOPES, tier="gold")
+    stored = {"client_id": created.client.client_id, "client_secret": created.client_secret}
+    await asyncio.to_thread(_write_private_json, path, stored)
+    return created.client.client_id, created.client_secret
+
+
+def _read_json(path: Path) -> dict[str, str] | None:
+    return dict(json.loads(path.read_text())) if path.exists() else None
+
+
+def _write_private_json(path: Path, value: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(value, handle)

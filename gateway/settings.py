@@ -54,7 +54,7 @@ __all__ = [
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/erp-gateway.db"
 DEFAULT_RATE_LIMIT_TIERS = (
-    "bronze=60/minute;silver=600/minute;gold=6000/minute;anonymous=30/minute;"
+    "bronze=60/minute;silver=600/minute;gold=6000/minute;anonymous=300/minute;"
     "anonymous.webhooks=1200/minute"
 )
 VENDORS: tuple[str, ...] = ("salesforce", "stripe", "zendesk", "netsuite")
@@ -703,6 +703,24 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             minimum=0,
         ),
     ] = 300.0
+    usage_flush_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_USAGE_FLUSH_SECONDS",
+            "seconds between pushes of accepted usage records to billing (0: only on demand "
+            "and before a period closes)",
+            minimum=0,
+        ),
+    ] = 60.0
+    usage_grace_seconds: Annotated[
+        int,
+        var(
+            "ERPGW_USAGE_GRACE_SECONDS",
+            "how long before the open billing period a usage record may be timestamped (it "
+            "counts in the open period)",
+            minimum=0,
+        ),
+    ] = 3600
     renewal_scan_interval_seconds: Annotated[
         float,
         var(

@@ -98,7 +98,7 @@ audit_log = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
-"""One row per governed operation, chained by hash (see `gateway.audit`; migration 0007)."""
+"""One row per governed operation, chained by hash (see `gateway.audit`; migration 0008)."""
 
 audit_head = sa.Table(
     "audit_head",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
 
@@ -18,7 +18,24 @@ from litestar.types import Scope
 from contracts.errors import Gone
 from gateway.settings import ApiVersionEntry
 
-__all__ = ["VersionRegistry"]
+__all__ = ["DEFAULT_LIFECYCLE", "SUNSET_AFTER", "VersionRegistry"]
+
+SUNSET_AFTER = timedelta(days=180)
+"""How long a deprecated major keeps answering: partners get half a year to move."""
+_BILLING_V1_DEPRECATED = datetime(2026, 12, 7, tzinfo=UTC)
+
+DEFAULT_LIFECYCLE: tuple[ApiVersionEntry, ...] = (
+    ApiVersionEntry(
+        api="system/billing",
+        major="v1",
+        status="deprecated",
+        deprecated_at=_BILLING_V1_DEPRECATED,
+        sunset_at=_BILLING_V1_DEPRECATED + SUNSET_AFTER,
+        successor="/system/billing/v2",
+    ),
+)
+"""The lifecycle every gateway starts from; `ERPGW_API_VERSIONS` entries replace the entry of
+the same api and major (or add one)."""
 
 VERSIONED_PATH = re.compile(r"^/(?P<api>[a-z][a-z0-9/_-]*?)/(?P<major>v\d+)(?:/|$)")
 
@@ -27,6 +44,7 @@ class VersionRegistry:
     """Which API majors are deprecated, keyed by (api, major), e.g. ("system/crm", "v1")."""
 
     def __init__(self, entries: Iterable[ApiVersionEntry] = ()) -> None:
+        # Later entries win: configured ones replace the defaults put before them.
         self._entries = {(entry.api, entry.major): entry for entry in entries}
 
     def lookup(self, path: str) -> ApiVersionEntry | None:
@@ -65,6 +83,20 @@ class VersionRegistry:
             for operation in item.values():
                 if isinstance(operation, dict) and "responses" in operation:
                     operation["deprecated"] = True
+                    _describe_lifecycle(operation, entry)
+
+
+def _describe_lifecycle(operation: dict[str, Any], entry: ApiVersionEntry) -> None:
+    """Say in the operation when it goes away and what replaces it (`x-sunset` for tools)."""
+    note = f"Deprecated: /{entry.api}/{entry.major}"
+    if entry.sunset_at is not None:
+        operation["x-sunset"] = entry.sunset_at.isoformat().replace("+00:00", "Z")
+        note += f" answers 410 from {operation['x-sunset']}"
+    if entry.successor:
+        operation["x-successor"] = entry.successor
+        note += f"; use {entry.successor}"
+    description = operation.get("description")
+    operation["description"] = f"{note}.\n\n{description}" if description else f"{note}."
 
 
 def _lifecycle_headers(entry: ApiVersionEntry) -> list[tuple[bytes, bytes]]:

@@ -45,6 +45,8 @@ class DemoProduct:
     unit_amounts: dict[str, int]
     """Price per unit in minor units, by ISO 4217 currency."""
     netsuite_item_id: str
+    usage_metric: str | None = None
+    """Set for a metered product: what its usage records count (billed in arrears per unit)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +139,10 @@ PRODUCTS: tuple[DemoProduct, ...] = (
     DemoProduct(
         code="ONBOARD", name="Onboarding Service", billing_interval="one_time",
         unit_amounts={"USD": 250_000, "EUR": 230_000}, netsuite_item_id="104",
+    ),
+    DemoProduct(
+        code="API-CALLS", name="API Calls", billing_interval="month",
+        unit_amounts={"USD": 2, "EUR": 2}, netsuite_item_id="105", usage_metric="api_calls",
     ),
 )
 

@@ -30,6 +30,7 @@ from contracts.v1.billing import (
     SubscriptionPatch,
     SubscriptionStatus,
     TaxRate,
+    UsageSummary,
 )
 from contracts.v1.catalog import (
     BillingInterval,
@@ -39,6 +40,7 @@ from contracts.v1.catalog import (
     Product,
     RecurringInterval,
     TiersMode,
+    UsageType,
 )
 from contracts.v1.erp import (
     ApprovalDecision,
@@ -164,5 +166,7 @@ __all__ = [
     "System",
     "TaxRate",
     "TiersMode",
+    "UsageSummary",
+    "UsageType",
     "severity_for",
 ]

@@ -17,6 +17,7 @@ from contracts.v1.base import (
     Refs,
     TaxRateBps,
     UtcDateTime,
+    ValueObject,
 )
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "SubscriptionPatch",
     "SubscriptionStatus",
     "TaxRate",
+    "UsageSummary",
 ]
 
 SubscriptionStatus = Literal[
@@ -70,6 +72,9 @@ class SubscriptionItem(Entity, frozen=True, kw_only=True):
     quantity: _Quantity = 1
     unit_amount: MinorUnits | None = None
     """None when the price is tiered."""
+    usage_metric: str | None = None
+    """Set on a metered item: the metric its usage is reported under (its quantity is 0; the
+    period's reported usage is billed at its end)."""
     refs: Refs = {}
 
 
@@ -107,6 +112,8 @@ class SubscriptionItemInput(InputStruct, frozen=True, kw_only=True):
     """The catalog product code of the line, kept on the billed item."""
     description: Annotated[str, msgspec.Meta(max_length=500)] | None = None
     """What the invoice line says (one-time items)."""
+    usage_metric: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    """A metered item: billed for the usage reported under this metric, `quantity` ignored."""
 
 
 class SubscriptionCreate(InputStruct, frozen=True, kw_only=True):
@@ -281,3 +288,14 @@ class CreditNoteCreate(InputStruct, frozen=True, kw_only=True):
         super().__post_init__()
         if (self.amount is None) == (not self.lines):
             raise ValueError("give either amount or lines, not both and not neither")
+
+
+class UsageSummary(ValueObject, frozen=True, kw_only=True):
+    """The usage billing holds for one metered subscription item over one period."""
+
+    subscription_item_id: str
+    period_start: UtcDateTime
+    period_end: UtcDateTime
+    total_usage: _Quantity
+    invoice_id: str | None = None
+    """The invoice that billed the period; None while the period is open."""

@@ -16,11 +16,13 @@ __all__ = [
     "Product",
     "RecurringInterval",
     "TiersMode",
+    "UsageType",
 ]
 
 BillingInterval = Literal["month", "year", "one_time"]
 RecurringInterval = Literal["day", "week", "month", "year"]
 BillingScheme = Literal["per_unit", "tiered"]
+UsageType = Literal["licensed", "metered"]
 TiersMode = Literal["graduated", "volume"]
 """`graduated`: each tier prices the units inside it; `volume`: the tier the total quantity
 falls in prices every unit."""
@@ -35,6 +37,9 @@ class Product(Entity, frozen=True, kw_only=True):
     description: str | None = None
     billing_interval: BillingInterval
     active: bool = True
+    usage_metric: str | None = None
+    """Set for a metered product: what its usage records count (e.g. `api_calls`); billed
+    per unit of usage in arrears, at the end of each period."""
     refs: Refs = {}
 
 
@@ -61,4 +66,7 @@ class Price(Entity, frozen=True, kw_only=True):
     interval_count: Annotated[int, msgspec.Meta(ge=1)] = 1
     product_code: str | None = None
     active: bool = True
+    usage_type: UsageType = "licensed"
+    """`metered`: billed per unit of reported usage at the period's end (summed), not per
+    subscribed quantity."""
     refs: Refs = {}

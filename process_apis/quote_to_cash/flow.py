@@ -397,6 +397,7 @@ class QuoteToCash(FlowInstance):
                 unit_amount=line.list_amount,
                 recurring_interval=_recurring_interval(line),
                 product_code=line.product_code,
+                usage_type="metered" if line.usage_metric else "licensed",
             ),
             idempotency_key=f"catalog:{line.product_code}:{currency}:price",
         )
@@ -411,6 +412,7 @@ def _billed(line: OrderLine, prices: dict[str, str]) -> SubscriptionItemInput:
         quantity=line.quantity,
         unit_amount=None if line.unit_amount == line.list_amount else line.unit_amount,
         product_code=line.product_code,
+        usage_metric=line.usage_metric if line.recurring else None,
     )
 
 
@@ -435,4 +437,5 @@ def _product(line: OrderLine) -> Product:
         code=line.product_code,
         name=line.product_name,
         billing_interval=line.billing_interval,
+        usage_metric=line.usage_metric,
     )

@@ -83,6 +83,8 @@ class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
     """The deal line's total."""
     list_amount: int
     """The catalog's unit price in the order's currency."""
+    usage_metric: str | None = None
+    """Set for a metered product: billed per unit of reported usage at each period's end."""
 
     @property
     def recurring(self) -> bool:
@@ -393,6 +395,7 @@ def _order(deal: Deal, account: Customer, catalog: Catalog) -> Order:
                 unit_amount=line.unit_amount,
                 amount=line.total_amount,
                 list_amount=price.unit_amount or 0,
+                usage_metric=product.usage_metric,
             )
         )
     assert deal.legal_entity is not None and deal.close_date is not None

@@ -13,12 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.v1 import Deal, Page
 from process_apis.engine.store import cross_references
-from process_apis.reconciliation.compare import Books, Link
+from process_apis.reconciliation.compare import Books, Link, UsageBook
+from process_apis.usage.records import UsageStore
 from system_apis.billing.port import BillingPort
 from system_apis.crm.port import CrmPort
 from system_apis.erp.port import ErpPort
 
-__all__ = ["EPOCH", "read_billing", "read_crm", "read_erp", "read_links"]
+__all__ = ["EPOCH", "read_billing", "read_crm", "read_erp", "read_links", "read_usage"]
 
 PAGE: Final = 100
 DEALS_BATCH: Final = 200
@@ -100,8 +101,7 @@ async def read_erp(erp: ErpPort, entities: Collection[str] | None) -> Books:
     customers, orders, invoices, memos = await asyncio.gather(
         every_page(lambda cursor: erp.list_customers(cursor=cursor, limit=PAGE)),
         # The comparison reads orders' and invoices' totals and tax, never their lines.
-        every_page(lambda cursor: erp.list_sales_orders(cursor=cursor, limit=PAGE,
-                                                        lines=False)),
+        every_page(lambda cursor: erp.list_sales_orders(cursor=cursor, limit=PAGE, lines=False)),
         every_page(lambda cursor: erp.list_invoices(cursor=cursor, limit=PAGE, lines=False)),
         every_page(lambda cursor: erp.list_credit_memos(cursor=cursor, limit=PAGE)),
     )
@@ -132,4 +132,38 @@ async def read_links(database: AsyncEngine, entities: Collection[str] | None) ->
             external_id=row.external_id,
         )
         for row in rows
+    ]
+
+
+async def read_usage(
+    database: AsyncEngine,
+    billing: BillingPort,
+    entities: Collection[str] | None,
+    *,
+    now: datetime,
+) -> list[UsageBook]:
+    """Usage of the closed periods (billing has invoiced them, or they ended by `now`):
+    accepted and pushed units from the gateway's records, invoiced units from billing's
+    summaries of each metered item."""
+    totals = await UsageStore(database).entity_totals(
+        sorted(entities) if entities is not None else None
+    )
+    invoiced: dict[tuple[str, datetime], int] = {}
+    for item in sorted({t.subscription_item_id for t in totals}):
+        for summary in await billing.list_usage_summaries(item):
+            if summary.invoice_id is not None:
+                invoiced[(item, summary.period_start)] = summary.total_usage
+    return [
+        UsageBook(
+            subscription_id=t.subscription_id,
+            metric=t.metric,
+            legal_entity=t.legal_entity or "",
+            period_start=t.period_start,
+            period_end=t.period_end,
+            accepted=t.accepted,
+            pushed=t.pushed,
+            invoiced=invoiced.get((t.subscription_item_id, t.period_start)),
+        )
+        for t in totals
+        if (t.subscription_item_id, t.period_start) in invoiced or t.period_end <= now
     ]

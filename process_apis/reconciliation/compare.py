@@ -36,13 +36,21 @@ __all__ = [
     "Link",
     "RepairAction",
     "Total",
+    "UsageBook",
     "Values",
     "compare",
     "money_text",
 ]
 
-Kind = Literal["deals", "invoices", "payments", "credits", "customers"]
-KINDS: Final[tuple[Kind, ...]] = ("deals", "invoices", "payments", "credits", "customers")
+Kind = Literal["deals", "invoices", "payments", "credits", "customers", "usage"]
+KINDS: Final[tuple[Kind, ...]] = (
+    "deals",
+    "invoices",
+    "payments",
+    "credits",
+    "customers",
+    "usage",
+)
 RepairAction = Literal["post_invoice", "apply_payment", "post_credit_memo", "relink_customer"]
 CUSTOMER_PREFIX: Final = "cus-"
 """The canonical id of an account's customer is this prefix and the CRM account id."""
@@ -59,6 +67,20 @@ class Link(msgspec.Struct, frozen=True, kw_only=True):
     external_id: str
 
 
+class UsageBook(msgspec.Struct, frozen=True, kw_only=True):
+    """One metric of one subscription in one closed billing period: units the gateway accepted,
+    pushed to billing, and billing invoiced (None: billing has not billed the period)."""
+
+    subscription_id: str
+    metric: str
+    legal_entity: str
+    period_start: datetime
+    period_end: datetime
+    accepted: int
+    pushed: int
+    invoiced: int | None
+
+
 class Books(msgspec.Struct, frozen=True, kw_only=True):
     """What each system holds for the run's legal entities."""
 
@@ -73,6 +95,7 @@ class Books(msgspec.Struct, frozen=True, kw_only=True):
     erp_invoices: list[Invoice] = []
     credit_memos: list[CreditMemo] = []
     links: list[Link] = []
+    usage: list[UsageBook] = []
 
 
 class Values(msgspec.Struct, frozen=True, kw_only=True):
@@ -641,10 +664,60 @@ def _customer_finding(
     return None
 
 
+# -- usage -----------------------------------------------------------------------------
+
+
+def _usage(books: Books, index: _Index, tally: _Tally) -> None:
+    """Per closed period, every unit the gateway accepted was pushed to billing and billing
+    invoiced exactly the units pushed. Totals count units (the currency is the subscription's).
+    A period closed within the settle window is pending: its invoice may still be drafting."""
+    for period in books.usage:
+        # A billed period is settled; an unbilled one only once the window has passed.
+        closed_at = None if period.invoiced is not None else period.period_end
+        if not tally.settled("usage", closed_at):
+            continue
+        subscription = index.subscriptions.get(period.subscription_id)
+        currency = subscription.currency if subscription is not None else ""
+        tally.add("usage", period.legal_entity, currency, billing=period.invoiced)
+        name = (
+            f"usage {period.metric} of subscription {period.subscription_id} for the period "
+            f"from {period.period_start.date().isoformat()}"
+        )
+        key = f"{period.subscription_id}:{period.metric}:{period.period_start.isoformat()}"
+        values = Values(billing=period.invoiced)
+        if period.pushed != period.accepted:
+            tally.findings.append(
+                Finding(
+                    kind="usage",
+                    code="usage_not_pushed",
+                    key=key,
+                    legal_entity=period.legal_entity,
+                    currency=currency or None,
+                    values=values,
+                    reason=f"{name}: {period.accepted} units accepted, {period.pushed} pushed "
+                    "to billing before the period closed",
+                )
+            )
+        elif period.invoiced != period.pushed:
+            tally.findings.append(
+                Finding(
+                    kind="usage",
+                    code="usage_invoiced_differs",
+                    key=key,
+                    legal_entity=period.legal_entity,
+                    currency=currency or None,
+                    values=values,
+                    reason=f"{name}: {period.pushed} units pushed to billing, "
+                    f"{'none' if period.invoiced is None else period.invoiced} invoiced",
+                )
+            )
+
+
 _CHECKS = {
     "deals": _deals,
     "invoices": _invoices,
     "payments": _payments,
     "credits": _credits,
     "customers": _customers,
+    "usage": _usage,
 }

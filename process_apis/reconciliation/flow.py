@@ -129,6 +129,12 @@ class ReconciliationFlows(FlowInstance):
     async def read_cross_references(self, entities: list[str] | None) -> Books:
         return Books(links=await reading.read_links(self.database, entities))
 
+    @flow_step(system="stripe", retry=BUSY_PLATFORM)
+    async def read_usage(self, entities: list[str] | None, now: datetime) -> Books:
+        """Usage of the periods ended by `now`: the gateway's records and billing's
+        invoiced units."""
+        return Books(usage=await reading.read_usage(self.database, self.billing, entities, now=now))
+
     @flow_step(system="gateway")
     async def record_results(
         self, request: RunRequest, comparison: Comparison, incremental: bool
@@ -162,7 +168,10 @@ class ReconciliationFlows(FlowInstance):
         billing = await self.read_billing(request.entities)
         erp = await self.read_erp(request.entities)
         links = await self.read_cross_references(request.entities)
-        books = _merge(crm, billing, erp, links)
+        usage = (
+            await self.read_usage(request.entities, now) if "usage" in request.kinds else Books()
+        )
+        books = _merge(crm, billing, erp, links, usage)
         comparison = compare(books, request.kinds, now=now, settle_seconds=request.settle_seconds)
         await self.record_results(request, comparison, since is not None)
         await self.complete_run(request.run_id)

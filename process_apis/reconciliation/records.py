@@ -55,6 +55,7 @@ OWNERS: dict[str, tuple[OwnerTeam, str]] = {
     "payments": ("finance", "netsuite"),
     "credits": ("finance", "netsuite"),
     "customers": ("integration", "gateway"),
+    "usage": ("finance", "stripe"),
 }
 """Who owns a mismatch of each kind, and the system it is shown against."""
 STEP_REF = "process_apis.reconciliation.flow.ReconciliationFlows.record_results"

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import msgspec
 import structlog
-from litestar import Litestar, Request, Response, Router, get, post
+from litestar import HttpMethod, Litestar, Request, Response, Router, get, post, route
 from litestar.config.app import AppConfig
 from litestar.di import NamedDependency, Provide
 from litestar.params import Body, PathParameter, QueryParameter
@@ -268,6 +268,19 @@ async def start_reconciliation(
     )
 
 
+@route(
+    "/reconciliations",
+    http_method=HttpMethod.OPTIONS,
+    include_in_schema=False,
+    opt={"rate_limit_group": "process"},
+    sync_to_thread=False,
+)
+def reconciliations_options() -> Response[None]:
+    """The methods of the runs' list. Litestar 2 builds a path's automatic OPTIONS answer when
+    the path's first handler is registered, so it would leave out GET (litestar#4169)."""
+    return Response(None, status_code=204, headers={"Allow": "GET, OPTIONS, POST"})
+
+
 @get("/reconciliations", opt=_READ, summary="Reconciliation runs, newest first")
 async def list_reconciliations(
     request: AuthedRequest,
@@ -327,7 +340,9 @@ class ReconciliationWiring(InitPlugin):
         app_config.route_handlers.append(
             Router(
                 path=PREFIX,
+                # The OPTIONS handler first: a path registered without one gets Litestar's.
                 route_handlers=[
+                    reconciliations_options,
                     start_reconciliation,
                     list_reconciliations,
                     get_reconciliation,

@@ -23,6 +23,7 @@ from sandbox.control import EmulatedVendor, FaultResponse
 from sandbox.credentials import SALESFORCE
 from sandbox.salesforce import routes, routes_sobjects
 from sandbox.salesforce.auth import OAuthServer
+from sandbox.salesforce.callouts import ClosedWonCallouts, NamedCredential
 from sandbox.salesforce.context import JSON, OrgState, handle_error
 from sandbox.salesforce.front import ASGIApp, DataApiGate, Quota, error_answer
 from sandbox.salesforce.ids import seeded_id
@@ -83,6 +84,7 @@ class SalesforceEmulator:
             quota=Quota(limit=daily_api_limit),
             page_size=query_page_size,
         )
+        self.callouts = ClosedWonCallouts()
         self._sandbox_key_pem: str | None = None
         self.app = Litestar(
             route_handlers=[*routes.ROUTES, *routes_sobjects.ROUTES],
@@ -111,12 +113,25 @@ class SalesforceEmulator:
     def reset(self) -> None:
         """Back to the seeded demo state: records, access tokens, query cursors and quota."""
         self.state.org.clear()
+        # The seed's won deals were won before the Flow existed: they announce nothing.
+        self.state.org.on_won = None
         if self.seed:
             seed_org(self.state.org)
+        self.state.org.on_won = self.callouts.opportunity_won
+        self.callouts.reset()
         self.state.oauth.revoke_tokens()
         self.state.cursors.clear()
         self.state.cursor_count = 0
         self.state.quota.used = 0
+
+    def call_out_closed_won(self, target: NamedCredential) -> None:
+        """Set up the Closed Won Flow's callout (its Named Credential): from now on each
+        opportunity that becomes Closed Won is announced to `target.endpoint`."""
+        self.callouts.target = target
+
+    async def aclose(self) -> None:
+        """Stop sending callouts, as the app stops (its endpoint is going away too)."""
+        await self.callouts.aclose()
 
     def register_jwt_public_key(self, client_id: str, pem: str | bytes) -> None:
         """Register a connected app's certificate or public key for the JWT bearer flow."""

@@ -177,6 +177,8 @@ OBJECTS: dict[str, ObjectSpec] = {
                 "Billing_Interval__c", picklist=("month", "year", "one_time"),
                 label="Billing Interval",
             ),
+            # Set on metered products: what the product's usage records count.
+            FieldSpec("Usage_Metric__c", label="Usage Metric"),
             FieldSpec("Description"),
         )),
         ObjectSpec("Pricebook2", (

@@ -46,6 +46,7 @@ def seed_org(org: EmulatedOrg) -> None:
                 "IsActive": True,
                 "Billing_Interval__c": product.billing_interval,
                 "Description": f"{product.name}, billed {product.billing_interval}",
+                **({"Usage_Metric__c": product.usage_metric} if product.usage_metric else {}),
             },
             record_id=seeded_id("Product2", product.code),
             stamp=stamp(),

@@ -57,6 +57,8 @@ class EmulatedOrg:
         self.deleted: set[str] = set()
         self._created = 0
         self._contract_number = 100
+        self.on_won: Callable[[str, str], None] | None = None
+        """Told (opportunity id, modstamp) when an opportunity becomes Closed Won."""
 
     def clear(self) -> None:
         self.records = {name: {} for name in OBJECTS}
@@ -156,6 +158,7 @@ class EmulatedOrg:
         self._derive(spec, record, creating=True)
         self.records[spec.name][record_id] = record
         self._after_write(spec, record, when)
+        self._announce_won(spec, record, was_won=False)
         return record_id
 
     def update(self, sobject: str, raw_id: str, body: Mapping[str, Any]) -> str:
@@ -169,9 +172,17 @@ class EmulatedOrg:
         self._derive(spec, candidate, creating=False)
         when = self.now()
         candidate.update(LastModifiedDate=when, SystemModstamp=when)
+        was_won = self.records[spec.name][record_id].get("IsWon") is True
         self.records[spec.name][record_id] = candidate
         self._after_write(spec, candidate, when)
+        self._announce_won(spec, candidate, was_won=was_won)
         return record_id
+
+    def _announce_won(self, spec: ObjectSpec, record: Record, *, was_won: bool) -> None:
+        # A record-triggered Flow's entry condition: IsWon changed to true, once per change.
+        won_now = spec.name == "Opportunity" and record.get("IsWon") is True and not was_won
+        if won_now and self.on_won is not None:
+            self.on_won(record["Id"], record["SystemModstamp"].isoformat())
 
     def delete(self, sobject: str, raw_id: str) -> None:
         spec = self.spec(sobject)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sandbox.stripe import invoicing, routes_schedules
+from sandbox.stripe import invoicing, routes_schedules, usage
 from sandbox.stripe.errors import invalid_request
 from sandbox.stripe.pricing import add_interval, line_amount, prorated
 from sandbox.stripe.render import render
@@ -30,6 +30,7 @@ __all__ = [
     "interval_of",
     "items_of",
     "new_item",
+    "quantity_of",
     "renew",
     "subscription_invoice",
 ]
@@ -79,21 +80,27 @@ def check_price(
 
 
 def new_item(
-    store: Store, subscription: Obj, price: Obj, quantity: int, metadata: dict[str, str], at: int
+    store: Store,
+    subscription: Obj,
+    price: Obj,
+    quantity: int | None,
+    metadata: dict[str, str],
+    at: int,
 ) -> Obj:
-    return store.insert(
-        {
-            "id": store.mint("si"),
-            "object": "subscription_item",
-            "billing_thresholds": None,
-            "created": at,
-            "metadata": metadata,
-            "price": price["id"],
-            "quantity": quantity,
-            "subscription": subscription["id"],
-            "tax_rates": [],
-        }
-    )
+    """A subscription item; a metered price's item has no quantity (its usage is billed)."""
+    item: Obj = {
+        "id": store.mint("si"),
+        "object": "subscription_item",
+        "billing_thresholds": None,
+        "created": at,
+        "metadata": metadata,
+        "price": price["id"],
+        "quantity": quantity,
+        "subscription": subscription["id"],
+        "tax_rates": [],
+    }
+    _set_quantity(item, quantity)
+    return store.insert(item)
 
 
 def items_of(store: Store, subscription: Obj) -> list[Obj]:
@@ -129,7 +136,7 @@ def _apply_one(
     store: Store, subscription: Obj, change: ItemChange, *, behavior: str, at: int, index: int
 ) -> list[Obj]:
     item = change.item
-    old = (store.get("price", item["price"]), int(item["quantity"])) if item else None
+    old = (store.get("price", item["price"]), quantity_of(item)) if item else None
     if change.deleted:
         new = None
     else:
@@ -157,9 +164,10 @@ def _apply_one(
     if change.deleted and item is not None:
         store.remove(item)
     elif item is None and new is not None:
-        new_item(store, subscription, new[0], new[1], change.metadata or {}, at)
+        new_item(store, subscription, new[0], _stored(new), change.metadata or {}, at)
     elif item is not None and new is not None:
-        item["price"], item["quantity"] = new[0]["id"], new[1]
+        item["price"] = new[0]["id"]
+        _set_quantity(item, _stored(new))
         if change.metadata is not None:
             item["metadata"] = change.metadata
     return prorations
@@ -167,7 +175,7 @@ def _apply_one(
 
 def credit_unused(store: Store, subscription: Obj, item: Obj, *, at: int) -> list[Obj]:
     """Credit the unused rest of the period of `item` (a canceled subscription with prorate)."""
-    old = (store.get("price", item["price"]), int(item["quantity"]))
+    old = (store.get("price", item["price"]), quantity_of(item))
     return _prorate(store, subscription, item, old, None, at=at)
 
 
@@ -183,6 +191,9 @@ def _prorate(
     start, end = subscription["current_period_start"], subscription["current_period_end"]
     stamp = datetime.fromtimestamp(at, tz=UTC).strftime("%d %b %Y")
     created: list[Obj] = []
+    # A metered item is billed for its usage in arrears: there is nothing to prorate.
+    old = None if old is None or usage.is_metered(old[0]) else old
+    new = None if new is None or usage.is_metered(new[0]) else new
     if old is not None:
         price, quantity = old
         amount = -prorated(line_amount(price, quantity), start=start, end=end, at=at)
@@ -252,8 +263,10 @@ def subscription_invoice(
     period: tuple[int, int],
     lines_period: tuple[int, int] | None,
     include_unattached: bool = False,
+    usage_period: tuple[int, int] | None = None,
 ) -> Obj:
-    """A draft invoice for `subscription`: its pending items, then a line per item."""
+    """A draft invoice for `subscription`: its pending items, then a line per licensed item
+    for `lines_period` (in advance) and per metered item for `usage_period` (in arrears)."""
     customer = store.get("customer", subscription["customer"])
     invoice = invoicing.new_invoice(
         store,
@@ -272,10 +285,18 @@ def subscription_invoice(
         loose = include_unattached and pending["subscription"] is None
         if pending["customer"] == customer["id"] and pending["invoice"] is None and (ours or loose):
             invoicing.attach_item(store, invoice, pending)
-    if lines_period is not None:
-        for item in items_of(store, subscription):
+    for item in items_of(store, subscription):
+        metered = usage.is_metered(store.get("price", item["price"]))
+        if metered and usage_period is not None:
+            total = usage.close_usage_period(store, item, usage_period, invoice["id"])
             invoice["lines"]["data"].append(
-                _subscription_line(store, subscription, item, lines_period)
+                _subscription_line(store, subscription, item, usage_period, quantity=total)
+            )
+        elif not metered and lines_period is not None:
+            invoice["lines"]["data"].append(
+                _subscription_line(
+                    store, subscription, item, lines_period, quantity=quantity_of(item)
+                )
             )
     invoicing.recompute(invoice)
     subscription["latest_invoice"] = invoice["id"]
@@ -307,7 +328,13 @@ def renew(store: Store, subscription: Obj, *, at: int) -> None:
     subscription["current_period_start"], subscription["current_period_end"] = new
     routes_schedules.enter_phase(store, subscription, period_start=new[0])
     subscription_invoice(
-        store, subscription, reason="subscription_cycle", at=at, period=old, lines_period=new
+        store,
+        subscription,
+        reason="subscription_cycle",
+        at=at,
+        period=old,
+        lines_period=new,
+        usage_period=old,
     )
     after = render(store, subscription)
     store.emit("customer.subscription.updated", after, previous=changed(before, after), created=at)
@@ -332,9 +359,28 @@ def cancel(
     store.emit("customer.subscription.deleted", render(store, subscription), created=at)
 
 
-def _subscription_line(store: Store, subscription: Obj, item: Obj, period: tuple[int, int]) -> Obj:
+def _stored(priced: tuple[Obj, int]) -> int | None:
+    price, quantity = priced
+    return None if usage.is_metered(price) else quantity
+
+
+def quantity_of(item: Obj) -> int:
+    """An item's quantity (a metered item has none: 0 licensed units)."""
+    return int(item.get("quantity") or 0)
+
+
+def _set_quantity(item: Obj, quantity: int | None) -> None:
+    # Stripe leaves `quantity` out of a metered item (it is not nullable).
+    if quantity is None:
+        item.pop("quantity", None)
+    else:
+        item["quantity"] = quantity
+
+
+def _subscription_line(
+    store: Store, subscription: Obj, item: Obj, period: tuple[int, int], *, quantity: int
+) -> Obj:
     price = store.get("price", item["price"])
-    quantity = int(item["quantity"])
     amount = line_amount(price, quantity)
     return {
         "id": store.mint("il"),

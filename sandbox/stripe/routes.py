@@ -14,6 +14,7 @@ from sandbox.stripe import routes_invoices as invoices
 from sandbox.stripe import routes_schedules as schedules
 from sandbox.stripe import routes_subscriptions as subscriptions
 from sandbox.stripe import routes_tax_rates as tax_rates
+from sandbox.stripe import usage
 from sandbox.stripe.params import Params
 from sandbox.stripe.store import Obj, Store
 
@@ -53,6 +54,12 @@ ROUTES: tuple[tuple[Method, str, Operation], ...] = (
     ("GET", "/v1/subscription_items/{item:str}", subscriptions.get_subscription_item),
     ("POST", "/v1/subscription_items/{item:str}", subscriptions.update_subscription_item),
     ("DELETE", "/v1/subscription_items/{item:str}", subscriptions.delete_subscription_item),
+    ("POST", "/v1/subscription_items/{item:str}/usage_records", usage.create_usage_record),
+    (
+        "GET",
+        "/v1/subscription_items/{item:str}/usage_record_summaries",
+        usage.list_usage_record_summaries,
+    ),
     ("POST", "/v1/invoiceitems", invoices.create_invoice_item),
     ("GET", "/v1/invoiceitems", invoices.list_invoice_items),
     ("GET", "/v1/invoiceitems/{invoiceitem:str}", invoices.get_invoice_item),

@@ -299,7 +299,7 @@ def _recurring(params: Params) -> Obj | None:
     recurring = params.nested("recurring")
     if recurring is None:
         return None
-    recurring.only(("interval", "interval_count", "usage_type"))
+    recurring.only(("aggregate_usage", "interval", "interval_count", "usage_type"))
     interval = recurring.choice("interval", tuple(_INTERVAL_LIMITS))
     if interval is None:
         raise invalid_request(
@@ -314,8 +314,15 @@ def _recurring(params: Params) -> Obj | None:
             param="recurring[interval_count]",
         )
     usage = recurring.choice("usage_type", ("licensed", "metered"), default="licensed")
+    aggregate = recurring.choice("aggregate_usage", ("sum",))
+    if aggregate is not None and usage != "metered":
+        raise invalid_request(
+            "aggregate_usage can only be set when usage_type is `metered`.",
+            param="recurring[aggregate_usage]",
+        )
     return {
-        "aggregate_usage": None,
+        # The sandbox sums a metered price's usage (the default of Stripe's four modes).
+        "aggregate_usage": "sum" if usage == "metered" else None,
         "interval": interval,
         "interval_count": count,
         "trial_period_days": None,

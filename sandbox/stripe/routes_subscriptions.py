@@ -11,6 +11,7 @@ from sandbox.stripe.routes_catalog import inline_price
 from sandbox.stripe.routes_invoices import new_invoice_item
 from sandbox.stripe.routes_tax_rates import tax_rates_of
 from sandbox.stripe.store import Obj, Store, changed
+from sandbox.stripe.usage import is_metered
 
 __all__ = [
     "cancel_subscription",
@@ -97,9 +98,16 @@ def create_subscription(store: Store, params: Params, path: dict[str, str]) -> O
         entry.only(("metadata", "price", "price_data", "quantity"))
         cycle.check_price(price, currency=currency, interval=interval, param=entry.name("price"))
         quantity = entry.integer("quantity", minimum=0)
-        cycle.new_item(
-            store, subscription, price, 1 if quantity is None else quantity, entry.metadata({}), at
-        )
+        if is_metered(price):
+            if quantity is not None:
+                raise invalid_request(
+                    "Quantity should not be specified where usage_type is `metered`. Remove "
+                    f"quantity from `{entry.name('quantity')}`.",
+                    param=entry.name("quantity"),
+                )
+        elif quantity is None:
+            quantity = 1
+        cycle.new_item(store, subscription, price, quantity, entry.metadata({}), at)
     for extra in params.hashes("add_invoice_items"):
         _add_invoice_item(store, customer, extra, subscription)
     store.emit("customer.subscription.created", render(store, subscription), created=at)

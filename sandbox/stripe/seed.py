@@ -51,6 +51,7 @@ def _product(product: DemoProduct, *, default_price: str | None) -> Obj:
             "product_code": product.code,
             "billing_interval": product.billing_interval,
             "netsuite_item_id": product.netsuite_item_id,
+            **({"usage_metric": product.usage_metric} if product.usage_metric else {}),
         },
         "name": product.name,
         "package_dimensions": None,
@@ -67,12 +68,13 @@ def _product(product: DemoProduct, *, default_price: str | None) -> Obj:
 def _price(product: DemoProduct, currency: str, amount: int) -> Obj:
     recurring = None
     if product.billing_interval != "one_time":
+        metered = product.usage_metric is not None
         recurring = {
-            "aggregate_usage": None,
+            "aggregate_usage": "sum" if metered else None,
             "interval": product.billing_interval,
             "interval_count": 1,
             "trial_period_days": None,
-            "usage_type": "licensed",
+            "usage_type": "metered" if metered else "licensed",
         }
     return {
         "id": price_id_for(product.code, currency),

@@ -37,6 +37,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "we": ("webhook_endpoint", "webhook endpoint"),
     "clock": ("test_helpers.test_clock", "test clock"),
     "txr": ("tax_rate", "tax rate"),
+    "mbur": ("usage_record", "usage record"),
     "sub_sched": ("subscription_schedule", "subscription schedule"),
 }
 _LABELS = {kind: label for kind, label in KINDS.values()}

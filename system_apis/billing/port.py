@@ -32,6 +32,7 @@ from contracts.v1 import (
     SubscriptionPatch,
     SubscriptionStatus,
     TaxRate,
+    UsageSummary,
 )
 
 __all__ = ["BillingPort", "ProrationBehavior", "SubscriptionFilter", "SubscriptionRenewals"]
@@ -237,6 +238,25 @@ class BillingPort(Protocol):
         cursor: str | None = None,
         limit: int = 50,
     ) -> Page[CreditNote]: ...
+
+    # usage of metered items
+
+    async def report_usage(
+        self,
+        subscription_item_id: str,
+        *,
+        quantity: int,
+        at: datetime,
+        action: Literal["increment", "set"] = "increment",
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Add (or set) usage of a metered item at `at`, inside its current period; returns
+        billing's record id. The same key is the same report, never counted twice."""
+        ...
+
+    async def list_usage_summaries(self, subscription_item_id: str) -> list[UsageSummary]:
+        """The item's usage total per period, newest first; billed periods name their invoice."""
+        ...
 
     # events
 

@@ -45,7 +45,7 @@ async def test_every_list_refuses_a_cursor_it_did_not_issue(tmp_path: Path) -> N
                 for other, cursor in issued.items()
                 if cursor is not None and _list_of(other) != _list_of(path)
             )
-            for cursor in ("%C2%A2", garbage, quote(foreign)):
+            for cursor in ("%C2%A2", quote("ß"), garbage, quote(foreign)):
                 answer = await client.get(f"{urls[path]}?cursor={cursor}", headers=headers[path])
                 named = [e.get("pointer") for e in _json(answer).get("errors", [])]
                 if (

@@ -63,6 +63,7 @@ from contracts.v1 import (
     SubscriptionItemInput,
     SubscriptionPatch,
     TaxRate,
+    UsageSummary,
 )
 from system_apis.billing.port import ProrationBehavior, SubscriptionFilter
 from tests.fakes._base import FakePort, operation
@@ -213,6 +214,8 @@ class FakeBilling(FakePort):
         self.credit_notes: dict[str, CreditNote] = {}
         self.events: dict[str, EventEnvelope] = {}
         self.default_payment_methods: dict[str, str] = {}
+        self.usage: dict[str, list[tuple[int, int, str]]] = {}
+        """Reported usage by subscription item: (unix time, quantity, action), oldest first."""
 
     # ------------------------------------------------------------------ seeding (not recorded)
 
@@ -473,6 +476,41 @@ class FakeBilling(FakePort):
     ) -> Subscription:
         return self._once(idempotency_key, ("create_subscription", subscription, canonical_id),
                           lambda: self._create_subscription(subscription, canonical_id))
+
+    @operation
+    async def report_usage(
+        self,
+        subscription_item_id: str,
+        *,
+        quantity: int,
+        at: datetime,
+        action: str = "increment",
+        idempotency_key: str | None = None,
+    ) -> str:
+        def write() -> str:
+            records = self.usage.setdefault(subscription_item_id, [])
+            records.append((int(at.timestamp()), quantity, action))
+            return f"mbur_{subscription_item_id}_{len(records)}"
+
+        key = ("report_usage", subscription_item_id, quantity, at, action)
+        return self._once(idempotency_key, key, write)
+
+    @operation
+    async def list_usage_summaries(self, subscription_item_id: str) -> list[UsageSummary]:
+        """The open period's total only (the fake does not renew subscriptions)."""
+        sub = next(s for s in self._subs.values()
+                   if any(item.id == subscription_item_id for item in s.items))
+        at_moment: dict[int, int] = {}
+        for moment, quantity, action in self.usage.get(subscription_item_id, []):
+            if sub.period_start <= moment < sub.period_end:
+                base = 0 if action == "set" else at_moment.get(moment, 0)
+                at_moment[moment] = base + quantity
+        return [UsageSummary(
+            subscription_item_id=subscription_item_id,
+            period_start=datetime.fromtimestamp(sub.period_start, UTC),
+            period_end=datetime.fromtimestamp(sub.period_end, UTC),
+            total_usage=sum(at_moment.values()),
+        )]
 
     @operation
     async def get_subscription(self, subscription_id: str) -> Subscription:

@@ -502,7 +502,7 @@ def test_parse_tiers_accepts_the_documented_forms():
     assert len(tiers.policy("trial", "default").rates) == 2
     # Tiers not named keep their defaults.
     assert tiers.policy("bronze", "x").policy_header == b'"bronze-x";q=60;w=60'
-    assert tiers.policy("anonymous", "x").policy_header == b'"anonymous-x";q=30;w=60'
+    assert tiers.policy("anonymous", "x").policy_header == b'"anonymous-x";q=300;w=60'
 
 
 def test_parse_tiers_defaults():
@@ -513,7 +513,7 @@ def test_parse_tiers_defaults():
         "bronze": 60,
         "silver": 600,
         "gold": 6000,
-        "anonymous": 30,
+        "anonymous": 300,
         "anonymous.webhooks": 1200,
     }
 

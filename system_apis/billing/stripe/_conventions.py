@@ -30,6 +30,7 @@ __all__ = [
     "META_SALES_ORDER",
     "META_TAX_CODE",
     "META_TAX_ID",
+    "META_USAGE_METRIC",
     "META_WEBSITE",
     "SYSTEM",
     "UNASSIGNED_ENTITY",
@@ -58,6 +59,8 @@ META_PAYMENT_TERMS: Final = "payment_terms_days"
 META_NETSUITE_ID: Final = "netsuite_id"
 META_PRODUCT_CODE: Final = "product_code"
 META_BILLING_INTERVAL: Final = "billing_interval"
+META_USAGE_METRIC: Final = "usage_metric"
+"""A metered product's (and its subscription items') usage metric, e.g. `api_calls`."""
 META_NETSUITE_ITEM: Final = "netsuite_item_id"
 META_DEAL: Final = "deal_id"
 META_CORRELATION: Final = "correlation_id"

@@ -43,6 +43,7 @@ from system_apis.billing.stripe._conventions import (
     META_REASON,
     META_SALES_ORDER,
     META_TAX_CODE,
+    META_USAGE_METRIC,
     UNASSIGNED_ENTITY,
     customer_id_of,
     day,
@@ -107,7 +108,8 @@ def to_subscription(wire: SubscriptionWire) -> Subscription:
         deal_id=wire.metadata.get(META_DEAL),
         legal_entity=entity_of(wire.metadata, wire.customer),
         correlation_id=wire.metadata.get(META_CORRELATION),
-        refs=refs(wire.id),
+        # The gateway's canonical customer: what a portal client is bound to.
+        refs=refs(wire.id, canonical=wire.metadata.get(META_CANONICAL_ID)),
     )
 
 
@@ -157,9 +159,13 @@ def _item_params(
     *,
     recurring: bool,
 ) -> dict[str, Any]:
-    params: dict[str, Any] = {"quantity": item.quantity}
-    if recurring and item.product_code:
-        params["metadata"] = {META_PRODUCT_CODE: item.product_code}
+    # Stripe refuses a quantity on a metered item: its usage is what is billed.
+    metered = recurring and item.usage_metric is not None
+    params: dict[str, Any] = {} if metered else {"quantity": item.quantity}
+    if recurring and (item.product_code or item.usage_metric):
+        params["metadata"] = _compact(
+            {META_PRODUCT_CODE: item.product_code, META_USAGE_METRIC: item.usage_metric}
+        )
     if item.unit_amount is None:
         params["price"] = item.price_id
         return params
@@ -177,6 +183,8 @@ def _item_params(
             "interval": listed.recurring.interval,
             "interval_count": listed.recurring.interval_count,
         }
+        if listed.recurring.usage_type == "metered":
+            data["recurring"]["usage_type"] = "metered"
     params["price_data"] = data
     return params
 
@@ -199,9 +207,12 @@ def from_subscription_patch(
         existing = {item.price.id: item for item in current.items.data}
         changes: list[dict[str, Any]] = []
         for item in current.items.data:
+            metered = item.price.recurring is not None and (
+                item.price.recurring.usage_type == "metered"
+            )
             if item.price.id not in wanted:
                 changes.append({"id": item.id, "deleted": True})
-            elif wanted[item.price.id] != item.quantity:
+            elif wanted[item.price.id] != item.quantity and not metered:
                 changes.append({"id": item.id, "quantity": wanted[item.price.id]})
         for price_id, quantity in wanted.items():
             if price_id not in existing:
@@ -217,13 +228,21 @@ def from_subscription_patch(
 def _subscription_item(wire: SubscriptionItemWire, currency: str) -> SubscriptionItem:
     price = wire.price
     product = price.product
+    metered = price.recurring is not None and price.recurring.usage_type == "metered"
+    metric = wire.metadata.get(META_USAGE_METRIC)
+    if metric is None and isinstance(product, ProductWire):
+        metric = product.metadata.get(META_USAGE_METRIC)
     return SubscriptionItem(
         id=wire.id,
         price_id=price.id,
         product_id=product.id if isinstance(product, ProductWire) else product,
         product_code=price.metadata.get(META_PRODUCT_CODE) or wire.metadata.get(META_PRODUCT_CODE),
-        quantity=wire.quantity if wire.quantity is not None else 1,
+        # A metered item has no quantity: its usage is billed.
+        quantity=0 if metered else (wire.quantity if wire.quantity is not None else 1),
         unit_amount=unit_amount(price, currency),
+        usage_metric=(metric or price.metadata.get(META_USAGE_METRIC) or "usage")
+        if metered
+        else None,
         refs=refs(wire.id),
     )
 

@@ -11,6 +11,7 @@ from system_apis.billing.stripe._conventions import (
     META_BILLING_INTERVAL,
     META_NETSUITE_ITEM,
     META_PRODUCT_CODE,
+    META_USAGE_METRIC,
     refs,
 )
 from system_apis.billing.stripe._form import FormParams
@@ -29,6 +30,7 @@ def to_product(wire: ProductWire) -> Product:
         description=wire.description,
         billing_interval=_billing_interval(meta.get(META_BILLING_INTERVAL), wire.default_price),
         active=wire.active,
+        usage_metric=meta.get(META_USAGE_METRIC) or None,
         refs=refs(wire.id, netsuite=meta.get(META_NETSUITE_ITEM)),
     )
 
@@ -40,6 +42,7 @@ def from_product(product: Product) -> FormParams:
         META_PRODUCT_CODE: product.code,
         META_BILLING_INTERVAL: product.billing_interval,
         META_NETSUITE_ITEM: netsuite,
+        META_USAGE_METRIC: product.usage_metric,
     }
     return {
         "name": product.name,
@@ -72,6 +75,7 @@ def to_price(wire: PriceWire) -> Price:
         interval_count=recurring.interval_count if recurring else 1,
         product_code=code,
         active=wire.active,
+        usage_type="metered" if recurring and recurring.usage_type == "metered" else "licensed",
         refs=refs(wire.id),
     )
 
@@ -91,6 +95,9 @@ def from_price(price: Price, *, product_id: str, lookup_key: str | None = None) 
             "interval": price.recurring_interval,
             "interval_count": price.interval_count,
         }
+        if price.usage_type == "metered":
+            # Billed per unit of the period's reported usage, summed, at the period's end.
+            params["recurring"] |= {"usage_type": "metered", "aggregate_usage": "sum"}
     if price.billing_scheme == "tiered":
         params["billing_scheme"] = "tiered"
         params["tiers_mode"] = price.tiers_mode

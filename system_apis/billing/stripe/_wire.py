@@ -41,6 +41,9 @@ __all__ = [
     "TaxRateWire",
     "TestClockWire",
     "TierWire",
+    "UsagePeriodWire",
+    "UsageRecordSummaryWire",
+    "UsageRecordWire",
     "WebhookEndpointWire",
 ]
 
@@ -347,3 +350,23 @@ class ErrorWire(_Wire, kw_only=True, frozen=True):
     """`{"error": {...}}`, Stripe's one error shape."""
 
     error: ErrorBodyWire
+
+
+class UsageRecordWire(_Wire, kw_only=True, frozen=True):
+    id: str
+    quantity: int = 0
+    subscription_item: str = ""
+    timestamp: int = 0
+
+
+class UsagePeriodWire(_Wire, kw_only=True, frozen=True):
+    start: int
+    end: int
+
+
+class UsageRecordSummaryWire(_Wire, kw_only=True, frozen=True):
+    id: str
+    subscription_item: str
+    period: UsagePeriodWire
+    total_usage: int = 0
+    invoice: str | None = None

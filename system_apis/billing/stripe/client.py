@@ -21,6 +21,7 @@ from system_apis.billing.stripe._client_catalog import CatalogOperations
 from system_apis.billing.stripe._client_customers import CustomerOperations
 from system_apis.billing.stripe._client_http import Transport
 from system_apis.billing.stripe._client_renewals import RenewalOperations
+from system_apis.billing.stripe._client_usage import UsageOperations
 
 __all__ = [
     "MAX_PAGE",
@@ -63,7 +64,9 @@ class StripeAuth(httpx.Auth):
         yield request
 
 
-class StripeClient(CustomerOperations, CatalogOperations, RenewalOperations, AdminOperations):
+class StripeClient(
+    CustomerOperations, CatalogOperations, RenewalOperations, UsageOperations, AdminOperations
+):
     """One method per Stripe operation the gateway uses; implements `BillingPort` and
     `SubscriptionRenewals`."""
 

@@ -69,6 +69,7 @@ class AccountRef(msgspec.Struct, kw_only=True):
 class ProductRef(msgspec.Struct, kw_only=True):
     product_code: str | None = msgspec.field(default=None, name="ProductCode")
     billing_interval: str | None = msgspec.field(default=None, name="Billing_Interval__c")
+    usage_metric: str | None = msgspec.field(default=None, name="Usage_Metric__c")
 
 
 class AccountRecord(SObjectRecord, kw_only=True):
@@ -161,6 +162,7 @@ class Product2Record(SObjectRecord, kw_only=True):
     description: str | None = msgspec.field(default=None, name="Description")
     is_active: bool | None = msgspec.field(default=None, name="IsActive")
     billing_interval: str | None = msgspec.field(default=None, name="Billing_Interval__c")
+    usage_metric: str | None = msgspec.field(default=None, name="Usage_Metric__c")
 
 
 class PricebookEntryRecord(SObjectRecord, kw_only=True):
@@ -249,8 +251,11 @@ LINE_FIELDS = (
     "Id", "OpportunityId", "Product2Id", "ProductCode", "Product2.ProductCode",
     "Product2.Billing_Interval__c", "Quantity", "UnitPrice", "TotalPrice", "CurrencyIsoCode",
 )
-PRODUCT_FIELDS = ("Id", "Name", "ProductCode", "Description", "IsActive", "Billing_Interval__c")
+PRODUCT_FIELDS = (
+    "Id", "Name", "ProductCode", "Description", "IsActive", "Billing_Interval__c",
+    "Usage_Metric__c",
+)
 PRICE_FIELDS = (
-    "Id", "Product2Id", "Product2.ProductCode", "Product2.Billing_Interval__c", "UnitPrice",
-    "CurrencyIsoCode", "IsActive",
+    "Id", "Product2Id", "Product2.ProductCode", "Product2.Billing_Interval__c",
+    "Product2.Usage_Metric__c", "UnitPrice", "CurrencyIsoCode", "IsActive",
 )

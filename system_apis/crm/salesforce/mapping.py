@@ -439,6 +439,7 @@ def to_product(record: Product2Record) -> Product:
         description=record.description,
         billing_interval=_interval(record.billing_interval, sf_id),
         active=record.is_active is not False,
+        usage_metric=record.usage_metric or None,
         refs={SYSTEM: sf_id},
     )
 
@@ -457,6 +458,7 @@ def to_price(record: PricebookEntryRecord) -> Price:
         recurring_interval=None if interval == "one_time" else interval,
         product_code=product.product_code,
         active=record.is_active is not False,
+        usage_type="metered" if product.usage_metric else "licensed",
         refs={SYSTEM: sf_id},
     )
 

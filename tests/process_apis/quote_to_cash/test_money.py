@@ -223,3 +223,33 @@ async def test_a_discounted_one_time_deal_is_billed_on_an_invoice_of_its_own(
     assert posted.total == 400_000
     await world.postings_settled()
     assert await world.open_exceptions() == []
+
+
+async def test_a_metered_line_is_subscribed_to_a_metered_price_without_quantity(
+    world: MoneyWorld,
+) -> None:
+    account = await world.account(
+        "Metered Buyer Inc.", legal_entity="US01", currency="USD", country="US", state="OR"
+    )
+    deal = await world.deal(
+        account,
+        [Line("PLAT-STD", 1, LIST_PLATFORM_USD), Line("API-CALLS", 1, 2)],
+        currency="USD",
+        name="Platform with API calls",
+    )
+
+    await world.book(deal)
+
+    customer = await _billing_customer(world, account)
+    subscription = await _subscription_of(world, customer, deal)
+    items = {i["price"]["metadata"].get("product_code"): i for i in subscription["items"]["data"]}
+    metered = items["API-CALLS"]
+    assert "quantity" not in metered
+    assert metered["metadata"]["usage_metric"] == "api_calls"
+    assert metered["price"]["recurring"]["usage_type"] == "metered"
+    assert metered["price"]["recurring"]["aggregate_usage"] == "sum"
+    assert metered["price"]["unit_amount"] == 2
+    assert items["PLAT-STD"]["quantity"] == 1
+    # Usage is billed in arrears: the first invoice bills the platform only.
+    [first] = await world.stripe_raw.objects("/v1/invoices", customer=customer)
+    assert first["subtotal"] == LIST_PLATFORM_USD

@@ -14,10 +14,11 @@ async def test_demo_company_reconciles_clean(tmp_path: Path) -> None:
         listed = await world.http.get("/process/v1/reconciliations", headers=world.headers)
 
     print(run)
-    assert run["kinds"] == ["deals", "invoices", "payments", "credits", "customers"]
+    assert run["kinds"] == ["deals", "invoices", "payments", "credits", "customers", "usage"]
     assert run["checked"]["invoices"] >= 3 and run["checked"]["deals"] == 3
     assert run["checked"]["customers"] >= 3
     assert run["checked"]["payments"] == 0 and run["checked"]["credits"] == 0
+    assert run["checked"]["usage"] == 0  # no usage reported yet
     assert [m["reason"] for m in run["mismatches"]] == []
     assert run["summary"] == {"mismatches": 0, "unexplained": 0, "repaired": 0, "pending": 0}
     assert listed.status_code == 200

@@ -76,4 +76,4 @@ async def test_client_pages_through_the_mounted_emulator(
             login_url=base, client_id="erpgw-sandbox", username="integration@example.com",
             private_key_pem=emulator.sandbox_jwt_private_key_pem, audience=base,
         ))
-        assert len(await jwt.list_products()) == 4
+        assert len(await jwt.list_products()) == 5

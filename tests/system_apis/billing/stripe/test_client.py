@@ -195,7 +195,7 @@ async def test_manages_products_and_finds_them_by_code(stripe: StripeClient) -> 
     assert (created.code, created.refs["netsuite"]) == ("SUPPORT-PLUS", "105")
     assert (renamed.name, renamed.active) == ("Support Plus+", False)
     assert await stripe.get_product(created.id) == renamed
-    assert len(page.data) + len(rest.data) == 5
+    assert len(page.data) + len(rest.data) == 6
     assert rest.next_cursor is None
     assert [p.code for p in (await stripe.list_products(active=False)).data] == ["SUPPORT-PLUS"]
 

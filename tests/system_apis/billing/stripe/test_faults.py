@@ -61,7 +61,7 @@ async def test_latency_past_the_timeout_is_a_timeout(base_url: str) -> None:
             await stripe.list_customers()
         products = await stripe.list_products()  # outside the fault's path glob
     assert caught.value.timeout is True
-    assert len(products.data) == 4
+    assert len(products.data) == 5
     assert (await fault_state(base_url))["counters"]["latency"] == 1
 
 

@@ -199,14 +199,20 @@ async def test_won_deals_since_watermark_and_write_back(client: SalesforceClient
 
 async def test_products_and_prices(client: SalesforceClient) -> None:
     products = await client.list_products()
-    assert [p.code for p in products] == ["ONBOARD", "PLAT-ENT", "PLAT-STD", "SEAT"]
+    assert [p.code for p in products] == ["API-CALLS", "ONBOARD", "PLAT-ENT", "PLAT-STD", "SEAT"]
     assert {p.code: p.billing_interval for p in products}["PLAT-ENT"] == "year"
+    assert {p.code: p.usage_metric for p in products} == {
+        "API-CALLS": "api_calls", "ONBOARD": None, "PLAT-ENT": None, "PLAT-STD": None,
+        "SEAT": None,
+    }
     prices = await client.list_prices(currency="EUR")
     assert {p.product_code: p.unit_amount for p in prices} == {
-        "ONBOARD": 230_000, "PLAT-ENT": 1_100_000, "PLAT-STD": 46_000, "SEAT": 2_300,
+        "API-CALLS": 2, "ONBOARD": 230_000, "PLAT-ENT": 1_100_000, "PLAT-STD": 46_000,
+        "SEAT": 2_300,
     }
     assert {p.product_code: p.recurring_interval for p in prices}["ONBOARD"] is None
-    assert len(await client.list_prices()) == 8
+    assert {p.product_code for p in prices if p.usage_type == "metered"} == {"API-CALLS"}
+    assert len(await client.list_prices()) == 10
 
 
 # -- quota, auth and faults ------------------------------------------------------------------

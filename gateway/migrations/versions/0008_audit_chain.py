@@ -1,8 +1,8 @@
 """The audit log as a hash chain: the unused first `audit_log` makes way for one with actor,
 target, legal entity, before/after and the chain hashes, and its one-row head.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-07
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

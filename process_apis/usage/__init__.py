@@ -1,0 +1,1 @@
+"""Usage-based billing: usage intake, pushes to billing, and usage per period."""
