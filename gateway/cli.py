@@ -65,9 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--server", choices=("granian", "uvicorn"), default="granian")
     serve.set_defaults(run=_serve)
 
-    config = commands.add_parser(
-        "config", help="print the effective settings (secrets redacted)"
-    )
+    config = commands.add_parser("config", help="print the effective settings (secrets redacted)")
     config.add_argument(
         "--markdown", action="store_true", help="print the README's table of every variable"
     )
@@ -316,8 +314,7 @@ def _keys_rotate(_args: argparse.Namespace) -> int:
 def _audit_verify(_args: argparse.Namespace) -> int:
     report = _audit_call(_settings(), lambda audit: audit.verify())
     if not report.intact:
-        print(f"audit chain broken at record {report.first_bad}: {report.problem}",
-              file=sys.stderr)
+        print(f"audit chain broken at record {report.first_bad}: {report.problem}", file=sys.stderr)
         return 1
     print(f"audit chain intact: {report.checked} records checked", file=sys.stderr)
     return 0
@@ -411,11 +408,12 @@ def _doctor(_args: argparse.Namespace) -> int:
 def _share_metrics(default_dir: Path) -> None:
     """Workers keep their Prometheus series in one directory (prometheus-client's
     multiprocess mode), so a scrape of any worker answers all of them; emptied first."""
-    from gateway.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+    from gateway.metrics import prepare_multiprocess_dir
+    from gateway.settings import export_shared_metrics_dir, shared_metrics_dir
 
-    directory = Path(os.environ.get(MULTIPROC_ENV) or default_dir)
+    directory = shared_metrics_dir() or default_dir
     prepare_multiprocess_dir(directory)
-    os.environ[MULTIPROC_ENV] = str(directory)
+    export_shared_metrics_dir(directory)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -442,8 +440,10 @@ def _serve(args: argparse.Namespace) -> int:
         # One uvicorn worker serves in this process; several run as children to watch us.
         # uvicorn has no header-read timeout (granian has, see below): a client may hold a
         # connection open by trickling headers, so uvicorn is the fallback, not the default.
-        factory = "gateway.workers:worker_app" if args.workers > 1 else (
-            "gateway.app:create_app_from_env"
+        factory = (
+            "gateway.workers:worker_app"
+            if args.workers > 1
+            else ("gateway.app:create_app_from_env")
         )
         uvicorn.run(
             factory,

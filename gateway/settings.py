@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import NoneType, UnionType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import SplitResult, urlsplit
 
 import msgspec
@@ -1273,6 +1273,21 @@ def export_overrides(overrides: Mapping[str, str]) -> None:
         if name not in {item.name for item in variables()}:
             raise SettingsError(f"{name}: not a setting of the gateway")
         os.environ[name] = value
+
+
+METRICS_DIR_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def shared_metrics_dir() -> Path | None:
+    """The directory worker processes keep their Prometheus series in (prometheus-client's
+    own variable, set by `serve --workers N` for its workers), or None in a single process."""
+    value = os.environ.get(METRICS_DIR_VARIABLE)
+    return Path(value) if value else None
+
+
+def export_shared_metrics_dir(directory: Path) -> None:
+    """Hand the shared metrics directory to the worker processes `serve` is about to start."""
+    os.environ[METRICS_DIR_VARIABLE] = str(directory)
 
 
 # --- helpers ---------------------------------------------------------------------------------
