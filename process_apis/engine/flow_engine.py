@@ -448,9 +448,19 @@ class FlowEngine:
         return await DBOS.get_workflow_status_async(flow_id) is not None
 
     async def decide(self, flow_id: str, decision: Decision) -> None:
-        """Deliver an operator's decision to the flow waiting on an exception."""
+        """Deliver an operator's decision to the flow waiting on an exception.
+
+        Raises:
+            Conflict: the flow has no durable workflow to take it (its record outlived the
+                engine's state, e.g. a database restored without the engine's tables).
+        """
         self._require_queue()
-        await DBOS.send_async(flow_id, decision, topic=DECISION_TOPIC)
+        try:
+            await DBOS.send_async(flow_id, decision, topic=DECISION_TOPIC)
+        except dbos_errors.DBOSNonExistentWorkflowError as exc:
+            raise Conflict(
+                f"Flow {flow_id} has no durable workflow to take this decision", code="no_workflow"
+            ) from exc
 
     async def send(self, flow_id: str, topic: str, message: Any) -> None:
         """Deliver a message to a flow waiting in `wait_for_approval(topic)` (now or later)."""
