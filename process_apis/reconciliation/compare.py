@@ -96,6 +96,8 @@ class Books(msgspec.Struct, frozen=True, kw_only=True):
     credit_memos: list[CreditMemo] = []
     links: list[Link] = []
     usage: list[UsageBook] = []
+    metered_products: list[str] = []
+    """Codes of the CRM catalog's metered products (billed per unit of usage)."""
 
 
 class Values(msgspec.Struct, frozen=True, kw_only=True):
@@ -247,20 +249,22 @@ def _issued_key(invoice: Invoice) -> tuple[str, str]:
 
 
 def _deals(books: Books, index: _Index, tally: _Tally) -> None:
-    """A won deal's amount, what billing bills for it (its subscription's first invoice
-    before tax: recurring and one-time lines) and its sales order's total are equal."""
+    """A won deal's committed amount, what billing bills for it (its subscription's first
+    invoice before tax: recurring and one-time lines) and its sales order's total are equal.
+
+    Committed means without the metered lines: a metered line sells a per-unit rate, and its
+    quantity is an estimate. Billing leaves usage off the first invoice (it bills it in
+    arrears) and quote-to-cash books a metered line on the sales order at its rate with no
+    amount, so the three sides compare like with like; usage is the `usage` kind's."""
     by_deal = {s.deal_id: s for s in books.subscriptions if s.deal_id}
+    metered = set(books.metered_products)
     for deal in books.deals:
         if not deal.won:
             continue
         entity = deal.legal_entity or ""
         if not tally.settled("deals", deal.updated_at):
             continue
-        crm = (
-            deal.amount
-            if deal.amount is not None
-            else sum(line.total_amount for line in deal.lines)
-        )
+        crm = _committed(deal, metered)
         order = index.orders.get(f"q2c:{deal.id}")
         subscription = by_deal.get(deal.id)
         first = index.first_invoice.get(subscription.id) if subscription else None
@@ -300,6 +304,14 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
                 reason=reason,
             )
         )
+
+
+def _committed(deal: Deal, metered: set[str]) -> int:
+    """The deal's amount less its metered lines' (their sold quantity x rate)."""
+    usage = sum(line.total_amount for line in deal.lines if line.product_code in metered)
+    if deal.amount is not None:
+        return deal.amount - usage
+    return sum(line.total_amount for line in deal.lines) - usage
 
 
 # -- invoices and payments --------------------------------------------------------------
