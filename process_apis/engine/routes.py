@@ -26,6 +26,7 @@ from litestar.plugins import InitPlugin
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.audit import AuditTrail
 from contracts.errors import FieldError, InvalidRequest, NotFound
 from contracts.limits import MAX_ITEMS
 from contracts.principal import Principal
@@ -313,6 +314,7 @@ def build_process_layer(
     poll_interval_seconds: float = 0.25,
     step_wait_ceiling_seconds: float = 900.0,
     observer: FlowObserver | None = None,
+    audit: AuditTrail | None = None,
 ) -> ProcessLayer:
     """The layer for the app factory. `engine` is the gateway's own (reads and operator
     actions); the flow engine keeps a pool of its own for the writes flows make. The queue's
@@ -328,13 +330,14 @@ def build_process_layer(
         poll_interval_seconds=poll_interval_seconds,
         step_wait_ceiling_seconds=step_wait_ceiling_seconds,
         observer=observer,
+        audit=audit,
     )
     queue = ExceptionQueue(engine, registry=registry)
     return ProcessLayer(
         engine=flow_engine,
         reader=FlowReader(engine),
         queue=queue,
-        operations=Operations(engine=flow_engine, queue=queue),
+        operations=Operations(engine=flow_engine, queue=queue, audit=audit),
     )
 
 
