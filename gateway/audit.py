@@ -40,7 +40,7 @@ from contracts.principal import Principal
 from contracts.v1 import Page
 from gateway.storage import audit_head, audit_log
 from system_apis.outbound import CursorSeal
-from system_apis.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from system_apis.params import DEFAULT_LIMIT, Instant, PageCursor, PageLimit, instant
 from system_apis.visibility import caller
 
 __all__ = ["GENESIS", "AuditLog", "ChainReport", "audit_router", "keep_pruning"]
@@ -205,7 +205,6 @@ def chain_hash(row: dict[str, Any]) -> str:
 # --- the route -------------------------------------------------------------------------------
 
 Filter = Annotated[str | None, QueryParameter(min_length=1, max_length=300)]
-Instant = Annotated[datetime | None, QueryParameter(description="RFC 3339 time (inclusive bound)")]
 
 
 @get(
@@ -229,7 +228,11 @@ async def list_audit(
     subject or name, or a system actor's name."""
     principal = caller(request)
     query = AuditQuery(
-        actor=actor, target=target, action=action, since=_aware(since), until=_aware(until)
+        actor=actor,
+        target=target,
+        action=action,
+        since=instant("since", since),
+        until=instant("until", until),
     )
     list_name = f"{_LIST_NAME}:{msgspec.json.encode(query).decode()}"
     position = cursor_seal.open(cursor, caller=principal.client_id, list_name=list_name)
@@ -382,7 +385,3 @@ def _decoded(value: str | None) -> dict[str, Any] | None:
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    return None if value is None else _utc(value)

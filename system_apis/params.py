@@ -7,18 +7,23 @@ refuses a value outside them (400 with the field named) before a route runs.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
 from litestar.params import BodyKwarg, QueryParameter
 
+from contracts.errors import FieldError, InvalidRequest
+
 __all__ = [
     "DEFAULT_LIMIT",
     "MAX_LIMIT",
+    "Instant",
     "LegalEntityFilter",
     "PageCursor",
     "PageLimit",
     "exact_body",
+    "instant",
 ]
 
 DEFAULT_LIMIT = 50
@@ -49,6 +54,38 @@ LegalEntityFilter = Annotated[
     ),
 ]
 
+RFC3339 = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+Instant = Annotated[
+    str | None,
+    QueryParameter(
+        pattern=RFC3339,
+        schema_extra={"format": "date-time"},
+        description="An RFC 3339 time with its offset, e.g. 2026-11-27T09:00:00Z",
+    ),
+]
+"""A time bound in a query. The pattern is the contract (a date alone, or a time without its
+offset, is refused with 400 before the route runs); `instant` turns the value into a time."""
+
+
+def instant(name: str, value: str | None) -> datetime | None:
+    """The aware time an `Instant` parameter names (its pattern already checked by Litestar).
+
+    Raises:
+        InvalidRequest: a time the pattern lets through that does not exist (month 13).
+    """
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError as exc:
+        raise InvalidRequest(
+            f"{name} is not an RFC 3339 time",
+            errors=[FieldError(pointer=name, detail="expected e.g. 2026-11-27T09:00:00Z")],
+        ) from exc
+
 
 def exact_body(struct: type[msgspec.Struct]) -> BodyKwarg:
     """A JSON body documented exactly as msgspec decodes it: `Annotated[T, exact_body(T)]`.
@@ -75,7 +112,8 @@ def _inline(node: Any, definitions: dict[str, Any]) -> Any:
     if isinstance(reference, str) and reference.startswith("#/$defs/"):
         return _inline(definitions[reference.removeprefix("#/$defs/")], definitions)
     return {
-        key: _portable(value) if key == "pattern" and isinstance(value, str)
+        key: _portable(value)
+        if key == "pattern" and isinstance(value, str)
         else _inline(value, definitions)
         for key, value in node.items()
     }
@@ -89,7 +127,7 @@ def _portable(pattern: str) -> str:
     index = 0
     while index < len(pattern):
         if pattern[index] == "\\" and index + 1 < len(pattern):
-            escape = pattern[index:index + 2]
+            escape = pattern[index : index + 2]
             if escape == r"\s":
                 out.append(_PYTHON_SPACE if in_class else f"[{_PYTHON_SPACE}]")
             else:

@@ -213,12 +213,20 @@ async def test_bad_requests_are_problems_and_cursors_belong_to_their_caller(
         params={"limit": "2", "cursor": cursor, "action": "flow.start"},
         headers=reader,
     )
-    bad_time = await client.get("/gateway/v1/audit", params={"since": "yesterday"}, headers=reader)
+    bad_times = [
+        await client.get("/gateway/v1/audit", params={name: value}, headers=reader)
+        for name, value in (
+            ("since", "yesterday"),
+            ("since", "2026-11-27"),  # a date alone
+            ("until", "2026-11-27T09:00:00"),  # no offset
+            ("until", "2026-13-40T09:00:00Z"),  # no such day
+        )
+    ]
     forbidden = await client.get("/gateway/v1/audit", headers=bearer(no_scope))
     anonymous = await client.get("/gateway/v1/audit")
 
     assert first.status_code == 200 and len(first.json()["data"]) == 2
-    for refused in (stolen, changed, bad_time):
+    for refused in (stolen, changed, *bad_times):
         assert refused.status_code == 400, refused.text
         assert refused.headers["content-type"].startswith("application/problem+json")
     assert forbidden.status_code == 403
