@@ -51,6 +51,7 @@ import msgspec
 import structlog
 from dbos import DBOS, DBOSConfiguredInstance
 from dbos import error as dbos_errors
+from sqlalchemy import exc as sa_exc
 
 from contracts.errors import ServiceUnavailable, UpstreamUnavailable
 from process_apis.engine import _steps
@@ -345,7 +346,10 @@ async def _run_flow(
         )
         engine.observer.flow_finished(meta.type, "cancelled")
         return None
-    except dbos_errors.DBOSException:
+    except (dbos_errors.DBOSException, sa_exc.DBAPIError):
+        # The engine's own storage failed (a database gone, or re-created and not yet
+        # upgraded): not the flow's outcome. Its record is left as it was, so the flow is
+        # resumed or started again once the database serves, never `failed` for it.
         raise
     except Exception as exc:
         cause = StepFailure.of(exc).cause

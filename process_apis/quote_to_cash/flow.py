@@ -30,7 +30,6 @@ from typing import Final
 
 import msgspec
 
-from contracts.context import current_context
 from contracts.ownership import check_write
 from contracts.v1 import (
     DealPatch,
@@ -241,7 +240,12 @@ class QuoteToCash(FlowInstance):
     ) -> str:
         """One subscription of the recurring lines at the deal's unit prices, invoiced (not
         charged) on the account's payment terms; the deal's one-time lines go on its first
-        invoice. Its metadata names the deal and the canonical customer."""
+        invoice. Its metadata names the deal and the canonical customer.
+
+        The deal's trace is not in the create's parameters: a flow started again after its
+        record was lost (a database restored empty) has a new correlation id, and Stripe
+        refuses an idempotent create replayed with other parameters. Later flows join the
+        trace through the keys this step reports (the subscription, its first invoice)."""
         subscription = SubscriptionCreate(
             customer_id=customer_id,
             currency=order.currency,
@@ -252,7 +256,6 @@ class QuoteToCash(FlowInstance):
             deal_id=order.opportunity_id,
             legal_entity=order.legal_entity,
             tax_rate_ids=tax_rates,
-            correlation_id=current_context().correlation_id,
         )
         created = await self.billing.create_subscription(
             subscription,
@@ -281,7 +284,6 @@ class QuoteToCash(FlowInstance):
             legal_entity=order.legal_entity,
             # In the deal's currency: an account's first invoice fixes its billing currency.
             currency=order.currency,
-            correlation_id=current_context().correlation_id,
         )
         report_external_ids(stripe_invoice=invoice.id)
         return invoice.id

@@ -104,10 +104,8 @@ async def test_a_deal_its_invoice_posting_and_payment_failure_share_one_trace(
         await _one_succeeded(world, "payment_posting")
         metrics = _samples((await world.http.get("/metrics")).text)
 
-    # The deal's correlation id went into billing's records and every flow they caused.
+    # Every flow the deal caused joined its trace (through the keys the deal's flow reported).
     assert q2c["correlation_id"] == "deal-trace-1"
-    assert subscription.correlation_id == "deal-trace-1"
-    assert stripe_invoice.correlation_id == "deal-trace-1"
     assert posting["correlation_id"] == "deal-trace-1"
     assert failure["correlation_id"] == "deal-trace-1"
     assert posting["caused_by"] == q2c["id"]
