@@ -9,7 +9,9 @@ billing invoice's own lines (`erp_lines`), each under the order line of its prod
 total is what billing billed. An invoice that credits (a proration below zero) becomes a credit
 memo (externalId `credit:{invoice id}`) instead. `invoice.paid`: the invoice is posted if it is
 not yet, then a customer payment (externalId `pay:{invoice id}`) applied to it marks it paid in
-full. Amendments post their proration invoices through `post_billing_invoice` and
+full; what a credit memo booked before the payment already settled stays on the payment as
+unapplied customer credit (the ERP applies at most what the invoice has open). Amendments
+post their proration invoices through `post_billing_invoice` and
 `credit_billing_invoice` too. No compensation: a failure (no order) waits in the exception
 queue for finance.
 """
@@ -340,7 +342,8 @@ class InvoicePostingFlows(FlowInstance):
 
     @flow_step(system="netsuite", retry=SHORT_OUTAGE)
     async def apply_payment(self, invoice: Invoice, posted: Invoice) -> Payment:
-        """A customer payment of what Stripe collected, applied to the NetSuite invoice."""
+        """A customer payment of all Stripe collected, applied to the NetSuite invoice up to
+        what it has open (a credit memo may have settled part of it first)."""
         payment = await self.erp.upsert_customer_payment(
             Payment(
                 id=payment_external_id(invoice.id),

@@ -546,10 +546,34 @@ class NetSuiteClient:
     # ------------------------------------------------------- payments and journals
 
     async def upsert_customer_payment(self, payment: Payment, *, external_id: str) -> Payment:
-        body = self._require(await self.directory(), mapping.from_payment, payment)
+        invoice_open = (
+            await self._open_to_payment(payment.invoice_id, external_id)
+            if payment.invoice_id
+            else None
+        )
+        try:
+            body = mapping.from_payment(payment, await self.directory(), invoice_open=invoice_open)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
         rid = await self._upsert("customerPayment", external_id, body)
         record = await self._read("customerPayment", rid, CustomerPaymentRecord, expand=True)
         return mapping.to_payment(record, await self.directory())
+
+    async def _open_to_payment(self, invoice_id: str, external_id: str) -> int:
+        """What an invoice has open to the payment `external_id`, in minor units: its amount
+        remaining plus what that payment (when posted before) already applies to it, since
+        posting the payment again replaces its application. A credit memo applied to the
+        invoice in between leaves less open than the payment's amount."""
+        invoice = await self.get_invoice(invoice_id)
+        try:
+            earlier = await self._read("customerPayment", f"eid:{external_id}",
+                                       CustomerPaymentRecord, expand=True)
+        except UpstreamNotFound:
+            return invoice.amount_remaining
+        lines = earlier.apply.items if earlier.apply else []
+        applied = sum((line.amount for line in lines if line.apply and line.doc.id == invoice_id),
+                      Decimal(0))
+        return invoice.amount_remaining + from_decimal(applied, invoice.currency).amount
 
     async def upsert_journal_entry(self, entry: JournalEntryCreate) -> JournalEntry:
         body = self._require(await self.directory(), mapping.from_journal_entry_create, entry)

@@ -456,9 +456,17 @@ def to_payment(record: CustomerPaymentRecord, directory: Directory) -> Payment:
     )
 
 
-def from_payment(payment: Payment, directory: Directory) -> dict[str, Any]:
-    """A customer payment applying the whole amount to `payment.invoice_id`."""
+def from_payment(
+    payment: Payment, directory: Directory, *, invoice_open: int | None = None
+) -> dict[str, Any]:
+    """A customer payment applied to `payment.invoice_id`: the whole amount, or at most
+    `invoice_open` (what the invoice still has open to it). NetSuite refuses to apply more than
+    an invoice has remaining, so the rest stays on the payment as unapplied customer credit;
+    with nothing open the whole payment does."""
     amount = _decimal(payment.amount, payment.currency)
+    applied = amount if invoice_open is None else min(
+        amount, _decimal(max(invoice_open, 0), payment.currency)
+    )
     body: dict[str, Any] = {
         "customer": _ref(payment.customer_id),
         "subsidiary": _ref(directory.subsidiary_id(payment.legal_entity)),
@@ -467,9 +475,9 @@ def from_payment(payment: Payment, directory: Directory) -> dict[str, Any]:
     }
     if payment.received_at is not None:
         body["tranDate"] = payment.received_at.date().isoformat()
-    if payment.invoice_id:
+    if payment.invoice_id and applied > 0:
         body["apply"] = {"items": [{"doc": _ref(payment.invoice_id), "apply": True,
-                                    "amount": amount}]}
+                                    "amount": applied}]}
     return body
 
 

@@ -160,6 +160,48 @@ async def test_credit_memo_reduces_the_invoice(client: NetSuiteClient) -> None:
     assert [m.id for m in listed.data] == [created.id]
 
 
+async def test_a_payment_applies_what_a_credit_memo_left_open(client: NetSuiteClient) -> None:
+    """NetSuite refuses to apply more than an invoice has remaining: a payment of the whole
+    invoice posted after a credit memo applies the rest of it, and what it does not apply is
+    the customer's unapplied credit (a balance in the customer's favour)."""
+    customer = await client.upsert_customer(ACME, external_id="acct-acme")
+    order = await client.upsert_sales_order(_order(customer.id))
+    invoice = await client.upsert_invoice(sales_order_id=order.id, external_id="inv")
+    await client.upsert_credit_memo(
+        CreditMemoCreate(customer_id=customer.id, invoice_id=invoice.id, legal_entity="US01",
+                         currency="USD", amount=20_000, memo="SLA credit",
+                         external_id="cn:1"))
+    payment = Payment(id="", invoice_id=invoice.id, customer_id=customer.id, amount=100_000,
+                      currency="USD", status="succeeded", legal_entity="US01")
+
+    paid = await client.upsert_customer_payment(payment, external_id="pay:1")
+    again = await client.upsert_customer_payment(payment, external_id="pay:1")
+    settled = await client.get_invoice(invoice.id)
+    balance = await client.receivables_balance(customer.id)
+
+    assert (paid.amount, paid.invoice_id, again.id) == (100_000, invoice.id, paid.id)
+    assert (settled.status, settled.amount_remaining) == ("paid", 0)
+    assert balance.balance == Money(amount=-20_000, currency="USD")
+
+
+async def test_a_payment_on_a_credited_invoice_stays_unapplied(client: NetSuiteClient) -> None:
+    customer = await client.upsert_customer(ACME, external_id="acct-acme")
+    order = await client.upsert_sales_order(_order(customer.id))
+    invoice = await client.upsert_invoice(sales_order_id=order.id, external_id="inv")
+    await client.upsert_credit_memo(
+        CreditMemoCreate(customer_id=customer.id, invoice_id=invoice.id, legal_entity="US01",
+                         currency="USD", amount=100_000, memo="Full credit",
+                         external_id="cn:1"))
+    payment = Payment(id="", invoice_id=invoice.id, customer_id=customer.id, amount=100_000,
+                      currency="USD", status="succeeded", legal_entity="US01")
+
+    paid = await client.upsert_customer_payment(payment, external_id="pay:1")
+    balance = await client.receivables_balance(customer.id)
+
+    assert (paid.amount, paid.invoice_id) == (100_000, None)
+    assert balance.balance == Money(amount=-100_000, currency="USD")
+
+
 async def test_journal_entry_upsert_and_imbalance(client: NetSuiteClient) -> None:
     entry = JournalEntryCreate(
         legal_entity="DE01", currency="EUR", date=dt.date(2026, 11, 30), memo="accrual",
