@@ -8,7 +8,7 @@ __all__ = ["Principal"]
 
 
 class Principal(msgspec.Struct, frozen=True, kw_only=True):
-    """An authenticated API client and what its token allows."""
+    """An authenticated API client (or a person signed in to the console) and what it may do."""
 
     client_id: str
     name: str
@@ -18,9 +18,19 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     """Legal entities (ERP subsidiary codes) the client may see; None means all."""
     customer: str | None = None
     """Set for portal clients: the one canonical customer they act for."""
+    subject: str | None = None
+    """Set for a person signed in to the console: the identity provider's subject (`name`
+    is then the person's name)."""
 
     def may_see_entity(self, entity: str | None) -> bool:
         return self.entities is None or (entity is not None and entity in self.entities)
+
+    @property
+    def actor_name(self) -> str:
+        """Who acts, as histories show it: `name (subject)` for a person, else the client id."""
+        if self.subject is not None:
+            return f"{self.name} ({self.subject})"[:128]
+        return self.client_id
 
     def has_scopes(self, *scopes: str) -> bool:
         return all(scope in self.scopes for scope in scopes)

@@ -23,6 +23,7 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     "experience:portal": "Customer portal views (bound to one customer)",
     "ops:read": "Read traces, flows and the exception queue",
     "ops:replay": "Retry, edit, assign and resolve exceptions",
+    "audit:read": "Read the audit trail (of the caller's legal entities)",
 }
 
 SCOPES: frozenset[str] = frozenset(SCOPE_DESCRIPTIONS)

@@ -6,6 +6,7 @@ are the app's.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from litestar.plugins import InitPlugin
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.audit import AuditTrail
 from experience_apis import finance, ops, portal, sales, support
 from experience_apis._links import LinkResolver
 from experience_apis._process_reads import ProcessReads
@@ -28,6 +30,7 @@ from experience_apis.console import (
     VendorLinks,
     console_routes,
 )
+from experience_apis.console._oidc import OidcConfig, OidcSignIn
 from experience_apis.console._reads import ConsoleReads
 from experience_apis.console._sessions import ConsoleSessions
 from experience_apis.console._signin import SIGN_IN_SECONDS
@@ -54,6 +57,10 @@ class ExperienceConfig:
     """Where the console links records to in each vendor's own UI."""
     secure_cookies: bool = False
     """Mark the console's sign-in cookie `Secure` (set it when served over HTTPS)."""
+    oidc: OidcConfig | None = None
+    """People's sign-in to the console at the company's OpenID Connect provider."""
+    clients_allowed: bool = True
+    """Let API clients sign in to the console with id and secret (sandbox mode only)."""
 
 
 def create_routers(*extra: Any) -> list[Any]:
@@ -98,6 +105,7 @@ def build_experience_layer(
     config: ExperienceConfig | None = None,
     authenticator: ClientAuthenticator | None = None,
     console_secret: bytes | None = None,
+    audit: AuditTrail | None = None,
 ) -> ExperienceLayer:
     """The layer over the app database `engine`; source answers are cached in Redis when
     given (shared by the replicas), else in process. The console is mounted when an
@@ -119,6 +127,11 @@ def build_experience_layer(
         layer.console = Console(
             authenticator=authenticator, reads=ConsoleReads(engine), links=config.vendor_links,
             sessions=ConsoleSessions(engine, lifetime_seconds=SIGN_IN_SECONDS),
+            audit=audit,
+            oidc=OidcSignIn(config.oidc) if config.oidc is not None else None,
+            clients_allowed=config.clients_allowed,
+            pending_key=hashlib.sha256(b"console oidc pending|" + console_secret).digest(),
+            secure_cookies=config.secure_cookies,
         )
         layer.extra_routes = console_routes(
             layer.console, secret=console_secret, secure_cookies=config.secure_cookies

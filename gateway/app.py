@@ -21,8 +21,9 @@ from experience_apis import (
     build_experience_layer,
     console_secret,
 )
-from experience_apis.console import vendor_links
+from experience_apis.console import OIDC_CALLBACK_PATH, OidcConfig, RoleGrant, vendor_links
 from gateway import docs, storage
+from gateway.audit import AuditLog
 from gateway.auth import (
     ExternalIdentityProvider,
     TokenIssuer,
@@ -122,6 +123,7 @@ def _build(settings: Settings) -> Gateway:
     metrics = GatewayMetrics()
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     cookie_key = console_secret(settings.var_dir, settings.experience.console_secret)
+    audit = AuditLog(engine)
     gateway = Gateway(
         settings=settings,
         engine=engine,
@@ -141,6 +143,7 @@ def _build(settings: Settings) -> Gateway:
             external=external,
         ),
         metrics=metrics,
+        audit=audit,
         rate_limiter=RateLimiter(_rate_limit_config(settings), registry=metrics.registry),
         versions=VersionRegistry((*DEFAULT_LIFECYCLE, *settings.api_versions)),
         idempotency=IdempotencyStore(
@@ -156,6 +159,7 @@ def _build(settings: Settings) -> Gateway:
             config=_experience_config(settings),
             authenticator=clients,
             console_secret=cookie_key,
+            audit=audit,
         ),
         process=build_process_layer(
             database_url=settings.database_url,
@@ -172,12 +176,15 @@ def _build(settings: Settings) -> Gateway:
             poll_interval_seconds=settings.process.queue_poll_seconds,
             observer=BusinessMetrics(metrics.registry),
             pool_size=settings.database_pool_size,
+            audit=audit,
         ),
         redis=redis,
         http=http,
     )
     gateway.quote_to_cash = _quote_to_cash(gateway)
     gateway.escalation = _escalation(gateway)
+    if gateway.experience.console is not None and gateway.escalation is not None:
+        gateway.experience.console.credits = gateway.escalation.service
     gateway.amendments = _amendments(gateway)
     gateway.webhooks = _webhooks(gateway)
     gateway.reconciliation = _reconciliation(gateway)
@@ -232,6 +239,7 @@ def _escalation(gateway: Gateway) -> escalation_api.EscalationWiring | None:
         support=ports["zendesk"],
         erp=ports["netsuite"],
         approval_timeout_seconds=gateway.settings.process.approval_timeout_seconds,
+        audit=gateway.audit,
     )
 
 
@@ -395,6 +403,31 @@ def _experience_config(settings: Settings) -> ExperienceConfig:
             stripe_live=(settings.stripe.secret_key or "").startswith("sk_live_"),
         ),
         secure_cookies=(settings.public_base_url or "").startswith("https://"),
+        oidc=_console_oidc(settings),
+        # People sign in through the identity provider; a client's id and secret only where
+        # nothing is real (sandbox mode).
+        clients_allowed=settings.sandbox.enabled,
+    )
+
+
+def _console_oidc(settings: Settings) -> OidcConfig | None:
+    chosen = settings.experience
+    if not (
+        chosen.console_oidc_issuer
+        and chosen.console_oidc_client_id
+        and chosen.console_oidc_client_secret
+    ):
+        return None
+    return OidcConfig(
+        issuer=chosen.console_oidc_issuer,
+        client_id=chosen.console_oidc_client_id,
+        client_secret=chosen.console_oidc_client_secret,
+        redirect_uri=f"{settings.base_url}{OIDC_CALLBACK_PATH}",
+        roles=tuple(
+            RoleGrant(group=role.group, scopes=role.scopes, entities=role.entities)
+            for role in chosen.console_oidc_roles
+        ),
+        groups_claim=chosen.console_oidc_groups_claim,
     )
 
 

@@ -1,20 +1,25 @@
 """`erp-gateway`: serve the gateway, show and check its configuration, migrate its database,
-manage clients and signing keys, run a vendor emulator alone, and compare contract versions."""
+manage clients and signing keys (each change audited), verify the audit trail, run a vendor
+emulator alone, and compare contract versions."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from contracts.audit import AuditEvent, gateway_target, system_actor
 from contracts.errors import GatewayError
 from contracts.scopes import SCOPES, TIERS
 from gateway import storage
+from gateway.audit import AuditLog
 from gateway.clients import ClientRegistry
 from gateway.keys import KeyStore
 from gateway.logging import configure_logging
@@ -60,9 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--server", choices=("granian", "uvicorn"), default="granian")
     serve.set_defaults(run=_serve)
 
-    config = commands.add_parser(
-        "config", help="print the effective settings (secrets redacted)"
-    )
+    config = commands.add_parser("config", help="print the effective settings (secrets redacted)")
     config.add_argument(
         "--markdown", action="store_true", help="print the README's table of every variable"
     )
@@ -99,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
         title="keys commands"
     )
     keys.add_parser("rotate", help="make a new signing key current").set_defaults(run=_keys_rotate)
+
+    audit = commands.add_parser("audit", help="the audit trail").add_subparsers(
+        title="audit commands"
+    )
+    audit.add_parser(
+        "verify", help="check the hash chain; exits 1 naming the first bad record"
+    ).set_defaults(run=_audit_verify)
 
     emulator = commands.add_parser("emulator", help="serve one vendor emulator alone")
     emulator.add_argument("vendor", choices=VENDORS)
@@ -194,6 +204,29 @@ def _registry_call(settings: Settings, call: Any) -> Any:
     return asyncio.run(run())
 
 
+def _audit_call(settings: Settings, call: Any) -> Any:
+    """`call(audit_log)` on the configured database (migrated first)."""
+
+    async def run() -> Any:
+        engine = storage.create_engine(settings.database_url)
+        try:
+            return await call(AuditLog(engine))
+        finally:
+            await engine.dispose()
+
+    storage.upgrade(settings.database_url)
+    return asyncio.run(run())
+
+
+def _record(settings: Settings, event: AuditEvent) -> None:
+    _audit_call(settings, lambda audit: audit.record(event))
+
+
+def _cli_actor() -> Any:
+    """Who ran the command, as far as the machine knows: its user at its host."""
+    return system_actor(f"cli:{getpass.getuser()}@{socket.gethostname()}")
+
+
 def _clients_create(args: argparse.Namespace) -> int:
     settings = _settings()
     entities = args.entities.split(",") if args.entities is not None else None
@@ -205,6 +238,15 @@ def _clients_create(args: argparse.Namespace) -> int:
             tier=args.tier,
             entities=entities,
             customer=args.customer,
+        ),
+    )
+    _record(
+        settings,
+        AuditEvent(
+            action="client.create",
+            actor=_cli_actor(),
+            target=gateway_target(created.client.client_id),
+            after=_client_json(created.client),
         ),
     )
     payload = _client_json(created.client) | {"client_secret": created.client_secret}
@@ -235,6 +277,12 @@ def _clients_list(args: argparse.Namespace) -> int:
 def _clients_revoke(args: argparse.Namespace) -> int:
     settings = _settings()
     _registry_call(settings, lambda registry: registry.revoke(args.client_id))
+    _record(
+        settings,
+        AuditEvent(
+            action="client.revoke", actor=_cli_actor(), target=gateway_target(args.client_id)
+        ),
+    )
     print(f"revoked {args.client_id}; its tokens stop working within a minute", file=sys.stderr)
     return 0
 
@@ -255,7 +303,20 @@ def _client_json(client: Any) -> dict[str, Any]:
 def _keys_rotate(_args: argparse.Namespace) -> int:
     settings = _settings()
     kid = KeyStore(settings.signing_keys_dir).rotate()
+    _record(
+        settings,
+        AuditEvent(action="keys.rotate", actor=_cli_actor(), target=gateway_target(kid)),
+    )
     print(f"new signing key {kid} is current; the previous key stays published", file=sys.stderr)
+    return 0
+
+
+def _audit_verify(_args: argparse.Namespace) -> int:
+    report = _audit_call(_settings(), lambda audit: audit.verify())
+    if not report.intact:
+        print(f"audit chain broken at record {report.first_bad}: {report.problem}", file=sys.stderr)
+        return 1
+    print(f"audit chain intact: {report.checked} records checked", file=sys.stderr)
     return 0
 
 
@@ -347,11 +408,12 @@ def _doctor(_args: argparse.Namespace) -> int:
 def _share_metrics(default_dir: Path) -> None:
     """Workers keep their Prometheus series in one directory (prometheus-client's
     multiprocess mode), so a scrape of any worker answers all of them; emptied first."""
-    from gateway.metrics import MULTIPROC_ENV, prepare_multiprocess_dir
+    from gateway.metrics import prepare_multiprocess_dir
+    from gateway.settings import export_shared_metrics_dir, shared_metrics_dir
 
-    directory = Path(os.environ.get(MULTIPROC_ENV) or default_dir)
+    directory = shared_metrics_dir() or default_dir
     prepare_multiprocess_dir(directory)
-    os.environ[MULTIPROC_ENV] = str(directory)
+    export_shared_metrics_dir(directory)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -378,8 +440,10 @@ def _serve(args: argparse.Namespace) -> int:
         # One uvicorn worker serves in this process; several run as children to watch us.
         # uvicorn has no header-read timeout (granian has, see below): a client may hold a
         # connection open by trickling headers, so uvicorn is the fallback, not the default.
-        factory = "gateway.workers:worker_app" if args.workers > 1 else (
-            "gateway.app:create_app_from_env"
+        factory = (
+            "gateway.workers:worker_app"
+            if args.workers > 1
+            else ("gateway.app:create_app_from_env")
         )
         uvicorn.run(
             factory,

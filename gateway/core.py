@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from experience_apis import ExperienceLayer
 from gateway import docs, storage
+from gateway.audit import AuditLog, audit_router, keep_pruning
 from gateway.auth import Authenticator, TokenIssuer, TokenValidator
 from gateway.clients import ClientRegistry
 from gateway.errors import exception_handlers
@@ -74,6 +75,7 @@ class Gateway:
     platforms: Platforms
     process: ProcessLayer
     experience: ExperienceLayer
+    audit: AuditLog
     redis: Redis | None = None
     http: httpx.AsyncClient | None = None
     quote_to_cash: QuoteToCashService | None = None
@@ -122,6 +124,7 @@ class GatewayCore(InitPlugin):
                 *docs.contracts_routes,
                 partner_kit_config,
                 *docs.docs_assets_router(),
+                audit_router(),
             ]
         )
         app_config.middleware.append(self._policies())
@@ -149,6 +152,7 @@ class GatewayCore(InitPlugin):
             "issuer": gateway.issuer,
             "metrics": gateway.metrics,
             "redis": gateway.redis,
+            "audit": gateway.audit,
         }
         shared["readiness"] = ReadinessChecks(
             engine=gateway.engine,
@@ -171,6 +175,11 @@ class GatewayCore(InitPlugin):
         await asyncio.to_thread(gateway.keys.ensure)
         gateway.background.append(asyncio.create_task(_purge_idempotency(gateway)))
         gateway.background.append(asyncio.create_task(_keep_idempotency_claims(gateway)))
+        gateway.background.append(
+            asyncio.create_task(
+                keep_pruning(gateway.audit, retention_days=gateway.settings.audit_retention_days)
+            )
+        )
         try:
             yield
         finally:

@@ -11,10 +11,9 @@ just before each scrape instead, so no worker answers a stale copy of its own.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import structlog
 from litestar import Response, get
@@ -30,15 +29,15 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from gateway.settings import shared_metrics_dir
+
 __all__ = [
-    "MULTIPROC_ENV",
     "GatewayMetrics",
     "enable_multiprocess",
     "metrics_route",
     "prepare_multiprocess_dir",
 ]
 
-MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus-client's own variable (not a gateway setting): where worker processes keep
 their series."""
 
@@ -120,12 +119,12 @@ class GatewayMetrics:
                 log.warning("metrics_refresh_failed", refresh=_name(refresh), error=str(exc))
 
     def render(self) -> bytes:
-        directory = os.environ.get(MULTIPROC_ENV)
-        if not directory:
+        directory = shared_metrics_dir()
+        if directory is None:
             return generate_latest(self.registry)
         # Every process's files, summed, plus the series read from the database here.
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
         for collector in self._scrape_collectors:
             registry.register(collector)
         return generate_latest(registry)
@@ -134,7 +133,7 @@ class GatewayMetrics:
 def enable_multiprocess() -> bool:
     """In a worker process: keep series in `PROMETHEUS_MULTIPROC_DIR` when it is set (True),
     whatever this process imported before the variable was set."""
-    if not os.environ.get(MULTIPROC_ENV):
+    if shared_metrics_dir() is None:
         return False
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
     return True

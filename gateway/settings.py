@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import NoneType, UnionType
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from urllib.parse import SplitResult, urlsplit
 
 import msgspec
@@ -33,6 +33,7 @@ __all__ = [
     "TEST_ONLY_VARIABLES",
     "VENDORS",
     "ApiVersionEntry",
+    "ConsoleRole",
     "ExperienceSettings",
     "NetSuiteSettings",
     "ProcessSettings",
@@ -92,6 +93,20 @@ class ApiVersionEntry:
     """Path prefix of the version that replaces this one, e.g. `/system/crm/v2`."""
 
 
+CONSOLE_PERSON_SCOPES: tuple[str, ...] = ("ops:read", "ops:replay", "finance:approve", "audit:read")
+"""What a console role may grant a person."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConsoleRole:
+    """What members of one identity-provider group may do in the console."""
+
+    group: str
+    scopes: frozenset[str]
+    entities: frozenset[str] | None
+    """The legal entities they see; None: every entity (`@*`)."""
+
+
 # --- how one variable's text becomes a value -------------------------------------------------
 
 Check = Callable[[str, str], Any]
@@ -142,6 +157,37 @@ def _url(*schemes: str) -> Check:
         return raw.rstrip("/") if web else raw
 
     return check
+
+
+def _console_roles(name: str, raw: str) -> tuple[ConsoleRole, ...]:
+    """`GROUP=SCOPE,SCOPE@ENTITY,ENTITY;...` (`@*`: every legal entity)."""
+    roles = []
+    for rule in (part.strip() for part in raw.split(";")):
+        if not rule:
+            continue
+        group, equals, rest = rule.partition("=")
+        scopes_text, at, entities_text = rest.partition("@")
+        scopes = frozenset(s.strip() for s in scopes_text.split(",") if s.strip())
+        entities = [e.strip() for e in entities_text.split(",") if e.strip()]
+        if not equals or not group.strip() or not at or not scopes or not entities:
+            raise SettingsError(
+                f"{name}: expected GROUP=SCOPE,...@ENTITY,... (or @*) rules separated by ';', "
+                f"got {rule!r}"
+            )
+        unknown = sorted(scopes - set(CONSOLE_PERSON_SCOPES))
+        if unknown:
+            raise SettingsError(
+                f"{name}: {', '.join(unknown)} cannot be granted in the console "
+                f"(one of {', '.join(CONSOLE_PERSON_SCOPES)})"
+            )
+        roles.append(
+            ConsoleRole(
+                group=group.strip(),
+                scopes=scopes,
+                entities=None if entities == ["*"] else frozenset(e.upper() for e in entities),
+            )
+        )
+    return tuple(roles)
 
 
 def _database_url(name: str, raw: str) -> str:
@@ -525,6 +571,41 @@ class ExperienceSettings(msgspec.Struct, frozen=True, kw_only=True):
             check=_console_secret,
         ),
     ] = None
+    console_oidc_issuer: Annotated[
+        str | None,
+        var(
+            "ERPGW_CONSOLE_OIDC_ISSUER",
+            "the company's OpenID Connect provider people sign in to the console with "
+            "(its discovery document is read from `/.well-known/openid-configuration`)",
+            check=_url("https", "http"),
+        ),
+    ] = None
+    console_oidc_client_id: Annotated[
+        str | None,
+        var("ERPGW_CONSOLE_OIDC_CLIENT_ID", "the console's client id at that provider"),
+    ] = None
+    console_oidc_client_secret: Annotated[
+        str | None,
+        var(
+            "ERPGW_CONSOLE_OIDC_CLIENT_SECRET",
+            "the console's client secret at that provider",
+            secret=True,
+        ),
+    ] = None
+    console_oidc_roles: Annotated[
+        tuple[ConsoleRole, ...],
+        var(
+            "ERPGW_CONSOLE_OIDC_ROLES",
+            "what each group of the ID token's groups claim may do: "
+            "`GROUP=SCOPE,...@ENTITY,...` rules separated by `;` (scopes among ops:read, "
+            "ops:replay, finance:approve, audit:read; `@*` for every legal entity)",
+            check=_console_roles,
+        ),
+    ] = ()
+    console_oidc_groups_claim: Annotated[
+        str,
+        var("ERPGW_CONSOLE_OIDC_GROUPS_CLAIM", "the ID token claim listing a person's groups"),
+    ] = "groups"
     console_salesforce_url: Annotated[
         str | None,
         var(
@@ -815,6 +896,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             minimum=60,
         ),
     ] = 86_400
+    audit_retention_days: Annotated[
+        int,
+        var(
+            "ERPGW_AUDIT_RETENTION_DAYS",
+            "how long audit records are kept (older ones are pruned hourly)",
+            minimum=1,
+        ),
+    ] = 400
     token_ttl_seconds: Annotated[
         int, var("ERPGW_TOKEN_TTL_SECONDS", "access token lifetime", minimum=60)
     ] = 900
@@ -1105,7 +1194,7 @@ def _shown(item: Variable, value: Any) -> str:
         return "(unset)"
     if item.secret:
         return _REDACTED
-    if isinstance(value, tuple) and value and isinstance(value[0], ApiVersionEntry):
+    if isinstance(value, tuple) and value and isinstance(value[0], ApiVersionEntry | ConsoleRole):
         return f"{len(value)} entries"
     if isinstance(value, tuple):
         return ",".join(str(part) for part in value)
@@ -1143,6 +1232,7 @@ def _type_text(item: Variable) -> str:
         _api_versions: "JSON",
         _sandbox_vendors: "vendor list",
         _console_secret: "64 hex digits",
+        _console_roles: "role rules",
         _pem: "PEM",
         _rate_limit_tiers: "rate list",
         _networks: "IP/CIDR list",
@@ -1192,6 +1282,21 @@ def export_overrides(overrides: Mapping[str, str]) -> None:
         if name not in {item.name for item in variables()}:
             raise SettingsError(f"{name}: not a setting of the gateway")
         os.environ[name] = value
+
+
+METRICS_DIR_VARIABLE: Final = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def shared_metrics_dir() -> Path | None:
+    """The directory worker processes keep their Prometheus series in (prometheus-client's
+    own variable, set by `serve --workers N` for its workers), or None in a single process."""
+    value = os.environ.get(METRICS_DIR_VARIABLE)
+    return Path(value) if value else None
+
+
+def export_shared_metrics_dir(directory: Path) -> None:
+    """Hand the shared metrics directory to the worker processes `serve` is about to start."""
+    os.environ[METRICS_DIR_VARIABLE] = str(directory)
 
 
 # --- helpers ---------------------------------------------------------------------------------

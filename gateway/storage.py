@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 __all__ = [
     "api_clients",
+    "audit_head",
     "audit_log",
     "create_engine",
     "idempotency_records",
@@ -81,13 +82,36 @@ vendor_calls = sa.Table(
 audit_log = sa.Table(
     "audit_log",
     metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
-    sa.Column("actor", sa.String(128), nullable=False),
-    sa.Column("action", sa.String(64), nullable=False),
-    sa.Column("subject", sa.String(200), nullable=False, index=True),
+    sa.Column("actor_kind", sa.String(16), nullable=False),
+    sa.Column("actor_id", sa.String(200), nullable=False, index=True),
+    sa.Column("actor_name", sa.String(200), nullable=True),
+    sa.Column("action", sa.String(64), nullable=False, index=True),
+    sa.Column("target_system", sa.String(32), nullable=False),
+    sa.Column("target_id", sa.String(300), nullable=False, index=True),
+    sa.Column("legal_entity", sa.String(32), nullable=True, index=True),
+    sa.Column("correlation_id", sa.String(128), nullable=True),
+    sa.Column("before", sa.Text, nullable=True),
+    sa.Column("after", sa.Text, nullable=True),
     sa.Column("detail", sa.Text, nullable=True),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
 )
+"""One row per governed operation, chained by hash (see `gateway.audit`; migration 0008)."""
+
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("anchor_seq", sa.BigInteger, nullable=False),
+    sa.Column("anchor_hash", sa.String(64), nullable=False),
+)
+"""The chain's one head row: the last record's seq and hash (every append updates it in its
+own transaction, which serializes appenders on every replica), and the anchor left by
+pruning (the seq and hash of the last record removed)."""
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -38,7 +38,10 @@ class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Probability (0..1) that a matching request answers `error_status`."""
     error_status: int = 500
     latency_ms: int = 0
-    """Added before every matching request is served (a long one makes clients time out)."""
+    """Added before a matching request is served (a long one makes clients time out); the
+    request is still served after it, as a vendor finishes work its caller gave up on."""
+    latency_rate: float = 1.0
+    """Probability (0..1) that a matching request is delayed by `latency_ms`."""
     rate_limit: bool = False
     """Every matching request answers 429 with `Retry-After: retry_after`."""
     retry_after: int = 1
@@ -48,6 +51,8 @@ class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:
             raise ValueError("error_rate must be between 0 and 1")
+        if not 0.0 <= self.latency_rate <= 1.0:
+            raise ValueError("latency_rate must be between 0 and 1")
         if not 400 <= self.error_status <= 599:
             raise ValueError("error_status must be a 4xx or 5xx status")
         if self.latency_ms < 0 or self.retry_after < 0:
@@ -125,7 +130,9 @@ class EmulatedVendor:
         if faults.path is not None and not fnmatch.fnmatchcase(path, faults.path):
             return None
         self.counters.requests += 1
-        if faults.latency_ms:
+        if faults.latency_ms and (
+            faults.latency_rate >= 1.0 or self._random.random() < faults.latency_rate
+        ):
             self.counters.latency += 1
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.outage:

@@ -14,7 +14,8 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, QueryParameter
 from litestar.response import Redirect
 
-from contracts.errors import FieldError, Forbidden, InvalidRequest, ValidationFailed
+from contracts.audit import AuditActor, AuditEvent, actor_of, gateway_target
+from contracts.errors import FieldError, Forbidden, InvalidRequest, NotFound, ValidationFailed
 from contracts.json_input import decode_json_input
 from experience_apis.console._signin import (
     READ_SCOPE,
@@ -30,6 +31,7 @@ from experience_apis.console._web import (
     QueueDep,
     flow_url,
     html,
+    safe_next,
 )
 from process_apis.exceptions import ExceptionEntry
 
@@ -51,8 +53,10 @@ async def sign_in_page(
         console,
         "signin.html",
         operator=None,
+        oidc=console.oidc is not None,
+        clients_allowed=console.clients_allowed,
         csrf_token=token,
-        next_path=_safe_next(next_path),
+        next_path=safe_next(next_path),
         error=None,
     )
 
@@ -61,6 +65,8 @@ async def sign_in_page(
 async def sign_in(
     request: Request[Any, Any, Any], console: ConsoleDep, data: Form
 ) -> Response[Any]:
+    if not console.clients_allowed:
+        raise NotFound("Clients sign in to the console in sandbox mode only")
     expected = request.session.get("csrf") if "session" in request.scope else None
     given = data.get("csrf_token", "")
     if not isinstance(expected, str) or not secrets.compare_digest(given, expected):
@@ -68,7 +74,7 @@ async def sign_in(
     client = await console.authenticator.authenticate(
         data.get("client_id", "").strip(), data.get("client_secret", "")
     )
-    next_path = _safe_next(data.get("next"))
+    next_path = safe_next(data.get("next"))
     if client is None or READ_SCOPE not in client.scopes:
         message = (
             "Unknown client or wrong secret."
@@ -80,11 +86,21 @@ async def sign_in(
             "signin.html",
             status=401 if client is None else 403,
             operator=None,
+            oidc=console.oidc is not None,
+            clients_allowed=True,
             csrf_token=expected,
             next_path=next_path,
             error=message,
         )
     start_sign_in(request, client, await console.sessions.open(client.client_id))
+    await console.record(
+        AuditEvent(
+            action="console.sign_in",
+            actor=AuditActor(kind="client", id=client.client_id, name=client.name),
+            target=gateway_target("console"),
+            detail={"method": "client_credentials"},
+        )
+    )
     return Redirect(next_path, status_code=303)
 
 
@@ -96,6 +112,13 @@ async def sign_out(
     check_csrf(operator, data)
     await console.sessions.close(operator.session_id)
     request.clear_session()
+    await console.record(
+        AuditEvent(
+            action="console.sign_out",
+            actor=actor_of(operator.principal),
+            target=gateway_target("console"),
+        )
+    )
     return Redirect("/ops/sign-in", status_code=303)
 
 
@@ -108,7 +131,7 @@ async def assign(
     data: Form,
 ) -> Response[Any]:
     operator = await _actor(request, console, data)
-    assignee = data.get("assignee", "").strip() or operator.principal.client_id
+    assignee = data.get("assignee", "").strip() or operator.principal.actor_name
     entry = await operations.assign(
         exception_id, assignee=assignee[:128], principal=operator.principal
     )
@@ -207,8 +230,3 @@ def _back(data: dict[str, str], entry: ExceptionEntry) -> str:
     return flow_url(entry.flow_id)
 
 
-def _safe_next(value: str | None) -> str:
-    """Only a path inside the console (no open redirect to another site)."""
-    if value and value.startswith("/ops") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/ops"

@@ -10,7 +10,10 @@ from litestar.di import Provide
 from litestar.static_files import create_static_files_router
 
 from experience_apis.console._actions import ACTIONS
+from experience_apis.console._audit_page import AUDIT_PAGES
+from experience_apis.console._credits import CREDIT_PAGES
 from experience_apis.console._pages import PAGES
+from experience_apis.console._people import PEOPLE
 from experience_apis.console._reconciliation import RECONCILIATION_PAGES
 from experience_apis.console._signin import cookie_middleware
 from experience_apis.console._web import STATIC_DIR, Console, exception_handlers
@@ -25,7 +28,9 @@ def console_routes(console: Console, *, secret: bytes, secure_cookies: bool) -> 
     (`opt["public"]`): the pages check the console's own sign-in cookie instead."""
     pages = Router(
         path="/ops",
-        route_handlers=[*PAGES, *RECONCILIATION_PAGES, *ACTIONS],
+        route_handlers=[
+            *PAGES, *RECONCILIATION_PAGES, *ACTIONS, *PEOPLE, *CREDIT_PAGES, *AUDIT_PAGES
+        ],
         middleware=[cookie_middleware(secret, secure=secure_cookies)],
         dependencies={"console": Provide(lambda: console, use_cache=True, sync_to_thread=False)},
         exception_handlers=dict(exception_handlers(console)),

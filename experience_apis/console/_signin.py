@@ -1,9 +1,11 @@
-"""Who is using the console: sign-in with an API client's id and secret, a signed and
-encrypted sign-in cookie (HttpOnly, SameSite=Strict, path `/ops`), a CSRF token per sign-in
-checked on every form, and the client's scopes (`ops:read` to look, `ops:replay` to act)
-read again from the client registry on each request, so a revoked client is out at once. Each
-sign-in is also kept on the server (`ConsoleSessions`): signing out ends it for every copy of
-the cookie.
+"""Who is using the console: a person signed in through the company's OpenID Connect
+provider (`_oidc`; the scopes and legal entities their groups grant, fixed for the sign-in),
+or, in sandbox mode only, an API client signed in with its id and secret (its scopes read
+again from the client registry on each request, so a revoked client is out at once). Either
+way: a signed and encrypted sign-in cookie (HttpOnly, SameSite=Strict, path `/ops`), a CSRF token
+per sign-in checked on every form, and the sign-in kept on the server (`ConsoleSessions`):
+signing out ends it for every copy of the cookie. Scopes: `ops:read` to look, `ops:replay` to
+act on exceptions, `finance:approve` to decide service credits, `audit:read` for the trail.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
 from litestar import Request
 from litestar.middleware.session.base import SessionMiddleware
 from litestar.middleware.session.client_side import ClientSideSessionBackend, CookieBackendConfig
 from litestar.types import ASGIApp
 
 from contracts.principal import Principal
+from experience_apis.console._oidc import Person, person_principal
 from experience_apis.console._sessions import ConsoleSessions
 
 __all__ = [
@@ -39,11 +43,14 @@ __all__ = [
     "cookie_config",
     "cookie_middleware",
     "current_operator",
+    "start_person_sign_in",
     "start_sign_in",
 ]
 
 READ_SCOPE = "ops:read"
 ACT_SCOPE = "ops:replay"
+APPROVE_SCOPE = "finance:approve"
+AUDIT_SCOPE = "audit:read"
 SIGN_IN_SECONDS = 8 * 3600
 COOKIE = "erpgw_console"
 SECRET_FILE = "console-cookie.key"
@@ -106,6 +113,14 @@ class Operator:
     def may_act(self) -> bool:
         return self.principal.has_scopes(ACT_SCOPE)
 
+    @property
+    def may_approve(self) -> bool:
+        return self.principal.has_scopes(APPROVE_SCOPE)
+
+    @property
+    def may_audit(self) -> bool:
+        return self.principal.has_scopes(AUDIT_SCOPE)
+
 
 def cookie_config(secret: bytes, *, secure: bool) -> CookieBackendConfig:
     """The console's cookie: encrypted and authenticated (AES-GCM) with `secret`."""
@@ -163,13 +178,31 @@ def start_sign_in(
     )
 
 
+def start_person_sign_in(request: Request[Any, Any, Any], person: Person, session_id: str) -> None:
+    request.set_session(
+        {
+            "person": msgspec.to_builtins(person),
+            "sid": session_id,
+            "csrf": secrets.token_urlsafe(32),
+            "since": int(time.time()),
+        }
+    )
+
+
 async def current_operator(
     request: Request[Any, Any, Any],
     authenticator: ClientAuthenticator,
     sessions: ConsoleSessions,
+    *,
+    clients_allowed: bool = True,
 ) -> Operator:
-    """The signed-in operator; SignInRequired when there is none (or the sign-in is over)."""
+    """The signed-in operator; SignInRequired when there is none (or the sign-in is over).
+    A client's sign-in counts only where `clients_allowed` (sandbox mode)."""
     stored = request.session if "session" in request.scope else {}
+    if "person" in stored:
+        return await _person_operator(request, stored, sessions)
+    if not clients_allowed:
+        raise SignInRequired(_here(request))
     client_id = stored.get("client_id")
     since = stored.get("since")
     session_id = stored.get("sid")
@@ -192,6 +225,29 @@ async def current_operator(
         scopes=frozenset(client.scopes),
         entities=client.entities,
     )
+    return Operator(
+        principal=principal, csrf_token=str(stored.get("csrf", "")), session_id=session_id
+    )
+
+
+async def _person_operator(
+    request: Request[Any, Any, Any], stored: Mapping[str, Any], sessions: ConsoleSessions
+) -> Operator:
+    try:
+        person = msgspec.convert(stored["person"], Person)
+    except msgspec.ValidationError:
+        request.clear_session()
+        raise SignInRequired(_here(request)) from None
+    principal = person_principal(person)
+    since, session_id = stored.get("since"), stored.get("sid")
+    if (
+        not isinstance(since, int)
+        or not isinstance(session_id, str)
+        or time.time() - since > SIGN_IN_SECONDS
+        or not await sessions.active(session_id, principal.client_id)
+    ):
+        request.clear_session()
+        raise SignInRequired(_here(request))
     return Operator(
         principal=principal, csrf_token=str(stored.get("csrf", "")), session_id=session_id
     )

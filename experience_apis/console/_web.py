@@ -20,6 +20,8 @@ from litestar.params import SkipValidation
 from litestar.response import Redirect
 
 from contracts import errors
+from contracts.audit import AuditEvent, AuditTrail
+from experience_apis.console._oidc import OidcSignIn
 from experience_apis.console._reads import ConsoleReads
 from experience_apis.console._sessions import ConsoleSessions
 from experience_apis.console._signin import (
@@ -33,6 +35,7 @@ from experience_apis.console._vendor_links import VendorLinks
 from process_apis.engine.operations import Operations
 from process_apis.engine.queue import ExceptionQueue
 from process_apis.engine.records import FlowReader
+from process_apis.escalation.routes import EscalationService
 
 __all__ = [
     "STATIC_DIR",
@@ -44,6 +47,7 @@ __all__ = [
     "exception_handlers",
     "flow_url",
     "html",
+    "safe_next",
 ]
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -89,9 +93,26 @@ class Console:
     links: VendorLinks = field(default_factory=VendorLinks)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     templates: jinja2.Environment = field(default_factory=lambda: _environment())
+    audit: AuditTrail | None = None
+    """Where sign-ins and sign-outs are recorded, and what the audit page lists."""
+    oidc: OidcSignIn | None = None
+    """People's sign-in at the company's identity provider, when configured."""
+    clients_allowed: bool = True
+    """Whether an API client may sign in with its id and secret (sandbox mode only)."""
+    pending_key: bytes = b""
+    """The 32-byte key sealing a pending OpenID Connect sign-in in its cookie."""
+    credits: EscalationService | None = None
+    """Service credits awaiting finance's decision, when escalation is wired."""
+    secure_cookies: bool = False
 
     async def operator(self, request: Request[Any, Any, Any]) -> Operator:
-        return await current_operator(request, self.authenticator, self.sessions)
+        return await current_operator(
+            request, self.authenticator, self.sessions, clients_allowed=self.clients_allowed
+        )
+
+    async def record(self, event: AuditEvent) -> None:
+        if self.audit is not None:
+            await self.audit.record(event)
 
 
 # Taken as provided (no per-request validation of the objects the app injects).
@@ -118,6 +139,13 @@ def html(
         request.set_session(stored)
     body = console.templates.get_template(template).render(flash=flash, **context)
     return Response(body, status_code=status, media_type="text/html", headers=SECURITY_HEADERS)
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path inside the console (no open redirect to another site)."""
+    if value and value.startswith("/ops") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/ops"
 
 
 def flow_url(flow_id: str) -> str:

@@ -18,6 +18,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import Body
 from litestar.plugins import InitPlugin
 
+from contracts.audit import actor_of
 from contracts.context import current_context
 from contracts.errors import FieldError, UpstreamNotFound, ValidationFailed
 from contracts.limits import MAX_QUANTITY
@@ -155,6 +156,8 @@ class AmendmentService:
             # The amendment joins the trace of the deal that sold the subscription.
             trace_keys=_trace_keys(subscription),
             record_correlation_id=subscription.correlation_id,
+            source="api",
+            actor=actor_of(principal),
         )
         return handle, amendment
 

@@ -18,6 +18,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.openapi.spec import Example
 from litestar.params import PathParameter
 
+from contracts.audit import actor_of
 from contracts.context import current_context
 from contracts.principal import Principal
 from contracts.v1 import Customer
@@ -77,6 +78,11 @@ class CustomerMasterService:
         flow_id = customer_flow_id(crm_account_id)
         existing = await self.reader.get(flow_id, principal=principal)
         if existing is not None:
+            await self.engine.record_start(
+                FLOW_TYPE, flow_id, created=False, source="api", actor=actor_of(principal),
+                legal_entity=existing.legal_entity,
+                correlation_id=current_context().correlation_id,
+            )
             return existing
         account = await self.desk.customer_for(crm_account_id, principal=principal)
         await self.engine.start(
@@ -87,6 +93,8 @@ class CustomerMasterService:
             correlation_id=current_context().correlation_id,
             crm_account=account.id,
             legal_entity=account.legal_entity,
+            source="api",
+            actor=actor_of(principal),
         )
         flow = await self.reader.get(flow_id)
         assert flow is not None, "a started flow has a record"

@@ -34,6 +34,15 @@ from dbos import _dbos as _dbos_internals
 from dbos import error as dbos_errors
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.audit import (
+    AuditActor,
+    AuditEvent,
+    AuditTrail,
+    FlowSource,
+    gateway_target,
+    system_actor,
+)
+from contracts.context import current_context
 from contracts.errors import Conflict, ServiceUnavailable
 from process_apis.engine import _stalls, _steps, durable
 from process_apis.engine._executors import ExecutorRegistry, SlotLock
@@ -134,6 +143,7 @@ class FlowEngine:
         log_level: str = "WARNING",
         step_wait_ceiling_seconds: float = 900.0,
         observer: FlowObserver | None = None,
+        audit: AuditTrail | None = None,
     ) -> None:
         """
         Args:
@@ -153,8 +163,11 @@ class FlowEngine:
             observer: told of flows, steps, money and webhooks (the gateway's metrics).
             pool_size: PostgreSQL connections at most in each of the engine's two pools (its
                 records', DBOS's system database's).
+            audit: the audit trail every accepted start request is recorded in (with its
+                source, and whether it created the flow or found it there).
         """
         self.observer: FlowObserver = observer or NoObserver()
+        self._audit = audit
         self._database_url = database_url
         self._registered: dict[type[FlowInstance], dict[str, Any]] = {}
         self._fixed_executor_id = executor_id
@@ -333,11 +346,15 @@ class FlowEngine:
         legal_entity: str | None = None,
         trace_keys: Mapping[str, str] | None = None,
         record_correlation_id: str | None = None,
+        source: FlowSource = "api",
+        actor: AuditActor | None = None,
     ) -> FlowHandle:
         """Start flow `fn(*args)` under id `business_key` (e.g. `q2c:{opportunity_id}`).
 
         Starting a key that already exists returns that flow: a duplicate delivery is the same
-        flow, and its arguments are those of the first start.
+        flow, and its arguments are those of the first start. Either way the request is
+        audited (`flow.start`) with its `source` and `actor` (default: the calling client,
+        else the gateway).
 
         The flow joins a trace: that of the record it is about when the record carries one
         (`record_correlation_id`, from its metadata) or a trace already holds one of its
@@ -389,11 +406,41 @@ class FlowEngine:
                 ) from exc
         if created:
             self.observer.flow_started(flow_type)
+        await self.record_start(
+            flow_type, business_key, created=created, source=source, actor=actor,
+            legal_entity=legal_entity, correlation_id=correlation_id,
+        )
         return FlowHandle(
             flow_id=business_key,
             created=created,
             workflow=workflow,
             poll_interval_seconds=self._poll,
+        )
+
+    async def record_start(
+        self,
+        flow_type: str,
+        flow_id: str,
+        *,
+        created: bool,
+        source: FlowSource,
+        actor: AuditActor | None,
+        legal_entity: str | None,
+        correlation_id: str | None = None,
+    ) -> None:
+        """Audit a start request: `start` does for every request it takes, and a service
+        that answers a request with the flow that already exists (without `start`) calls it."""
+        if self._audit is None:
+            return
+        await self._audit.record(
+            AuditEvent(
+                action="flow.start",
+                actor=actor or _calling_client(),
+                target=gateway_target(flow_id),
+                legal_entity=legal_entity,
+                correlation_id=correlation_id,
+                detail={"flow_type": flow_type, "source": source, "created": created},
+            )
         )
 
     async def has_workflow(self, flow_id: str) -> bool:
@@ -403,9 +450,19 @@ class FlowEngine:
         return await DBOS.get_workflow_status_async(flow_id) is not None
 
     async def decide(self, flow_id: str, decision: Decision) -> None:
-        """Deliver an operator's decision to the flow waiting on an exception."""
+        """Deliver an operator's decision to the flow waiting on an exception.
+
+        Raises:
+            Conflict: the flow has no durable workflow to take it (its record outlived the
+                engine's state, e.g. a database restored without the engine's tables).
+        """
         self._require_queue()
-        await DBOS.send_async(flow_id, decision, topic=DECISION_TOPIC)
+        try:
+            await DBOS.send_async(flow_id, decision, topic=DECISION_TOPIC)
+        except dbos_errors.DBOSNonExistentWorkflowError as exc:
+            raise Conflict(
+                f"Flow {flow_id} has no durable workflow to take this decision", code="no_workflow"
+            ) from exc
 
     async def send(self, flow_id: str, topic: str, message: Any) -> None:
         """Deliver a message to a flow waiting in `wait_for_approval(topic)` (now or later)."""
@@ -674,6 +731,13 @@ class FlowEngine:
         if self._queue is None:
             raise ServiceUnavailable("The flow engine is not running")
         return self._queue
+
+
+def _calling_client() -> AuditActor:
+    client_id = current_context().client_id
+    if client_id is not None:
+        return AuditActor(kind="client", id=client_id)
+    return system_actor("gateway")
 
 
 def migrate_engine_storage(

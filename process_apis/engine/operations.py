@@ -18,6 +18,7 @@ from typing import Any, Final
 
 import msgspec
 
+from contracts.audit import AuditEvent, AuditTrail, actor_of, gateway_target
 from contracts.errors import FieldError, ValidationFailed
 from contracts.limits import MAX_AMOUNT, MAX_ITEMS, MAX_QUANTITY
 from contracts.principal import Principal
@@ -39,15 +40,20 @@ _BOUNDS: Final = {"quantity": MAX_QUANTITY}
 class Operations:
     """Operator actions, each checked against the caller's legal entities by the queue."""
 
-    def __init__(self, *, engine: FlowEngine, queue: ExceptionQueue) -> None:
+    def __init__(
+        self, *, engine: FlowEngine, queue: ExceptionQueue, audit: AuditTrail | None = None
+    ) -> None:
         self._engine = engine
         self._queue = queue
+        self._audit = audit
 
     async def assign(
         self, exception_id: str, *, assignee: str, principal: Principal
     ) -> ExceptionEntry:
         """Give the exception to `assignee`."""
-        return await self._queue.assign(exception_id, assignee=assignee, principal=principal)
+        entry = await self._queue.assign(exception_id, assignee=assignee, principal=principal)
+        await self._record("exception.assign", entry, principal, {"assignee": assignee})
+        return entry
 
     async def retry(
         self, exception_id: str, *, principal: Principal, edited_input: Any | None = None
@@ -81,10 +87,14 @@ class Operations:
             action="retry",
             exception_id=exception_id,
             occurrence=entry.occurrences,
-            actor=principal.client_id,
+            actor=principal.actor_name,
             input=edited,
         )
         await self._deliver(entry, decision)
+        await self._record(
+            "exception.retry", entry, principal, {"edited_input": edited is not None},
+            before=entry.input if edited is not None else None, after=edited,
+        )
         return claimed
 
     async def resolve(
@@ -105,11 +115,36 @@ class Operations:
             action="resolve",
             exception_id=exception_id,
             occurrence=entry.occurrences,
-            actor=principal.client_id,
+            actor=principal.actor_name,
             reason=reason,
         )
         await self._deliver(entry, decision)
+        await self._record("exception.resolve", entry, principal, {"reason": reason})
         return entry
+
+    async def _record(
+        self,
+        action: str,
+        entry: ExceptionEntry,
+        principal: Principal,
+        detail: dict[str, Any],
+        *,
+        before: Any | None = None,
+        after: Any | None = None,
+    ) -> None:
+        if self._audit is None:
+            return
+        await self._audit.record(
+            AuditEvent(
+                action=action,
+                actor=actor_of(principal),
+                target=gateway_target(entry.id),
+                legal_entity=entry.legal_entity,
+                before={"input": before} if before is not None else None,
+                after={"input": after} if after is not None else None,
+                detail={"flow_id": entry.flow_id, "step": entry.step, **detail},
+            )
+        )
 
     async def _deliver(self, entry: ExceptionEntry, decision: Decision) -> None:
         try:

@@ -261,7 +261,7 @@ class ExceptionQueue:
                 .where(exceptions.c.id == exception_id)
                 .values(assignee=assignee, updated_at=now)
             )
-            await _audit(conn, exception_id, principal.client_id, "assigned", assignee, now)
+            await _audit(conn, exception_id, principal.actor_name, "assigned", assignee, now)
         self._actions.labels("assign", entry.owner).inc()
         return await self.get(exception_id, principal=principal)
 
@@ -329,7 +329,7 @@ class ExceptionQueue:
                     "can be retried or resolved",
                     code="exception_not_open",
                 )
-            await _audit(conn, exception_id, principal.client_id, action, detail, now)
+            await _audit(conn, exception_id, principal.actor_name, action, detail, now)
         return msgspec.structs.replace(entry, status=to, updated_at=now)
 
 

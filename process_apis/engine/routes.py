@@ -26,6 +26,7 @@ from litestar.plugins import InitPlugin
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.audit import AuditTrail
 from contracts.errors import FieldError, InvalidRequest, NotFound
 from contracts.limits import MAX_ITEMS
 from contracts.principal import Principal
@@ -314,6 +315,7 @@ def build_process_layer(
     step_wait_ceiling_seconds: float = 900.0,
     observer: FlowObserver | None = None,
     pool_size: int = 10,
+    audit: AuditTrail | None = None,
 ) -> ProcessLayer:
     """The layer for the app factory. `engine` is the gateway's own (reads and operator
     actions); the flow engine keeps a pool of its own for the writes flows make. The queue's
@@ -331,13 +333,14 @@ def build_process_layer(
         step_wait_ceiling_seconds=step_wait_ceiling_seconds,
         observer=observer,
         pool_size=pool_size,
+        audit=audit,
     )
     queue = ExceptionQueue(engine, registry=registry)
     return ProcessLayer(
         engine=flow_engine,
         reader=FlowReader(engine),
         queue=queue,
-        operations=Operations(engine=flow_engine, queue=queue),
+        operations=Operations(engine=flow_engine, queue=queue, audit=audit),
     )
 
 

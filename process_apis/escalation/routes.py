@@ -24,6 +24,15 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import Body, PathParameter
 from litestar.plugins import InitPlugin
 
+from contracts.audit import (
+    AuditActor,
+    AuditEvent,
+    AuditTrail,
+    FlowSource,
+    actor_of,
+    gateway_target,
+    system_actor,
+)
 from contracts.context import current_context
 from contracts.errors import (
     Conflict,
@@ -125,6 +134,8 @@ class EscalationService:
     flows: EscalationFlows
     engine: FlowEngine
     support: SupportPort
+    audit: AuditTrail | None = None
+    """Where finance's decisions are recorded."""
 
     async def escalate(
         self, organization_id: str, ticket_id: str, *, principal: Principal | None = None
@@ -138,13 +149,16 @@ class EscalationService:
         problems = _problems(organization_id, organization, entitlement, case)
         if problems or organization is None or case is None:
             raise ValidationFailed("The escalation cannot start", errors=problems)
-        return await self._start(organization, case)
+        return await self._start(organization, case, source="api", actor=actor_of(principal))
 
     async def handle_zendesk_ticket_event(self, payload: Mapping[str, Any]) -> str | None:
         """Start (or join) the escalation when a Zendesk ticket event payload shows an urgent
         ticket of an organization with credit terms; the flow id, or None when none is due."""
         due = await self._due(payload)
-        return None if due is None else (await self._start(*due)).flow_id
+        if due is None:
+            return None
+        started = await self._start(*due, source="webhook", actor=system_actor("webhook:zendesk"))
+        return started.flow_id
 
     async def on_ticket_event(self, event: WebhookEvent) -> FlowStart | None:
         """The webhook dispatcher's handler: the escalation to start for a ticket event."""
@@ -196,6 +210,21 @@ class EscalationService:
                 code="not_pending_approval",
             )
         await self.engine.send(flow.id, DECISION_TOPIC, decision)
+        if self.audit is not None:
+            await self.audit.record(
+                AuditEvent(
+                    action="service_credit.approve"
+                    if decision.decision == "approved"
+                    else "service_credit.reject",
+                    actor=actor_of(principal),
+                    target=gateway_target(flow.id),
+                    legal_entity=flow.legal_entity,
+                    before={"status": credit.status},
+                    after={"status": decision.decision},
+                    detail={"reason": decision.reason, "amount": credit.amount,
+                            "currency": credit.currency},
+                )
+            )
         return credit
 
     async def _read(
@@ -243,7 +272,9 @@ class EscalationService:
         if await self.engine.has_workflow(flow_id):
             await self.engine.send(flow_id, DECISION_TOPIC, BreachReported(ticket_id=case.id))
 
-    async def _start(self, organization: Customer, case: SupportCase) -> FlowHandle:
+    async def _start(
+        self, organization: Customer, case: SupportCase, *, source: FlowSource, actor: AuditActor
+    ) -> FlowHandle:
         escalation = _escalation(organization, case)
         handle = await self.engine.start(
             FLOW_TYPE,
@@ -253,6 +284,8 @@ class EscalationService:
             correlation_id=current_context().correlation_id,
             crm_account=organization.refs.get("salesforce"),
             legal_entity=organization.legal_entity,
+            source=source,
+            actor=actor,
         )
         if not handle.created:
             # The month's escalation stays open to its later breaches: this case may be one.
@@ -363,6 +396,7 @@ def mount(
     support: SupportPort,
     erp: ErpPort,
     approval_timeout_seconds: float = DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+    audit: AuditTrail | None = None,
 ) -> EscalationWiring:
     """Register the flows (call before the engine launches), the service and its router.
     Zendesk ticket events reach it once `service.subscribe(intake.dispatcher)` is called.
@@ -379,7 +413,7 @@ def mount(
         erp=erp,
         approval_timeout_seconds=approval_timeout_seconds,
     )
-    service = EscalationService(flows=flows, engine=engine, support=support)
+    service = EscalationService(flows=flows, engine=engine, support=support, audit=audit)
     return EscalationWiring(service=service, routers=[create_router(service)])
 
 
@@ -400,7 +434,7 @@ async def _decide(
     message = CreditDecision(
         decision="approved" if decision == "approved" else "rejected",
         reason=reason,
-        actor=request.user.client_id,
+        actor=request.user.actor_name,
     )
     credit = await service.decide(flow, message, principal=request.user)
     return Response(credit, status_code=202, headers={"Location": flow_location(flow.id)})

@@ -286,6 +286,8 @@ class QuoteToCash(FlowInstance):
             tax_rate_ids=tax_rates,
             deal_id=order.opportunity_id,
             legal_entity=order.legal_entity,
+            # In the deal's currency: an account's first invoice fixes its billing currency.
+            currency=order.currency,
             correlation_id=current_context().correlation_id,
         )
         report_external_ids(stripe_invoice=invoice.id)

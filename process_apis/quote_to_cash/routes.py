@@ -27,6 +27,7 @@ from litestar.params import Body
 from litestar.plugins import InitPlugin
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.audit import FlowSource, actor_of, system_actor
 from contracts.context import current_context
 from contracts.errors import RequestRejected
 from contracts.principal import Principal
@@ -81,7 +82,9 @@ class RenewalDesk(Protocol):
     """The renewal flows as quote-to-cash hands them a closed renewal (from a caller, the
     CRM's callout or the won-deal poller)."""
 
-    async def book(self, opportunity_id: str, *, principal: Principal | None) -> Flow: ...
+    async def book(
+        self, opportunity_id: str, *, principal: Principal | None, source: FlowSource
+    ) -> Flow: ...
 
     async def book_won(self, deal: Deal) -> None: ...
 
@@ -127,20 +130,28 @@ class QuoteToCashService(InitPlugin):
                 await self._task
             self._task = None
 
-    async def book(self, opportunity_id: str, *, principal: Principal) -> Flow:
+    async def book(
+        self, opportunity_id: str, *, principal: Principal, source: FlowSource = "api"
+    ) -> Flow:
         """The quote-to-cash flow of a deal: the one that exists, or a new one once the deal
-        passes its checks."""
+        passes its checks. Either way the request is audited, from `source` (the API or a
+        Salesforce callout)."""
         flow_id = flow_id_for(opportunity_id)
         existing = await self.reader.get(flow_id, principal=principal)
         if existing is not None and (
             existing.status != "pending" or await self.engine.has_workflow(flow_id)
         ):
+            await self.engine.record_start(
+                FLOW_TYPE, flow_id, created=False, source=source, actor=actor_of(principal),
+                legal_entity=existing.legal_entity,
+                correlation_id=current_context().correlation_id,
+            )
             return existing
         # New, or a pending record with no workflow to run it: (re)start it under its key.
         deal = await self.desk.deal(opportunity_id)
         if deal.renewal_of is not None and self.renewals is not None:
             # A renewal closes through the same door as a new deal, and books as a renewal.
-            return await self.renewals.book(opportunity_id, principal=principal)
+            return await self.renewals.book(opportunity_id, principal=principal, source=source)
         order = await self.desk.order_of(deal, principal=principal)
         await self.engine.start(
             FLOW_TYPE,
@@ -151,6 +162,8 @@ class QuoteToCashService(InitPlugin):
             crm_account=order.account.id,
             legal_entity=order.legal_entity,
             trace_keys={"deal": opportunity_id},
+            source=source,
+            actor=actor_of(principal),
         )
         return await self._flow(flow_id)
 
@@ -178,6 +191,7 @@ class QuoteToCashService(InitPlugin):
             FLOW_TYPE, flow_id, self.flows.run, order,
             crm_account=order.account.id, legal_entity=order.legal_entity,
             trace_keys={"deal": deal.id},
+            source="poller", actor=system_actor("crm-poller"),
         )
 
     async def _flow(self, flow_id: str) -> Flow:

@@ -229,9 +229,15 @@ class _Index:
         }
         self.subscriptions = {s.id: s for s in books.subscriptions}
         self.first_invoice: dict[str, Invoice] = {}
+        self.one_time_invoice: dict[str, Invoice] = {}
+        """A deal of one-time services only: its own invoice, by deal id."""
         for invoice in sorted(books.billing_invoices, key=_issued_key):
-            if invoice.subscription_id and invoice.status in _BILLED:
+            if invoice.status not in _BILLED:
+                continue
+            if invoice.subscription_id:
                 self.first_invoice.setdefault(invoice.subscription_id, invoice)
+            elif invoice.deal_id:
+                self.one_time_invoice.setdefault(invoice.deal_id, invoice)
 
     def erp_customer_of(self, billing_customer_id: str) -> str | None:
         customer = self.billing_customers.get(billing_customer_id)
@@ -247,8 +253,9 @@ def _issued_key(invoice: Invoice) -> tuple[str, str]:
 
 
 def _deals(books: Books, index: _Index, tally: _Tally) -> None:
-    """A won deal's amount, what billing bills for it (its subscription's first invoice
-    before tax: recurring and one-time lines) and its sales order's total are equal."""
+    """A won deal's amount, what billing bills for it before tax (its subscription as it is
+    now and its first invoice's one-time lines; a deal of one-time services only: its own
+    invoice) and its sales order's total are equal."""
     by_deal = {s.deal_id: s for s in books.subscriptions if s.deal_id}
     for deal in books.deals:
         if not deal.won:
@@ -256,15 +263,15 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
         entity = deal.legal_entity or ""
         if not tally.settled("deals", deal.updated_at):
             continue
-        crm = (
-            deal.amount
-            if deal.amount is not None
-            else sum(line.total_amount for line in deal.lines)
-        )
+        crm = _contracted(deal)
         order = index.orders.get(f"q2c:{deal.id}")
         subscription = by_deal.get(deal.id)
-        first = index.first_invoice.get(subscription.id) if subscription else None
-        billing = first.subtotal if first is not None else None
+        if subscription is not None:
+            first = index.first_invoice.get(subscription.id)
+            billing = _billed_each_period(subscription, first)
+        else:
+            own = index.one_time_invoice.get(deal.id)
+            billing = own.subtotal if own is not None else None
         erp = order.total if order is not None else None
         tally.add("deals", entity, deal.currency, crm=crm, billing=billing, erp=erp)
         values = Values(crm=crm, billing=billing, erp=erp)
@@ -275,10 +282,10 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
                 "in the ERP"
             )
             code = "missing_in_erp"
-        elif subscription is not None and billing is not None and billing != crm:
+        elif billing is not None and billing != crm:
             reason = (
                 f"{name} was sold for {money_text(crm, deal.currency)} but billing charges "
-                f"{money_text(billing, deal.currency)} on its first invoice"
+                f"{money_text(billing, deal.currency)} for it"
             )
             code = "billing_differs"
         elif erp != crm:
@@ -300,6 +307,35 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
                 reason=reason,
             )
         )
+
+
+def _contracted(deal: Deal) -> int:
+    """What the CRM says the deal is worth now: the amount it is booked at since its last
+    amendment (a mirror the gateway writes), else its own amount, else its lines' total. The
+    opportunity's own amount stays what was first sold, so it alone would show every amended
+    deal as drift."""
+    if deal.contract_amount is not None:
+        return deal.contract_amount
+    if deal.amount is not None:
+        return deal.amount
+    return sum(line.total_amount for line in deal.lines)
+
+
+def _billed_each_period(subscription: Subscription, first: Invoice | None) -> int | None:
+    """What billing charges for a deal, as amended since: its subscription's items as they
+    are now at their unit prices, and the one-time lines of its first invoice (the lines of
+    products the subscription does not bill each period). An amendment changes the items
+    but never the first invoice, so the first invoice alone would show every amended deal as
+    drift. When an item has no unit price (tiered) or none is known, the first invoice's
+    subtotal."""
+    if first is None:
+        return None
+    items = subscription.items
+    if not items or any(item.unit_amount is None for item in items):
+        return first.subtotal
+    recurring = {item.product_code for item in items}
+    one_time = sum(line.amount for line in first.lines if line.product_code not in recurring)
+    return sum(item.quantity * (item.unit_amount or 0) for item in items) + one_time
 
 
 # -- invoices and payments --------------------------------------------------------------

@@ -28,6 +28,7 @@ from litestar.plugins import InitPlugin
 from prometheus_client import CollectorRegistry, Gauge
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.audit import AuditActor, FlowSource, actor_of, system_actor
 from contracts.errors import Conflict, FieldError, ValidationFailed
 from contracts.principal import Principal
 from contracts.v1 import Page
@@ -161,7 +162,9 @@ class ReconciliationService:
                 )
         run_id = f"reconcile:{uuid.uuid4().hex}"
         return run_id, await self._start(
-            RunRequest(
+            source="api",
+            actor=actor_of(principal),
+            request=RunRequest(
                 run_id=run_id,
                 # Each kind once, in the order of KINDS, however the caller listed them.
                 kinds=[kind for kind in KINDS if kind in (request.kinds or KINDS)],
@@ -178,7 +181,9 @@ class ReconciliationService:
         """The run of the interval that began at `interval_start` (one, whoever starts it)."""
         run_id = "reconcile:" + interval_start.strftime("%Y-%m-%dT%H:%M:%SZ")
         return await self._start(
-            RunRequest(
+            source="schedule",
+            actor=system_actor("schedule"),
+            request=RunRequest(
                 run_id=run_id,
                 kinds=list(KINDS),
                 entities=None,
@@ -187,7 +192,9 @@ class ReconciliationService:
             )
         )
 
-    async def _start(self, request: RunRequest) -> bool:
+    async def _start(
+        self, *, request: RunRequest, source: FlowSource, actor: AuditActor
+    ) -> bool:
         # The run is readable at once (running), before its flow records anything.
         await self.store.open_run(
             request.run_id,
@@ -204,6 +211,8 @@ class ReconciliationService:
             legal_entity=request.entities[0]
             if request.entities and len(request.entities) == 1
             else None,
+            source=source,
+            actor=actor,
         )
         return handle.created
 
@@ -224,6 +233,8 @@ class ReconciliationService:
             self.repairs.repair,
             mismatch,
             legal_entity=mismatch.legal_entity,
+            source="api",
+            actor=actor_of(principal),
         )
         return flow_id, handle.created
 

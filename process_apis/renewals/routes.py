@@ -29,6 +29,7 @@ from litestar.params import Body, PathParameter
 from litestar.plugins import InitPlugin
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.audit import AuditActor, FlowSource, actor_of, system_actor
 from contracts.errors import FieldError, NotFound, UpstreamNotFound, ValidationFailed
 from contracts.principal import Principal
 from contracts.v1 import Deal, RenewalRisk
@@ -145,7 +146,12 @@ class RenewalService:
     lead_days: int
 
     async def scan(
-        self, body: ScanBody, *, principal: Principal | None, scan_id: str | None = None
+        self,
+        body: ScanBody,
+        *,
+        principal: Principal | None,
+        scan_id: str | None = None,
+        source: FlowSource = "api",
     ) -> ScanAccepted:
         request = ScanRequest(
             scan_id=scan_id or f"renewal-scan:{uuid.uuid4().hex}",
@@ -163,6 +169,8 @@ class RenewalService:
             legal_entity=request.entities[0]
             if request.entities and len(request.entities) == 1
             else None,
+            source=source,
+            actor=_actor(principal, source),
         )
         try:
             result: ScanResult | None = await asyncio.wait_for(
@@ -171,14 +179,16 @@ class RenewalService:
         except TimeoutError:
             return ScanAccepted(scan_id=request.scan_id, status="running", renewals=[])
         if result is not None:
-            await self._book_closed(result.renewals, principal)
+            await self._book_closed(result.renewals, principal, source)
         return ScanAccepted(
             scan_id=request.scan_id,
             status="succeeded" if result is not None else "cancelled",
             renewals=result.renewals if result is not None else [],
         )
 
-    async def book(self, opportunity_id: str, *, principal: Principal | None) -> Flow:
+    async def book(
+        self, opportunity_id: str, *, principal: Principal | None, source: FlowSource = "api"
+    ) -> Flow:
         """The flow of a closed renewal: won continues the subscription, lost ends it.
 
         Raises:
@@ -206,6 +216,8 @@ class RenewalService:
                 ),
                 crm_account=deal.customer_id,
                 legal_entity=order.legal_entity,
+                source=source,
+                actor=_actor(principal, source),
             )
         else:
             flow_id = lost_flow_id(deal.id)
@@ -221,13 +233,15 @@ class RenewalService:
                 ),
                 crm_account=deal.customer_id,
                 legal_entity=deal.legal_entity,
+                source=source,
+                actor=_actor(principal, source),
             )
         flow = await self.reader.get(flow_id)
         assert flow is not None, "a started flow has a record"
         return flow
 
     async def _book_closed(
-        self, renewals: list[RenewalOpened], principal: Principal | None
+        self, renewals: list[RenewalOpened], principal: Principal | None, source: FlowSource
     ) -> None:
         """Book the renewals a person has closed since (won or lost): the scan is also how a
         lost renewal, which no won-deal poll or callout announces, reaches its flow."""
@@ -236,7 +250,7 @@ class RenewalService:
             if not deal.closed or deal.integration_status == "synced":
                 continue
             try:
-                await self.book(deal.id, principal=principal)
+                await self.book(deal.id, principal=principal, source=source)
             except (ValidationFailed, NotFound) as exc:
                 log.warning("renewal_not_booked", opportunity_id=deal.id, error=exc.message)
 
@@ -245,7 +259,7 @@ class RenewalService:
         if deal.integration_status == "synced" or await self.reader.get(won_flow_id(deal.id)):
             return
         try:
-            await self.book(deal.id, principal=None)
+            await self.book(deal.id, principal=None, source="poller")
         except (ValidationFailed, NotFound) as exc:
             log.warning("renewal_not_booked", opportunity_id=deal.id, error=exc.message)
 
@@ -300,6 +314,13 @@ class RenewalService:
             return await self.desk.crm.get_deal(renewal.renewal_of)
         except UpstreamNotFound:
             return None
+
+
+def _actor(principal: Principal | None, source: FlowSource) -> AuditActor:
+    """Who asks for a renewal flow: the caller, else the part of the gateway that asked."""
+    if principal is not None:
+        return actor_of(principal)
+    return system_actor({"schedule": "schedule", "poller": "crm-poller"}.get(source, "gateway"))
 
 
 def _renewal_problems(deal: Deal, has_contract: bool, renewed: Deal | None) -> list[FieldError]:
@@ -398,6 +419,7 @@ class RenewalsWiring(InitPlugin):
                     ScanBody(as_of=moment.date()),
                     principal=None,
                     scan_id="renewal-scan:" + moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    source="schedule",
                 )
             except Exception as exc:  # the next interval tries again; say why this one failed
                 log.warning("scheduled_renewal_scan_failed", error=str(exc))

@@ -68,8 +68,10 @@ async def report_usage(
     status_code=202,
     summary="Push the usage waiting in the gateway to billing now",
 )
-async def flush_usage(usage_service: NamedDependency[UsageService]) -> Response[FlushStarted]:
-    started = await usage_service.flush()
+async def flush_usage(
+    request: AuthedRequest, usage_service: NamedDependency[UsageService]
+) -> Response[FlushStarted]:
+    started = await usage_service.flush(source="api", principal=request.user)
     headers = {"Location": flow_location(started.flow_id)} if started.flow_id else {}
     return Response(started, status_code=202, headers=headers)
 

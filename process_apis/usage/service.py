@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import structlog
 
+from contracts.audit import FlowSource, actor_of, system_actor
 from contracts.errors import NotFound
 from contracts.principal import Principal
 from process_apis.engine.flow_engine import FlowEngine
@@ -73,13 +74,19 @@ class UsageService:
             self.wake.set()
         return answer
 
-    async def flush(self) -> FlushStarted:
-        """Start a push of every waiting record (none when nothing waits)."""
+    async def flush(
+        self, *, source: FlowSource = "schedule", principal: Principal | None = None
+    ) -> FlushStarted:
+        """Start a push of every waiting record (none when nothing waits); the start is
+        audited as the caller's, or the schedule's."""
         waiting = await self.store.pending()
         if waiting == 0:
             return FlushStarted(flow_id=None, records=0)
         batch_id = f"usage-push:{uuid.uuid4().hex}"
-        await self.engine.start(FLOW_TYPE, batch_id, self.flows.push, batch_id)
+        await self.engine.start(
+            FLOW_TYPE, batch_id, self.flows.push, batch_id, source=source,
+            actor=actor_of(principal) if principal is not None else system_actor("schedule"),
+        )
         return FlushStarted(flow_id=batch_id, records=waiting)
 
     async def report(self, subscription_id: str, *, principal: Principal) -> UsageReport:

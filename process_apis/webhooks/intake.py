@@ -52,6 +52,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.plugins import InitPlugin
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts.audit import FlowSource, system_actor
 from contracts.context import current_context
 from contracts.principal import Principal
 from process_apis.engine.flow_engine import FlowEngine
@@ -253,6 +254,8 @@ class WebhookIntake(InitPlugin):
                 legal_entity=start.legal_entity,
                 trace_keys=start.trace_keys,
                 record_correlation_id=start.correlation_id,
+                source="webhook",
+                actor=system_actor(f"webhook:{event.source}"),
             )
             flow_ids.append(handle.flow_id)
         status: Literal["enqueued", "ignored"] = "enqueued" if flow_ids else "ignored"
@@ -417,7 +420,9 @@ def build_intake(
 class DealDesk(Protocol):
     """Quote-to-cash as the callout sees it: book a won deal (checked first) into its flow."""
 
-    async def book(self, opportunity_id: str, *, principal: Principal) -> Any: ...
+    async def book(
+        self, opportunity_id: str, *, principal: Principal, source: FlowSource
+    ) -> Any: ...
 
 
 def subscribe_quote_to_cash(dispatcher: WebhookDispatcher, desk: DealDesk) -> None:
@@ -428,7 +433,7 @@ def subscribe_quote_to_cash(dispatcher: WebhookDispatcher, desk: DealDesk) -> No
     async def on_closed_won(event: WebhookEvent) -> str | None:
         if event.type != CLOSED_WON or not event.subject or event.sender is None:
             return None  # only a client's callout books a deal; nobody else announces one
-        booked = await desk.book(event.subject, principal=event.sender)
+        booked = await desk.book(event.subject, principal=event.sender, source="callout")
         return str(booked.id)
 
     dispatcher.register("salesforce", CLOSED_WON, on_closed_won)

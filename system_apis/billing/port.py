@@ -177,10 +177,13 @@ class BillingPort(Protocol):
         deal_id: str | None = None,
         legal_entity: str | None = None,
         correlation_id: str | None = None,
+        currency: str | None = None,
     ) -> Invoice:
         """A draft invoice; `tax_rate_ids` tax every line without tax rates of its own;
         `deal_id` and `legal_entity` name the deal it bills and the entity it is billed by,
-        `correlation_id` the trace it belongs to."""
+        `correlation_id` the trace it belongs to. `currency` is the one it bills in; absent,
+        the customer's, and for a customer not yet billed the platform's default, which fixes
+        that customer's currency from then on."""
         ...
 
     async def finalize_invoice(

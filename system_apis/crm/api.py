@@ -9,14 +9,17 @@ fields the CRM owns (`contracts.ownership`); any other field is refused naming i
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Request, Response, Router, get, patch, route
 from litestar.di import NamedDependency
 from litestar.enums import HttpMethod
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter, SkipValidation
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
+from contracts.audit import AuditEvent, AuditTarget, AuditTrail, actor_of
 from contracts.errors import NotFound, UpstreamNotFound
 from contracts.ownership import check_write
 from contracts.principal import Principal
@@ -215,14 +218,29 @@ async def update_account(
     crm: NamedDependency[CrmPort],
     account_id: AccountId,
     data: Annotated[CustomerPatch, exact_body(CustomerPatch)],
+    audit: NamedDependency[SkipValidation[AuditTrail]],
 ) -> Customer:
-    """Write CRM-owned customer fields; a field another system owns is refused (422)."""
-    check_write("Customer", _SYSTEM, data.fields_set())
-    await _visible_account(caller(request), crm, account_id)
+    """Write CRM-owned customer fields; a field another system owns is refused (422). The
+    write is audited with the written fields before and after."""
+    fields = data.fields_set()
+    check_write("Customer", _SYSTEM, fields)
+    principal = caller(request)
+    before = await _visible_account(principal, crm, account_id)
     try:
-        return await crm.update_account(account_id, data)
+        after = await crm.update_account(account_id, data)
     except UpstreamNotFound as exc:
         raise NotFound(f"account {account_id} not found") from exc
+    await audit.record(
+        AuditEvent(
+            action="crm.account.update",
+            actor=actor_of(principal),
+            target=AuditTarget(system=_SYSTEM, id=account_id),
+            legal_entity=before.legal_entity,
+            before=_fields_of(before, fields),
+            after=_fields_of(after, fields),
+        )
+    )
+    return after
 
 
 _ACCOUNT_METHODS = ", ".join(
@@ -252,6 +270,10 @@ async def _visible_account(principal: Principal, crm: CrmPort, account_id: str) 
         principal, what, crm.get_account(known_id(account_id, _ACCOUNT_ID, what)),
         lambda c: c.legal_entity,
     )
+
+
+def _fields_of(customer: Customer, fields: Iterable[str]) -> dict[str, Any]:
+    return {name: msgspec.to_builtins(getattr(customer, name, None)) for name in sorted(fields)}
 
 
 def _contracts_of(crm: CrmPort) -> CrmContractsPort:

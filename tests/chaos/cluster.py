@@ -1,8 +1,12 @@
 """What the chaos runs share: a PostgreSQL database of their own, gateway replicas restartable
-on their ports, and the gateway's environment pointed at emulators in their own processes."""
+on their ports, the gateway's environment pointed at emulators in their own processes, and a
+client that submits to whichever replica takes the request."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,7 +19,7 @@ from tests.process_apis.emulator_processes import gateway_env
 from tests.support.processes import GatewayProcess, start_gateway
 from tests.support.servers import free_port
 
-__all__ = ["Replicas", "admin", "chaos_env", "problem"]
+__all__ = ["Replicas", "Submitter", "admin", "chaos_env", "problem"]
 
 
 async def admin(url: str, *statements: str) -> None:
@@ -87,3 +91,59 @@ class Replicas:
         for process in self.processes:
             if process is not None:
                 process.stop()
+
+
+class Submitter:
+    """Submits a process request under one Idempotency-Key and retries on the other replica
+    when one is down, busy with the key (409) or unavailable; it times each run of 409s."""
+
+    def __init__(self, http: httpx.AsyncClient, replicas: Replicas, headers: dict[str, str]):
+        self.http = http
+        self.replicas = replicas
+        self.headers = headers
+        self.longest_409 = 0.0
+        self.statuses: Counter[int] = Counter()
+
+    async def book(self, opportunity: str, key: str, first: int) -> str:
+        """Quote-to-cash of a won deal; the flow id."""
+        accepted = await self.submit(
+            "/process/v1/quote-to-cash", {"opportunity_id": opportunity}, key, first
+        )
+        return str(accepted["id"])
+
+    async def submit(
+        self, path: str, body: dict[str, Any] | None, key: str, first: int, *, ok: int = 202
+    ) -> dict[str, Any]:
+        """POST `body` to `path` until a replica answers `ok`; the answer's body."""
+        target = first
+        conflict_since: float | None = None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                response = await self.http.post(
+                    f"{self.replicas.url(target)}{path}",
+                    json=body,
+                    headers={**self.headers, "Idempotency-Key": key},
+                )
+            except httpx.HTTPError:
+                target = 1 - target
+                await asyncio.sleep(0.2)
+                continue
+            self.statuses[response.status_code] += 1
+            assert response.status_code != 500, response.text
+            if response.status_code == 409 and "retry-after" in response.headers:
+                assert int(response.headers["retry-after"]) <= 2
+                conflict_since = conflict_since or time.monotonic()
+                self.longest_409 = max(self.longest_409, time.monotonic() - conflict_since)
+                target = 1 - target
+                await asyncio.sleep(float(response.headers["retry-after"]))
+                continue
+            if response.status_code in (429, 502, 503, 504):
+                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+                continue
+            if conflict_since is not None:
+                self.longest_409 = max(self.longest_409, time.monotonic() - conflict_since)
+            assert response.status_code == ok, response.text
+            accepted: dict[str, Any] = response.json()
+            return accepted
+        raise AssertionError(f"{key} was never accepted")

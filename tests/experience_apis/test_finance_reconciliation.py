@@ -145,3 +145,36 @@ async def test_finance_and_console_show_the_latest_runs_drift_per_entity(tmp_pat
         assert acme_invoice in everything.text
         assert globex_invoice not in everything.text
         assert (await world.http.get("/ops/reconciliation/no-such-run")).status_code == 404
+
+
+async def test_a_duplicate_customer_counts_in_its_entitys_drift_with_no_amount(
+    tmp_path: Path,
+) -> None:
+    async with demo_world(tmp_path) as world:
+        acme = seeded_id("Account", "acme")
+        duplicate = await world.vendor(
+            "POST",
+            "stripe",
+            "/v1/customers",
+            data={
+                "name": "Acme (copy)",
+                "metadata[crm_account_id]": acme,
+                "metadata[legal_entity]": "US01",
+                "metadata[currency]": "USD",
+            },
+        )
+        assert duplicate.status_code == 200, duplicate.text
+        run = await world.reconcile()
+        finance = await world.token(["experience:finance"])
+        body = (await world.http.get("/experience/finance/v1/workspace", headers=finance)).json()
+
+    [mismatch] = run["mismatches"]
+    assert (mismatch["kind"], mismatch["legal_entity"], mismatch["currency"]) == (
+        "customers",
+        "US01",
+        "USD",
+    )
+    rows = {(r["legal_entity"], r["currency"]): r for r in body["reconciliation"]}
+    assert (rows[("US01", "USD")]["open"], rows[("US01", "USD")]["amount"]) == (1, 0)
+    assert rows[("US01", "USD")]["oldest_open_id"] == mismatch["id"]
+    assert rows[("DE01", "EUR")]["open"] == 0

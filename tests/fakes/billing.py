@@ -671,12 +671,13 @@ class FakeBilling(FakePort):
         deal_id: str | None = None,
         legal_entity: str | None = None,
         correlation_id: str | None = None,
+        currency: str | None = None,
     ) -> Invoice:
         for rate_id in tax_rate_ids:
             self._param(self._tax_rates, rate_id, "tax_rate", "default_tax_rates")
         key = ("create_invoice", customer_id, collection_method, days_until_due,
                subscription_id, include_pending_items, auto_advance, description,
-               tuple(tax_rate_ids), deal_id, legal_entity, correlation_id)
+               tuple(tax_rate_ids), deal_id, legal_entity, correlation_id, currency)
 
         def create() -> Invoice:
             customer = self._param(self._customers, customer_id, "customer", "customer")
@@ -687,9 +688,10 @@ class FakeBilling(FakePort):
                        if include_pending_items and p.customer_id == customer.id
                        and p.invoice_id is None
                        and (subscription_id is None or p.subscription_id == subscription_id)]
-            currency = customer.currency or (pending[0].currency if pending else "USD")
+            billed_in = (currency.upper() if currency else None) or customer.currency or (
+                pending[0].currency if pending else "USD")
             at = self._stamp()
-            invoice = self._new_invoice(customer, sub, currency=currency,
+            invoice = self._new_invoice(customer, sub, currency=billed_in,
                                         collection_method=collection_method,
                                         days_until_due=days_until_due, reason="manual", at=at,
                                         auto_advance=bool(auto_advance),
@@ -700,7 +702,7 @@ class FakeBilling(FakePort):
                 ("correlation_id", correlation_id)) if value is not None})
             for item in pending:
                 self._attach(invoice, item)
-            _set_currency(customer, currency, param="currency")
+            _set_currency(customer, billed_in, param="currency")
             self._wrote("create_invoice", invoice.id)
             return self._invoice(invoice)
 

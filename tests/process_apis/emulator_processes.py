@@ -57,8 +57,9 @@ def emulator_processes(log_dir: Path, *, limits: bool = True) -> Iterator[dict[s
 
 def gateway_env(urls: Mapping[str, str]) -> dict[str, str]:
     """The `ERPGW_<VENDOR>_*` credentials of the emulators' sandbox accounts at `urls`, in
-    sandbox mode (the deliveries are signed with the sandbox webhook secrets)."""
-    from sandbox.credentials import NETSUITE
+    sandbox mode, with the secrets the emulators sign their webhook deliveries with (they
+    reach the gateway once a test points a webhook endpoint at it)."""
+    from sandbox.credentials import NETSUITE, STRIPE, ZENDESK
 
     return {
         "ERPGW_SANDBOX": "true",
@@ -67,9 +68,11 @@ def gateway_env(urls: Mapping[str, str]) -> dict[str, str]:
         "ERPGW_SALESFORCE_LOGIN_URL": urls["salesforce"],
         "ERPGW_STRIPE_SECRET_KEY": "sk_test_erpgw_sandbox",
         "ERPGW_STRIPE_BASE_URL": urls["stripe"],
+        "ERPGW_STRIPE_WEBHOOK_SECRETS": STRIPE.webhook_secret,
         "ERPGW_ZENDESK_BASE_URL": urls["zendesk"],
         "ERPGW_ZENDESK_EMAIL": "sandbox@erpgw.test",
         "ERPGW_ZENDESK_API_TOKEN": "erpgw-sandbox-token",
+        "ERPGW_ZENDESK_WEBHOOK_SECRETS": ZENDESK.webhook_secret,
         "ERPGW_NETSUITE_ACCOUNT_ID": "ERPGW_SANDBOX",
         "ERPGW_NETSUITE_CLIENT_ID": "erpgw-sandbox",
         "ERPGW_NETSUITE_CERTIFICATE_ID": "erpgw-sandbox-cert",

@@ -7,6 +7,7 @@ through an in-process gateway, or `http://127.0.0.1:N` for an emulator in its ow
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from typing import Any
 
@@ -16,6 +17,7 @@ import msgspec
 __all__ = ["STRIPE_KEY", "SalesforceOrg", "StripeAccount", "seeded_id"]
 
 STRIPE_KEY = "sk_test_erpgw_sandbox"
+MAX_TRIES = 20
 SF_VERSION = "v62.0"
 _encoder = msgspec.json.Encoder(decimal_format="number")
 
@@ -73,9 +75,7 @@ class SalesforceOrg:
             self._entries[key] = str(rows[0]["Id"])
         return self._entries[key]
 
-    async def product(
-        self, code: str, name: str, interval: str, prices: dict[str, Decimal]
-    ) -> str:
+    async def product(self, code: str, name: str, interval: str, prices: dict[str, Decimal]) -> str:
         """A product with a standard price book entry per currency."""
         product_id = await self.create(
             "Product2",
@@ -175,17 +175,29 @@ class StripeAccount:
         found: list[dict[str, Any]] = []
         query = {"limit": "100", **params}
         while True:
-            response = await self._http.get(
-                f"{self._base}{path}",
-                params=query,
-                headers={"Authorization": f"Bearer {STRIPE_KEY}"},
-            )
+            response = await self._get(path, query)
             assert response.status_code == 200, response.text
             page = response.json()
             found += page["data"]
             if not page["has_more"] or not page["data"]:
                 return found
             query["starting_after"] = page["data"][-1]["id"]
+
+    async def _get(self, path: str, query: dict[str, str]) -> httpx.Response:
+        """A GET, tried again (as Stripe advises) while Stripe answers 429 or 5xx, such as
+        the faults a chaos test injects."""
+        for _ in range(MAX_TRIES - 1):
+            response = await self._http.get(
+                f"{self._base}{path}",
+                params=query,
+                headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+            )
+            if response.status_code != 429 and response.status_code < 500:
+                return response
+            await asyncio.sleep(0.2)
+        return await self._http.get(
+            f"{self._base}{path}", params=query, headers={"Authorization": f"Bearer {STRIPE_KEY}"}
+        )
 
     async def customers_of(self, crm_account_id: str) -> list[dict[str, Any]]:
         return [

@@ -66,3 +66,24 @@ async def test_takes_json_writes(control: httpx.AsyncClient) -> None:
     reset = await control.post("/_emulator/reset", json={})
     assert reset.json() == {"reset": True}
     assert (await control.get("/_emulator/faults")).json()["faults"]["outage"] is False
+
+
+async def test_delays_only_the_share_of_requests_latency_rate_asks_for(
+    control: httpx.AsyncClient,
+) -> None:
+    refused = await control.post("/_emulator/faults", json={"latency_rate": 1.5})
+    set_ = await control.post(
+        "/_emulator/faults", json={"latency_ms": 1, "latency_rate": 0.3, "path": "/none*"}
+    )
+    # Counted only for requests the path matches: none yet.
+    assert (await control.get("/_emulator/faults")).json()["counters"]["latency"] == 0
+    set_ = await control.post("/_emulator/faults", json={"latency_ms": 1, "latency_rate": 0.3})
+    for _ in range(200):
+        await control.get("/no-such-path")
+    counters = (await control.get("/_emulator/faults")).json()["counters"]
+
+    assert refused.status_code == 400
+    assert "latency_rate" in refused.json()["detail"]
+    assert set_.json()["faults"]["latency_rate"] == 0.3
+    assert counters["requests"] == 200
+    assert 30 <= counters["latency"] <= 90, counters

@@ -220,6 +220,7 @@ class BillingOperations(ClientBase):
         deal_id: str | None = None,
         legal_entity: str | None = None,
         correlation_id: str | None = None,
+        currency: str | None = None,
     ) -> Invoice:
         metadata = {
             mapping.META_DEAL: deal_id,
@@ -227,6 +228,7 @@ class BillingOperations(ClientBase):
             mapping.META_CORRELATION: correlation_id,
         }
         params = {
+            "currency": currency.lower() if currency else None,
             "metadata": {k: v for k, v in metadata.items() if v is not None} or None,
             "default_tax_rates": list(tax_rate_ids) or None,
             "customer": customer_id,

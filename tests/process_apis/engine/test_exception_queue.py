@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from dbos import DBOS
 from prometheus_client import CollectorRegistry
 
 from contracts.errors import FieldError, UpstreamInvalid, UpstreamRejected, UpstreamUnavailable
@@ -205,3 +206,22 @@ async def test_flow_resource_pages_and_filters(
     assert body["steps"][0]["attempts"] == 1 and body["steps"][0]["system"] == "salesforce"
     assert missing.status_code == 404
     assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_decision_for_a_flow_without_its_workflow_is_a_conflict_and_keeps_it_open(
+    engine: FlowEngine, orders: OrderFlows, platform: FakePlatform, http: httpx.AsyncClient
+) -> None:
+    platform.fail("reserve_stock", UpstreamRejected("no such product", vendor="salesforce"))
+    await engine.start("order", "order:o-10", orders.order, "o-10", 100)
+    exception = await open_exception(http, "order:o-10")
+    # The engine's own record of the workflow is gone (a database restored without it).
+    await DBOS.delete_workflow_async("order:o-10")
+    base = f"/process/v1/exceptions/{exception['id']}"
+
+    for action, body in (("resolve", {"reason": "duplicate order"}), ("retry", {})):
+        answer = await http.post(f"{base}/{action}", json=body)
+
+        assert answer.status_code == 409, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert "no durable workflow" in answer.json()["detail"]
+    assert (await http.get(base)).json()["status"] == "open"

@@ -225,6 +225,37 @@ async def test_a_discounted_one_time_deal_is_billed_on_an_invoice_of_its_own(
     assert await world.open_exceptions() == []
 
 
+async def test_a_euro_customers_first_deal_of_one_time_services_bills_in_euro(
+    world: MoneyWorld,
+) -> None:
+    # The deal's own invoice is the account's first billing record, so it fixes the Stripe
+    # customer's currency: in the deal's currency, and the account's next deal bills too.
+    account = await world.account(
+        "Erstkunde GmbH", legal_entity="DE01", currency="EUR", country="DE",
+        tax_id="DE811907980",
+    )
+    services = await world.deal(
+        account, [Line("ONBOARD", 1, 207_000)], currency="EUR", name="Onboarding first"
+    )
+    platform = await world.deal(
+        account, [Line("PLAT-STD", 1, 36_800)], currency="EUR", name="Platform next"
+    )
+
+    await world.book(services)
+    await world.book(platform)
+
+    customer = await _billing_customer(world, account)
+    invoices = await world.stripe_raw.objects("/v1/invoices", customer=customer)
+    assert sorted((i["currency"], i["subtotal"], i["tax"]) for i in invoices) == [
+        ("eur", 36_800, 6_992), ("eur", 207_000, 39_330),
+    ]
+    for invoice in invoices:
+        posted = await world.erp_invoice_of(invoice["id"])
+        assert (posted.currency, posted.total) == ("EUR", invoice["total"])
+    await world.postings_settled()
+    assert await world.open_exceptions() == []
+
+
 async def test_a_metered_line_is_subscribed_to_a_metered_price_without_quantity(
     world: MoneyWorld,
 ) -> None:

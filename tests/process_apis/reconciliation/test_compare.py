@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import msgspec
+
 from contracts.v1 import (
     CreditMemo,
     Customer,
     Deal,
     DealLine,
     Invoice,
+    InvoiceLine,
     SalesOrder,
     Subscription,
+    SubscriptionItem,
 )
 from process_apis.reconciliation.compare import Books, Kind, Link, Total, compare
 
@@ -163,8 +167,7 @@ def test_a_discounted_deal_billed_at_list_price_is_found() -> None:
 
     [finding] = found.findings
     assert finding.reason == (
-        "deal 006A (Seats) was sold for 1,600.00 USD but billing charges 2,000.00 USD on its "
-        "first invoice"
+        "deal 006A (Seats) was sold for 1,600.00 USD but billing charges 2,000.00 USD for it"
     )
     assert (finding.values.crm, finding.values.billing, finding.values.erp) == (
         160_000,
@@ -172,6 +175,78 @@ def test_a_discounted_deal_billed_at_list_price_is_found() -> None:
         160_000,
     )
     assert finding.repair is None
+
+
+def _amended_deal_books(seat_price_now: int) -> Books:
+    """A deal sold as 4 seats at 400.00 and onboarding at 500.00, amended to 6 seats: the
+    CRM's contract amount and the order follow; the opportunity's own amount and the first
+    invoice still say 4 seats."""
+    deal = Deal(
+        id="006B",
+        customer_id="001A",
+        name="Growing",
+        stage="Closed Won",
+        won=True,
+        closed=True,
+        currency="USD",
+        amount=4 * 40_000 + 50_000,
+        contract_amount=6 * 40_000 + 50_000,
+        legal_entity="US01",
+        updated_at=LONG_AGO,
+    )
+    first = _invoice("in_1", 4 * 40_000 + 50_000, subscription_id="sub_1")
+    first_lines = [
+        InvoiceLine(id="il_1", quantity=4, unit_amount=40_000, amount=160_000,
+                    product_code="SEAT"),
+        InvoiceLine(id="il_2", amount=50_000, product_code="ONBOARD"),
+    ]
+    return Books(
+        deals=[deal],
+        subscriptions=[
+            Subscription(
+                id="sub_1",
+                customer_id="cus_1",
+                status="active",
+                currency="USD",
+                deal_id="006B",
+                items=[
+                    SubscriptionItem(
+                        id="si_1", price_id="p", product_code="SEAT", quantity=6,
+                        unit_amount=seat_price_now,
+                    )
+                ],
+            )
+        ],
+        billing_invoices=[msgspec.structs.replace(first, lines=first_lines)],
+        sales_orders=[
+            SalesOrder(
+                id="9",
+                number="SO9",
+                customer_id="7",
+                legal_entity="US01",
+                currency="USD",
+                status="pending_billing",
+                order_date=date(2026, 12, 1),
+                total=6 * 40_000 + 50_000,
+                external_id="q2c:006B",
+            )
+        ],
+    )
+
+
+def test_an_amended_deal_agrees_with_its_contract_amount_and_subscription_as_amended() -> None:
+    agreed = compare(_amended_deal_books(40_000), ["deals"], now=NOW, settle_seconds=0)
+    repriced = compare(_amended_deal_books(50_000), ["deals"], now=NOW, settle_seconds=0)
+
+    assert agreed.findings == []
+    assert agreed.totals == [
+        Total(kind="deals", legal_entity="US01", currency="USD", crm=290_000, billing=290_000,
+              erp=290_000)
+    ]
+    [finding] = repriced.findings
+    assert finding.reason == (
+        "deal 006B (Growing) was sold for 2,900.00 USD but billing charges 3,500.00 USD for it"
+    )
 
 
 def test_a_proration_credit_matches_its_credit_memo_and_a_stray_memo_is_found() -> None:
@@ -253,3 +328,33 @@ def test_a_duplicate_billing_customer_needs_a_person_and_a_stale_link_can_be_rel
     assert duplicate.repair is None
     assert stale.repair == "relink_customer"
     assert stale.subject == {"system": "stripe", "external_id": "cus_3", "legal_entity": "DE01"}
+
+
+def test_a_one_time_deal_is_compared_with_its_own_invoice() -> None:
+    def books(billed: int) -> Books:
+        deal = Deal(
+            id="006C", customer_id="001A", name="Onboarding", stage="Closed Won", won=True,
+            closed=True, currency="EUR", amount=207_000, legal_entity="DE01",
+            updated_at=LONG_AGO,
+        )
+        own = msgspec.structs.replace(
+            _invoice("in_9", billed, entity="DE01", currency="EUR"), deal_id="006C"
+        )
+        order = SalesOrder(
+            id="10", number="SO10", customer_id="7", legal_entity="DE01", currency="EUR",
+            status="pending_billing", order_date=date(2026, 12, 1), total=207_000,
+            external_id="q2c:006C",
+        )
+        return Books(deals=[deal], billing_invoices=[own], sales_orders=[order])
+
+    agreed = compare(books(207_000), ["deals"], now=NOW, settle_seconds=0)
+    listed = compare(books(230_000), ["deals"], now=NOW, settle_seconds=0)
+
+    assert agreed.findings == []
+    assert agreed.totals == [
+        Total(kind="deals", legal_entity="DE01", currency="EUR", crm=207_000, billing=207_000,
+              erp=207_000)
+    ]
+    assert [f.reason for f in listed.findings] == [
+        "deal 006C (Onboarding) was sold for 2,070.00 EUR but billing charges 2,300.00 EUR for it"
+    ]

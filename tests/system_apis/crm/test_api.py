@@ -23,6 +23,7 @@ from sandbox.salesforce.ids import seeded_id
 from system_apis.crm import create_router
 from system_apis.crm.salesforce import SalesforceClient
 from system_apis.outbound import CursorSeal
+from tests.fakes.audit import FakeAuditTrail
 
 SEAL = CursorSeal(bytes(32))
 
@@ -34,7 +35,11 @@ ACME = seeded_id("Account", "acme")
 GLOBEX = seeded_id("Account", "globex")
 
 
-def _app(port: SalesforceClient, principal: Principal) -> Litestar:
+def _app(
+    port: SalesforceClient, principal: Principal, audit: FakeAuditTrail | None = None
+) -> Litestar:
+    trail = audit if audit is not None else FakeAuditTrail()
+
     def set_user(app: Any) -> Any:
         async def middleware(scope: Any, receive: Any, send: Any) -> None:
             scope["user"] = principal
@@ -51,7 +56,8 @@ def _app(port: SalesforceClient, principal: Principal) -> Litestar:
         route_handlers=[create_router()],
         middleware=[set_user],
         dependencies={"crm": Provide(lambda: port, sync_to_thread=False),
-                                  "cursor_seal": Provide(lambda: SEAL, sync_to_thread=False)},
+                      "cursor_seal": Provide(lambda: SEAL, sync_to_thread=False),
+                      "audit": Provide(lambda: trail, sync_to_thread=False)},
         exception_handlers={NotFound: problem, InvalidRequest: problem,
                             OwnershipViolation: problem},
     )
@@ -146,7 +152,9 @@ async def test_opportunity_is_a_deal_with_lines(port: SalesforceClient) -> None:
 
 
 async def test_patch_writes_crm_owned_fields(port: SalesforceClient) -> None:
-    async with AsyncTestClient(_app(port, GERMANY)) as client:
+    audit = FakeAuditTrail()
+    async with AsyncTestClient(_app(port, GERMANY, audit)) as client:
+        before = (await client.get(f"{BASE}/accounts/{GLOBEX}")).json()
         response = await client.patch(
             f"{BASE}/accounts/{GLOBEX}",
             json={"phone": "+49 30 1234", "risk_level": "high",
@@ -159,10 +167,21 @@ async def test_patch_writes_crm_owned_fields(port: SalesforceClient) -> None:
         assert body["billing_address"]["line1"] == "Unter den Linden 1"
         again = (await client.get(f"{BASE}/accounts/{GLOBEX}")).json()
         assert again["phone"] == "+49 30 1234"
+    [record] = audit.records
+    assert record.action == "crm.account.update"
+    assert (record.actor.kind, record.actor.id) == ("client", "de")
+    assert (record.target.system, record.target.id) == ("salesforce", GLOBEX)
+    assert record.legal_entity == "DE01"
+    assert record.before is not None and record.after is not None
+    assert sorted(record.after) == ["billing_address", "phone", "risk_level"]
+    assert record.before["phone"] == before["phone"]
+    assert record.after["phone"] == "+49 30 1234" and record.after["risk_level"] == "high"
+    assert record.after["billing_address"]["line1"] == "Unter den Linden 1"
 
 
 async def test_patch_of_a_field_another_system_owns_is_refused(port: SalesforceClient) -> None:
-    async with AsyncTestClient(_app(port, EVERYTHING)) as client:
+    audit = FakeAuditTrail()
+    async with AsyncTestClient(_app(port, EVERYTHING, audit)) as client:
         response = await client.patch(
             f"{BASE}/accounts/{ACME}", json={"phone": "1", "payment_terms_days": 60}
         )
@@ -174,6 +193,7 @@ async def test_patch_of_a_field_another_system_owns_is_refused(port: SalesforceC
         assert unchanged["phone"] is None and unchanged["payment_terms_days"] == 30
         bad = await client.patch(f"{BASE}/accounts/{ACME}", json={"nickname": "x"})
         assert bad.status_code == 400
+    assert audit.records == []  # nothing written, nothing recorded
 
 
 async def test_options_lists_every_method_of_an_account(port: SalesforceClient) -> None:
