@@ -12,12 +12,7 @@ from typing import Any
 
 from contracts import v1 as _v1
 from contracts.money import Money as Money
-from contracts.v2.billing import (
-    Invoice as Invoice,
-)
-from contracts.v2.billing import (
-    InvoiceLine as InvoiceLine,
-)
+from contracts.v2 import billing as _billing
 from contracts.v2.billing import (
     InvoiceTotals as InvoiceTotals,
 )
@@ -30,6 +25,11 @@ from contracts.v2.billing import (
 from contracts.v2.billing import (
     invoice_from_v1 as invoice_from_v1,
 )
+
+# Published under v1's names (the contract names pair v1 with v2), with classes of their own
+# names (the OpenAPI's component names): see `contracts.v2.billing`.
+Invoice = _billing.InvoiceV2
+InvoiceLine = _billing.InvoiceLineV2
 
 _OWN = (
     "Invoice",

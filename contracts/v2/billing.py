@@ -4,6 +4,11 @@ What partners asked for: each amount carries its currency (`{"amount": 1250, "cu
 "EUR"}`), each line shows its list price, discount, tax (rate, code and amount) and service
 period, and the invoice's totals are grouped. A v2 invoice is the v1 invoice of the same
 billing record seen another way (`invoice_from_v1`): one domain model, two published shapes.
+
+The classes are named `InvoiceV2` and `InvoiceLineV2` and published as v2's `Invoice` and
+`InvoiceLine` (`contracts.v2`): the OpenAPI names a component after its class, so a class
+name shared with v1 would rename v1's components (and every type in v1 partners' generated
+clients) to tell the two apart.
 """
 
 from __future__ import annotations
@@ -27,9 +32,9 @@ from contracts.v1.base import (
 from contracts.v1.billing import InvoiceStatus
 
 __all__ = [
-    "Invoice",
-    "InvoiceLine",
+    "InvoiceLineV2",
     "InvoiceTotals",
+    "InvoiceV2",
     "LineTax",
     "ServicePeriod",
     "invoice_from_v1",
@@ -54,7 +59,7 @@ class LineTax(ValueObject, frozen=True, kw_only=True):
     amount: Money
 
 
-class InvoiceLine(Entity, frozen=True, kw_only=True):
+class InvoiceLineV2(Entity, frozen=True, kw_only=True):
     """One line of an invoice."""
 
     id: str
@@ -89,7 +94,7 @@ class InvoiceTotals(ValueObject, frozen=True, kw_only=True):
     amount_remaining: Money
 
 
-class Invoice(Entity, frozen=True, kw_only=True):
+class InvoiceV2(Entity, frozen=True, kw_only=True):
     """A bill to a customer, every amount a `Money`. The ERP is its system of record."""
 
     id: str
@@ -99,7 +104,7 @@ class Invoice(Entity, frozen=True, kw_only=True):
     deal_id: str | None = None
     status: InvoiceStatus
     legal_entity: LegalEntityCode
-    lines: list[InvoiceLine] = []
+    lines: list[InvoiceLineV2] = []
     totals: InvoiceTotals
     due_date: date | None = None
     issued_at: UtcDateTime | None = None
@@ -109,12 +114,12 @@ class Invoice(Entity, frozen=True, kw_only=True):
     refs: Refs = {}
 
 
-def invoice_from_v1(invoice: InvoiceV1) -> Invoice:
+def invoice_from_v1(invoice: InvoiceV1) -> InvoiceV2:
     """The v2 shape of a canonical invoice."""
     currency = invoice.currency
     lines = [_line(line, currency) for line in invoice.lines]
     discount = sum(line.discount.amount for line in lines)
-    return Invoice(
+    return InvoiceV2(
         id=invoice.id,
         number=invoice.number,
         customer_id=invoice.customer_id,
@@ -140,7 +145,7 @@ def invoice_from_v1(invoice: InvoiceV1) -> Invoice:
     )
 
 
-def _line(line: InvoiceLineV1, currency: str) -> InvoiceLine:
+def _line(line: InvoiceLineV1, currency: str) -> InvoiceLineV2:
     # A unit price times the quantity above the line's amount is a discount; a proration or a
     # credit (a negative amount) is billed as it stands.
     listed = line.amount
@@ -156,7 +161,7 @@ def _line(line: InvoiceLineV1, currency: str) -> InvoiceLine:
     period = None
     if line.period_start is not None and line.period_end is not None:
         period = ServicePeriod(start=line.period_start, end=line.period_end)
-    return InvoiceLine(
+    return InvoiceLineV2(
         id=line.id,
         description=line.description,
         product_code=line.product_code,

@@ -325,7 +325,15 @@ class QuoteToCash(FlowInstance):
         self, order: Order, customer_id: str, items: dict[str, str]
     ) -> BookedOrder:
         """The sales order in the deal's legal entity and currency, upserted by its external
-        id `q2c:{opportunity_id}` (a repeat is the same order)."""
+        id `q2c:{opportunity_id}` (a repeat is the same order).
+
+        The order books what the customer committed to. A metered line is booked at its sold
+        unit rate with quantity 0, so amount 0: its deal quantity is an estimate, the calls
+        are billed per unit in arrears and each usage invoice reaches the ERP through the
+        invoice posting path. NetSuite computes a line's amount as quantity x rate, so this
+        keeps the rate on the order (for whoever invoices from it) without committing it;
+        the order total then equals the deal's committed amount and billing's first invoice,
+        which is what reconciliation compares (usage has its own `usage` kind)."""
         booked = await self.erp.upsert_sales_order(
             SalesOrderCreate(
                 customer_id=customer_id,
@@ -337,9 +345,9 @@ class QuoteToCash(FlowInstance):
                         item_id=items[line.product_code],
                         product_code=line.product_code,
                         description=line.product_name,
-                        quantity=line.quantity,
+                        quantity=0 if line.metered else line.quantity,
                         unit_amount=line.unit_amount,
-                        amount=line.amount,
+                        amount=line.committed_amount,
                         tax_code=order.tax.code if order.tax else None,
                         tax_rate_bps=order.tax.rate_bps if order.tax else None,
                     )

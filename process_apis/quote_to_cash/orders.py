@@ -90,6 +90,17 @@ class OrderLine(msgspec.Struct, frozen=True, kw_only=True):
     def recurring(self) -> bool:
         return self.billing_interval != "one_time"
 
+    @property
+    def metered(self) -> bool:
+        """Billed per unit of reported usage: its sold amount is a rate, not a commitment."""
+        return self.usage_metric is not None and self.recurring
+
+    @property
+    def committed_amount(self) -> int:
+        """What the customer is committed to pay for this line: none for a metered line
+        (its quantity is an estimate; usage invoices bill what is used)."""
+        return 0 if self.metered else self.amount
+
 
 class Order(msgspec.Struct, frozen=True, kw_only=True):
     """A won deal as quote-to-cash books it: checked, and small enough to hand to a flow."""
@@ -104,6 +115,7 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     payment_terms_days: int
     lines: list[OrderLine]
     amount: int
+    """The committed amount: every line's but the metered ones (billed per unit in arrears)."""
     tax: TaxTreatment | None = None
     """How the legal entity taxes this customer (None: the gateway has no tax port)."""
     term_months: int = DEFAULT_TERM_MONTHS
@@ -411,7 +423,7 @@ def _order(deal: Deal, account: Customer, catalog: Catalog) -> Order:
         order_date=deal.close_date,
         payment_terms_days=account.payment_terms_days or DEFAULT_PAYMENT_TERMS_DAYS,
         lines=lines,
-        amount=sum(line.amount for line in lines),
+        amount=sum(line.committed_amount for line in lines),
         term_months=deal.contract_term_months or DEFAULT_TERM_MONTHS,
     )
 

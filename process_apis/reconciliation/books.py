@@ -51,10 +51,12 @@ def _in(entity: str | None, entities: Collection[str] | None) -> bool:
 async def read_crm(
     crm: CrmPort, entities: Collection[str] | None, *, since: datetime | None
 ) -> Books:
-    """Accounts of the entities and their won deals (changed after `since`, when given)."""
+    """Accounts of the entities and their won deals (changed after `since`, when given), and
+    which catalog products are metered (a deal's committed amount leaves them out)."""
     accounts = await every_page(
         lambda cursor: crm.list_accounts(legal_entities=entities, cursor=cursor, limit=PAGE)
     )
+    products = await crm.list_products()
     deals: dict[str, Deal] = {}
     mark = since or EPOCH
     while True:
@@ -70,6 +72,7 @@ async def read_crm(
     return Books(
         accounts=accounts,
         deals=[d for d in deals.values() if _in(d.legal_entity, entities)],
+        metered_products=sorted(p.code for p in products if p.usage_metric),
     )
 
 

@@ -96,6 +96,8 @@ class Books(msgspec.Struct, frozen=True, kw_only=True):
     credit_memos: list[CreditMemo] = []
     links: list[Link] = []
     usage: list[UsageBook] = []
+    metered_products: list[str] = []
+    """Codes of the CRM catalog's metered products (billed per unit of usage)."""
 
 
 class Values(msgspec.Struct, frozen=True, kw_only=True):
@@ -253,17 +255,23 @@ def _issued_key(invoice: Invoice) -> tuple[str, str]:
 
 
 def _deals(books: Books, index: _Index, tally: _Tally) -> None:
-    """A won deal's amount, what billing bills for it before tax (its subscription as it is
-    now and its first invoice's one-time lines; a deal of one-time services only: its own
-    invoice) and its sales order's total are equal."""
+    """A won deal's committed amount, what billing bills for it before tax (its subscription
+    as it is now and its first invoice's one-time lines; a deal of one-time services only: its
+    own invoice) and its sales order's total are equal.
+
+    Committed means without the metered lines: a metered line sells a per-unit rate, and its
+    quantity is an estimate. Billing leaves usage off the first invoice (it bills it in
+    arrears) and quote-to-cash books a metered line on the sales order at its rate with no
+    amount, so the three sides compare like with like; usage is the `usage` kind's."""
     by_deal = {s.deal_id: s for s in books.subscriptions if s.deal_id}
+    metered = set(books.metered_products)
     for deal in books.deals:
         if not deal.won:
             continue
         entity = deal.legal_entity or ""
         if not tally.settled("deals", deal.updated_at):
             continue
-        crm = _contracted(deal)
+        crm = _contracted(deal, metered)
         order = index.orders.get(f"q2c:{deal.id}")
         subscription = by_deal.get(deal.id)
         if subscription is not None:
@@ -309,31 +317,32 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
         )
 
 
-def _contracted(deal: Deal) -> int:
-    """What the CRM says the deal is worth now: the amount it is booked at since its last
-    amendment (a mirror the gateway writes), else its own amount, else its lines' total. The
-    opportunity's own amount stays what was first sold, so it alone would show every amended
-    deal as drift."""
+def _contracted(deal: Deal, metered: set[str]) -> int:
+    """What the CRM says the deal is committed to now: the amount it is booked at since its
+    last amendment (a mirror the gateway writes), else its own amount, else its lines' total,
+    less its metered lines (their sold quantity x rate). The opportunity's own amount stays
+    what was first sold, so it alone would show every amended deal as drift."""
     if deal.contract_amount is not None:
         return deal.contract_amount
+    usage = sum(line.total_amount for line in deal.lines if line.product_code in metered)
     if deal.amount is not None:
-        return deal.amount
-    return sum(line.total_amount for line in deal.lines)
+        return deal.amount - usage
+    return sum(line.total_amount for line in deal.lines) - usage
 
 
 def _billed_each_period(subscription: Subscription, first: Invoice | None) -> int | None:
-    """What billing charges for a deal, as amended since: its subscription's items as they
-    are now at their unit prices, and the one-time lines of its first invoice (the lines of
-    products the subscription does not bill each period). An amendment changes the items
-    but never the first invoice, so the first invoice alone would show every amended deal as
-    drift. When an item has no unit price (tiered) or none is known, the first invoice's
-    subtotal."""
+    """What billing charges for a deal, as amended since: its subscription's licensed items
+    as they are now at their unit prices, and the one-time lines of its first invoice (the
+    lines of products the subscription does not bill each period). An amendment changes the
+    items but never the first invoice, so the first invoice alone would show every amended
+    deal as drift. A metered item commits nothing (its usage is billed in arrears). When an
+    item has no unit price (tiered) or none is known, the first invoice's subtotal."""
     if first is None:
         return None
-    items = subscription.items
+    items = [item for item in subscription.items if not item.usage_metric]
     if not items or any(item.unit_amount is None for item in items):
         return first.subtotal
-    recurring = {item.product_code for item in items}
+    recurring = {item.product_code for item in subscription.items}
     one_time = sum(line.amount for line in first.lines if line.product_code not in recurring)
     return sum(item.quantity * (item.unit_amount or 0) for item in items) + one_time
 

@@ -319,6 +319,9 @@ def renew(store: Store, subscription: Obj, *, at: int) -> None:
     if subscription["cancel_at_period_end"] or (
         subscription["cancel_at"] is not None and subscription["cancel_at"] <= at
     ):
+        # Stripe bills what the ending period still owes (its metered usage, in arrears, and
+        # any pending items) on a final invoice, then ends the subscription.
+        final_invoice(store, subscription, at=at, reason="subscription_cycle")
         cancel(store, subscription, at=at, reason="cancellation_requested")
         return
     before = render(store, subscription)
@@ -338,6 +341,32 @@ def renew(store: Store, subscription: Obj, *, at: int) -> None:
     )
     after = render(store, subscription)
     store.emit("customer.subscription.updated", after, previous=changed(before, after), created=at)
+
+
+def final_invoice(store: Store, subscription: Obj, *, at: int, reason: str) -> Obj | None:
+    """The draft invoice of what `subscription` owes when it ends at `at`: the usage of its
+    metered items from its period's start to `at` and its pending items; None when it owes
+    nothing (no metered item, no pending item)."""
+    metered = any(
+        usage.is_metered(store.get("price", item["price"]))
+        for item in items_of(store, subscription)
+    )
+    pending = any(
+        item["subscription"] == subscription["id"] and item["invoice"] is None
+        for item in store.oldest_first("invoiceitem")
+    )
+    if not metered and not pending:
+        return None
+    period = (int(subscription["current_period_start"]), at)
+    return subscription_invoice(
+        store,
+        subscription,
+        reason=reason,
+        at=at,
+        period=period,
+        lines_period=None,
+        usage_period=period,
+    )
 
 
 def cancel(

@@ -201,15 +201,10 @@ def cancel_subscription(store: Store, params: Params, path: dict[str, str]) -> O
         feedback=details.text("feedback") if details else None,
     )
     if params.flag("invoice_now"):
-        invoice = cycle.subscription_invoice(
-            store,
-            subscription,
-            reason="subscription_update",
-            at=at,
-            period=(at, at),
-            lines_period=None,
-        )
-        cycle.bill_now(store, subscription, invoice, at=at, collect=True)
+        # A final invoice now, of the un-invoiced metered usage and the pending items.
+        invoice = cycle.final_invoice(store, subscription, at=at, reason="subscription_update")
+        if invoice is not None:
+            cycle.bill_now(store, subscription, invoice, at=at, collect=True)
     return render(store, subscription, params.texts("expand"))
 
 

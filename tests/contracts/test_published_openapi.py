@@ -42,13 +42,51 @@ def test_the_published_api_breaks_no_committed_snapshot(document: dict[str, Any]
     )
 
 
+# The component names the v1 billing API published before v2 existed: a partner's generated
+# client names its types after them, so v2's classes must not rename them.
+V1_BILLING_COMPONENTS = {
+    "Address",
+    "CreditNote",
+    "CreditNoteLine",
+    "Customer",
+    "Invoice",
+    "InvoiceLine",
+    "Page_contracts.v1.billing.CreditNote_",
+    "Page_contracts.v1.billing.Invoice_",
+    "Page_contracts.v1.billing.Subscription_",
+    "Page_contracts.v1.catalog.Price_",
+    "Page_contracts.v1.catalog.Product_",
+    "Page_contracts.v1.party.Customer_",
+    "Price",
+    "PriceTier",
+    "Product",
+    "Subscription",
+    "SubscriptionItem",
+}
+
+
+def test_v1_billing_keeps_its_component_names_beside_v2(document: dict[str, Any]) -> None:
+    parts = split_by_major(document)
+    v1 = set(parts[BILLING]["components"]["schemas"])
+    v2 = set(parts["openapi.system.billing.v2.json"]["components"]["schemas"])
+
+    assert v1 - {"Problem", "ProblemFieldError"} == V1_BILLING_COMPONENTS
+    # v2's invoices have names of their own, and nothing is named after its module.
+    assert {"InvoiceV2", "InvoiceLineV2", "Page_contracts.v2.billing.InvoiceV2_"} <= v2
+    assert [name for name in v1 | v2 if name.startswith(("v1_", "v2_"))] == []
+    # The served document references v1's invoice by its own name.
+    invoice = document["paths"]["/system/billing/v1/invoices/{invoice_id}"]["get"]
+    schema = invoice["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/Invoice"}
+
+
 def test_a_removed_response_field_is_caught_and_named(
     document: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The snapshot says invoices had a field this code no longer serves.
     shutil.copytree(SNAPSHOTS, tmp_path, dirs_exist_ok=True)
     snapshot = json.loads((tmp_path / BILLING).read_text())
-    invoice = snapshot["components"]["schemas"]["v1_billing_Invoice"]
+    invoice = snapshot["components"]["schemas"]["Invoice"]
     invoice["properties"]["legacy_total"] = {"type": "integer"}
     (tmp_path / BILLING).write_text(json.dumps(snapshot))
 
@@ -100,9 +138,7 @@ def test_each_kind_of_breaking_change_is_named(document: dict[str, Any]) -> None
                         branch["enum"] = [v for v in branch["enum"] if v != "void"]
 
     def retype_total(doc: dict[str, Any]) -> None:
-        doc["components"]["schemas"]["v1_billing_Invoice"]["properties"]["total"] = {
-            "type": "string"
-        }
+        doc["components"]["schemas"]["Invoice"]["properties"]["total"] = {"type": "string"}
 
     assert _edited(document, lose_route) == [
         f"{BILLING}#/paths/~1system~1billing~1v1~1credit-notes/get: route removed"
@@ -130,7 +166,7 @@ def test_additions_pass(document: dict[str, Any]) -> None:
             {"name": "currency", "in": "query", "required": False, "schema": {"type": "string"}}
         )
         listing["responses"]["418"] = {"description": "teapot"}
-        invoice = doc["components"]["schemas"]["v1_billing_Invoice"]
+        invoice = doc["components"]["schemas"]["Invoice"]
         invoice["properties"]["memo"] = {"type": "string"}
         invoice["required"] = [*invoice.get("required", []), "memo"]
 

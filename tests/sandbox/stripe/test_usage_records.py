@@ -156,3 +156,74 @@ async def test_metered_items_take_no_quantity_and_licensed_items_no_usage(
     assert price["recurring"]["usage_type"] == "metered"
     assert price["recurring"]["aggregate_usage"] == "sum"
     assert (price["unit_amount"], price["currency"]) == (2, "eur")
+
+
+async def test_a_subscription_ending_at_its_period_end_bills_the_periods_usage(
+    api: httpx.AsyncClient,
+) -> None:
+    clock, subscription, item = await metered_subscription(api)
+    sub = await ok(api.get(f"/v1/subscriptions/{subscription}"))
+    end = sub["current_period_end"]
+    await ok(api.post(f"/v1/subscriptions/{subscription}", data={"cancel_at": str(end)}))
+    await ok(
+        api.post(
+            f"/v1/test_helpers/test_clocks/{clock}/advance",
+            data={"frozen_time": str(START + 2 * DAY)},
+        )
+    )
+    await ok(
+        api.post(
+            f"/v1/subscription_items/{item}/usage_records",
+            data={"quantity": "420", "timestamp": str(START + DAY)},
+        )
+    )
+
+    await ok(
+        api.post(
+            f"/v1/test_helpers/test_clocks/{clock}/advance",
+            data={"frozen_time": str(end + 2 * DAY)},
+        )
+    )
+    ended = await ok(api.get(f"/v1/subscriptions/{subscription}"))
+    invoices = await ok(api.get("/v1/invoices", params={"subscription": subscription}))
+    summaries = await ok(api.get(f"/v1/subscription_items/{item}/usage_record_summaries"))
+
+    assert ended["status"] == "canceled" and ended["ended_at"] == end
+    # The last period's usage is billed on a final invoice, finalized like a cycle's; the
+    # licensed item is not billed again.
+    [final] = [i for i in invoices["data"] if i["billing_reason"] != "subscription_create"]
+    assert final["status"] == "open"
+    assert [(line["subscription_item"], line["quantity"]) for line in final["lines"]["data"]] == [
+        (item, 420)
+    ]
+    assert (final["subtotal"], final["total"]) == (420 * 2, 420 * 2)
+    [closed] = [s for s in summaries["data"] if s["invoice"] is not None]
+    assert (closed["total_usage"], closed["invoice"]) == (420, final["id"])
+
+
+async def test_canceling_now_with_invoice_now_bills_the_usage_so_far(
+    api: httpx.AsyncClient,
+) -> None:
+    clock, subscription, item = await metered_subscription(api)
+    await ok(
+        api.post(
+            f"/v1/test_helpers/test_clocks/{clock}/advance",
+            data={"frozen_time": str(START + 10 * DAY)},
+        )
+    )
+    await ok(
+        api.post(
+            f"/v1/subscription_items/{item}/usage_records",
+            data={"quantity": "75", "timestamp": str(START + 2 * DAY)},
+        )
+    )
+
+    canceled = await ok(api.delete(f"/v1/subscriptions/{subscription}?invoice_now=true"))
+    invoices = await ok(api.get("/v1/invoices", params={"subscription": subscription}))
+
+    assert canceled["status"] == "canceled"
+    [final] = [i for i in invoices["data"] if i["billing_reason"] != "subscription_create"]
+    usage_lines = [line for line in final["lines"]["data"] if line["subscription_item"] == item]
+    assert [(line["quantity"], line["amount"]) for line in usage_lines] == [(75, 150)]
+    assert usage_lines[0]["period"] == {"start": START, "end": START + 10 * DAY}
+    assert final["status"] == "open" and final["subtotal"] == 150

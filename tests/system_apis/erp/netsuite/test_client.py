@@ -96,7 +96,7 @@ async def test_customer_list_pages_with_cursor(client: NetSuiteClient) -> None:
 
 async def test_items_find_and_upsert(client: NetSuiteClient) -> None:
     page = await client.list_products(limit=10)
-    assert [p.code for p in page.data] == ["PLAT-STD", "PLAT-ENT", "SEAT", "ONBOARD"]
+    assert [p.code for p in page.data] == ["PLAT-STD", "PLAT-ENT", "SEAT", "ONBOARD", "API-CALLS"]
     seat = await client.find_product("SEAT")
     assert seat is not None and seat.billing_interval == "month"
     assert await client.find_product("NOPE") is None
