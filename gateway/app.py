@@ -109,7 +109,7 @@ def create_app_from_env() -> Litestar:
 
 
 def _build(settings: Settings) -> Gateway:
-    engine = storage.create_engine(settings.database_url)
+    engine = storage.create_engine(settings.database_url, pool_size=settings.database_pool_size)
     keys = KeyStore(settings.signing_keys_dir)
     clients = ClientRegistry(engine)
     http = httpx.AsyncClient(timeout=5.0)
@@ -175,6 +175,7 @@ def _build(settings: Settings) -> Gateway:
             global_concurrency=settings.process.queue_global_concurrency,
             poll_interval_seconds=settings.process.queue_poll_seconds,
             observer=BusinessMetrics(metrics.registry),
+            pool_size=settings.database_pool_size,
             audit=audit,
         ),
         redis=redis,

@@ -794,6 +794,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             check=_database_url,
         ),
     ] = DEFAULT_DATABASE_URL
+    database_pool_size: Annotated[
+        int,
+        var(
+            "ERPGW_DATABASE_POOL_SIZE",
+            "PostgreSQL connections a gateway process holds at most in each of its three pools "
+            "(requests, flow records, the flow engine's system database)",
+            minimum=1,
+        ),
+    ] = 10
     redis_url: Annotated[
         str | None,
         var(

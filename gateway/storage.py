@@ -114,8 +114,9 @@ own transaction, which serializes appenders on every replica), and the anchor le
 pruning (the seq and hash of the last record removed)."""
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """The async engine for `url`; SQLite gets WAL and a busy timeout for concurrent writers."""
+def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """The async engine for `url`; SQLite gets WAL and a busy timeout for concurrent writers.
+    PostgreSQL: at most `pool_size` connections (`ERPGW_DATABASE_POOL_SIZE`)."""
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_async_engine(
@@ -123,7 +124,7 @@ def create_engine(url: str) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
 
 
 def sync_url(url: str) -> str:

@@ -43,6 +43,29 @@ class CrossReferences:
         async with self._engine.connect() as conn:
             return (await conn.execute(statement)).scalar_one_or_none()
 
+    async def find_many(
+        self,
+        entity: str,
+        canonical_ids: list[str],
+        system: str,
+        *,
+        legal_entity: str = ALL_ENTITIES,
+    ) -> dict[str, str]:
+        """The ids in `system` linked to each of `canonical_ids` that has one, keyed by
+        canonical id: one query for a whole order's lines."""
+        if not canonical_ids:
+            return {}
+        statement = sa.select(
+            cross_references.c.canonical_id, cross_references.c.external_id
+        ).where(
+            cross_references.c.entity == entity,
+            cross_references.c.canonical_id.in_(sorted(set(canonical_ids))),
+            cross_references.c.system == system,
+            cross_references.c.legal_entity == legal_entity,
+        )
+        async with self._engine.connect() as conn:
+            return {row.canonical_id: row.external_id for row in await conn.execute(statement)}
+
     async def find_all(
         self, entity: str, canonical_id: str, *, legal_entity: str = ALL_ENTITIES
     ) -> dict[str, str]:

@@ -32,8 +32,9 @@ Steps retry `UpstreamUnavailable`, whatever the platform (DBOS step retries, by 
 fails in a way retrying cannot fix, opens an exception for its owner team, marks the flow
 `failed`, and waits durably for an operator: retry (the failed step runs again, maybe with an
 edited input; finished steps never rerun) or resolve (the flow ends `cancelled`). Flow and
-exception transitions are written in DBOS datasource transactions (exactly once); per-attempt
-step records are upserts keyed by flow and step.
+exception transitions are written in DBOS datasource transactions (exactly once); a step's
+record is an upsert keyed by flow and step, written as each attempt ends (and as it starts,
+for an attempt that runs long).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, ParamSpec, TypeVar
 
 import msgspec
@@ -68,13 +70,14 @@ from process_apis.engine.queue import close_exception, owner_for, stop_at_step
 from process_apis.engine.records import (
     FlowMeta,
     record_attempt,
-    record_step_outcome,
+    record_step_ended,
     set_flow_status,
     start_running,
 )
-from process_apis.engine.store import utcnow
-from process_apis.engine.traces import keys_of_external_ids, record_trace_keys
+from process_apis.engine.store import Executor, utcnow
+from process_apis.engine.traces import TraceKeyKind, keys_of_external_ids, record_trace_keys
 from process_apis.exceptions import OwnerTeam
+from process_apis.flows import StepStatus
 
 if TYPE_CHECKING:
     from process_apis.engine.flow_engine import FlowEngine
@@ -102,6 +105,10 @@ __all__ = [
 
 DECISION_TOPIC = "erpgw.operator"
 DECISION_WAIT_SECONDS = 24 * 3600.0
+RUNNING_MARKER_SECONDS = 1.0
+"""An attempt still running after this long is recorded as running (the flow resource, the
+console and the stall reaper see it); a shorter one is recorded once, as it ends: one write an
+attempt instead of two, which halved the engine's own writes a flow."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -439,13 +446,10 @@ def _attempt_of(
             return await fn(*args, **kwargs)
         engine, flow_id = _engine(), scope.meta.id
         step = StepScope(flow_id=flow_id, name=call)
-        began = time.perf_counter()
+        began, started_at = time.perf_counter(), utcnow()
+        # DBOS's step id orders the steps as the flow ran them.
+        record = _StepRecord(engine, flow_id, call, spec.system, DBOS.step_id or 0, started_at)
         try:
-            # DBOS's step id orders the steps as the flow ran them.
-            position = DBOS.step_id or 0
-            await engine.write(
-                record_attempt, flow_id, call, system=spec.system, position=position
-            )
             with _steps.running(step, scope.meta.correlation_id):
                 result = await _waiting_out_outages(
                     engine, scope.meta, call, spec, fn, args, kwargs
@@ -454,28 +458,21 @@ def _attempt_of(
             engine.observer.step_attempted(spec.system, "failed", time.perf_counter() - began)
             failure = StepFailure.of(exc)
             with contextlib.suppress(Exception):
-                await engine.write(
-                    record_step_outcome, flow_id, call, status="running", error=failure.cause
-                )
+                await record.ended("running", error=failure.cause)
             raise failure from exc
         engine.observer.step_attempted(spec.system, "succeeded", time.perf_counter() - began)
         for money in step.money:
             engine.observer.money_moved(money)
         ids = {**_steps.refs_of(result), **step.external_ids}
         try:
-            await engine.write(
-                record_step_outcome, flow_id, call, status="succeeded", external_ids=ids
-            )
             # The records the step made or found join the flow's trace (found by them later).
-            keys = keys_of_external_ids(ids)
-            if keys:
-                await engine.write(
-                    record_trace_keys,
-                    keys,
-                    correlation_id=scope.meta.correlation_id,
-                    flow_id=flow_id,
-                    legal_entity=scope.meta.legal_entity,
-                )
+            await record.ended(
+                "succeeded",
+                external_ids=ids,
+                trace_keys=keys_of_external_ids(ids),
+                correlation_id=scope.meta.correlation_id,
+                legal_entity=scope.meta.legal_entity,
+            )
         except Exception as exc:
             # The platform did the work: a record we could not write must not fail the step
             # (an operator retry would only repeat the call).
@@ -483,6 +480,97 @@ def _attempt_of(
         return result
 
     return attempt
+
+
+class _StepRecord:
+    """The record of one attempt of a step: written once as the attempt ends, with its
+    outcome; and, should it run past `RUNNING_MARKER_SECONDS`, as running meanwhile."""
+
+    def __init__(
+        self,
+        engine: FlowEngine,
+        flow_id: str,
+        step: str,
+        system: str,
+        position: int,
+        started_at: datetime,
+    ) -> None:
+        self._engine = engine
+        self._where = {"flow_id": flow_id, "step": step, "system": system, "position": position}
+        self._started_at = started_at
+        self._attempt_recorded = False
+        self._marking = False
+        self._marker = asyncio.create_task(self._mark_running())
+
+    async def _mark_running(self) -> None:
+        await asyncio.sleep(RUNNING_MARKER_SECONDS)
+        self._marking = True
+        where = self._where
+        try:
+            await self._engine.write(
+                record_attempt,
+                where["flow_id"],
+                where["step"],
+                system=where["system"],
+                position=where["position"],
+                started_at=self._started_at,
+            )
+        except Exception as exc:
+            # The attempt's end writes the record whole; meanwhile it is not shown running.
+            log.warning("step_start_not_recorded", step=where["step"], error=str(exc))
+            return
+        self._attempt_recorded = True
+
+    async def ended(
+        self,
+        status: StepStatus,
+        *,
+        error: str | None = None,
+        external_ids: dict[str, str] | None = None,
+        trace_keys: list[tuple[TraceKeyKind, str]] | None = None,
+        correlation_id: str | None = None,
+        legal_entity: str | None = None,
+    ) -> None:
+        """The attempt ended: its outcome (and the trace keys of what it made or found) in
+        one transaction, written after the running marker's, never before it."""
+        if not self._marking:
+            self._marker.cancel()
+        await asyncio.gather(self._marker, return_exceptions=True)
+        await self._engine.write(
+            _record_end,
+            **self._where,
+            started_at=self._started_at,
+            status=status,
+            attempt_recorded=self._attempt_recorded,
+            error=error,
+            external_ids=external_ids,
+            trace_keys=trace_keys or [],
+            correlation_id=correlation_id,
+            legal_entity=legal_entity,
+        )
+
+
+async def _record_end(
+    executor: Executor,
+    *,
+    flow_id: str,
+    step: str,
+    trace_keys: list[tuple[TraceKeyKind, str]],
+    correlation_id: str | None,
+    legal_entity: str | None,
+    now: datetime,
+    **outcome: Any,
+) -> None:
+    await record_step_ended(executor, flow_id, step, now=now, **outcome)
+    if trace_keys:
+        await record_trace_keys(
+            executor,
+            trace_keys,
+            correlation_id=correlation_id,
+            flow_id=flow_id,
+            legal_entity=legal_entity,
+            now=now,
+        )
 
 
 async def _waiting_out_outages(

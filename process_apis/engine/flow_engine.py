@@ -139,7 +139,7 @@ class FlowEngine:
         poll_interval_seconds: float = 0.25,
         heartbeat_seconds: float = 5.0,
         executor_timeout_seconds: float = 30.0,
-        system_pool_size: int = 10,
+        pool_size: int = 10,
         log_level: str = "WARNING",
         step_wait_ceiling_seconds: float = 900.0,
         observer: FlowObserver | None = None,
@@ -161,6 +161,8 @@ class FlowEngine:
                 waiting on an open breaker or a spent quota, an outage) before the integration
                 team gets an exception; the flow keeps waiting and resumes by itself.
             observer: told of flows, steps, money and webhooks (the gateway's metrics).
+            pool_size: PostgreSQL connections at most in each of the engine's two pools (its
+                records', DBOS's system database's).
             audit: the audit trail every accepted start request is recorded in (with its
                 source, and whether it created the flow or found it there).
         """
@@ -179,7 +181,7 @@ class FlowEngine:
         self._poll = poll_interval_seconds
         self._heartbeat = heartbeat_seconds
         self._executor_timeout = executor_timeout_seconds
-        self._system_pool_size = system_pool_size
+        self._pool_size = pool_size
         self._log_level = log_level
         self.step_wait_ceiling_seconds = step_wait_ceiling_seconds
         # Keyed writes need no stronger isolation; SQLite knows only SERIALIZABLE.
@@ -207,7 +209,7 @@ class FlowEngine:
         and the reaper of dead executors."""
         if durable.active_engine() is not None:
             raise RuntimeError("a FlowEngine is already launched in this process")
-        self._db = create_process_engine(self._database_url)
+        self._db = create_process_engine(self._database_url, pool_size=self._pool_size)
         self._executors = ExecutorRegistry(self._db, timeout_seconds=self._executor_timeout)
         if self._fixed_executor_id is not None:
             self._executor_id = self._fixed_executor_id
@@ -710,7 +712,7 @@ class FlowEngine:
             "dbos_system_schema": self._system_schema,
             "application_version": APPLICATION_VERSION,
             "executor_id": executor_id,
-            "sys_db_pool_size": self._system_pool_size,
+            "sys_db_pool_size": self._pool_size,
             "notification_listener_polling_interval_sec": self._poll,
             "log_level": self._log_level,
         }

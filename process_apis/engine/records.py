@@ -36,6 +36,7 @@ __all__ = [
     "fail_unfinished",
     "read_flow_meta",
     "record_attempt",
+    "record_step_ended",
     "record_step_outcome",
     "set_flow_status",
     "start_running",
@@ -169,9 +170,7 @@ async def unfinished_flows(
     return found
 
 
-async def fail_unfinished(
-    executor: Executor, flow_id: str, *, reason: str, now: datetime
-) -> bool:
+async def fail_unfinished(executor: Executor, flow_id: str, *, reason: str, now: datetime) -> bool:
     """End a flow `failed` with `reason`, unless it ended meanwhile; True when it did."""
     result = await executor.execute(
         sa.update(flows)
@@ -186,28 +185,56 @@ async def start_running(
     executor: Executor, flow_id: str, flow_type: str, *, now: datetime
 ) -> FlowMeta:
     """The flow's body starts (or starts again after recovery): `running`, and what it needs
-    to know about itself. A flow started without `FlowEngine.start` is recorded here."""
-    meta = await read_flow_meta(executor, flow_id)
-    if meta is None:
-        await create_flow(
-            executor,
-            flow_id=flow_id,
-            flow_type=flow_type,
-            correlation_id=None,
-            crm_account=None,
-            legal_entity=None,
-            now=now,
+    to know about itself, in one statement when the record exists. A flow started without
+    `FlowEngine.start` is recorded here."""
+    row = (
+        await executor.execute(
+            sa.update(flows)
+            .where(flows.c.id == flow_id)
+            .values(status="running", reason=None, updated_at=now)
+            .returning(
+                flows.c.id,
+                flows.c.flow_type,
+                flows.c.correlation_id,
+                flows.c.crm_account,
+                flows.c.legal_entity,
+            )
         )
-        meta = FlowMeta(id=flow_id, type=flow_type)
+    ).first()
+    if row is not None:
+        return FlowMeta(
+            id=row.id,
+            type=row.flow_type,
+            correlation_id=row.correlation_id,
+            crm_account=row.crm_account,
+            legal_entity=row.legal_entity,
+        )
+    await create_flow(
+        executor,
+        flow_id=flow_id,
+        flow_type=flow_type,
+        correlation_id=None,
+        crm_account=None,
+        legal_entity=None,
+        now=now,
+    )
     await set_flow_status(executor, flow_id, "running", now=now)
-    return meta
+    return FlowMeta(id=flow_id, type=flow_type)
 
 
 async def record_attempt(
-    executor: Executor, flow_id: str, step: str, *, system: str, position: int, now: datetime
+    executor: Executor,
+    flow_id: str,
+    step: str,
+    *,
+    system: str,
+    position: int,
+    now: datetime,
+    started_at: datetime | None = None,
 ) -> None:
-    """One more attempt of `step` starts: an upsert keyed by (flow, step), so the record stays
-    one row however often the step runs (retries, replays after a crash, operator retries)."""
+    """One more attempt of `step` is running: an upsert keyed by (flow, step), so the record
+    stays one row however often the step runs (retries, replays after a crash, operator
+    retries). `started_at` (default `now`) counts only for the step's first record."""
     statement = insert_for(executor, flow_steps).values(
         flow_id=flow_id,
         name=step,
@@ -215,7 +242,7 @@ async def record_attempt(
         system=system,
         status="running",
         attempts=1,
-        started_at=now,
+        started_at=started_at or now,
     )
     statement = statement.on_conflict_do_update(
         index_elements=[flow_steps.c.flow_id, flow_steps.c.name],
@@ -226,6 +253,63 @@ async def record_attempt(
         },
     )
     await executor.execute(statement)
+
+
+_STEP_ENDED = sa.text(
+    """
+    INSERT INTO flow_steps (flow_id, name, position, system, status, attempts, started_at,
+                            finished_at, error, external_ids)
+    VALUES (:flow_id, :name, :position, :system, :status, 1, :started_at, :finished_at,
+            :error, :external_ids)
+    ON CONFLICT (flow_id, name) DO UPDATE SET
+        status = excluded.status,
+        error = excluded.error,
+        finished_at = excluded.finished_at,
+        attempts = flow_steps.attempts + :counted,
+        external_ids = COALESCE(excluded.external_ids, flow_steps.external_ids)
+    """
+).bindparams(
+    sa.bindparam("started_at", type_=flow_steps.c.started_at.type),
+    sa.bindparam("finished_at", type_=flow_steps.c.finished_at.type),
+)
+"""Written once for every step attempt of every flow, so built once: building the same upsert
+with `insert().values().on_conflict_do_update()` on each call cost more CPU than running it.
+The same text serves PostgreSQL and SQLite (both have `ON CONFLICT ... excluded`)."""
+
+
+async def record_step_ended(
+    executor: Executor,
+    flow_id: str,
+    step: str,
+    *,
+    system: str,
+    position: int,
+    started_at: datetime,
+    status: StepStatus,
+    attempt_recorded: bool,
+    now: datetime,
+    error: str | None = None,
+    external_ids: dict[str, str] | None = None,
+) -> None:
+    """An attempt of `step` ended: the attempt and its outcome in one upsert keyed by (flow,
+    step). `attempt_recorded`: `record_attempt` already counted this attempt (it ran long
+    enough to be shown running), so it is not counted again. A failed attempt that will be
+    retried stays `running`, with its error."""
+    await executor.execute(
+        _STEP_ENDED,
+        {
+            "flow_id": flow_id,
+            "name": step,
+            "position": position,
+            "system": system,
+            "status": status,
+            "started_at": started_at,
+            "finished_at": None if status == "running" else now,
+            "error": error,
+            "external_ids": (msgspec.json.encode(external_ids).decode() if external_ids else None),
+            "counted": 0 if attempt_recorded else 1,
+        },
+    )
 
 
 async def record_step_outcome(

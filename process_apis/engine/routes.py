@@ -314,12 +314,14 @@ def build_process_layer(
     poll_interval_seconds: float = 0.25,
     step_wait_ceiling_seconds: float = 900.0,
     observer: FlowObserver | None = None,
+    pool_size: int = 10,
     audit: AuditTrail | None = None,
 ) -> ProcessLayer:
     """The layer for the app factory. `engine` is the gateway's own (reads and operator
     actions); the flow engine keeps a pool of its own for the writes flows make. The queue's
     concurrency (per process and in all) and poll interval are the flow engine's; `observer`
-    measures flows, steps, money and webhooks."""
+    measures flows, steps, money and webhooks; `pool_size` bounds each of the flow engine's
+    connection pools."""
     flow_engine = FlowEngine(
         database_url=database_url,
         executor_id=executor_id,
@@ -330,6 +332,7 @@ def build_process_layer(
         poll_interval_seconds=poll_interval_seconds,
         step_wait_ceiling_seconds=step_wait_ceiling_seconds,
         observer=observer,
+        pool_size=pool_size,
         audit=audit,
     )
     queue = ExceptionQueue(engine, registry=registry)

@@ -203,8 +203,9 @@ def decode_cursor(cursor: str, *, list_name: str) -> tuple[datetime, str]:
     return created_at.astimezone(UTC), row_id
 
 
-def create_process_engine(url: str) -> AsyncEngine:
-    """The flow engine's own pool on the app database (`url`: the gateway's async URL).
+def create_process_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """The flow engine's own pool on the app database (`url`: the gateway's async URL), of at
+    most `pool_size` connections on PostgreSQL.
 
     SQLite: WAL, a long busy timeout and IMMEDIATE transactions (as DBOS uses), so concurrent
     writers queue instead of failing. PostgreSQL: psycopg 3, the driver DBOS's datasource
@@ -218,7 +219,7 @@ def create_process_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     psycopg_url = sa.make_url(url).set(drivername="postgresql+psycopg")
-    return create_async_engine(psycopg_url, pool_size=5, max_overflow=5, pool_pre_ping=True)
+    return create_async_engine(psycopg_url, pool_size=pool_size, max_overflow=0, pool_pre_ping=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

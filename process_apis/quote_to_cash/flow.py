@@ -83,7 +83,6 @@ TAX_RATE: Final = "tax_rate"
 """Cross-reference entity of a billing tax rate (the company's tax code)."""
 
 
-
 class BookedOrder(msgspec.Struct, frozen=True, kw_only=True):
     """The ERP's sales order for a deal."""
 
@@ -177,9 +176,13 @@ class QuoteToCash(FlowInstance):
     async def sync_billing_catalog(self, lines: list[OrderLine], currency: str) -> dict[str, str]:
         """The Stripe price of each product code in `currency`, created where missing."""
         prices: dict[str, str] = {}
-        for line in _distinct(lines):
+        distinct = _distinct(lines)
+        linked = await self.references.find_many(
+            PRICE, [f"{line.product_code}:{currency}" for line in distinct], "stripe"
+        )
+        for line in distinct:
             key = f"{line.product_code}:{currency}"
-            price_id = await self.references.find(PRICE, key, "stripe")
+            price_id = linked.get(key)
             if price_id is None:
                 price = await self.billing.find_price(
                     product_code=line.product_code, currency=currency
@@ -194,8 +197,12 @@ class QuoteToCash(FlowInstance):
     async def sync_erp_catalog(self, lines: list[OrderLine], currency: str) -> dict[str, str]:
         """The NetSuite item of each product code, upserted (by code) where missing."""
         items: dict[str, str] = {}
-        for line in _distinct(lines):
-            item_id = await self.references.find(PRODUCT, line.product_code, "netsuite")
+        distinct = _distinct(lines)
+        linked = await self.references.find_many(
+            PRODUCT, [line.product_code for line in distinct], "netsuite"
+        )
+        for line in distinct:
+            item_id = linked.get(line.product_code)
             if item_id is None:
                 found = await self.erp.find_product(line.product_code)
                 if found is None:
@@ -355,7 +362,9 @@ class QuoteToCash(FlowInstance):
         )
         report_external_ids(netsuite_sales_order=booked.id, netsuite_tran_id=booked.number or "")
         report_money(
-            "booked", legal_entity=order.legal_entity, currency=order.currency,
+            "booked",
+            legal_entity=order.legal_entity,
+            currency=order.currency,
             amount=order.amount,
         )
         return BookedOrder(id=booked.id, number=booked.number)

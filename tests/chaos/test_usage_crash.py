@@ -211,7 +211,14 @@ async def _crash_and_resume(
         return {s["name"]: s["status"] for s in response.json()["steps"]}
 
     await asyncio.wait_for(swallower.swallowed.wait(), timeout=60)
-    claimed = await http.get(f"{base}/process/v1/flows/{flow_id}", headers=headers)
+    # A step attempt shows as running once it has run for a second (a shorter one is
+    # recorded only as it ends).
+    claimed = await eventually(
+        lambda: http.get(f"{base}/process/v1/flows/{flow_id}", headers=headers),
+        lambda r: steps_of(r).get("report_usage") == "running",
+        timeout=30,
+        what="the report step shown running",
+    )
     gateway.kill()
     counted_before_crash = await _stripe_total(http, urls["stripe"], item)
     swallower.swallowing = False

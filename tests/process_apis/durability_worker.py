@@ -66,7 +66,7 @@ async def main(args: argparse.Namespace) -> int:
         poll_interval_seconds=0.05,
         heartbeat_seconds=0.2,
         executor_timeout_seconds=args.executor_timeout,
-        system_pool_size=4,
+        pool_size=4,
     )
     orders = engine.register(DurableOrders, calls=Path(args.calls), release=Path(args.release))
     await engine.launch()

@@ -7,6 +7,7 @@ No compensation: a failure waits in the exception queue for an operator.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 
 import msgspec
@@ -31,15 +32,22 @@ class FakePlatform:
         self.calls: list[tuple[str, str]] = []
         self.amounts: list[int] = []
         self._failures: dict[str, list[Exception]] = {}
+        self._held: dict[str, asyncio.Event] = {}
 
     def fail(self, operation: str, *errors: Exception) -> None:
         self._failures.setdefault(operation, []).extend(errors)
+
+    def hold(self, operation: str) -> asyncio.Event:
+        """Calls of `operation` wait until the returned event is set."""
+        return self._held.setdefault(operation, asyncio.Event())
 
     def count(self, operation: str) -> int:
         return Counter(op for op, _ in self.calls)[operation]
 
     async def call(self, operation: str, key: str) -> str:
         self.calls.append((operation, key))
+        if operation in self._held:
+            await self._held[operation].wait()
         queued = self._failures.get(operation)
         if queued:
             raise queued.pop(0)

@@ -12,6 +12,7 @@ from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.records import FlowReader
 from tests.process_apis.conftest import wait_for_status
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
+from tests.support.waiting import eventually
 
 
 async def test_flow_runs_to_success_and_records_its_steps(
@@ -38,6 +39,34 @@ async def test_flow_runs_to_success_and_records_its_steps(
         ("create_invoice", "order:o-1:create_invoice"),
         ("post_to_erp", "order:o-1:post_to_erp"),
     ]
+
+
+async def test_a_step_running_past_a_second_shows_running_and_counts_one_attempt(
+    engine: FlowEngine, orders: OrderFlows, platform: FakePlatform, reader: FlowReader
+) -> None:
+    release = platform.hold("create_invoice")
+    handle = await engine.start("order", "order:slow", orders.order, "slow", 700)
+
+    async def invoice_step() -> tuple[str, int] | None:
+        flow = await reader.get("order:slow")
+        step = next((s for s in flow.steps if s.name == "create_invoice"), None) if flow else None
+        return (step.status, step.attempts) if step else None
+
+    shown = await eventually(invoice_step, timeout=30, what="the held step shown running")
+    release.set()
+    await handle.result()
+    flow = await wait_for_status(reader, "order:slow", "succeeded")
+
+    assert shown == ("running", 1)
+    assert [(s.name, s.status, s.attempts) for s in flow.steps] == [
+        ("reserve_stock", "succeeded", 1),
+        ("create_invoice", "succeeded", 1),
+        ("post_to_erp", "succeeded", 1),
+    ]
+    invoice = flow.steps[1]
+    assert invoice.started_at and invoice.finished_at
+    assert (invoice.finished_at - invoice.started_at).total_seconds() >= 1.0
+    assert invoice.external_ids == {"stripe_invoice": "create_invoice-2"}
 
 
 async def test_same_business_key_runs_once(

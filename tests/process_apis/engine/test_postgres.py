@@ -44,7 +44,7 @@ async def pg_engine(
         database_url=postgres_url,
         executor_id=f"pg-{uuid.uuid4().hex[:8]}",
         system_schema=pg_schema,
-        system_pool_size=4,
+        pool_size=4,
         **FAST,
     )
     assert engine.register(OrderFlows, platform=platform) is orders
