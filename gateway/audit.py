@@ -237,8 +237,11 @@ async def list_audit(
     list_name = f"{_LIST_NAME}:{msgspec.json.encode(query).decode()}"
     position = cursor_seal.open(cursor, caller=principal.client_id, list_name=list_name)
     after_seq = _position(position) if position is not None else None
-    records = await audit.query(query, principal=principal, after_seq=after_seq, limit=limit)
-    next_position = str(records[-1].seq) if len(records) == limit else None
+    # One record more than the page tells whether another page exists: no cursor to an
+    # empty page.
+    found = await audit.query(query, principal=principal, after_seq=after_seq, limit=limit + 1)
+    records = found[:limit]
+    next_position = str(records[-1].seq) if len(found) > limit else None
     return Page(
         data=records,
         next_cursor=cursor_seal.seal(

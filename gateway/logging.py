@@ -110,7 +110,7 @@ def configure_logging(*, fmt: str = "console", level: str = "INFO") -> AccessLog
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StandardError()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared, _record_repeats],
@@ -133,7 +133,7 @@ def configure_logging(*, fmt: str = "console", level: str = "INFO") -> AccessLog
     dbos = logging.getLogger("dbos")
     for old in list(dbos.handlers):
         dbos.removeHandler(old)
-    dbos_handler = logging.StreamHandler(sys.stderr)
+    dbos_handler = _StandardError()
     dbos_handler.setFormatter(handler.formatter)
     dbos_handler.addFilter(_RepeatFilter())
     dbos_handler.name = DBOS_CONSOLE_HANDLER
@@ -345,3 +345,20 @@ class AccessLog:
             # buffer, shutdown or exit) writes the line.
             return
         loop.call_later(self.flush_seconds, self.flush)
+
+
+class _StandardError(logging.StreamHandler):  # type: ignore[type-arg]
+    """A handler writing to whatever `sys.stderr` is when a record is written, not the one at
+    configuration: the stream it was given may have been replaced and closed since (a test
+    runner's capture, a daemonised worker)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        """`StreamHandler` assigns its stream; the current `sys.stderr` is always used."""

@@ -645,20 +645,13 @@ class FakeErp(FakePort):
             invoice = self._invoices.get(payment.invoice_id)
             if invoice is None or invoice.customer_id != payment.customer_id:
                 raise _invalid(path, payment.invoice_id, "doc")
-            remaining = self._remaining(invoice.id, exclude=rid)
-            applied = payment.amount
-            if applied > remaining:
-                raise UpstreamInvalid(
-                    "NetSuite upsert customerPayment: 400 USER_ERROR The amount applied exceeds "
-                    "the amount remaining on the invoice or the payment.",
-                    vendor=VENDOR, status=400, code="USER_ERROR",
-                    errors=[FieldError(pointer="apply.items[0].amount",
-                                       detail="The amount applied exceeds the amount remaining "
-                                              "on the invoice or the payment.")],
-                )
+            # As the NetSuite client posts it: at most what the invoice has open, the rest
+            # left on the payment as unapplied customer credit.
+            applied = max(min(payment.amount, self._remaining(invoice.id, exclude=rid)), 0)
         tran_date = payment.received_at.date() if payment.received_at else self._today()
         record = _Payment(id=rid or "", external_id=external_id,
-                          customer_id=payment.customer_id, invoice_id=payment.invoice_id,
+                          customer_id=payment.customer_id,
+                          invoice_id=payment.invoice_id if applied else None,
                           legal_entity=payment.legal_entity, currency=payment.currency,
                           amount=payment.amount, applied=applied, tran_date=tran_date)
         if rid is None:

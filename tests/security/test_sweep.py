@@ -306,15 +306,13 @@ def test_every_list_holds_only_what_a_limited_caller_may_see(gateway: Gateway) -
             continue
         everything, _ = _all_pages(gateway, path, "everything")
         mine, cursors = _all_pages(gateway, path, "us")
-        foreign = {
-            str(item["id"]) for item in everything if item.get("legal_entity") == "DE01"
-        }
+        foreign = {_key(item) for item in everything if item.get("legal_entity") == "DE01"}
         foreign_seen += len(foreign)
         # Only US01 records, and every one of them.
         if not all(item.get("legal_entity") in (None, "US01") for item in mine):
             problems.append(("another entity's record", path))
-        expected = sorted(i["id"] for i in everything if i.get("legal_entity") == "US01")
-        if sorted(i["id"] for i in mine if i.get("legal_entity")) != expected:
+        expected = sorted(_key(i) for i in everything if i.get("legal_entity") == "US01")
+        if sorted(_key(i) for i in mine if i.get("legal_entity")) != expected:
             problems.append(("not every US01 record", path))
         # Pages are full: one record a page, and no page without one.
         if len(cursors) > max(len(mine) - 1, 0):
@@ -345,3 +343,8 @@ def _portal_problems(gateway: Gateway, path: str) -> list[Any]:
         if any(i in cursor or i.encode() in raw for i in other_ids):
             problems.append(("a cursor names another customer's record", path))
     return problems
+
+
+def _key(item: dict[str, Any]) -> str:
+    """A listed record's identity: its id, or its place in an append-only log (audit)."""
+    return str(item["id"] if "id" in item else item["seq"])
