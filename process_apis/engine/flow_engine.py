@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -570,9 +570,16 @@ class FlowEngine:
         """Open an exception for the integration team for each unfinished flow that has made
         no progress for longer than the step wait ceiling and has none open; resolve (with a
         note) those whose flow has moved on since. Runs every heartbeat; returns the flows
-        given an exception now."""
+        given an exception now (none when a step opened one at the same moment: the next
+        heartbeat looks again)."""
         now = utcnow()
         cutoff = now - timedelta(seconds=self.step_wait_ceiling_seconds)
+        try:
+            return await self._reap(now, cutoff)
+        except sa.exc.IntegrityError:
+            return []
+
+    async def _reap(self, now: datetime, cutoff: datetime) -> list[str]:
         async with self._require_db().begin() as conn:
             await _stalls.resolve_waits(conn, now=now)
             stalled = await _stalls.stalled_flows(conn, cutoff=cutoff)
@@ -614,19 +621,28 @@ class FlowEngine:
         legal_entity: str | None,
     ) -> None:
         """A step has waited past the ceiling: the integration team's exception (the flow
-        keeps running). For the flow runtime."""
-        async with self._require_db().begin() as conn:
-            await _stalls.open_wait_exception(
-                conn,
-                flow_id=flow_id,
-                flow_type=flow_type,
-                step=step,
-                system=system,
-                legal_entity=legal_entity,
-                cause=cause,
-                now=utcnow(),
-                refine=True,
-            )
+        keeps running). For the flow runtime.
+
+        The reaper may open the flow's exception at the same moment; the loser of that race
+        finds the winner's on its second look and refines it."""
+        for attempt in (1, 2):
+            try:
+                async with self._require_db().begin() as conn:
+                    await _stalls.open_wait_exception(
+                        conn,
+                        flow_id=flow_id,
+                        flow_type=flow_type,
+                        step=step,
+                        system=system,
+                        legal_entity=legal_entity,
+                        cause=cause,
+                        now=utcnow(),
+                        refine=True,
+                    )
+                return
+            except sa.exc.IntegrityError:
+                if attempt == 2:
+                    raise
 
     async def resolve_wait(self, flow_id: str, *, note: str) -> None:
         """The waiting step went through: its wait exception resolves itself with `note`."""
