@@ -78,9 +78,13 @@ async def test_invoice_is_settled_by_credit_memo_then_payment() -> None:
     assert (settled.status, settled.amount_paid, settled.amount_remaining) == ("paid", 100_000, 0)
     balance = await erp.receivables_balance(customer.id)
     assert balance.balance == Money(amount=0, currency="USD")
-    with pytest.raises(UpstreamInvalid):
-        await erp.upsert_customer_payment(msgspec.structs.replace(payment, amount=1),
-                                          external_id="stripe:pi_2")
+    # A payment for an invoice with nothing open stays on the customer as unapplied credit,
+    # as the NetSuite client posts it.
+    extra = await erp.upsert_customer_payment(msgspec.structs.replace(payment, amount=1),
+                                              external_id="stripe:pi_2")
+    assert extra.invoice_id is None and extra.amount == 1
+    assert (await erp.get_invoice(invoice.id)).amount_remaining == 0
+    assert (await erp.receivables_balance(customer.id)).balance == Money(amount=-1, currency="USD")
 
 
 async def test_refusals_match_netsuite() -> None:
