@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.chaos.cluster import Replicas, chaos_env
+from tests.chaos.cluster import Replicas, Submitter, chaos_env
 from tests.process_apis.emulator_processes import emulator_processes
 from tests.process_apis.sandbox import SalesforceOrg, StripeAccount, seeded_id
 from tests.support.processes import create_client
@@ -32,51 +32,6 @@ FAULTS = {
     "zendesk": {"error_rate": 0.2, "error_status": 503},
     "netsuite": {"error_rate": 0.2, "error_status": 504},
 }
-
-
-class Submitter:
-    """A client that books a deal under one Idempotency-Key and retries on the other replica
-    when one is down, busy with the key (409) or unavailable; it times each run of 409s."""
-
-    def __init__(self, http: httpx.AsyncClient, replicas: Replicas, headers: dict[str, str]):
-        self.http = http
-        self.replicas = replicas
-        self.headers = headers
-        self.longest_409 = 0.0
-        self.statuses: Counter[int] = Counter()
-
-    async def book(self, opportunity: str, key: str, first: int) -> str:
-        target = first
-        conflict_since: float | None = None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                response = await self.http.post(
-                    f"{self.replicas.url(target)}/process/v1/quote-to-cash",
-                    json={"opportunity_id": opportunity},
-                    headers={**self.headers, "Idempotency-Key": key},
-                )
-            except httpx.HTTPError:
-                target = 1 - target
-                await asyncio.sleep(0.2)
-                continue
-            self.statuses[response.status_code] += 1
-            assert response.status_code != 500, response.text
-            if response.status_code == 409:
-                assert int(response.headers["retry-after"]) <= 2
-                conflict_since = conflict_since or time.monotonic()
-                self.longest_409 = max(self.longest_409, time.monotonic() - conflict_since)
-                target = 1 - target
-                await asyncio.sleep(float(response.headers["retry-after"]))
-                continue
-            if response.status_code in (429, 502, 503, 504):
-                await asyncio.sleep(float(response.headers.get("retry-after", "1")))
-                continue
-            if conflict_since is not None:
-                self.longest_409 = max(self.longest_409, time.monotonic() - conflict_since)
-            assert response.status_code == 202, response.text
-            return str(response.json()["id"])
-        raise AssertionError(f"{key} was never accepted")
 
 
 async def test_crashes_lose_nothing_and_create_nothing_twice(
