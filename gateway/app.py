@@ -60,7 +60,12 @@ from process_apis.renewals import routes as renewals_api
 from process_apis.renewals.risk import UsagePeriod, parse_rules
 from process_apis.usage import routes as usage_api
 from process_apis.usage.history import UsageRecords
-from process_apis.webhooks.intake import WebhookIntake, build_intake, subscribe_quote_to_cash
+from process_apis.webhooks.intake import (
+    DISPATCH_FLOW_TYPE,
+    WebhookIntake,
+    build_intake,
+    subscribe_quote_to_cash,
+)
 from system_apis.billing.port import SubscriptionRenewals
 from system_apis.crm.port import CrmContractsPort
 from system_apis.tax import DEFAULT_RULES, TaxRules
@@ -345,7 +350,18 @@ def _webhooks(gateway: Gateway) -> WebhookIntake:
     """Webhook intake and the payment flows Stripe's events start (built before the flow
     engine launches); quote-to-cash and escalation subscribe to its dispatcher. With the
     emulators, their webhooks are pointed at this gateway when the platforms start."""
-    intake = build_intake(database=gateway.engine, secrets=webhook_secrets(gateway.settings))
+    chosen = gateway.settings.process
+    intake = build_intake(
+        database=gateway.engine,
+        secrets=webhook_secrets(gateway.settings),
+        engine=gateway.process.engine,
+        poll_seconds=chosen.webhook_dispatch_poll_seconds,
+        attempts=chosen.webhook_dispatch_attempts,
+        concurrency=chosen.webhook_dispatch_concurrency,
+        max_batch=chosen.webhook_inbox_batch,
+    )
+    # An event whose flows could not be started is retried by queueing it again.
+    gateway.process.operations.take_decisions(DISPATCH_FLOW_TYPE, intake)
     vendors = gateway.platforms.vendors
     ports = {name: vendor.client for name, vendor in vendors.items()}
     if {"stripe", "netsuite", "salesforce"} <= ports.keys():

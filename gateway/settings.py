@@ -55,7 +55,7 @@ __all__ = [
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/erp-gateway.db"
 DEFAULT_RATE_LIMIT_TIERS = (
     "bronze=60/minute;silver=600/minute;gold=6000/minute;anonymous=300/minute;"
-    "anonymous.webhooks=1200/minute"
+    "anonymous.webhooks=300000/minute"
 )
 VENDORS: tuple[str, ...] = ("salesforce", "stripe", "zendesk", "netsuite")
 SALESFORCE_LOGIN_URL = "https://login.salesforce.com"
@@ -721,6 +721,45 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             minimum=0,
         ),
     ] = 3600
+    webhook_dispatch_poll_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_WEBHOOK_DISPATCH_POLL_SECONDS",
+            "seconds between looks for stored webhook events no dispatcher took yet (other "
+            "replicas', retries, a crashed dispatcher's); events this process stores wake it",
+            positive=True,
+        ),
+    ] = 2.0
+    webhook_dispatch_attempts: Annotated[
+        int,
+        var(
+            "ERPGW_WEBHOOK_DISPATCH_ATTEMPTS",
+            "attempts to start a stored webhook event's flows before it is marked failed and "
+            "the integration team gets an exception",
+            minimum=1,
+            maximum=100,
+        ),
+    ] = 5
+    webhook_dispatch_concurrency: Annotated[
+        int,
+        var(
+            "ERPGW_WEBHOOK_DISPATCH_CONCURRENCY",
+            "stored webhook events a process dispatches at once (bounds the database "
+            "connections dispatch takes from interactive requests)",
+            minimum=1,
+            maximum=256,
+        ),
+    ] = 4
+    webhook_inbox_batch: Annotated[
+        int,
+        var(
+            "ERPGW_WEBHOOK_INBOX_BATCH",
+            "webhook deliveries stored at most by one INSERT (group commit of concurrent "
+            "deliveries)",
+            minimum=1,
+            maximum=5000,
+        ),
+    ] = 500
     renewal_scan_interval_seconds: Annotated[
         float,
         var(

@@ -204,6 +204,11 @@ class FlowEngine:
             raise ServiceUnavailable("The flow engine is not running")
         return self._executor_id
 
+    @property
+    def running(self) -> bool:
+        """Whether the engine is launched (and flows can be started)."""
+        return self._queue is not None
+
     async def launch(self) -> None:
         """Start DBOS on the running loop, recover this executor's flows, start the heartbeat
         and the reaper of dead executors."""

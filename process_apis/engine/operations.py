@@ -14,7 +14,7 @@ customer's order for another, or in another entity or currency.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import msgspec
 
@@ -27,7 +27,7 @@ from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.queue import ExceptionQueue
 from process_apis.exceptions import ExceptionEntry
 
-__all__ = ["Operations"]
+__all__ = ["DecisionTaker", "Operations"]
 
 _SCOPE_KEYS: Final = frozenset({"legal_entity", "currency"})
 """Keys whose values an edit keeps: the flow's legal entity and currency."""
@@ -35,6 +35,13 @@ _RECORD_KEYS: Final = frozenset({"id", "customer", "account", "crm_account", "su
 """Keys naming a record (with every `*_id`, `*_ids` and `refs` value)."""
 _BOUNDS: Final = {"quantity": MAX_QUANTITY}
 """The request bound of a number by key; any other number is an amount (`MAX_AMOUNT`)."""
+
+
+class DecisionTaker(Protocol):
+    """Takes the decisions on exceptions of a kind no durable flow waits on (e.g. a webhook
+    event whose flows could not be started: its dispatch record)."""
+
+    async def decide(self, entry: ExceptionEntry, decision: Decision) -> None: ...
 
 
 class Operations:
@@ -46,6 +53,11 @@ class Operations:
         self._engine = engine
         self._queue = queue
         self._audit = audit
+        self._takers: dict[str, DecisionTaker] = {}
+
+    def take_decisions(self, flow_type: str, taker: DecisionTaker) -> None:
+        """Have `taker`, not a waiting flow, take the decisions on exceptions of `flow_type`."""
+        self._takers[flow_type] = taker
 
     async def assign(
         self, exception_id: str, *, assignee: str, principal: Principal
@@ -147,8 +159,12 @@ class Operations:
         )
 
     async def _deliver(self, entry: ExceptionEntry, decision: Decision) -> None:
+        taker = self._takers.get(entry.flow_type)
         try:
-            await self._engine.decide(entry.flow_id, decision)
+            if taker is not None:
+                await taker.decide(entry, decision)
+            else:
+                await self._engine.decide(entry.flow_id, decision)
         except BaseException:
             await self._queue.release(entry.id)
             raise

@@ -127,11 +127,18 @@ webhook_inbox = sa.Table(
     sa.Column("event_type", sa.String(100), primary_key=True),
     sa.Column("event_id", sa.String(200), primary_key=True),
     sa.Column("payload", sa.Text, nullable=False),
-    sa.Column("status", sa.String(16), nullable=False, index=True),
+    # received -> enqueued | ignored, or failed once its dispatch attempts are spent.
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("flow_id", sa.String(200), nullable=True),
-    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),  # the last dispatch error
     sa.Column("received_at", sa.DateTime(timezone=True), nullable=False, index=True),
     sa.Column("processed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),  # failed dispatches
+    # A dispatcher holds a received row until `lease_until`; past it (its dispatcher crashed,
+    # or a failed attempt's backoff is over) any dispatcher may claim the row.
+    sa.Column("lease_owner", sa.String(64), nullable=True),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_webhook_inbox_claim", "status", "received_at"),
 )
 
 cross_references = sa.Table(

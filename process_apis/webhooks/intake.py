@@ -1,15 +1,22 @@
-"""Webhook intake: signed vendor events in, durable flows out.
+"""Webhook intake: signed vendor events in, durably stored, dispatched into flows.
 
 `POST /webhooks/stripe` and `POST /webhooks/zendesk` authenticate by the vendor's signature
 (any configured secret, so a rotation keeps the previous one valid; signed within 300 s either
 way); `POST /webhooks/salesforce` takes Salesforce Flow HTTP callouts from a registered client
 holding `process:write`. Each event is stored once in `webhook_inbox` under (source, sender,
 event type, event id) -- a callout's id is its caller's choice, so one client's event never
-makes another's a duplicate -- and handed to the flows registered for its type; the answer
-(200) comes once those flows are durably enqueued. A delivery of an event already enqueued
-answers 200 and starts nothing; one whose earlier delivery stopped before its flows were
-enqueued is dispatched again (a flow's business key, e.g. `stripe:{event_id}`, makes that the
-same flow).
+makes another's a duplicate.
+
+Stripe and Zendesk retry deliveries and send them in bursts, so their events are stored and
+answered at once: the answer (200, `status: "received"`) comes once the event's row is
+committed, concurrent deliveries sharing one INSERT (`process_apis.webhooks.inbox`), and a
+delivery that cannot be stored answers 503 with Retry-After so the vendor sends it again. The
+dispatcher in the background (`process_apis.webhooks.dispatch`) then hands each stored event to
+the flows registered for its type. A repeated delivery answers `duplicate: true` with the
+event's status: once dispatched, `enqueued` (its flow ids, and `Location` of the first flow) or
+`ignored`. Salesforce callouts are few and their sender waits for the verdict (a deal that
+fails its checks answers 422, one the client may not see 404), so they are dispatched while
+the callout waits, as their answer.
 
 Flow modules subscribe through the dispatcher::
 
@@ -27,7 +34,7 @@ handler may be sync or async, and answers a `FlowStart`, the id of a flow it sta
 `opportunity.closed_won` start quote-to-cash through its service's `book` once
 `subscribe_quote_to_cash` is called, acting for the API client that sent the callout (a deal
 of a legal entity it may not see answers 404, as a missing deal does, and books nothing); an
-event nobody wants is stored and acknowledged as `ignored`.
+event nobody wants is stored and settled as `ignored`.
 
 Vendors retry deliveries for days, so events arrive out of order: `AppliedVersions` keeps the
 version (event time, then rank) last applied to each object, and a flow applies an event only
@@ -37,27 +44,36 @@ the vendor can produce a valid signature, so partners have nothing to call there
 
 from __future__ import annotations
 
-import inspect
-import time
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping, Sequence
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
 import msgspec
 import sqlalchemy as sa
 import structlog
-from litestar import Request, Response, Router, post
+from litestar import Litestar, Request, Response, Router, post
 from litestar.config.app import AppConfig
 from litestar.di import NamedDependency, Provide
 from litestar.plugins import InitPlugin
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.audit import FlowSource, system_actor
-from contracts.context import current_context
+from contracts.audit import FlowSource
+from contracts.errors import ServiceUnavailable
 from contracts.principal import Principal
+from process_apis.engine.durable import Decision
 from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.routes import flow_location
-from process_apis.engine.store import insert_for, utcnow, webhook_inbox
+from process_apis.engine.store import utcnow, webhook_inbox
+from process_apis.exceptions import ExceptionEntry
+from process_apis.webhooks.dispatch import (
+    DISPATCH_FLOW_TYPE,
+    LEASE_SECONDS,
+    InboxDispatcher,
+    start_flows,
+)
 from process_apis.webhooks.events import (
     SalesforceCallout,
     WebhookEvent,
@@ -65,17 +81,21 @@ from process_apis.webhooks.events import (
     verify_stripe,
     verify_zendesk,
 )
+from process_apis.webhooks.inbox import FLOW_ID_LENGTH, InboxKey, InboxWriter, inbox_row, read_row
+from process_apis.webhooks.registry import SOURCES, FlowStart, Handler, WebhookDispatcher
 from process_apis.webhooks.versions import AppliedVersions, Claim
 from system_apis.support.zendesk.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 
 __all__ = [
     "CLOSED_WON",
+    "DISPATCH_FLOW_TYPE",
     "SOURCES",
     "AppliedVersions",
     "Claim",
     "DealDesk",
     "FlowStart",
     "Handler",
+    "InboxDispatcher",
     "SalesforceCallout",
     "StripeWebhookAdmin",
     "WebhookDispatcher",
@@ -91,40 +111,19 @@ __all__ = [
 ]
 
 WebhookSource = Literal["stripe", "zendesk", "salesforce"]
-SOURCES: Final[tuple[str, ...]] = ("stripe", "zendesk", "salesforce")
 TOLERANCE_SECONDS: Final = 300
 WEBHOOK_NAME: Final = "erp-gateway"
 ZENDESK_SUBSCRIPTIONS: Final = ("conditional_ticket_events",)
 CLOSED_WON: Final = "opportunity.closed_won"
-_INBOX_FLOW_ID_LENGTH: Final = 200
+STORE_RETRY_AFTER_SECONDS: Final = 5
+"""When a vendor should send a delivery again that could not be stored."""
+_DISPATCHED: Final = frozenset({"enqueued", "ignored"})
 _OPT_SIGNED: dict[str, Any] = {"public": True, "rate_limit_group": "webhooks"}
 _OPT_CALLOUT: dict[str, Any] = {"scopes": ["process:write"], "rate_limit_group": "webhooks"}
 
 log = structlog.get_logger("process_apis.webhooks.intake")
 
-
-@dataclass(frozen=True, kw_only=True)
-class FlowStart:
-    """What a handler asks the intake to start for an event."""
-
-    flow_type: str
-    business_key: str
-    """The flow's id; the same key for a repeated event means the same flow."""
-    fn: Callable[..., Coroutine[Any, Any, Any]]
-    args: tuple[Any, ...] = ()
-    crm_account: str | None = None
-    legal_entity: str | None = None
-    trace_keys: Mapping[str, str] = field(default_factory=dict)
-    """The deal, customer, subscription or invoice the event is about: the flow joins the
-    trace that made them (`FlowEngine.start`)."""
-    correlation_id: str | None = None
-    """The correlation id the event's object carries in its metadata, if any."""
-
-
-Answer = FlowStart | str | None
-Handler = Callable[[WebhookEvent], Awaitable[Answer] | Answer]
-"""Decides whether an event starts a flow (a `FlowStart`, or the id of a flow the handler
-started itself); may be a coroutine function."""
+ReceiptStatus = Literal["received", "enqueued", "ignored", "failed"]
 
 
 class WebhookReceipt(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,50 +132,35 @@ class WebhookReceipt(msgspec.Struct, frozen=True, kw_only=True):
     source: str
     event_id: str
     event_type: str
-    status: Literal["enqueued", "ignored"]
-    """`ignored`: stored, but no registered flow wanted it."""
+    status: ReceiptStatus
+    """`received`: stored, its flows not started yet; `enqueued`: its flows are; `ignored`:
+    stored, but no registered flow wanted it; `failed`: its flows could not be started (the
+    integration team has an exception for it)."""
     duplicate: bool
-    """The event was already enqueued (or ignored) by an earlier delivery."""
+    """An earlier delivery stored the event already."""
     flow_ids: list[str] = []
-
-
-class WebhookDispatcher:
-    """Maps (source, event type prefix) to the handlers that start flows for it."""
-
-    def __init__(self) -> None:
-        self._routes: list[tuple[str, str, Handler]] = []
-
-    def register(self, source: str, event_type_prefix: str, handler: Handler) -> None:
-        """Ask `handler` about every `source` event whose type starts with the prefix."""
-        if source not in SOURCES:
-            raise ValueError(f"unknown webhook source {source!r}; expected one of {SOURCES}")
-        self._routes.append((source, event_type_prefix, handler))
-
-    def event_types(self, source: str) -> list[str]:
-        """The registered prefixes of `source`, in registration order, without repeats."""
-        return list(dict.fromkeys(prefix for src, prefix, _ in self._routes if src == source))
-
-    async def starts_for(self, event: WebhookEvent) -> list[FlowStart | str]:
-        starts: list[FlowStart | str] = []
-        for source, prefix, handler in self._routes:
-            if source != event.source or not event.type.startswith(prefix):
-                continue
-            answer = handler(event)
-            start = await answer if inspect.isawaitable(answer) else answer
-            if start is not None:
-                starts.append(start)
-        return starts
 
 
 @dataclass(eq=False)  # a plugin: Litestar keeps plugins in sets
 class WebhookIntake(InitPlugin):
-    """Verifies, stores and dispatches vendor events; the routes' one dependency."""
+    """Verifies and stores vendor events, and dispatches them into flows; the routes' one
+    dependency."""
 
     database: AsyncEngine
     secrets: Mapping[str, Sequence[str]]
     """Signing secrets by source: every one a delivery may be signed with (rotation)."""
     dispatcher: WebhookDispatcher = field(default_factory=WebhookDispatcher)
+    """The handlers: who wants which event."""
     tolerance_seconds: int = TOLERANCE_SECONDS
+    writer: InboxWriter | None = None
+    inbox: InboxDispatcher | None = None
+    """The background dispatcher of stored events (None: stored events wait for another
+    process's)."""
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.writer is None:
+            self.writer = InboxWriter(self.database)
 
     @property
     def versions(self) -> AppliedVersions:
@@ -232,101 +216,111 @@ class WebhookIntake(InitPlugin):
         )
 
     async def accept(self, event: WebhookEvent, engine: FlowEngine) -> WebhookReceipt:
-        """Store the event once and start the flows that want it (unless an earlier delivery
-        already did)."""
-        received = time.perf_counter()
-        earlier = await self._record(event)
-        if earlier is not None:
-            return earlier
-        starts = await self.dispatcher.starts_for(event)
-        flow_ids: list[str] = []
-        for start in starts:
-            if isinstance(start, str):
-                flow_ids.append(start)
-                continue
-            handle = await engine.start(
-                start.flow_type,
-                start.business_key,
-                start.fn,
-                *start.args,
-                correlation_id=current_context().correlation_id,
-                crm_account=start.crm_account,
-                legal_entity=start.legal_entity,
-                trace_keys=start.trace_keys,
-                record_correlation_id=start.correlation_id,
-                source="webhook",
-                actor=system_actor(f"webhook:{event.source}"),
-            )
-            flow_ids.append(handle.flow_id)
-        status: Literal["enqueued", "ignored"] = "enqueued" if flow_ids else "ignored"
-        await self._settle(event, status, flow_ids)
-        engine.observer.webhook_processed(
-            event.source,
-            processing_seconds=time.perf_counter() - received,
-            event_age_seconds=(
-                max((utcnow() - event.created).total_seconds(), 0.0) if event.created else None
-            ),
-        )
-        log.info(
-            "webhook_accepted", source=event.source, event_id=event.id, type=event.type,
-            status=status, flows=flow_ids,
-        )
-        return WebhookReceipt(
-            source=event.source, event_id=event.id, event_type=event.type, status=status,
-            duplicate=False, flow_ids=flow_ids,
-        )
+        """Take a delivery: a Salesforce callout is dispatched on `engine` as its answer;
+        any other event is stored for the dispatcher (`receive`)."""
+        if event.source == "salesforce":
+            return await self.dispatch_now(event, engine)
+        return await self.receive(event)
 
-    async def _record(self, event: WebhookEvent) -> WebhookReceipt | None:
-        """Insert the event; the earlier receipt when an earlier delivery finished with it."""
-        payload = msgspec.json.encode(event).decode()
-        async with self.database.begin() as conn:
-            inserted = await conn.execute(
-                insert_for(conn, webhook_inbox)
-                .values(
-                    source=event.source,
-                    sender=event.sender_id,
-                    event_id=event.id,
-                    event_type=event.type,
-                    payload=payload,
-                    status="received",
-                    received_at=utcnow(),
-                )
-                .on_conflict_do_nothing(index_elements=_INBOX_KEY)
-                .returning(webhook_inbox.c.event_id)
-            )
-            if inserted.first() is not None:
-                return None
-            row = (
+    async def receive(self, event: WebhookEvent) -> WebhookReceipt:
+        """Store the event (once committed) and answer; the dispatcher starts its flows.
+
+        Raises:
+            ServiceUnavailable: the event could not be stored (the vendor sends it again).
+        """
+        new = await self._store(event)
+        if new:
+            if self.inbox is not None:
+                self.inbox.wake()
+            return _receipt(event, "received", duplicate=False)
+        return await self._earlier(event)
+
+    async def dispatch_now(self, event: WebhookEvent, engine: FlowEngine) -> WebhookReceipt:
+        """Store the event and start its flows while the caller waits. The row is held for
+        this request (a lease), so the dispatcher takes it over only if this process dies;
+        a handler's refusal removes it (nothing was accepted) and reaches the caller."""
+        holder = f"inline:{uuid.uuid4().hex}"
+        if not await self._store(event, lease_owner=holder):
+            earlier = await self._earlier(event)
+            if earlier.status in _DISPATCHED:
+                return earlier
+        try:
+            flow_ids = await start_flows(self.dispatcher, event, engine)
+        except BaseException:
+            async with self.database.begin() as conn:
                 await conn.execute(
-                    sa.select(webhook_inbox.c.status, webhook_inbox.c.flow_id).where(
-                        *_inbox_row(event)
+                    sa.delete(webhook_inbox).where(
+                        *inbox_row(InboxKey.of(event)), webhook_inbox.c.lease_owner == holder
                     )
                 )
-            ).one()
-        if row.status not in ("enqueued", "ignored"):
-            return None  # received, but its flows were never enqueued: dispatch again
-        return WebhookReceipt(
-            source=event.source, event_id=event.id, event_type=event.type, status=row.status,
-            duplicate=True, flow_ids=[f for f in (row.flow_id or "").split(" ") if f],
-        )
-
-    async def _settle(self, event: WebhookEvent, status: str, flow_ids: list[str]) -> None:
+            raise
+        status: Literal["enqueued", "ignored"] = "enqueued" if flow_ids else "ignored"
         async with self.database.begin() as conn:
             await conn.execute(
                 sa.update(webhook_inbox)
-                .where(*_inbox_row(event))
+                .where(
+                    *inbox_row(InboxKey.of(event)),
+                    webhook_inbox.c.status.in_(("received", "failed")),
+                )
                 .values(
                     status=status,
-                    flow_id=" ".join(flow_ids)[:_INBOX_FLOW_ID_LENGTH] or None,
+                    flow_id=" ".join(flow_ids)[:FLOW_ID_LENGTH] or None,
                     processed_at=utcnow(),
+                    lease_owner=None,
+                    lease_until=None,
                 )
             )
+        return _receipt(event, status, duplicate=False, flow_ids=flow_ids)
+
+    async def decide(self, entry: ExceptionEntry, decision: Decision) -> None:
+        """An operator's decision on an event whose flows could not be started."""
+        if self.inbox is None:
+            raise ServiceUnavailable("No webhook dispatcher runs in this process")
+        await self.inbox.decide(entry, decision)
+
+    async def _store(self, event: WebhookEvent, *, lease_owner: str | None = None) -> bool:
+        assert self.writer is not None
+        try:
+            return await self.writer.store(
+                event, lease_owner=lease_owner, lease_seconds=LEASE_SECONDS
+            )
+        except Exception as exc:
+            log.warning(
+                "webhook_not_stored", source=event.source, event_id=event.id, error=str(exc)
+            )
+            raise ServiceUnavailable(
+                f"The {event.source} event {event.id} could not be stored; send it again",
+                retry_after=STORE_RETRY_AFTER_SECONDS,
+                code="inbox_unavailable",
+            ) from exc
+
+    async def _earlier(self, event: WebhookEvent) -> WebhookReceipt:
+        """The receipt of an event an earlier delivery stored."""
+        async with self.database.connect() as conn:
+            row = await read_row(conn, InboxKey.of(event))
+        status: ReceiptStatus = row.status if row is not None else "received"
+        flow_ids = [f for f in (row.flow_id or "").split(" ") if f] if row is not None else []
+        return _receipt(event, status, duplicate=True, flow_ids=flow_ids)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
-        """Contribute the webhook routes and the intake as a dependency."""
+        """Contribute the webhook routes, the intake as a dependency, and the dispatcher in
+        the app's lifespan."""
         app_config.route_handlers.extend(self.routers)
         app_config.dependencies.update(self.dependencies)
+        app_config.lifespan.append(self._lifespan)
         return app_config
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _app: Litestar) -> AsyncIterator[None]:
+        if self.inbox is not None:
+            self.tasks.append(asyncio.create_task(self.inbox.run()))
+        try:
+            yield
+        finally:
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+            self.tasks.clear()
 
 
 @post(
@@ -337,14 +331,12 @@ class WebhookIntake(InitPlugin):
     summary="Stripe events, signed with Stripe-Signature",
 )
 async def stripe_webhook(
-    request: Request[Any, Any, Any],
-    webhook_intake: NamedDependency[WebhookIntake],
-    flow_engine: NamedDependency[FlowEngine],
+    request: Request[Any, Any, Any], webhook_intake: NamedDependency[WebhookIntake]
 ) -> Response[WebhookReceipt]:
     event = webhook_intake.verify_stripe(
         await request.body(), request.headers.get("stripe-signature")
     )
-    return _answer(await webhook_intake.accept(event, flow_engine))
+    return _answer(await webhook_intake.receive(event))
 
 
 @post(
@@ -355,16 +347,14 @@ async def stripe_webhook(
     summary="Zendesk webhook events, signed with X-Zendesk-Webhook-Signature",
 )
 async def zendesk_webhook(
-    request: Request[Any, Any, Any],
-    webhook_intake: NamedDependency[WebhookIntake],
-    flow_engine: NamedDependency[FlowEngine],
+    request: Request[Any, Any, Any], webhook_intake: NamedDependency[WebhookIntake]
 ) -> Response[WebhookReceipt]:
     event = webhook_intake.verify_zendesk(
         await request.body(),
         request.headers.get(SIGNATURE_HEADER),
         request.headers.get(TIMESTAMP_HEADER),
     )
-    return _answer(await webhook_intake.accept(event, flow_engine))
+    return _answer(await webhook_intake.receive(event))
 
 
 @post(
@@ -380,23 +370,7 @@ async def salesforce_webhook(
     flow_engine: NamedDependency[FlowEngine],
 ) -> Response[WebhookReceipt]:
     event = callout_event(data, sender=request.user)
-    return _answer(await webhook_intake.accept(event, flow_engine))
-
-
-_INBOX_KEY = [
-    webhook_inbox.c.source, webhook_inbox.c.sender, webhook_inbox.c.event_type,
-    webhook_inbox.c.event_id,
-]
-
-
-def _inbox_row(event: WebhookEvent) -> list[sa.ColumnElement[bool]]:
-    """The inbox row of `event`: its source, sender, type and id."""
-    return [
-        webhook_inbox.c.source == event.source,
-        webhook_inbox.c.sender == event.sender_id,
-        webhook_inbox.c.event_type == event.type,
-        webhook_inbox.c.event_id == event.id,
-    ]
+    return _answer(await webhook_intake.dispatch_now(event, flow_engine))
 
 
 def create_router() -> Router:
@@ -409,12 +383,34 @@ def create_router() -> Router:
 
 
 def build_intake(
-    *, database: AsyncEngine, secrets: Mapping[str, Sequence[str]] | None = None
+    *,
+    database: AsyncEngine,
+    secrets: Mapping[str, Sequence[str]] | None = None,
+    engine: FlowEngine | None = None,
+    poll_seconds: float = 2.0,
+    attempts: int = 5,
+    concurrency: int = 4,
+    max_batch: int = 500,
 ) -> WebhookIntake:
     """The intake for the app factory: `secrets` are each source's signing secrets (current
-    and previous while rotating); a source without secrets accepts no delivery."""
+    and previous while rotating); a source without secrets accepts no delivery. With `engine`,
+    a dispatcher runs in the app's lifespan: it looks for stored events every `poll_seconds`,
+    dispatches `concurrency` at once, and gives an event up after `attempts`. `max_batch`
+    bounds the deliveries one INSERT stores."""
     chosen = {k: tuple(v) for k, v in (secrets or {}).items() if v}
-    return WebhookIntake(database=database, secrets=chosen)
+    intake = WebhookIntake(
+        database=database, secrets=chosen, writer=InboxWriter(database, max_batch=max_batch)
+    )
+    if engine is not None:
+        intake.inbox = InboxDispatcher(
+            database=database,
+            handlers=intake.dispatcher,
+            engine=engine,
+            poll_seconds=poll_seconds,
+            attempts=attempts,
+            concurrency=concurrency,
+        )
+    return intake
 
 
 class DealDesk(Protocol):
@@ -506,6 +502,15 @@ async def _quietly(vendor: str, registration: Awaitable[None]) -> None:
         await registration
     except Exception as exc:
         log.warning("webhook_registration_failed", vendor=vendor, error=str(exc))
+
+
+def _receipt(
+    event: WebhookEvent, status: ReceiptStatus, *, duplicate: bool, flow_ids: list[str] | None = None
+) -> WebhookReceipt:
+    return WebhookReceipt(
+        source=event.source, event_id=event.id, event_type=event.type, status=status,
+        duplicate=duplicate, flow_ids=flow_ids or [],
+    )
 
 
 def _answer(receipt: WebhookReceipt) -> Response[WebhookReceipt]:

@@ -5,6 +5,7 @@ the sum over several worker processes."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -23,6 +24,7 @@ from sandbox.stripe.webhooks import sign_webhook
 from tests.process_apis.q2c_harness import harness
 from tests.process_apis.sandbox import seeded_id
 from tests.support.apps import app_client, gateway_app, settings_for
+from tests.support.waiting import eventually
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -137,6 +139,16 @@ async def test_webhook_lag_is_the_event_age_and_the_time_to_enqueue(tmp_path: Pa
         before = await scrape(client)
         delivered = await client.post("/webhooks/stripe", content=body, headers=headers)
         again = await client.post("/webhooks/stripe", content=body, headers=headers)
+
+        async def dispatched() -> Samples | None:
+            samples = await scrape(client)
+            processed = value(samples, "erpgw_webhook_processing_seconds_count", source="stripe")
+            before_count = value(before, "erpgw_webhook_processing_seconds_count", source="stripe")
+            return samples if processed > before_count else None
+
+        after = await eventually(dispatched, timeout=20.0, what="the event dispatched")
+        # A later look finds no second count: the duplicate delivery was not dispatched again.
+        await asyncio.sleep(0.5)
         after = await scrape(client)
 
     assert delivered.status_code == 200, delivered.text
@@ -145,7 +157,8 @@ async def test_webhook_lag_is_the_event_age_and_the_time_to_enqueue(tmp_path: Pa
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    # Counted once (the duplicate delivery was not processed again), two minutes old.
+    # Counted once, at dispatch (the duplicate delivery was not dispatched again), two
+    # minutes old.
     assert delta("erpgw_webhook_event_age_seconds_count", source="stripe") == 1
     assert delta("erpgw_webhook_event_age_seconds_bucket", source="stripe", le="60.0") == 0
     assert delta("erpgw_webhook_event_age_seconds_bucket", source="stripe", le="300.0") == 1

@@ -514,7 +514,7 @@ def test_parse_tiers_defaults():
         "silver": 600,
         "gold": 6000,
         "anonymous": 300,
-        "anonymous.webhooks": 1200,
+        "anonymous.webhooks": 300000,
     }
 
 
