@@ -2,12 +2,13 @@
 finalized at once. The Stripe, NetSuite and Salesforce emulators run in their own processes
 (NetSuite with its concurrency limit on, the others' limits off), holding one customer, one
 quote-to-cash sales order and one finalized invoice per subscription; the gateway (granian, one
-worker, PostgreSQL) receives each `invoice.finalized` event, signed as Stripe signs it, on
-`POST /webhooks/stripe`, which answers once the event is verified, stored and its posting flow
-durably enqueued. Prints events accepted per second (goal >= 2,000/s), the drain time until
-every event's ERP invoice is posted (nothing lost: as many succeeded postings as events) and
-the NetSuite requests the gateway had to repeat after NetSuite refused them, measured in one
-run.
+worker, PostgreSQL, its default rate limits) receives each `invoice.finalized` event, signed as
+Stripe signs it, on `POST /webhooks/stripe`, which answers once the event is verified and
+durably stored in the inbox; its dispatcher then starts each posting flow. Prints events
+accepted per second (goal >= 2,000/s), the deliveries refused with 429 or 503 (and sent again),
+the drain time until every event's ERP invoice is posted (nothing lost: as many succeeded
+postings as events), the NetSuite requests the gateway had to repeat after NetSuite refused
+them, and the gateway process's peak RSS, measured in one run.
 
     ERPGW_BENCH_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/bench \\
         .venv/bin/python bench/webhooks.py [--subscriptions 5000] [--concurrency 32]
@@ -18,13 +19,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._harness import free_port, serve
+from bench._harness import free_port, peak_rss_mb, serve
 from contracts.money import Money
 from contracts.v1 import CustomerCreate, SalesOrderCreate, SalesOrderLine
 from gateway.sandbox_wiring import netsuite_sandbox_credentials, stripe_sandbox_credentials
@@ -83,9 +87,12 @@ def _emulators() -> Iterator[dict[str, str]]:
             process.wait(timeout=10)
 
 
-async def _seed_one(index: int, run: str, stripe: StripeClient, netsuite: NetSuiteClient) -> None:
+async def _seed_one(
+    index: int, run: str, stripe: StripeClient, netsuite: NetSuiteClient, spent: Counter[str]
+) -> None:
     """A customer in billing and the ERP, its quote-to-cash order and its invoice, finalized
-    (Stripe records the `invoice.finalized` event)."""
+    (Stripe records the `invoice.finalized` event); the seconds each vendor took in `spent`."""
+    started = time.perf_counter()
     account = f"001bench{run}{index:05d}"
     deal = f"006bench{run}{index:05d}"
     create = CustomerCreate(legal_name=f"Bench {index}", legal_entity="US01", currency="USD")
@@ -105,6 +112,8 @@ async def _seed_one(index: int, run: str, stripe: StripeClient, netsuite: NetSui
             ],
         )
     )
+    erp_done = time.perf_counter()
+    spent["netsuite"] += erp_done - started
     customer = await stripe.create_customer(create, crm_account_id=account)
     await stripe.create_invoice_item(
         customer_id=customer.id, amount=Money(amount=AMOUNT, currency="USD")
@@ -117,9 +126,13 @@ async def _seed_one(index: int, run: str, stripe: StripeClient, netsuite: NetSui
         legal_entity="US01",
     )
     await stripe.finalize_invoice(draft.id)
+    spent["stripe"] += time.perf_counter() - erp_done
 
 
-async def _seed(count: int, bases: dict[str, str]) -> None:
+async def _seed(count: int, bases: dict[str, str]) -> Counter[str]:
+    """Seed `count` subscriptions; the seconds spent per vendor (summed over concurrent
+    seedings)."""
+    spent: Counter[str] = Counter()
     limits = httpx.Limits(max_connections=SEEDING_CONCURRENCY)
     run = uuid.uuid4().hex[:6]
     async with (
@@ -134,9 +147,10 @@ async def _seed(count: int, bases: dict[str, str]) -> None:
 
         async def one(index: int) -> None:
             async with gate:
-                await _seed_one(index, run, stripe, netsuite)
+                await _seed_one(index, run, stripe, netsuite, spent)
 
         await asyncio.gather(*(one(i) for i in range(count)))
+    return spent
 
 
 async def _finalized_events(stripe_url: str, count: int) -> list[bytes]:
@@ -158,58 +172,145 @@ async def _finalized_events(stripe_url: str, count: int) -> list[bytes]:
     return events[:count]
 
 
-async def _deliver(base: str, events: list[bytes], concurrency: int) -> tuple[float, int]:
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for event in events:
-        queue.put_nowait(event)
-    limits = httpx.Limits(max_connections=concurrency)
-    retried = 0
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as http:
+_DELIVERY_SCRIPT = r"""
+-- Each thread posts its share of the pre-signed deliveries once, then stops; statuses counted.
+local deliveries, sent, answered, counts = {}, 0, 0, {}
+function setup(thread)
+  thread:set("tid", _tid or 0); _tid = (_tid or 0) + 1
+end
+function init(args)
+  local threads, n = tonumber(args[2]), 0
+  for line in io.lines(args[1]) do
+    if n % threads == tid then
+      local signature, body = line:match("^([^\t]*)\t(.*)$")
+      table.insert(deliveries, wrk.format("POST", "/webhooks/stripe", {
+        ["Content-Type"] = "application/json", ["Stripe-Signature"] = signature }, body))
+    end
+    n = n + 1
+  end
+end
+function request()
+  sent = sent + 1
+  return deliveries[math.min(sent, #deliveries)]
+end
+function response(status, headers, body)
+  answered = answered + 1
+  counts[status] = (counts[status] or 0) + 1
+  if answered >= #deliveries then
+    io.write(string.format("thread %d:", tid))
+    for code, count in pairs(counts) do io.write(string.format(" %d=%d", code, count)) end
+    io.write("\n"); io.flush()
+    wrk.thread:stop()
+  end
+end
+"""
 
-        async def worker() -> None:
-            nonlocal retried
-            while not queue.empty():
-                body = queue.get_nowait()
-                while True:
-                    headers = {
-                        "Content-Type": "application/json",
-                        "Stripe-Signature": sign_webhook(
-                            body, STRIPE.webhook_secret, int(time.time())
-                        ),
-                    }
-                    answer = await http.post("/webhooks/stripe", content=body, headers=headers)
-                    if answer.status_code == 200:
-                        break
-                    if answer.status_code not in (429, 503):
-                        raise SystemExit(
-                            f"webhook answered {answer.status_code}: {answer.text[:300]}"
-                        )
-                    # Stripe delivers again after a refusal; so does the bench, sooner.
-                    retried += 1
-                    await asyncio.sleep(1)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - started, retried
+def _deliver_burst(base: str, events: list[bytes], concurrency: int) -> tuple[float, Counter[int]]:
+    """Deliver every event once as Stripe does, signed just before (wrk: the client costs
+    next to nothing): the seconds it took and the answers by status."""
+    threads = 2
+    folder = Path(f"/tmp/erpgw-bench-webhooks-deliveries-{uuid.uuid4().hex[:6]}")
+    folder.mkdir()
+    signed_at = int(time.time())
+    deliveries = folder / "deliveries.tsv"
+    with deliveries.open("wb") as out:
+        for body in events:
+            out.write(sign_webhook(body, STRIPE.webhook_secret, signed_at).encode())
+            out.write(b"\t" + body + b"\n")
+    script = folder / "deliver.lua"
+    script.write_text(_DELIVERY_SCRIPT)
+    started = time.perf_counter()
+    # wrk runs for its whole duration (the signatures stay valid for 300 s): stop it once
+    # every thread has had all its answers.
+    wrk = subprocess.Popen(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{concurrency}",
+            "-d290s",
+            "-s",
+            str(script),
+            base,
+            "--",
+            str(deliveries),
+            str(threads),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert wrk.stdout is not None
+    finished: list[str] = []
+    for line in wrk.stdout:
+        if line.startswith("thread "):
+            finished.append(line)
+            if len(finished) == threads:
+                break
+    seconds = time.perf_counter() - started
+    wrk.send_signal(signal.SIGINT)
+    wrk.communicate(timeout=30)
+    output = "".join(finished)
+    answers: Counter[int] = Counter()
+    for code, count in re.findall(r" (\d{3})=(\d+)", output):
+        answers[int(code)] += int(count)
+    return seconds, answers
 
 
-async def _postings(engine: AsyncEngine, event_ids: set[str]) -> tuple[int, int, int]:
-    """(succeeded, failed, NetSuite steps repeated) of these events' posting flows."""
+async def _deliver_again(base: str, events: list[bytes], refused: Counter[int]) -> None:
+    """Deliver again what was refused (a 429 or 503: Stripe retries), until each is taken."""
+    async with httpx.AsyncClient(base_url=base, timeout=120) as http:
+        for body in events:
+            while True:
+                headers = {
+                    "Content-Type": "application/json",
+                    "Stripe-Signature": sign_webhook(body, STRIPE.webhook_secret, int(time.time())),
+                }
+                answer = await http.post("/webhooks/stripe", content=body, headers=headers)
+                if answer.status_code == 200:
+                    break
+                if answer.status_code not in (429, 503):
+                    raise SystemExit(f"webhook answered {answer.status_code}: {answer.text[:300]}")
+                refused[answer.status_code] += 1
+                await asyncio.sleep(1)
+
+
+async def _unstored(engine: AsyncEngine, event_ids: set[str]) -> set[str]:
+    """The events the inbox does not hold."""
+    async with engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                sa.text(
+                    "SELECT event_id FROM webhook_inbox WHERE source = 'stripe'"
+                    " AND event_id = ANY(:ids)"
+                ),
+                {"ids": list(event_ids)},
+            )
+        ).scalars()
+        return event_ids - set(stored)
+
+
+async def _postings(
+    engine: AsyncEngine, event_ids: set[str], since: datetime
+) -> tuple[int, int, int]:
+    """(succeeded, failed, NetSuite steps repeated) of these events' posting flows made
+    `since` (the emulator numbers its events alike in every run)."""
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
                 sa.text(
                     "SELECT id, status FROM flows WHERE flow_type = 'invoice_posting'"
-                    " AND created_at > now() - interval '1 day'"
-                )
+                    " AND created_at >= :since"
+                ),
+                {"since": since},
             )
         ).all()
         repeated = (
             await conn.execute(
                 sa.text(
                     "SELECT count(*) FROM flow_steps WHERE system = 'netsuite'"
-                    " AND attempts > 1 AND started_at > now() - interval '1 day'"
-                )
+                    " AND attempts > 1 AND started_at >= :since"
+                ),
+                {"since": since},
             )
         ).scalar_one()
     ours = [status for flow_id, status in rows if flow_id.removeprefix("stripe:") in event_ids]
@@ -219,7 +320,7 @@ async def _postings(engine: AsyncEngine, event_ids: set[str]) -> tuple[int, int,
 async def main(count: int, concurrency: int, database: str) -> None:
     with _emulators() as bases:
         started = time.perf_counter()
-        await _seed(count, bases)
+        spent = await _seed(count, bases)
         seeded = time.perf_counter() - started
         events = await _finalized_events(bases["stripe"], count)
         event_ids = {httpx.Response(200, content=e).json()["id"] for e in events}
@@ -246,30 +347,42 @@ async def main(count: int, concurrency: int, database: str) -> None:
             "ERPGW_NETSUITE_PRIVATE_KEY": NETSUITE.private_key_pem,
             "ERPGW_NETSUITE_BASE_URL": bases["netsuite"],
             "ERPGW_RECONCILE_INTERVAL_SECONDS": "0",
-            "ERPGW_RATE_LIMIT_TIERS": "anonymous=10000000/minute;gold=1000000/minute",
             "ERPGW_PORT": str(port),
         }
-        with serve("gateway.app:create_app_from_env", port=port, env=env):
+        with serve("gateway.app:create_app_from_env", port=port, env=env) as gateway:
+            base = f"http://127.0.0.1:{port}"
+            burst_at = datetime.now(UTC)
             burst_started = time.perf_counter()
-            seconds, retried = await _deliver(f"http://127.0.0.1:{port}", events, concurrency)
+            seconds, answers = _deliver_burst(base, events, concurrency)
+            refused = Counter({code: answers[code] for code in (429, 503)})
             # One connection: the database's connections are shared with the gateway.
             engine = create_async_engine(database, pool_size=1, max_overflow=0)
             try:
+                missing = await _unstored(engine, event_ids)
+                by_id = {httpx.Response(200, content=e).json()["id"]: e for e in events}
+                await _deliver_again(base, [by_id[i] for i in sorted(missing)], refused)
                 while True:
-                    succeeded, failed, repeated = await _postings(engine, event_ids)
+                    succeeded, failed, repeated = await _postings(engine, event_ids, burst_at)
                     if succeeded + failed >= len(events):
                         break
                     await asyncio.sleep(1)
             finally:
                 await engine.dispose()
             drained = time.perf_counter() - burst_started
+            rss_mb = peak_rss_mb(gateway.pid)
     rate = len(events) / seconds
-    print(f"seeded {count} customers, orders and finalized invoices in {seeded:.0f} s")
+    total = max(sum(spent.values()), 1e-9)
+    share = ", ".join(f"{vendor} {part / total:.0%}" for vendor, part in spent.items())
+    print(
+        f"seeded {count} customers, orders and finalized invoices in {seeded:.0f} s "
+        f"(time in calls: {share})"
+    )
     print(
         f"webhook intake: {rate:,.0f} events/s ({len(events)} signed invoice.finalized in "
-        f"{seconds:.1f} s, {concurrency} connections; goal >= {GOAL_EVENTS_PER_SECOND:,}/s): "
-        f"{rate / GOAL_EVENTS_PER_SECOND:.2f}x goal; {retried} deliveries refused (429/503) "
-        "and delivered again"
+        f"{seconds:.1f} s, {concurrency} connections from wrk; "
+        f"goal >= {GOAL_EVENTS_PER_SECOND:,}/s): "
+        f"{rate / GOAL_EVENTS_PER_SECOND:.2f}x goal; refused and delivered again: "
+        f"{refused[429]} with 429, {refused[503]} with 503"
     )
     print(
         f"month-end drain: {drained:.0f} s until every event's ERP invoice was posted "
@@ -277,6 +390,7 @@ async def main(count: int, concurrency: int, database: str) -> None:
         f"lost {len(events) - succeeded - failed}"
     )
     print(f"NetSuite steps repeated after a refusal or outage: {repeated}")
+    print(f"peak RSS of the gateway process: {rss_mb:.0f} MB")
 
 
 if __name__ == "__main__":

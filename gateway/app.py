@@ -100,9 +100,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         debug=False,
     )
     app.state.gateway = gateway
-    app.asgi_handler = _edge(
-        app.asgi_handler, gateway, access_log if settings.access_log else None
-    )
+    app.asgi_handler = _edge(app.asgi_handler, gateway, access_log if settings.access_log else None)
     # The last lines of the buffered access log are written when the app stops.
     app.on_shutdown.append(access_log.flush)
     return app
@@ -155,7 +153,10 @@ def _build(settings: Settings) -> Gateway:
             engine, retention_seconds=settings.idempotency_retention_seconds
         ),
         platforms=build_platforms(
-            settings, engine=engine, redis=redis, registry=metrics.registry,
+            settings,
+            engine=engine,
+            redis=redis,
+            registry=metrics.registry,
             cursor_key=_derived_key(cookie_key, "list cursors"),
         ),
         experience=build_experience_layer(
@@ -296,6 +297,8 @@ def _usage(gateway: Gateway) -> usage_api.UsageWiring | None:
         flush_seconds=chosen.usage_flush_seconds,
         grace_seconds=chosen.usage_grace_seconds,
     )
+
+
 def _renewals(gateway: Gateway) -> renewals_api.RenewalsWiring | None:
     """The renewal scan, its schedule and the won and lost renewals, when quote-to-cash is
     wired and the CRM keeps contracts and billing can change a subscription at a boundary;
@@ -367,7 +370,10 @@ def _webhooks(gateway: Gateway) -> WebhookIntake:
     if {"stripe", "netsuite", "salesforce"} <= ports.keys():
         payment_failure.build(
             engine=gateway.process.engine,
-            intake=intake, billing=ports["stripe"], erp=ports["netsuite"], crm=ports["salesforce"]
+            intake=intake,
+            billing=ports["stripe"],
+            erp=ports["netsuite"],
+            crm=ports["salesforce"],
         )
     if gateway.quote_to_cash is not None:
         subscribe_quote_to_cash(intake.dispatcher, gateway.quote_to_cash)

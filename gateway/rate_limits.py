@@ -325,9 +325,7 @@ class RateLimiter:
     def applies_to(self, scope: Scope) -> bool:
         """False for routes that opted out (`opt["rate_limit"] = False` or the exclude key)."""
         opt = scope["route_handler"].opt
-        return opt.get("rate_limit", True) is not False and not opt.get(
-            self.config.exclude_opt_key
-        )
+        return opt.get("rate_limit", True) is not False and not opt.get(self.config.exclude_opt_key)
 
     async def acquire(self, key: str, limit: RatePolicy | RateLimitItem) -> Decision:
         """One permit for `key` under every rate of `limit`, or a refusal saying when to retry.

@@ -226,9 +226,7 @@ class FlowEngine:
             self._executor_id = await self._executors.claim(self._executor_prefix)
         # Before DBOS runs anything: a process that dies from here on has a heartbeat to expire.
         await self._executors.beat(self._executor_id)
-        system_url = self._system_database_url or default_system_database_url(
-            self._database_url
-        )
+        system_url = self._system_database_url or default_system_database_url(self._database_url)
         if system_url.startswith("sqlite"):
             await asyncio.to_thread(prepare_sqlite, system_url)
         self._system_url = system_url
@@ -398,8 +396,12 @@ class FlowEngine:
             )
             if created:
                 await record_trace_keys(
-                    conn, keys.items(), correlation_id=correlation, flow_id=business_key,
-                    legal_entity=legal_entity, now=now,
+                    conn,
+                    keys.items(),
+                    correlation_id=correlation,
+                    flow_id=business_key,
+                    legal_entity=legal_entity,
+                    now=now,
                 )
             try:
                 with SetWorkflowID(business_key):
@@ -412,8 +414,13 @@ class FlowEngine:
         if created:
             self.observer.flow_started(flow_type)
         await self.record_start(
-            flow_type, business_key, created=created, source=source, actor=actor,
-            legal_entity=legal_entity, correlation_id=correlation_id,
+            flow_type,
+            business_key,
+            created=created,
+            source=source,
+            actor=actor,
+            legal_entity=legal_entity,
+            correlation_id=correlation_id,
         )
         return FlowHandle(
             flow_id=business_key,

@@ -104,8 +104,12 @@ class Operations:
         )
         await self._deliver(entry, decision)
         await self._record(
-            "exception.retry", entry, principal, {"edited_input": edited is not None},
-            before=entry.input if edited is not None else None, after=edited,
+            "exception.retry",
+            entry,
+            principal,
+            {"edited_input": edited is not None},
+            before=entry.input if edited is not None else None,
+            after=edited,
         )
         return claimed
 
@@ -185,13 +189,19 @@ def _scope_problems(
         if length > MAX_ITEMS
     ]
     for pointer, key, value in _leaves(edited, "/input"):
-        if key == "legal_entity" and value is not None and (
-            not principal.may_see_entity(value)
-            or (entry.legal_entity is not None and value != entry.legal_entity)
+        if (
+            key == "legal_entity"
+            and value is not None
+            and (
+                not principal.may_see_entity(value)
+                or (entry.legal_entity is not None and value != entry.legal_entity)
+            )
         ):
             problems.append(FieldError(pointer=pointer, detail="is not the flow's legal entity"))
-        elif (key in _SCOPE_KEYS or _names_record(key)) and value is not None and (
-            _hashable(value) not in original.get(key, set())
+        elif (
+            (key in _SCOPE_KEYS or _names_record(key))
+            and value is not None
+            and (_hashable(value) not in original.get(key, set()))
         ):
             what = "currency" if key == "currency" else "record"
             problems.append(

@@ -209,16 +209,20 @@ class InboxDispatcher:
             ),
         )
         log.debug(
-            "webhook_dispatched", source=event.source, event_id=event.id, type=event.type,
-            status=status, flows=flow_ids,
+            "webhook_dispatched",
+            source=event.source,
+            event_id=event.id,
+            type=event.type,
+            status=status,
+            flows=flow_ids,
         )
 
     async def _failed(self, row: InboxRow, exc: Exception) -> None:
         cause = f"{type(exc).__name__}: {exc}"
         attempt = row.attempts + 1
         final = attempt >= self.attempts
-        retry_in = None if final else min(
-            self.backoff_seconds * 2 ** (attempt - 1), BACKOFF_CAP_SECONDS
+        retry_in = (
+            None if final else min(self.backoff_seconds * 2 ** (attempt - 1), BACKOFF_CAP_SECONDS)
         )
         async with self.database.begin() as conn:
             counted = await fail_attempt(
@@ -227,8 +231,13 @@ class InboxDispatcher:
             if counted and final:
                 await _open_dispatch_exception(conn, row, type(exc).__name__, cause)
         log.warning(
-            "webhook_dispatch_attempt_failed", source=row.key.source, event_id=row.key.event_id,
-            type=row.key.event_type, attempt=attempt, final=final, error=cause,
+            "webhook_dispatch_attempt_failed",
+            source=row.key.source,
+            event_id=row.key.event_id,
+            type=row.key.event_type,
+            attempt=attempt,
+            final=final,
+            error=cause,
         )
 
 
@@ -272,7 +281,5 @@ def _key_of(entry: ExceptionEntry) -> InboxKey:
     named = entry.input if isinstance(entry.input, dict) else {}
     parts = [named.get(name) for name in ("source", "sender", "event_type", "event_id")]
     if not all(isinstance(part, str) for part in parts):
-        raise Conflict(
-            f"Exception {entry.id} names no stored webhook event", code="no_workflow"
-        )
+        raise Conflict(f"Exception {entry.id} names no stored webhook event", code="no_workflow")
     return InboxKey(*(str(part) for part in parts))

@@ -23,6 +23,7 @@ __all__ = [
     "verify_zendesk",
 ]
 
+
 class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
     """One vendor event as flows receive it (small enough to be a flow's argument)."""
 

@@ -22,7 +22,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from process_apis.engine.store import Executor, as_utc, insert_for, utcnow, webhook_inbox
+from process_apis.engine.store import as_utc, insert_for, utcnow, webhook_inbox
 from process_apis.webhooks.events import WebhookEvent
 
 __all__ = [
@@ -149,13 +149,13 @@ class InboxWriter:
         return inserted
 
 
-async def read_row(executor: Executor, key: InboxKey) -> sa.Row[Any] | None:
+async def read_row(executor: AsyncConnection, key: InboxKey) -> Any:
     """A row's status, flow ids and last error."""
     return (
         await executor.execute(
-            sa.select(
-                webhook_inbox.c.status, webhook_inbox.c.flow_id, webhook_inbox.c.error
-            ).where(*inbox_row(key))
+            sa.select(webhook_inbox.c.status, webhook_inbox.c.flow_id, webhook_inbox.c.error).where(
+                *inbox_row(key)
+            )
         )
     ).first()
 
@@ -169,12 +169,7 @@ async def claim_due(
         webhook_inbox.c.status == "received",
         sa.or_(webhook_inbox.c.lease_until.is_(None), webhook_inbox.c.lease_until <= now),
     )
-    oldest = (
-        sa.select(*_KEY_COLUMNS)
-        .where(due)
-        .order_by(webhook_inbox.c.received_at)
-        .limit(limit)
-    )
+    oldest = sa.select(*_KEY_COLUMNS).where(due).order_by(webhook_inbox.c.received_at).limit(limit)
     if executor.dialect.name == "postgresql":
         oldest = oldest.with_for_update(skip_locked=True)
     result = await executor.execute(
@@ -200,7 +195,7 @@ async def claim_due(
 
 
 async def settle(
-    executor: Executor, key: InboxKey, *, owner: str, status: str, flow_ids: Sequence[str]
+    executor: AsyncConnection, key: InboxKey, *, owner: str, status: str, flow_ids: Sequence[str]
 ) -> bool:
     """The row's flows are enqueued (or nobody wanted it); False when `owner` no longer
     held it (its lease ran out and another dispatcher settled it)."""
@@ -220,7 +215,7 @@ async def settle(
     return bool(result.rowcount)
 
 
-async def release(executor: Executor, key: InboxKey, *, owner: str, retry_in: float) -> None:
+async def release(executor: AsyncConnection, key: InboxKey, *, owner: str, retry_in: float) -> None:
     """Give a claimed row back untried (the flow engine stopped, the database is away), to
     be claimed again after `retry_in` seconds: no attempt is counted."""
     await executor.execute(
@@ -231,7 +226,7 @@ async def release(executor: Executor, key: InboxKey, *, owner: str, retry_in: fl
 
 
 async def fail_attempt(
-    executor: Executor,
+    executor: AsyncConnection,
     key: InboxKey,
     *,
     owner: str,
@@ -259,7 +254,7 @@ async def fail_attempt(
     return bool(result.rowcount)
 
 
-async def queue_again(executor: Executor, key: InboxKey) -> bool:
+async def queue_again(executor: AsyncConnection, key: InboxKey) -> bool:
     """A failed row is received again with its attempts reset (an operator's retry)."""
     result = await executor.execute(
         sa.update(webhook_inbox)

@@ -505,11 +505,19 @@ async def _quietly(vendor: str, registration: Awaitable[None]) -> None:
 
 
 def _receipt(
-    event: WebhookEvent, status: ReceiptStatus, *, duplicate: bool, flow_ids: list[str] | None = None
+    event: WebhookEvent,
+    status: ReceiptStatus,
+    *,
+    duplicate: bool,
+    flow_ids: list[str] | None = None,
 ) -> WebhookReceipt:
     return WebhookReceipt(
-        source=event.source, event_id=event.id, event_type=event.type, status=status,
-        duplicate=duplicate, flow_ids=flow_ids or [],
+        source=event.source,
+        event_id=event.id,
+        event_type=event.type,
+        status=status,
+        duplicate=duplicate,
+        flow_ids=flow_ids or [],
     )
 
 

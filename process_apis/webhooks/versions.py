@@ -55,7 +55,10 @@ class AppliedVersions:
         async with self._database.begin() as conn:
             previous = await _current(conn, keys)
             insert = insert_for(conn, cross_references).values(
-                **keys, legal_entity=_EVERY_ENTITY, external_id=version, created_at=now,
+                **keys,
+                legal_entity=_EVERY_ENTITY,
+                external_id=version,
+                created_at=now,
                 updated_at=now,
             )
             statement = insert.on_conflict_do_update(

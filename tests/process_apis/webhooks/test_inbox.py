@@ -192,9 +192,7 @@ async def test_a_failing_handler_ends_failed_in_the_queue_and_an_operator_retry_
     tmp_path: Path,
 ) -> None:
     platform = FakePlatform()
-    app = gateway_app(
-        settings_for(tmp_path, ERPGW_WEBHOOK_DISPATCH_ATTEMPTS="2", **FAST)
-    )
+    app = gateway_app(settings_for(tmp_path, ERPGW_WEBHOOK_DISPATCH_ATTEMPTS="2", **FAST))
     gateway = app.state.gateway
     orders = gateway.process.engine.register(OrderFlows, platform=platform)
     broken = {"yes": True}
@@ -239,8 +237,12 @@ async def test_a_failing_handler_ends_failed_in_the_queue_and_an_operator_retry_
     assert entry["flow_type"] == "webhook_dispatch"
     assert entry["status"] == "open"
     assert replayed.json() | {"flow_ids": []} == {
-        "source": "stripe", "event_id": "evt_broken", "event_type": "test.order",
-        "status": "failed", "duplicate": True, "flow_ids": [],
+        "source": "stripe",
+        "event_id": "evt_broken",
+        "event_type": "test.order",
+        "status": "failed",
+        "duplicate": True,
+        "flow_ids": [],
     }
     assert retry.status_code == 202, retry.text
     assert settled.flow_id == "stripe:evt_broken"
@@ -256,8 +258,11 @@ async def test_racing_dispatchers_start_each_flow_once(tmp_path: Path, postgres_
     calls: Counter[str] = Counter()
     app = gateway_app(
         base_settings(
-            tmp_path, postgres_url, ERPGW_RATE_LIMIT_TIERS=OPEN_LIMITS,
-            ERPGW_PORT=str(free_port()), **FAST,
+            tmp_path,
+            postgres_url,
+            ERPGW_RATE_LIMIT_TIERS=OPEN_LIMITS,
+            ERPGW_PORT=str(free_port()),
+            **FAST,
         )
     )
     gateway = app.state.gateway
@@ -292,7 +297,8 @@ async def test_racing_dispatchers_start_each_flow_once(tmp_path: Path, postgres_
 
         rows = await eventually(all_settled, timeout=30.0, what="every event dispatched")
         await eventually(
-            lambda: _counted(platform, "post_to_erp", len(events)), timeout=60.0,
+            lambda: _counted(platform, "post_to_erp", len(events)),
+            timeout=60.0,
             what="every order flow finished",
         )
     for database in databases:

@@ -230,9 +230,7 @@ async def test_replayed_event_answers_200_and_runs_one_flow(tmp_path: Path) -> N
         )
         await wait_for_flow(client, "stripe:evt_replayed", bearer(token), "succeeded")
         replay = await client.post("/webhooks/stripe", **stripe_delivery(event))
-        flows = (
-            await client.get("/process/v1/flows?type=order", headers=bearer(token))
-        ).json()
+        flows = (await client.get("/process/v1/flows?type=order", headers=bearer(token))).json()
 
     assert [r.status_code for r in burst] == [200] * 10
     # One delivery stored the event; the others found it stored, none has started a flow.
