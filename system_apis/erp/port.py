@@ -8,6 +8,7 @@ the ERP upserts by, so a repeat is the same record.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -35,7 +36,17 @@ from contracts.v1 import (
     SalesOrderLine,
 )
 
-__all__ = ["ErpPort", "ReceivablesBalance"]
+__all__ = ["ErpChanges", "ErpPort", "ReceivablesBalance"]
+
+
+class ErpChanges(msgspec.Struct, frozen=True, kw_only=True):
+    """What the ERP shows modified since a time (a deleted record shows nowhere)."""
+
+    customers: list[str] = []
+    """Customers whose record or transactions (orders, invoices, credit memos, payments)
+    were modified."""
+    invoices: list[str] = []
+    credit_memos: list[str] = []
 
 
 class ReceivablesBalance(msgspec.Struct, frozen=True, kw_only=True):
@@ -180,3 +191,8 @@ class ErpPort(Protocol):
     ) -> Page[ApprovalTask]: ...
 
     async def receivables_balance(self, customer_id: str) -> ReceivablesBalance: ...
+
+    async def changed_since(self, since: datetime) -> ErpChanges:
+        """Customers, invoices and credit memos modified at or after `since` (payments show
+        as the invoices they settle)."""
+        ...

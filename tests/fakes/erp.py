@@ -53,7 +53,7 @@ from contracts.v1 import (
     SalesOrderLine,
 )
 from sandbox.demo_data import TAX_CODES
-from system_apis.erp.port import ReceivablesBalance
+from system_apis.erp.port import ErpChanges, ReceivablesBalance
 from tests.fakes._base import FakePort, operation
 
 __all__ = ["DEFAULT_LEGAL_ENTITIES", "DEFAULT_TERMS", "FakeErp"]
@@ -346,6 +346,34 @@ class FakeErp(FakePort):
         found = [self._customer(record) for record in self._by_id(self._customers)
                  if legal_entity is None or record.legal_entity == legal_entity]
         return self._page(found, cursor, limit)
+
+    @operation
+    async def changed_since(self, since: dt.datetime) -> ErpChanges:
+        """The records written at or after `since` (by external id); a payment or credit
+        memo marks the invoice it settles as changed, as NetSuite stamps it modified."""
+        customers: set[str] = set()
+        invoices: set[str] = set()
+        memos: set[str] = set()
+        for method, key in self._writes_since(since):
+            if method in ("upsert_customer", "set_customer_collections"):
+                customers.add(self._eids["customer"].get(key, key))
+            elif method in ("upsert_invoice", "mark_invoice_for_collections"):
+                invoice = self._invoices[self._eids["invoice"].get(key, key)]
+                invoices.add(invoice.id)
+                customers.add(invoice.customer_id)
+            elif method == "upsert_credit_memo":
+                memo = self._memos[self._eids["creditMemo"][key]]
+                memos.add(memo.id)
+                customers.add(memo.customer_id)
+                if memo.invoice_id is not None:
+                    invoices.add(memo.invoice_id)
+            elif method == "upsert_customer_payment":
+                payment = self._payments[self._eids["customerPayment"][key]]
+                customers.add(payment.customer_id)
+                if payment.invoice_id is not None:
+                    invoices.add(payment.invoice_id)
+        return ErpChanges(customers=sorted(customers), invoices=sorted(invoices),
+                          credit_memos=sorted(memos))
 
     @operation
     async def receivables_balance(self, customer_id: str) -> ReceivablesBalance:

@@ -60,7 +60,7 @@ from system_apis.erp.netsuite._wire import (
     SuiteQLPage,
     TaxCodeRecord,
 )
-from system_apis.erp.port import ReceivablesBalance
+from system_apis.erp.port import ErpChanges, ReceivablesBalance
 from system_apis.outbound import Offset, decode_cursor, encode_cursor, paginate
 
 __all__ = [
@@ -301,6 +301,29 @@ class NetSuiteClient:
             overdue=from_decimal(record.overdue_balance, currency)
             if record.overdue_balance is not None else Money(amount=0, currency=currency),
         )
+
+    async def changed_since(self, since: dt.datetime) -> ErpChanges:
+        """Two SuiteQL reads filtered on `lastmodifieddate` (to the second, in UTC: the
+        integration role's time zone). NetSuite stamps an invoice modified when a payment or
+        credit memo settles it. A deleted record is simply gone: only a full read shows it."""
+        when = (f"lastmodifieddate >= TO_DATE('{since.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}', "
+                "'YYYY-MM-DD HH24:MI:SS')")
+        customers: set[str] = set()
+        invoices: list[str] = []
+        memos: list[str] = []
+        async for row in self.suiteql(
+                "SELECT id, type, entity FROM transaction WHERE type IN ('CustInvc', 'CustCred', "
+                f"'CustPymt', 'SalesOrd') AND {when} ORDER BY id"):
+            if "entity" in row:
+                customers.add(row["entity"])
+            if row.get("type") == "CustInvc":
+                invoices.append(row["id"])
+            elif row.get("type") == "CustCred":
+                memos.append(row["id"])
+        async for row in self.suiteql(f"SELECT id FROM customer WHERE {when} ORDER BY id"):
+            customers.add(row["id"])
+        return ErpChanges(customers=sorted(customers, key=_numeric_id), invoices=invoices,
+                          credit_memos=memos)
 
     @staticmethod
     def _subsidiary_or_none(directory: mapping.Directory, code: str) -> str | None:
@@ -629,6 +652,10 @@ _INVOICE_COLUMNS = ("id", "tranid", "entity", "subsidiary", "currency", "trandat
                     "custbody_erpgw_tax_note")
 # SuiteQL answers an invoice's status as its one-letter code; the record API as its name.
 _INVOICE_STATUS_NAMES = {"A": "Open", "B": "Paid In Full", "V": "Voided"}
+
+
+def _numeric_id(rid: str) -> tuple[int, str]:
+    return (int(rid), rid) if rid.isdigit() else (0, rid)
 
 
 def _suiteql_date(text: str) -> dt.date:
