@@ -215,7 +215,9 @@ def billing_scope(
 
 
 def erp_scope(
-    erp_changes: ErpChanges, billing_customers: Collection[Customer], deals: Collection[Deal],
+    erp_changes: ErpChanges,
+    billing_customers: Collection[Customer],
+    deals: Collection[Deal],
     links: list[Link],
 ) -> list[str]:
     """The ERP customers to read: those modified, and the ERP customers of the accounts read
@@ -225,7 +227,9 @@ def erp_scope(
 
 
 def accounts_in_scope(
-    billing_customers: Collection[Customer], erp_changes: ErpChanges, deals: Collection[Deal],
+    billing_customers: Collection[Customer],
+    erp_changes: ErpChanges,
+    deals: Collection[Deal],
     links: list[Link],
 ) -> set[str]:
     """The CRM accounts an incremental run compares (its `customers` kind)."""
@@ -375,6 +379,4 @@ async def read_erp_counterparts(
             return await erp.find_invoice(external_id=external_id)
 
     found = await asyncio.gather(*map(one, sorted(external_ids)))
-    return Books(
-        erp_invoices=[i for i in found if i is not None and _in(i.legal_entity, entities)]
-    )
+    return Books(erp_invoices=[i for i in found if i is not None and _in(i.legal_entity, entities)])

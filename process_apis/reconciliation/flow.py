@@ -162,7 +162,9 @@ class ReconciliationFlows(FlowInstance):
         return await reading.read_billing_customers(self.billing, entities, customer_ids)
 
     @flow_step(system="netsuite", retry=BUSY_PLATFORM)
-    async def read_erp_customers(self, entities: list[str] | None, customer_ids: list[str]) -> Books:
+    async def read_erp_customers(
+        self, entities: list[str] | None, customer_ids: list[str]
+    ) -> Books:
         return await reading.read_erp_customers(self.erp, entities, customer_ids)
 
     @flow_step(system="stripe", retry=BUSY_PLATFORM)
@@ -236,7 +238,6 @@ class ReconciliationFlows(FlowInstance):
             checked=comparison.checked,
             mismatches=len(comparison.findings),
         )
-
 
     async def _read_changed(
         self, entities: list[str] | None, since: datetime, crm: Books, links: Books

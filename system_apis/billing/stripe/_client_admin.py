@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from contracts.v1 import EventEnvelope, Page
+from system_apis.billing.port import BillingChanges
 from system_apis.billing.stripe import mapping
 from system_apis.billing.stripe._client_base import ClientBase, created_range, to_page
 from system_apis.billing.stripe._client_http import Transport
@@ -18,7 +19,6 @@ from system_apis.billing.stripe._wire import (
     WebhookEndpointWire,
 )
 from system_apis.billing.stripe.mapping import TestClock, WebhookEndpoint
-from system_apis.billing.port import BillingChanges
 
 __all__ = ["AdminOperations"]
 
