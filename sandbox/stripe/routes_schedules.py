@@ -18,6 +18,7 @@ from sandbox.stripe.pricing import add_interval
 from sandbox.stripe.render import render
 from sandbox.stripe.routes_catalog import inline_price
 from sandbox.stripe.store import Obj, Store, changed
+from sandbox.stripe.usage import is_metered
 
 __all__ = [
     "create_schedule",
@@ -52,7 +53,8 @@ def create_schedule(store: Store, params: Params, path: dict[str, str]) -> Obj:
         "start_date": subscription["current_period_start"],
         "end_date": subscription["current_period_end"],
         "items": [
-            {"price": item["price"], "quantity": item["quantity"], "metadata": item["metadata"]}
+            # A metered item has no quantity (Stripe leaves it out): its usage is billed.
+            {"price": item["price"], "quantity": item.get("quantity"), "metadata": item["metadata"]}
             for item in cycle.items_of(store, subscription)
         ],
         "metadata": {},
@@ -241,8 +243,13 @@ def _phase_item(store: Store, subscription: Obj, entry: Params) -> Obj:
         param=entry.name("price"),
     )
     quantity = entry.integer("quantity", minimum=0)
-    return {
-        "price": price["id"],
-        "quantity": 1 if quantity is None else quantity,
-        "metadata": entry.metadata({}),
-    }
+    if is_metered(price):
+        if quantity is not None:
+            raise invalid_request(
+                "Quantity should not be specified where usage_type is `metered`. Remove "
+                f"quantity from `{entry.name('quantity')}`.",
+                param=entry.name("quantity"),
+            )
+    elif quantity is None:
+        quantity = 1
+    return {"price": price["id"], "quantity": quantity, "metadata": entry.metadata({})}
