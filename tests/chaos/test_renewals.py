@@ -6,6 +6,8 @@ subscription's current items at their current prices; a contract ending later ha
 renewal won is then booked on one replica while the other replays the request, books it under
 another key and scans again: one subscription schedule with one renewal phase, one new
 contract, one ERP sales order at the renewal's prices and one write-back to the opportunity.
+Another renewal, lost, is booked on both replicas at once: one flow ends the subscription at
+the contract's end and shows churn.
 """
 
 from __future__ import annotations
@@ -216,6 +218,7 @@ async def _scan_and_book(cluster: Cluster) -> None:
         assert answered.get(contracts[deal]["id"], {renewals[deal]}) == {renewals[deal]}
 
     await _book_won_on_both_replicas(cluster, ending[0], renewals[ending[0]], end)
+    await _book_lost_on_both_replicas(cluster, ending[1], renewals[ending[1]], end)
 
 
 async def _sell(cluster: Cluster, sold: Sold) -> str:
@@ -416,3 +419,33 @@ async def _phase_items(cluster: Cluster, phase: dict[str, Any]) -> list[tuple[st
         code = price["metadata"].get("product_code") or item["metadata"]["product_code"]
         found.append((code, int(item["quantity"]), int(price["unit_amount"])))
     return sorted(found)
+
+
+async def _book_lost_on_both_replicas(cluster: Cluster, deal: str, renewal: str, end: date) -> None:
+    """A renewal lost, booked on both replicas at once under their own keys: one flow ends
+    the subscription at the contract's end and shows churn."""
+    await cluster.sf.update("Opportunity", renewal, {"StageName": "Closed Lost"})
+    path = f"/process/v1/renewals/{renewal}/book"
+    answers = await asyncio.gather(
+        *(cluster.post(replica, path, None, uuid.uuid4().hex) for replica in (0, 1, 0, 1))
+    )
+    flow_id = f"renewal-lost:{renewal}"
+    for answer in answers:
+        assert answer.status_code == 202, answer.text
+        assert answer.json()["id"] == flow_id
+    flow = await cluster.flow_ended(flow_id)
+    assert flow["status"] == "succeeded", flow
+    assert [s["name"] for s in flow["steps"]].count("cancel_subscription_at_boundary") == 1
+
+    subscription = await _subscription_of(cluster, deal)
+    boundary = datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)
+    assert (subscription["status"], subscription["cancel_at"]) == (
+        "active",
+        int(boundary.timestamp()),
+    )
+    assert subscription["schedule"] is None
+    opportunity = await cluster.sf.get("Opportunity", renewal)
+    assert opportunity["Integration_Status__c"] == "synced"
+    account = await cluster.sf.get("Account", opportunity["AccountId"])
+    assert account["Customer_Status__c"] == "Churned"
+    assert not await cluster.sf.query(f"SELECT Id FROM Contract WHERE Opportunity__c = '{renewal}'")
