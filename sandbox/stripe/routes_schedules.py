@@ -18,7 +18,7 @@ from sandbox.stripe.pricing import add_interval
 from sandbox.stripe.render import render
 from sandbox.stripe.routes_catalog import inline_price
 from sandbox.stripe.store import Obj, Store, changed
-from sandbox.stripe.usage import is_metered
+from sandbox.stripe.usage import item_quantity
 
 __all__ = [
     "create_schedule",
@@ -242,14 +242,7 @@ def _phase_item(store: Store, subscription: Obj, entry: Params) -> Obj:
         interval=cycle.interval_of(store, subscription),
         param=entry.name("price"),
     )
-    quantity = entry.integer("quantity", minimum=0)
-    if is_metered(price):
-        if quantity is not None:
-            raise invalid_request(
-                "Quantity should not be specified where usage_type is `metered`. Remove "
-                f"quantity from `{entry.name('quantity')}`.",
-                param=entry.name("quantity"),
-            )
-    elif quantity is None:
-        quantity = 1
+    quantity = item_quantity(
+        price, entry.integer("quantity", minimum=0), param=entry.name("quantity")
+    )
     return {"price": price["id"], "quantity": quantity, "metadata": entry.metadata({})}
