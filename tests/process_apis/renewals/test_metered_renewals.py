@@ -1,10 +1,12 @@
-"""A lost renewal of a subscription with a metered line, end to end through the served gateway
+"""Renewals of a subscription with a metered line, end to end through the served gateway
 and its emulators: a three-month contract of the platform and metered API calls, its customer
 on a Stripe test clock. Usage is reported through the gateway during the last period (before
 and after the renewal is lost), the renewal is booked lost, and the clock passes the contract's
 end: Stripe ends the subscription there and bills the last period's usage once, on a final
 invoice that reaches the ERP through invoice posting at the same total, tax and currency; the
-CRM account shows churn and the ERP order of the deal is untouched."""
+CRM account shows churn and the ERP order of the deal is untouched. Won instead, the renewal
+sells the calls again at the contract's estimate and rate, and the subscription goes on
+metering them in the new term."""
 
 from __future__ import annotations
 
