@@ -182,7 +182,9 @@ async def _read_incrementally(
     erp = await reading.read_erp_customers(
         netsuite,
         None,
-        reading.erp_scope(erp_changes, billing.billing_customers, crm.deals, links),
+        reading.erp_scope(
+            billing_changes, erp_changes, billing.billing_customers, crm.deals, links
+        ),
     )
     billed = {invoice.id for invoice in billing.billing_invoices}
     posted = {invoice.external_id for invoice in erp.erp_invoices if invoice.external_id}
@@ -194,7 +196,9 @@ async def _read_incrementally(
             sorted(i.id for i in billing.billing_invoices if i.id not in posted and i.total > 0),
         ),
     )
-    accounts = reading.accounts_in_scope(billing.billing_customers, erp_changes, crm.deals, links)
+    accounts = reading.accounts_in_scope(
+        billing_changes, erp_changes, billing.billing_customers, crm.deals, links
+    )
     parts = (billing, erp, billing_more, erp_more)
     return Books(
         **{

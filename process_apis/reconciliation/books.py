@@ -207,35 +207,42 @@ def billing_scope(
     changes: BillingChanges, erp_changes: ErpChanges, deals: Collection[Deal], links: list[Link]
 ) -> list[str]:
     """The billing customers to read: those that changed, and the billing customers of the
-    accounts whose ERP customer changed or whose deals changed."""
+    accounts whose ERP customer changed or whose deals changed; never a deleted one (its
+    account is compared all the same: see `accounts_in_scope`)."""
     accounts = {deal.customer_id for deal in deals}
     accounts |= _accounts_of(links, "netsuite", erp_changes.customers)
     accounts |= _accounts_of(links, "stripe", changes.customers)
-    return sorted(set(changes.customers) | _linked(links, "stripe", accounts))
+    wanted = set(changes.customers) | _linked(links, "stripe", accounts)
+    return sorted(wanted - set(changes.deleted_customers))
 
 
 def erp_scope(
+    changes: BillingChanges,
     erp_changes: ErpChanges,
     billing_customers: Collection[Customer],
     deals: Collection[Deal],
     links: list[Link],
 ) -> list[str]:
     """The ERP customers to read: those modified, and the ERP customers of the accounts read
-    in billing or whose deals changed."""
-    accounts = accounts_in_scope(billing_customers, erp_changes, deals, links)
+    in billing, changed there (deleted ones too) or whose deals changed."""
+    accounts = accounts_in_scope(changes, erp_changes, billing_customers, deals, links)
     return sorted(set(erp_changes.customers) | _linked(links, "netsuite", accounts))
 
 
 def accounts_in_scope(
-    billing_customers: Collection[Customer],
+    changes: BillingChanges,
     erp_changes: ErpChanges,
+    billing_customers: Collection[Customer],
     deals: Collection[Deal],
     links: list[Link],
 ) -> set[str]:
-    """The CRM accounts an incremental run compares (its `customers` kind)."""
+    """The CRM accounts an incremental run compares (its `customers` kind): those of the
+    billing customers read or changed (a deleted one by its cross-reference), of the ERP
+    customers modified, and of the deals changed."""
     accounts = {deal.customer_id for deal in deals}
     accounts |= {c.refs["salesforce"] for c in billing_customers if c.refs.get("salesforce")}
     accounts |= _accounts_of(links, "stripe", [c.id for c in billing_customers])
+    accounts |= _accounts_of(links, "stripe", changes.customers)
     accounts |= _accounts_of(links, "netsuite", erp_changes.customers)
     return accounts
 

@@ -251,7 +251,9 @@ class ReconciliationFlows(FlowInstance):
         )
         erp = await self.read_erp_customers(
             entities,
-            reading.erp_scope(erp_changes, billing.billing_customers, crm.deals, links.links),
+            reading.erp_scope(
+                billing_changes, erp_changes, billing.billing_customers, crm.deals, links.links
+            ),
         )
         billed = {invoice.id for invoice in billing.billing_invoices}
         posted = {invoice.external_id for invoice in erp.erp_invoices if invoice.external_id}
@@ -261,7 +263,7 @@ class ReconciliationFlows(FlowInstance):
             sorted(i.id for i in billing.billing_invoices if i.id not in posted and i.total > 0),
         )
         accounts = reading.accounts_in_scope(
-            billing.billing_customers, erp_changes, crm.deals, links.links
+            billing_changes, erp_changes, billing.billing_customers, crm.deals, links.links
         )
         crm = msgspec.structs.replace(
             crm, accounts=[account for account in crm.accounts if account.id in accounts]

@@ -18,8 +18,11 @@ from contracts.v1 import CustomerCreate
 from gateway import storage
 from gateway.sandbox_wiring import netsuite_sandbox_credentials as netsuite_sandbox
 from process_apis.reconciliation import books
+from process_apis.reconciliation.compare import Link
 from process_apis.reconciliation.store import runs
 from sandbox.salesforce.ids import seeded_id
+from system_apis.billing.port import BillingChanges
+from system_apis.erp.port import ErpChanges
 from tests.fakes import FakeBilling
 from tests.process_apis.reconciliation.world import World, demo_world
 
@@ -257,3 +260,22 @@ async def test_entity_scoped_incremental_reads_leave_other_entities_out() -> Non
 
     assert sorted(changes.customers) == sorted([us.id, de.id])
     assert [c.id for c in read.billing_customers] == [de.id]
+
+
+def test_a_deleted_billing_customer_is_not_read_but_its_account_is_compared() -> None:
+    links = [
+        Link(canonical_id="cus-001A", system="stripe", legal_entity="US01", external_id="cus_A"),
+        Link(canonical_id="cus-001A", system="netsuite", legal_entity="US01", external_id="1001"),
+        Link(canonical_id="cus-001B", system="stripe", legal_entity="US01", external_id="cus_B"),
+        Link(canonical_id="cus-001B", system="netsuite", legal_entity="US01", external_id="1002"),
+    ]
+    changes = BillingChanges(customers=["cus_A"], deleted_customers=["cus_A"])
+    nothing = ErpChanges()
+
+    read = books.billing_scope(changes, nothing, [], links)
+    erp = books.erp_scope(changes, nothing, [], [], links)
+    accounts = books.accounts_in_scope(changes, nothing, [], [], links)
+
+    assert read == []
+    assert erp == ["1001"]
+    assert accounts == {"001A"}
