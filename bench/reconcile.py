@@ -298,7 +298,7 @@ async def main(invoices: int, changed: int, bases: dict[str, str]) -> None:
     print(f"records reconciled per second: {checked / elapsed:,.0f} (goal >= 1,000)")
     print(f"records read and compared per second: {records / elapsed:,.0f}")
     print(f"peak RSS: {peak_mb:.0f} MB")
-    found = sorted(f.key for f in later.findings if f.kind == "payments")
+    payments = sorted(f.key for f in later.findings if f.kind == "payments")
     partial_records = sum(len(getattr(partial, name)) for name in Books.__struct_fields__)
     print(
         f"incremental, {len(paid)} invoices paid in billing only: read and compared in "
@@ -307,8 +307,8 @@ async def main(invoices: int, changed: int, bases: dict[str, str]) -> None:
         f"checked {later.checked}"
     )
     print(
-        f"incremental mismatches: {len(found)} payments "
-        f"({'each paid invoice' if found == paid else 'NOT the paid invoices'})"
+        f"incremental mismatches: {len(payments)} payments "
+        f"({'each paid invoice' if payments == paid else 'NOT the paid invoices'})"
     )
 
 

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.errors import UpstreamNotFound
-from contracts.v1 import CreditMemo, CreditNote, Customer, Deal, Invoice, Page, SalesOrder
+from contracts.v1 import CreditNote, Customer, Deal, Invoice, Page
 from contracts.v1 import Subscription as BillingSubscription
 from process_apis.engine.store import cross_references
 from process_apis.reconciliation.compare import Books, Link, UsageBook
@@ -54,6 +54,8 @@ CUSTOMER_PREFIX: Final = "cus-"
 """A customer's canonical id is this prefix and its CRM account id."""
 CONCURRENT_CUSTOMERS: Final = 8
 """Customers whose books are read at once in an incremental read."""
+ERP_CUSTOMERS_AT_ONCE: Final = PAGE
+"""Customers named in one ERP list read (SuiteQL's IN takes at most 1,000 values)."""
 
 T = TypeVar("T")
 
@@ -311,44 +313,56 @@ async def read_erp_customers(
     erp: ErpPort, entities: Collection[str] | None, customer_ids: Collection[str]
 ) -> Books:
     """The whole ERP book of each customer: the customer, its sales orders, invoices and
-    credit memos (headers, as the full read takes them)."""
+    credit memos (headers, as the full read takes them), each kind read for many customers
+    at once."""
     gate = asyncio.Semaphore(CONCURRENT_CUSTOMERS)
 
-    async def one(
-        customer_id: str,
-    ) -> tuple[Customer, list[SalesOrder], list[Invoice], list[CreditMemo]] | None:
+    async def customer(customer_id: str) -> Customer | None:
         async with gate:
             try:
-                customer = await erp.get_customer(customer_id)
+                return await erp.get_customer(customer_id)
             except UpstreamNotFound:
                 return None
-            orders, invoices, memos = await asyncio.gather(
-                every_page(
-                    lambda cursor: erp.list_sales_orders(
-                        customer_id=customer_id, cursor=cursor, limit=PAGE, lines=False
-                    )
-                ),
-                every_page(
-                    lambda cursor: erp.list_invoices(
-                        customer_id=customer_id, cursor=cursor, limit=PAGE, lines=False
-                    )
-                ),
-                every_page(
-                    lambda cursor: erp.list_credit_memos(
-                        customer_id=customer_id, cursor=cursor, limit=PAGE
-                    )
-                ),
-            )
-            return customer, orders, invoices, memos
 
-    found = [book for book in await asyncio.gather(*map(one, sorted(customer_ids))) if book]
-    wanted = [book for book in found if _in(book[0].legal_entity, entities)]
-    return Books(
-        erp_customers=[customer for customer, _, _, _ in wanted],
-        sales_orders=[o for _, orders, _, _ in wanted for o in orders],
-        erp_invoices=[i for _, _, invoices, _ in wanted for i in invoices],
-        credit_memos=[m for _, _, _, memos in wanted for m in memos],
+    found = await asyncio.gather(*map(customer, sorted(customer_ids)))
+    customers = [c for c in found if c is not None and _in(c.legal_entity, entities)]
+    ids = [c.id for c in customers]
+    batches = [
+        ids[start : start + ERP_CUSTOMERS_AT_ONCE]
+        for start in range(0, len(ids), ERP_CUSTOMERS_AT_ONCE)
+    ]
+    orders, invoices, memos = await asyncio.gather(
+        _each_batch(
+            batches,
+            lambda batch, cursor: erp.list_sales_orders(
+                customer_ids=batch, cursor=cursor, limit=PAGE, lines=False
+            ),
+        ),
+        _each_batch(
+            batches,
+            lambda batch, cursor: erp.list_invoices(
+                customer_ids=batch, cursor=cursor, limit=PAGE, lines=False
+            ),
+        ),
+        _each_batch(
+            batches,
+            lambda batch, cursor: erp.list_credit_memos(
+                customer_ids=batch, cursor=cursor, limit=PAGE
+            ),
+        ),
     )
+    return Books(
+        erp_customers=customers, sales_orders=orders, erp_invoices=invoices, credit_memos=memos
+    )
+
+
+async def _each_batch(
+    batches: list[list[str]], read: Callable[[list[str], str | None], Awaitable[Page[T]]]
+) -> list[T]:
+    records: list[T] = []
+    for batch in batches:
+        records.extend(await every_page(lambda cursor: read(batch, cursor)))  # noqa: B023
+    return records
 
 
 async def read_billing_counterparts(

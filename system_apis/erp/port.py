@@ -108,9 +108,11 @@ class ErpPort(Protocol):
         cursor: str | None = None,
         limit: int = 50,
         lines: bool = True,
+        customer_ids: Sequence[str] | None = None,
     ) -> Page[SalesOrder]:
         """Sales orders by id; `lines=False` answers them with no lines (their totals
-        intact), which an adapter may read in bulk."""
+        intact), which an adapter may read in bulk. `customer_ids`: of any of these customers
+        (one read for many)."""
         ...
 
     async def upsert_invoice(
@@ -141,9 +143,11 @@ class ErpPort(Protocol):
         cursor: str | None = None,
         limit: int = 50,
         lines: bool = True,
+        customer_ids: Sequence[str] | None = None,
     ) -> Page[Invoice]:
         """Invoices by id; `lines=False` answers them with no lines (their totals and tax
-        intact), which an adapter may read in bulk."""
+        intact), which an adapter may read in bulk. `customer_ids`: of any of these customers
+        (one read for many)."""
         ...
 
     async def mark_invoice_for_collections(
@@ -153,8 +157,15 @@ class ErpPort(Protocol):
     async def upsert_credit_memo(self, memo: CreditMemoCreate) -> CreditMemo: ...
 
     async def list_credit_memos(
-        self, *, customer_id: str | None = None, cursor: str | None = None, limit: int = 50
-    ) -> Page[CreditMemo]: ...
+        self,
+        *,
+        customer_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        customer_ids: Sequence[str] | None = None,
+    ) -> Page[CreditMemo]:
+        """Credit memos by id; `customer_ids`: of any of these customers."""
+        ...
 
     async def upsert_customer_payment(self, payment: Payment, *, external_id: str) -> Payment: ...
 

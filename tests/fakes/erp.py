@@ -495,15 +495,18 @@ class FakeErp(FakePort):
         cursor: str | None = None,
         limit: int = 50,
         lines: bool = True,
+        customer_ids: Sequence[str] | None = None,
     ) -> Page[SalesOrder]:
         if customer_id:
             _sql_id(customer_id)
+        among = _among(customer_ids)
         if legal_entity and legal_entity not in self._entities:
             return Page(data=[])
         found = [
             self._sales_order(order) for order in self._by_id(self._orders)
             if (not number or order.number == number)
             and (not customer_id or order.customer_id == customer_id)
+            and (among is None or order.customer_id in among)
             and (not legal_entity or order.legal_entity == legal_entity)
         ]
         if not lines:
@@ -578,14 +581,17 @@ class FakeErp(FakePort):
         cursor: str | None = None,
         limit: int = 50,
         lines: bool = True,
+        customer_ids: Sequence[str] | None = None,
     ) -> Page[Invoice]:
         if customer_id:
             _sql_id(customer_id)
+        among = _among(customer_ids)
         if status is not None and status not in ("open", "paid"):
             return Page(data=[])
         found = [
             self._invoice(record) for record in self._by_id(self._invoices)
             if (not customer_id or record.customer_id == customer_id)
+            and (among is None or record.customer_id in among)
         ]
         found = [invoice for invoice in found if status is None or invoice.status == status]
         if not lines:
@@ -649,12 +655,19 @@ class FakeErp(FakePort):
 
     @operation
     async def list_credit_memos(
-        self, *, customer_id: str | None = None, cursor: str | None = None, limit: int = 50
+        self,
+        *,
+        customer_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        customer_ids: Sequence[str] | None = None,
     ) -> Page[CreditMemo]:
         if customer_id:
             _sql_id(customer_id)
+        among = _among(customer_ids)
         found = [self._credit_memo(memo) for memo in self._by_id(self._memos)
-                 if not customer_id or memo.customer_id == customer_id]
+                 if (not customer_id or memo.customer_id == customer_id)
+                 and (among is None or memo.customer_id in among)]
         return self._page(found, cursor, limit)
 
     # ------------------------------------------------------------------ payments and journals
@@ -1028,6 +1041,15 @@ def _invalid(path: str, value: object, name: str, message: str | None = None) ->
     code = "USER_ERROR" if message else "INVALID_CONTENT"
     return UpstreamInvalid(f"NetSuite: 400 {code} {detail}", vendor=VENDOR, status=400, code=code,
                            errors=[FieldError(pointer=path, detail=detail)])
+
+
+def _among(customer_ids: Sequence[str] | None) -> set[str] | None:
+    """The customers a list is limited to (each a NetSuite internal id), None: any."""
+    if customer_ids is None:
+        return None
+    for customer_id in customer_ids:
+        _sql_id(customer_id)
+    return set(customer_ids)
 
 
 def _sql_id(value: str) -> str:

@@ -64,3 +64,25 @@ async def test_a_future_time_names_nothing(client: NetSuiteClient) -> None:
     await _invoice(client, acme.id, 3)
     changes = await client.changed_since(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=5))
     assert (changes.customers, changes.invoices, changes.credit_memos) == ([], [], [])
+
+
+async def test_lists_of_many_customers_leave_the_others_out(client: NetSuiteClient) -> None:
+    acme = await client.upsert_customer(ACME, external_id="cus-acme")
+    quiet = await client.upsert_customer(QUIET, external_id="cus-quiet")
+    other = await client.upsert_customer(
+        CustomerCreate(legal_name="Other Inc.", legal_entity="US01", currency="USD"),
+        external_id="cus-other",
+    )
+    mine = {await _invoice(client, acme.id, 4), await _invoice(client, quiet.id, 5)}
+    theirs = await _invoice(client, other.id, 6)
+
+    headers = await client.list_invoices(customer_ids=[acme.id, quiet.id], lines=False)
+    whole = await client.list_invoices(customer_ids=[acme.id, quiet.id])
+    orders = await client.list_sales_orders(customer_ids=[acme.id], lines=False)
+    none = await client.list_credit_memos(customer_ids=[])
+
+    assert {i.id for i in headers.data} == {i.id for i in whole.data} == mine
+    assert theirs not in {i.id for i in headers.data}
+    assert {o.customer_id for o in orders.data} == {acme.id}
+    assert [i.total for i in headers.data] == [5_000, 5_000]
+    assert none.data == []
