@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.errors import UpstreamNotFound
 from contracts.v1 import CreditNote, Customer, Deal, Invoice, Page
-from contracts.v1 import Subscription as BillingSubscription
 from process_apis.engine.store import cross_references
 from process_apis.reconciliation.compare import Books, Link, UsageBook
 from process_apis.usage.records import UsageStore
@@ -269,23 +268,17 @@ async def read_billing_customers(
     billing: BillingPort, entities: Collection[str] | None, customer_ids: Collection[str]
 ) -> Books:
     """The whole billing book of each customer: the customer (gone when deleted), its
-    subscriptions, invoices and credit notes."""
+    invoices and credit notes; and every subscription (one list for all customers: the deal
+    and usage checks look subscriptions up by id, and they are few beside invoices)."""
     gate = asyncio.Semaphore(CONCURRENT_CUSTOMERS)
 
-    async def one(
-        customer_id: str,
-    ) -> tuple[Customer, list[BillingSubscription], list[Invoice], list[CreditNote]] | None:
+    async def one(customer_id: str) -> tuple[Customer, list[Invoice], list[CreditNote]] | None:
         async with gate:
             try:
                 customer = await billing.get_customer(customer_id)
             except UpstreamNotFound:
                 return None
-            subscriptions, invoices, notes = await asyncio.gather(
-                every_page(
-                    lambda cursor: billing.list_subscriptions(
-                        customer_id=customer_id, status="all", cursor=cursor, limit=PAGE
-                    )
-                ),
+            invoices, notes = await asyncio.gather(
                 every_page(
                     lambda cursor: billing.list_invoices(
                         customer_id=customer_id, cursor=cursor, limit=PAGE
@@ -297,15 +290,25 @@ async def read_billing_customers(
                     )
                 ),
             )
-            return customer, subscriptions, invoices, notes
+            return customer, invoices, notes
 
-    found = [book for book in await asyncio.gather(*map(one, sorted(customer_ids))) if book]
-    wanted = [book for book in found if _in(book[0].legal_entity, entities)]
+    found, subscriptions = await asyncio.gather(
+        asyncio.gather(*map(one, sorted(customer_ids))),
+        every_page(
+            lambda cursor: billing.list_subscriptions(status="all", cursor=cursor, limit=PAGE)
+        ),
+    )
+    wanted = [book for book in found if book and _in(book[0].legal_entity, entities)]
+    customer_entity = {customer.id: customer.legal_entity for customer, _, _ in wanted}
     return Books(
-        billing_customers=[customer for customer, _, _, _ in wanted],
-        subscriptions=[s for _, subs, _, _ in wanted for s in subs],
-        billing_invoices=[i for _, _, invoices, _ in wanted for i in invoices],
-        credit_notes=[n for _, _, _, notes in wanted for n in notes],
+        billing_customers=[customer for customer, _, _ in wanted],
+        subscriptions=[
+            s
+            for s in subscriptions
+            if _in(s.legal_entity or customer_entity.get(s.customer_id), entities)
+        ],
+        billing_invoices=[i for _, invoices, _ in wanted for i in invoices],
+        credit_notes=[n for _, _, notes in wanted for n in notes],
     )
 
 
