@@ -265,7 +265,8 @@ async def _sell(cluster: Cluster, sold: Sold) -> str:
 async def _contract_of(cluster: Cluster, deal: str) -> dict[str, Any]:
     account = (await cluster.sf.get("Opportunity", deal))["AccountId"]
     listed = await cluster.get(0, "/system/crm/v1/contracts", account_id=account)
-    [contract] = [c for c in listed["data"] if c["deal_id"] == deal]
+    contracts: list[dict[str, Any]] = [c for c in listed["data"] if c["deal_id"] == deal]
+    [contract] = contracts
     assert contract["status"] == "activated", contract
     return contract
 
@@ -380,9 +381,7 @@ async def _book_won_on_both_replicas(cluster: Cluster, deal: str, renewal: str, 
         (i["price"]["id"], i["quantity"]) for i in subscription_before["items"]["data"]
     )
     # Restated with their metadata: the product code a discounted item is known by stays.
-    assert sorted(
-        (i["price"], sorted(i["metadata"].items())) for i in ongoing["items"]
-    ) == sorted(
+    assert sorted((i["price"], sorted(i["metadata"].items())) for i in ongoing["items"]) == sorted(
         (i["price"]["id"], sorted(i["metadata"].items()))
         for i in subscription_before["items"]["data"]
     )
