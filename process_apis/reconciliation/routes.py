@@ -136,6 +136,7 @@ class ReconciliationService:
     store: RunStore
     erp: ErpPort
     settle_seconds: float
+    full_every_seconds: float = 86400.0
 
     async def start(
         self, request: ReconciliationRequest, *, principal: Principal
@@ -189,6 +190,7 @@ class ReconciliationService:
                 entities=None,
                 settle_seconds=self.settle_seconds,
                 scheduled=True,
+                full_every_seconds=self.full_every_seconds,
             )
         )
 
@@ -397,6 +399,7 @@ def mount(
     erp: ErpPort,
     interval_seconds: float,
     settle_seconds: float,
+    full_every_seconds: float = 86400.0,
     registry: CollectorRegistry | None = None,
 ) -> ReconciliationWiring:
     """Build the flows (call before the engine launches), the service and its routes."""
@@ -429,5 +432,6 @@ def mount(
         store=store,
         erp=erp,
         settle_seconds=settle_seconds,
+        full_every_seconds=full_every_seconds,
     )
     return ReconciliationWiring(service=service, gauges=gauges, interval_seconds=interval_seconds)
