@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -26,7 +27,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -317,7 +318,29 @@ async def _postings(
     return ours.count("succeeded"), ours.count("failed"), int(repeated)
 
 
-async def main(count: int, concurrency: int, database: str) -> None:
+@contextlib.asynccontextmanager
+async def _fresh_database(server_url: str) -> AsyncIterator[str]:
+    """A database of its own for the run, dropped after: the emulator numbers its events
+    alike in every run, and an inbox that held them already would take them as duplicates."""
+    url = sa.make_url(server_url)
+    name = f"{url.database}_webhooks_{uuid.uuid4().hex[:6]}"
+    admin = create_async_engine(url, isolation_level="AUTOCOMMIT", pool_size=1)
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+async def main(count: int, concurrency: int, server_database: str) -> None:
+    async with _fresh_database(server_database) as database:
+        await _run(count, concurrency, database)
+
+
+async def _run(count: int, concurrency: int, database: str) -> None:
     with _emulators() as bases:
         started = time.perf_counter()
         spent = await _seed(count, bases)
