@@ -8,9 +8,10 @@ readers put UTC back with `as_utc`).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -34,6 +35,7 @@ __all__ = [
     "insert_for",
     "metadata",
     "trace_keys",
+    "transaction_retried_if_dropped",
     "utcnow",
     "webhook_inbox",
 ]
@@ -163,6 +165,25 @@ trace_keys = sa.Table(
 """The business records (deal, customer, subscription, invoice) each trace touched, and the
 flow that first touched each: how a trace is found by a business key, and how a flow started
 about a record joins the trace of the flow that made it."""
+
+
+R = TypeVar("R")
+
+
+async def transaction_retried_if_dropped(
+    db: AsyncEngine, fn: Callable[[AsyncConnection], Awaitable[R]]
+) -> R:
+    """`fn(connection)` in a transaction, run once more when the server had dropped the
+    connection (the pool then replaces every connection it holds): what a DBOS datasource
+    transaction does for the engine's writes that run outside one."""
+    try:
+        async with db.begin() as conn:
+            return await fn(conn)
+    except sa.exc.DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    async with db.begin() as conn:
+        return await fn(conn)
 
 
 def utcnow() -> datetime:
