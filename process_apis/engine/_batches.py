@@ -18,7 +18,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from process_apis.engine.store import transaction_retried_if_dropped
+from process_apis.engine.store import transaction_retried_if_dropped, transient_failure
 
 __all__ = ["BatchWriter", "Write"]
 
@@ -38,9 +38,10 @@ class _Pending:
 
 class BatchWriter:
     """Commits the writes handed to `write` in batches: whatever arrived while the previous
-    batch committed goes in the next one, in one transaction. A batch that fails is written
-    again one caller at a time, so one bad row fails only its own caller (and a connection
-    the server dropped costs a retry, not a lost record)."""
+    batch committed goes in the next one, in one transaction. A batch the database refuses is
+    written again one caller at a time, so one bad row fails only its own caller; through a
+    transient failure (a dropped connection, a full server) the batch is tried again for a
+    while (`store.transaction_retried_if_dropped`), then fails every caller."""
 
     def __init__(self, db: AsyncEngine) -> None:
         self._db = db
@@ -86,8 +87,10 @@ class BatchWriter:
         try:
             await self._execute([write for pending in batch for write in pending.writes])
         except Exception as exc:
-            if len(batch) == 1:
-                _settle(batch[0], exc)
+            if len(batch) == 1 or transient_failure(exc):
+                # The database itself failed (and was tried again meanwhile): so would each.
+                for pending in batch:
+                    _settle(pending, exc)
                 return
             log.warning("record_batch_failed", size=len(batch), error=str(exc))
             for pending in batch:

@@ -31,10 +31,12 @@ Steps retry `UpstreamUnavailable`, whatever the platform (DBOS step retries, by 
 `STEP_RETRY`; an open circuit waits without spending an attempt). A step that still fails, or
 fails in a way retrying cannot fix, opens an exception for its owner team, marks the flow
 `failed`, and waits durably for an operator: retry (the failed step runs again, maybe with an
-edited input; finished steps never rerun) or resolve (the flow ends `cancelled`). Flow and
-exception transitions are written in DBOS datasource transactions (exactly once); a step's
-record is an upsert keyed by flow and step, written as each attempt ends (and as it starts,
-for an attempt that runs long).
+edited input; finished steps never rerun) or resolve (the flow ends `cancelled`). Exception
+and waiting transitions are written in DBOS datasource transactions (exactly once); a flow's
+start and success, both idempotent, are plain writes that run again should the flow replay.
+A step's record is an upsert keyed by flow and step, written as each attempt ends (and as it
+starts, for an attempt that runs long), in a transaction shared with the other flows' steps
+ending at the same moment, before DBOS checkpoints the step.
 """
 
 from __future__ import annotations

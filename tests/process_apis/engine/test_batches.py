@@ -1,7 +1,7 @@
 """Group commit of the engine's records: steps of several flows ending at the same moment
-share one transaction, each caller returns only once its own rows are committed, and a bad
-row fails only the caller that wrote it. A flow's start, run again as a recovered flow
-replays, leaves the status the flow had reached."""
+share one transaction, each caller returns only once its own rows are committed, a bad row
+fails only the caller that wrote it, and a dropped connection is tried again. A flow's
+start, run again as a recovered flow replays, leaves the status the flow had reached."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway import storage
 from process_apis.engine._batches import BatchWriter
@@ -23,7 +23,11 @@ from process_apis.engine.records import (
     start_running,
     step_ended,
 )
-from process_apis.engine.store import create_process_engine, utcnow
+from process_apis.engine.store import (
+    create_process_engine,
+    transaction_retried_if_dropped,
+    utcnow,
+)
 
 NOTE = sa.text("INSERT INTO notes (id, body) VALUES (:id, :body)")
 
@@ -181,3 +185,32 @@ async def test_a_replayed_start_keeps_the_status_the_flow_had_reached(db: AsyncE
         "US01",
     )
     assert status == "waiting_approval"
+
+
+async def test_a_dropped_connection_is_tried_again_and_a_refused_statement_is_not(
+    db: AsyncEngine, database_url: str
+) -> None:
+    calls: list[str] = []
+
+    async def dropped_once(conn: AsyncConnection) -> str:
+        calls.append("dropped_once")
+        if len(calls) == 1:
+            raise sa.exc.OperationalError(
+                "INSERT",
+                {},
+                ConnectionError("server closed the connection"),
+                connection_invalidated=True,
+            )
+        await conn.execute(NOTE, {"id": "after-drop", "body": "written"})
+        return "done"
+
+    async def refused(conn: AsyncConnection) -> None:
+        calls.append("refused")
+        await conn.execute(NOTE, {"id": "bad", "body": None})
+
+    assert await transaction_retried_if_dropped(db, dropped_once) == "done"
+    with pytest.raises(sa.exc.IntegrityError):
+        await transaction_retried_if_dropped(db, refused)
+
+    assert calls == ["dropped_once", "dropped_once", "refused"]
+    assert await _notes(database_url) == {"after-drop": "written"}
