@@ -374,7 +374,7 @@ async def _run_flow(
         _flow_scope.reset(token)
         untrack()
     # Idempotent too, and the flow's last write: should the flow replay before DBOS records
-    # it finished, it is written again, unchanged.
+    # it finished, the same status is written again.
     await engine.record(flow_ended(flow_id, "succeeded", now=utcnow()))
     engine.observer.flow_finished(meta.type, "succeeded")
     return result
