@@ -15,7 +15,7 @@ from typing import Final
 import msgspec
 
 from contracts.errors import UpstreamNotFound
-from contracts.v1 import Contract, Customer, Deal, Subscription
+from contracts.v1 import Contract, Customer, Deal, Subscription, SubscriptionItem
 from process_apis.cross_references import CrossReferences
 from process_apis.customer_master.flow import CUSTOMER, canonical_customer_id
 from process_apis.renewals import signals as reading
@@ -105,7 +105,7 @@ class RenewalDesk:
         lines = [
             RenewalLine(
                 product_code=item.product_code,
-                quantity=item.quantity,
+                quantity=_renewed_quantity(item, contract),
                 unit_amount=item.unit_amount,
             )
             for item in subscription.items
@@ -203,3 +203,12 @@ class RenewalDesk:
             return await self.crm.get_account(account_id)
         except UpstreamNotFound:
             return None
+
+
+def _renewed_quantity(item: SubscriptionItem, contract: Contract) -> int:
+    """What the renewal sells of an item: its quantity, or for a metered item (which bills
+    reported usage, so has none) the estimate the contract sold, else one unit at its rate."""
+    if item.usage_metric is None:
+        return item.quantity
+    sold = [line.quantity for line in contract.lines if line.product_code == item.product_code]
+    return max(sold, default=1) or 1

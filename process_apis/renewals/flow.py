@@ -266,6 +266,7 @@ class RenewalFlows(FlowInstance):
                 quantity=line.quantity,
                 unit_amount=None if line.unit_amount == line.list_amount else line.unit_amount,
                 product_code=line.product_code,
+                usage_metric=line.usage_metric,
             )
             for line in renewal.order.lines
             if line.recurring

@@ -18,6 +18,7 @@ from sandbox.stripe.pricing import add_interval
 from sandbox.stripe.render import render
 from sandbox.stripe.routes_catalog import inline_price
 from sandbox.stripe.store import Obj, Store, changed
+from sandbox.stripe.usage import item_quantity
 
 __all__ = [
     "create_schedule",
@@ -52,7 +53,8 @@ def create_schedule(store: Store, params: Params, path: dict[str, str]) -> Obj:
         "start_date": subscription["current_period_start"],
         "end_date": subscription["current_period_end"],
         "items": [
-            {"price": item["price"], "quantity": item["quantity"], "metadata": item["metadata"]}
+            # A metered item has no quantity (Stripe leaves it out): its usage is billed.
+            {"price": item["price"], "quantity": item.get("quantity"), "metadata": item["metadata"]}
             for item in cycle.items_of(store, subscription)
         ],
         "metadata": {},
@@ -240,9 +242,7 @@ def _phase_item(store: Store, subscription: Obj, entry: Params) -> Obj:
         interval=cycle.interval_of(store, subscription),
         param=entry.name("price"),
     )
-    quantity = entry.integer("quantity", minimum=0)
-    return {
-        "price": price["id"],
-        "quantity": 1 if quantity is None else quantity,
-        "metadata": entry.metadata({}),
-    }
+    quantity = item_quantity(
+        price, entry.integer("quantity", minimum=0), param=entry.name("quantity")
+    )
+    return {"price": price["id"], "quantity": quantity, "metadata": entry.metadata({})}

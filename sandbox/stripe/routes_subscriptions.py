@@ -11,7 +11,7 @@ from sandbox.stripe.routes_catalog import inline_price
 from sandbox.stripe.routes_invoices import new_invoice_item
 from sandbox.stripe.routes_tax_rates import tax_rates_of
 from sandbox.stripe.store import Obj, Store, changed
-from sandbox.stripe.usage import is_metered
+from sandbox.stripe.usage import item_quantity
 
 __all__ = [
     "cancel_subscription",
@@ -97,16 +97,9 @@ def create_subscription(store: Store, params: Params, path: dict[str, str]) -> O
     for entry, price in zip(entries, prices, strict=True):
         entry.only(("metadata", "price", "price_data", "quantity"))
         cycle.check_price(price, currency=currency, interval=interval, param=entry.name("price"))
-        quantity = entry.integer("quantity", minimum=0)
-        if is_metered(price):
-            if quantity is not None:
-                raise invalid_request(
-                    "Quantity should not be specified where usage_type is `metered`. Remove "
-                    f"quantity from `{entry.name('quantity')}`.",
-                    param=entry.name("quantity"),
-                )
-        elif quantity is None:
-            quantity = 1
+        quantity = item_quantity(
+            price, entry.integer("quantity", minimum=0), param=entry.name("quantity")
+        )
         cycle.new_item(store, subscription, price, quantity, entry.metadata({}), at)
     for extra in params.hashes("add_invoice_items"):
         _add_invoice_item(store, customer, extra, subscription)

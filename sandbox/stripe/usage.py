@@ -21,6 +21,7 @@ __all__ = [
     "close_usage_period",
     "create_usage_record",
     "is_metered",
+    "item_quantity",
     "list_usage_record_summaries",
     "usage_total",
 ]
@@ -31,6 +32,20 @@ _ACTIONS = ("increment", "set")
 def is_metered(price: Obj) -> bool:
     recurring = price.get("recurring") or {}
     return recurring.get("usage_type") == "metered"
+
+
+def item_quantity(price: Obj, quantity: int | None, *, param: str) -> int | None:
+    """The quantity of an item of `price` as given (`param`): none for a metered price, which
+    refuses one (its usage is billed), else the one given or 1."""
+    if not is_metered(price):
+        return 1 if quantity is None else quantity
+    if quantity is not None:
+        raise invalid_request(
+            "Quantity should not be specified where usage_type is `metered`. Remove "
+            f"quantity from `{param}`.",
+            param=param,
+        )
+    return None
 
 
 def create_usage_record(store: Store, params: Params, path: dict[str, str]) -> Obj:

@@ -227,3 +227,45 @@ async def test_canceling_now_with_invoice_now_bills_the_usage_so_far(
     assert [(line["quantity"], line["amount"]) for line in usage_lines] == [(75, 150)]
     assert usage_lines[0]["period"] == {"start": START, "end": START + 10 * DAY}
     assert final["status"] == "open" and final["subtotal"] == 150
+
+
+async def test_a_schedule_keeps_a_metered_item_without_quantity_and_refuses_one(
+    api: httpx.AsyncClient,
+) -> None:
+    clock, subscription, _ = await metered_subscription(api)
+    schedule = await ok(
+        api.post("/v1/subscription_schedules", data={"from_subscription": subscription})
+    )
+    [current] = schedule["phases"]
+    quantities = {item["price"]: item["quantity"] for item in current["items"]}
+    assert quantities == {
+        price_id_for("PLAT-STD", "USD"): 1,
+        price_id_for("API-CALLS", "USD"): None,
+    }
+    boundary = current["end_date"]
+    phases = {
+        "phases[0][start_date]": str(current["start_date"]),
+        "phases[0][end_date]": str(boundary),
+        "phases[0][items][0][price]": price_id_for("PLAT-STD", "USD"),
+        "phases[0][items][1][price]": price_id_for("API-CALLS", "USD"),
+        "phases[1][items][0][price]": price_id_for("PLAT-STD", "USD"),
+        "phases[1][items][0][quantity]": "2",
+        "phases[1][items][1][price]": price_id_for("API-CALLS", "USD"),
+        "phases[1][iterations]": "1",
+    }
+    refused = await api.post(
+        f"/v1/subscription_schedules/{schedule['id']}",
+        data={**phases, "phases[1][items][1][quantity]": "5"},
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "phases[1][items][1][quantity]"
+    await ok(api.post(f"/v1/subscription_schedules/{schedule['id']}", data=phases))
+    await ok(
+        api.post(
+            f"/v1/test_helpers/test_clocks/{clock}/advance", data={"frozen_time": boundary + DAY}
+        )
+    )
+    renewed = await ok(api.get(f"/v1/subscriptions/{subscription}"))
+    items = {item["price"]["id"]: item for item in renewed["items"]["data"]}
+    assert items[price_id_for("PLAT-STD", "USD")]["quantity"] == 2
+    assert "quantity" not in items[price_id_for("API-CALLS", "USD")]
