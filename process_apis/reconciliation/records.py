@@ -43,6 +43,9 @@ __all__ = [
     "Summary",
 ]
 
+NO_LONGER_FOUND = "no longer found by "
+"""How a run that found a mismatch fixed closes its exception (`resolution`)."""
+
 RunStatus = Literal["running", "completed", "failed"]
 MismatchStatus = Literal["open", "repaired", "explained"]
 LIST_NAME = "process:reconciliations"
@@ -348,24 +351,59 @@ class RunStore:
         return Page[Run](data=page, next_cursor=next_cursor)
 
     async def latest_counts(self) -> dict[tuple[str, str, str, str], int]:
-        """Mismatches of each run's latest completed run, by (kind, entity, currency, status)."""
+        """The mismatches standing now, by (kind, entity, currency, status): those of the
+        latest completed full run and of every incremental run completed since, each record
+        counted once (its latest finding), less those a later run found fixed."""
         async with self._db.connect() as conn:
-            latest = (
+            full = (
                 await conn.execute(
-                    sa.select(runs)
-                    .where(runs.c.status == "completed")
+                    sa.select(runs.c.started_at)
+                    .where(runs.c.status == "completed", runs.c.watermark.is_(None))
                     .order_by(runs.c.completed_at.desc())
                     .limit(1)
                 )
             ).first()
-            if latest is None:
+            if full is None:
                 return {}
-            found = await _mismatches(conn, latest.id, None)
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        mismatches.c.fingerprint,
+                        mismatches.c.kind,
+                        mismatches.c.legal_entity,
+                        mismatches.c.currency,
+                        mismatches.c.status,
+                        exceptions.c.status.label("exception_status"),
+                        exceptions.c.resolution,
+                    )
+                    .select_from(
+                        mismatches.join(runs, runs.c.id == mismatches.c.run_id).outerjoin(
+                            exceptions, exceptions.c.id == mismatches.c.exception_id
+                        )
+                    )
+                    .where(runs.c.status == "completed", runs.c.started_at >= full.started_at)
+                    .order_by(runs.c.started_at)
+                )
+            ).all()
+        standing = {row.fingerprint: row for row in rows}  # the latest finding of each
         counts: dict[tuple[str, str, str, str], int] = {}
-        for item in found:
-            label = (item.kind, item.legal_entity, item.currency or "", item.status)
+        for row in standing.values():
+            status = _standing_status(row)
+            if status is None:
+                continue
+            label = (row.kind, row.legal_entity, row.currency or "", status)
             counts[label] = counts.get(label, 0) + 1
         return counts
+
+
+def _standing_status(row: Any) -> MismatchStatus | None:
+    """What a finding is now: repaired, explained by a person, open, or (None) fixed since."""
+    if row.status == "repaired":
+        return "repaired"
+    if row.exception_status == "resolved":
+        fixed = (row.resolution or "").startswith(NO_LONGER_FOUND)
+        return None if fixed else "explained"
+    return "open"
 
 
 def _visible(row: Any, principal: Principal) -> bool:
@@ -546,5 +584,5 @@ async def _close_gone(
             continue
         if fingerprint not in found:
             await close_exception(
-                conn, exception_id, now=now, resolution=f"no longer found by {run_id}"
+                conn, exception_id, now=now, resolution=f"{NO_LONGER_FOUND}{run_id}"
             )

@@ -101,13 +101,14 @@ class RepairAccepted(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MismatchGauges:
-    """`erpgw_reconciliation_mismatches`: the latest completed run's mismatches."""
+    """`erpgw_reconciliation_mismatches`: the mismatches standing now (`RunStore.latest_counts`)."""
 
     def __init__(self, store: RunStore, registry: CollectorRegistry | None) -> None:
         self._store = store
         self._gauge = Gauge(
             "erpgw_reconciliation_mismatches",
-            "Mismatches of the latest completed reconciliation, by kind, legal entity, "
+            "Reconciliation mismatches standing now (the latest full run's and the later "
+            "incremental runs' findings, less those found fixed), by kind, legal entity, "
             "currency and status",
             ("kind", "legal_entity", "currency", "status"),
             registry=registry,

@@ -149,6 +149,7 @@ async def test_an_incremental_run_reads_what_changed_and_closes_only_what_it_che
         await _count(world, "stripe", "/v1/invoices*")
         quiet = await world.scheduled(START + timedelta(hours=2))
         quiet_reads = await _counted(world, "stripe")
+        standing = {k: v for k, v in (await world.mismatch_gauges()).items() if v}
 
         first = _findings(full)
         globex_exception = await _exception(
@@ -210,6 +211,12 @@ async def test_an_incremental_run_reads_what_changed_and_closes_only_what_it_che
     assert globex_exception["status"] == "resolved"
     assert umbrella_exception["status"] == "open"
     assert incremental["summary"]["mismatches"] == 1
+    # The gauge shows what stands after the quiet run: Umbrella's edit (found by the full run,
+    # not compared since) and the void, not Globex's (fixed).
+    assert standing == {
+        ("invoices", umbrella_invoice.legal_entity, umbrella_invoice.currency, "open"): 1.0,
+        ("invoices", "US01", "USD", "open"): 1.0,
+    }, standing
 
     # Nothing changed since: no invoice read at all, nothing compared.
     assert quiet["incremental"] is True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -145,6 +146,17 @@ class World:
         )
         response.raise_for_status()
         return list(response.json()["data"])
+
+    async def mismatch_gauges(self) -> dict[tuple[str, ...], float]:
+        """`erpgw_reconciliation_mismatches` as scraped, by (kind, entity, currency, status)."""
+        found: dict[tuple[str, ...], float] = {}
+        for line in (await self.http.get("/metrics")).text.splitlines():
+            match = re.match(r"erpgw_reconciliation_mismatches\{(.*)\} (\S+)$", line)
+            if match:
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+                key = tuple(labels[k] for k in ("kind", "legal_entity", "currency", "status"))
+                found[key] = float(match.group(2))
+        return found
 
     async def vendor(self, method: str, vendor: str, path: str, **kwargs: Any) -> httpx.Response:
         """A call to an emulated vendor's own API (Stripe with its secret key)."""
