@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -63,6 +65,10 @@ DISPATCH_FLOW_TYPE: Final = "webhook_dispatch"
 """The `flow_type` of a dispatch record's exception (an event whose flows could not start)."""
 DISPATCH_STEP: Final = "dispatch"
 LEASE_SECONDS: Final = 60.0
+QUIET_SECONDS: Final = 0.05
+"""Dispatch waits until this process has stored no delivery for this long ..."""
+DEFER_SECONDS: Final = 2.0
+"""... but never longer than this at a time: a burst's answers come first, its flows next."""
 """How long a claimed row is held: far above one dispatch, so only a dead dispatcher's rows
 are taken over."""
 BACKOFF_CAP_SECONDS: Final = 300.0
@@ -122,6 +128,9 @@ class InboxDispatcher:
     lease_seconds: float = LEASE_SECONDS
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
     """This dispatcher's lease name (a new one per process)."""
+    last_stored: Callable[[], float] | None = None
+    """When (`time.monotonic`) this process last stored a delivery; dispatch yields to a
+    burst of deliveries (`QUIET_SECONDS`, `DEFER_SECONDS`)."""
     _wake: asyncio.Event | None = None
 
     def wake(self) -> None:
@@ -133,6 +142,7 @@ class InboxDispatcher:
         """Dispatch until cancelled."""
         self._wake = asyncio.Event()
         while True:
+            await self._behind_intake()
             try:
                 claimed = await self.dispatch_due()
             except Exception as exc:  # the database is away: look again at the next poll
@@ -142,6 +152,19 @@ class InboxDispatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
                 self._wake.clear()
+
+    async def _behind_intake(self) -> None:
+        """Wait while deliveries are being stored here: the vendor waits on each answer,
+        while a stored event's flows can start a moment later (bounded by `DEFER_SECONDS`)."""
+        if self.last_stored is None:
+            return
+        deadline = time.monotonic() + DEFER_SECONDS
+        while True:
+            now = time.monotonic()
+            wait = min(QUIET_SECONDS - (now - self.last_stored()), deadline - now)
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
 
     async def dispatch_due(self) -> int:
         """Claim and dispatch one batch of due rows; how many were claimed."""

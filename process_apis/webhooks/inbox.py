@@ -13,6 +13,7 @@ them, put them back after a failed attempt, mark them failed, and queue them aga
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -92,6 +93,8 @@ class InboxWriter:
     """INSERT statements committed so far (a delivery's row is in exactly one)."""
     rows: int = 0
     """Rows offered to those statements."""
+    last_stored: float = float("-inf")
+    """When (`time.monotonic`) a delivery last asked to be stored."""
     _queue: list[_Pending] = field(default_factory=list)
     _writer: asyncio.Task[None] | None = None
 
@@ -105,6 +108,7 @@ class InboxWriter:
         Raises:
             Exception: the database's error; nothing was stored for this delivery.
         """
+        self.last_stored = time.monotonic()
         outcome: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         values = _row_values(event)
         if lease_owner is not None:
@@ -138,11 +142,14 @@ class InboxWriter:
         unique = list({_key_of(p.values): p.values for p in batch}.values())
         self.rows += len(batch)
         async with self.database.begin() as conn:
+            # One statement whatever the batch's size, its rows as parameter sets: SQLAlchemy
+            # compiles it once (a `.values(rows)` statement compiles anew for every row count)
+            # and sends the rows as one multi-row INSERT ("insertmanyvalues").
             result = await conn.execute(
                 insert_for(conn, webhook_inbox)
-                .values(unique)
                 .on_conflict_do_nothing(index_elements=_KEY_COLUMNS)
-                .returning(*_KEY_COLUMNS)
+                .returning(*_KEY_COLUMNS),
+                unique,
             )
             inserted = {InboxKey(*row) for row in result}
         self.inserts += 1

@@ -398,9 +398,8 @@ def build_intake(
     dispatches `concurrency` at once, and gives an event up after `attempts`. `max_batch`
     bounds the deliveries one INSERT stores."""
     chosen = {k: tuple(v) for k, v in (secrets or {}).items() if v}
-    intake = WebhookIntake(
-        database=database, secrets=chosen, writer=InboxWriter(database, max_batch=max_batch)
-    )
+    writer = InboxWriter(database, max_batch=max_batch)
+    intake = WebhookIntake(database=database, secrets=chosen, writer=writer)
     if engine is not None:
         intake.inbox = InboxDispatcher(
             database=database,
@@ -409,6 +408,7 @@ def build_intake(
             poll_seconds=poll_seconds,
             attempts=attempts,
             concurrency=concurrency,
+            last_stored=lambda: writer.last_stored,
         )
     return intake
 
