@@ -3,8 +3,12 @@ NetSuite and Salesforce emulators (each in its own process, its own limits off) 
 `--invoices` posted invoices (one sales order and one ERP invoice each, ten per customer, every
 customer linked in the cross-references). Prints the records compared per second (goal
 >= 1,000/s), the mismatches found (0: the book agrees) and the peak RSS, measured in one run.
+Then `--changed` invoices (each of another customer) are paid in billing only, and an
+incremental read (what the change feeds show since the full read, widened to those customers'
+books, as a scheduled run reads) is timed against the full one: it prints both times, their
+ratio and the mismatches it found (one payment each).
 
-    .venv/bin/python bench/reconcile.py --invoices 1000
+    .venv/bin/python bench/reconcile.py --invoices 1000 --changed 10
 """
 
 from __future__ import annotations
@@ -146,7 +150,70 @@ async def _seed(
     return [link for links in done for link in links]
 
 
-async def main(invoices: int, bases: dict[str, str]) -> None:
+async def _pay_in_billing_only(stripe: StripeClient, books: Books, changed: int) -> list[str]:
+    """Pay the first invoice of `changed` customers out of band (no webhook reaches an ERP)."""
+    chosen: dict[str, str] = {}
+    for invoice in books.billing_invoices:
+        if len(chosen) == changed:
+            break
+        chosen.setdefault(invoice.customer_id, invoice.id)
+    for invoice_id in chosen.values():
+        await stripe.pay_invoice(invoice_id, paid_out_of_band=True)
+    return sorted(chosen.values())
+
+
+async def _read_incrementally(
+    salesforce: SalesforceClient,
+    stripe: StripeClient,
+    netsuite: NetSuiteClient,
+    database: Any,
+    since: datetime,
+) -> Books:
+    """The reads of an incremental scheduled run, in the flow's order."""
+    crm, links = await asyncio.gather(
+        reading.read_crm(salesforce, None, since=since), reading.read_links(database, None)
+    )
+    billing_changes, erp_changes = await asyncio.gather(
+        stripe.changed_since(since), netsuite.changed_since(since)
+    )
+    billing = await reading.read_billing_customers(
+        stripe, None, reading.billing_scope(billing_changes, erp_changes, crm.deals, links)
+    )
+    erp = await reading.read_erp_customers(
+        netsuite,
+        None,
+        reading.erp_scope(
+            billing_changes, erp_changes, billing.billing_customers, crm.deals, links
+        ),
+    )
+    billed = {invoice.id for invoice in billing.billing_invoices}
+    posted = {invoice.external_id for invoice in erp.erp_invoices if invoice.external_id}
+    billing_more, erp_more = await asyncio.gather(
+        reading.read_billing_counterparts(stripe, None, sorted(posted - billed)),
+        reading.read_erp_counterparts(
+            netsuite,
+            None,
+            sorted(i.id for i in billing.billing_invoices if i.id not in posted and i.total > 0),
+        ),
+    )
+    accounts = reading.accounts_in_scope(
+        billing_changes, erp_changes, billing.billing_customers, crm.deals, links
+    )
+    parts = (billing, erp, billing_more, erp_more)
+    return Books(
+        **{
+            name: [item for part in parts for item in getattr(part, name)]
+            for name in Books.__struct_fields__
+            if name not in ("accounts", "deals", "metered_products", "links")
+        },
+        accounts=[account for account in crm.accounts if account.id in accounts],
+        deals=crm.deals,
+        metered_products=crm.metered_products,
+        links=links,
+    )
+
+
+async def main(invoices: int, changed: int, bases: dict[str, str]) -> None:
     limits = httpx.Limits(max_connections=32)
     async with (
         httpx.AsyncClient(base_url=bases["stripe"], timeout=60, limits=limits) as stripe_http,
@@ -207,6 +274,15 @@ async def main(invoices: int, bases: dict[str, str]) -> None:
             # The emulators' demo deals are won but not booked here: not part of this book.
             unbooked = [f for f in comparison.findings if f.kind == "deals"]
             compared = time.perf_counter() - started
+
+            # Change feeds are stamped in whole seconds: start past the full read's second.
+            await asyncio.sleep(1.1)
+            since = datetime.now(UTC)
+            paid = await _pay_in_billing_only(stripe, books, changed)
+            started = time.perf_counter()
+            partial = await _read_incrementally(salesforce, stripe, netsuite, database, since)
+            later = compare(partial, KINDS, now=datetime.now(UTC), settle_seconds=0)
+            incremental = time.perf_counter() - started
             await database.dispose()
 
     checked = sum(comparison.checked.values())
@@ -222,12 +298,25 @@ async def main(invoices: int, bases: dict[str, str]) -> None:
     print(f"records reconciled per second: {checked / elapsed:,.0f} (goal >= 1,000)")
     print(f"records read and compared per second: {records / elapsed:,.0f}")
     print(f"peak RSS: {peak_mb:.0f} MB")
+    payments = sorted(f.key for f in later.findings if f.kind == "payments")
+    partial_records = sum(len(getattr(partial, name)) for name in Books.__struct_fields__)
+    print(
+        f"incremental, {len(paid)} invoices paid in billing only: read and compared in "
+        f"{incremental:.2f} s against {elapsed:.2f} s for the full read "
+        f"(full / incremental: {elapsed / incremental:.1f}x); {partial_records} records read, "
+        f"checked {later.checked}"
+    )
+    print(
+        f"incremental mismatches: {len(payments)} payments "
+        f"({'each paid invoice' if payments == paid else 'NOT the paid invoices'})"
+    )
 
 
 if __name__ == "__main__":
     logging.getLogger("httpx").setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--invoices", type=int, default=1000)
-    wanted = parser.parse_args().invoices
+    parser.add_argument("--changed", type=int, default=10)
+    arguments = parser.parse_args()
     with _emulators() as emulators:
-        asyncio.run(main(wanted, emulators))
+        asyncio.run(main(arguments.invoices, arguments.changed, emulators))

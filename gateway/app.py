@@ -273,6 +273,7 @@ def _reconciliation(gateway: Gateway) -> reconciliation_api.ReconciliationWiring
         erp=ports["netsuite"],
         interval_seconds=chosen.reconcile_interval_seconds,
         settle_seconds=chosen.reconcile_settle_seconds,
+        full_every_seconds=chosen.reconcile_full_every_seconds,
         registry=gateway.metrics.registry,
     )
 

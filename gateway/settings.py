@@ -695,6 +695,16 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             minimum=0,
         ),
     ] = 3600.0
+    reconcile_full_every_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_RECONCILE_FULL_EVERY_SECONDS",
+            "a scheduled reconciliation reads every record (not only those changed since the "
+            "last run) when the last one that did began this long ago; finds drift no change "
+            "feed shows, such as a record deleted in the ERP",
+            positive=True,
+        ),
+    ] = 86400.0
     reconcile_settle_seconds: Annotated[
         float,
         var(

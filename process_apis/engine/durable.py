@@ -31,10 +31,12 @@ Steps retry `UpstreamUnavailable`, whatever the platform (DBOS step retries, by 
 `STEP_RETRY`; an open circuit waits without spending an attempt). A step that still fails, or
 fails in a way retrying cannot fix, opens an exception for its owner team, marks the flow
 `failed`, and waits durably for an operator: retry (the failed step runs again, maybe with an
-edited input; finished steps never rerun) or resolve (the flow ends `cancelled`). Flow and
-exception transitions are written in DBOS datasource transactions (exactly once); a step's
-record is an upsert keyed by flow and step, written as each attempt ends (and as it starts,
-for an attempt that runs long).
+edited input; finished steps never rerun) or resolve (the flow ends `cancelled`). Exception
+and waiting transitions are written in DBOS datasource transactions (exactly once); a flow's
+start and success, both idempotent, are plain writes that run again should the flow replay.
+A step's record is an upsert keyed by flow and step, written as each attempt ends (and as it
+starts, for an attempt that runs long), in a transaction shared with the other flows' steps
+ending at the same moment, before DBOS checkpoints the step.
 """
 
 from __future__ import annotations
@@ -69,13 +71,13 @@ from process_apis.engine._steps import (
 from process_apis.engine.queue import close_exception, owner_for, stop_at_step
 from process_apis.engine.records import (
     FlowMeta,
+    flow_ended,
     record_attempt,
-    record_step_ended,
     set_flow_status,
-    start_running,
+    step_ended,
 )
-from process_apis.engine.store import Executor, utcnow
-from process_apis.engine.traces import TraceKeyKind, keys_of_external_ids, record_trace_keys
+from process_apis.engine.store import utcnow
+from process_apis.engine.traces import TraceKeyKind, keys_of_external_ids, keys_touched
 from process_apis.exceptions import OwnerTeam
 from process_apis.flows import StepStatus
 
@@ -338,7 +340,10 @@ async def _run_flow(
     """The flow's body, its record moving `running` -> `succeeded` (or `cancelled`, `failed`)."""
     flow_id = DBOS.workflow_id
     assert flow_id is not None, "a flow runs inside a DBOS workflow"
-    meta = await engine.transaction("erpgw.flow_started", start_running, flow_id, fn.__name__)
+    # Not a checkpointed step: the start is idempotent and runs again as the flow replays
+    # (see `start_running`), which costs one statement where a datasource transaction cost
+    # DBOS five (its checks, its two checkpoints) and two more commits.
+    meta = await engine.start_running(flow_id, fn.__name__)
     token = _flow_scope.set(_FlowScope(meta=meta, calls={}))
     untrack = engine.track(asyncio.current_task())
     try:
@@ -368,7 +373,9 @@ async def _run_flow(
     finally:
         _flow_scope.reset(token)
         untrack()
-    await engine.transaction("erpgw.flow_succeeded", set_flow_status, flow_id, "succeeded")
+    # Idempotent too, and the flow's last write: should the flow replay before DBOS records
+    # it finished, the same status is written again.
+    await engine.record(flow_ended(flow_id, "succeeded", now=utcnow()))
     engine.observer.flow_finished(meta.type, "succeeded")
     return result
 
@@ -496,28 +503,35 @@ class _StepRecord:
         started_at: datetime,
     ) -> None:
         self._engine = engine
-        self._where = {"flow_id": flow_id, "step": step, "system": system, "position": position}
+        self._flow_id = flow_id
+        self._step = step
+        self._system = system
+        self._position = position
         self._started_at = started_at
         self._attempt_recorded = False
-        self._marking = False
+        self._marker: asyncio.Task[None] | None = None
+        # A timer, not a sleeping task: most attempts end long before it fires, and
+        # cancelling a timer costs the event loop less than a task that never ran.
+        self._timer = asyncio.get_running_loop().call_later(
+            RUNNING_MARKER_SECONDS, self._start_marking
+        )
+
+    def _start_marking(self) -> None:
         self._marker = asyncio.create_task(self._mark_running())
 
     async def _mark_running(self) -> None:
-        await asyncio.sleep(RUNNING_MARKER_SECONDS)
-        self._marking = True
-        where = self._where
         try:
             await self._engine.write(
                 record_attempt,
-                where["flow_id"],
-                where["step"],
-                system=where["system"],
-                position=where["position"],
+                self._flow_id,
+                self._step,
+                system=self._system,
+                position=self._position,
                 started_at=self._started_at,
             )
         except Exception as exc:
             # The attempt's end writes the record whole; meanwhile it is not shown running.
-            log.warning("step_start_not_recorded", step=where["step"], error=str(exc))
+            log.warning("step_start_not_recorded", step=self._step, error=str(exc))
             return
         self._attempt_recorded = True
 
@@ -532,44 +546,32 @@ class _StepRecord:
         legal_entity: str | None = None,
     ) -> None:
         """The attempt ended: its outcome (and the trace keys of what it made or found) in
-        one transaction, written after the running marker's, never before it."""
-        if not self._marking:
-            self._marker.cancel()
-        await asyncio.gather(self._marker, return_exceptions=True)
-        await self._engine.write(
-            _record_end,
-            **self._where,
-            started_at=self._started_at,
-            status=status,
-            attempt_recorded=self._attempt_recorded,
-            error=error,
-            external_ids=external_ids,
-            trace_keys=trace_keys or [],
-            correlation_id=correlation_id,
-            legal_entity=legal_entity,
-        )
-
-
-async def _record_end(
-    executor: Executor,
-    *,
-    flow_id: str,
-    step: str,
-    trace_keys: list[tuple[TraceKeyKind, str]],
-    correlation_id: str | None,
-    legal_entity: str | None,
-    now: datetime,
-    **outcome: Any,
-) -> None:
-    await record_step_ended(executor, flow_id, step, now=now, **outcome)
-    if trace_keys:
-        await record_trace_keys(
-            executor,
-            trace_keys,
-            correlation_id=correlation_id,
-            flow_id=flow_id,
-            legal_entity=legal_entity,
-            now=now,
+        one transaction (shared with other flows' steps ending at the same moment), written
+        after the running marker's, never before it."""
+        self._timer.cancel()
+        if self._marker is not None:
+            await asyncio.gather(self._marker, return_exceptions=True)
+        now = utcnow()
+        await self._engine.record(
+            step_ended(
+                self._flow_id,
+                self._step,
+                system=self._system,
+                position=self._position,
+                started_at=self._started_at,
+                status=status,
+                attempt_recorded=self._attempt_recorded,
+                now=now,
+                error=error,
+                external_ids=external_ids,
+            ),
+            *keys_touched(
+                trace_keys or [],
+                correlation_id=correlation_id,
+                flow_id=self._flow_id,
+                legal_entity=legal_entity,
+                now=now,
+            ),
         )
 
 

@@ -32,7 +32,7 @@ from dbos import (
 )
 from dbos import _dbos as _dbos_internals
 from dbos import error as dbos_errors
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.audit import (
     AuditActor,
@@ -45,16 +45,23 @@ from contracts.audit import (
 from contracts.context import current_context
 from contracts.errors import Conflict, ServiceUnavailable
 from process_apis.engine import _stalls, _steps, durable
+from process_apis.engine._batches import BatchWriter, Write
 from process_apis.engine._executors import ExecutorRegistry, SlotLock
 from process_apis.engine.durable import DECISION_TOPIC, Decision, FlowInstance
 from process_apis.engine.observer import FlowObserver, NoObserver
 from process_apis.engine.records import (
+    FlowMeta,
     UnfinishedFlow,
     create_flow,
     fail_unfinished,
+    start_running,
     unfinished_flows,
 )
-from process_apis.engine.store import create_process_engine, utcnow
+from process_apis.engine.store import (
+    create_process_engine,
+    transaction_retried_if_dropped,
+    utcnow,
+)
 from process_apis.engine.system_database import (
     default_system_database_url,
     prepare_sqlite,
@@ -70,7 +77,7 @@ __all__ = [
     "migrate_engine_storage",
 ]
 
-APPLICATION_VERSION = "2026.12.1"
+APPLICATION_VERSION = "2026.12.2"
 """Pinned so a restart recovers the flows the previous process left (DBOS only recovers flows
 of its own version). Bump it whenever a flow's sequence of steps changes, or a step's name (its
 module path) does."""
@@ -189,6 +196,7 @@ class FlowEngine:
             "SERIALIZABLE" if database_url.startswith("sqlite") else "READ COMMITTED"
         )
         self._db: AsyncEngine | None = None
+        self._batches: BatchWriter | None = None
         self._system_url: str | None = None
         self._system_probe: sa.Engine | None = None
         self._executors: ExecutorRegistry | None = None
@@ -210,6 +218,7 @@ class FlowEngine:
         if durable.active_engine() is not None:
             raise RuntimeError("a FlowEngine is already launched in this process")
         self._db = create_process_engine(self._database_url, pool_size=self._pool_size)
+        self._batches = BatchWriter(self._db)
         self._executors = ExecutorRegistry(self._db, timeout_seconds=self._executor_timeout)
         if self._fixed_executor_id is not None:
             self._executor_id = self._fixed_executor_id
@@ -221,9 +230,7 @@ class FlowEngine:
             self._executor_id = await self._executors.claim(self._executor_prefix)
         # Before DBOS runs anything: a process that dies from here on has a heartbeat to expire.
         await self._executors.beat(self._executor_id)
-        system_url = self._system_database_url or default_system_database_url(
-            self._database_url
-        )
+        system_url = self._system_database_url or default_system_database_url(self._database_url)
         if system_url.startswith("sqlite"):
             await asyncio.to_thread(prepare_sqlite, system_url)
         self._system_url = system_url
@@ -298,6 +305,9 @@ class FlowEngine:
         if self._system_probe is not None:
             self._system_probe.dispose()
             self._system_probe = None
+        if self._batches is not None:
+            await self._batches.close()
+            self._batches = None
         if self._db is not None:
             if self._executors is not None and self._executor_id is not None:
                 with contextlib.suppress(Exception):
@@ -393,8 +403,12 @@ class FlowEngine:
             )
             if created:
                 await record_trace_keys(
-                    conn, keys.items(), correlation_id=correlation, flow_id=business_key,
-                    legal_entity=legal_entity, now=now,
+                    conn,
+                    keys.items(),
+                    correlation_id=correlation,
+                    flow_id=business_key,
+                    legal_entity=legal_entity,
+                    now=now,
                 )
             try:
                 with SetWorkflowID(business_key):
@@ -407,8 +421,13 @@ class FlowEngine:
         if created:
             self.observer.flow_started(flow_type)
         await self.record_start(
-            flow_type, business_key, created=created, source=source, actor=actor,
-            legal_entity=legal_entity, correlation_id=correlation_id,
+            flow_type,
+            business_key,
+            created=created,
+            source=source,
+            actor=actor,
+            legal_entity=legal_entity,
+            correlation_id=correlation_id,
         )
         return FlowHandle(
             flow_id=business_key,
@@ -672,6 +691,23 @@ class FlowEngine:
             return lambda: None
         self._running.add(task)
         return lambda: self._running.discard(task)
+
+    async def start_running(self, flow_id: str, flow_type: str) -> FlowMeta:
+        """The flow's record as its body starts (`records.start_running`), in a plain
+        transaction. For the flow runtime."""
+
+        async def start(conn: AsyncConnection) -> FlowMeta:
+            return await start_running(conn, flow_id, flow_type, now=utcnow())
+
+        return await transaction_retried_if_dropped(self._require_db(), start)
+
+    async def record(self, *writes: Write) -> None:
+        """Commit `writes` (a step's end, a flow's end), sharing the transaction with other
+        flows' writes of the same moment; returns once they are committed. For the flow
+        runtime."""
+        if self._batches is None:
+            raise ServiceUnavailable("The flow engine is not running")
+        await self._batches.write(*writes)
 
     async def write(self, fn: Callable[..., Awaitable[None]], *args: Any, **kwargs: Any) -> None:
         """A plain transaction, for the keyed upserts a step makes on each attempt (a

@@ -9,6 +9,7 @@ go through `FlowReader`, which filters by the caller's legal entities and pages 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.principal import Principal
 from contracts.v1 import Page
+from process_apis.engine._batches import Write
 from process_apis.engine.store import (
     Executor,
     as_utc,
@@ -34,12 +36,13 @@ __all__ = [
     "UnfinishedFlow",
     "create_flow",
     "fail_unfinished",
+    "flow_ended",
     "read_flow_meta",
     "record_attempt",
-    "record_step_ended",
     "record_step_outcome",
     "set_flow_status",
     "start_running",
+    "step_ended",
     "unfinished_flows",
 ]
 
@@ -73,6 +76,19 @@ class FlowQuery(msgspec.Struct, frozen=True, kw_only=True):
     limit: int = 50
 
 
+_CREATE_FLOW = sa.text(
+    """
+    INSERT INTO flows (id, flow_type, business_key, status, correlation_id, crm_account,
+                       legal_entity, caused_by, created_at, updated_at)
+    VALUES (:id, :flow_type, :id, 'pending', :correlation_id, :crm_account, :legal_entity,
+            :caused_by, :now, :now)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+    """
+).bindparams(sa.bindparam("now", type_=flows.c.created_at.type))
+"""Every flow's start, so built once (see `_STEP_ENDED`)."""
+
+
 async def create_flow(
     executor: Executor,
     *,
@@ -85,25 +101,20 @@ async def create_flow(
     caused_by: str | None = None,
 ) -> bool:
     """Record a new pending flow; False when the flow already exists (a duplicate start)."""
-    statement = (
-        insert_for(executor, flows)
-        .values(
-            id=flow_id,
-            flow_type=flow_type,
-            business_key=flow_id,
-            status="pending",
-            correlation_id=correlation_id,
-            crm_account=crm_account,
-            legal_entity=legal_entity,
-            caused_by=caused_by,
-            created_at=now,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=[flows.c.id])
-        .returning(flows.c.id)
+    result = await executor.execute(
+        _CREATE_FLOW,
+        {
+            "id": flow_id,
+            "flow_type": flow_type,
+            "correlation_id": correlation_id,
+            "crm_account": crm_account,
+            "legal_entity": legal_entity,
+            "caused_by": caused_by,
+            "now": now,
+        },
     )
     # RETURNING rather than rowcount: drivers disagree on rowcount after DO NOTHING.
-    return (await executor.execute(statement)).first() is not None
+    return result.first() is not None
 
 
 async def read_flow_meta(executor: Executor, flow_id: str) -> FlowMeta | None:
@@ -181,26 +192,35 @@ async def fail_unfinished(executor: Executor, flow_id: str, *, reason: str, now:
     return result.first() is not None
 
 
+_START_PENDING = sa.text(
+    """
+    UPDATE flows SET status = 'running', reason = NULL, updated_at = :now
+    WHERE id = :flow_id AND status = 'pending'
+    RETURNING id, flow_type, correlation_id, crm_account, legal_entity
+    """
+).bindparams(sa.bindparam("now", type_=flows.c.updated_at.type))
+"""Run as every flow starts, so built once (see `_STEP_ENDED`)."""
+
+_FLOW_META = sa.text(
+    "SELECT id, flow_type, correlation_id, crm_account, legal_entity FROM flows WHERE id = :flow_id"
+)
+
+_FLOW_ENDED = sa.text(
+    "UPDATE flows SET status = :status, reason = :reason, updated_at = :now WHERE id = :flow_id"
+).bindparams(sa.bindparam("now", type_=flows.c.updated_at.type))
+
+
 async def start_running(
     executor: Executor, flow_id: str, flow_type: str, *, now: datetime
 ) -> FlowMeta:
-    """The flow's body starts (or starts again after recovery): `running`, and what it needs
-    to know about itself, in one statement when the record exists. A flow started without
-    `FlowEngine.start` is recorded here."""
-    row = (
-        await executor.execute(
-            sa.update(flows)
-            .where(flows.c.id == flow_id)
-            .values(status="running", reason=None, updated_at=now)
-            .returning(
-                flows.c.id,
-                flows.c.flow_type,
-                flows.c.correlation_id,
-                flows.c.crm_account,
-                flows.c.legal_entity,
-            )
-        )
-    ).first()
+    """The flow's body starts: a `pending` record becomes `running`, and what the flow needs
+    to know about itself comes back, in one statement. Run again as a recovered flow replays
+    (it is not a checkpointed step), it leaves the record's status as the flow left it
+    (`waiting_approval`, `failed` on an open exception, ...) and only reads it. A flow started
+    without `FlowEngine.start` is recorded here."""
+    row = (await executor.execute(_START_PENDING, {"flow_id": flow_id, "now": now})).first()
+    if row is None:
+        row = (await executor.execute(_FLOW_META, {"flow_id": flow_id})).first()
     if row is not None:
         return FlowMeta(
             id=row.id,
@@ -220,6 +240,14 @@ async def start_running(
     )
     await set_flow_status(executor, flow_id, "running", now=now)
     return FlowMeta(id=flow_id, type=flow_type)
+
+
+def flow_ended(
+    flow_id: str, status: FlowStatus, *, now: datetime, reason: str | None = None
+) -> Write:
+    """The flow's end (`succeeded`, ...) as a write for `BatchWriter`: idempotent, so it may
+    run again should the flow be replayed before DBOS records it finished."""
+    return _FLOW_ENDED, {"flow_id": flow_id, "status": status, "reason": reason, "now": now}
 
 
 async def record_attempt(
@@ -277,8 +305,7 @@ with `insert().values().on_conflict_do_update()` on each call cost more CPU than
 The same text serves PostgreSQL and SQLite (both have `ON CONFLICT ... excluded`)."""
 
 
-async def record_step_ended(
-    executor: Executor,
+def step_ended(
     flow_id: str,
     step: str,
     *,
@@ -290,26 +317,23 @@ async def record_step_ended(
     now: datetime,
     error: str | None = None,
     external_ids: dict[str, str] | None = None,
-) -> None:
-    """An attempt of `step` ended: the attempt and its outcome in one upsert keyed by (flow,
-    step). `attempt_recorded`: `record_attempt` already counted this attempt (it ran long
-    enough to be shown running), so it is not counted again. A failed attempt that will be
-    retried stays `running`, with its error."""
-    await executor.execute(
-        _STEP_ENDED,
-        {
-            "flow_id": flow_id,
-            "name": step,
-            "position": position,
-            "system": system,
-            "status": status,
-            "started_at": started_at,
-            "finished_at": None if status == "running" else now,
-            "error": error,
-            "external_ids": (msgspec.json.encode(external_ids).decode() if external_ids else None),
-            "counted": 0 if attempt_recorded else 1,
-        },
-    )
+) -> Write:
+    """An attempt of `step` ended, as a write for `BatchWriter`: the attempt and its outcome
+    in one upsert keyed by (flow, step). `attempt_recorded`: `record_attempt` already counted
+    this attempt (it ran long enough to be shown running), so it is not counted again. A
+    failed attempt that will be retried stays `running`, with its error."""
+    return _STEP_ENDED, {
+        "flow_id": flow_id,
+        "name": step,
+        "position": position,
+        "system": system,
+        "status": status,
+        "started_at": started_at,
+        "finished_at": None if status == "running" else now,
+        "error": error,
+        "external_ids": (msgspec.json.encode(external_ids).decode() if external_ids else None),
+        "counted": 0 if attempt_recorded else 1,
+    }
 
 
 async def record_step_outcome(
@@ -334,6 +358,18 @@ async def record_step_outcome(
     )
 
 
+_FLOW_BY_ID = sa.text(f"SELECT {', '.join(flows.c.keys())} FROM flows WHERE id = :flow_id").columns(
+    *flows.c
+)
+"""Read for every booking's answer and every poll of a flow, so built once (typed columns:
+SQLite returns timestamps as text otherwise)."""
+
+_STEPS_OF_FLOW = sa.text(
+    f"SELECT {', '.join(flow_steps.c.keys())} FROM flow_steps WHERE flow_id = :flow_id "
+    "ORDER BY position"
+).columns(*flow_steps.c)
+
+
 class FlowReader:
     """Reads flows for the flow resource (`GET /process/v1/flows...`)."""
 
@@ -343,13 +379,13 @@ class FlowReader:
     async def get(self, flow_id: str, *, principal: Principal | None = None) -> Flow | None:
         """The flow with its steps; None when unknown or not visible to `principal`."""
         async with self._engine.connect() as conn:
-            row = (await conn.execute(sa.select(flows).where(flows.c.id == flow_id))).first()
+            row = (await conn.execute(_FLOW_BY_ID, {"flow_id": flow_id})).first()
             if row is None:
                 return None
             if principal is not None and not principal.may_see_entity(row.legal_entity):
                 return None
-            steps = await _steps_of(conn, [flow_id])
-        return _flow(row, steps.get(flow_id, []))
+            steps = await conn.execute(_STEPS_OF_FLOW, {"flow_id": flow_id})
+            return _flow(row, [_step(step) for step in steps])
 
     async def list(self, query: FlowQuery, *, principal: Principal) -> Page[Flow]:
         """Newest first; `next_cursor` continues after the last flow of this page."""
@@ -405,23 +441,23 @@ async def _steps_of(conn: Executor, flow_ids: list[str]) -> dict[str, list[FlowS
     )
     steps: dict[str, list[FlowStep]] = {}
     for row in rows:
-        steps.setdefault(row.flow_id, []).append(
-            FlowStep(
-                name=row.name,
-                system=row.system,
-                status=row.status,
-                attempts=row.attempts,
-                started_at=as_utc(row.started_at),
-                finished_at=as_utc(row.finished_at),
-                error=row.error,
-                external_ids=(
-                    msgspec.json.decode(row.external_ids, type=dict[str, str])
-                    if row.external_ids
-                    else {}
-                ),
-            )
-        )
+        steps.setdefault(row.flow_id, []).append(_step(row))
     return steps
+
+
+def _step(row: sa.Row[Any]) -> FlowStep:
+    return FlowStep(
+        name=row.name,
+        system=row.system,
+        status=row.status,
+        attempts=row.attempts,
+        started_at=as_utc(row.started_at),
+        finished_at=as_utc(row.finished_at),
+        error=row.error,
+        external_ids=(
+            msgspec.json.decode(row.external_ids, type=dict[str, str]) if row.external_ids else {}
+        ),
+    )
 
 
 def _flow(row: sa.Row[tuple[object, ...]], steps: list[FlowStep]) -> Flow:

@@ -8,9 +8,12 @@ readers put UTC back with `as_utc`).
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -34,6 +37,8 @@ __all__ = [
     "insert_for",
     "metadata",
     "trace_keys",
+    "transaction_retried_if_dropped",
+    "transient_failure",
     "utcnow",
     "webhook_inbox",
 ]
@@ -163,6 +168,48 @@ trace_keys = sa.Table(
 """The business records (deal, customer, subscription, invoice) each trace touched, and the
 flow that first touched each: how a trace is found by a business key, and how a flow started
 about a record joins the trace of the flow that made it."""
+
+
+R = TypeVar("R")
+
+
+TRANSIENT_RETRY_SECONDS = 30.0
+"""How long the engine's own writes outside DBOS transactions keep trying through a transient
+database failure (a dropped connection, a server full or restarting) before giving up."""
+
+
+async def transaction_retried_if_dropped(
+    db: AsyncEngine, fn: Callable[[AsyncConnection], Awaitable[R]]
+) -> R:
+    """`fn(connection)` in a transaction, run again while the database fails transiently (a
+    dropped connection, which the pool then replaces, a connection refused or a server out of
+    connections), for up to `TRANSIENT_RETRY_SECONDS`: what a DBOS datasource transaction
+    does for the engine's writes that run outside one."""
+    give_up = time.monotonic() + TRANSIENT_RETRY_SECONDS
+    wait = 0.05
+    while True:
+        try:
+            async with db.begin() as conn:
+                return await fn(conn)
+        except sa.exc.DBAPIError as exc:
+            if not transient_failure(exc) or time.monotonic() + wait > give_up:
+                raise
+        await asyncio.sleep(wait)
+        wait = min(wait * 2, 2.0)
+
+
+def transient_failure(exc: BaseException) -> bool:
+    """Whether `exc` is the database failing for the moment (not the statement's fault)."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    state = getattr(exc.orig, "sqlstate", None) or ""
+    # 08: connection exceptions; 53: out of resources ("too many clients"); 57P: the server
+    # shutting down or starting. No state at all: the driver could not connect.
+    if state.startswith(("08", "53", "57P")):
+        return True
+    return isinstance(exc, sa.exc.OperationalError) and not state
 
 
 def utcnow() -> datetime:

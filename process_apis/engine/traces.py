@@ -17,7 +17,8 @@ from typing import Final, Literal, get_args
 import msgspec
 import sqlalchemy as sa
 
-from process_apis.engine.store import Executor, insert_for, trace_keys
+from process_apis.engine._batches import Write
+from process_apis.engine.store import Executor, trace_keys
 
 __all__ = [
     "JOINING_KINDS",
@@ -25,6 +26,7 @@ __all__ = [
     "TraceOrigin",
     "find_origin",
     "keys_of_external_ids",
+    "keys_touched",
     "record_trace_keys",
     "trace_kinds",
 ]
@@ -67,6 +69,46 @@ def keys_of_external_ids(ids: Mapping[str, str]) -> list[tuple[TraceKeyKind, str
     ]
 
 
+_TOUCHED = sa.text(
+    """
+    INSERT INTO trace_keys (kind, value, correlation_id, flow_id, legal_entity, created_at)
+    VALUES (:kind, :value, :correlation_id, :flow_id, :legal_entity, :created_at)
+    ON CONFLICT (kind, value, correlation_id) DO NOTHING
+    """
+).bindparams(sa.bindparam("created_at", type_=trace_keys.c.created_at.type))
+"""Written by every flow's start and most of its steps, so built once (as `records`' upserts);
+the same text serves PostgreSQL and SQLite."""
+
+
+def keys_touched(
+    keys: Iterable[tuple[str, str]],
+    *,
+    correlation_id: str | None,
+    flow_id: str,
+    legal_entity: str | None,
+    now: datetime,
+) -> list[Write]:
+    """That trace `correlation_id` touched `keys`, as writes for `BatchWriter` (idempotent:
+    the first flow to touch a key in a trace stays its origin)."""
+    if correlation_id is None:
+        return []
+    return [
+        (
+            _TOUCHED,
+            {
+                "kind": kind,
+                "value": value[:200],
+                "correlation_id": correlation_id,
+                "flow_id": flow_id,
+                "legal_entity": legal_entity,
+                "created_at": now,
+            },
+        )
+        for kind, value in dict.fromkeys(keys)
+        if value
+    ]
+
+
 async def record_trace_keys(
     executor: Executor,
     keys: Iterable[tuple[str, str]],
@@ -76,30 +118,19 @@ async def record_trace_keys(
     legal_entity: str | None,
     now: datetime,
 ) -> None:
-    """Record that trace `correlation_id` touched `keys` (idempotent: the first flow to touch a
-    key in a trace stays its origin)."""
+    """`keys_touched`, written on `executor`."""
     rows = [
-        {
-            "kind": kind,
-            "value": value[:200],
-            "correlation_id": correlation_id,
-            "flow_id": flow_id,
-            "legal_entity": legal_entity,
-            "created_at": now,
-        }
-        for kind, value in dict.fromkeys(keys)
-        if value
-    ]
-    if correlation_id is None or not rows:
-        return
-    statement = (
-        insert_for(executor, trace_keys)
-        .values(rows)
-        .on_conflict_do_nothing(
-            index_elements=[trace_keys.c.kind, trace_keys.c.value, trace_keys.c.correlation_id]
+        params
+        for _, params in keys_touched(
+            keys,
+            correlation_id=correlation_id,
+            flow_id=flow_id,
+            legal_entity=legal_entity,
+            now=now,
         )
-    )
-    await executor.execute(statement)
+    ]
+    if rows:
+        await executor.execute(_TOUCHED, rows)
 
 
 async def find_origin(

@@ -144,6 +144,8 @@ class Comparison(msgspec.Struct, frozen=True, kw_only=True):
     pending: dict[str, int]
     totals: list[Total]
     findings: list[Finding]
+    keys: dict[str, list[str]] = {}
+    """The records compared (settled), by kind: the keys their findings would carry."""
 
 
 def money_text(amount: int | None, currency: str | None) -> str:
@@ -170,6 +172,7 @@ def compare(
         pending=dict(tally.pending),
         totals=tally.total_list(),
         findings=tally.findings,
+        keys={kind: sorted(keys) for kind, keys in tally.keys.items()},
     )
 
 
@@ -180,13 +183,16 @@ class _Tally:
         self.pending: dict[str, int] = defaultdict(int)
         self.findings: list[Finding] = []
         self.totals: dict[tuple[Kind, str, str], dict[str, int]] = {}
+        self.keys: dict[str, set[str]] = defaultdict(set)
 
-    def settled(self, kind: Kind, at: datetime | None) -> bool:
-        """Count a record; False (and counted pending) when it is younger than the window."""
+    def settled(self, kind: Kind, at: datetime | None, key: str) -> bool:
+        """Count a record (its key is checked); False (and counted pending) when it is
+        younger than the window."""
         if at is not None and at > self.cutoff:
             self.pending[kind] += 1
             return False
         self.checked[kind] += 1
+        self.keys[kind].add(key)
         return True
 
     def add(self, kind: Kind, entity: str, currency: str, **amounts: int | None) -> None:
@@ -269,7 +275,7 @@ def _deals(books: Books, index: _Index, tally: _Tally) -> None:
         if not deal.won:
             continue
         entity = deal.legal_entity or ""
-        if not tally.settled("deals", deal.updated_at):
+        if not tally.settled("deals", deal.updated_at, deal.id):
             continue
         crm = _contracted(deal, metered)
         order = index.orders.get(f"q2c:{deal.id}")
@@ -356,9 +362,12 @@ def _invoices(books: Books, index: _Index, tally: _Tally) -> None:
     billed_ids = set()
     for invoice in books.billing_invoices:
         billed_ids.add(invoice.id)
+        if invoice.status == "void":
+            _voided(invoice, index.erp_invoices.get(invoice.id, []), tally)
+            continue
         if invoice.status not in _BILLED or invoice.total <= 0:
             continue
-        if not tally.settled("invoices", invoice.issued_at):
+        if not tally.settled("invoices", invoice.issued_at, invoice.id):
             continue
         posted = index.erp_invoices.get(invoice.id, [])
         erp_total = sum(p.total for p in posted) if posted else None
@@ -390,7 +399,7 @@ def _invoices(books: Books, index: _Index, tally: _Tally) -> None:
         )
     for erp in books.erp_invoices:
         external_id = erp.external_id
-        if external_id in billed_ids or not tally.settled("invoices", None):
+        if external_id in billed_ids or not tally.settled("invoices", None, erp.id):
             continue
         tally.add("invoices", erp.legal_entity, erp.currency, erp=erp.total)
         tally.findings.append(
@@ -408,6 +417,34 @@ def _invoices(books: Books, index: _Index, tally: _Tally) -> None:
                 ),
             )
         )
+
+
+def _voided(invoice: Invoice, posted: Sequence[Invoice], tally: _Tally) -> None:
+    """A voided billing invoice books nothing: an ERP invoice still open for it is drift (no
+    flow voids it in the ERP, so a person credits or voids it there)."""
+    if not tally.settled("invoices", None, invoice.id):
+        return
+    booked = [p for p in posted if p.total > 0 and p.amount_paid < p.total]
+    if not booked:
+        return
+    erp_total = sum(p.total for p in booked)
+    numbers = ", ".join(p.number or p.id for p in booked)
+    tally.add("invoices", invoice.legal_entity, invoice.currency, erp=erp_total)
+    tally.findings.append(
+        Finding(
+            kind="invoices",
+            code="voided_in_billing",
+            key=invoice.id,
+            legal_entity=invoice.legal_entity,
+            currency=invoice.currency,
+            values=Values(billing=0, erp=erp_total),
+            reason=(
+                f"invoice {invoice.id} was voided in billing but ERP invoice {numbers} still "
+                f"books {money_text(erp_total, invoice.currency)}"
+            ),
+            subject={"billing_invoice": invoice.id},
+        )
+    )
 
 
 def _invoice_finding(
@@ -463,7 +500,7 @@ def _payments(books: Books, index: _Index, tally: _Tally) -> None:
     for invoice in books.billing_invoices:
         if invoice.status not in _BILLED or invoice.amount_paid <= 0:
             continue
-        if not tally.settled("payments", invoice.paid_at or invoice.issued_at):
+        if not tally.settled("payments", invoice.paid_at or invoice.issued_at, invoice.id):
             continue
         posted = index.erp_invoices.get(invoice.id, [])
         erp_paid = sum(p.amount_paid for p in posted) if posted else None
@@ -544,7 +581,7 @@ def _credits(books: Books, index: _Index, tally: _Tally) -> None:
                 )
             )
     for credit_id, customer_id, amount, text, currency, entity, at in credits:
-        if not tally.settled("credits", at):
+        if not tally.settled("credits", at, credit_id):
             continue
         erp_customer = index.erp_customer_of(customer_id)
         pool = memos.get((erp_customer or "", currency), [])
@@ -578,7 +615,7 @@ def _credits(books: Books, index: _Index, tally: _Tally) -> None:
         )
     for pool in memos.values():
         for memo in pool:
-            if not tally.settled("credits", None):
+            if not tally.settled("credits", None, memo.id):
                 continue
             tally.add("credits", memo.legal_entity, memo.currency, erp=memo.amount)
             tally.findings.append(
@@ -613,7 +650,7 @@ def _customers(books: Books, index: _Index, tally: _Tally) -> None:
         account = index.accounts.get(account_id)
         if account is None:
             continue
-        if not tally.settled("customers", None):
+        if not tally.settled("customers", None, account_id):
             continue
         entity = account.legal_entity
         canonical = CUSTOMER_PREFIX + account_id
@@ -719,7 +756,7 @@ def _usage(books: Books, index: _Index, tally: _Tally) -> None:
     for period in books.usage:
         # A billed period is settled; an unbilled one only once the window has passed.
         closed_at = None if period.invoiced is not None else period.period_end
-        if not tally.settled("usage", closed_at):
+        if not tally.settled("usage", closed_at, _usage_key(period)):
             continue
         subscription = index.subscriptions.get(period.subscription_id)
         currency = subscription.currency if subscription is not None else ""
@@ -728,7 +765,7 @@ def _usage(books: Books, index: _Index, tally: _Tally) -> None:
             f"usage {period.metric} of subscription {period.subscription_id} for the period "
             f"from {period.period_start.date().isoformat()}"
         )
-        key = f"{period.subscription_id}:{period.metric}:{period.period_start.isoformat()}"
+        key = _usage_key(period)
         values = Values(billing=period.invoiced)
         if period.pushed != period.accepted:
             tally.findings.append(
@@ -756,6 +793,10 @@ def _usage(books: Books, index: _Index, tally: _Tally) -> None:
                     f"{'none' if period.invoiced is None else period.invoiced} invoiced",
                 )
             )
+
+
+def _usage_key(period: UsageBook) -> str:
+    return f"{period.subscription_id}:{period.metric}:{period.period_start.isoformat()}"
 
 
 _CHECKS = {

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Collection, Sequence
-from datetime import datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
@@ -42,6 +42,9 @@ __all__ = [
     "RunStore",
     "Summary",
 ]
+
+NO_LONGER_FOUND = "no longer found by "
+"""How a run that found a mismatch fixed closes its exception (`resolution`)."""
 
 RunStatus = Literal["running", "completed", "failed"]
 MismatchStatus = Literal["open", "repaired", "explained"]
@@ -97,6 +100,13 @@ class Run(msgspec.Struct, frozen=True, kw_only=True):
     totals: list[Total] = []
     mismatches: list[Mismatch] = []
     error: str | None = None
+    incremental: bool = False
+    """True: the run compared only records changed since `since` in any system (and their
+    counterparts), so `checked`, `totals` and `summary` cover those records only; false: it
+    read every record of its entities."""
+    since: datetime | None = None
+    """Where an incremental run's reading began (the last scheduled run's start, less the
+    settle window)."""
 
 
 class MismatchRow(msgspec.Struct, frozen=True, kw_only=True):
@@ -169,6 +179,23 @@ class RunStore:
         async with self._db.connect() as conn:
             return as_utc((await conn.execute(statement)).scalar_one_or_none())
 
+    async def last_full(self, *, before: str) -> datetime | None:
+        """The start of the last completed scheduled run that read everything (no
+        watermark), other than `before`."""
+        statement = (
+            sa.select(runs.c.started_at)
+            .where(
+                runs.c.scheduled.is_(True),
+                runs.c.status == "completed",
+                runs.c.watermark.is_(None),
+                runs.c.id != before,
+            )
+            .order_by(runs.c.started_at.desc())
+            .limit(1)
+        )
+        async with self._db.connect() as conn:
+            return as_utc((await conn.execute(statement)).scalar_one_or_none())
+
     async def record(
         self,
         run_id: str,
@@ -176,6 +203,7 @@ class RunStore:
         *,
         kinds: Collection[str],
         entities: Collection[str] | None,
+        partial: bool = False,
     ) -> None:
         """The run's counts, totals and mismatches, each with its exception, in one
         transaction (run again, it writes nothing twice).
@@ -183,7 +211,8 @@ class RunStore:
         A mismatch found before and not repaired keeps its exception (one an operator asked to
         retry is reopened: it is still there); a new one, or one found again after a repair,
         opens an exception for its owner team. An open exception of a mismatch this run looked
-        for (its kind and entity) and no longer found is closed.
+        for (its kind and entity) and no longer found is closed; a `partial` run (it read only
+        what changed) closes one only when it compared that mismatch's record again.
         """
         now = utcnow()
         found = {finding.fingerprint for finding in comparison.findings}
@@ -228,7 +257,10 @@ class RunStore:
                         created_at=now,
                     )
                 )
-            await _close_gone(conn, run_id, found, kinds=kinds, entities=entities, now=now)
+            checked = comparison.keys if partial else None
+            await _close_gone(
+                conn, run_id, found, kinds=kinds, entities=entities, checked=checked, now=now
+            )
 
     async def mark_repaired(self, exception_id: str, *, repaired_by: str) -> None:
         """Every record of this occurrence of the mismatch is repaired, its exception closed."""
@@ -319,24 +351,59 @@ class RunStore:
         return Page[Run](data=page, next_cursor=next_cursor)
 
     async def latest_counts(self) -> dict[tuple[str, str, str, str], int]:
-        """Mismatches of each run's latest completed run, by (kind, entity, currency, status)."""
+        """The mismatches standing now, by (kind, entity, currency, status): those of the
+        latest completed full run and of every incremental run completed since, each record
+        counted once (its latest finding), less those a later run found fixed."""
         async with self._db.connect() as conn:
-            latest = (
+            full = (
                 await conn.execute(
-                    sa.select(runs)
-                    .where(runs.c.status == "completed")
+                    sa.select(runs.c.started_at)
+                    .where(runs.c.status == "completed", runs.c.watermark.is_(None))
                     .order_by(runs.c.completed_at.desc())
                     .limit(1)
                 )
             ).first()
-            if latest is None:
+            if full is None:
                 return {}
-            found = await _mismatches(conn, latest.id, None)
+            rows = (
+                await conn.execute(
+                    sa.select(
+                        mismatches.c.fingerprint,
+                        mismatches.c.kind,
+                        mismatches.c.legal_entity,
+                        mismatches.c.currency,
+                        mismatches.c.status,
+                        exceptions.c.status.label("exception_status"),
+                        exceptions.c.resolution,
+                    )
+                    .select_from(
+                        mismatches.join(runs, runs.c.id == mismatches.c.run_id).outerjoin(
+                            exceptions, exceptions.c.id == mismatches.c.exception_id
+                        )
+                    )
+                    .where(runs.c.status == "completed", runs.c.started_at >= full.started_at)
+                    .order_by(runs.c.started_at)
+                )
+            ).all()
+        standing = {row.fingerprint: row for row in rows}  # the latest finding of each
         counts: dict[tuple[str, str, str, str], int] = {}
-        for item in found:
-            label = (item.kind, item.legal_entity, item.currency or "", item.status)
+        for row in standing.values():
+            status = _standing_status(row)
+            if status is None:
+                continue
+            label = (row.kind, row.legal_entity, row.currency or "", status)
             counts[label] = counts.get(label, 0) + 1
         return counts
+
+
+def _standing_status(row: Any) -> MismatchStatus | None:
+    """What a finding is now: repaired, explained by a person, open, or (None) fixed since."""
+    if row.status == "repaired":
+        return "repaired"
+    if row.exception_status == "resolved":
+        fixed = (row.resolution or "").startswith(NO_LONGER_FOUND)
+        return None if fixed else "explained"
+    return "open"
 
 
 def _visible(row: Any, principal: Principal) -> bool:
@@ -399,6 +466,7 @@ async def _run(conn: Any, row: Any, principal: Principal, *, with_mismatches: bo
     pending = msgspec.json.decode(row.pending) if row.pending else {}
     started_at = as_utc(row.started_at)
     assert started_at is not None
+    watermark = as_utc(row.watermark)
     return Run(
         id=row.id,
         status=row.status,
@@ -416,6 +484,8 @@ async def _run(conn: Any, row: Any, principal: Principal, *, with_mismatches: bo
         totals=msgspec.json.decode(row.totals, type=list[Total]) if row.totals else [],
         mismatches=found if with_mismatches else [],
         error=row.error,
+        incremental=watermark is not None,
+        since=watermark - timedelta(seconds=row.settle_seconds) if watermark else None,
     )
 
 
@@ -487,11 +557,18 @@ async def _close_gone(
     *,
     kinds: Collection[str],
     entities: Collection[str] | None,
+    checked: Mapping[str, Collection[str]] | None,
     now: datetime,
 ) -> None:
-    """Close the exceptions of mismatches of these kinds and entities this run did not find."""
+    """Close the exceptions of mismatches of these kinds and entities this run did not find;
+    with `checked` (a partial run), only those whose record (kind and key) it compared."""
     statement = (
-        sa.select(mismatches.c.exception_id, mismatches.c.fingerprint)
+        sa.select(
+            mismatches.c.exception_id,
+            mismatches.c.fingerprint,
+            mismatches.c.kind,
+            mismatches.c.key,
+        )
         .select_from(mismatches.join(exceptions, exceptions.c.id == mismatches.c.exception_id))
         .where(
             exceptions.c.status.in_(("open", "retrying")),
@@ -501,8 +578,11 @@ async def _close_gone(
     )
     if entities is not None:
         statement = statement.where(mismatches.c.legal_entity.in_(sorted(entities)))
-    for exception_id, fingerprint in (await conn.execute(statement)).all():
+    compared = {kind: set(keys) for kind, keys in (checked or {}).items()}
+    for exception_id, fingerprint, kind, key in (await conn.execute(statement)).all():
+        if checked is not None and key not in compared.get(kind, ()):
+            continue
         if fingerprint not in found:
             await close_exception(
-                conn, exception_id, now=now, resolution=f"no longer found by {run_id}"
+                conn, exception_id, now=now, resolution=f"{NO_LONGER_FOUND}{run_id}"
             )

@@ -101,13 +101,14 @@ class RepairAccepted(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MismatchGauges:
-    """`erpgw_reconciliation_mismatches`: the latest completed run's mismatches."""
+    """`erpgw_reconciliation_mismatches`: the mismatches standing now (`RunStore.latest_counts`)."""
 
     def __init__(self, store: RunStore, registry: CollectorRegistry | None) -> None:
         self._store = store
         self._gauge = Gauge(
             "erpgw_reconciliation_mismatches",
-            "Mismatches of the latest completed reconciliation, by kind, legal entity, "
+            "Reconciliation mismatches standing now (the latest full run's and the later "
+            "incremental runs' findings, less those found fixed), by kind, legal entity, "
             "currency and status",
             ("kind", "legal_entity", "currency", "status"),
             registry=registry,
@@ -136,6 +137,7 @@ class ReconciliationService:
     store: RunStore
     erp: ErpPort
     settle_seconds: float
+    full_every_seconds: float = 86400.0
 
     async def start(
         self, request: ReconciliationRequest, *, principal: Principal
@@ -189,6 +191,7 @@ class ReconciliationService:
                 entities=None,
                 settle_seconds=self.settle_seconds,
                 scheduled=True,
+                full_every_seconds=self.full_every_seconds,
             )
         )
 
@@ -397,6 +400,7 @@ def mount(
     erp: ErpPort,
     interval_seconds: float,
     settle_seconds: float,
+    full_every_seconds: float = 86400.0,
     registry: CollectorRegistry | None = None,
 ) -> ReconciliationWiring:
     """Build the flows (call before the engine launches), the service and its routes."""
@@ -429,5 +433,6 @@ def mount(
         store=store,
         erp=erp,
         settle_seconds=settle_seconds,
+        full_every_seconds=full_every_seconds,
     )
     return ReconciliationWiring(service=service, gauges=gauges, interval_seconds=interval_seconds)

@@ -147,6 +147,7 @@ class RecordStore:
         stamp = _now()
         record[spec.created] = record[spec.modified] = stamp
         self.records[rtype][rid] = record
+        self._touch_settled(rtype, record, stamp)
         if record.get("externalId"):
             self.external[rtype][str(record["externalId"])] = rid
         if idempotency_key:
@@ -162,6 +163,8 @@ class RecordStore:
         merged[spec.modified] = _now()
         old_external = current.get("externalId")
         self.records[rtype][rid] = merged
+        self._touch_settled(rtype, current, merged[spec.modified])
+        self._touch_settled(rtype, merged, merged[spec.modified])
         if old_external and old_external != merged.get("externalId"):
             self.external[rtype].pop(str(old_external), None)
         if merged.get("externalId"):
@@ -181,8 +184,22 @@ class RecordStore:
             raise WireError(400, "USER_ERROR",
                             "This record cannot be deleted because it has dependent records.")
         del self.records[rtype][rid]
+        self._touch_settled(rtype, record, _now())
         if record.get("externalId"):
             self.external[rtype].pop(str(record["externalId"]), None)
+
+    def _touch_settled(self, rtype: str, record: dict[str, Any], stamp: str) -> None:
+        """A payment or credit memo changes what is left to pay on the invoices it settles,
+        and NetSuite stamps those invoices modified too (their `lastmodifieddate` moves)."""
+        settled = [line["doc"]["id"] for line in record.get("apply", []) or []
+                   if isinstance(line, dict) and isinstance(line.get("doc"), dict)]
+        created_from = record.get("createdFrom")
+        if rtype == "creditMemo" and isinstance(created_from, dict):
+            settled.append(created_from.get("id"))
+        invoices = self.records.get("invoice", {})
+        for invoice_id in settled:
+            if invoice_id in invoices:
+                invoices[invoice_id][TYPES["invoice"].modified] = stamp
 
     def _check_external_free(self, rtype: str, external_id: Any, rid: str | None) -> None:
         if external_id is None:

@@ -2,10 +2,14 @@
 
 `SELECT cols FROM table [alias] WHERE ... ORDER BY ...` with =, <>, !=, <, >, <=, >=, IN,
 LIKE, IS [NOT] NULL, AND, OR, NOT and parentheses, with SQL's three-valued logic for NULL.
+`TO_DATE('2026-12-07 16:50:00', 'YYYY-MM-DD HH24:MI:SS')` is a timestamp literal (the
+emulated account's time zone is UTC); timestamps such as `lastmodifieddate` compare to the
+second, though a row answers only their date.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -230,6 +234,9 @@ class _SqlParser:
             self.take()
             literal = token[1]
             return lambda row: literal
+        if token is not None and token[0] == "name" and str(token[1]).upper() == "TO_DATE":
+            stamp = self.to_date()
+            return lambda row: stamp
         column = self.column_name()
         return lambda row: row.get(column)
 
@@ -261,6 +268,25 @@ class _SqlParser:
         compare = _COMPARE[symbol]
         return lambda row: _sql_compare(left(row), right(row), compare)
 
+    def to_date(self) -> dt.datetime:
+        """`TO_DATE('text', 'format')` with the Oracle formats a client sends."""
+        self.take()
+        if not self.punct("("):
+            raise _sql_error("TO_DATE takes a parenthesised text and format")
+        kind, text = self.take()
+        if kind != "lit" or not self.punct(","):
+            raise _sql_error("TO_DATE takes a text and a format")
+        kind, oracle = self.take()
+        if kind != "lit" or not self.punct(")"):
+            raise _sql_error("TO_DATE takes a text and a format")
+        python = _DATE_FORMATS.get(str(oracle).upper())
+        if python is None:
+            raise _sql_error(f"Unsupported date format '{oracle}'")
+        try:
+            return dt.datetime.strptime(str(text), python).replace(tzinfo=dt.UTC)
+        except ValueError as exc:
+            raise _sql_error(f"Invalid date '{text}' for format '{oracle}'") from exc
+
     def literal_list(self) -> list[Any]:
         if not self.punct("("):
             raise _sql_error("IN takes a parenthesised list")
@@ -275,6 +301,13 @@ class _SqlParser:
             if not self.punct(","):
                 raise _sql_error("Missing ',' in IN list")
 
+
+_DATE_FORMATS = {
+    "YYYY-MM-DD HH24:MI:SS": "%Y-%m-%d %H:%M:%S",
+    "YYYY-MM-DD": "%Y-%m-%d",
+    "MM/DD/YYYY": "%m/%d/%Y",
+}
+"""Oracle date formats TO_DATE takes here, as strptime formats."""
 
 _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "=": lambda a, b: a == b,
@@ -314,6 +347,8 @@ def _str(value: Any) -> str:
 
 
 def _comparable(left: Any, right: Any) -> tuple[Any, Any]:
+    if isinstance(left, dt.date) and isinstance(right, dt.date):
+        return _instant(left), _instant(right)
     left_number, right_number = number(left), number(right)
     if left_number is not None and right_number is not None:
         return left_number, right_number
@@ -325,6 +360,13 @@ def _sql_compare(left: Any, right: Any, compare: Callable[[Any, Any], bool]) -> 
         return None
     a, b = _comparable(left, right)
     return compare(a, b)
+
+
+def _instant(value: dt.date) -> dt.datetime:
+    """A date or timestamp as a UTC timestamp (a date is its midnight)."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
 
 
 def _sql_in(value: Any, options: list[Any]) -> bool | None:

@@ -76,8 +76,9 @@ def _row(store: RecordStore, rtype: str, view: dict[str, Any]) -> Row:
     for key, value in view.items():
         row[key.lower()] = _cell(value)
     for key in ("datecreated", "createddate", "lastmodifieddate", "created", "lastmodified"):
+        # A timestamp: filters compare it to the second; the answer shows its date.
         if isinstance(row.get(key), str):
-            row[key] = dt.date.fromisoformat(row[key][:10])
+            row[key] = dt.datetime.fromisoformat(row[key].replace("Z", "+00:00"))
     for key in ("trandate", "duedate"):
         if isinstance(row.get(key), str):
             row[key] = dt.date.fromisoformat(row[key])

@@ -23,6 +23,8 @@ __all__ = [
 ]
 
 _MAX_TYPES = 20
+HISTORY_SECONDS = 30 * 24 * 3600
+"""Stripe lists the events of the last 30 days only."""
 
 
 def get_event(store: Store, params: Params, path: dict[str, str]) -> Obj:
@@ -42,6 +44,7 @@ def list_events(store: Store, params: Params, path: dict[str, str]) -> Obj:
     if len(types) > _MAX_TYPES:
         raise invalid_request(f"You may pass at most {_MAX_TYPES} types.", param="types")
     in_window = created_filter(params)
+    kept_since = store.real_now() - HISTORY_SECONDS
     candidates = [
         event
         for event in store.newest_first("event")
@@ -49,6 +52,7 @@ def list_events(store: Store, params: Params, path: dict[str, str]) -> Obj:
         if (pattern is None or fnmatch.fnmatchcase(event["type"], pattern))
         and (not types or event["type"] in types)
         and in_window(event)
+        and event["created"] >= kept_since
     ]
     return page(store, candidates, params, "/v1/events")
 

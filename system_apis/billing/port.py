@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
 
+import msgspec
+
 from contracts.money import Money
 from contracts.v1 import (
     CollectionMethod,
@@ -35,12 +37,29 @@ from contracts.v1 import (
     UsageSummary,
 )
 
-__all__ = ["BillingPort", "ProrationBehavior", "SubscriptionFilter", "SubscriptionRenewals"]
+__all__ = [
+    "BillingChanges",
+    "BillingPort",
+    "ProrationBehavior",
+    "SubscriptionFilter",
+    "SubscriptionRenewals",
+]
 
 ProrationBehavior = Literal["create_prorations", "none", "always_invoice"]
 """How a mid-period change is billed: prorations on the next invoice, none, or invoiced now."""
 SubscriptionFilter = SubscriptionStatus | Literal["all"]
 """A subscription status to list by; `all` includes canceled ones (left out by default)."""
+
+
+class BillingChanges(msgspec.Struct, frozen=True, kw_only=True):
+    """What billing's change feed shows since a time: the ids that changed."""
+
+    customers: list[str] = []
+    """Customers whose record, invoices, credit notes or payments changed (deleted included)."""
+    deleted_customers: list[str] = []
+    invoices: list[str] = []
+    """Invoices created, finalized, paid, voided, edited or deleted."""
+    credit_notes: list[str] = []
 
 
 @runtime_checkable
@@ -264,6 +283,12 @@ class BillingPort(Protocol):
     # events
 
     async def get_event(self, event_id: str) -> EventEnvelope: ...
+
+    async def changed_since(self, since: datetime) -> BillingChanges:
+        """Customers, invoices (payments included) and credit notes changed at or after
+        `since`, from the change feed (which keeps a limited history: the caller reads in
+        full when `since` is older)."""
+        ...
 
 
 @runtime_checkable

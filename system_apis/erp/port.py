@@ -8,6 +8,7 @@ the ERP upserts by, so a repeat is the same record.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 import msgspec
@@ -35,7 +36,17 @@ from contracts.v1 import (
     SalesOrderLine,
 )
 
-__all__ = ["ErpPort", "ReceivablesBalance"]
+__all__ = ["ErpChanges", "ErpPort", "ReceivablesBalance"]
+
+
+class ErpChanges(msgspec.Struct, frozen=True, kw_only=True):
+    """What the ERP shows modified since a time (a deleted record shows nowhere)."""
+
+    customers: list[str] = []
+    """Customers whose record or transactions (orders, invoices, credit memos, payments)
+    were modified."""
+    invoices: list[str] = []
+    credit_memos: list[str] = []
 
 
 class ReceivablesBalance(msgspec.Struct, frozen=True, kw_only=True):
@@ -97,9 +108,11 @@ class ErpPort(Protocol):
         cursor: str | None = None,
         limit: int = 50,
         lines: bool = True,
+        customer_ids: Sequence[str] | None = None,
     ) -> Page[SalesOrder]:
         """Sales orders by id; `lines=False` answers them with no lines (their totals
-        intact), which an adapter may read in bulk."""
+        intact), which an adapter may read in bulk. `customer_ids`: of any of these customers
+        (one read for many)."""
         ...
 
     async def upsert_invoice(
@@ -130,9 +143,11 @@ class ErpPort(Protocol):
         cursor: str | None = None,
         limit: int = 50,
         lines: bool = True,
+        customer_ids: Sequence[str] | None = None,
     ) -> Page[Invoice]:
         """Invoices by id; `lines=False` answers them with no lines (their totals and tax
-        intact), which an adapter may read in bulk."""
+        intact), which an adapter may read in bulk. `customer_ids`: of any of these customers
+        (one read for many)."""
         ...
 
     async def mark_invoice_for_collections(
@@ -142,8 +157,15 @@ class ErpPort(Protocol):
     async def upsert_credit_memo(self, memo: CreditMemoCreate) -> CreditMemo: ...
 
     async def list_credit_memos(
-        self, *, customer_id: str | None = None, cursor: str | None = None, limit: int = 50
-    ) -> Page[CreditMemo]: ...
+        self,
+        *,
+        customer_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        customer_ids: Sequence[str] | None = None,
+    ) -> Page[CreditMemo]:
+        """Credit memos by id; `customer_ids`: of any of these customers."""
+        ...
 
     async def upsert_customer_payment(self, payment: Payment, *, external_id: str) -> Payment: ...
 
@@ -180,3 +202,8 @@ class ErpPort(Protocol):
     ) -> Page[ApprovalTask]: ...
 
     async def receivables_balance(self, customer_id: str) -> ReceivablesBalance: ...
+
+    async def changed_since(self, since: datetime) -> ErpChanges:
+        """Customers, invoices and credit memos modified at or after `since` (payments show
+        as the invoices they settle)."""
+        ...

@@ -73,6 +73,8 @@ class FakePort:
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
         self.calls: list[str] = []
         self.writes: list[tuple[str, str]] = []
+        self.write_times: list[datetime] = []
+        """When each of `writes` happened (this fake's clock): its change feed."""
         self._clock = clock or (lambda: datetime.now(UTC))
         self._faults: dict[str, deque[_Fault]] = {}
         self._numbers: Counter[str] = Counter()
@@ -113,6 +115,11 @@ class FakePort:
 
     def _wrote(self, method: str, key: str) -> None:
         self.writes.append((method, key))
+        self.write_times.append(self.now())
+
+    def _writes_since(self, since: datetime) -> list[tuple[str, str]]:
+        return [write for write, at in zip(self.writes, self.write_times, strict=True)
+                if at >= since]
 
     def _next(self, kind: str) -> int:
         self._numbers[kind] += 1

@@ -65,7 +65,7 @@ from contracts.v1 import (
     TaxRate,
     UsageSummary,
 )
-from system_apis.billing.port import ProrationBehavior, SubscriptionFilter
+from system_apis.billing.port import BillingChanges, ProrationBehavior, SubscriptionFilter
 from tests.fakes._base import FakePort, operation
 
 __all__ = ["DECLINING_PAYMENT_METHODS", "FakeBilling"]
@@ -847,6 +847,24 @@ class FakeBilling(FakePort):
     @operation
     async def get_event(self, event_id: str) -> EventEnvelope:
         return self._get(self.events, event_id, "event")
+
+    @operation
+    async def changed_since(self, since: datetime) -> BillingChanges:
+        """The writes made at or after `since` (this fake keeps every one: no history limit)."""
+        customers: set[str] = set()
+        invoices: set[str] = set()
+        notes: set[str] = set()
+        for method, key in self._writes_since(since):
+            if method in ("create_customer", "update_customer"):
+                customers.add(key)
+            elif method in ("create_invoice", "finalize_invoice", "pay_invoice", "void_invoice"):
+                invoices.add(key)
+                customers.add(self._invoices[key].customer_id)
+            elif method == "create_credit_note":
+                notes.add(key)
+                customers.add(self.credit_notes[key].customer_id)
+        return BillingChanges(customers=sorted(customers), invoices=sorted(invoices),
+                              credit_notes=sorted(notes))
 
     # ================================================================== engine
 

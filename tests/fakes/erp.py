@@ -53,7 +53,7 @@ from contracts.v1 import (
     SalesOrderLine,
 )
 from sandbox.demo_data import TAX_CODES
-from system_apis.erp.port import ReceivablesBalance
+from system_apis.erp.port import ErpChanges, ReceivablesBalance
 from tests.fakes._base import FakePort, operation
 
 __all__ = ["DEFAULT_LEGAL_ENTITIES", "DEFAULT_TERMS", "FakeErp"]
@@ -348,6 +348,34 @@ class FakeErp(FakePort):
         return self._page(found, cursor, limit)
 
     @operation
+    async def changed_since(self, since: dt.datetime) -> ErpChanges:
+        """The records written at or after `since` (by external id); a payment or credit
+        memo marks the invoice it settles as changed, as NetSuite stamps it modified."""
+        customers: set[str] = set()
+        invoices: set[str] = set()
+        memos: set[str] = set()
+        for method, key in self._writes_since(since):
+            if method in ("upsert_customer", "set_customer_collections"):
+                customers.add(self._eids["customer"].get(key, key))
+            elif method in ("upsert_invoice", "mark_invoice_for_collections"):
+                invoice = self._invoices[self._eids["invoice"].get(key, key)]
+                invoices.add(invoice.id)
+                customers.add(invoice.customer_id)
+            elif method == "upsert_credit_memo":
+                memo = self._memos[self._eids["creditMemo"][key]]
+                memos.add(memo.id)
+                customers.add(memo.customer_id)
+                if memo.invoice_id is not None:
+                    invoices.add(memo.invoice_id)
+            elif method == "upsert_customer_payment":
+                payment = self._payments[self._eids["customerPayment"][key]]
+                customers.add(payment.customer_id)
+                if payment.invoice_id is not None:
+                    invoices.add(payment.invoice_id)
+        return ErpChanges(customers=sorted(customers), invoices=sorted(invoices),
+                          credit_memos=sorted(memos))
+
+    @operation
     async def receivables_balance(self, customer_id: str) -> ReceivablesBalance:
         record = self._get(self._customers, customer_id, "customer")
         today = self._today()
@@ -467,15 +495,18 @@ class FakeErp(FakePort):
         cursor: str | None = None,
         limit: int = 50,
         lines: bool = True,
+        customer_ids: Sequence[str] | None = None,
     ) -> Page[SalesOrder]:
         if customer_id:
             _sql_id(customer_id)
+        among = _among(customer_ids)
         if legal_entity and legal_entity not in self._entities:
             return Page(data=[])
         found = [
             self._sales_order(order) for order in self._by_id(self._orders)
             if (not number or order.number == number)
             and (not customer_id or order.customer_id == customer_id)
+            and (among is None or order.customer_id in among)
             and (not legal_entity or order.legal_entity == legal_entity)
         ]
         if not lines:
@@ -550,14 +581,17 @@ class FakeErp(FakePort):
         cursor: str | None = None,
         limit: int = 50,
         lines: bool = True,
+        customer_ids: Sequence[str] | None = None,
     ) -> Page[Invoice]:
         if customer_id:
             _sql_id(customer_id)
+        among = _among(customer_ids)
         if status is not None and status not in ("open", "paid"):
             return Page(data=[])
         found = [
             self._invoice(record) for record in self._by_id(self._invoices)
             if (not customer_id or record.customer_id == customer_id)
+            and (among is None or record.customer_id in among)
         ]
         found = [invoice for invoice in found if status is None or invoice.status == status]
         if not lines:
@@ -621,12 +655,19 @@ class FakeErp(FakePort):
 
     @operation
     async def list_credit_memos(
-        self, *, customer_id: str | None = None, cursor: str | None = None, limit: int = 50
+        self,
+        *,
+        customer_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        customer_ids: Sequence[str] | None = None,
     ) -> Page[CreditMemo]:
         if customer_id:
             _sql_id(customer_id)
+        among = _among(customer_ids)
         found = [self._credit_memo(memo) for memo in self._by_id(self._memos)
-                 if not customer_id or memo.customer_id == customer_id]
+                 if (not customer_id or memo.customer_id == customer_id)
+                 and (among is None or memo.customer_id in among)]
         return self._page(found, cursor, limit)
 
     # ------------------------------------------------------------------ payments and journals
@@ -1000,6 +1041,15 @@ def _invalid(path: str, value: object, name: str, message: str | None = None) ->
     code = "USER_ERROR" if message else "INVALID_CONTENT"
     return UpstreamInvalid(f"NetSuite: 400 {code} {detail}", vendor=VENDOR, status=400, code=code,
                            errors=[FieldError(pointer=path, detail=detail)])
+
+
+def _among(customer_ids: Sequence[str] | None) -> set[str] | None:
+    """The customers a list is limited to (each a NetSuite internal id), None: any."""
+    if customer_ids is None:
+        return None
+    for customer_id in customer_ids:
+        _sql_id(customer_id)
+    return set(customer_ids)
 
 
 def _sql_id(value: str) -> str:

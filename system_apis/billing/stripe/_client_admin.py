@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from contracts.v1 import EventEnvelope, Page
+from system_apis.billing.port import BillingChanges
 from system_apis.billing.stripe import mapping
 from system_apis.billing.stripe._client_base import ClientBase, created_range, to_page
 from system_apis.billing.stripe._client_http import Transport
@@ -21,6 +23,25 @@ from system_apis.billing.stripe.mapping import TestClock, WebhookEndpoint
 __all__ = ["AdminOperations"]
 
 _CLOCKS = "/v1/test_helpers/test_clocks"
+CHANGE_EVENTS = (
+    "customer.created",
+    "customer.updated",
+    "customer.deleted",
+    "invoice.created",
+    "invoice.finalized",
+    "invoice.updated",
+    "invoice.paid",
+    "invoice.payment_succeeded",
+    "invoice.payment_failed",
+    "invoice.voided",
+    "invoice.marked_uncollectible",
+    "invoice.deleted",
+    "credit_note.created",
+    "credit_note.updated",
+    "credit_note.voided",
+)
+"""The events that change what reconciliation compares (Stripe takes at most 20 `types`); a
+payment shows as its invoice's `invoice.paid`."""
 _CLOCK_POLL_SECONDS = 0.5
 _CLOCK_MAX_POLLS = 240
 
@@ -47,6 +68,35 @@ class AdminOperations(ClientBase):
         query = {"types": list(types) or None, "created": created_range(created_gte, None)}
         wire = await self.list_page("/v1/events", query, EventWire, cursor, limit, "events")
         return to_page(wire, mapping.to_event)
+
+    async def changed_since(self, since: datetime) -> BillingChanges:
+        """From the Events API (the change feed: list filters know only `created`, so an
+        invoice paid or voided later shows only as an event)."""
+        query = {"types": list(CHANGE_EVENTS), "created": created_range(since, None)}
+        customers: set[str] = set()
+        deleted: set[str] = set()
+        invoices: set[str] = set()
+        notes: set[str] = set()
+        async for wire in self.iterate("/v1/events", query, EventWire, "events"):
+            changed = wire.data.object
+            kind, object_id = changed.get("object"), changed.get("id")
+            if not isinstance(object_id, str):
+                continue
+            owner = object_id if kind == "customer" else _customer_of(changed)
+            if owner is not None:
+                customers.add(owner)
+            if kind == "customer" and wire.type == "customer.deleted":
+                deleted.add(object_id)
+            elif kind == "invoice":
+                invoices.add(object_id)
+            elif kind == "credit_note":
+                notes.add(object_id)
+        return BillingChanges(
+            customers=sorted(customers),
+            deleted_customers=sorted(deleted),
+            invoices=sorted(invoices),
+            credit_notes=sorted(notes),
+        )
 
     async def create_webhook_endpoint(
         self,
@@ -127,3 +177,11 @@ class AdminOperations(ClientBase):
             await asyncio.sleep(_CLOCK_POLL_SECONDS)
             clock = await self.get_test_clock(clock_id)
         return clock
+
+
+def _customer_of(changed: Mapping[str, Any]) -> str | None:
+    """The customer an event's object belongs to (an id, or the expanded customer)."""
+    customer = changed.get("customer")
+    if isinstance(customer, dict):
+        customer = customer.get("id")
+    return customer if isinstance(customer, str) else None

@@ -28,6 +28,7 @@ __all__ = ["RenewalOperations"]
 class _PhaseItemWire(msgspec.Struct, kw_only=True, frozen=True):
     price: str | dict[str, object]
     quantity: int | None = None
+    metadata: dict[str, str] = {}
 
 
 class _PhaseWire(msgspec.Struct, kw_only=True, frozen=True):
@@ -71,10 +72,9 @@ class RenewalOperations(BillingOperations):
                 {
                     "start_date": ongoing.start_date,
                     "end_date": boundary,
-                    "items": [
-                        {"price": _price_id(item.price), "quantity": item.quantity}
-                        for item in ongoing.items
-                    ],
+                    # Each item restated as it is, its metadata (product code, deal) included:
+                    # Stripe merges a phase item's metadata into the subscription item's.
+                    "items": [_ongoing_item(item) for item in ongoing.items],
                     "proration_behavior": "none",
                 },
                 {
@@ -151,3 +151,10 @@ class _SubscriptionRef(msgspec.Struct, kw_only=True, frozen=True):
 
 def _price_id(price: str | dict[str, object]) -> str:
     return price if isinstance(price, str) else str(price["id"])
+
+
+def _ongoing_item(item: _PhaseItemWire) -> dict[str, object]:
+    params: dict[str, object] = {"price": _price_id(item.price), "quantity": item.quantity}
+    if item.metadata:
+        params["metadata"] = dict(item.metadata)
+    return params

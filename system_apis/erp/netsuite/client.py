@@ -60,7 +60,7 @@ from system_apis.erp.netsuite._wire import (
     SuiteQLPage,
     TaxCodeRecord,
 )
-from system_apis.erp.port import ReceivablesBalance
+from system_apis.erp.port import ErpChanges, ReceivablesBalance
 from system_apis.outbound import Offset, decode_cursor, encode_cursor, paginate
 
 __all__ = [
@@ -302,6 +302,29 @@ class NetSuiteClient:
             if record.overdue_balance is not None else Money(amount=0, currency=currency),
         )
 
+    async def changed_since(self, since: dt.datetime) -> ErpChanges:
+        """Two SuiteQL reads filtered on `lastmodifieddate` (to the second, in UTC: the
+        integration role's time zone). NetSuite stamps an invoice modified when a payment or
+        credit memo settles it. A deleted record is simply gone: only a full read shows it."""
+        when = (f"lastmodifieddate >= TO_DATE('{since.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S}', "
+                "'YYYY-MM-DD HH24:MI:SS')")
+        customers: set[str] = set()
+        invoices: list[str] = []
+        memos: list[str] = []
+        async for row in self.suiteql(
+                "SELECT id, type, entity FROM transaction WHERE type IN ('CustInvc', 'CustCred', "
+                f"'CustPymt', 'SalesOrd') AND {when} ORDER BY id"):
+            if "entity" in row:
+                customers.add(row["entity"])
+            if row.get("type") == "CustInvc":
+                invoices.append(row["id"])
+            elif row.get("type") == "CustCred":
+                memos.append(row["id"])
+        async for row in self.suiteql(f"SELECT id FROM customer WHERE {when} ORDER BY id"):
+            customers.add(row["id"])
+        return ErpChanges(customers=sorted(customers, key=_numeric_id), invoices=invoices,
+                          credit_memos=memos)
+
     @staticmethod
     def _subsidiary_or_none(directory: mapping.Directory, code: str) -> str | None:
         try:
@@ -373,17 +396,21 @@ class NetSuiteClient:
     async def list_sales_orders(
         self, *, number: str | None = None, customer_id: str | None = None,
         legal_entity: str | None = None, cursor: str | None = None, limit: int = 50,
-        lines: bool = True,
+        lines: bool = True, customer_ids: Sequence[str] | None = None,
     ) -> Page[SalesOrder]:
+        if customer_ids is not None and not customer_ids:
+            return Page(data=[])
         if not lines:
             return await self._order_headers(number=number, customer_id=customer_id,
                                              legal_entity=legal_entity, cursor=cursor,
-                                             limit=limit)
+                                             limit=limit, customer_ids=customer_ids)
         conditions = []
         if number:
             conditions.append(f"tranId IS {_q_text(number)}")
         if customer_id:
             conditions.append(f"entity ANY_OF [{_sql_id(customer_id)}]")
+        if customer_ids:
+            conditions.append(f"entity ANY_OF [{', '.join(map(_sql_id, customer_ids))}]")
         if legal_entity:
             sub = self._subsidiary_or_none(await self.directory(), legal_entity)
             if sub is None:
@@ -395,13 +422,15 @@ class NetSuiteClient:
 
     async def _order_headers(self, *, number: str | None, customer_id: str | None,
                              legal_entity: str | None, cursor: str | None,
-                             limit: int) -> Page[SalesOrder]:
+                             limit: int, customer_ids: Sequence[str] | None) -> Page[SalesOrder]:
         """A page of sales orders without their lines in one SuiteQL query."""
         where = ["type = 'SalesOrd'"]
         if number:
             where.append(f"tranid = {_sql_text(number)}")
         if customer_id:
             where.append(f"entity = {_sql_id(customer_id)}")
+        if customer_ids:
+            where.append(_entity_in(customer_ids))
         if legal_entity:
             sub = self._subsidiary_or_none(await self.directory(), legal_entity)
             if sub is None:
@@ -473,10 +502,15 @@ class NetSuiteClient:
     async def list_invoices(
         self, *, customer_id: str | None = None, status: InvoiceStatus | None = None,
         cursor: str | None = None, limit: int = 50, lines: bool = True,
+        customer_ids: Sequence[str] | None = None,
     ) -> Page[Invoice]:
+        if customer_ids is not None and not customer_ids:
+            return Page(data=[])
         where = ["type = 'CustInvc'"]
         if customer_id:
             where.append(f"entity = {_sql_id(customer_id)}")
+        if customer_ids:
+            where.append(_entity_in(customer_ids))
         if status is not None:
             codes = {"open": "'A'", "paid": "'B'"}.get(status)
             if codes is None:
@@ -534,10 +568,15 @@ class NetSuiteClient:
         return mapping.to_credit_memo(record, await self.directory())
 
     async def list_credit_memos(self, *, customer_id: str | None = None,
-                                cursor: str | None = None, limit: int = 50) -> Page[CreditMemo]:
+                                cursor: str | None = None, limit: int = 50,
+                                customer_ids: Sequence[str] | None = None) -> Page[CreditMemo]:
+        if customer_ids is not None and not customer_ids:
+            return Page(data=[])
         where = ["type = 'CustCred'"]
         if customer_id:
             where.append(f"entity = {_sql_id(customer_id)}")
+        if customer_ids:
+            where.append(_entity_in(customer_ids))
         # A credit memo carries no lines in the contract: its SuiteQL row is all of it.
         return await self._header_page("creditMemo", _MEMO_COLUMNS, _memo_record,
                                        mapping.to_credit_memo, where, cursor=cursor,
@@ -629,6 +668,15 @@ _INVOICE_COLUMNS = ("id", "tranid", "entity", "subsidiary", "currency", "trandat
                     "custbody_erpgw_tax_note")
 # SuiteQL answers an invoice's status as its one-letter code; the record API as its name.
 _INVOICE_STATUS_NAMES = {"A": "Open", "B": "Paid In Full", "V": "Voided"}
+
+
+def _entity_in(customer_ids: Sequence[str]) -> str:
+    """A SuiteQL condition: the transaction is of one of these customers."""
+    return f"entity IN ({', '.join(map(_sql_id, customer_ids))})"
+
+
+def _numeric_id(rid: str) -> tuple[int, str]:
+    return (int(rid), rid) if rid.isdigit() else (0, rid)
 
 
 def _suiteql_date(text: str) -> dt.date:

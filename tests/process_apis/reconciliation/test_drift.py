@@ -4,7 +4,6 @@ exception queue, and the next run is clean."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -113,18 +112,6 @@ async def _make_drift(world: World) -> dict[str, str]:
     }
 
 
-def _gauges(text: str) -> dict[tuple[str, ...], float]:
-    """`erpgw_reconciliation_mismatches` samples by (kind, legal_entity, currency, status)."""
-    found: dict[tuple[str, ...], float] = {}
-    for line in text.splitlines():
-        match = re.match(r"erpgw_reconciliation_mismatches\{(.*)\} (\S+)$", line)
-        if match:
-            labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
-            key = tuple(labels[k] for k in ("kind", "legal_entity", "currency", "status"))
-            found[key] = float(match.group(2))
-    return found
-
-
 def _by_key(run: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     return {(m["kind"], m["key"]): m for m in run["mismatches"]}
 
@@ -135,7 +122,7 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
     async with demo_world(tmp_path) as world:
         drift = await _make_drift(world)
         first = await world.reconcile()
-        gauges_found = _gauges((await world.http.get("/metrics")).text)
+        gauges_found = await world.mismatch_gauges()
         # An operator asks to check the duplicate customer again: the next run still finds it.
         checked_again = _by_key(first)[("customers", drift["acme"])]["exception_id"]
         retried = await world.http.post(
@@ -189,7 +176,7 @@ async def test_drift_is_found_once_repaired_or_explained_and_the_next_run_is_cle
 
         after = await eventually(settled, timeout=60.0, interval=0.3, what="first run settled")
         third = await world.reconcile()
-        gauges_clean = _gauges((await world.http.get("/metrics")).text)
+        gauges_clean = await world.mismatch_gauges()
         erp_invoices = (await world.netsuite.list_invoices(limit=100)).data
         memos = (await world.netsuite.list_credit_memos(limit=100)).data
 

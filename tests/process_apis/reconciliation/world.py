@@ -4,11 +4,14 @@ allowed to reconcile and repair; and the vendors' own APIs to make drift by hand
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +43,31 @@ class World:
     netsuite: NetSuiteClient
     headers: dict[str, str]
     database_url: str
+    app: Any = None
+    server_loop: list[asyncio.AbstractEventLoop] = field(default_factory=list)
+    """The event loop serving the gateway (its database and flows live there)."""
+
+    async def scheduled(self, interval_start: datetime) -> dict[str, Any]:
+        """The schedule's run of the interval starting at `interval_start`, to its end."""
+        service = self.app.state.gateway.reconciliation.service
+        started = asyncio.run_coroutine_threadsafe(
+            service.start_scheduled(interval_start), self.server_loop[0]
+        )
+        assert await asyncio.wrap_future(started) is True
+        run_id = "reconcile:" + interval_start.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return await self.ended(f"/process/v1/reconciliations/{run_id}")
+
+    async def ended(self, location: str, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        async def done() -> dict[str, Any] | None:
+            run = await self.http.get(location, headers=headers or self.headers)
+            found: dict[str, Any] = run.json()
+            return found if found.get("status") in ("completed", "failed") else None
+
+        run: dict[str, Any] = await eventually(
+            done, timeout=90.0, interval=0.2, what="the reconciliation"
+        )
+        assert run["status"] == "completed", run
+        return run
 
     async def token(self, scopes: list[str], entities: list[str] | None = None) -> dict[str, str]:
         """Headers of a new client holding `scopes`, limited to `entities` when given."""
@@ -103,18 +131,7 @@ class World:
         """Start a reconciliation (settle 0 unless given) and wait for it to end."""
         response = await self.start(headers, **{"settle_seconds": 0, **body})
         assert response.status_code == 202, response.text
-        location = response.headers["location"]
-
-        async def ended() -> dict[str, Any] | None:
-            run = await self.http.get(location, headers=headers or self.headers)
-            found: dict[str, Any] = run.json()
-            return found if found.get("status") in ("completed", "failed") else None
-
-        run: dict[str, Any] = await eventually(
-            ended, timeout=90.0, interval=0.2, what="the reconciliation"
-        )
-        assert run["status"] == "completed", run
-        return run
+        return await self.ended(response.headers["location"], headers)
 
     async def start(self, headers: dict[str, str] | None = None, **body: Any) -> httpx.Response:
         return await self.http.post(
@@ -130,6 +147,17 @@ class World:
         response.raise_for_status()
         return list(response.json()["data"])
 
+    async def mismatch_gauges(self) -> dict[tuple[str, ...], float]:
+        """`erpgw_reconciliation_mismatches` as scraped, by (kind, entity, currency, status)."""
+        found: dict[tuple[str, ...], float] = {}
+        for line in (await self.http.get("/metrics")).text.splitlines():
+            match = re.match(r"erpgw_reconciliation_mismatches\{(.*)\} (\S+)$", line)
+            if match:
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1)))
+                key = tuple(labels[k] for k in ("kind", "legal_entity", "currency", "status"))
+                found[key] = float(match.group(2))
+        return found
+
     async def vendor(self, method: str, vendor: str, path: str, **kwargs: Any) -> httpx.Response:
         """A call to an emulated vendor's own API (Stripe with its secret key)."""
         headers = {"Authorization": f"Bearer {STRIPE_KEY}"} if vendor == "stripe" else {}
@@ -139,17 +167,25 @@ class World:
 
 
 @asynccontextmanager
-async def demo_world(tmp_path: Path, *, book: bool = True) -> AsyncIterator[World]:
-    """The demo company with its won deals booked and their invoices posted."""
+async def demo_world(
+    tmp_path: Path, *, book: bool = True, **environment: str
+) -> AsyncIterator[World]:
+    """The demo company with its won deals booked and their invoices posted; `environment`
+    adds or overrides gateway settings."""
     port = free_port()
     settings = settings_for(
         tmp_path,
         emulated=True,
-        ERPGW_PORT=str(port),
-        ERPGW_RECONCILE_INTERVAL_SECONDS="0",
-        ERPGW_RATE_LIMIT_TIERS="gold=100000/minute;anonymous=100000/minute",
+        **{
+            "ERPGW_PORT": str(port),
+            "ERPGW_RECONCILE_INTERVAL_SECONDS": "0",
+            "ERPGW_RATE_LIMIT_TIERS": "gold=100000/minute;anonymous=100000/minute",
+            **environment,
+        },
     )
     app = gateway_app(settings)
+    server_loop: list[asyncio.AbstractEventLoop] = []
+    app.on_startup.append(lambda: server_loop.append(asyncio.get_running_loop()))
     with serve_asgi(app, port=port, lifespan="on") as base_url:
         async with contextlib.AsyncExitStack() as stack:
             http, stripe_http, netsuite_http = [
@@ -171,6 +207,8 @@ async def demo_world(tmp_path: Path, *, book: bool = True) -> AsyncIterator[Worl
                 ),
                 headers={},
                 database_url=settings.database_url,
+                app=app,
+                server_loop=server_loop,
             )
             world.headers = await world.token(SCOPES)
             if book:
