@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -39,7 +40,7 @@ class Faults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     error_status: int = 500
     latency_ms: int = 0
     """Added before a matching request is served (a long one makes clients time out); the
-    request is still served after it, as a vendor finishes work its caller gave up on."""
+    request is still served after it, whole, as a vendor finishes work its caller gave up on."""
     latency_rate: float = 1.0
     """Probability (0..1) that a matching request is delayed by `latency_ms`."""
     rate_limit: bool = False
@@ -118,12 +119,16 @@ class EmulatedVendor:
             # A Litestar mount hands mounted apps the path with a trailing slash.
             await self._control(scope, path.rstrip("/"), receive, send)
             return
+        # The vendor has the request whole before any fault holds it: a server hands the app
+        # only `http.disconnect` once the caller has gone, so a body read after the hold
+        # would be lost, and a request its caller gave up on would run without its
+        # parameters (an idempotency key then saved for other parameters than the retry's).
+        arrived = await _arrival(receive)
         fault = await self._inject(path)
         if fault is not None:
-            await _drain(receive)
             await _respond(send, fault.status, fault.body, fault.content_type, fault.headers)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, _replaying(arrived, receive), send)
 
     async def _inject(self, path: str) -> FaultResponse | None:
         faults = self.faults
@@ -153,10 +158,14 @@ class EmulatedVendor:
         if method not in _SAFE_METHODS and not _is_json(scope):
             # A cross-site HTML form (or a "simple" fetch) can only send form or text bodies,
             # never application/json, so it cannot reset an emulator or set its faults.
-            await _respond_json(send, 415, {
-                "error": "unsupported_media_type",
-                "detail": "the control API accepts only Content-Type: application/json",
-            })
+            await _respond_json(
+                send,
+                415,
+                {
+                    "error": "unsupported_media_type",
+                    "detail": "the control API accepts only Content-Type: application/json",
+                },
+            )
             return
         if path == f"{CONTROL_PREFIX}/reset" and method == "POST":
             self.reset()
@@ -211,8 +220,26 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-async def _drain(receive: Receive) -> None:
-    await _read_body(receive)
+async def _arrival(receive: Receive) -> list[MutableMapping[str, Any]]:
+    """The request's messages as the server hands them: its body chunks up to the last, or
+    up to the caller's disconnect."""
+    messages: list[MutableMapping[str, Any]] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return messages
+
+
+def _replaying(arrived: list[MutableMapping[str, Any]], receive: Receive) -> Receive:
+    """`receive` for the app: the messages already read, then the server's own (which
+    tells of a disconnect)."""
+    pending = deque(arrived)
+
+    async def replay() -> MutableMapping[str, Any]:
+        return pending.popleft() if pending else await receive()
+
+    return replay
 
 
 async def _respond(

@@ -4,7 +4,8 @@ and idempotency (https://docs.stripe.com/api/idempotent_requests).
 A plain ASGI layer in front of the Litestar app: it stamps `Request-Id` and `Stripe-Version`
 on every answer, refuses a missing or wrong secret key (401), answers 429 past the rate limit,
 and for a POST with `Idempotency-Key` replays the first answer (with `Idempotent-Replayed:
-true`) or refuses the key reused with other parameters (400 `idempotency_error`).
+true`) or refuses the key reused with other parameters (400 `idempotency_error`). A request
+whose body never arrived whole (its caller disconnected first) is not run at all.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class StripeFront:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
+        if body is None:
+            return  # the caller left before its request arrived whole: Stripe never saw it
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = self._request_ids()
         info = RequestInfo(
@@ -281,16 +284,17 @@ async def _send_error(send: Send, error: StripeApiError, request_id: str) -> Non
     await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body; None when the caller disconnected before its last chunk (a request
+    cut short is not run, so it saves no result under its idempotency key)."""
     chunks: list[bytes] = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break
+            return None
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
 def _replay(body: bytes) -> Receive:

@@ -22,6 +22,7 @@ from sandbox.stripe.store import Obj, Store
 __all__ = [
     "DEFAULT_PAYMENT_METHOD",
     "attach_item",
+    "check_item_currency",
     "collect",
     "finalize",
     "line_from_item",
@@ -196,14 +197,18 @@ def line_from_item(store: Store, item: Obj) -> Obj:
     return line
 
 
-def attach_item(store: Store, invoice: Obj, item: Obj) -> None:
-    """Put a pending invoice item on a draft invoice."""
-    if item["currency"] != invoice["currency"]:
+def check_item_currency(item: Obj, currency: str) -> None:
+    """An invoice item goes only on an invoice in its own currency."""
+    if item["currency"] != currency:
         raise invalid_request(
-            "The currency of an invoice item must match the currency of its invoice "
-            f"({invoice['currency']}).",
+            f"The currency of an invoice item must match the currency of its invoice ({currency}).",
             param="currency",
         )
+
+
+def attach_item(store: Store, invoice: Obj, item: Obj) -> None:
+    """Put a pending invoice item on a draft invoice."""
+    check_item_currency(item, invoice["currency"])
     item["invoice"] = invoice["id"]
     invoice["lines"]["data"].append(line_from_item(store, item))
     recompute(invoice)
@@ -241,8 +246,7 @@ def recompute(invoice: Obj) -> None:
     invoice["total_excluding_tax"] = invoice["subtotal_excluding_tax"]
     due = max(
         0,
-        invoice["total"] + invoice["starting_balance"]
-        - invoice["pre_payment_credit_notes_amount"],
+        invoice["total"] + invoice["starting_balance"] - invoice["pre_payment_credit_notes_amount"],
     )
     invoice["amount_due"] = due
     invoice["amount_remaining"] = max(0, due - invoice["amount_paid"])

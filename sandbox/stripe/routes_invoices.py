@@ -77,6 +77,13 @@ def create_invoice(store: Store, params: Params, path: dict[str, str]) -> Obj:
     currency = (
         params.text("currency") or customer["currency"] or _items_currency(pending) or "usd"
     ).lower()
+    # Stripe creates nothing for a refused request: every check comes before the draft
+    # exists (a stray draft would be billed by whoever finalizes the customer's drafts).
+    rates = tax_rates_of(store, params, "default_tax_rates")
+    metadata = params.metadata({})
+    for item in pending:
+        invoicing.check_item_currency(item, currency)
+    invoicing.set_customer_currency(customer, currency, param="currency")
     at = store.now(customer["id"])
     invoice = invoicing.new_invoice(
         store,
@@ -91,15 +98,12 @@ def create_invoice(store: Store, params: Params, path: dict[str, str]) -> Obj:
     )
     invoice["due_date"] = due
     if params.has("default_tax_rates"):
-        invoice["default_tax_rates"] = [
-            dict(rate) for rate in tax_rates_of(store, params, "default_tax_rates")
-        ]
+        invoice["default_tax_rates"] = [dict(rate) for rate in rates]
     invoice["description"] = params.text("description") or None
     invoice["footer"] = params.text("footer") or None
-    invoice["metadata"] = params.metadata({})
+    invoice["metadata"] = metadata
     for item in pending:
         invoicing.attach_item(store, invoice, item)
-    invoicing.set_customer_currency(customer, currency, param="currency")
     return render(store, invoice, params.texts("expand"))
 
 

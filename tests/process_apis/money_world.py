@@ -22,6 +22,7 @@ from gateway.clients import ClientRegistry
 from gateway.sandbox_wiring import netsuite_sandbox_credentials as netsuite_sandbox
 from gateway.sandbox_wiring import salesforce_sandbox_credentials as salesforce_sandbox
 from gateway.sandbox_wiring import stripe_sandbox_credentials as stripe_sandbox
+from sandbox.credentials import STRIPE
 from system_apis.billing.stripe import StripeClient
 from system_apis.crm.salesforce.client import SalesforceClient
 from system_apis.erp.netsuite.client import NetSuiteClient
@@ -184,13 +185,19 @@ class MoneyWorld:
 
 
 @asynccontextmanager
-async def money_world(tmp_path: Path) -> AsyncIterator[MoneyWorld]:
+async def money_world(
+    tmp_path: Path, *, stripe_url: str | None = None
+) -> AsyncIterator[MoneyWorld]:
+    """The world with every platform mounted in the gateway, or Stripe served apart at
+    `stripe_url` (its own server: a request it holds outlives a caller that gave up on it,
+    which an emulator called in process never does) and its webhooks pointed at the gateway."""
     port = free_port()
     settings = settings_for(
         tmp_path,
         emulated=True,
         ERPGW_PORT=str(port),
         ERPGW_RATE_LIMIT_TIERS="gold=100000/minute;anonymous=100000/minute",
+        **(_stripe_apart(stripe_url) if stripe_url else {}),
     )
     app = gateway_app(settings)
     with serve_asgi(app, port=port, lifespan="on") as base_url:
@@ -202,14 +209,21 @@ async def money_world(tmp_path: Path) -> AsyncIterator[MoneyWorld]:
         finally:
             await engine.dispose()
         sandbox = f"{base_url}/_sandbox"
+        stripe_base = stripe_url or f"{sandbox}/stripe"
         async with contextlib.AsyncExitStack() as stack:
             http, plain, stripe_http, netsuite_http, salesforce_http = [
                 await stack.enter_async_context(httpx.AsyncClient(base_url=url, timeout=20.0))
                 for url in (
-                    base_url, base_url, f"{sandbox}/stripe", f"{sandbox}/netsuite",
+                    base_url,
+                    base_url,
+                    stripe_base,
+                    f"{sandbox}/netsuite",
                     f"{sandbox}/salesforce",
                 )
             ]
+            stripe_raw = StripeAccount(plain, stripe_base)
+            if stripe_url:
+                await stripe_raw.point_webhooks_at(f"{base_url}/webhooks/stripe")
             token = await http.post(
                 "/oauth/token",
                 data={"grant_type": "client_credentials"},
@@ -221,8 +235,8 @@ async def money_world(tmp_path: Path) -> AsyncIterator[MoneyWorld]:
                 http=http,
                 headers={"Authorization": f"Bearer {token.json()['access_token']}"},
                 sf=SalesforceOrg(plain, f"{sandbox}/salesforce"),
-                stripe_raw=StripeAccount(plain, f"{sandbox}/stripe"),
-                stripe=StripeClient(stripe_http, credentials=stripe_sandbox(f"{sandbox}/stripe")),
+                stripe_raw=stripe_raw,
+                stripe=StripeClient(stripe_http, credentials=stripe_sandbox(stripe_base)),
                 netsuite=NetSuiteClient(
                     netsuite_http, credentials=netsuite_sandbox(f"{sandbox}/netsuite")
                 ),
@@ -230,3 +244,13 @@ async def money_world(tmp_path: Path) -> AsyncIterator[MoneyWorld]:
                     salesforce_http, salesforce_sandbox(f"{sandbox}/salesforce")
                 ),
             )
+
+
+def _stripe_apart(url: str) -> dict[str, str]:
+    """The settings of a gateway whose Stripe is the sandbox account served at `url`."""
+    return {
+        "ERPGW_SANDBOX_VENDORS": "salesforce,zendesk,netsuite",
+        "ERPGW_STRIPE_SECRET_KEY": STRIPE.secret_key,
+        "ERPGW_STRIPE_BASE_URL": url,
+        "ERPGW_STRIPE_WEBHOOK_SECRETS": STRIPE.webhook_secret,
+    }

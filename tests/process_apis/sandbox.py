@@ -209,3 +209,18 @@ class StripeAccount:
     async def faults(self) -> dict[str, Any]:
         response = await self._http.get(f"{self._base}/_emulator/faults")
         return dict(response.json())
+
+    async def set_faults(self, **faults: Any) -> dict[str, Any]:
+        """Replace the account's faults (none when called without any)."""
+        response = await self._http.post(f"{self._base}/_emulator/faults", json=faults)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def point_webhooks_at(self, url: str) -> None:
+        """Every event delivered to `url`, as an operator sets up a webhook endpoint."""
+        created = await self._http.post(
+            f"{self._base}/v1/webhook_endpoints",
+            data={"url": url, "enabled_events[]": "*"},
+            headers={"Authorization": f"Bearer {STRIPE_KEY}"},
+        )
+        assert created.status_code == 200, created.text

@@ -9,6 +9,9 @@ import httpx
 import pytest
 
 from sandbox import netsuite, salesforce, stripe, zendesk
+from sandbox.control import EmulatedVendor, FaultResponse, Faults
+from tests.support.servers import serve_asgi
+from tests.support.waiting import eventually
 
 VENDORS: dict[str, Callable[[], Any]] = {
     "salesforce": salesforce.create_emulator,
@@ -87,3 +90,33 @@ async def test_delays_only_the_share_of_requests_latency_rate_asks_for(
     assert set_.json()["faults"]["latency_rate"] == 0.3
     assert counters["requests"] == 200
     assert 30 <= counters["latency"] <= 90, counters
+
+
+async def test_a_request_held_past_its_callers_timeout_is_served_whole() -> None:
+    # Whatever the vendor, it has a request whole before it sits on it; the server hands an
+    # app only the disconnect of a caller that left, so the body must be read before the hold.
+    bodies: list[bytes] = []
+
+    async def vendor_app(scope: Any, receive: Any, send: Any) -> None:
+        chunks = []
+        while (message := await receive())["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        bodies.append(b"".join(chunks))
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    held = EmulatedVendor(
+        vendor_app,
+        render_fault=lambda status, _: FaultResponse(status=status, body=b""),
+        reset=lambda: None,
+    )
+    held.set_faults(Faults(latency_ms=300, path="/held"))
+    with serve_asgi(held, lifespan="off") as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            with pytest.raises(httpx.ReadTimeout):
+                await http.post("/held", content=b'{"amount": 1000}', timeout=0.1)
+            await eventually(lambda: bodies, timeout=5.0, interval=0.05, what="the held request")
+
+    assert bodies == [b'{"amount": 1000}']

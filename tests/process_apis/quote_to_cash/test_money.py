@@ -3,18 +3,24 @@ that stay on their own deal's first invoice when the customer buys twice."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sandbox.stripe import StripeEmulator
 from tests.process_apis.money_world import Line, MoneyWorld, money_world
+from tests.support.servers import serve_asgi
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(180)
 
 LIST_PLATFORM_USD = 50_000
 """PLAT-STD's list price in the demo catalog (500.00 USD a month)."""
+HELD_MS = 4_500
+"""Past the gateway's 4 s read timeout for Stripe, as the money chaos run holds requests."""
 
 
 @pytest.fixture
@@ -128,7 +134,10 @@ async def test_a_german_customer_of_de01_pays_german_vat_in_billing_and_the_erp(
     world: MoneyWorld,
 ) -> None:
     account = await world.account(
-        "Berliner Kunde GmbH", legal_entity="DE01", currency="EUR", country="DE",
+        "Berliner Kunde GmbH",
+        legal_entity="DE01",
+        currency="EUR",
+        country="DE",
         tax_id="DE811907980",
     )
     # Amounts whose tax needs rounding, on each line (41841 x 19 % = 7949.79, 3 x 1841 =
@@ -145,8 +154,9 @@ async def test_a_german_customer_of_de01_pays_german_vat_in_billing_and_the_erp(
     customer = await _billing_customer(world, account)
     invoice = (await world.stripe_raw.objects("/v1/invoices", customer=customer))[0]
     subtotal = 41_841 + 3 * 1_841 + 100_050
-    per_line = {ln["amount"]: sum(t["amount"] for t in ln["tax_amounts"])
-                for ln in invoice["lines"]["data"]}
+    per_line = {
+        ln["amount"]: sum(t["amount"] for t in ln["tax_amounts"]) for ln in invoice["lines"]["data"]
+    }
     assert per_line == {41_841: 7_950, 5_523: 1_049, 100_050: 19_010}
     assert (invoice["subtotal"], invoice["tax"]) == (subtotal, 7_950 + 1_049 + 19_010)
     assert invoice["total"] == subtotal + invoice["tax"]
@@ -160,7 +170,9 @@ async def test_a_german_customer_of_de01_pays_german_vat_in_billing_and_the_erp(
     assert {ln.tax_code for ln in order.lines} == {"DE-VAT-19"}
     posted = await world.erp_invoice_of(invoice["id"])
     assert (posted.total, posted.tax, posted.subtotal) == (
-        invoice["total"], invoice["tax"], subtotal
+        invoice["total"],
+        invoice["tax"],
+        subtotal,
     )
     assert (posted.currency, posted.legal_entity) == ("EUR", "DE01")
     assert sorted(ln.tax_amount or 0 for ln in posted.lines) == [1_049, 7_950, 19_010]
@@ -173,7 +185,10 @@ async def test_an_eu_business_with_a_vat_id_is_reverse_charged_on_both_invoices(
     world: MoneyWorld,
 ) -> None:
     account = await world.account(
-        "Amsterdam Zaak B.V.", legal_entity="DE01", currency="EUR", country="NL",
+        "Amsterdam Zaak B.V.",
+        legal_entity="DE01",
+        currency="EUR",
+        country="NL",
         tax_id="NL001234567B01",
     )
     deal = await world.deal(
@@ -225,13 +240,70 @@ async def test_a_discounted_one_time_deal_is_billed_on_an_invoice_of_its_own(
     assert await world.open_exceptions() == []
 
 
+@pytest.mark.parametrize(
+    "held",
+    ["/v1/invoices", "/v1/invoices/*/finalize"],
+    ids=["draft-create", "finalize"],
+)
+async def test_a_one_time_deal_whose_stripe_answers_outlive_the_gateways_timeout_is_invoiced_once(
+    tmp_path: Path, held: str
+) -> None:
+    # Stripe holds the step's first request past the gateway's read timeout, and its retry
+    # too, then runs the first (its caller gone): the retries under the step's
+    # Idempotency-Key get that answer, so the deal has one invoice, finalized, with its tax,
+    # posted once to the ERP.
+    with serve_asgi(StripeEmulator().vendor, lifespan="off") as stripe_url:
+        async with money_world(tmp_path, stripe_url=stripe_url) as world:
+            account = await world.account(
+                "Held Answers Inc.",
+                legal_entity="US01",
+                currency="USD",
+                country="US",
+                state="CA",
+            )
+            deal = await world.deal(
+                account, [Line("ONBOARD", 2, 200_000)], currency="USD", name="Onboarding, held"
+            )
+            await world.stripe_raw.set_faults(path=held, latency_ms=HELD_MS)
+            booking = asyncio.create_task(world.book(deal))
+            await eventually(
+                world.stripe_raw.faults,
+                lambda state: state["counters"]["latency"] >= 2,
+                timeout=30.0,
+                interval=0.1,
+                what="the first request and its retry held",
+            )
+            await world.stripe_raw.set_faults()  # later requests are answered at once
+            await booking
+
+            invoices = await world.stripe_raw.objects(
+                "/v1/invoices", customer=await _billing_customer(world, account)
+            )
+            assert [(i["status"], i["subtotal"], i["tax"], i["total"]) for i in invoices] == [
+                ("open", 400_000, 29_000, 429_000)
+            ]
+            [line] = invoices[0]["lines"]["data"]
+            assert (line["quantity"], line["amount"], line["metadata"]) == (
+                2,
+                400_000,
+                {"deal_id": deal},
+            )
+            posted = await world.erp_invoice_of(invoices[0]["id"])
+            assert (posted.total, posted.tax, posted.currency) == (429_000, 29_000, "USD")
+            await world.postings_settled()
+            assert await world.open_exceptions() == []
+
+
 async def test_a_euro_customers_first_deal_of_one_time_services_bills_in_euro(
     world: MoneyWorld,
 ) -> None:
     # The deal's own invoice is the account's first billing record, so it fixes the Stripe
     # customer's currency: in the deal's currency, and the account's next deal bills too.
     account = await world.account(
-        "Erstkunde GmbH", legal_entity="DE01", currency="EUR", country="DE",
+        "Erstkunde GmbH",
+        legal_entity="DE01",
+        currency="EUR",
+        country="DE",
         tax_id="DE811907980",
     )
     services = await world.deal(
@@ -247,7 +319,8 @@ async def test_a_euro_customers_first_deal_of_one_time_services_bills_in_euro(
     customer = await _billing_customer(world, account)
     invoices = await world.stripe_raw.objects("/v1/invoices", customer=customer)
     assert sorted((i["currency"], i["subtotal"], i["tax"]) for i in invoices) == [
-        ("eur", 36_800, 6_992), ("eur", 207_000, 39_330),
+        ("eur", 36_800, 6_992),
+        ("eur", 207_000, 39_330),
     ]
     for invoice in invoices:
         posted = await world.erp_invoice_of(invoice["id"])

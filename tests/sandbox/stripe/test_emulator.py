@@ -210,6 +210,36 @@ async def test_drafts_can_be_edited_and_deleted(api: httpx.AsyncClient) -> None:
     assert removed["deleted"] is True
 
 
+async def test_a_refused_invoice_create_leaves_no_draft(api: httpx.AsyncClient) -> None:
+    buyer = await customer(api)
+    archived = await ok(
+        api.post(
+            "/v1/tax_rates",
+            data={"display_name": "Old VAT", "percentage": "19", "inclusive": "false"},
+        )
+    )
+    await ok(api.post(f"/v1/tax_rates/{archived['id']}", data={"active": "false"}))
+    await ok(api.post("/v1/invoices", data={"customer": buyer["id"], "currency": "eur"}))
+
+    refused = [
+        await api.post(
+            "/v1/invoices",
+            data={"customer": buyer["id"], "default_tax_rates[0]": archived["id"]},
+        ),
+        # The customer bills in euro since its first invoice.
+        await api.post("/v1/invoices", data={"customer": buyer["id"], "currency": "usd"}),
+        await api.post(
+            "/v1/invoices", data={"customer": buyer["id"], f"metadata[{'k' * 41}]": "v"}
+        ),
+    ]
+    invoices = await ok(api.get("/v1/invoices", params={"customer": buyer["id"]}))
+    events = await ok(api.get("/v1/events", params={"type": "invoice.created"}))
+
+    assert [r.status_code for r in refused] == [400, 400, 400], [r.text for r in refused]
+    assert [i["currency"] for i in invoices["data"]] == ["eur"]
+    assert len([e for e in events["data"] if e["data"]["object"]["customer"] == buyer["id"]]) == 1
+
+
 async def test_voiding_a_credit_note_restores_the_amount_due(api: httpx.AsyncClient) -> None:
     buyer = await customer(api)
     await ok(
