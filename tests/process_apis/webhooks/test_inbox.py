@@ -6,6 +6,7 @@ row, and, for an event whose handler keeps failing, after an operator's retry.""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from process_apis.engine.store import webhook_inbox
+from process_apis.webhooks import dispatch
 from process_apis.webhooks.inbox import InboxWriter
 from process_apis.webhooks.intake import FlowStart, InboxDispatcher, WebhookEvent
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
@@ -186,6 +188,38 @@ async def test_a_row_whose_dispatcher_died_is_dispatched_by_another(tmp_path: Pa
     assert row.flow_id == "stripe:evt_orphan"
     assert row.lease_owner is None
     assert flow.status_code == 200
+
+
+async def test_dispatch_waits_while_deliveries_arrive_and_starts_once_they_pause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Deliveries keep arriving (the writer stored one a moment ago, every time dispatch
+    # looks), and the longest wait is stretched so a slow machine cannot end it early.
+    monkeypatch.setattr(dispatch, "DEFER_SECONDS", 60.0)
+    platform = FakePlatform()
+    app = gateway_app(settings_for(tmp_path, **FAST))
+    gateway = app.state.gateway
+    orders = gateway.process.engine.register(OrderFlows, platform=platform)
+    gateway.webhooks.dispatcher.register("stripe", "test.order", order_handler(orders))
+    inbox = gateway.webhooks.inbox
+    inbox.last_stored = time.monotonic
+    event = stripe_event("test.order", {"id": "ord_burst"})
+    async with app_client(app) as client:
+        stored = await client.post("/webhooks/stripe", **stripe_delivery(event))
+        await asyncio.sleep(1.0)  # five polls' worth
+        during_burst = (await inbox_rows(client, event["id"]))[event["id"]]
+        inbox.last_stored = lambda: float("-inf")  # the burst is over
+
+        async def settled() -> Any:
+            row = (await inbox_rows(client, event["id"]))[event["id"]]
+            return row if row.status == "enqueued" else None
+
+        after = await eventually(settled, timeout=20.0, what="the event dispatched")
+
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["status"] == "received"
+    assert during_burst.status == "received"
+    assert after.flow_id == f"stripe:{event['id']}"
 
 
 async def test_a_failing_handler_ends_failed_in_the_queue_and_an_operator_retry_dispatches(
