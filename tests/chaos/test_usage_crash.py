@@ -15,9 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from aiohttp import web
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from contracts.v1 import CustomerCreate, SubscriptionCreate, SubscriptionItemInput
 from gateway.sandbox_wiring import stripe_sandbox_credentials
@@ -73,28 +71,6 @@ class AnswerSwallower:
         finally:
             await runner.cleanup()
             await self._http.aclose()
-
-
-async def _admin(url: str, *statements: str) -> None:
-    admin = sa.make_url(url).set(database="postgres").render_as_string(hide_password=False)
-    engine = create_async_engine(admin, isolation_level="AUTOCOMMIT")
-    try:
-        async with engine.connect() as conn:
-            for statement in statements:
-                await conn.execute(sa.text(statement))
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture
-async def database(postgres_url: str) -> AsyncIterator[str]:
-    name = f"{sa.make_url(postgres_url).database}_usage_crash"
-    url = sa.make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
-    await _admin(
-        postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
-    )
-    yield url
-    await _admin(postgres_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _metered_subscription(stripe_url: str) -> tuple[str, str]:
