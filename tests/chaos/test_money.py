@@ -485,23 +485,15 @@ async def _decline_then_pay(chaos: Chaos, deals: list[Deal]) -> str:
 
 
 async def _approve_service_credit(chaos: Chaos) -> str:
-    """Acme pays its first invoice; its seeded sev-1 breach is escalated and the credit
-    approved by finance (on that paid invoice); the credit note's id."""
+    """Acme pays its first invoice while its seeded sev-1 breach is escalated and the credit
+    approved by finance on that invoice, in whichever order the payment and the credit memo
+    reach the ERP; the credit note's id."""
     invoices = await chaos.stripe.objects("/v1/invoices")
     [first] = [i for i in invoices if i["customer_name"] == "Acme Robotics Inc."]
     paid = await _stripe_call(
         chaos, f"/v1/invoices/{first['id']}/pay", {"payment_method": "pm_card_visa"}
     )
     assert paid.status_code == 200, paid.text
-    # The credit memo is applied to the invoice's ERP invoice: approve it once the payment is
-    # booked there (a payment posted after the memo is refused as exceeding what remains).
-    await eventually(
-        lambda: chaos.every("/system/erp/v1/invoices", external_id=first["id"]),
-        lambda posted: bool(posted) and posted[0]["amount_paid"] == first["total"],
-        timeout=120,
-        interval=1.0,
-        what="Acme's payment booked in the ERP",
-    )
     organizations = await chaos.every("/system/support/v1/organizations")
     [acme] = [o for o in organizations if o["legal_name"] == "Acme Robotics Inc."]
     cases = await chaos.every(
@@ -529,6 +521,16 @@ async def _approve_service_credit(chaos: Chaos) -> str:
         return credit if credit["status"] == "credited" else None
 
     done = await eventually(credited, timeout=120, interval=1.0, what="the credit issued")
+    # Paid in full and credited: nothing stays open on the ERP invoice, whichever of the
+    # payment and the credit memo was booked first (what the memo left open is applied, the
+    # rest of the payment stays on the customer as unapplied credit).
+    await eventually(
+        lambda: chaos.every("/system/erp/v1/invoices", external_id=first["id"]),
+        lambda posted: bool(posted) and posted[0]["amount_remaining"] == 0,
+        timeout=120,
+        interval=1.0,
+        what="Acme's invoice settled in the ERP",
+    )
     return str(done["credit_note_id"])
 
 
