@@ -378,6 +378,9 @@ async def _run(count: int, concurrency: int, database: str) -> None:
             burst_started = time.perf_counter()
             seconds, answers = _deliver_burst(base, events, concurrency)
             refused = Counter({code: answers[code] for code in (429, 503)})
+            # The intake's figures first: the drain behind them takes minutes.
+            _report_seeding(count, seeded, spent)
+            _report_intake(len(events), seconds, concurrency, refused)
             # One connection: the database's connections are shared with the gateway.
             engine = create_async_engine(database, pool_size=1, max_overflow=0)
             try:
@@ -393,20 +396,6 @@ async def _run(count: int, concurrency: int, database: str) -> None:
                 await engine.dispose()
             drained = time.perf_counter() - burst_started
             rss_mb = peak_rss_mb(gateway.pid)
-    rate = len(events) / seconds
-    total = max(sum(spent.values()), 1e-9)
-    share = ", ".join(f"{vendor} {part / total:.0%}" for vendor, part in spent.items())
-    print(
-        f"seeded {count} customers, orders and finalized invoices in {seeded:.0f} s "
-        f"(time in calls: {share})"
-    )
-    print(
-        f"webhook intake: {rate:,.0f} events/s ({len(events)} signed invoice.finalized in "
-        f"{seconds:.1f} s, {concurrency} connections from wrk; "
-        f"goal >= {GOAL_EVENTS_PER_SECOND:,}/s): "
-        f"{rate / GOAL_EVENTS_PER_SECOND:.2f}x goal; refused and delivered again: "
-        f"{refused[429]} with 429, {refused[503]} with 503"
-    )
     print(
         f"month-end drain: {drained:.0f} s until every event's ERP invoice was posted "
         f"({len(events) / drained:.1f} invoices/s); posted {succeeded}, failed {failed}, "
@@ -414,6 +403,28 @@ async def _run(count: int, concurrency: int, database: str) -> None:
     )
     print(f"NetSuite steps repeated after a refusal or outage: {repeated}")
     print(f"peak RSS of the gateway process: {rss_mb:.0f} MB")
+
+
+def _report_seeding(count: int, seeded: float, spent: Counter[str]) -> None:
+    total = max(sum(spent.values()), 1e-9)
+    share = ", ".join(f"{vendor} {part / total:.0%}" for vendor, part in spent.items())
+    print(
+        f"seeded {count} customers, orders and finalized invoices in {seeded:.0f} s "
+        f"(time in calls: {share})",
+        flush=True,
+    )
+
+
+def _report_intake(events: int, seconds: float, concurrency: int, refused: Counter[int]) -> None:
+    rate = events / seconds
+    print(
+        f"webhook intake: {rate:,.0f} events/s ({events} signed invoice.finalized in "
+        f"{seconds:.1f} s, {concurrency} connections from wrk; "
+        f"goal >= {GOAL_EVENTS_PER_SECOND:,}/s): "
+        f"{rate / GOAL_EVENTS_PER_SECOND:.2f}x goal; refused and delivered again: "
+        f"{refused[429]} with 429, {refused[503]} with 503",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
