@@ -52,9 +52,11 @@ def serve(
     env: Mapping[str, str] | None = None,
     server: str = "granian",
     log: Path | None = None,
+    workers: int = 1,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """Serve `module:factory` on 127.0.0.1:port in a child process until the block ends; its
-    output goes to `log` when given (to read why a request failed), else nowhere."""
+    """Serve `module:factory` on 127.0.0.1:port in a child process (granian: with `workers`
+    worker processes) until the block ends; its output goes to `log` when given (to read why
+    a request failed), else nowhere."""
     command = (
         [
             sys.executable,
@@ -68,7 +70,7 @@ def serve(
             "--port",
             str(port),
             "--workers",
-            "1",
+            str(workers),
             "--log-level",
             "warning",
             target,

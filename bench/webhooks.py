@@ -1,17 +1,17 @@
 """Stripe webhooks through the gateway: a month-end burst of `--subscriptions` invoices
 finalized at once. The Stripe, NetSuite and Salesforce emulators run in their own processes
 (NetSuite with its concurrency limit on, the others' limits off), holding one customer, one
-quote-to-cash sales order and one finalized invoice per subscription; the gateway (granian, one
-worker, PostgreSQL, its default rate limits) receives each `invoice.finalized` event, signed as
-Stripe signs it, on `POST /webhooks/stripe`, which answers once the event is verified and
-durably stored in the inbox; its dispatcher then starts each posting flow. Prints events
-accepted per second (goal >= 2,000/s), the deliveries refused with 429 or 503 (and sent again),
-the drain time until every event's ERP invoice is posted (nothing lost: as many succeeded
-postings as events), the NetSuite requests the gateway had to repeat after NetSuite refused
-them, and the gateway process's peak RSS, measured in one run.
+quote-to-cash sales order and one finalized invoice per subscription; the gateway (granian with
+`--workers` worker processes, default one; PostgreSQL; its default rate limits) receives each
+`invoice.finalized` event, signed as Stripe signs it, on `POST /webhooks/stripe`, which answers
+once the event is verified and durably stored in the inbox; its dispatcher then starts each
+posting flow. Prints events accepted per second (goal >= 2,000/s), the deliveries refused with
+429 or 503 (and sent again), the drain time until every event's ERP invoice is posted (nothing
+lost: as many succeeded postings as events), the NetSuite requests the gateway had to repeat
+after NetSuite refused them, and the gateway process's peak RSS, measured in one run.
 
     ERPGW_BENCH_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/bench \\
-        .venv/bin/python bench/webhooks.py [--subscriptions 5000] [--concurrency 32]
+        .venv/bin/python bench/webhooks.py [--subscriptions 5000] [--concurrency 32] [--workers 1]
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def _emulators() -> Iterator[dict[str, str]]:
 
 
 async def _seed_one(
-    index: int, run: str, stripe: StripeClient, netsuite: NetSuiteClient, spent: Counter[str]
+    index: int, run: str, stripe: StripeClient, netsuite: NetSuiteClient, spent: dict[str, float]
 ) -> None:
     """A customer in billing and the ERP, its quote-to-cash order and its invoice, finalized
     (Stripe records the `invoice.finalized` event); the seconds each vendor took in `spent`."""
@@ -130,10 +130,10 @@ async def _seed_one(
     spent["stripe"] += time.perf_counter() - erp_done
 
 
-async def _seed(count: int, bases: dict[str, str]) -> Counter[str]:
+async def _seed(count: int, bases: dict[str, str]) -> dict[str, float]:
     """Seed `count` subscriptions; the seconds spent per vendor (summed over concurrent
     seedings)."""
-    spent: Counter[str] = Counter()
+    spent: dict[str, float] = {"netsuite": 0.0, "stripe": 0.0}
     limits = httpx.Limits(max_connections=SEEDING_CONCURRENCY)
     run = uuid.uuid4().hex[:6]
     async with (
@@ -335,12 +335,12 @@ async def _fresh_database(server_url: str) -> AsyncIterator[str]:
         await admin.dispose()
 
 
-async def main(count: int, concurrency: int, server_database: str) -> None:
+async def main(count: int, concurrency: int, server_database: str, workers: int = 1) -> None:
     async with _fresh_database(server_database) as database:
-        await _run(count, concurrency, database)
+        await _run(count, concurrency, database, workers)
 
 
-async def _run(count: int, concurrency: int, database: str) -> None:
+async def _run(count: int, concurrency: int, database: str, workers: int = 1) -> None:
     with _emulators() as bases:
         started = time.perf_counter()
         spent = await _seed(count, bases)
@@ -372,7 +372,9 @@ async def _run(count: int, concurrency: int, database: str) -> None:
             "ERPGW_RECONCILE_INTERVAL_SECONDS": "0",
             "ERPGW_PORT": str(port),
         }
-        with serve("gateway.app:create_app_from_env", port=port, env=env) as gateway:
+        with serve(
+            "gateway.app:create_app_from_env", port=port, env=env, workers=workers
+        ) as gateway:
             base = f"http://127.0.0.1:{port}"
             burst_at = datetime.now(UTC)
             burst_started = time.perf_counter()
@@ -405,7 +407,7 @@ async def _run(count: int, concurrency: int, database: str) -> None:
     print(f"peak RSS of the gateway process: {rss_mb:.0f} MB")
 
 
-def _report_seeding(count: int, seeded: float, spent: Counter[str]) -> None:
+def _report_seeding(count: int, seeded: float, spent: dict[str, float]) -> None:
     total = max(sum(spent.values()), 1e-9)
     share = ", ".join(f"{vendor} {part / total:.0%}" for vendor, part in spent.items())
     print(
@@ -431,8 +433,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--subscriptions", type=int, default=5_000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--workers", type=int, default=1, help="granian worker processes serving the gateway"
+    )
     arguments = parser.parse_args()
     url = os.environ.get("ERPGW_BENCH_DATABASE_URL")
     if not url or not url.startswith("postgresql"):
         raise SystemExit("set ERPGW_BENCH_DATABASE_URL to an async PostgreSQL URL")
-    asyncio.run(main(arguments.subscriptions, arguments.concurrency, url))
+    asyncio.run(main(arguments.subscriptions, arguments.concurrency, url, arguments.workers))

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 from urllib.parse import quote
@@ -34,6 +34,7 @@ from contracts.principal import Principal
 from contracts.v1 import Page
 from contracts.v1.base import LegalEntityCode
 from process_apis.cross_references import CrossReferences
+from process_apis.engine.background import running_in_background
 from process_apis.engine.flow_engine import FlowEngine
 from process_apis.invoice_posting.flow import InvoicePostingFlows
 from process_apis.reconciliation.compare import KINDS, Kind
@@ -337,7 +338,6 @@ class ReconciliationWiring(InitPlugin):
     service: ReconciliationService
     gauges: MismatchGauges
     interval_seconds: float
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.append(
@@ -366,15 +366,9 @@ class ReconciliationWiring(InitPlugin):
     async def _lifespan(self, _app: Litestar) -> AsyncIterator[None]:
         with contextlib.suppress(Exception):
             await self.gauges.refresh()
-        if self.interval_seconds > 0:
-            self.tasks.append(asyncio.create_task(self._schedule()))
-        try:
+        loops = [self._schedule()] if self.interval_seconds > 0 else []
+        async with running_in_background(*loops):
             yield
-        finally:
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-            self.tasks.clear()
 
     async def _schedule(self) -> None:
         """At each interval's start, that interval's run (every replica asks; one runs). The

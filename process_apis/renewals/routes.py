@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Final
 
@@ -34,6 +34,7 @@ from contracts.errors import FieldError, NotFound, UpstreamNotFound, ValidationF
 from contracts.principal import Principal
 from contracts.v1 import Deal, RenewalRisk
 from process_apis.cross_references import CrossReferences
+from process_apis.engine.background import running_in_background
 from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.records import FlowReader
 from process_apis.engine.routes import flow_location
@@ -381,7 +382,6 @@ class RenewalsWiring(InitPlugin):
 
     service: RenewalService
     interval_seconds: float
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.append(
@@ -395,15 +395,9 @@ class RenewalsWiring(InitPlugin):
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Litestar) -> AsyncIterator[None]:
-        if self.interval_seconds > 0:
-            self.tasks.append(asyncio.create_task(self._schedule()))
-        try:
+        loops = [self._schedule()] if self.interval_seconds > 0 else []
+        async with running_in_background(*loops):
             yield
-        finally:
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-            self.tasks.clear()
 
     async def _schedule(self) -> None:
         """At each interval's start, that interval's scan: every replica asks, one runs (its

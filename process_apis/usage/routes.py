@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 from litestar import Litestar, Request, Response, Router, get, post
@@ -25,6 +25,7 @@ from litestar.plugins import InitPlugin
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.principal import Principal
+from process_apis.engine.background import running_in_background
 from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.routes import flow_location
 from process_apis.usage.flow import UsagePush
@@ -94,7 +95,6 @@ class UsageWiring(InitPlugin):
     """What the app factory mounts: the routes, and the push schedule in the lifespan."""
 
     service: UsageService
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.route_handlers.append(
@@ -116,14 +116,8 @@ class UsageWiring(InitPlugin):
     async def _lifespan(self, _app: Litestar) -> AsyncIterator[None]:
         # The event belongs to the loop the app serves on.
         self.service.wake = asyncio.Event()
-        self.tasks.append(asyncio.create_task(self.service.run_schedule()))
-        try:
+        async with running_in_background(self.service.run_schedule()):
             yield
-        finally:
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-            self.tasks.clear()
 
 
 def mount(

@@ -44,7 +44,6 @@ the vendor can produce a valid signature, so partners have nothing to call there
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
@@ -63,6 +62,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.audit import FlowSource
 from contracts.errors import ServiceUnavailable
 from contracts.principal import Principal
+from process_apis.engine.background import running_in_background
 from process_apis.engine.durable import Decision
 from process_apis.engine.flow_engine import FlowEngine
 from process_apis.engine.routes import flow_location
@@ -156,7 +156,6 @@ class WebhookIntake(InitPlugin):
     inbox: InboxDispatcher | None = None
     """The background dispatcher of stored events (None: stored events wait for another
     process's)."""
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.writer is None:
@@ -312,15 +311,9 @@ class WebhookIntake(InitPlugin):
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Litestar) -> AsyncIterator[None]:
-        if self.inbox is not None:
-            self.tasks.append(asyncio.create_task(self.inbox.run()))
-        try:
+        loops = [self.inbox.run()] if self.inbox is not None else []
+        async with running_in_background(*loops):
             yield
-        finally:
-            for task in self.tasks:
-                task.cancel()
-            await asyncio.gather(*self.tasks, return_exceptions=True)
-            self.tasks.clear()
 
 
 @post(
