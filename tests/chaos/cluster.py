@@ -5,9 +5,10 @@ client that submits to whichever replica takes the request."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,31 @@ class Submitter:
             accepted: dict[str, Any] = response.json()
             return accepted
         raise AssertionError(f"{key} was never accepted")
+
+
+@contextlib.asynccontextmanager
+async def two_replicas(
+    env: dict[str, str], tmp_path: Path, *, http_timeout: float = 30.0
+) -> AsyncIterator[tuple[Replicas, httpx.AsyncClient]]:
+    """Both replicas of `env` started at once and an HTTP client to drive them; the replicas
+    stop as the block ends, whatever happened in it."""
+    replicas = Replicas(env, tmp_path)
+    try:
+        await asyncio.gather(*(asyncio.to_thread(replicas.start, i) for i in (0, 1)))
+        async with httpx.AsyncClient(timeout=http_timeout) as http:
+            yield replicas, http
+    finally:
+        replicas.stop()
+
+
+async def bearer_of(
+    http: httpx.AsyncClient, base_url: str, client: Mapping[str, str]
+) -> dict[str, str]:
+    """The Authorization header of a client-credentials token for `client`."""
+    token = await http.post(
+        f"{base_url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client["client_id"], client["client_secret"]),
+    )
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.chaos.cluster import Replicas, Submitter, chaos_env
+from tests.chaos.cluster import Replicas, Submitter, chaos_env, two_replicas
 from tests.process_apis.emulator_processes import emulator_processes
 from tests.process_apis.sandbox import SalesforceOrg, StripeAccount, seeded_id
 from tests.support.processes import create_client
@@ -42,13 +42,8 @@ async def test_crashes_lose_nothing_and_create_nothing_twice(
         client = await asyncio.to_thread(
             create_client, env, scopes="process:write process:read", tier="gold"
         )
-        replicas = Replicas(env, tmp_path)
-        try:
-            await asyncio.gather(*(asyncio.to_thread(replicas.start, i) for i in (0, 1)))
-            async with httpx.AsyncClient(timeout=30) as http:
-                await _run(http, urls, replicas, client)
-        finally:
-            replicas.stop()
+        async with two_replicas(env, tmp_path) as (replicas, http):
+            await _run(http, urls, replicas, client)
 
 
 async def _run(

@@ -30,7 +30,7 @@ import pytest
 
 from gateway.sandbox_wiring import netsuite_sandbox_credentials as netsuite_sandbox
 from system_apis.tax import line_tax
-from tests.chaos.cluster import Replicas, Submitter, chaos_env
+from tests.chaos.cluster import Replicas, Submitter, bearer_of, chaos_env, two_replicas
 from tests.process_apis.emulator_processes import emulator_processes
 from tests.process_apis.sandbox import STRIPE_KEY, SalesforceOrg, StripeAccount, seeded_id
 from tests.support.processes import create_client
@@ -229,29 +229,18 @@ async def test_money_agrees_in_every_system_through_chaos_and_drift(
             ERPGW_RECONCILE_INTERVAL_SECONDS="0",
         )
         client = await asyncio.to_thread(create_client, env, scopes=SCOPES, tier="gold")
-        replicas = Replicas(env, tmp_path)
-        try:
-            await asyncio.gather(*(asyncio.to_thread(replicas.start, i) for i in (0, 1)))
-            async with httpx.AsyncClient(timeout=30) as http:
-                token = await http.post(
-                    f"{replicas.url(0)}/oauth/token",
-                    data={"grant_type": "client_credentials"},
-                    auth=(client["client_id"], client["client_secret"]),
-                )
-                assert token.status_code == 200, token.text
-                headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
-                chaos = Chaos(
-                    http=http,
-                    urls=urls,
-                    replicas=replicas,
-                    headers=headers,
-                    submitter=Submitter(http, replicas, headers),
-                    sf=SalesforceOrg(http, urls["salesforce"]),
-                    stripe=StripeAccount(http, urls["stripe"]),
-                )
-                await _run(chaos)
-        finally:
-            replicas.stop()
+        async with two_replicas(env, tmp_path) as (replicas, http):
+            headers = await bearer_of(http, replicas.url(0), client)
+            chaos = Chaos(
+                http=http,
+                urls=urls,
+                replicas=replicas,
+                headers=headers,
+                submitter=Submitter(http, replicas, headers),
+                sf=SalesforceOrg(http, urls["salesforce"]),
+                stripe=StripeAccount(http, urls["stripe"]),
+            )
+            await _run(chaos)
 
 
 async def _run(chaos: Chaos) -> None:

@@ -30,7 +30,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.chaos.cluster import Replicas, admin, chaos_env, problem
+from tests.chaos.cluster import Replicas, admin, chaos_env, problem, two_replicas
 from tests.process_apis.emulator_processes import emulator_processes
 from tests.process_apis.sandbox import SalesforceOrg, StripeAccount, seeded_id
 from tests.support.processes import cli, create_client
@@ -241,15 +241,10 @@ async def test_redis_killed_under_traffic(tmp_path: Path, database: str, mode: s
             ERPGW_REDIS_URL=redis.url,
             ERPGW_RATE_LIMIT_ON_STORE_ERROR=mode,
         )
-        replicas = Replicas(env, tmp_path)
-        try:
-            await asyncio.gather(*(asyncio.to_thread(replicas.start, i) for i in (0, 1)))
-            async with httpx.AsyncClient(timeout=30) as http:
-                run = Run(http, urls, replicas)
-                await run.sign_in(env)
-                await _redis_outage(run, redis, mode)
-        finally:
-            replicas.stop()
+        async with two_replicas(env, tmp_path) as (replicas, http):
+            run = Run(http, urls, replicas)
+            await run.sign_in(env)
+            await _redis_outage(run, redis, mode)
 
 
 async def _redis_outage(run: Run, redis: RedisServer, mode: str) -> None:
@@ -322,15 +317,10 @@ async def test_database_dropped_and_recreated_with_flows_in_flight(
 ) -> None:
     with emulator_processes(tmp_path) as urls:
         env = chaos_env(database, tmp_path, urls)
-        replicas = Replicas(env, tmp_path)
-        try:
-            await asyncio.gather(*(asyncio.to_thread(replicas.start, i) for i in (0, 1)))
-            async with httpx.AsyncClient(timeout=30) as http:
-                run = Run(http, urls, replicas)
-                await run.sign_in(env)
-                await _database_loss(run, env, database, postgres_url)
-        finally:
-            replicas.stop()
+        async with two_replicas(env, tmp_path) as (replicas, http):
+            run = Run(http, urls, replicas)
+            await run.sign_in(env)
+            await _database_loss(run, env, database, postgres_url)
 
 
 async def _database_loss(run: Run, env: dict[str, str], database: str, server: str) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.chaos.cluster import Replicas, chaos_env
+from tests.chaos.cluster import Replicas, bearer_of, chaos_env, two_replicas
 from tests.process_apis.emulator_processes import emulator_processes
 from tests.process_apis.sandbox import STRIPE_KEY, SalesforceOrg, StripeAccount
 from tests.support.processes import create_client
@@ -139,27 +139,16 @@ async def test_two_replicas_scanning_at_once_open_one_renewal_each_and_book_it_o
             ERPGW_USAGE_FLUSH_SECONDS="0",
         )
         client = await asyncio.to_thread(create_client, env, scopes=SCOPES, tier="gold")
-        replicas = Replicas(env, tmp_path)
-        try:
-            await asyncio.gather(*(asyncio.to_thread(replicas.start, i) for i in (0, 1)))
-            async with httpx.AsyncClient(timeout=60) as http:
-                token = await http.post(
-                    f"{replicas.url(0)}/oauth/token",
-                    data={"grant_type": "client_credentials"},
-                    auth=(client["client_id"], client["client_secret"]),
-                )
-                assert token.status_code == 200, token.text
-                cluster = Cluster(
-                    http=http,
-                    replicas=replicas,
-                    headers={"Authorization": f"Bearer {token.json()['access_token']}"},
-                    sf=SalesforceOrg(http, urls["salesforce"]),
-                    stripe=StripeAccount(http, urls["stripe"]),
-                    stripe_url=urls["stripe"],
-                )
-                await _scan_and_book(cluster)
-        finally:
-            replicas.stop()
+        async with two_replicas(env, tmp_path, http_timeout=60) as (replicas, http):
+            cluster = Cluster(
+                http=http,
+                replicas=replicas,
+                headers=await bearer_of(http, replicas.url(0), client),
+                sf=SalesforceOrg(http, urls["salesforce"]),
+                stripe=StripeAccount(http, urls["stripe"]),
+                stripe_url=urls["stripe"],
+            )
+            await _scan_and_book(cluster)
 
 
 async def _scan_and_book(cluster: Cluster) -> None:
