@@ -221,7 +221,12 @@ class InboxDispatcher:
             return
         status: Literal["enqueued", "ignored"] = "enqueued" if flow_ids else "ignored"
         async with self.database.begin() as conn:
-            if await settle(conn, row.key, owner=self.owner, status=status, flow_ids=flow_ids):
+            settled = await settle(
+                conn, row.key, owner=self.owner, status=status, flow_ids=flow_ids
+            )
+            # Only a row that failed before (an operator's retry keeps its error) can have an
+            # exception to close: the others cost no look-up.
+            if settled and row.failed_before:
                 await _resolve_exception(conn, row.key)
         now = utcnow()
         self.engine.observer.webhook_processed(

@@ -72,6 +72,8 @@ class InboxRow:
     payload: str
     attempts: int
     received_at: datetime
+    failed_before: bool = False
+    """An earlier attempt failed (`error` is set): a dispatch exception may be open for it."""
 
     def event(self) -> WebhookEvent:
         return msgspec.json.decode(self.payload, type=WebhookEvent)
@@ -188,6 +190,7 @@ async def claim_due(
             webhook_inbox.c.payload,
             webhook_inbox.c.attempts,
             webhook_inbox.c.received_at,
+            webhook_inbox.c.error,
         )
     )
     return [
@@ -196,6 +199,7 @@ async def claim_due(
             payload=row.payload,
             attempts=row.attempts,
             received_at=as_utc(row.received_at) or now,
+            failed_before=row.error is not None,
         )
         for row in result
     ]
