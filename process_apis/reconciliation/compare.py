@@ -513,6 +513,8 @@ def _payments(books: Books, index: _Index, tally: _Tally) -> None:
         )
         if erp_paid == invoice.amount_paid:
             continue
+        if posted and _gap_is_a_missing_credit(invoice, posted, books, erp_paid or 0):
+            continue
         collected = money_text(invoice.amount_paid, invoice.currency)
         if not posted:
             reason = (
@@ -539,6 +541,23 @@ def _payments(books: Books, index: _Index, tally: _Tally) -> None:
                 subject={"billing_invoice": invoice.id},
             )
         )
+
+
+def _gap_is_a_missing_credit(
+    invoice: Invoice, posted: Sequence[Invoice], books: Books, erp_paid: int
+) -> bool:
+    """The ERP counts a credit memo applied to an invoice as paid, so when a credit memo
+    reached the ERP before the payment, the payment settled only what the memo left open.
+    If that memo is later lost, the invoice falls short by the memo's amount: that is the
+    credit's drift, reported once under `credits` (whose repair applies the memo again), not
+    a second time as a payment."""
+    shortfall = invoice.amount_paid - erp_paid
+    credited = sum(
+        n.amount for n in books.credit_notes if n.invoice_id == invoice.id and n.status != "void"
+    )
+    erp_ids = {p.id for p in posted}
+    memos = sum(m.amount for m in books.credit_memos if m.invoice_id in erp_ids)
+    return 0 < shortfall <= credited - memos
 
 
 # -- credits ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import msgspec
 
 from contracts.v1 import (
     CreditMemo,
+    CreditNote,
     Customer,
     Deal,
     DealLine,
@@ -126,6 +127,59 @@ def test_a_payment_not_applied_in_the_erp_is_found() -> None:
     assert finding.repair == "apply_payment"
 
 
+def test_a_lost_credit_memo_that_was_applied_before_the_payment_is_one_credit_finding() -> None:
+    """The memo reached the ERP first and settled 50.00 of the invoice, so the payment was
+    applied only to the rest; once the memo is deleted the invoice falls 50.00 short. That is
+    the credit's drift, found once; a real payment shortfall beyond it is still found."""
+    account = Customer(id="001A", legal_name="Acme", legal_entity="US01", currency="USD")
+    billing_customer = Customer(
+        id="cus_1",
+        legal_name="Acme",
+        legal_entity="US01",
+        currency="USD",
+        refs={"stripe": "cus_1", "salesforce": "001A"},
+    )
+    note = CreditNote(
+        id="cn_1",
+        invoice_id="in_1",
+        customer_id="cus_1",
+        currency="USD",
+        amount=5_000,
+        created_at=LONG_AGO,
+        legal_entity="US01",
+    )
+    link = Link(canonical_id="cus-001A", system="netsuite", legal_entity="US01", external_id="7")
+    settled_by_payment = _invoice("101", 350_000, external_id="in_1", paid=345_000)
+    books = Books(
+        accounts=[account],
+        billing_customers=[billing_customer],
+        billing_invoices=[_invoice("in_1", 350_000, paid=350_000)],
+        credit_notes=[note],
+        erp_invoices=[settled_by_payment],
+        links=[link],
+    )
+
+    assert _reasons(books, "payments", "credits") == [
+        "credit cn_1 of 50.00 USD is in billing but has no credit memo in the ERP"
+    ]
+
+    short = msgspec.structs.replace(settled_by_payment, amount_paid=340_000)
+    assert _reasons(msgspec.structs.replace(books, erp_invoices=[short]), "payments") == [
+        "invoice in_1 was paid 3,500.00 USD in billing but the ERP shows 3,400.00 USD paid"
+    ]
+    applied = CreditMemo(
+        id="31",
+        customer_id="7",
+        invoice_id="101",
+        legal_entity="US01",
+        currency="USD",
+        amount=5_000,
+    )
+    assert _reasons(msgspec.structs.replace(books, credit_memos=[applied]), "payments") == [
+        "invoice in_1 was paid 3,500.00 USD in billing but the ERP shows 3,450.00 USD paid"
+    ]
+
+
 def test_a_discounted_deal_billed_at_list_price_is_found() -> None:
     deal = Deal(
         id="006A",
@@ -196,8 +250,7 @@ def _amended_deal_books(seat_price_now: int) -> Books:
     )
     first = _invoice("in_1", 4 * 40_000 + 50_000, subscription_id="sub_1")
     first_lines = [
-        InvoiceLine(id="il_1", quantity=4, unit_amount=40_000, amount=160_000,
-                    product_code="SEAT"),
+        InvoiceLine(id="il_1", quantity=4, unit_amount=40_000, amount=160_000, product_code="SEAT"),
         InvoiceLine(id="il_2", amount=50_000, product_code="ONBOARD"),
     ]
     return Books(
@@ -211,7 +264,10 @@ def _amended_deal_books(seat_price_now: int) -> Books:
                 deal_id="006B",
                 items=[
                     SubscriptionItem(
-                        id="si_1", price_id="p", product_code="SEAT", quantity=6,
+                        id="si_1",
+                        price_id="p",
+                        product_code="SEAT",
+                        quantity=6,
                         unit_amount=seat_price_now,
                     )
                 ],
@@ -240,8 +296,14 @@ def test_an_amended_deal_agrees_with_its_contract_amount_and_subscription_as_ame
 
     assert agreed.findings == []
     assert agreed.totals == [
-        Total(kind="deals", legal_entity="US01", currency="USD", crm=290_000, billing=290_000,
-              erp=290_000)
+        Total(
+            kind="deals",
+            legal_entity="US01",
+            currency="USD",
+            crm=290_000,
+            billing=290_000,
+            erp=290_000,
+        )
     ]
     [finding] = repriced.findings
     assert finding.reason == (
@@ -333,16 +395,29 @@ def test_a_duplicate_billing_customer_needs_a_person_and_a_stale_link_can_be_rel
 def test_a_one_time_deal_is_compared_with_its_own_invoice() -> None:
     def books(billed: int) -> Books:
         deal = Deal(
-            id="006C", customer_id="001A", name="Onboarding", stage="Closed Won", won=True,
-            closed=True, currency="EUR", amount=207_000, legal_entity="DE01",
+            id="006C",
+            customer_id="001A",
+            name="Onboarding",
+            stage="Closed Won",
+            won=True,
+            closed=True,
+            currency="EUR",
+            amount=207_000,
+            legal_entity="DE01",
             updated_at=LONG_AGO,
         )
         own = msgspec.structs.replace(
             _invoice("in_9", billed, entity="DE01", currency="EUR"), deal_id="006C"
         )
         order = SalesOrder(
-            id="10", number="SO10", customer_id="7", legal_entity="DE01", currency="EUR",
-            status="pending_billing", order_date=date(2026, 12, 1), total=207_000,
+            id="10",
+            number="SO10",
+            customer_id="7",
+            legal_entity="DE01",
+            currency="EUR",
+            status="pending_billing",
+            order_date=date(2026, 12, 1),
+            total=207_000,
             external_id="q2c:006C",
         )
         return Books(deals=[deal], billing_invoices=[own], sales_orders=[order])
@@ -352,8 +427,14 @@ def test_a_one_time_deal_is_compared_with_its_own_invoice() -> None:
 
     assert agreed.findings == []
     assert agreed.totals == [
-        Total(kind="deals", legal_entity="DE01", currency="EUR", crm=207_000, billing=207_000,
-              erp=207_000)
+        Total(
+            kind="deals",
+            legal_entity="DE01",
+            currency="EUR",
+            crm=207_000,
+            billing=207_000,
+            erp=207_000,
+        )
     ]
     assert [f.reason for f in listed.findings] == [
         "deal 006C (Onboarding) was sold for 2,070.00 EUR but billing charges 2,300.00 EUR for it"
