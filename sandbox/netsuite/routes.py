@@ -173,12 +173,7 @@ def _filtered(store: RecordStore, rtype: str, ids: list[str], q: str) -> list[st
         raise WireError(400, "INVALID_PARAMETER",
                         f"Invalid search query. Unknown field '{unknown[0]}' for {rtype}.",
                         query_param="q")
-    kept = []
-    for rid in ids:
-        row = {key.lower(): value for key, value in store.view(rtype, rid).items()}
-        if condition(row):
-            kept.append(rid)
-    return kept
+    return store.matching(rtype, ids, condition)
 
 
 @route(RECORD + "/{rtype:str}/{key:str}", http_method=["GET", "PATCH", "PUT", "DELETE"],

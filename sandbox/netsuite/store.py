@@ -12,9 +12,10 @@ import copy
 import datetime as dt
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from sandbox.netsuite.errors import WireError
+from sandbox.netsuite.query import Filter
 from sandbox.netsuite.records import TRANSACTIONS, TYPES, TypeSpec
 from sandbox.netsuite.seed import seed_demo, seed_references
 
@@ -275,6 +276,19 @@ class RecordStore:
         return any(invoice.get("createdFrom", {}).get("id") == order_id
                    for invoice in self.records["invoice"].values())
 
+    def matching(self, rtype: str, ids: list[str], condition: Filter) -> list[str]:
+        """The ids whose record, as read, meets a parsed `q` condition.
+
+        A condition on stored fields only is tested on the stored record as it is: building
+        every record's view (a deep copy plus the computed fields) made a filtered list cost
+        O(records) views, and a month-end burst of postings, each looking its order up by
+        external id, quadratic."""
+        if condition.fields & _COMPUTED:
+            with self.reading():
+                return [rid for rid in ids if condition(_lowered(self.view(rtype, rid)))]
+        table = self.records[rtype]
+        return [rid for rid in ids if condition(_lowered(table[rid], rid))]
+
     def view(self, rtype: str, rid: str) -> dict[str, Any]:
         """The record as read: stored fields plus the fields NetSuite computes."""
         record = copy.deepcopy(self.record(rtype, rid))
@@ -304,6 +318,20 @@ class RecordStore:
 
     def status_code(self, rtype: str, status: str) -> str:
         return _STATUS_CODES.get(rtype, {}).get(status, status)
+
+
+_COMPUTED: Final = frozenset({
+    "total", "subtotal", "taxtotal", "amountremaining", "amountpaid", "status", "applied",
+    "unapplied", "balance", "overduebalance",
+})
+"""The fields, in lower case, that a record's view computes rather than stores."""
+
+
+def _lowered(record: dict[str, Any], rid: str | None = None) -> dict[str, Any]:
+    row = {key.lower(): value for key, value in record.items() if not key.startswith("_")}
+    if rid is not None:
+        row["id"] = rid
+    return row
 
 
 def _writable(body: dict[str, Any]) -> dict[str, Any]:
