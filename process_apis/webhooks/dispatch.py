@@ -65,12 +65,14 @@ DISPATCH_FLOW_TYPE: Final = "webhook_dispatch"
 """The `flow_type` of a dispatch record's exception (an event whose flows could not start)."""
 DISPATCH_STEP: Final = "dispatch"
 LEASE_SECONDS: Final = 60.0
+"""How long a claimed row is held: far above one dispatch, so only a dead dispatcher's rows
+are taken over."""
 QUIET_SECONDS: Final = 0.05
 """Dispatch waits until this process has stored no delivery for this long ..."""
 DEFER_SECONDS: Final = 2.0
-"""... but never longer than this at a time: a burst's answers come first, its flows next."""
-"""How long a claimed row is held: far above one dispatch, so only a dead dispatcher's rows
-are taken over."""
+"""... but a backlog waits no longer than this in all: a burst's answers come first, its
+flows next, and a steady stream of deliveries (never this quiet) still has its flows
+started at the rate it arrives."""
 BACKOFF_CAP_SECONDS: Final = 300.0
 _RECORD_ID_LENGTH: Final = 200
 
@@ -141,24 +143,27 @@ class InboxDispatcher:
     async def run(self) -> None:
         """Dispatch until cancelled."""
         self._wake = asyncio.Event()
+        yields_until: float | None = None
         while True:
-            await self._behind_intake()
+            if yields_until is None:  # a new backlog: it may yield to intake a while
+                yields_until = time.monotonic() + DEFER_SECONDS
+            await self._behind_intake(yields_until)
             try:
                 claimed = await self.dispatch_due()
             except Exception as exc:  # the database is away: look again at the next poll
                 log.warning("webhook_dispatch_failed", error=str(exc))
                 claimed = 0
             if claimed < self._batch:  # a full batch means more are waiting
+                yields_until = None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
                 self._wake.clear()
 
-    async def _behind_intake(self) -> None:
-        """Wait while deliveries are being stored here: the vendor waits on each answer,
-        while a stored event's flows can start a moment later (bounded by `DEFER_SECONDS`)."""
+    async def _behind_intake(self, deadline: float) -> None:
+        """Wait while deliveries are being stored here, until `deadline`: the vendor waits
+        on each answer, while a stored event's flows can start a moment later."""
         if self.last_stored is None:
             return
-        deadline = time.monotonic() + DEFER_SECONDS
         while True:
             now = time.monotonic()
             wait = min(QUIET_SECONDS - (now - self.last_stored()), deadline - now)

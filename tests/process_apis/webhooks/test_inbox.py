@@ -222,6 +222,36 @@ async def test_dispatch_waits_while_deliveries_arrive_and_starts_once_they_pause
     assert after.flow_id == f"stripe:{event['id']}"
 
 
+async def test_a_steady_stream_of_deliveries_has_its_backlog_dispatched_after_one_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Deliveries never pause. The backlog (six batches of four) yields to them once, for
+    # DEFER_SECONDS, and is then worked off; yielding again before each batch would take
+    # six times as long (the way dispatch starved under steady traffic).
+    monkeypatch.setattr(dispatch, "DEFER_SECONDS", 1.5)
+    platform = FakePlatform()
+    app = gateway_app(settings_for(tmp_path, ERPGW_WEBHOOK_DISPATCH_CONCURRENCY="1", **FAST))
+    gateway = app.state.gateway
+    orders = gateway.process.engine.register(OrderFlows, platform=platform)
+    gateway.webhooks.dispatcher.register("stripe", "test.order", order_handler(orders))
+    inbox = gateway.webhooks.inbox
+    events = [stripe_event("test.order", {"id": f"ord_steady_{n}"}) for n in range(24)]
+    async with app_client(app) as client:
+        inbox.last_stored = time.monotonic
+        for event in events:
+            stored = await client.post("/webhooks/stripe", **stripe_delivery(event))
+            assert stored.status_code == 200, stored.text
+
+        async def all_enqueued() -> dict[str, Any] | None:
+            rows = await inbox_rows(client, *(e["id"] for e in events))
+            return rows if all(r.status == "enqueued" for r in rows.values()) else None
+
+        rows = await eventually(all_enqueued, timeout=6.0, what="the backlog dispatched")
+
+    assert len(rows) == 24
+    assert all(row.flow_id == f"stripe:{row.event_id}" for row in rows.values())
+
+
 async def test_a_failing_handler_ends_failed_in_the_queue_and_an_operator_retry_dispatches(
     tmp_path: Path,
 ) -> None:
