@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from gateway.cli import EVENT_LOOP
+
 __all__ = [
     "RSS_GOAL_MB",
     "Load",
@@ -71,6 +73,8 @@ def serve(
             str(port),
             "--workers",
             str(workers),
+            "--loop",
+            EVENT_LOOP,
             "--log-level",
             "warning",
             target,
@@ -88,6 +92,8 @@ def serve(
             "--log-level",
             "warning",
             "--no-access-log",
+            "--loop",
+            EVENT_LOOP,
             target,
         ]
     )
