@@ -12,6 +12,7 @@ after NetSuite refused them, and the gateway process's peak RSS, measured in one
 
     ERPGW_BENCH_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/bench \\
         .venv/bin/python bench/webhooks.py [--subscriptions 5000] [--concurrency 32] [--workers 1]
+                                           [--profile]
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._harness import free_port, peak_rss_mb, serve
+from bench._profile import Sampler
 from contracts.money import Money
 from contracts.v1 import CustomerCreate, SalesOrderCreate, SalesOrderLine
 from gateway.sandbox_wiring import netsuite_sandbox_credentials, stripe_sandbox_credentials
@@ -335,12 +337,16 @@ async def _fresh_database(server_url: str) -> AsyncIterator[str]:
         await admin.dispose()
 
 
-async def main(count: int, concurrency: int, server_database: str, workers: int = 1) -> None:
+async def main(
+    count: int, concurrency: int, server_database: str, workers: int = 1, *, profile: bool = False
+) -> None:
     async with _fresh_database(server_database) as database:
-        await _run(count, concurrency, database, workers)
+        await _run(count, concurrency, database, workers, profile=profile)
 
 
-async def _run(count: int, concurrency: int, database: str, workers: int = 1) -> None:
+async def _run(
+    count: int, concurrency: int, database: str, workers: int = 1, *, profile: bool = False
+) -> None:
     with _emulators() as bases:
         started = time.perf_counter()
         spent = await _seed(count, bases)
@@ -378,11 +384,14 @@ async def _run(count: int, concurrency: int, database: str, workers: int = 1) ->
             base = f"http://127.0.0.1:{port}"
             burst_at = datetime.now(UTC)
             burst_started = time.perf_counter()
-            seconds, answers = _deliver_burst(base, events, concurrency)
+            with Sampler([gateway.pid], var, enabled=profile) as sampler:
+                seconds, answers = _deliver_burst(base, events, concurrency)
             refused = Counter({code: answers[code] for code in (429, 503)})
             # The intake's figures first: the drain behind them takes minutes.
             _report_seeding(count, seeded, spent)
             _report_intake(len(events), seconds, concurrency, refused)
+            if profile:
+                print(sampler.report(count=len(events), unit="event"), flush=True)
             # One connection: the database's connections are shared with the gateway.
             engine = create_async_engine(database, pool_size=1, max_overflow=0)
             try:
@@ -436,8 +445,19 @@ if __name__ == "__main__":
     parser.add_argument(
         "--workers", type=int, default=1, help="granian worker processes serving the gateway"
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the gateway with py-spy during the burst"
+    )
     arguments = parser.parse_args()
     url = os.environ.get("ERPGW_BENCH_DATABASE_URL")
     if not url or not url.startswith("postgresql"):
         raise SystemExit("set ERPGW_BENCH_DATABASE_URL to an async PostgreSQL URL")
-    asyncio.run(main(arguments.subscriptions, arguments.concurrency, url, arguments.workers))
+    asyncio.run(
+        main(
+            arguments.subscriptions,
+            arguments.concurrency,
+            url,
+            arguments.workers,
+            profile=arguments.profile,
+        )
+    )
