@@ -362,6 +362,7 @@ def _webhooks(gateway: Gateway) -> WebhookIntake:
         poll_seconds=chosen.webhook_dispatch_poll_seconds,
         attempts=chosen.webhook_dispatch_attempts,
         concurrency=chosen.webhook_dispatch_concurrency,
+        defer_seconds=chosen.webhook_dispatch_defer_seconds,
         max_batch=chosen.webhook_inbox_batch,
     )
     # An event whose flows could not be started is retried by queueing it again.

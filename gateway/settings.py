@@ -740,6 +740,17 @@ class ProcessSettings(msgspec.Struct, frozen=True, kw_only=True):
             positive=True,
         ),
     ] = 2.0
+    webhook_dispatch_defer_seconds: Annotated[
+        float,
+        var(
+            "ERPGW_WEBHOOK_DISPATCH_DEFER_SECONDS",
+            "longest a backlog of stored webhook events waits for this process's intake to "
+            "pause (deliveries come first during a burst; their flows start once it ends or "
+            "after this long); 0 starts flows at once",
+            minimum=0,
+            maximum=300,
+        ),
+    ] = 10.0
     webhook_dispatch_attempts: Annotated[
         int,
         var(

@@ -69,10 +69,10 @@ LEASE_SECONDS: Final = 60.0
 are taken over."""
 QUIET_SECONDS: Final = 0.05
 """Dispatch waits until this process has stored no delivery for this long ..."""
-DEFER_SECONDS: Final = 2.0
-"""... but a backlog waits no longer than this in all: a burst's answers come first, its
-flows next, and a steady stream of deliveries (never this quiet) still has its flows
-started at the rate it arrives."""
+DEFER_SECONDS: Final = 10.0
+"""... but a backlog waits no longer than this in all (the default of `defer_seconds`): a
+burst's answers come first, its flows next, and a steady stream of deliveries (never this
+quiet) still has its flows started at the rate it arrives."""
 BACKOFF_CAP_SECONDS: Final = 300.0
 _RECORD_ID_LENGTH: Final = 200
 
@@ -130,9 +130,11 @@ class InboxDispatcher:
     lease_seconds: float = LEASE_SECONDS
     owner: str = field(default_factory=lambda: uuid.uuid4().hex)
     """This dispatcher's lease name (a new one per process)."""
+    defer_seconds: float = DEFER_SECONDS
+    """How long a backlog may wait for this process's intake to pause."""
     last_stored: Callable[[], float] | None = None
     """When (`time.monotonic`) this process last stored a delivery; dispatch yields to a
-    burst of deliveries (`QUIET_SECONDS`, `DEFER_SECONDS`)."""
+    burst of deliveries (`QUIET_SECONDS`, `defer_seconds`)."""
     _wake: asyncio.Event | None = None
 
     def wake(self) -> None:
@@ -146,7 +148,7 @@ class InboxDispatcher:
         yields_until: float | None = None
         while True:
             if yields_until is None:  # a new backlog: it may yield to intake a while
-                yields_until = time.monotonic() + DEFER_SECONDS
+                yields_until = time.monotonic() + self.defer_seconds
             await self._behind_intake(yields_until)
             try:
                 claimed = await self.dispatch_due()

@@ -69,6 +69,7 @@ from process_apis.engine.routes import flow_location
 from process_apis.engine.store import utcnow, webhook_inbox
 from process_apis.exceptions import ExceptionEntry
 from process_apis.webhooks.dispatch import (
+    DEFER_SECONDS,
     DISPATCH_FLOW_TYPE,
     LEASE_SECONDS,
     InboxDispatcher,
@@ -384,12 +385,14 @@ def build_intake(
     attempts: int = 5,
     concurrency: int = 4,
     max_batch: int = 500,
+    defer_seconds: float = DEFER_SECONDS,
 ) -> WebhookIntake:
     """The intake for the app factory: `secrets` are each source's signing secrets (current
     and previous while rotating); a source without secrets accepts no delivery. With `engine`,
     a dispatcher runs in the app's lifespan: it looks for stored events every `poll_seconds`,
-    dispatches `concurrency` at once, and gives an event up after `attempts`. `max_batch`
-    bounds the deliveries one INSERT stores."""
+    dispatches `concurrency` at once, gives an event up after `attempts`, and lets a backlog
+    wait at most `defer_seconds` for this process's intake to pause. `max_batch` bounds the
+    deliveries one INSERT stores."""
     chosen = {k: tuple(v) for k, v in (secrets or {}).items() if v}
     writer = InboxWriter(database, max_batch=max_batch)
     intake = WebhookIntake(database=database, secrets=chosen, writer=writer)
@@ -401,6 +404,7 @@ def build_intake(
             poll_seconds=poll_seconds,
             attempts=attempts,
             concurrency=concurrency,
+            defer_seconds=defer_seconds,
             last_stored=lambda: writer.last_stored,
         )
     return intake

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from process_apis.engine.store import webhook_inbox
-from process_apis.webhooks import dispatch
 from process_apis.webhooks.inbox import InboxWriter
 from process_apis.webhooks.intake import FlowStart, InboxDispatcher, WebhookEvent
 from tests.process_apis.example_flow import FakePlatform, OrderFlows
@@ -191,13 +190,12 @@ async def test_a_row_whose_dispatcher_died_is_dispatched_by_another(tmp_path: Pa
 
 
 async def test_dispatch_waits_while_deliveries_arrive_and_starts_once_they_pause(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # Deliveries keep arriving (the writer stored one a moment ago, every time dispatch
     # looks), and the longest wait is stretched so a slow machine cannot end it early.
-    monkeypatch.setattr(dispatch, "DEFER_SECONDS", 60.0)
     platform = FakePlatform()
-    app = gateway_app(settings_for(tmp_path, **FAST))
+    app = gateway_app(settings_for(tmp_path, ERPGW_WEBHOOK_DISPATCH_DEFER_SECONDS="60", **FAST))
     gateway = app.state.gateway
     orders = gateway.process.engine.register(OrderFlows, platform=platform)
     gateway.webhooks.dispatcher.register("stripe", "test.order", order_handler(orders))
@@ -223,14 +221,20 @@ async def test_dispatch_waits_while_deliveries_arrive_and_starts_once_they_pause
 
 
 async def test_a_steady_stream_of_deliveries_has_its_backlog_dispatched_after_one_wait(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     # Deliveries never pause. The backlog (six batches of four) yields to them once, for
-    # DEFER_SECONDS, and is then worked off; yielding again before each batch would take
+    # its defer_seconds, and is then worked off; yielding again before each batch would take
     # six times as long (the way dispatch starved under steady traffic).
-    monkeypatch.setattr(dispatch, "DEFER_SECONDS", 1.5)
     platform = FakePlatform()
-    app = gateway_app(settings_for(tmp_path, ERPGW_WEBHOOK_DISPATCH_CONCURRENCY="1", **FAST))
+    app = gateway_app(
+        settings_for(
+            tmp_path,
+            ERPGW_WEBHOOK_DISPATCH_CONCURRENCY="1",
+            ERPGW_WEBHOOK_DISPATCH_DEFER_SECONDS="1.5",
+            **FAST,
+        )
+    )
     gateway = app.state.gateway
     orders = gateway.process.engine.register(OrderFlows, platform=platform)
     gateway.webhooks.dispatcher.register("stripe", "test.order", order_handler(orders))
