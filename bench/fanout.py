@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import subprocess
@@ -43,6 +42,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._harness import Load, free_port, peak_rss_mb, rss_line, serve, wrk
+from gateway.workers import settle_runtime
 
 ACCOUNT = "001BENCH0000001AAA"
 CANONICAL = f"cus-{ACCOUNT}"
@@ -73,12 +73,10 @@ def fanout_app() -> Any:
     def start_watch() -> None:
         watching.append(asyncio.get_running_loop().create_task(watch.run()))
 
-    @post("/bench/gc-freeze", opt={"public": True, "rate_limit": False}, sync_to_thread=False)
-    def freeze() -> None:
-        # What is allocated by now (the app, its libraries, DBOS, warm caches) moves out of
-        # the collector's reach, so a full collection no longer walks ~200k objects.
-        gc.collect()
-        gc.freeze()
+    @post("/bench/settle-runtime", opt={"public": True, "rate_limit": False},
+          sync_to_thread=False)
+    def settle() -> None:
+        settle_runtime()  # as every worker of `erp-gateway serve` does once started
 
     def stop_watch() -> None:
         for task in watching:
@@ -109,7 +107,7 @@ def fanout_app() -> Any:
     )
     app.register(latencies)
     app.register(reset)
-    app.register(freeze)
+    app.register(settle)
     return app
 
 
@@ -119,8 +117,9 @@ def fanout_app() -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="open-loop run length")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="gc.freeze() in the server once started (shorter GC pauses)")
+    parser.add_argument("--unsettled", action="store_true",
+                        help="skip what a served worker does once started (gc.freeze(), a "
+                             "shorter GIL switch interval; gateway/workers.py)")
     parser.add_argument("--generate", nargs=4, metavar=("URL", "RATE", "SECONDS", "TOKEN"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,8 +137,8 @@ def main() -> None:
             portal_token = _token(base, env, "experience:portal", customer=CANONICAL)
             _check(base + SALES, sales_token)
             _check(base + PORTAL, portal_token)
-            if args.gc_freeze:
-                httpx.post(f"{base}/bench/gc-freeze").raise_for_status()
+            if not args.unsettled:
+                httpx.post(f"{base}/bench/settle-runtime").raise_for_status()
             sales_capacity = _capacity(base + SALES, sales_token)
             portal_capacity = _capacity(base + PORTAL, portal_token)
             rate = sales_capacity.requests_per_second / 2
@@ -148,7 +147,8 @@ def main() -> None:
             backends = httpx.get(f"{base}/bench/backend-latency").json()
             rss_mb = peak_rss_mb(process.pid)
     _report(measured, backends, rate, sales_capacity, portal_capacity)
-    print(f"  gc.freeze() after start: {'yes' if args.gc_freeze else 'no (try --gc-freeze)'}")
+    settled = "no (--unsettled)" if args.unsettled else "yes, as `erp-gateway serve` workers"
+    print(f"  runtime settled after start (gateway/workers.py): {settled}")
     print(rss_line({"gateway": rss_mb}))
 
 

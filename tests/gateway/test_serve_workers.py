@@ -4,9 +4,11 @@ its workers exit too and the port is free within 3 seconds."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import signal
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from gateway.workers import GIL_SWITCH_SECONDS, settle_runtime
 from tests.support.processes import start_gateway
 
 FREED_WITHIN_SECONDS = 3.0
@@ -104,3 +107,15 @@ def _live_requests(exposition: str) -> float:
         for sample in family.samples
         if sample.name == "erpgw_http_requests_total" and sample.labels["route"] == "/health/live"
     )
+
+
+def test_a_settled_worker_keeps_its_startup_objects_out_of_collections() -> None:
+    before = sys.getswitchinterval()
+    try:
+        settle_runtime()
+
+        assert gc.get_freeze_count() > 10_000
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_SECONDS)
+    finally:
+        gc.unfreeze()
+        sys.setswitchinterval(before)
