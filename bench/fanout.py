@@ -118,8 +118,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="open-loop run length")
     parser.add_argument("--unsettled", action="store_true",
-                        help="skip what a served worker does once started (gc.freeze(), a "
-                             "shorter GIL switch interval; gateway/workers.py)")
+                        help="skip what a served worker does once started (gc.freeze(); "
+                             "gateway/workers.py)")
     parser.add_argument("--generate", nargs=4, metavar=("URL", "RATE", "SECONDS", "TOKEN"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()

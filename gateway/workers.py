@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import gc
 import os
-import sys
 import threading
 import time
 
 from litestar import Litestar
 
-__all__ = ["GIL_SWITCH_SECONDS", "POLL_SECONDS", "exit_with_parent", "settle_runtime", "worker_app"]
+__all__ = ["POLL_SECONDS", "exit_with_parent", "settle_runtime", "worker_app"]
 
 POLL_SECONDS = 0.2
 """How often a worker looks at its parent: the port is free within about this long."""
-GIL_SWITCH_SECONDS = 0.0005
-"""How long another thread may hold the GIL while the event loop waits for it (Python's
-default is 5 ms). The flow engine's threads poll its queues beside the loop; at the default
-the loop served requests up to 16 ms late at p99, at 0.5 ms about 3 ms (bench/fanout.py)."""
 
 
 def exit_with_parent(parent_pid: int | None = None) -> threading.Thread:
@@ -60,8 +55,12 @@ def worker_app() -> Litestar:
 def settle_runtime() -> None:
     """Once a served worker has started: what it allocated by then (the app, its libraries,
     the flow engine, warm caches) leaves the garbage collector's reach, so a full collection
-    no longer walks ~200k long-lived objects mid-request, and the event loop waits less for
-    the GIL. Not for processes that build many apps (tests): frozen objects are never freed."""
+    no longer walks ~200k long-lived objects mid-request (it halved the event loop's stalls in
+    bench/fanout.py). Not for processes that build many apps (tests): frozen objects are never
+    freed.
+
+    A shorter GIL switch interval (0.5 ms instead of 5) cut the stalls the flow engine's
+    threads cause further, but cost webhook intake a fifth of its throughput (granian's own
+    threads then hand the GIL back and forth far more often), so it is not set."""
     gc.collect()
     gc.freeze()
-    sys.setswitchinterval(GIL_SWITCH_SECONDS)
