@@ -99,7 +99,7 @@ def _measure(upstream: str, rounds: int, *, profile: bool) -> tuple[WrkResult, W
         client = _create_client_with(env, "billing:read")
         port = free_port()
         gateway = servers.enter_context(
-            serve("gateway.app:create_app_from_env", port=port, env=env)
+            serve("gateway.workers:worker_app", port=port, env=env)
         )
         headers = {"Authorization": f"Bearer {_token(port, client)}"}
         targets: dict[str, tuple[str, dict[str, str]]] = {

@@ -166,7 +166,7 @@ async def main(batches: int, concurrency: int, database_url: str) -> None:
             "ERPGW_RATE_LIMIT_TIERS": "gold=1000000/minute;anonymous=100000/minute",
             "ERPGW_PORT": str(port),
         }
-        with serve("gateway.app:create_app_from_env", port=port, env=env) as server:
+        with serve("gateway.workers:worker_app", port=port, env=env) as server:
             made = await asyncio.to_thread(
                 subprocess.run,
                 [

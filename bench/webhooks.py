@@ -379,7 +379,7 @@ async def _run(
             "ERPGW_PORT": str(port),
         }
         with serve(
-            "gateway.app:create_app_from_env", port=port, env=env, workers=workers
+            "gateway.workers:worker_app", port=port, env=env, workers=workers
         ) as gateway:
             base = f"http://127.0.0.1:{port}"
             burst_at = datetime.now(UTC)
