@@ -3,6 +3,7 @@ read the server's CPU time from /proc."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -11,10 +12,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 
@@ -30,14 +32,26 @@ __all__ = [
     "process_tree_cpu",
     "process_tree_peak_rss",
     "rss_line",
+    "run_on_served_loop",
     "serve",
     "wrk",
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+T = TypeVar("T")
 RSS_GOAL_MB = 200
 """Peak resident memory a gateway process may reach under any bench."""
+
+
+def run_on_served_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run a bench's own work (a baseline measured in this process) on the event loop the
+    servers run on, so a ratio compares like with like."""
+    if EVENT_LOOP == "uvloop":
+        import uvloop
+
+        return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def free_port() -> int:

@@ -47,7 +47,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._harness import peak_rss_mb, rss_line
+from bench._harness import peak_rss_mb, rss_line, run_on_served_loop
 from bench._profile import Sampler
 from bench.flows_noop import Result, run_bare, run_engine
 from gateway import storage
@@ -373,4 +373,4 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile", action="store_true", help="sample the gateways with py-spy (where CPU went)"
     )
-    asyncio.run(main(parser.parse_args()))
+    run_on_served_loop(main(parser.parse_args()))

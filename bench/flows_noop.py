@@ -33,6 +33,7 @@ from dbos import DBOS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._harness import run_on_served_loop
 from gateway import storage
 from process_apis.engine.durable import NO_RETRY, FlowInstance, flow, flow_class, flow_step
 from process_apis.engine.flow_engine import FlowEngine
@@ -219,4 +220,4 @@ if __name__ == "__main__":
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--poll", type=float, default=0.05)
-    asyncio.run(main(parser.parse_args()))
+    run_on_served_loop(main(parser.parse_args()))
