@@ -283,7 +283,7 @@ class RecordStore:
         every record's view (a deep copy plus the computed fields) made a filtered list cost
         O(records) views, and a month-end burst of postings, each looking its order up by
         external id, quadratic."""
-        if condition.fields & _COMPUTED:
+        if condition.fields & COMPUTED_FIELDS:
             with self.reading():
                 return [rid for rid in ids if condition(_lowered(self.view(rtype, rid)))]
         table = self.records[rtype]
@@ -320,7 +320,7 @@ class RecordStore:
         return _STATUS_CODES.get(rtype, {}).get(status, status)
 
 
-_COMPUTED: Final = frozenset({
+COMPUTED_FIELDS: Final = frozenset({
     "total", "subtotal", "taxtotal", "amountremaining", "amountpaid", "status", "applied",
     "unapplied", "balance", "overduebalance",
 })

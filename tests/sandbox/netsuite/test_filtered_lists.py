@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from sandbox.netsuite.query import parse_filter
-from sandbox.netsuite.store import RecordStore
+from sandbox.netsuite.store import COMPUTED_FIELDS, RecordStore
 
 
 @pytest.fixture
@@ -36,3 +36,24 @@ def test_filters_read_stored_and_computed_fields(store: RecordStore, q: str,
     ids = store.ids("salesOrder")
 
     assert store.matching("salesOrder", ids, parse_filter(q)) == expected
+
+
+@pytest.mark.parametrize(("rtype", "record"), [
+    ("salesOrder", {"entity": {"id": "1"}, "item": [{"amount": Decimal("10.00")}]}),
+    ("invoice", {"entity": {"id": "1"}, "item": [{"amount": Decimal("10.00")}]}),
+    ("creditMemo", {"entity": {"id": "1"}, "item": [{"amount": Decimal("2.00")}]}),
+    ("customerPayment", {"customer": {"id": "1"}, "payment": Decimal("5.00")}),
+    ("journalEntry", {"line": []}),
+    ("customer", {"companyName": "Acme"}),
+])
+def test_every_field_a_view_computes_sends_a_filter_to_the_view(
+    store: RecordStore, rtype: str, record: dict[str, object]
+) -> None:
+    # A filter on stored fields skips the view; one on a computed field must not, so every
+    # field the view adds is known as computed.
+    store.put(rtype, "90", record)
+    stored = {key.lower() for key in store.record(rtype, "90")}
+    computed = {key.lower() for key in store.view(rtype, "90")} - stored - {"id"}
+
+    assert computed
+    assert computed <= COMPUTED_FIELDS
