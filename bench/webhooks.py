@@ -12,7 +12,10 @@ after NetSuite refused them, and the gateway process's peak RSS, measured in one
 
     ERPGW_BENCH_DATABASE_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/bench \\
         .venv/bin/python bench/webhooks.py [--subscriptions 5000] [--concurrency 32] [--workers 1]
-                                           [--profile]
+                                           [--profile] [--intake-only]
+
+`--intake-only` stops once the burst is stored (no drain): what to run while working on the
+intake, a minute instead of ten.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._harness import free_port, peak_rss_mb, serve
+from bench._harness import free_port, peak_rss_mb, process_tree_cpu, serve
 from bench._profile import Sampler
 from contracts.money import Money
 from contracts.v1 import CustomerCreate, SalesOrderCreate, SalesOrderLine
@@ -338,14 +341,26 @@ async def _fresh_database(server_url: str) -> AsyncIterator[str]:
 
 
 async def main(
-    count: int, concurrency: int, server_database: str, workers: int = 1, *, profile: bool = False
+    count: int,
+    concurrency: int,
+    server_database: str,
+    workers: int = 1,
+    *,
+    profile: bool = False,
+    intake_only: bool = False,
 ) -> None:
     async with _fresh_database(server_database) as database:
-        await _run(count, concurrency, database, workers, profile=profile)
+        await _run(count, concurrency, database, workers, profile=profile, intake_only=intake_only)
 
 
 async def _run(
-    count: int, concurrency: int, database: str, workers: int = 1, *, profile: bool = False
+    count: int,
+    concurrency: int,
+    database: str,
+    workers: int = 1,
+    *,
+    profile: bool = False,
+    intake_only: bool = False,
 ) -> None:
     with _emulators() as bases:
         started = time.perf_counter()
@@ -378,18 +393,18 @@ async def _run(
             "ERPGW_RECONCILE_INTERVAL_SECONDS": "0",
             "ERPGW_PORT": str(port),
         }
-        with serve(
-            "gateway.workers:worker_app", port=port, env=env, workers=workers
-        ) as gateway:
+        with serve("gateway.workers:worker_app", port=port, env=env, workers=workers) as gateway:
             base = f"http://127.0.0.1:{port}"
             burst_at = datetime.now(UTC)
             burst_started = time.perf_counter()
+            cpu_before = process_tree_cpu(gateway.pid)
             with Sampler([gateway.pid], var, enabled=profile) as sampler:
                 seconds, answers = _deliver_burst(base, events, concurrency)
+            cpu_seconds = process_tree_cpu(gateway.pid) - cpu_before
             refused = Counter({code: answers[code] for code in (429, 503)})
             # The intake's figures first: the drain behind them takes minutes.
             _report_seeding(count, seeded, spent)
-            _report_intake(len(events), seconds, concurrency, refused)
+            _report_intake(len(events), seconds, concurrency, refused, cpu_seconds)
             if profile:
                 print(sampler.report(count=len(events), unit="event"), flush=True)
             # One connection: the database's connections are shared with the gateway.
@@ -398,6 +413,13 @@ async def _run(
                 missing = await _unstored(engine, event_ids)
                 by_id = {httpx.Response(200, content=e).json()["id"]: e for e in events}
                 await _deliver_again(base, [by_id[i] for i in sorted(missing)], refused)
+                if intake_only:
+                    print(
+                        f"stored: {len(event_ids) - len(await _unstored(engine, event_ids))} "
+                        f"of {len(event_ids)} events; peak RSS of the gateway process: "
+                        f"{peak_rss_mb(gateway.pid):.0f} MB"
+                    )
+                    return
                 while True:
                     succeeded, failed, repeated = await _postings(engine, event_ids, burst_at)
                     if succeeded + failed >= len(events):
@@ -426,7 +448,9 @@ def _report_seeding(count: int, seeded: float, spent: dict[str, float]) -> None:
     )
 
 
-def _report_intake(events: int, seconds: float, concurrency: int, refused: Counter[int]) -> None:
+def _report_intake(
+    events: int, seconds: float, concurrency: int, refused: Counter[int], cpu_seconds: float
+) -> None:
     rate = events / seconds
     print(
         f"webhook intake: {rate:,.0f} events/s ({events} signed invoice.finalized in "
@@ -434,6 +458,12 @@ def _report_intake(events: int, seconds: float, concurrency: int, refused: Count
         f"goal >= {GOAL_EVENTS_PER_SECOND:,}/s): "
         f"{rate / GOAL_EVENTS_PER_SECOND:.2f}x goal; refused and delivered again: "
         f"{refused[429]} with 429, {refused[503]} with 503",
+        flush=True,
+    )
+    # The gateway's CPU an event moves far less than events/s when the machine's speed swings.
+    print(
+        f"gateway CPU per event (user + system, every gateway process): "
+        f"{cpu_seconds / events * 1e6:.0f} us",
         flush=True,
     )
 
@@ -448,6 +478,9 @@ if __name__ == "__main__":
     parser.add_argument(
         "--profile", action="store_true", help="sample the gateway with py-spy during the burst"
     )
+    parser.add_argument(
+        "--intake-only", action="store_true", help="stop once the burst is stored (no drain)"
+    )
     arguments = parser.parse_args()
     url = os.environ.get("ERPGW_BENCH_DATABASE_URL")
     if not url or not url.startswith("postgresql"):
@@ -459,5 +492,6 @@ if __name__ == "__main__":
             url,
             arguments.workers,
             profile=arguments.profile,
+            intake_only=arguments.intake_only,
         )
     )
