@@ -100,6 +100,9 @@ class InboxWriter:
     _queue: list[_Pending] = field(default_factory=list)
     _writer: asyncio.Task[None] | None = None
 
+    def __post_init__(self) -> None:
+        self._autocommit = self.database.execution_options(isolation_level="AUTOCOMMIT")
+
     async def store(
         self, event: WebhookEvent, *, lease_owner: str | None = None, lease_seconds: float = 0.0
     ) -> bool:
@@ -122,40 +125,68 @@ class InboxWriter:
         return await outcome
 
     async def _write_batches(self) -> None:
+        # One connection for as long as deliveries keep coming: a checkout pings the database,
+        # which would cost each batch a round trip. A failed statement answers its batch with
+        # the error; the deliveries after it are written on a fresh connection.
         while self._queue:
-            batch = self._queue[: self.max_batch]
-            del self._queue[: self.max_batch]
+            batch: list[_Pending] = []
             try:
-                inserted = await self._insert(batch)
+                async with self._autocommit.connect() as conn:
+                    while self._queue:
+                        # Let the deliveries whose bodies are already in join this batch: one
+                        # more row costs next to nothing, one more statement a round trip.
+                        await asyncio.sleep(0)
+                        batch = self._take()
+                        _settle(batch, await self._insert(conn, batch))
+                        batch = []
             except Exception as exc:
-                for pending in batch:
+                for pending in batch or self._take():
                     if not pending.outcome.done():
                         pending.outcome.set_exception(exc)
-                continue
-            for pending in batch:
-                key = _key_of(pending.values)
-                if not pending.outcome.done():
-                    pending.outcome.set_result(key in inserted)
-                # A second delivery of the same event in the batch is a duplicate of the first.
-                inserted.discard(key)
 
-    async def _insert(self, batch: Sequence[_Pending]) -> set[InboxKey]:
+    def _take(self) -> list[_Pending]:
+        batch = self._queue[: self.max_batch]
+        del self._queue[: self.max_batch]
+        return batch
+
+    async def _insert(self, conn: AsyncConnection, batch: Sequence[_Pending]) -> set[InboxKey]:
         # One row per key in a statement: PostgreSQL's ON CONFLICT takes each key once.
         unique = list({_key_of(p.values): p.values for p in batch}.values())
         self.rows += len(batch)
-        async with self.database.begin() as conn:
-            # One statement whatever the batch's size, its rows as parameter sets: SQLAlchemy
-            # compiles it once (a `.values(rows)` statement compiles anew for every row count)
-            # and sends the rows as one multi-row INSERT ("insertmanyvalues").
-            result = await conn.execute(
-                insert_for(conn, webhook_inbox)
-                .on_conflict_do_nothing(index_elements=_KEY_COLUMNS)
-                .returning(*_KEY_COLUMNS),
-                unique,
-            )
-            inserted = {InboxKey(*row) for row in result}
+        # One statement whatever the batch's size, its rows as parameter sets: SQLAlchemy
+        # compiles it once (a `.values(rows)` statement compiles anew for every row count) and
+        # sends the rows as one multi-row INSERT ("insertmanyvalues"). One statement is atomic
+        # by itself, so it runs in autocommit: no BEGIN and COMMIT round trips.
+        result = await conn.execute(_insert_new_rows(conn), unique)
+        inserted = {InboxKey(*row) for row in result}
         self.inserts += 1
         return inserted
+
+
+def _settle(batch: Sequence[_Pending], inserted: set[InboxKey]) -> None:
+    """Tell each delivery of a committed batch whether its row is new."""
+    for pending in batch:
+        key = _key_of(pending.values)
+        if not pending.outcome.done():
+            pending.outcome.set_result(key in inserted)
+        # A second delivery of the same event in the batch is a duplicate of the first.
+        inserted.discard(key)
+
+
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_new_rows(conn: AsyncConnection) -> Any:
+    """The writer's statement for the connection's dialect, built once."""
+    statement = _INSERTS.get(conn.dialect.name)
+    if statement is None:
+        statement = (
+            insert_for(conn, webhook_inbox)
+            .on_conflict_do_nothing(index_elements=_KEY_COLUMNS)
+            .returning(*_KEY_COLUMNS)
+        )
+        _INSERTS[conn.dialect.name] = statement
+    return statement
 
 
 async def read_row(executor: AsyncConnection, key: InboxKey) -> Any:

@@ -72,9 +72,9 @@ async def test_a_delivery_is_answered_only_once_its_row_is_committed(client: App
     insert = writer._insert
     committing = asyncio.Event()
 
-    async def held_insert(batch: Any) -> Any:
+    async def held_insert(conn: Any, batch: Any) -> Any:
         await committing.wait()
-        return await insert(batch)
+        return await insert(conn, batch)
 
     writer._insert = held_insert
     event = stripe_event("customer.created", {"id": "cus_held"})
@@ -106,7 +106,7 @@ async def test_a_delivery_that_cannot_be_stored_is_a_503_the_vendor_retries(
     writer = client.app.state.gateway.webhooks.writer
     insert = writer._insert
 
-    async def database_away(batch: Any) -> Any:
+    async def database_away(conn: Any, batch: Any) -> Any:
         raise ConnectionResetError("connection lost")
 
     writer._insert = database_away
@@ -123,6 +123,39 @@ async def test_a_delivery_that_cannot_be_stored_is_a_503_the_vendor_retries(
     assert "connection lost" not in refused.text
     assert stored_while_away == {}
     assert (retried.status_code, retried.json()["duplicate"]) == (200, False)
+
+
+async def test_after_a_failed_insert_the_deliveries_behind_it_are_stored_on_a_fresh_connection(
+    client: AppClient,
+) -> None:
+    writer: InboxWriter = client.app.state.gateway.webhooks.writer
+    insert = writer._insert
+    connections: list[Any] = []
+
+    async def first_statement_fails(conn: Any, batch: Any) -> Any:
+        connections.append(conn)
+        if len(connections) == 1:
+            await asyncio.sleep(0.2)  # the other deliveries queue up behind it
+            raise ConnectionResetError("connection lost")
+        return await insert(conn, batch)
+
+    writer._insert = first_statement_fails
+    first, *behind = [stripe_event("customer.created", {"id": f"cus_r{n}"}) for n in range(30)]
+    failing = asyncio.create_task(client.post("/webhooks/stripe", **stripe_delivery(first)))
+    await asyncio.sleep(0.05)  # its statement is on its way
+    answers = await asyncio.gather(
+        *(client.post("/webhooks/stripe", **stripe_delivery(event)) for event in behind)
+    )
+    refused = await failing
+    writer._insert = insert
+    stored = await inbox_rows(client, first["id"], *(event["id"] for event in behind))
+
+    # Only the failed statement's delivery was refused (the vendor sends it again); the ones
+    # that queued behind it are stored, on another connection.
+    assert refused.status_code == 503, refused.text
+    assert [a.status_code for a in answers] == [200] * 29
+    assert set(stored) == {event["id"] for event in behind}
+    assert connections[0] is not connections[-1]
 
 
 async def test_concurrent_deliveries_are_stored_by_a_few_inserts(client: AppClient) -> None:

@@ -338,3 +338,34 @@ async def test_emulators_deliver_to_this_gateway_once_registered(client: AppClie
         "customer.subscription.updated",
     }
     assert [(h.endpoint, h.status) for h in hooks] == [(f"{base}/webhooks/zendesk", "active")]
+
+
+async def test_signed_routes_answer_with_the_gateways_headers_and_problems(
+    client: AppClient,
+) -> None:
+    event = stripe_event("invoice.finalized", {"id": "in_9", "object": "invoice"})
+    accepted = await client.post("/webhooks/stripe", **stripe_delivery(event))
+    fetched = await client.get("/webhooks/stripe")
+    replaced = await client.put("/webhooks/zendesk", content=b"{}")
+    metrics = (await client.get("/metrics")).text
+
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.headers["content-type"] == "application/json"
+    assert accepted.json() == {
+        "source": "stripe",
+        "event_id": event["id"],
+        "event_type": "invoice.finalized",
+        "status": "received",
+        "duplicate": False,
+        "flow_ids": [],
+    }
+    # The edge's trace headers and the rate-limit policy's, as on every route.
+    assert accepted.headers["x-correlation-id"]
+    assert accepted.headers["traceparent"].startswith("00-")
+    assert accepted.headers["ratelimit-policy"].startswith('"anonymous-webhooks"')
+    for refused in (fetched, replaced):
+        assert refused.status_code == 405, refused.text
+        assert refused.headers["content-type"].startswith(PROBLEM)
+        assert refused.headers["allow"] == "POST"
+    assert 'method="POST",route="/webhooks/stripe",status="200"' in metrics
+    assert 'method="GET",route="/webhooks/stripe",status="405"' in metrics
