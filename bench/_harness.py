@@ -122,6 +122,7 @@ def serve(
     )
     try:
         _wait_ready(f"http://127.0.0.1:{port}", process)
+        _wait_settled(process.pid)
         yield process
     finally:
         os.killpg(process.pid, signal.SIGTERM)
@@ -155,6 +156,18 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
         except httpx.HTTPError:
             time.sleep(0.2)
     raise RuntimeError("server did not start within 60 s")
+
+
+def _wait_settled(pid: int, *, window: float = 0.5, busy_share: float = 0.1) -> None:
+    """Wait until the server's processes are idle: the first worker ready answers the
+    health check while the others may still be starting (migrations, the flow engine), and
+    their start-up would be counted as the load's CPU."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        before = process_tree_cpu(pid)
+        time.sleep(window)
+        if process_tree_cpu(pid) - before < window * busy_share:
+            return
 
 
 @dataclass(frozen=True)
