@@ -4,6 +4,7 @@ functions."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -85,6 +86,10 @@ class Sampler:
         for _, output in self._recorders:
             if output.exists():
                 stacks.update(_read(output.read_text()))
+        keep = os.environ.get("ERPGW_BENCH_PROFILE_RAW")
+        if keep:
+            # py-spy's raw stacks, for a flame graph or a closer look than the summary's.
+            Path(keep).write_text("".join(f"{stack} {n}\n" for stack, n in stacks.items()))
         return summarize(stacks, count=count, unit=unit)
 
 

@@ -29,6 +29,7 @@ from system_apis.params import (
     DEFAULT_LIMIT,
     PageCursor,
     PageLimit,
+    Provided,
 )
 from system_apis.visibility import caller, known_id, visible_one, visible_page
 
@@ -113,7 +114,7 @@ def create_router() -> Router:
 @get("/customers", opt=_READ)
 async def list_customers(
     request: Request[Any, Any, Any],
-    billing: NamedDependency[BillingPort],
+    billing: Provided[BillingPort],
     cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
@@ -131,7 +132,7 @@ async def list_customers(
 @get("/products", opt=_READ)
 async def list_products(
     request: Request[Any, Any, Any],
-    billing: NamedDependency[BillingPort],
+    billing: Provided[BillingPort],
     cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
@@ -146,7 +147,7 @@ async def list_products(
 @get("/prices", opt=_READ)
 async def list_prices(
     request: Request[Any, Any, Any],
-    billing: NamedDependency[BillingPort],
+    billing: Provided[BillingPort],
     cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
@@ -163,7 +164,7 @@ async def list_prices(
 @get("/subscriptions", opt=_READ)
 async def list_subscriptions(
     request: Request[Any, Any, Any],
-    billing: NamedDependency[BillingPort],
+    billing: Provided[BillingPort],
     cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
@@ -184,7 +185,7 @@ async def list_subscriptions(
 @get("/subscriptions/{subscription_id:str}", opt=_READ)
 async def get_subscription(
     request: Request[Any, Any, Any],
-    billing: NamedDependency[BillingPort],
+    billing: Provided[BillingPort],
     subscription_id: SubscriptionId,
 ) -> Subscription:
     """One subscription with its items."""
@@ -201,7 +202,7 @@ async def get_subscription(
 @get("/invoices", opt=_READ)
 async def list_invoices(
     request: Request[Any, Any, Any],
-    billing: NamedDependency[BillingPort],
+    billing: Provided[BillingPort],
     cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
@@ -222,7 +223,7 @@ async def list_invoices(
 @get("/invoices/{invoice_id:str}", opt=_READ)
 async def get_invoice(
     request: Request[Any, Any, Any],
-    billing: NamedDependency[BillingPort],
+    billing: Provided[BillingPort],
     invoice_id: InvoiceId,
 ) -> Invoice:
     """One invoice with all its lines."""
@@ -237,7 +238,7 @@ async def get_invoice(
 @get("/credit-notes", opt=_READ)
 async def list_credit_notes(
     request: Request[Any, Any, Any],
-    billing: NamedDependency[BillingPort],
+    billing: Provided[BillingPort],
     cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,

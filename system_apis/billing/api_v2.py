@@ -23,7 +23,7 @@ from system_apis.billing.api import (
 )
 from system_apis.billing.port import BillingPort
 from system_apis.outbound import CursorSeal
-from system_apis.params import DEFAULT_LIMIT, PageCursor, PageLimit
+from system_apis.params import DEFAULT_LIMIT, PageCursor, PageLimit, Provided
 from system_apis.visibility import caller, known_id, visible_one, visible_page
 
 __all__ = ["create_router_v2"]
@@ -41,7 +41,7 @@ def create_router_v2() -> Router:
 @get("/invoices", opt=_READ, operation_id="ListInvoicesV2")
 async def list_invoices_v2(
     request: Request[Any, Any, Any],
-    billing: NamedDependency[BillingPort],
+    billing: Provided[BillingPort],
     cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
@@ -66,7 +66,7 @@ async def list_invoices_v2(
 @get("/invoices/{invoice_id:str}", opt=_READ, operation_id="GetInvoiceV2")
 async def get_invoice_v2(
     request: Request[Any, Any, Any],
-    billing: NamedDependency[BillingPort],
+    billing: Provided[BillingPort],
     invoice_id: InvoiceId,
 ) -> Invoice:
     """One invoice with all its lines, each with its tax, discount and service period."""

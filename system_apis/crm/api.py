@@ -31,6 +31,7 @@ from system_apis.params import (
     LegalEntityFilter,
     PageCursor,
     PageLimit,
+    Provided,
     exact_body,
 )
 from system_apis.visibility import caller, known_id, visible_one, visible_page
@@ -101,7 +102,7 @@ def create_router() -> Router:
 @get("/accounts", opt=_READ)
 async def list_accounts(
     request: Request[Any, Any, Any],
-    crm: NamedDependency[CrmPort],
+    crm: Provided[CrmPort],
     cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
@@ -125,7 +126,7 @@ async def list_accounts(
 
 @get("/accounts/{account_id:str}", opt=_READ)
 async def get_account(
-    request: Request[Any, Any, Any], crm: NamedDependency[CrmPort], account_id: AccountId,
+    request: Request[Any, Any, Any], crm: Provided[CrmPort], account_id: AccountId,
 ) -> Customer:
     return await _visible_account(caller(request), crm, account_id)
 
@@ -133,7 +134,7 @@ async def get_account(
 @get("/accounts/{account_id:str}/contacts", opt=_READ)
 async def list_contacts(
     request: Request[Any, Any, Any],
-    crm: NamedDependency[CrmPort],
+    crm: Provided[CrmPort],
     cursor_seal: NamedDependency[CursorSeal],
     account_id: AccountId,
     cursor: PageCursor = None,
@@ -161,7 +162,7 @@ async def list_contacts(
 @get("/opportunities/{opportunity_id:str}", opt=_READ)
 async def get_opportunity(
     request: Request[Any, Any, Any],
-    crm: NamedDependency[CrmPort],
+    crm: Provided[CrmPort],
     opportunity_id: OpportunityId,
 ) -> Deal:
     """A deal with its lines."""
@@ -175,7 +176,7 @@ async def get_opportunity(
 @get("/contracts", opt=_READ)
 async def list_contracts(
     request: Request[Any, Any, Any],
-    crm: NamedDependency[CrmPort],
+    crm: Provided[CrmPort],
     cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
@@ -200,7 +201,7 @@ async def list_contracts(
 
 @get("/contracts/{contract_id:str}", opt=_READ)
 async def get_contract(
-    request: Request[Any, Any, Any], crm: NamedDependency[CrmPort], contract_id: ContractId,
+    request: Request[Any, Any, Any], crm: Provided[CrmPort], contract_id: ContractId,
 ) -> Contract:
     """A contract with the lines of the deal it was signed for."""
     what = f"contract {contract_id}"
@@ -215,7 +216,7 @@ async def get_contract(
 @patch("/accounts/{account_id:str}", opt=_WRITE)
 async def update_account(
     request: Request[Any, Any, Any],
-    crm: NamedDependency[CrmPort],
+    crm: Provided[CrmPort],
     account_id: AccountId,
     data: Annotated[CustomerPatch, exact_body(CustomerPatch)],
     audit: NamedDependency[SkipValidation[AuditTrail]],

@@ -26,7 +26,7 @@ from contracts.v1 import (
 )
 from system_apis.erp.port import ErpPort
 from system_apis.outbound import CursorSeal
-from system_apis.params import DEFAULT_LIMIT, LegalEntityFilter, PageCursor, PageLimit
+from system_apis.params import DEFAULT_LIMIT, LegalEntityFilter, PageCursor, PageLimit, Provided
 from system_apis.visibility import caller, known_id, visible, visible_one, visible_page
 
 __all__ = ["create_router"]
@@ -74,7 +74,9 @@ def create_router() -> Router:
 
 
 @get("/legal-entities", opt=_READ)
-async def list_legal_entities(request: Request[Any, Any, Any], erp: ErpPort) -> Page[LegalEntity]:
+async def list_legal_entities(
+    request: Request[Any, Any, Any], erp: Provided[ErpPort]
+) -> Page[LegalEntity]:
     principal = caller(request)
     entities = await erp.list_legal_entities()
     return Page(data=[e for e in entities if principal.may_see_entity(e.code)])
@@ -82,7 +84,7 @@ async def list_legal_entities(request: Request[Any, Any, Any], erp: ErpPort) -> 
 
 @get("/customers", opt=_READ)
 async def list_customers(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor_seal: Seal,
+    request: Request[Any, Any, Any], erp: Provided[ErpPort], cursor_seal: Seal,
     cursor: PageCursor = None, limit: PageLimit = DEFAULT_LIMIT,
     legal_entity: LegalEntityFilter = None,
 ) -> Page[Customer]:
@@ -95,7 +97,7 @@ async def list_customers(
 
 
 @get("/customers/{customer_id:str}", opt=_READ)
-async def get_customer(request: Request[Any, Any, Any], erp: ErpPort,
+async def get_customer(request: Request[Any, Any, Any], erp: Provided[ErpPort],
                        customer_id: RecordId) -> Customer:
     what = f"customer {customer_id}"
     return await visible_one(caller(request), what,
@@ -105,7 +107,7 @@ async def get_customer(request: Request[Any, Any, Any], erp: ErpPort,
 
 @get("/items", opt=_READ)
 async def list_items(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor_seal: Seal,
+    request: Request[Any, Any, Any], erp: Provided[ErpPort], cursor_seal: Seal,
     cursor: PageCursor = None, limit: PageLimit = DEFAULT_LIMIT,
 ) -> Page[Product]:
     return await visible_page(
@@ -116,7 +118,7 @@ async def list_items(
 
 @get("/sales-orders", opt=_READ)
 async def list_sales_orders(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor_seal: Seal,
+    request: Request[Any, Any, Any], erp: Provided[ErpPort], cursor_seal: Seal,
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT, number: FromQuery[str | None] = None,
     customer: CustomerFilter = None,
@@ -134,7 +136,7 @@ async def list_sales_orders(
 
 
 @get("/sales-orders/{order_id:str}", opt=_READ)
-async def get_sales_order(request: Request[Any, Any, Any], erp: ErpPort,
+async def get_sales_order(request: Request[Any, Any, Any], erp: Provided[ErpPort],
                           order_id: RecordId) -> SalesOrder:
     what = f"sales order {order_id}"
     return await visible_one(caller(request), what,
@@ -144,7 +146,7 @@ async def get_sales_order(request: Request[Any, Any, Any], erp: ErpPort,
 
 @get("/invoices", opt=_READ)
 async def list_invoices(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor_seal: Seal,
+    request: Request[Any, Any, Any], erp: Provided[ErpPort], cursor_seal: Seal,
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT, customer: CustomerFilter = None,
     status: FromQuery[InvoiceStatus | None] = None,
@@ -169,7 +171,7 @@ async def list_invoices(
 
 @get("/invoices/{invoice_id:str}", opt=_READ)
 async def get_invoice(
-    request: Request[Any, Any, Any], erp: ErpPort, invoice_id: RecordId
+    request: Request[Any, Any, Any], erp: Provided[ErpPort], invoice_id: RecordId
 ) -> Invoice:
     what = f"invoice {invoice_id}"
     return await visible_one(caller(request), what,
@@ -179,7 +181,7 @@ async def get_invoice(
 
 @get("/credit-memos", opt=_READ)
 async def list_credit_memos(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor_seal: Seal,
+    request: Request[Any, Any, Any], erp: Provided[ErpPort], cursor_seal: Seal,
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT, customer: CustomerFilter = None,
 ) -> Page[CreditMemo]:
@@ -193,7 +195,7 @@ async def list_credit_memos(
 
 @get("/approvals", opt=_READ)
 async def list_approvals(
-    request: Request[Any, Any, Any], erp: ErpPort, cursor_seal: Seal,
+    request: Request[Any, Any, Any], erp: Provided[ErpPort], cursor_seal: Seal,
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT, status: FromQuery[ApprovalStatus | None] = None,
 ) -> Page[ApprovalTask]:
@@ -206,7 +208,7 @@ async def list_approvals(
 
 
 @get("/approvals/{task_id:str}", opt=_READ)
-async def get_approval(request: Request[Any, Any, Any], erp: ErpPort,
+async def get_approval(request: Request[Any, Any, Any], erp: Provided[ErpPort],
                        task_id: RecordId) -> ApprovalTask:
     what = f"approval {task_id}"
     return await visible_one(caller(request), what,

@@ -29,6 +29,7 @@ from system_apis.params import (
     DEFAULT_LIMIT,
     PageCursor,
     PageLimit,
+    Provided,
 )
 from system_apis.support.port import SupportPort
 from system_apis.visibility import caller, known_id, visible_page
@@ -62,7 +63,7 @@ StatusFilter = Annotated[
 @get("/organizations", opt=_OPT)
 async def list_organizations(
     request: AuthedRequest,
-    support: NamedDependency[SupportPort],
+    support: Provided[SupportPort],
     cursor_seal: NamedDependency[CursorSeal],
     cursor: PageCursor = None,
     limit: PageLimit = DEFAULT_LIMIT,
@@ -76,7 +77,7 @@ async def list_organizations(
 
 @get("/organizations/{organization_id:str}", opt=_OPT)
 async def get_organization(
-    request: AuthedRequest, support: NamedDependency[SupportPort],
+    request: AuthedRequest, support: Provided[SupportPort],
     organization_id: OrganizationId,
 ) -> Customer:
     return await _visible_organization(request.user, support, organization_id)
@@ -85,7 +86,7 @@ async def get_organization(
 @get("/cases", opt=_OPT)
 async def list_cases(
     request: AuthedRequest,
-    support: NamedDependency[SupportPort],
+    support: Provided[SupportPort],
     cursor_seal: NamedDependency[CursorSeal],
     organization: OrganizationFilter = None,
     priority: PriorityFilter = None,
@@ -112,7 +113,7 @@ async def list_cases(
 
 @get("/entitlements/{organization_id:str}", opt=_OPT)
 async def get_entitlement(
-    request: AuthedRequest, support: NamedDependency[SupportPort],
+    request: AuthedRequest, support: Provided[SupportPort],
     organization_id: OrganizationId,
 ) -> Entitlement:
     _, entitlement = await asyncio.gather(
