@@ -3,7 +3,8 @@
 Before each request: a list's generated cursor in a schema-valid case becomes a cursor that
 list really handed this client (or none), a lookup by id gets a real id every other case, and
 an unsafe operation on one record reaches only a record the kit seeded (any other id is turned
-into one that names nothing). A read-only run refuses to send anything but GET and HEAD.
+into one that names nothing), and an unsafe request's Idempotency-Key is one of its own. A
+read-only run refuses to send anything but GET and HEAD.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import uuid
 from collections import defaultdict
 from functools import cache
 from pathlib import Path
@@ -45,6 +47,8 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
         raise RuntimeError(f"read-only run: {method} {case.path} is not sent")
     path = case.operation.path
     turn = next(_turns[f"{method} {path}"])
+    if method not in READ_METHODS and _positive(case):
+        _own_idempotency_key(case)
     if _positive(case) and case.query and "cursor" in case.query:
         issued = state["cursors"].get(path)
         if issued:
@@ -63,6 +67,16 @@ def before_call(context: Any, case: Any, kwargs: dict[str, Any]) -> None:
     for name, value in list(case.path_parameters.items()):
         if str(value) not in own:
             case.path_parameters[name] = _naming_nothing(str(value))
+
+
+def _own_idempotency_key(case: Any) -> None:
+    """Generated keys repeat across operations (the generator favours short ones): the first
+    request to use one would own it, and every later request of another operation with it
+    would meet only the idempotency policy's 422 ("used with a different request"), never the
+    operation itself. Each request gets a key no other request has used."""
+    for name in list(case.headers or {}):
+        if name.lower() == "idempotency-key":
+            case.headers[name] = f"kit-{uuid.uuid4().hex}"
 
 
 def _naming_nothing(value: str) -> str:
