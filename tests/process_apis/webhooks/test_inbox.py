@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -412,3 +413,52 @@ async def test_racing_dispatchers_start_each_flow_once(tmp_path: Path, postgres_
 
 async def _counted(platform: FakePlatform, operation: str, expected: int) -> bool | None:
     return True if platform.count(operation) >= expected else None
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+async def test_the_writer_tells_new_rows_from_duplicates_on_either_database(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    url = request.getfixturevalue("postgres_url") if database == "postgresql" else None
+    app = gateway_app(
+        base_settings(
+            tmp_path, url, ERPGW_RATE_LIMIT_TIERS=OPEN_LIMITS, ERPGW_PORT=str(free_port())
+        )
+    )
+    writer: InboxWriter = app.state.gateway.webhooks.writer
+    run = uuid.uuid4().hex[:8]
+
+    def event(n: int) -> WebhookEvent:
+        return WebhookEvent(
+            source="stripe",
+            id=f"evt_{run}_{n}",
+            type="invoice.finalized",
+            subject=f"in_{n}",
+            object={"id": f"in_{n}", "amount_due": 1250 * n, "currency": "eur"},
+        )
+
+    first, second, held = event(1), event(2), event(3)
+    async with app_client(app) as client:
+        alone = await writer.store(first)
+        # One batch: a repeat of a stored event, one event twice, one held for its deliverer.
+        together = await asyncio.gather(
+            writer.store(first),
+            writer.store(second),
+            writer.store(second),
+            writer.store(held, lease_owner="inline:test", lease_seconds=30),
+        )
+        rows = await inbox_rows(client, first.id, second.id, held.id)
+
+    assert alone is True
+    assert together[0] is False
+    assert sorted(together[1:3]) == [False, True]
+    assert together[3] is True
+    assert {row.status for row in rows.values()} == {"received"}
+    stored = msgspec.json.decode(rows[second.id].payload, type=WebhookEvent)
+    assert stored == second
+    assert stored.object["amount_due"] == 2500
+    assert rows[second.id].lease_owner is None
+    assert rows[held.id].lease_owner == "inline:test"
+    assert rows[held.id].lease_until > rows[held.id].received_at
