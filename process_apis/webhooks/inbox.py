@@ -33,6 +33,7 @@ __all__ = [
     "claim_due",
     "fail_attempt",
     "inbox_row",
+    "latest_received",
     "queue_again",
     "read_row",
     "release",
@@ -157,11 +158,8 @@ class InboxWriter:
         # compiles it once (a `.values(rows)` statement compiles anew for every row count) and
         # sends the rows as one multi-row INSERT ("insertmanyvalues"). One statement is atomic
         # by itself, so it runs in autocommit: no BEGIN and COMMIT round trips.
-        if conn.dialect.driver == "asyncpg":
-            inserted = await _insert_unnested(conn, unique)
-        else:
-            result = await conn.execute(_insert_new_rows(conn), unique)
-            inserted = {InboxKey(*row) for row in result}
+        result = await conn.execute(_insert_new_rows(conn), unique)
+        inserted = {InboxKey(*row) for row in result}
         self.inserts += 1
         return inserted
 
@@ -174,38 +172,6 @@ def _settle(batch: Sequence[_Pending], inserted: set[InboxKey]) -> None:
             pending.outcome.set_result(key in inserted)
         # A second delivery of the same event in the batch is a duplicate of the first.
         inserted.discard(key)
-
-
-_UNNEST_INSERT: Final = """
-INSERT INTO webhook_inbox (source, sender, event_type, event_id, payload, status, received_at,
-    attempts, lease_owner, lease_until)
-SELECT r.source, r.sender, r.event_type, r.event_id, r.payload, 'received', r.received_at, 0,
-    r.lease_owner, r.lease_until
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-    $7::text[], $8::timestamptz[])
-    AS r(source, sender, event_type, event_id, payload, received_at, lease_owner, lease_until)
-ON CONFLICT (source, sender, event_type, event_id) DO NOTHING
-RETURNING source, sender, event_type, event_id
-"""
-
-
-async def _insert_unnested(conn: AsyncConnection, rows: list[dict[str, Any]]) -> set[InboxKey]:
-    """The writer's INSERT on PostgreSQL as one statement of eight arrays: SQLAlchemy's
-    per-row parameter handling was most of a batch's CPU; asyncpg encodes arrays natively."""
-    raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection
-    columns = (
-        "source",
-        "sender",
-        "event_type",
-        "event_id",
-        "payload",
-        "received_at",
-        "lease_owner",
-        "lease_until",
-    )
-    result = await driver.fetch(_UNNEST_INSERT, *([row[name] for row in rows] for name in columns))
-    return {InboxKey(*record) for record in result}
 
 
 _INSERTS: dict[str, Any] = {}
@@ -233,6 +199,12 @@ async def read_row(executor: AsyncConnection, key: InboxKey) -> Any:
             )
         )
     ).first()
+
+
+async def latest_received(executor: AsyncConnection) -> datetime | None:
+    """When the newest row was stored (by any process), or None for an empty inbox."""
+    newest = (await executor.execute(sa.select(sa.func.max(webhook_inbox.c.received_at)))).scalar()
+    return as_utc(newest)
 
 
 async def claim_due(
