@@ -498,10 +498,10 @@ async def test_the_writer_tells_new_rows_from_duplicates_on_either_database(
     assert together[0] is False
     assert sorted(together[1:3]) == [False, True]
     assert together[3] is True
-    assert {row.status for row in rows.values()} == {"received"}
+    # (This process's dispatcher may already have claimed the rows nobody held.)
     stored = msgspec.json.decode(rows[second.id].payload, type=WebhookEvent)
     assert stored == second
     assert stored.object["amount_due"] == 2500
-    assert rows[second.id].lease_owner is None
+    assert rows[held.id].status == "received"
     assert rows[held.id].lease_owner == "inline:test"
     assert rows[held.id].lease_until > rows[held.id].received_at
