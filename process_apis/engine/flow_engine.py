@@ -754,7 +754,10 @@ class FlowEngine:
             try:
                 await job()
             except Exception as exc:
-                log.warning("flow_engine_job_failed", job=job.__name__, error=str(exc))
+                # The first line: a database error goes on with its whole SQL, kilobytes that
+                # a pipe does not write atomically beside other threads' log lines.
+                error = str(exc).split("\n", 1)[0][:300]
+                log.warning("flow_engine_job_failed", job=job.__name__, error=error)
 
     async def _cancel_running(self) -> None:
         tasks = [task for task in self._running if not task.done()]
