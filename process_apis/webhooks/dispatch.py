@@ -15,12 +15,6 @@ gets an exception. That exception belongs to no durable flow: its `flow_id` is t
 dispatch record (`dispatch_record_id`) and its input names the inbox row; an operator's retry
 reaches `decide`, which queues the row again, and its next successful dispatch resolves the
 exception. While the flow engine is not running, rows stay `received`: nothing is lost.
-
-Dispatch yields to a burst of deliveries: it waits while deliveries are being stored, by this
-process (its writer's clock) or by any other worker or replica (the inbox's newest row), for
-at most `defer_seconds` a backlog. Workers of one host share its cores, and the kernel may
-hand one worker all of a burst's connections: the others' dispatch would otherwise start the
-burst's flows beside it.
 """
 
 from __future__ import annotations
@@ -28,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import math
 import time
 import uuid
 from collections.abc import Callable
@@ -54,7 +47,6 @@ from process_apis.webhooks.inbox import (
     InboxRow,
     claim_due,
     fail_attempt,
-    latest_received,
     queue_again,
     release,
     settle,
@@ -170,29 +162,16 @@ class InboxDispatcher:
                 self._wake.clear()
 
     async def _behind_intake(self, deadline: float) -> None:
-        """Wait while deliveries are being stored, here or elsewhere, until `deadline`: the
-        vendor waits on each answer, while a stored event's flows can start a moment later."""
+        """Wait while deliveries are being stored here, until `deadline`: the vendor waits
+        on each answer, while a stored event's flows can start a moment later."""
+        if self.last_stored is None:
+            return
         while True:
             now = time.monotonic()
-            wait = min(QUIET_SECONDS - await self._quiet_for(now), deadline - now)
+            wait = min(QUIET_SECONDS - (now - self.last_stored()), deadline - now)
             if wait <= 0:
                 return
             await asyncio.sleep(wait)
-
-    async def _quiet_for(self, now: float) -> float:
-        """Seconds since a delivery was last stored: by this process, else by any (the
-        inbox's newest row)."""
-        here = now - self.last_stored() if self.last_stored is not None else math.inf
-        if here < QUIET_SECONDS:
-            return here
-        try:
-            async with self.database.connect() as conn:
-                newest = await latest_received(conn)
-        except Exception:
-            return here  # the database is away: the dispatch after says so
-        if newest is None:
-            return here
-        return min(here, max((utcnow() - newest).total_seconds(), 0.0))
 
     async def dispatch_due(self) -> int:
         """Claim and dispatch one batch of due rows; how many were claimed."""

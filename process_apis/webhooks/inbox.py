@@ -33,7 +33,6 @@ __all__ = [
     "claim_due",
     "fail_attempt",
     "inbox_row",
-    "latest_received",
     "queue_again",
     "read_row",
     "release",
@@ -199,12 +198,6 @@ async def read_row(executor: AsyncConnection, key: InboxKey) -> Any:
             )
         )
     ).first()
-
-
-async def latest_received(executor: AsyncConnection) -> datetime | None:
-    """When the newest row was stored (by any process), or None for an empty inbox."""
-    newest = (await executor.execute(sa.select(sa.func.max(webhook_inbox.c.received_at)))).scalar()
-    return as_utc(newest)
 
 
 async def claim_due(
