@@ -16,7 +16,7 @@ from urllib.parse import quote
 import httpx
 import msgspec
 
-from contracts.errors import InvalidRequest, UpstreamError, UpstreamNotFound
+from contracts.errors import InvalidRequest, UpstreamError, UpstreamInvalid, UpstreamNotFound
 from contracts.money import Money, from_decimal
 from contracts.v1 import (
     ApprovalDecision,
@@ -76,6 +76,8 @@ SUITEQL = "/services/rest/query/v1/suiteql"
 MAX_PAGE = 1000  # NetSuite's limit for record lists and SuiteQL pages.
 APPROVAL_RECORD = "customrecord_erpgw_approval"
 COLLECTIONS_FLAG = "in_collections"
+_APPLY_ATTEMPTS = 3
+"""Posts of a payment whose application a concurrent credit memo outdated, before giving up."""
 R = TypeVar("R")
 
 
@@ -585,6 +587,19 @@ class NetSuiteClient:
     # ------------------------------------------------------- payments and journals
 
     async def upsert_customer_payment(self, payment: Payment, *, external_id: str) -> Payment:
+        for attempt in range(1, _APPLY_ATTEMPTS + 1):
+            try:
+                rid = await self._post_payment(payment, external_id)
+                break
+            except UpstreamInvalid as exc:
+                # A credit memo applied to the invoice between reading what it has open and
+                # posting the payment: read again and apply what is open now.
+                if attempt == _APPLY_ATTEMPTS or not _over_applied(exc):
+                    raise
+        record = await self._read("customerPayment", rid, CustomerPaymentRecord, expand=True)
+        return mapping.to_payment(record, await self.directory())
+
+    async def _post_payment(self, payment: Payment, external_id: str) -> str:
         invoice_open = (
             await self._open_to_payment(payment.invoice_id, external_id)
             if payment.invoice_id
@@ -594,9 +609,7 @@ class NetSuiteClient:
             body = mapping.from_payment(payment, await self.directory(), invoice_open=invoice_open)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
-        rid = await self._upsert("customerPayment", external_id, body)
-        record = await self._read("customerPayment", rid, CustomerPaymentRecord, expand=True)
-        return mapping.to_payment(record, await self.directory())
+        return await self._upsert("customerPayment", external_id, body)
 
     async def _open_to_payment(self, invoice_id: str, external_id: str) -> int:
         """What an invoice has open to the payment `external_id`, in minor units: its amount
@@ -668,6 +681,14 @@ _INVOICE_COLUMNS = ("id", "tranid", "entity", "subsidiary", "currency", "trandat
                     "custbody_erpgw_tax_note")
 # SuiteQL answers an invoice's status as its one-letter code; the record API as its name.
 _INVOICE_STATUS_NAMES = {"A": "Open", "B": "Paid In Full", "V": "Voided"}
+
+
+def _over_applied(exc: UpstreamInvalid) -> bool:
+    """NetSuite refused a payment for applying more than an invoice has remaining."""
+    return exc.code == "USER_ERROR" and any(
+        error.pointer.startswith("apply.items") and error.pointer.endswith(".amount")
+        for error in exc.errors
+    )
 
 
 def _entity_in(customer_ids: Sequence[str]) -> str:

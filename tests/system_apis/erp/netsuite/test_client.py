@@ -184,6 +184,63 @@ async def test_a_payment_applies_what_a_credit_memo_left_open(client: NetSuiteCl
     assert balance.balance == Money(amount=-20_000, currency="USD")
 
 
+async def test_a_credit_memo_booked_while_a_payment_posts_leaves_it_applying_the_rest(
+    client: NetSuiteClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The payment and a service credit race to the ERP: the memo lands after the payment read
+    what the invoice had open. NetSuite refuses the outdated application; the payment is
+    posted again with what is open now, not failed."""
+    customer = await client.upsert_customer(ACME, external_id="acct-acme")
+    order = await client.upsert_sales_order(_order(customer.id))
+    invoice = await client.upsert_invoice(sales_order_id=order.id, external_id="inv")
+    read_open = client._open_to_payment
+    reads: list[int] = []
+
+    async def memo_lands_after_the_first_read(invoice_id: str, external_id: str) -> int:
+        reads.append(await read_open(invoice_id, external_id))
+        if len(reads) == 1:
+            await client.upsert_credit_memo(
+                CreditMemoCreate(customer_id=customer.id, invoice_id=invoice.id,
+                                 legal_entity="US01", currency="USD", amount=5_000,
+                                 memo="SLA credit", external_id="cn:1"))
+        return reads[-1]
+
+    monkeypatch.setattr(client, "_open_to_payment", memo_lands_after_the_first_read)
+    payment = Payment(id="", invoice_id=invoice.id, customer_id=customer.id, amount=100_000,
+                      currency="USD", status="succeeded", legal_entity="US01")
+
+    paid = await client.upsert_customer_payment(payment, external_id="pay:1")
+    settled = await client.get_invoice(invoice.id)
+    balance = await client.receivables_balance(customer.id)
+
+    assert reads == [100_000, 95_000]
+    assert (paid.amount, paid.invoice_id) == (100_000, invoice.id)
+    assert (settled.status, settled.amount_remaining) == ("paid", 0)
+    assert balance.balance == Money(amount=-5_000, currency="USD")
+
+
+async def test_a_payment_refused_for_another_reason_is_not_posted_again(
+    client: NetSuiteClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer = await client.upsert_customer(ACME, external_id="acct-acme")
+    order = await client.upsert_sales_order(_order(customer.id))
+    invoice = await client.upsert_invoice(sales_order_id=order.id, external_id="inv")
+    posts: list[str] = []
+    post = client._post_payment
+
+    async def counted(payment: Payment, external_id: str) -> str:
+        posts.append(external_id)
+        return await post(payment, external_id)
+
+    monkeypatch.setattr(client, "_post_payment", counted)
+    elsewhere = Payment(id="", invoice_id=invoice.id, customer_id=customer.id, amount=100_000,
+                        currency="USD", status="succeeded", legal_entity="DE01")
+
+    with pytest.raises(UpstreamInvalid):
+        await client.upsert_customer_payment(elsewhere, external_id="pay:1")
+    assert posts == ["pay:1"]
+
+
 async def test_a_payment_on_a_credited_invoice_stays_unapplied(client: NetSuiteClient) -> None:
     customer = await client.upsert_customer(ACME, external_id="acct-acme")
     order = await client.upsert_sales_order(_order(customer.id))
