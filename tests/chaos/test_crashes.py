@@ -2,7 +2,7 @@
 own processes, won deals booked while every platform fails a fifth of its calls (503, 429,
 timeouts) and each replica is SIGKILLed once and restarted on its port, a fifth of the
 submissions sent again to the other replica. Every deal is booked exactly once in every
-platform (read from the emulators' own APIs), no key answers 409 for more than 10 s after a
+platform (read from the emulators' own APIs), no key answers 409 for more than 15 s after a
 crash, and a restarted replica resumes its own flows."""
 
 from __future__ import annotations
@@ -25,7 +25,11 @@ from tests.support.waiting import eventually
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(240)]
 
 DEALS = 40
-LONGEST_409 = 10.0
+LONGEST_409 = 15.0
+"""A crashed owner's claim lapses within its 5 s lease, but a live owner holds its key for as
+long as its request runs, and under the faults (each upstream check retried) on a loaded CI
+machine that reached 12.8 s. A key left busy by a dead owner would answer 409 for the whole
+two minutes the submitter tries."""
 FAULTS = {
     "salesforce": {"error_rate": 0.2, "error_status": 503},
     "stripe": {"error_rate": 0.2, "error_status": 429, "retry_after": 1},
