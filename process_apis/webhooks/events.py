@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
@@ -17,6 +17,7 @@ from system_apis.support.zendesk import webhooks as zendesk_signatures
 
 __all__ = [
     "SalesforceCallout",
+    "SignedEvent",
     "WebhookEvent",
     "callout_event",
     "verify_stripe",
@@ -53,25 +54,19 @@ class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
 
 def verify_stripe(
     body: bytes, signature: str | None, secrets: Sequence[str], *, tolerance: int
-) -> WebhookEvent:
+) -> SignedEvent:
     """A Stripe event whose `Stripe-Signature` one of `secrets` made, within `tolerance` s."""
     if not signature:
         raise _unsigned("Stripe-Signature")
-    raw = stripe_signatures.verify_webhook(body, signature, list(secrets), tolerance=tolerance)
-    data = raw.get("data")
-    obj = data.get("object") if isinstance(data, dict) else None
-    if not isinstance(data, dict) or not isinstance(obj, dict):
-        raise _malformed("stripe", "/data/object", "an event carries its object")
-    changes = data.get("previous_attributes")
-    created = raw.get("created")
-    return WebhookEvent(
+    event = stripe_signatures.verify_event(body, signature, list(secrets), tolerance=tolerance)
+    return SignedEvent(
         source="stripe",
-        id=_required_text(raw, "id", "stripe"),
-        type=_required_text(raw, "type", "stripe"),
-        created=datetime.fromtimestamp(created, UTC) if isinstance(created, int) else None,
-        subject=obj.get("id") if isinstance(obj.get("id"), str) else None,
-        object=obj,
-        changes=changes if isinstance(changes, dict) else None,
+        id=event.id,
+        type=event.type,
+        created=_unix_time(event.created),
+        subject=event.object_id,
+        object=event.object,
+        changes=event.previous_attributes,
     )
 
 
@@ -103,6 +98,23 @@ def verify_zendesk(
     )
 
 
+class SignedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A delivery a vendor signed, as the inbox stores it: `WebhookEvent`'s fields with the
+    vendor's object still in the bytes it came in, so intake never builds it; stored, it is
+    read back as a `WebhookEvent` when dispatched."""
+
+    source: str
+    id: str
+    type: str
+    created: datetime | None = None
+    subject: str | None = None
+    object: msgspec.Raw
+    changes: msgspec.Raw | None = None
+
+    sender_id: ClassVar[str] = ""
+    """Signed by the vendor's account: no API client sent it (`WebhookEvent.sender_id`)."""
+
+
 class SalesforceCallout(msgspec.Struct, frozen=True, kw_only=True):
     """A Salesforce Flow HTTP callout announcing a change of a record."""
 
@@ -132,6 +144,15 @@ def _required_text(raw: Mapping[str, Any], name: str, source: str) -> str:
     if not isinstance(value, str) or not value:
         raise _malformed(source, f"/{name}", "must be a non-empty string")
     return value
+
+
+def _unix_time(value: int | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise _malformed("stripe", "/created", "must be a Unix time") from None
 
 
 def _iso_time(value: Any) -> datetime | None:

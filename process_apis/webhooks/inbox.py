@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from process_apis.engine.store import as_utc, insert_for, utcnow, webhook_inbox
-from process_apis.webhooks.events import WebhookEvent
+from process_apis.webhooks.events import SignedEvent, WebhookEvent
 
 __all__ = [
     "InboxKey",
@@ -52,7 +52,7 @@ class InboxKey:
     event_id: str
 
     @classmethod
-    def of(cls, event: WebhookEvent) -> InboxKey:
+    def of(cls, event: WebhookEvent | SignedEvent) -> InboxKey:
         return cls(event.source, event.sender_id, event.type, event.id)
 
     def to_builtins(self) -> dict[str, str]:
@@ -104,7 +104,11 @@ class InboxWriter:
         self._autocommit = self.database.execution_options(isolation_level="AUTOCOMMIT")
 
     async def store(
-        self, event: WebhookEvent, *, lease_owner: str | None = None, lease_seconds: float = 0.0
+        self,
+        event: WebhookEvent | SignedEvent,
+        *,
+        lease_owner: str | None = None,
+        lease_seconds: float = 0.0,
     ) -> bool:
         """Store `event` as a received row; True when it is new, False when a row of its
         key was there already. Returns only once the row is committed. With `lease_owner`,
@@ -324,7 +328,7 @@ _KEY_COLUMNS = [
 ]
 
 
-def _row_values(event: WebhookEvent) -> dict[str, Any]:
+def _row_values(event: WebhookEvent | SignedEvent) -> dict[str, Any]:
     return {
         "source": event.source,
         "sender": event.sender_id,

@@ -80,6 +80,7 @@ from process_apis.webhooks.dispatch import (
 )
 from process_apis.webhooks.events import (
     SalesforceCallout,
+    SignedEvent,
     WebhookEvent,
     callout_event,
     verify_stripe,
@@ -202,7 +203,7 @@ class WebhookIntake(InitPlugin):
 
         return register
 
-    def verify_stripe(self, body: bytes, signature: str | None) -> WebhookEvent:
+    def verify_stripe(self, body: bytes, signature: str | None) -> SignedEvent:
         return verify_stripe(
             body, signature, self.secrets.get("stripe", ()), tolerance=self.tolerance_seconds
         )
@@ -225,7 +226,7 @@ class WebhookIntake(InitPlugin):
             return await self.dispatch_now(event, engine)
         return await self.receive(event)
 
-    async def receive(self, event: WebhookEvent) -> WebhookReceipt:
+    async def receive(self, event: WebhookEvent | SignedEvent) -> WebhookReceipt:
         """Store the event (once committed) and answer; the dispatcher starts its flows.
 
         Raises:
@@ -281,7 +282,9 @@ class WebhookIntake(InitPlugin):
             raise ServiceUnavailable("No webhook dispatcher runs in this process")
         await self.inbox.decide(entry, decision)
 
-    async def _store(self, event: WebhookEvent, *, lease_owner: str | None = None) -> bool:
+    async def _store(
+        self, event: WebhookEvent | SignedEvent, *, lease_owner: str | None = None
+    ) -> bool:
         assert self.writer is not None
         try:
             return await self.writer.store(
@@ -297,7 +300,7 @@ class WebhookIntake(InitPlugin):
                 code="inbox_unavailable",
             ) from exc
 
-    async def _earlier(self, event: WebhookEvent) -> WebhookReceipt:
+    async def _earlier(self, event: WebhookEvent | SignedEvent) -> WebhookReceipt:
         """The receipt of an event an earlier delivery stored."""
         async with self.database.connect() as conn:
             row = await read_row(conn, InboxKey.of(event))
@@ -321,7 +324,9 @@ class WebhookIntake(InitPlugin):
 
 
 def signed_route(
-    path: str, intake: WebhookIntake, verify: Callable[[bytes, Scope], WebhookEvent]
+    path: str,
+    intake: WebhookIntake,
+    verify: Callable[[bytes, Scope], WebhookEvent | SignedEvent],
 ) -> ASGIRouteHandler:
     """`POST {path}` for a vendor that signs its deliveries: `verify` turns the body and the
     request's headers into the event, which is stored and answered with its receipt.
@@ -361,7 +366,7 @@ def create_router(intake: WebhookIntake) -> Router:
     """`/webhooks/{stripe,zendesk,salesforce}` for `intake`; the callout's dependencies are
     `webhook_intake` and `flow_engine`."""
 
-    def stripe(body: bytes, scope: Scope) -> WebhookEvent:
+    def stripe(body: bytes, scope: Scope) -> SignedEvent:
         return intake.verify_stripe(body, _header(scope, b"stripe-signature"))
 
     def zendesk(body: bytes, scope: Scope) -> WebhookEvent:
@@ -508,7 +513,7 @@ async def _quietly(vendor: str, registration: Awaitable[None]) -> None:
 
 
 def _receipt(
-    event: WebhookEvent,
+    event: WebhookEvent | SignedEvent,
     status: ReceiptStatus,
     *,
     duplicate: bool,

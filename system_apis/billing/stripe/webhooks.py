@@ -15,10 +15,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from contracts.errors import FieldError, InvalidRequest, Unauthenticated
 from contracts.json_input import decode_json_input
 
-__all__ = ["DEFAULT_TOLERANCE", "verify_webhook"]
+__all__ = ["DEFAULT_TOLERANCE", "VerifiedEvent", "verify_event", "verify_webhook"]
 
 DEFAULT_TOLERANCE = 300
 """Stripe's SDKs refuse signatures older (or newer) than five minutes."""
@@ -40,6 +42,111 @@ def verify_webhook(
         Unauthenticated: no signature matches (`invalid_signature`) or the timestamp is
             outside the tolerance (`stale_timestamp`).
     """
+    _verify_signature(payload, header, secrets, tolerance=tolerance, now=now)
+    return _decode(payload)
+
+
+class VerifiedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A Stripe event whose signature verified: its envelope, and its object as sent."""
+
+    id: str
+    type: str
+    created: int | None
+    """Unix time the event happened."""
+    object_id: str | None
+    """`data.object.id`: the invoice, subscription, ... the event is about."""
+    object: msgspec.Raw
+    """`data.object`, a JSON object, in Stripe's bytes."""
+    previous_attributes: msgspec.Raw | None
+    """`data.previous_attributes` (a JSON object) of an `*.updated` event, in Stripe's bytes."""
+
+
+def verify_event(
+    payload: bytes,
+    header: str,
+    secrets: Sequence[str],
+    *,
+    tolerance: int = DEFAULT_TOLERANCE,
+    now: int | None = None,
+) -> VerifiedEvent:
+    """The event's envelope if `header` proves `payload` came from Stripe, else an error.
+
+    Raises:
+        InvalidRequest: the header is malformed, or the payload is not a Stripe event (an
+            object with a non-empty `id` and `type` and an object `data.object`).
+        Unauthenticated: as `verify_webhook`.
+    """
+    _verify_signature(payload, header, secrets, tolerance=tolerance, now=now)
+    envelope = _read(payload, _Envelope, "/")
+    data = _read(envelope.data, _Data, "/data") if _is_object(envelope.data) else _Data()
+    if not _is_object(data.object):
+        raise _not_an_event("/data/object", "an event carries its object")
+    head = _read(data.object, _Head, "/data/object")
+    previous = data.previous_attributes
+    return VerifiedEvent(
+        id=_text(envelope.id, "/id"),
+        type=_text(envelope.type, "/type"),
+        created=envelope.created if type(envelope.created) is int else None,
+        object_id=head.id if isinstance(head.id, str) else None,
+        object=data.object,
+        previous_attributes=previous if _is_object(previous) else None,
+    )
+
+
+_ABSENT = msgspec.Raw()
+"""A `Raw` field's default: msgspec decodes no union of `Raw`."""
+
+
+class _Envelope(msgspec.Struct):
+    id: Any = None
+    type: Any = None
+    created: Any = None
+    data: msgspec.Raw = _ABSENT
+
+
+class _Data(msgspec.Struct):
+    object: msgspec.Raw = _ABSENT
+    previous_attributes: msgspec.Raw = _ABSENT
+
+
+class _Head(msgspec.Struct):
+    id: Any = None
+
+
+def _read(raw: bytes | msgspec.Raw, shape: type[Any], pointer: str) -> Any:
+    try:
+        return msgspec.json.decode(raw, type=shape)
+    except msgspec.ValidationError:  # not an object where the envelope has one
+        raise _not_an_event(pointer, "must be a JSON object") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(
+            f"the Stripe webhook payload is not valid JSON: {exc}",
+            errors=[FieldError(pointer="/", detail=str(exc))],
+            code="invalid_json",
+        ) from None
+
+
+def _is_object(raw: msgspec.Raw) -> bool:
+    return memoryview(raw)[:1].tobytes() == b"{"
+
+
+def _text(value: Any, pointer: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise _not_an_event(pointer, "must be a non-empty string")
+    return value
+
+
+def _not_an_event(pointer: str, detail: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"Malformed stripe webhook: {pointer} {detail}",
+        errors=[FieldError(pointer=pointer, detail=detail)],
+        code="invalid_payload",
+    )
+
+
+def _verify_signature(
+    payload: bytes, header: str, secrets: Sequence[str], *, tolerance: int, now: int | None
+) -> None:
     timestamp, signatures = _parse_header(header)
     if isinstance(secrets, str):
         secrets = [secrets]  # one secret given bare, not a sequence of its characters
@@ -60,7 +167,6 @@ def verify_webhook(
             error="stale_timestamp",
             code="stale_timestamp",
         )
-    return _decode(payload)
 
 
 def _digest(payload: bytes, secret: str, timestamp: int) -> str:

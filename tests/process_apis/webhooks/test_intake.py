@@ -152,6 +152,8 @@ async def test_malformed_payload_is_a_400_problem(client: AppClient) -> None:
     del no_type["type"]
     no_object = stripe_event("invoice.paid", {})
     no_object["data"] = {}
+    far_future = stripe_event("invoice.paid", {"id": "in_1"})
+    far_future["created"] = 10**20
     malformed_header: dict[str, Any] = {
         "content": b"{}",
         "headers": {"Stripe-Signature": "garbage"},
@@ -161,6 +163,7 @@ async def test_malformed_payload_is_a_400_problem(client: AppClient) -> None:
         await client.post("/webhooks/stripe", **not_json),
         await client.post("/webhooks/stripe", **stripe_delivery(no_type)),
         await client.post("/webhooks/stripe", **stripe_delivery(no_object)),
+        await client.post("/webhooks/stripe", **stripe_delivery(far_future)),
         await client.post("/webhooks/stripe", **malformed_header),
         await client.post("/webhooks/zendesk", **zendesk_delivery({"detail": {}})),
     ]
@@ -168,6 +171,8 @@ async def test_malformed_payload_is_a_400_problem(client: AppClient) -> None:
     for response in answers:
         assert response.status_code == 400, response.text
         assert response.headers["content-type"].startswith(PROBLEM)
+    pointers = [[e["pointer"] for e in answer.json()["errors"]] for answer in answers[:4]]
+    assert pointers == [["/"], ["/type"], ["/data/object"], ["/created"]]
 
 
 async def test_rotated_previous_secret_is_accepted(tmp_path: Path) -> None:

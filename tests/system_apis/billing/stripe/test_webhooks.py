@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
 from contracts.errors import InvalidRequest, Unauthenticated, UpstreamInvalid
@@ -17,6 +18,7 @@ from gateway.sandbox_wiring import stripe_sandbox_credentials as sandbox_credent
 from sandbox.stripe import StripeEmulator
 from sandbox.stripe.webhooks import sign_webhook
 from system_apis.billing.stripe import StripeClient, verify_webhook
+from system_apis.billing.stripe.webhooks import verify_event
 from tests.support.servers import serve_asgi
 from tests.system_apis.billing.stripe.openapi_check import optional_validator
 
@@ -73,6 +75,48 @@ def test_refuses_a_body_that_is_not_an_event() -> None:
     header = sign_webhook(b"[1,2]", SECRET, NOW)
     with pytest.raises(InvalidRequest):
         verify_webhook(b"[1,2]", header, [SECRET], now=NOW)
+
+
+def test_an_event_is_read_by_its_envelope_and_keeps_its_object_as_sent() -> None:
+    payload = (
+        b'{"id":"evt_2","object":"event","type":"customer.updated","created":1800000000,'
+        b'"data":{"object": {"id":"cus_1","name":"Ada","metadata":{"a":"b:c"}},'
+        b'"previous_attributes":{"name":"A"}}}'
+    )
+    event = verify_event(payload, sign_webhook(payload, SECRET, NOW), [SECRET], now=NOW)
+
+    assert (event.id, event.type, event.created, event.object_id) == (
+        "evt_2", "customer.updated", 1_800_000_000, "cus_1")
+    assert bytes(event.object) == b'{"id":"cus_1","name":"Ada","metadata":{"a":"b:c"}}'
+    assert event.previous_attributes is not None
+    assert msgspec.json.decode(event.previous_attributes) == {"name": "A"}
+
+
+@pytest.mark.parametrize(
+    ("payload", "pointer"),
+    [
+        (b"[1,2]", "/"),
+        (b'{"id":"evt_1","type":"invoice.paid"}', "/data/object"),
+        (b'{"id":"evt_1","type":"invoice.paid","data":[]}', "/data/object"),
+        (b'{"id":"evt_1","type":"invoice.paid","data":{"object":"in_1"}}', "/data/object"),
+        (b'{"type":"invoice.paid","data":{"object":{}}}', "/id"),
+        (b'{"id":"","type":"invoice.paid","data":{"object":{}}}', "/id"),
+        (b'{"id":"evt_1","type":7,"data":{"object":{}}}', "/type"),
+        (b'{"id":"evt_1","type":"invoice.paid","data":{"object":{"id":1,}}}', "/"),
+    ],
+)
+def test_a_signed_body_that_is_not_a_stripe_event_is_refused_naming_where(
+    payload: bytes, pointer: str
+) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        verify_event(payload, sign_webhook(payload, SECRET, NOW), [SECRET], now=NOW)
+    assert [error.pointer for error in refused.value.errors] == [pointer]
+
+
+def test_an_event_is_verified_before_it_is_read() -> None:
+    header = sign_webhook(b"[1,2]", SECRET, NOW)
+    with pytest.raises(Unauthenticated):
+        verify_event(b"[1,2]", header, ["whsec_other"], now=NOW)
 
 
 class Receiver:
