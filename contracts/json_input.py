@@ -12,18 +12,24 @@ can hide a colon only as `\\u003a`, so such a body, and any whose counts differ,
 a parse that sees every key and names the repeated one. Measured on a 1.2 KB body (one
 process, a loaded 2-core machine): decode 3.3 us, with this check 8.4 us, the exact parse 17 us
 more; a 70-byte body: 0.16 us and 1.1 us.
+
+`decode_signed_json` decodes a body whose signature was verified into a msgspec type (so parts
+of it can stay `msgspec.Raw`), without the repeated-key check: only the holder of the signing
+secret (the vendor) can produce such a body, so no caller can smuggle a second value into it.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from contracts.errors import FieldError, InvalidRequest
 
-__all__ = ["decode_json_input"]
+__all__ = ["decode_json_input", "decode_signed_json"]
+
+T = TypeVar("T")
 
 _DECODER = msgspec.json.Decoder()
 _ENCODER = msgspec.json.Encoder()
@@ -40,14 +46,35 @@ def decode_json_input(body: bytes, *, what: str = "request body") -> Any:
     except RecursionError:
         raise _too_deep(what) from None
     except msgspec.DecodeError as exc:
-        raise InvalidRequest(
-            f"the {what} is not valid JSON: {exc}",
-            errors=[FieldError(pointer="/", detail=str(exc))],
-            code="invalid_json",
-        ) from None
+        raise _not_json(what, exc) from None
     if _may_repeat_a_key(body, value):
         _refuse_repeated_keys(body, what)
     return value
+
+
+def decode_signed_json(body: bytes | msgspec.Raw, shape: type[T], *, what: str) -> T:
+    """`body` (verified as its signer's) decoded as `shape`.
+
+    Raises:
+        InvalidRequest: `body` is not JSON or is nested too deeply.
+        msgspec.ValidationError: it is JSON of another shape (the caller names where).
+    """
+    try:
+        return msgspec.json.decode(body, type=shape)
+    except RecursionError:
+        raise _too_deep(what) from None
+    except msgspec.ValidationError:
+        raise
+    except msgspec.DecodeError as exc:
+        raise _not_json(what, exc) from None
+
+
+def _not_json(what: str, exc: msgspec.DecodeError) -> InvalidRequest:
+    return InvalidRequest(
+        f"the {what} is not valid JSON: {exc}",
+        errors=[FieldError(pointer="/", detail=str(exc))],
+        code="invalid_json",
+    )
 
 
 def _may_repeat_a_key(body: bytes, value: Any) -> bool:

@@ -13,18 +13,19 @@ import hashlib
 import hmac
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
 from contracts.errors import FieldError, InvalidRequest, Unauthenticated
-from contracts.json_input import decode_json_input
+from contracts.json_input import decode_json_input, decode_signed_json
 
 __all__ = ["DEFAULT_TOLERANCE", "VerifiedEvent", "verify_event", "verify_webhook"]
 
 DEFAULT_TOLERANCE = 300
 """Stripe's SDKs refuse signatures older (or newer) than five minutes."""
 _SCHEME = "v1"
+T = TypeVar("T")
 
 
 def verify_webhook(
@@ -113,17 +114,11 @@ class _Head(msgspec.Struct):
     id: Any = None
 
 
-def _read(raw: bytes | msgspec.Raw, shape: type[Any], pointer: str) -> Any:
+def _read(raw: bytes | msgspec.Raw, shape: type[T], pointer: str) -> T:
     try:
-        return msgspec.json.decode(raw, type=shape)
+        return decode_signed_json(raw, shape, what="Stripe webhook payload")
     except msgspec.ValidationError:  # not an object where the envelope has one
         raise _not_an_event(pointer, "must be a JSON object") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(
-            f"the Stripe webhook payload is not valid JSON: {exc}",
-            errors=[FieldError(pointer="/", detail=str(exc))],
-            code="invalid_json",
-        ) from None
 
 
 def _is_object(raw: msgspec.Raw) -> bool:
