@@ -236,8 +236,9 @@ async def test_a_payment_refused_for_another_reason_is_not_posted_again(
     elsewhere = Payment(id="", invoice_id=invoice.id, customer_id=customer.id, amount=100_000,
                         currency="USD", status="succeeded", legal_entity="DE01")
 
-    with pytest.raises(UpstreamInvalid):
+    with pytest.raises(UpstreamInvalid) as refused:
         await client.upsert_customer_payment(elsewhere, external_id="pay:1")
+    assert "subsidiary" in str(refused.value)  # a USER_ERROR too, but not on an application
     assert posts == ["pay:1"]
 
 
