@@ -84,8 +84,10 @@ async def test_a_killed_replicas_claim_is_taken_over_by_the_retry_on_another(
                 assert (await http.post(faults, json={})).status_code == 200
 
                 refusals: list[httpx.Response] = []
+                sent_at: list[float] = []
 
                 async def retried() -> httpx.Response | None:
+                    sent_at.append(time.monotonic())
                     response = await http.post(
                         f"{second.base_url}/process/v1/quote-to-cash", json=body, headers=headers
                     )
@@ -94,13 +96,16 @@ async def test_a_killed_replicas_claim_is_taken_over_by_the_retry_on_another(
                         return None
                     return response
 
+                # The retry that takes the claim over then does the booking's own work (its
+                # checks read Salesforce), which a loaded machine may slow: the takeover is
+                # timed to when that retry was sent, and its work has time of its own.
                 answer = await eventually(
                     retried,
-                    timeout=TAKEOVER_WITHIN,
+                    timeout=TAKEOVER_WITHIN + 30,
                     interval=0.25,
                     what="the retry taking the claim over",
                 )
-                waited = time.monotonic() - killed_at
+                waited = sent_at[-1] - killed_at
                 assert answer.status_code == 202, answer.text
                 assert waited < TAKEOVER_WITHIN
                 for refusal in refusals:
