@@ -307,9 +307,11 @@ async def test_rate_limit_carries_retry_after(served: Served, http: httpx.AsyncC
 
 async def test_latency_beyond_timeout_is_unavailable_timeout(served: Served,
                                                              http: httpx.AsyncClient) -> None:
+    # The token request is not delayed, but it shares the client's timeout: wide enough for a
+    # loaded machine (0.2 s timed the token out once, before the delayed request was sent).
     await http.post("/_emulator/faults",
-                    json={"latency_ms": 800, "path": "/services/data/*"})
-    async with httpx.AsyncClient(base_url=served.url, timeout=0.2) as impatient:
+                    json={"latency_ms": 3_000, "path": "/services/data/*"})
+    async with httpx.AsyncClient(base_url=served.url, timeout=1.5) as impatient:
         client = SalesforceClient(impatient, sandbox_credentials(served.url))
         with pytest.raises(UpstreamUnavailable) as caught:
             await client.get_account(ACME)

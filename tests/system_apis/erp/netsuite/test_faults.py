@@ -66,10 +66,10 @@ async def test_rate_limit_carries_retry_after(
 
 
 async def test_latency_beyond_timeout_is_a_timeout(base_url: str) -> None:
-    async with httpx.AsyncClient(base_url=base_url, timeout=0.3) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=1.5) as http:
         client = NetSuiteClient(http, credentials=sandbox_credentials(base_url))
         await client.list_currencies()
-        await _faults(http, latency_ms=1500, path="/services/rest/record/*")
+        await _faults(http, latency_ms=3_000, path="/services/rest/record/*")
         with pytest.raises(UpstreamUnavailable) as caught:
             await client.get_customer("1")
         assert caught.value.timeout is True
