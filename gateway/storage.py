@@ -8,6 +8,8 @@ schema is owned by Alembic migrations in `gateway/migrations/`, applied on start
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +147,8 @@ def upgrade(url: str, revision: str = "head") -> None:
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
     command.upgrade(config, revision)
+    if url.startswith("sqlite"):
+        _write_ahead_log(url)
 
 
 async def upgrade_async(url: str) -> None:
@@ -153,10 +157,23 @@ async def upgrade_async(url: str) -> None:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    # WAL stays set in the file (`upgrade` sets it): switching takes the file to itself, so
+    # a connection opened while another replica's is open would fail with "database is
+    # locked", whatever the busy timeout. Only a file not switched yet is switched here.
+    cursor.execute("PRAGMA journal_mode")
+    if str(cursor.fetchone()[0]).lower() != "wal":
+        cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def _write_ahead_log(url: str) -> None:
+    """Put the SQLite file in WAL mode, which it keeps, before any replica connects."""
+    _, separator, path = url.partition(":///")
+    if separator and path and not path.startswith(":memory:"):
+        with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
 
 
 def _ensure_sqlite_dir(url: str) -> None:
