@@ -345,7 +345,11 @@ class LeaseBook:
             now = time.time()
             if lease.take(now):
                 return allowed(rate, lease, now), lease
-            if lease.blocked_until <= now:
+            # A block leased in the last moments of a counting bucket may lapse before it is
+            # used (a loaded event loop): lease again rather than refuse with quota to spare.
+            for _ in range(LEASE_ATTEMPTS):
+                if lease.blocked_until > now:
+                    break
                 if now < self._store_down_until:
                     return self._on_store_failure(rate, lease, None), None
                 try:

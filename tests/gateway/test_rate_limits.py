@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -19,6 +20,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CollectorRegistry
 
+import gateway._rate_limit_leases as _leases
 import gateway.rate_limits as rate_limits
 from contracts.errors import RateLimited, ServiceUnavailable
 from contracts.principal import Principal
@@ -558,3 +560,27 @@ def test_exported_members_match_the_module():
     }
     assert public <= set(rate_limits.__all__)
     assert all(hasattr(rate_limits, name) for name in rate_limits.__all__)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+async def test_a_block_that_lapses_before_its_first_use_is_leased_again_not_refused(
+    strategy, frozen_clock, monkeypatch
+):
+    """A block leased in the last moments of a counting bucket can lapse before the request
+    that leased it uses it (a loaded event loop). Quota is left, so the answer is 200."""
+    real_read = _leases.read_window
+    reads: list[float] = []
+
+    async def bucket_ending_now(strategy_: Any, item: Any, ident: str) -> _leases.Window:
+        window = await real_read(strategy_, item, ident)
+        reads.append(window.lease_until)
+        return dataclasses.replace(window, lease_until=time.time()) if len(reads) == 1 else window
+
+    monkeypatch.setattr(_leases, "read_window", bucket_ending_now)
+    limiter = RateLimiter(RateLimitConfig(tiers=parse_tiers(TIERS), strategy=strategy))
+    async with client_for(make_app(limiter)) as client:
+        answer = await client.get("/items", headers=bearer("acme", "bronze"))
+    await limiter.close()
+
+    assert answer.status_code == 200, answer.text
+    assert len(reads) == 2
