@@ -63,7 +63,7 @@ def verify_stripe(
         source="stripe",
         id=event.id,
         type=event.type,
-        created=_unix_time(event.created),
+        created=event.created,
         subject=event.object_id,
         object=event.object,
         changes=event.previous_attributes,
@@ -144,15 +144,6 @@ def _required_text(raw: Mapping[str, Any], name: str, source: str) -> str:
     if not isinstance(value, str) or not value:
         raise _malformed(source, f"/{name}", "must be a non-empty string")
     return value
-
-
-def _unix_time(value: int | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return datetime.fromtimestamp(value, UTC)
-    except (OverflowError, OSError, ValueError):
-        raise _malformed("stripe", "/created", "must be a Unix time") from None
 
 
 def _iso_time(value: Any) -> datetime | None:

@@ -8,12 +8,13 @@ from system_apis.billing.stripe.client import (
     StripeClient,
     StripeCredentials,
 )
-from system_apis.billing.stripe.webhooks import verify_webhook
+from system_apis.billing.stripe.webhooks import VerifiedEvent, verify_event
 
 __all__ = [
     "STRIPE_VERSION",
     "StripeAuth",
     "StripeClient",
     "StripeCredentials",
-    "verify_webhook",
+    "VerifiedEvent",
+    "verify_event",
 ]

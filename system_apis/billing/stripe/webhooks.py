@@ -13,14 +13,15 @@ import hashlib
 import hmac
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
 
 from contracts.errors import FieldError, InvalidRequest, Unauthenticated
-from contracts.json_input import decode_json_input, decode_signed_json
+from contracts.json_input import decode_signed_json
 
-__all__ = ["DEFAULT_TOLERANCE", "VerifiedEvent", "verify_event", "verify_webhook"]
+__all__ = ["DEFAULT_TOLERANCE", "VerifiedEvent", "verify_event"]
 
 DEFAULT_TOLERANCE = 300
 """Stripe's SDKs refuse signatures older (or newer) than five minutes."""
@@ -28,32 +29,13 @@ _SCHEME = "v1"
 T = TypeVar("T")
 
 
-def verify_webhook(
-    payload: bytes,
-    header: str,
-    secrets: Sequence[str],
-    *,
-    tolerance: int = DEFAULT_TOLERANCE,
-    now: int | None = None,
-) -> dict[str, Any]:
-    """The decoded event if `header` proves `payload` came from Stripe, else an error.
-
-    Raises:
-        InvalidRequest: the header is malformed, or the payload is not a JSON object.
-        Unauthenticated: no signature matches (`invalid_signature`) or the timestamp is
-            outside the tolerance (`stale_timestamp`).
-    """
-    _verify_signature(payload, header, secrets, tolerance=tolerance, now=now)
-    return _decode(payload)
-
-
 class VerifiedEvent(msgspec.Struct, frozen=True, kw_only=True):
     """A Stripe event whose signature verified: its envelope, and its object as sent."""
 
     id: str
     type: str
-    created: int | None
-    """Unix time the event happened."""
+    created: datetime | None
+    """When the event happened."""
     object_id: str | None
     """`data.object.id`: the invoice, subscription, ... the event is about."""
     object: msgspec.Raw
@@ -75,7 +57,8 @@ def verify_event(
     Raises:
         InvalidRequest: the header is malformed, or the payload is not a Stripe event (an
             object with a non-empty `id` and `type` and an object `data.object`).
-        Unauthenticated: as `verify_webhook`.
+        Unauthenticated: no signature matches (`invalid_signature`) or the timestamp is
+            outside the tolerance (`stale_timestamp`).
     """
     _verify_signature(payload, header, secrets, tolerance=tolerance, now=now)
     envelope = _read(payload, _Envelope, "/")
@@ -87,7 +70,7 @@ def verify_event(
     return VerifiedEvent(
         id=_text(envelope.id, "/id"),
         type=_text(envelope.type, "/type"),
-        created=envelope.created if type(envelope.created) is int else None,
+        created=_unix_time(envelope.created),
         object_id=head.id if isinstance(head.id, str) else None,
         object=data.object,
         previous_attributes=previous if _is_object(previous) else None,
@@ -123,6 +106,15 @@ def _read(raw: bytes | msgspec.Raw, shape: type[T], pointer: str) -> T:
 
 def _is_object(raw: msgspec.Raw) -> bool:
     return memoryview(raw)[:1].tobytes() == b"{"
+
+
+def _unix_time(value: Any) -> datetime | None:
+    if type(value) is not int:
+        return None
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise _not_an_event("/created", "must be a Unix time") from None
 
 
 def _text(value: Any, pointer: str) -> str:
@@ -197,10 +189,3 @@ def _malformed(reason: str) -> InvalidRequest:
         errors=[FieldError(pointer="Stripe-Signature", detail=reason)],
         code="malformed_signature",
     )
-
-
-def _decode(payload: bytes) -> dict[str, Any]:
-    event = decode_json_input(payload, what="Stripe webhook payload")
-    if not isinstance(event, dict):
-        raise InvalidRequest("Stripe webhook payload is not a JSON object", code="invalid_payload")
-    return event
